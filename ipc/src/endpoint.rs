@@ -146,34 +146,34 @@ impl Endpoint {
     }
 
     /// Sends one message, splitting it into frames as needed. Blocks while the ring is full, draining
-    /// incoming messages meanwhile; fails if the peer makes no progress for `stall_timeout`.
-    pub fn send(&mut self, message: &[u8], stall_timeout: Duration) -> Result<(), TransferError> {
+    /// incoming messages meanwhile. Each time the peer makes no progress for `poll`, asks
+    /// `keep_waiting` (which may check that the peer process is alive) and fails with `TimedOut` if it
+    /// says no; a message is never left half-sent while waiting goes on.
+    pub fn send(
+        &mut self,
+        message: &[u8],
+        poll: Duration,
+        mut keep_waiting: impl FnMut() -> bool,
+    ) -> Result<(), TransferError> {
         let max = self.tx.max_payload();
         let mut chunks = message.chunks(max).peekable();
         // An empty message is still one (empty, last) frame.
         let empty: &[u8] = &[];
         let mut next = chunks.next().or(Some(empty));
         while let Some(chunk) = next {
-            let last = chunks.peek().is_none();
-            let flags = if last { FLAG_LAST } else { 0 };
-            let mut stalled_since = Instant::now();
+            let flags = if chunks.peek().is_none() { FLAG_LAST } else { 0 };
             while !self.tx.try_push(chunk, flags)? {
                 // Wait for space, or for incoming data to drain so the peer can go on.
                 if self.drain()? {
-                    stalled_since = Instant::now();
                     continue;
-                }
-                let left = stall_timeout.saturating_sub(stalled_since.elapsed());
-                if left.is_zero() {
-                    return Err(TransferError::TimedOut(stall_timeout));
                 }
                 let need = (crate::ring::FRAME_HEADER + chunk.len()) as u64;
                 let (tx, rx) = (&self.tx, &self.rx);
-                if own_bell(&self.segment, self.side)
-                    .wait_until(self.spin, left, || tx.free().map_or(true, |f| f >= need) || rx.has_data())
-                    == Wait::Ready
+                let ready = || tx.free().map_or(true, |f| f >= need) || rx.has_data();
+                if own_bell(&self.segment, self.side).wait_until(self.spin, poll, ready) == Wait::TimedOut
+                    && !keep_waiting()
                 {
-                    stalled_since = Instant::now();
+                    return Err(TransferError::TimedOut(poll));
                 }
             }
             self.peer_bell().ring();
@@ -209,11 +209,11 @@ mod tests {
                 // Echo three messages back, while the host is still sending: both rings fill up.
                 for _ in 0..3 {
                     let m = worker.recv(Duration::from_secs(30)).unwrap().expect("message");
-                    worker.send(&m, Duration::from_secs(30)).unwrap();
+                    worker.send(&m, Duration::from_secs(30), || false).unwrap();
                 }
             });
             for _ in 0..3 {
-                host.send(&big, Duration::from_secs(30)).unwrap();
+                host.send(&big, Duration::from_secs(30), || false).unwrap();
             }
             for _ in 0..3 {
                 assert_eq!(host.recv(Duration::from_secs(30)).unwrap().as_deref(), Some(&expect[..]));
@@ -226,7 +226,7 @@ mod tests {
         let seg = Segment::create(64).unwrap();
         let mut host = seg.endpoint(Side::Host);
         let mut worker = seg.endpoint(Side::Worker);
-        host.send(&[], Duration::from_secs(1)).unwrap();
+        host.send(&[], Duration::from_secs(1), || false).unwrap();
         assert_eq!(worker.recv(Duration::from_secs(1)).unwrap(), Some(vec![]));
     }
 
@@ -241,7 +241,14 @@ mod tests {
     fn send_times_out_when_peer_never_reads() {
         let seg = Segment::create(64).unwrap();
         let mut host = seg.endpoint(Side::Host);
-        let err = host.send(&[0u8; 1000], Duration::from_millis(20)).unwrap_err();
-        assert_eq!(err, TransferError::TimedOut(Duration::from_millis(20)));
+        let mut asked = 0;
+        let err = host
+            .send(&[0u8; 1000], Duration::from_millis(5), || {
+                asked += 1;
+                asked < 3
+            })
+            .unwrap_err();
+        assert_eq!(err, TransferError::TimedOut(Duration::from_millis(5)));
+        assert_eq!(asked, 3);
     }
 }

@@ -5,7 +5,7 @@
 //! flight. New operator kinds (table, aggregate, vectorized functions, chains) extend [`UdfSpec`] and the
 //! request enum without changing the framing.
 
-use crate::batch::{Column, DataType, RecordBatch};
+use crate::batch::{Column, DataType, RecordBatch, Schema};
 use serde::{Deserialize, Serialize};
 
 /// Which Python function to run and how.
@@ -55,6 +55,45 @@ pub enum Request {
         args: RecordBatch,
     },
     /// Call the UDF's `close()` and exit after answering `Closed`.
+    Close,
+}
+
+/// Some columns of a batch, borrowed: serializes to exactly the bytes of the [`RecordBatch`] they would
+/// form, so the host encodes argument columns without first copying them into a new batch.
+#[derive(Debug, Serialize)]
+pub struct BatchRef<'a> {
+    /// The selected columns' fields.
+    pub schema: Schema,
+    /// The selected columns.
+    pub columns: Vec<&'a Column>,
+    /// Rows in the batch.
+    pub num_rows: u64,
+}
+
+impl<'a> BatchRef<'a> {
+    /// The columns `indices` of `batch`, in that order.
+    pub fn project(batch: &'a RecordBatch, indices: &[usize]) -> Self {
+        Self {
+            schema: Schema::new(indices.iter().map(|&i| batch.schema().fields[i].clone()).collect()),
+            columns: indices.iter().map(|&i| batch.column(i)).collect(),
+            num_rows: batch.num_rows() as u64,
+        }
+    }
+}
+
+/// Borrowed [`Request`]: same variants in the same order, so the same bytes.
+#[derive(Debug, Serialize)]
+pub enum RequestRef<'a> {
+    /// See [`Request::Open`].
+    Open(&'a OpenRequest),
+    /// See [`Request::Batch`].
+    Batch {
+        /// See [`Request::Batch`].
+        id: u64,
+        /// See [`Request::Batch`].
+        args: BatchRef<'a>,
+    },
+    /// See [`Request::Close`].
     Close,
 }
 
@@ -159,4 +198,32 @@ pub enum Response {
         /// `close()`'s failure, if it raised.
         error: Option<UdfError>,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::{Field, Value};
+    use crate::codec::encode;
+
+    #[test]
+    fn borrowed_requests_encode_to_the_owned_bytes() {
+        let schema = Schema::new(vec![
+            Field::new("a", DataType::Int64),
+            Field::new("s", DataType::Utf8),
+            Field::new("b", DataType::Bool),
+        ]);
+        let batch = RecordBatch::from_rows(
+            schema,
+            &[
+                vec![Value::Int64(7), Value::Utf8("x".into()), Value::Null],
+                vec![Value::Null, Value::Null, Value::Bool(true)],
+            ],
+        )
+        .unwrap();
+        let owned = Request::Batch { id: 9, args: batch.project(&[2, 0]) };
+        let borrowed = RequestRef::Batch { id: 9, args: BatchRef::project(&batch, &[2, 0]) };
+        assert_eq!(encode(&owned).unwrap(), encode(&borrowed).unwrap());
+        assert_eq!(encode(&Request::Close).unwrap(), encode(&RequestRef::Close).unwrap());
+    }
 }

@@ -1,0 +1,217 @@
+//! Pool settings, given as Flink-style `key=value` pairs.
+//!
+//! Keys under `python.` and `udfpool.` are udfpool's and are checked (a typo is an error that lists the
+//! valid keys); any other key is a job parameter, handed to the UDF's `open(context)` untouched.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Where the UDF runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// Separate `udfpool-worker` processes fed through shared-memory rings (Flink's default).
+    #[default]
+    Process,
+    /// CPython embedded in the host process; worker threads share one interpreter and its GIL.
+    Thread,
+}
+
+impl Mode {
+    /// `process` or `thread`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Process => "process",
+            Mode::Thread => "thread",
+        }
+    }
+}
+
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Mode {
+    type Err = ConfigError;
+    fn from_str(s: &str) -> Result<Self, ConfigError> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "process" => Ok(Mode::Process),
+            "thread" => Ok(Mode::Thread),
+            _ => Err(ConfigError::BadValue {
+                key: EXECUTION_MODE.into(),
+                value: s.into(),
+                expected: "one of: process, thread (case-insensitive)".into(),
+            }),
+        }
+    }
+}
+
+/// Flink's key for the execution mode.
+pub const EXECUTION_MODE: &str = "python.execution-mode";
+/// A Python interpreter of a virtualenv whose site-packages the UDFs see.
+pub const PYTHON_EXECUTABLE: &str = "python.executable";
+/// Batches in flight per worker.
+pub const MAX_IN_FLIGHT: &str = "udfpool.max-in-flight";
+/// Bytes of each shared-memory ring (per direction, per worker).
+pub const RING_BYTES: &str = "udfpool.ring-bytes";
+/// Microseconds to spin before sleeping when waiting on a ring.
+pub const SPIN_US: &str = "udfpool.spin-us";
+/// Seconds a worker may take to start and load its UDF.
+pub const STARTUP_TIMEOUT_S: &str = "udfpool.startup-timeout-s";
+
+/// Every key udfpool itself understands, with a one-line description.
+pub const KEYS: [(&str, &str); 6] = [
+    (EXECUTION_MODE, "process (default) or thread"),
+    (PYTHON_EXECUTABLE, "python of a virtualenv whose packages UDFs import (default: $VIRTUAL_ENV's)"),
+    (MAX_IN_FLIGHT, "batches queued per worker to hide latency (default 2)"),
+    (RING_BYTES, "bytes per shared-memory ring, each direction (default 4194304)"),
+    (SPIN_US, "microseconds to spin before sleeping on a ring (default 50)"),
+    (STARTUP_TIMEOUT_S, "seconds a worker may take to start and load its UDF (default 60)"),
+];
+
+/// A setting that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// A value that is not valid for its key.
+    #[error("invalid value {value:?} for {key}: expected {expected}")]
+    BadValue {
+        /// The key.
+        key: String,
+        /// The value given.
+        value: String,
+        /// What would be valid.
+        expected: String,
+    },
+    /// A `python.*` or `udfpool.*` key udfpool does not know.
+    #[error("unknown setting {key:?}; udfpool's settings are: {}", KEYS.iter().map(|k| k.0).collect::<Vec<_>>().join(", "))]
+    UnknownKey {
+        /// The key.
+        key: String,
+    },
+    /// A `key=value` string without `=`.
+    #[error("setting {0:?} is not of the form key=value")]
+    NotKeyValue(String),
+}
+
+/// The parsed settings of a pool.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PoolConfig {
+    /// Execution mode.
+    pub mode: Mode,
+    /// Virtualenv interpreter, if any.
+    pub python_executable: Option<String>,
+    /// Batches in flight per worker (>= 1).
+    pub max_in_flight: usize,
+    /// Ring capacity in bytes.
+    pub ring_bytes: u64,
+    /// Spin before sleeping.
+    pub spin: Duration,
+    /// Worker start-up limit.
+    pub startup_timeout: Duration,
+    /// All pairs as given (job parameters included), for the UDF's context.
+    pub raw: BTreeMap<String, String>,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        Self {
+            mode: Mode::Process,
+            python_executable: None,
+            max_in_flight: 2,
+            ring_bytes: 4 << 20,
+            spin: Duration::from_micros(50),
+            startup_timeout: Duration::from_secs(60),
+            raw: BTreeMap::new(),
+        }
+    }
+}
+
+fn number<T: std::str::FromStr>(
+    key: &str,
+    value: &str,
+    expected: &str,
+    ok: impl Fn(&T) -> bool,
+) -> Result<T, ConfigError> {
+    value.trim().parse::<T>().ok().filter(|v| ok(v)).ok_or_else(|| ConfigError::BadValue {
+        key: key.into(),
+        value: value.into(),
+        expected: expected.into(),
+    })
+}
+
+impl PoolConfig {
+    /// Parses `key=value` strings (as given on a command line).
+    pub fn parse_pair(s: &str) -> Result<(String, String), ConfigError> {
+        let (k, v) = s.split_once('=').ok_or_else(|| ConfigError::NotKeyValue(s.into()))?;
+        Ok((k.trim().to_owned(), v.trim().to_owned()))
+    }
+
+    /// Applies one setting.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
+        match key {
+            EXECUTION_MODE => self.mode = value.parse()?,
+            PYTHON_EXECUTABLE => self.python_executable = Some(value.to_owned()).filter(|v| !v.is_empty()),
+            MAX_IN_FLIGHT => {
+                self.max_in_flight = number(key, value, "an integer from 1 to 1024", |n| (1..=1024).contains(n))?
+            }
+            RING_BYTES => {
+                self.ring_bytes = number(key, value, "a multiple of 8 from 4096 to 1073741824", |n: &u64| {
+                    (4096..=1 << 30).contains(n) && n % 8 == 0
+                })?
+            }
+            SPIN_US => {
+                self.spin =
+                    Duration::from_micros(number(key, value, "microseconds, 0 to 1000000", |n| *n <= 1_000_000)?)
+            }
+            STARTUP_TIMEOUT_S => {
+                self.startup_timeout =
+                    Duration::from_secs(number(key, value, "seconds, 1 to 3600", |n| (1..=3600).contains(n))?)
+            }
+            k if k.starts_with("python.") || k.starts_with("udfpool.") => {
+                return Err(ConfigError::UnknownKey { key: k.to_owned() })
+            }
+            _ => {}
+        }
+        self.raw.insert(key.to_owned(), value.to_owned());
+        Ok(())
+    }
+
+    /// Settings from pairs, applied in order over the defaults.
+    pub fn from_pairs<K: AsRef<str>, V: AsRef<str>>(
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<Self, ConfigError> {
+        let mut c = Self::default();
+        for (k, v) in pairs {
+            c.set(k.as_ref(), v.as_ref())?;
+        }
+        Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mode_is_case_insensitive_and_defaults_to_process() {
+        assert_eq!(PoolConfig::default().mode, Mode::Process);
+        assert_eq!(PoolConfig::from_pairs([(EXECUTION_MODE, "THREAD")]).unwrap().mode, Mode::Thread);
+    }
+
+    #[test]
+    fn bad_mode_lists_the_valid_ones() {
+        let e = PoolConfig::from_pairs([(EXECUTION_MODE, "fork")]).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "invalid value \"fork\" for python.execution-mode: expected one of: process, thread (case-insensitive)"
+        );
+    }
+
+    #[test]
+    fn unknown_udfpool_keys_are_rejected_but_job_parameters_pass() {
+        assert!(matches!(PoolConfig::from_pairs([("udfpool.spin", "3")]), Err(ConfigError::UnknownKey { .. })));
+        let c = PoolConfig::from_pairs([("model.path", "/tmp/m")]).unwrap();
+        assert_eq!(c.raw["model.path"], "/tmp/m");
+    }
+}

@@ -1,0 +1,121 @@
+//! What can go wrong in a pool, as values a caller can act on.
+
+use crate::config::ConfigError;
+use ipc::protocol::UdfError;
+use std::time::Duration;
+
+/// An error from building or running a [`crate::Pool`].
+#[derive(Debug, thiserror::Error)]
+pub enum PoolError {
+    /// A bad setting.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The pool was asked for something its input does not have.
+    #[error("{0}")]
+    Usage(String),
+    /// The Python environment could not be resolved (virtualenv, interpreter version).
+    #[error("python environment: {0}")]
+    Environment(String),
+    /// The UDF could not be loaded (missing file or function, syntax or import error, bad declaration).
+    #[error("cannot load UDF {udf}: {error}{}", traceback_suffix(&error.traceback))]
+    Load {
+        /// `path:name`.
+        udf: String,
+        /// The Python-side error.
+        error: UdfError,
+    },
+    /// The UDF failed on a batch. The pool keeps working.
+    #[error("batch {batch} (input rows {first_row}..): {}{error}{}", error.row.map(|r| format!("input row {}: ", first_row + r)).unwrap_or_default(), traceback_suffix(&error.traceback))]
+    Batch {
+        /// Batch sequence number, from 0.
+        batch: u64,
+        /// Index in the whole input of the batch's first row.
+        first_row: u64,
+        /// The Python-side error (its `row` is within the batch).
+        error: UdfError,
+    },
+    /// A worker process could not be started.
+    #[error("cannot start worker {index} ({exe}): {source}")]
+    Spawn {
+        /// Worker index.
+        index: usize,
+        /// Binary that was started.
+        exe: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A worker process ended unexpectedly.
+    #[error("worker {index} (pid {pid}) exited unexpectedly with {status}{}", stderr_suffix(stderr))]
+    WorkerExited {
+        /// Worker index.
+        index: usize,
+        /// Its pid.
+        pid: u32,
+        /// How it ended.
+        status: String,
+        /// The last lines it wrote to stderr.
+        stderr: String,
+    },
+    /// A worker did not answer in time.
+    #[error("worker {index} did not {what} within {after:?}{}", stderr_suffix(stderr))]
+    Timeout {
+        /// Worker index.
+        index: usize,
+        /// What it was expected to do.
+        what: &'static str,
+        /// How long we waited.
+        after: Duration,
+        /// The last lines it wrote to stderr.
+        stderr: String,
+    },
+    /// Shared memory could not be set up or became inconsistent.
+    #[error("shared memory for worker {index}: {message}")]
+    SharedMemory {
+        /// Worker index.
+        index: usize,
+        /// What happened.
+        message: String,
+    },
+    /// A worker broke the protocol (a bug, or a different udfpool version).
+    #[error("worker {index} broke the protocol: {message}")]
+    Protocol {
+        /// Worker index.
+        index: usize,
+        /// What it did.
+        message: String,
+    },
+    /// A THREAD-mode worker thread panicked or vanished.
+    #[error("worker thread {index} stopped: {message}")]
+    ThreadStopped {
+        /// Worker index.
+        index: usize,
+        /// Why, as far as known.
+        message: String,
+    },
+    /// A previous error left the pool unusable (a worker is gone).
+    #[error("the pool is broken by an earlier error: {0}")]
+    Broken(String),
+}
+
+fn traceback_suffix(tb: &str) -> String {
+    if tb.is_empty() {
+        String::new()
+    } else {
+        format!("\n{}", tb.trim_end())
+    }
+}
+
+fn stderr_suffix(stderr: &str) -> String {
+    if stderr.trim().is_empty() {
+        String::new()
+    } else {
+        format!("; its stderr ended with:\n{}", stderr.trim_end())
+    }
+}
+
+impl PoolError {
+    /// Whether the pool can go on after this error (true for a UDF failing on one batch).
+    pub fn is_recoverable(&self) -> bool {
+        matches!(self, PoolError::Batch { .. } | PoolError::Usage(_))
+    }
+}

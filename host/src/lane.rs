@@ -1,0 +1,28 @@
+//! A lane is one worker as the dispatcher sees it: batches go in, results come out in the same order.
+//! PROCESS mode's lane is a worker process behind a segment; THREAD mode's is a thread (or the caller's
+//! own thread) running the same worker library in the host's interpreter.
+
+use crate::error::PoolError;
+use ipc::batch::{Column, RecordBatch};
+use ipc::protocol::{UdfError, WorkerInfo};
+use std::sync::Arc;
+
+/// The outcome of one batch: the result column, or the UDF's error for it.
+pub type BatchOutcome = Result<Column, UdfError>;
+
+/// One worker.
+pub trait Lane: Send {
+    /// Queues batch `id`; the UDF gets the columns `args` of `batch`. May block while the worker's
+    /// queue is full.
+    fn submit(&mut self, id: u64, batch: &Arc<RecordBatch>, args: &[usize]) -> Result<(), PoolError>;
+
+    /// The result of the oldest submitted batch whose result was not taken yet, waiting for it.
+    fn next_result(&mut self) -> Result<(u64, BatchOutcome), PoolError>;
+
+    /// What the worker reported when it started.
+    fn info(&self) -> &WorkerInfo;
+
+    /// Finishes queued batches (discarding their results), calls the UDF's `close()`, and stops the
+    /// worker. Reports `close()`'s failure. Idempotent; dropping a lane without it still stops the worker.
+    fn close(&mut self) -> Result<(), PoolError>;
+}

@@ -1,0 +1,407 @@
+//! The pool: builds the lanes of the chosen mode, dispatches batches round-robin, and hands results
+//! back in input order.
+//!
+//! Batch `s` goes to lane `s % workers`, and each lane answers in the order it was fed, so the result
+//! the caller needs next always comes from a known lane: the dispatcher waits on exactly that one, and
+//! no reordering buffer is needed. At most `max_in_flight` batches are queued per lane, which keeps a
+//! busy worker from ever waiting for its next batch and keeps memory flat when the producer is faster
+//! than the workers (the stream only pulls input when a slot is free).
+
+use crate::config::{Mode, PoolConfig};
+use crate::error::PoolError;
+use crate::lane::Lane;
+use crate::process::{SpawnSettings, Starting};
+use crate::thread::{InlineLane, ThreadLane};
+use ipc::batch::{DataType, Field, RecordBatch, Schema};
+use ipc::protocol::{OpenRequest, PythonInfo, UdfError, UdfErrorKind, UdfSpec};
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// What a running pool is.
+#[derive(Debug, Clone)]
+pub struct PoolInfo {
+    /// The mode that actually runs.
+    pub mode: Mode,
+    /// Number of workers.
+    pub workers: usize,
+    /// The UDF, as `path:name`.
+    pub udf: String,
+    /// Its result type.
+    pub result_type: DataType,
+    /// The interpreter the workers run (the first worker's report; all run the same library).
+    pub python: PythonInfo,
+    /// Worker process ids (PROCESS mode) or the host's pid for each thread (THREAD mode).
+    pub pids: Vec<u32>,
+}
+
+/// Builds a [`Pool`].
+#[derive(Debug, Clone)]
+pub struct PoolBuilder {
+    udf: String,
+    input_schema: Schema,
+    args: Option<Vec<String>>,
+    output: String,
+    workers: Option<usize>,
+    result_type: Option<DataType>,
+    pairs: Vec<(String, String)>,
+    worker_exe: Option<PathBuf>,
+}
+
+/// Finds `udfpool-worker`: `$UDFPOOL_WORKER`, else beside the running executable (or one directory up,
+/// where cargo puts binaries for the tests in `deps/`).
+pub fn default_worker_exe() -> PathBuf {
+    if let Some(p) = std::env::var_os("UDFPOOL_WORKER") {
+        return PathBuf::from(p);
+    }
+    let name = "udfpool-worker";
+    if let Ok(exe) = std::env::current_exe() {
+        if let Some(dir) = exe.parent() {
+            for candidate in [dir.join(name), dir.join("..").join(name)] {
+                if candidate.is_file() {
+                    return candidate;
+                }
+            }
+        }
+    }
+    PathBuf::from(name)
+}
+
+impl PoolBuilder {
+    /// A pool for the UDF `path/to/file.py:name` over batches of `input_schema`.
+    pub fn new(udf: impl Into<String>, input_schema: Schema) -> Self {
+        Self {
+            udf: udf.into(),
+            input_schema,
+            args: None,
+            output: "result".into(),
+            workers: None,
+            result_type: None,
+            pairs: Vec::new(),
+            worker_exe: None,
+        }
+    }
+
+    /// The argument columns, by name, in call order (default: every input column).
+    pub fn args<S: Into<String>>(mut self, names: impl IntoIterator<Item = S>) -> Self {
+        self.args = Some(names.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Name of the result column appended to each batch (default `result`).
+    pub fn output_column(mut self, name: impl Into<String>) -> Self {
+        self.output = name.into();
+        self
+    }
+
+    /// Number of workers (default: the number of cores).
+    pub fn workers(mut self, n: usize) -> Self {
+        self.workers = Some(n);
+        self
+    }
+
+    /// Result type, for a plain function that does not declare one.
+    pub fn result_type(mut self, t: DataType) -> Self {
+        self.result_type = Some(t);
+        self
+    }
+
+    /// Shorthand for the `python.execution-mode` setting.
+    pub fn mode(self, mode: Mode) -> Self {
+        self.config(crate::config::EXECUTION_MODE, mode.name())
+    }
+
+    /// A setting (`python.execution-mode`, ...) or a job parameter for the UDF's `open(context)`.
+    pub fn config(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.pairs.push((key.into(), value.into()));
+        self
+    }
+
+    /// The `udfpool-worker` binary to start (default: [`default_worker_exe`]).
+    pub fn worker_exe(mut self, path: impl Into<PathBuf>) -> Self {
+        self.worker_exe = Some(path.into());
+        self
+    }
+
+    fn spec(&self) -> Result<UdfSpec, PoolError> {
+        let (path, name) =
+            self.udf.rsplit_once(':').filter(|(p, n)| !p.is_empty() && !n.is_empty()).ok_or_else(|| {
+                PoolError::Usage(format!("UDF {:?} must be given as path/to/file.py:function_name", self.udf))
+            })?;
+        if !std::path::Path::new(path).is_file() {
+            return Err(PoolError::Load {
+                udf: self.udf.clone(),
+                error: UdfError::plain(UdfErrorKind::Load, format!("file {path} does not exist")),
+            });
+        }
+        Ok(UdfSpec { path: path.to_owned(), name: name.to_owned(), result_type: self.result_type })
+    }
+
+    /// Starts the workers and loads the UDF in each; fails with the first worker's error.
+    pub fn build(self) -> Result<Pool, PoolError> {
+        let config = PoolConfig::from_pairs(self.pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
+        let spec = self.spec()?;
+        let workers = self.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        if workers == 0 {
+            return Err(PoolError::Usage("a pool needs at least one worker".into()));
+        }
+        let arg_indices = match &self.args {
+            None => (0..self.input_schema.fields.len()).collect(),
+            Some(names) => names
+                .iter()
+                .map(|n| {
+                    self.input_schema.index_of(n).ok_or_else(|| {
+                        let have: Vec<_> = self.input_schema.fields.iter().map(|f| f.name.as_str()).collect();
+                        PoolError::Usage(format!(
+                            "no input column {n:?} for the UDF's arguments; columns: {}",
+                            have.join(", ")
+                        ))
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        };
+        if self.input_schema.index_of(&self.output).is_some() {
+            return Err(PoolError::Usage(format!(
+                "the input already has a column {:?}; choose another result column name",
+                self.output
+            )));
+        }
+        let site_dirs = crate::python_env::site_dirs(config.python_executable.as_deref())?;
+        let open = |index: usize| OpenRequest {
+            udf: spec.clone(),
+            arg_types: arg_indices.iter().map(|&i: &usize| self.input_schema.fields[i].data_type).collect(),
+            site_dirs: site_dirs.clone(),
+            worker_index: index as u32,
+            num_workers: workers as u32,
+            config: config.raw.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        };
+        let lanes: Vec<Box<dyn Lane>> = match config.mode {
+            Mode::Process => {
+                let settings = SpawnSettings {
+                    exe: self.worker_exe.clone().unwrap_or_else(default_worker_exe).display().to_string(),
+                    ring_bytes: config.ring_bytes,
+                    spin: config.spin,
+                    startup_timeout: config.startup_timeout,
+                };
+                // Start all, then send all Opens, then wait: interpreters start in parallel.
+                let mut starting =
+                    (0..workers).map(|i| Starting::spawn(i, &settings)).collect::<Result<Vec<_>, _>>()?;
+                for (i, s) in starting.iter_mut().enumerate() {
+                    s.send_open(&open(i))?;
+                }
+                let mut lanes: Vec<Box<dyn Lane>> = Vec::with_capacity(workers);
+                for s in starting {
+                    lanes.push(Box::new(s.wait_ready(&self.udf, settings.startup_timeout)?));
+                }
+                lanes
+            }
+            Mode::Thread => {
+                let python = worker::interpreter::prepare(&site_dirs)
+                    .map_err(|error| PoolError::Environment(error.to_string()))?;
+                if workers == 1 {
+                    vec![Box::new(InlineLane::open(&open(0), python, &self.udf)?)]
+                } else {
+                    (0..workers)
+                        .map(|i| {
+                            ThreadLane::open(i, &open(i), python.clone(), &self.udf, config.max_in_flight)
+                                .map(|l| Box::new(l) as Box<dyn Lane>)
+                        })
+                        .collect::<Result<_, _>>()?
+                }
+            }
+        };
+        let first = lanes[0].info().clone();
+        let info = PoolInfo {
+            mode: config.mode,
+            workers,
+            udf: self.udf.clone(),
+            result_type: first.result_type,
+            python: first.python,
+            pids: lanes.iter().map(|l| l.info().pid).collect(),
+        };
+        Ok(Pool {
+            result_field: Field::new(self.output, info.result_type),
+            info,
+            lanes,
+            input_schema: self.input_schema,
+            arg_indices,
+            max_in_flight: config.max_in_flight,
+            pending: VecDeque::new(),
+            next_seq: 0,
+            rows_submitted: 0,
+            broken: None,
+        })
+    }
+}
+
+struct Pending {
+    seq: u64,
+    batch: Arc<RecordBatch>,
+    first_row: u64,
+}
+
+/// A pool of workers applying one Python UDF to record batches, in PROCESS or THREAD mode.
+///
+/// Dropping it stops every worker (gracefully, with the UDF's `close()`); no process or shared-memory
+/// segment outlives it.
+pub struct Pool {
+    info: PoolInfo,
+    lanes: Vec<Box<dyn Lane>>,
+    input_schema: Schema,
+    arg_indices: Vec<usize>,
+    result_field: Field,
+    max_in_flight: usize,
+    pending: VecDeque<Pending>,
+    next_seq: u64,
+    rows_submitted: u64,
+    broken: Option<String>,
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool").field("info", &self.info).field("in_flight", &self.pending.len()).finish()
+    }
+}
+
+impl Pool {
+    /// Starts building a pool for `udf` (`path/to/file.py:name`) over batches of `input_schema`.
+    pub fn builder(udf: impl Into<String>, input_schema: Schema) -> PoolBuilder {
+        PoolBuilder::new(udf, input_schema)
+    }
+
+    /// What runs.
+    pub fn info(&self) -> &PoolInfo {
+        &self.info
+    }
+
+    /// The schema of the batches the pool returns: the input's plus the result column.
+    pub fn output_schema(&self) -> Schema {
+        let mut s = self.input_schema.clone();
+        s.fields.push(self.result_field.clone());
+        s
+    }
+
+    fn check_usable(&self) -> Result<(), PoolError> {
+        match &self.broken {
+            Some(why) => Err(PoolError::Broken(why.clone())),
+            None => Ok(()),
+        }
+    }
+
+    fn fail<T>(&mut self, e: PoolError) -> Result<T, PoolError> {
+        if !e.is_recoverable() {
+            self.broken = Some(e.to_string());
+        }
+        Err(e)
+    }
+
+    fn submit(&mut self, batch: RecordBatch) -> Result<(), PoolError> {
+        self.check_usable()?;
+        if batch.schema() != &self.input_schema {
+            return Err(PoolError::Usage(format!(
+                "batch schema {:?} differs from the pool's input schema {:?}",
+                batch.schema().fields,
+                self.input_schema.fields
+            )));
+        }
+        let seq = self.next_seq;
+        let lane = (seq % self.lanes.len() as u64) as usize;
+        let batch = Arc::new(batch);
+        if let Err(e) = self.lanes[lane].submit(seq, &batch, &self.arg_indices) {
+            return self.fail(e);
+        }
+        self.next_seq += 1;
+        let first_row = self.rows_submitted;
+        self.rows_submitted += batch.num_rows() as u64;
+        self.pending.push_back(Pending { seq, batch, first_row });
+        Ok(())
+    }
+
+    fn complete_oldest(&mut self) -> Option<Result<RecordBatch, PoolError>> {
+        let p = self.pending.pop_front()?;
+        let lane = (p.seq % self.lanes.len() as u64) as usize;
+        let (id, outcome) = match self.lanes[lane].next_result() {
+            Ok(r) => r,
+            Err(e) => return Some(self.fail(e)),
+        };
+        debug_assert_eq!(id, p.seq);
+        let column = match outcome {
+            Ok(c) => c,
+            Err(error) => return Some(Err(PoolError::Batch { batch: p.seq, first_row: p.first_row, error })),
+        };
+        let batch = Arc::try_unwrap(p.batch).unwrap_or_else(|shared| (*shared).clone());
+        Some(batch.with_column(self.result_field.clone(), column).or_else(|e| {
+            self.fail(PoolError::Protocol { index: lane, message: format!("result of batch {}: {e}", p.seq) })
+        }))
+    }
+
+    /// Applies the UDF to one batch: returns it with the result column appended.
+    pub fn apply(&mut self, batch: RecordBatch) -> Result<RecordBatch, PoolError> {
+        // Results of an abandoned stream come first: drain them.
+        while self.complete_oldest().is_some() {}
+        self.submit(batch)?;
+        self.complete_oldest().expect("one batch is pending")
+    }
+
+    /// Applies the UDF to every batch of `input`, yielding results in input order with up to
+    /// `max_in_flight` batches queued per worker. A failed batch yields an error and the stream goes on.
+    pub fn apply_stream<I>(&mut self, input: I) -> Stream<'_, I::IntoIter>
+    where
+        I: IntoIterator<Item = RecordBatch>,
+    {
+        while self.complete_oldest().is_some() {}
+        Stream { pool: self, input: input.into_iter(), input_done: false }
+    }
+
+    /// Stops every worker, calling the UDF's `close()`; reports the first failure.
+    pub fn close(mut self) -> Result<(), PoolError> {
+        self.close_lanes()
+    }
+
+    fn close_lanes(&mut self) -> Result<(), PoolError> {
+        self.pending.clear();
+        let mut first = Ok(());
+        for lane in &mut self.lanes {
+            let r = lane.close();
+            if first.is_ok() {
+                first = r;
+            }
+        }
+        first
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        let _ = self.close_lanes();
+    }
+}
+
+/// Results of [`Pool::apply_stream`], in input order.
+pub struct Stream<'p, I> {
+    pool: &'p mut Pool,
+    input: I,
+    input_done: bool,
+}
+
+impl<I: Iterator<Item = RecordBatch>> Iterator for Stream<'_, I> {
+    type Item = Result<RecordBatch, PoolError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let window = self.pool.lanes.len() * self.pool.max_in_flight;
+        while !self.input_done && self.pool.pending.len() < window {
+            match self.input.next() {
+                Some(batch) => {
+                    if let Err(e) = self.pool.submit(batch) {
+                        return Some(Err(e));
+                    }
+                }
+                None => self.input_done = true,
+            }
+        }
+        if self.pool.broken.is_some() && self.pool.pending.is_empty() && !self.input_done {
+            self.input_done = true;
+        }
+        self.pool.complete_oldest()
+    }
+}

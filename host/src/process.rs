@@ -1,0 +1,344 @@
+//! PROCESS mode's lane: one `udfpool-worker` process, its segment, and its supervision.
+//!
+//! The worker runs in its own process group (a Ctrl-C at the terminal reaches only the host, which
+//! then shuts workers down in order), with stdin a pipe whose end-of-file tells it the host is gone, and
+//! stderr read by a thread that forwards it and keeps its tail for error messages. Every wait on the
+//! rings is sliced so the host notices a dead worker within [`LIVENESS_POLL`].
+
+use crate::error::PoolError;
+use crate::lane::{BatchOutcome, Lane};
+use ipc::batch::RecordBatch;
+use ipc::codec::{decode, encode_into};
+use ipc::protocol::{BatchRef, OpenRequest, RequestRef, Response, WorkerInfo};
+use ipc::{Endpoint, Segment, Side};
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How often a wait on a worker checks that the process is still alive.
+pub const LIVENESS_POLL: Duration = Duration::from_millis(50);
+/// How long a closing worker gets to finish before it is killed.
+const CLOSE_GRACE: Duration = Duration::from_secs(5);
+/// Bytes of a worker's stderr kept for error messages.
+const STDERR_TAIL: usize = 8 * 1024;
+
+/// The last bytes a worker wrote to stderr.
+#[derive(Debug, Default)]
+struct Tail(Mutex<VecDeque<u8>>);
+
+impl Tail {
+    fn push_line(&self, line: &str) {
+        let mut t = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        t.extend(line.as_bytes());
+        t.push_back(b'\n');
+        let excess = t.len().saturating_sub(STDERR_TAIL);
+        t.drain(..excess);
+    }
+
+    fn text(&self) -> String {
+        let t = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        String::from_utf8_lossy(&t.iter().copied().collect::<Vec<u8>>()).into_owned()
+    }
+}
+
+/// Settings a worker process starts with.
+#[derive(Debug, Clone)]
+pub struct SpawnSettings {
+    /// The `udfpool-worker` binary.
+    pub exe: String,
+    /// Ring capacity.
+    pub ring_bytes: u64,
+    /// Spin before sleeping.
+    pub spin: Duration,
+    /// Start-up limit.
+    pub startup_timeout: Duration,
+}
+
+/// A running worker process that has not loaded its UDF yet.
+#[derive(Debug)]
+pub struct Starting {
+    /// Always `Some` until `wait_ready` takes it.
+    worker: Option<WorkerProcess>,
+}
+
+/// One worker process.
+#[derive(Debug)]
+pub struct WorkerProcess {
+    index: usize,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    endpoint: Endpoint,
+    stderr: Arc<Tail>,
+    stderr_thread: Option<std::thread::JoinHandle<()>>,
+    info: Option<WorkerInfo>,
+    buf: Vec<u8>,
+    /// Ids submitted and not yet answered, oldest first.
+    pending: VecDeque<u64>,
+    exited: Option<ExitStatus>,
+    closed: bool,
+}
+
+fn describe_status(status: ExitStatus) -> String {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exit code {code}"),
+        (_, Some(sig)) => format!("signal {sig}{}", if status.core_dumped() { " (core dumped)" } else { "" }),
+        _ => status.to_string(),
+    }
+}
+
+impl Starting {
+    /// Creates the segment and starts the process; does not wait for it.
+    pub fn spawn(index: usize, settings: &SpawnSettings) -> Result<Self, PoolError> {
+        let shm_err = |e: &dyn std::fmt::Display| PoolError::SharedMemory { index, message: e.to_string() };
+        let segment = Segment::create(settings.ring_bytes).map_err(|e| shm_err(&e))?;
+        let mut endpoint = segment.endpoint(Side::Host);
+        endpoint.set_spin(settings.spin);
+        let spawned = Command::new(&settings.exe)
+            .args(["--segment", segment.name()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::inherit())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .spawn();
+        let mut child = match spawned {
+            Ok(c) => c,
+            Err(source) => {
+                segment.unlink();
+                return Err(PoolError::Spawn { index, exe: settings.exe.clone(), source });
+            }
+        };
+        let stderr = Arc::new(Tail::default());
+        let pipe = child.stderr.take().expect("stderr is piped");
+        let tail = stderr.clone();
+        let pid = child.id();
+        let stderr_thread = std::thread::Builder::new()
+            .name(format!("udfpool-worker-{index}-stderr"))
+            .spawn(move || {
+                for line in BufReader::new(pipe).lines() {
+                    let Ok(line) = line else { break };
+                    eprintln!("[udfpool-worker {index} pid {pid}] {line}");
+                    tail.push_line(&line);
+                }
+            })
+            .map_err(|source| PoolError::Spawn { index, exe: settings.exe.clone(), source })?;
+        let stdin = child.stdin.take();
+        Ok(Self {
+            worker: Some(WorkerProcess {
+                index,
+                child,
+                stdin,
+                endpoint,
+                stderr,
+                stderr_thread: Some(stderr_thread),
+                info: None,
+                buf: Vec::new(),
+                pending: VecDeque::new(),
+                exited: None,
+                closed: false,
+            }),
+        })
+    }
+
+    /// Sends the UDF to load.
+    pub fn send_open(&mut self, open: &OpenRequest) -> Result<(), PoolError> {
+        self.worker.as_mut().expect("not yet taken").send(&RequestRef::Open(open))
+    }
+
+    /// Waits for the worker to report it has loaded the UDF.
+    pub fn wait_ready(mut self, udf: &str, timeout: Duration) -> Result<WorkerProcess, PoolError> {
+        let mut w = self.worker.take().expect("not yet taken");
+        // Whatever happens below, a worker that is not ready is stopped without a graceful close.
+        w.closed = true;
+        match w.recv(Some(timeout), "start and load its UDF")? {
+            Response::Ready(info) => {
+                // The worker unlinked the name when it attached; again in case it did not get that far.
+                w.endpoint.segment().unlink();
+                w.info = Some(info);
+                w.closed = false;
+                Ok(w)
+            }
+            Response::OpenFailed(error) => Err(PoolError::Load { udf: udf.to_owned(), error }),
+            other => Err(PoolError::Protocol { index: w.index, message: format!("expected Ready, got {other:?}") }),
+        }
+    }
+}
+
+impl WorkerProcess {
+    fn check_alive(&mut self) -> Result<(), PoolError> {
+        if self.exited.is_none() {
+            self.exited = self.child.try_wait().ok().flatten();
+        }
+        match self.exited {
+            None => Ok(()),
+            Some(status) => Err(self.exited_error(status)),
+        }
+    }
+
+    fn exited_error(&mut self, status: ExitStatus) -> PoolError {
+        // Let the stderr thread read what the process wrote before it died.
+        if let Some(t) = self.stderr_thread.take() {
+            let _ = t.join();
+        }
+        PoolError::WorkerExited {
+            index: self.index,
+            pid: self.child.id(),
+            status: describe_status(status),
+            stderr: self.stderr.text(),
+        }
+    }
+
+    fn send(&mut self, request: &RequestRef<'_>) -> Result<(), PoolError> {
+        self.buf.clear();
+        encode_into(request, &mut self.buf)
+            .map_err(|e| PoolError::Protocol { index: self.index, message: e.to_string() })?;
+        let (child, exited) = (&mut self.child, &mut self.exited);
+        let sent = self.endpoint.send(&self.buf, LIVENESS_POLL, || {
+            *exited = child.try_wait().ok().flatten();
+            exited.is_none()
+        });
+        match sent {
+            Ok(()) => Ok(()),
+            Err(ipc::TransferError::TimedOut(_)) => {
+                self.check_alive()?;
+                unreachable!("send only times out when the worker exited")
+            }
+            Err(ipc::TransferError::Ring(e)) => {
+                Err(PoolError::SharedMemory { index: self.index, message: e.to_string() })
+            }
+        }
+    }
+
+    fn recv(&mut self, timeout: Option<Duration>, what: &'static str) -> Result<Response, PoolError> {
+        let start = Instant::now();
+        loop {
+            let got = self
+                .endpoint
+                .recv(LIVENESS_POLL)
+                .map_err(|e| PoolError::SharedMemory { index: self.index, message: e.to_string() })?;
+            if let Some(bytes) = got {
+                return decode(&bytes).map_err(|e| PoolError::Protocol { index: self.index, message: e.to_string() });
+            }
+            if let Err(e) = self.check_alive() {
+                // It may have answered just before exiting.
+                if let Ok(Some(bytes)) = self.endpoint.try_recv() {
+                    return decode(&bytes)
+                        .map_err(|e| PoolError::Protocol { index: self.index, message: e.to_string() });
+                }
+                return Err(e);
+            }
+            if let Some(t) = timeout.filter(|t| start.elapsed() >= *t) {
+                return Err(PoolError::Timeout { index: self.index, what, after: t, stderr: self.stderr.text() });
+            }
+        }
+    }
+
+    /// The worker's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Stops the process without ceremony: close stdin (the worker exits on EOF), SIGKILL, reap.
+    fn kill(&mut self) {
+        self.stdin.take();
+        if self.exited.is_none() {
+            let _ = self.child.kill();
+            self.exited = self.child.wait().ok();
+        }
+        if let Some(t) = self.stderr_thread.take() {
+            let _ = t.join();
+        }
+        self.endpoint.segment().unlink();
+    }
+}
+
+impl Lane for WorkerProcess {
+    fn submit(&mut self, id: u64, batch: &Arc<RecordBatch>, args: &[usize]) -> Result<(), PoolError> {
+        self.send(&RequestRef::Batch { id, args: BatchRef::project(batch, args) })?;
+        self.pending.push_back(id);
+        Ok(())
+    }
+
+    fn next_result(&mut self) -> Result<(u64, BatchOutcome), PoolError> {
+        let expected = self.pending.pop_front().expect("next_result without a pending batch");
+        let (id, outcome) = match self.recv(None, "answer")? {
+            Response::Batch { id, result } => (id, Ok(result)),
+            Response::Failed { id, error } => (id, Err(error)),
+            other => {
+                return Err(PoolError::Protocol {
+                    index: self.index,
+                    message: format!("expected a batch result, got {other:?}"),
+                })
+            }
+        };
+        if id != expected {
+            return Err(PoolError::Protocol {
+                index: self.index,
+                message: format!("answered batch {id}, expected {expected}"),
+            });
+        }
+        Ok((id, outcome))
+    }
+
+    fn info(&self) -> &WorkerInfo {
+        self.info.as_ref().expect("a WorkerProcess lane is only handed out once Ready")
+    }
+
+    fn close(&mut self) -> Result<(), PoolError> {
+        if self.closed {
+            return Ok(());
+        }
+        self.closed = true;
+        let result = (|| {
+            self.check_alive()?;
+            self.send(&RequestRef::Close)?;
+            loop {
+                match self.recv(Some(CLOSE_GRACE), "close")? {
+                    Response::Closed { error: None } => return Ok(()),
+                    Response::Closed { error: Some(error) } => {
+                        return Err(PoolError::Load { udf: "close()".into(), error });
+                    }
+                    // Results of batches nobody waited for.
+                    Response::Batch { .. } | Response::Failed { .. } => continue,
+                    other => {
+                        return Err(PoolError::Protocol {
+                            index: self.index,
+                            message: format!("expected Closed, got {other:?}"),
+                        })
+                    }
+                }
+            }
+        })();
+        // The worker exits right after `Closed`; EOF on stdin covers every other case.
+        self.stdin.take();
+        let deadline = Instant::now() + CLOSE_GRACE;
+        while self.exited.is_none() && Instant::now() < deadline {
+            self.exited = self.child.try_wait().ok().flatten();
+            if self.exited.is_none() {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+        self.kill();
+        result
+    }
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        if !self.closed {
+            let _ = self.close();
+        }
+        self.kill();
+    }
+}
+
+impl Drop for Starting {
+    fn drop(&mut self) {
+        // A worker that never became ready: no graceful close, just stop it.
+        if let Some(w) = &mut self.worker {
+            w.closed = true;
+        }
+    }
+}

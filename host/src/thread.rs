@@ -1,0 +1,247 @@
+//! THREAD mode's lanes: the worker library running in the host's own embedded interpreter.
+//!
+//! With one worker the UDF runs inline on the caller's thread, as Flink's THREAD mode runs it on the
+//! task thread: no hand-off at all. With several, each worker is a thread with its own UDF instance
+//! (`open` called once per thread, as once per process in PROCESS mode); they share one interpreter
+//! and take turns holding its GIL, so they do not run Python in parallel. That is the mode's
+//! trade-off, shown by the benchmarks rather than hidden.
+
+use crate::error::PoolError;
+use crate::lane::{BatchOutcome, Lane};
+use ipc::batch::{Column, RecordBatch};
+use ipc::protocol::{OpenRequest, PythonInfo, UdfError, WorkerInfo};
+use pyo3::Python;
+use std::collections::VecDeque;
+use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
+use std::sync::Arc;
+use worker::udf::ScalarUdf;
+
+fn run(udf: &ScalarUdf, batch: &RecordBatch, args: &[usize]) -> BatchOutcome {
+    let cols: Vec<&Column> = args.iter().map(|&i| batch.column(i)).collect();
+    Python::attach(|py| udf.apply(py, &cols, batch.num_rows()))
+}
+
+fn load(req: &OpenRequest, python: PythonInfo) -> Result<(ScalarUdf, WorkerInfo), UdfError> {
+    let udf = Python::attach(|py| ScalarUdf::load(py, req))?;
+    let info = WorkerInfo { pid: std::process::id(), python, result_type: udf.result_type() };
+    Ok((udf, info))
+}
+
+fn close_udf(udf: ScalarUdf) -> Result<(), UdfError> {
+    Python::attach(|py| udf.close(py))
+}
+
+/// The UDF on the caller's thread.
+#[derive(Debug)]
+pub struct InlineLane {
+    udf: Option<ScalarUdf>,
+    info: WorkerInfo,
+    done: VecDeque<(u64, BatchOutcome)>,
+}
+
+impl InlineLane {
+    /// Loads the UDF into the (already prepared) interpreter.
+    pub fn open(req: &OpenRequest, python: PythonInfo, udf_name: &str) -> Result<Self, PoolError> {
+        let (udf, info) = load(req, python).map_err(|error| PoolError::Load { udf: udf_name.to_owned(), error })?;
+        Ok(Self { udf: Some(udf), info, done: VecDeque::new() })
+    }
+}
+
+impl Lane for InlineLane {
+    fn submit(&mut self, id: u64, batch: &Arc<RecordBatch>, args: &[usize]) -> Result<(), PoolError> {
+        let udf = self.udf.as_ref().ok_or_else(|| PoolError::Broken("the pool is closed".into()))?;
+        self.done.push_back((id, run(udf, batch, args)));
+        Ok(())
+    }
+
+    fn next_result(&mut self) -> Result<(u64, BatchOutcome), PoolError> {
+        Ok(self.done.pop_front().expect("next_result without a pending batch"))
+    }
+
+    fn info(&self) -> &WorkerInfo {
+        &self.info
+    }
+
+    fn close(&mut self) -> Result<(), PoolError> {
+        self.done.clear();
+        match self.udf.take() {
+            Some(udf) => close_udf(udf).map_err(|error| PoolError::Load { udf: "close()".into(), error }),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for InlineLane {
+    fn drop(&mut self) {
+        let _ = self.close();
+    }
+}
+
+enum Job {
+    Batch { id: u64, batch: Arc<RecordBatch>, args: Arc<[usize]> },
+    Close,
+}
+
+enum Reply {
+    Ready(Result<WorkerInfo, UdfError>),
+    Done(u64, BatchOutcome),
+    Closed(Result<(), UdfError>),
+}
+
+/// The UDF on a thread of its own.
+#[derive(Debug)]
+pub struct ThreadLane {
+    index: usize,
+    jobs: Option<SyncSender<Job>>,
+    replies: Receiver<Reply>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    info: Option<WorkerInfo>,
+    args: Option<Arc<[usize]>>,
+    closed: bool,
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Job::Batch { id, .. } => write!(f, "Batch({id})"),
+            Job::Close => f.write_str("Close"),
+        }
+    }
+}
+
+impl std::fmt::Debug for Reply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Reply")
+    }
+}
+
+fn thread_main(req: OpenRequest, python: PythonInfo, jobs: Receiver<Job>, replies: Sender<Reply>) {
+    let udf = match load(&req, python) {
+        Ok((udf, info)) => {
+            let _ = replies.send(Reply::Ready(Ok(info)));
+            udf
+        }
+        Err(e) => {
+            let _ = replies.send(Reply::Ready(Err(e)));
+            return;
+        }
+    };
+    for job in jobs {
+        match job {
+            Job::Batch { id, batch, args } => {
+                let outcome = run(&udf, &batch, &args);
+                // Give the batch back before replying, so the pool can reuse it without copying.
+                drop(batch);
+                if replies.send(Reply::Done(id, outcome)).is_err() {
+                    break;
+                }
+            }
+            Job::Close => break,
+        }
+    }
+    let _ = replies.send(Reply::Closed(close_udf(udf)));
+}
+
+impl ThreadLane {
+    /// Starts the thread and waits until it has loaded the UDF.
+    pub fn open(
+        index: usize,
+        req: &OpenRequest,
+        python: PythonInfo,
+        udf_name: &str,
+        queue: usize,
+    ) -> Result<Self, PoolError> {
+        let (job_tx, job_rx) = sync_channel(queue);
+        let (reply_tx, reply_rx) = channel();
+        let req = req.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("udfpool-thread-{index}"))
+            .spawn(move || thread_main(req, python, job_rx, reply_tx))
+            .map_err(|e| PoolError::ThreadStopped { index, message: format!("cannot start: {e}") })?;
+        let mut lane = Self {
+            index,
+            jobs: Some(job_tx),
+            replies: reply_rx,
+            thread: Some(thread),
+            info: None,
+            args: None,
+            closed: false,
+        };
+        match lane.reply()? {
+            Reply::Ready(Ok(info)) => lane.info = Some(info),
+            Reply::Ready(Err(error)) => {
+                lane.closed = true;
+                return Err(PoolError::Load { udf: udf_name.to_owned(), error });
+            }
+            _ => return Err(lane.stopped("sent something before Ready")),
+        }
+        Ok(lane)
+    }
+
+    fn stopped(&mut self, message: &str) -> PoolError {
+        let message = match self.thread.take().map(|t| t.join()) {
+            Some(Err(panic)) => {
+                let text = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default();
+                format!("panicked: {text}")
+            }
+            _ => message.to_owned(),
+        };
+        PoolError::ThreadStopped { index: self.index, message }
+    }
+
+    fn reply(&mut self) -> Result<Reply, PoolError> {
+        self.replies.recv().map_err(|_| self.stopped("ended without replying"))
+    }
+}
+
+impl Lane for ThreadLane {
+    fn submit(&mut self, id: u64, batch: &Arc<RecordBatch>, args: &[usize]) -> Result<(), PoolError> {
+        let args = match &self.args {
+            Some(a) if **a == *args => a.clone(),
+            _ => self.args.insert(Arc::from(args)).clone(),
+        };
+        let jobs = self.jobs.as_ref().ok_or_else(|| PoolError::Broken("the pool is closed".into()))?;
+        jobs.send(Job::Batch { id, batch: batch.clone(), args }).map_err(|_| self.stopped("stopped taking batches"))
+    }
+
+    fn next_result(&mut self) -> Result<(u64, BatchOutcome), PoolError> {
+        match self.reply()? {
+            Reply::Done(id, outcome) => Ok((id, outcome)),
+            _ => Err(self.stopped("replied out of protocol")),
+        }
+    }
+
+    fn info(&self) -> &WorkerInfo {
+        self.info.as_ref().expect("a ThreadLane is only handed out once Ready")
+    }
+
+    fn close(&mut self) -> Result<(), PoolError> {
+        if std::mem::replace(&mut self.closed, true) {
+            return Ok(());
+        }
+        let Some(jobs) = self.jobs.take() else { return Ok(()) };
+        let _ = jobs.send(Job::Close);
+        drop(jobs);
+        let result = loop {
+            match self.replies.recv() {
+                Ok(Reply::Closed(r)) => break r.map_err(|error| PoolError::Load { udf: "close()".into(), error }),
+                Ok(_) => continue,
+                Err(_) => break Err(self.stopped("ended without closing")),
+            }
+        };
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        result
+    }
+}
+
+impl Drop for ThreadLane {
+    fn drop(&mut self) {
+        let _ = self.close();
+    }
+}

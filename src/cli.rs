@@ -1,0 +1,199 @@
+//! The `udfpool` command line.
+
+use crate::input::{parse_schema_arg, BatchReader, Format};
+use crate::output::write_jsonl;
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use host::{Mode, Pool};
+use ipc::batch::DataType;
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+/// Set by the first Ctrl-C / SIGTERM: stop feeding batches and shut the pool down cleanly.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Run Python UDFs over record batches in PROCESS or THREAD mode.
+#[derive(Debug, Parser)]
+#[command(name = "udfpool", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Apply a Python UDF to every record of a file; write each record plus the result as JSON Lines.
+    Run(RunArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    /// The UDF: path/to/file.py:name, where name is a @udf-decorated function, a udf(...) wrapped
+    /// object, a ScalarFunction subclass, or a plain callable (then give --result-type).
+    #[arg(long, value_name = "FILE.py:NAME")]
+    udf: String,
+    /// Input records: CSV with a header row (.csv) or JSON Lines (.jsonl, .ndjson, .json).
+    #[arg(long, value_name = "FILE")]
+    input: PathBuf,
+    /// Output file (JSON Lines), or - for standard output.
+    #[arg(long, value_name = "FILE.jsonl")]
+    output: PathBuf,
+    /// Input columns passed to the UDF, in order (default: all columns).
+    #[arg(long, value_delimiter = ',', value_name = "COL,COL")]
+    args: Option<Vec<String>>,
+    /// Name of the result column.
+    #[arg(long = "as", value_name = "COLUMN", default_value = "result")]
+    as_column: String,
+    /// Execution mode; overrides --config python.execution-mode. Default: process.
+    #[arg(long, value_name = "process|thread")]
+    mode: Option<String>,
+    /// Number of workers (processes in PROCESS mode, threads in THREAD mode). Default: number of cores.
+    #[arg(long, value_name = "N")]
+    workers: Option<usize>,
+    /// Records per batch.
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    batch_size: usize,
+    /// Column types, e.g. id:int64,name:STRING (types: bool, int64, float64, utf8, binary, or Flink's
+    /// BOOLEAN, BIGINT, DOUBLE, STRING, BYTES). Columns not named are inferred from the first 1000 records.
+    #[arg(long, value_name = "NAME:TYPE,...")]
+    schema: Option<String>,
+    /// Result type of a plain (undecorated) function.
+    #[arg(long, value_name = "TYPE")]
+    result_type: Option<String>,
+    /// Input format, if the file extension does not tell.
+    #[arg(long, value_enum)]
+    format: Option<InputFormat>,
+    /// A setting (python.execution-mode, python.executable, udfpool.max-in-flight, udfpool.ring-bytes,
+    /// udfpool.spin-us, udfpool.startup-timeout-s) or a job parameter for the UDF's open(context).
+    #[arg(long = "config", value_name = "KEY=VALUE")]
+    config: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum InputFormat {
+    Csv,
+    Jsonl,
+}
+
+/// Parses the command line and runs it.
+pub fn main() -> Result<()> {
+    let cli = Cli::parse();
+    install_signal_handler();
+    match cli.command {
+        Command::Run(args) => run(args),
+    }
+}
+
+fn install_signal_handler() {
+    // First signal: stop between batches and shut down cleanly. Second: exit at once; the workers see
+    // end-of-file on their stdin and exit too, and their segments were unlinked when they attached.
+    let _ = ctrlc::set_handler(|| {
+        if INTERRUPTED.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+    });
+}
+
+fn run(a: RunArgs) -> Result<()> {
+    let started = Instant::now();
+    let format = match a.format {
+        Some(InputFormat::Csv) => Format::Csv,
+        Some(InputFormat::Jsonl) => Format::JsonLines,
+        None => Format::from_path(&a.input).with_context(|| {
+            format!(
+                "cannot tell the format of {} from its extension; pass --format csv or --format jsonl",
+                a.input.display()
+            )
+        })?,
+    };
+    let declared = a.schema.as_deref().map(parse_schema_arg).transpose()?.unwrap_or_default();
+    if a.batch_size == 0 {
+        bail!("--batch-size must be at least 1");
+    }
+    let reader = BatchReader::open(&a.input, format, &declared, a.batch_size)?;
+    let mut builder = Pool::builder(&a.udf, reader.schema().clone()).output_column(&a.as_column);
+    for pair in &a.config {
+        let (k, v) = host::PoolConfig::parse_pair(pair)?;
+        builder = builder.config(k, v);
+    }
+    let asked_mode = match &a.mode {
+        Some(m) => {
+            let mode: Mode = m.parse()?;
+            builder = builder.mode(mode);
+            mode
+        }
+        None => {
+            let pairs = a.config.iter().filter_map(|p| host::PoolConfig::parse_pair(p).ok());
+            host::PoolConfig::from_pairs(pairs)?.mode
+        }
+    };
+    if let Some(args) = &a.args {
+        builder = builder.args(args.iter().map(|s| s.trim().to_owned()));
+    }
+    if let Some(n) = a.workers {
+        builder = builder.workers(n);
+    }
+    if let Some(t) = &a.result_type {
+        builder = builder.result_type(t.parse::<DataType>()?);
+    }
+    let mut pool = builder.build()?;
+    let ready = started.elapsed();
+
+    let to_stdout = a.output.as_os_str() == "-";
+    let mut out: Box<dyn Write> = if to_stdout {
+        Box::new(BufWriter::new(std::io::stdout().lock()))
+    } else {
+        let f = std::fs::File::create(&a.output).with_context(|| format!("cannot create {}", a.output.display()))?;
+        Box::new(BufWriter::new(f))
+    };
+
+    let mut input_error = None;
+    let input = reader.map_while(|b| {
+        if INTERRUPTED.load(Ordering::Relaxed) {
+            return None;
+        }
+        b.map_err(|e| input_error = Some(e)).ok()
+    });
+    let (mut rows, mut batches) = (0u64, 0u64);
+    let run_start = Instant::now();
+    for result in pool.apply_stream(input) {
+        let batch = result?;
+        write_jsonl(&mut out, &batch).with_context(|| format!("cannot write {}", a.output.display()))?;
+        rows += batch.num_rows() as u64;
+        batches += 1;
+    }
+    let elapsed = run_start.elapsed();
+    out.flush().with_context(|| format!("cannot write {}", a.output.display()))?;
+    drop(out);
+    if let Some(e) = input_error {
+        return Err(e.into());
+    }
+    if INTERRUPTED.load(Ordering::Relaxed) {
+        bail!("interrupted after {rows} rows; output is incomplete");
+    }
+    let info = pool.info().clone();
+    pool.close()?;
+    let summary = format!(
+        "rows {rows}, batches {batches}, elapsed {:.3} s (pool start {:.3} s), {:.0} rows/s\n\
+         mode {} (asked: {asked_mode}), workers {}, udf {} -> {}\n\
+         python {} ({}), library {}",
+        elapsed.as_secs_f64(),
+        ready.as_secs_f64(),
+        rows as f64 / elapsed.as_secs_f64().max(1e-9),
+        info.mode,
+        info.workers,
+        info.udf,
+        info.result_type,
+        info.python.version.lines().next().unwrap_or_default(),
+        info.python.prefix,
+        info.python.library,
+    );
+    if to_stdout {
+        eprintln!("{summary}");
+    } else {
+        println!("{summary}");
+    }
+    Ok(())
+}

@@ -1,0 +1,456 @@
+//! Reading records from CSV (with a header) or JSON Lines into record batches, streaming.
+//!
+//! Column types come from `--schema name:type,...` or are inferred from the first
+//! [`INFER_ROWS`] records: int64 if every non-empty value parses as one, else float64, else bool
+//! (`true`/`false`), else utf8. An empty CSV field and a JSON `null` or missing key are null. Binary
+//! values are a CSV field's raw bytes, or base64 strings in JSON. Every error names the file, the line,
+//! the column and the value.
+
+use base64::Engine;
+use ipc::batch::{BuildError, ColumnBuilder, DataType, Field, RecordBatch, Schema, Value};
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+
+/// Records examined to infer column types.
+pub const INFER_ROWS: usize = 1000;
+
+/// Bad input, with where it is.
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    /// The file could not be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A record or value is malformed.
+    #[error("{path}:{line}: {message}")]
+    Bad {
+        /// The file.
+        path: String,
+        /// 1-based line number.
+        line: u64,
+        /// What is wrong, naming the column and value.
+        message: String,
+    },
+    /// The `--schema` argument is malformed or does not match the file.
+    #[error("--schema: {0}")]
+    Schema(String),
+}
+
+/// Input file formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Comma-separated values with a header row.
+    Csv,
+    /// One JSON object per line.
+    JsonLines,
+}
+
+impl Format {
+    /// The format a file name suggests: `.csv` or `.tsv`-less CSV, else JSON Lines for `.jsonl`/`.json`/`.ndjson`.
+    pub fn from_path(path: &Path) -> Option<Format> {
+        match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
+            "csv" => Some(Format::Csv),
+            "jsonl" | "ndjson" | "json" => Some(Format::JsonLines),
+            _ => None,
+        }
+    }
+}
+
+/// Parses `name:type,name:type`.
+pub fn parse_schema_arg(s: &str) -> Result<Vec<(String, DataType)>, InputError> {
+    s.split(',')
+        .filter(|p| !p.trim().is_empty())
+        .map(|pair| {
+            let (name, ty) =
+                pair.split_once(':').ok_or_else(|| InputError::Schema(format!("{pair:?} is not name:type")))?;
+            let ty = ty.parse::<DataType>().map_err(|e| InputError::Schema(format!("column {name:?}: {e}")))?;
+            Ok((name.trim().to_owned(), ty))
+        })
+        .collect()
+}
+
+/// One raw record before typing: a value per column as text (CSV) or JSON.
+enum Raw {
+    Csv(csv::ByteRecord),
+    Json(serde_json::Map<String, serde_json::Value>),
+}
+
+enum Source {
+    Csv(csv::Reader<BufReader<File>>),
+    Json(std::io::Lines<BufReader<File>>),
+}
+
+/// Streams record batches out of a file.
+pub struct BatchReader {
+    path: String,
+    source: Source,
+    schema: Schema,
+    /// For CSV: the header names, in file order, mapping to schema columns (same order).
+    buffered: VecDeque<(u64, Raw)>,
+    batch_size: usize,
+    line: u64,
+    done: bool,
+}
+
+fn bad(path: &str, line: u64, message: String) -> InputError {
+    InputError::Bad { path: path.to_owned(), line, message }
+}
+
+fn infer(samples: &[Option<String>]) -> DataType {
+    let present: Vec<&str> = samples.iter().flatten().map(String::as_str).collect();
+    if present.is_empty() {
+        DataType::Utf8
+    } else if present.iter().all(|s| s.trim().parse::<i64>().is_ok()) {
+        DataType::Int64
+    } else if present.iter().all(|s| parse_float(s).is_some()) {
+        DataType::Float64
+    } else if present.iter().all(|s| parse_bool(s).is_some()) {
+        DataType::Bool
+    } else {
+        DataType::Utf8
+    }
+}
+
+fn parse_bool(s: &str) -> Option<bool> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "true" => Some(true),
+        "false" => Some(false),
+        _ => None,
+    }
+}
+
+fn parse_float(s: &str) -> Option<f64> {
+    match s.trim() {
+        "NaN" | "nan" => Some(f64::NAN),
+        "inf" | "Infinity" | "+inf" => Some(f64::INFINITY),
+        "-inf" | "-Infinity" => Some(f64::NEG_INFINITY),
+        t => t.parse::<f64>().ok(),
+    }
+}
+
+fn merge_json_type(a: Option<DataType>, v: &serde_json::Value) -> Option<DataType> {
+    use serde_json::Value as J;
+    let t = match v {
+        J::Null => return a,
+        J::Bool(_) => DataType::Bool,
+        J::Number(n) if n.is_i64() => DataType::Int64,
+        J::Number(_) => DataType::Float64,
+        _ => DataType::Utf8,
+    };
+    Some(match (a, t) {
+        (None, t) => t,
+        (Some(x), y) if x == y => x,
+        (Some(DataType::Int64), DataType::Float64) | (Some(DataType::Float64), DataType::Int64) => DataType::Float64,
+        _ => DataType::Utf8,
+    })
+}
+
+impl BatchReader {
+    /// Opens `path`, determining the schema from `declared` types (any column not declared is inferred).
+    pub fn open(
+        path: &Path,
+        format: Format,
+        declared: &[(String, DataType)],
+        batch_size: usize,
+    ) -> Result<Self, InputError> {
+        let p = path.display().to_string();
+        let file = File::open(path).map_err(|source| InputError::Io { path: p.clone(), source })?;
+        let mut buffered = VecDeque::new();
+        let (source, names, line) = match format {
+            Format::Csv => {
+                let mut r = csv::ReaderBuilder::new().has_headers(true).from_reader(BufReader::new(file));
+                let headers = r.byte_headers().map_err(|e| csv_error(&p, e))?.clone();
+                let names: Vec<String> = headers
+                    .iter()
+                    .enumerate()
+                    .map(|(i, h)| {
+                        String::from_utf8(h.to_vec())
+                            .map_err(|_| bad(&p, 1, format!("header of column {} is not valid UTF-8", i + 1)))
+                    })
+                    .collect::<Result<_, _>>()?;
+                let mut line = 1;
+                for _ in 0..INFER_ROWS {
+                    let mut rec = csv::ByteRecord::new();
+                    if !r.read_byte_record(&mut rec).map_err(|e| csv_error(&p, e))? {
+                        break;
+                    }
+                    line = rec.position().map_or(line + 1, |pos| pos.line());
+                    buffered.push_back((line, Raw::Csv(rec)));
+                }
+                (Source::Csv(r), names, line)
+            }
+            Format::JsonLines => {
+                let mut lines = BufReader::new(file).lines();
+                let mut names: Vec<String> = Vec::new();
+                let mut line = 0;
+                while buffered.len() < INFER_ROWS {
+                    let Some(text) = lines.next() else { break };
+                    line += 1;
+                    if let Some(obj) = parse_json_line(&p, line, text)? {
+                        for k in obj.keys() {
+                            if !names.contains(k) {
+                                names.push(k.clone());
+                            }
+                        }
+                        buffered.push_back((line, Raw::Json(obj)));
+                    }
+                }
+                (Source::Json(lines), names, line)
+            }
+        };
+        for (name, _) in declared {
+            if !names.contains(name) && format == Format::Csv {
+                return Err(InputError::Schema(format!("column {name:?} is not in {p}; it has: {}", names.join(", "))));
+            }
+        }
+        let mut names = names;
+        for (name, _) in declared {
+            if !names.contains(name) {
+                names.push(name.clone());
+            }
+        }
+        let fields = names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| {
+                let t = declared.iter().find(|(n, _)| n == name).map(|(_, t)| *t).unwrap_or_else(|| match format {
+                    Format::Csv => {
+                        let samples: Vec<Option<String>> = buffered
+                            .iter()
+                            .map(|(_, r)| match r {
+                                Raw::Csv(rec) => rec
+                                    .get(i)
+                                    .filter(|f| !f.is_empty())
+                                    .map(|f| String::from_utf8_lossy(f).into_owned()),
+                                Raw::Json(_) => None,
+                            })
+                            .collect();
+                        infer(&samples)
+                    }
+                    Format::JsonLines => buffered
+                        .iter()
+                        .fold(None, |acc, (_, r)| match r {
+                            Raw::Json(o) => o.get(name).map_or(acc, |v| merge_json_type(acc, v)),
+                            Raw::Csv(_) => acc,
+                        })
+                        .unwrap_or(DataType::Utf8),
+                });
+                Field::new(name.clone(), t)
+            })
+            .collect();
+        Ok(Self {
+            path: p,
+            source,
+            schema: Schema::new(fields),
+            buffered,
+            batch_size: batch_size.max(1),
+            line,
+            done: false,
+        })
+    }
+
+    /// The schema of the batches.
+    pub fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
+    fn next_raw(&mut self) -> Result<Option<(u64, Raw)>, InputError> {
+        if let Some(r) = self.buffered.pop_front() {
+            return Ok(Some(r));
+        }
+        if self.done {
+            return Ok(None);
+        }
+        match &mut self.source {
+            Source::Csv(r) => {
+                let mut rec = csv::ByteRecord::new();
+                if !r.read_byte_record(&mut rec).map_err(|e| csv_error(&self.path, e))? {
+                    self.done = true;
+                    return Ok(None);
+                }
+                self.line = rec.position().map_or(self.line + 1, |p| p.line());
+                Ok(Some((self.line, Raw::Csv(rec))))
+            }
+            Source::Json(lines) => loop {
+                let Some(text) = lines.next() else {
+                    self.done = true;
+                    return Ok(None);
+                };
+                self.line += 1;
+                if let Some(obj) = parse_json_line(&self.path, self.line, text)? {
+                    return Ok(Some((self.line, Raw::Json(obj))));
+                }
+            },
+        }
+    }
+
+    fn push_row(&self, builders: &mut [ColumnBuilder], line: u64, raw: Raw) -> Result<(), InputError> {
+        let fields = &self.schema.fields;
+        match raw {
+            Raw::Csv(rec) => {
+                if rec.len() != fields.len() {
+                    return Err(bad(
+                        &self.path,
+                        line,
+                        format!("{} fields, the header has {}", rec.len(), fields.len()),
+                    ));
+                }
+                for ((b, f), field) in builders.iter_mut().zip(fields).zip(rec.iter()) {
+                    push_text(b, field).map_err(|m| bad(&self.path, line, format!("column {:?}: {m}", f.name)))?;
+                }
+            }
+            Raw::Json(mut obj) => {
+                for (b, f) in builders.iter_mut().zip(fields) {
+                    let v = obj.remove(&f.name).unwrap_or(serde_json::Value::Null);
+                    push_json(b, &v).map_err(|m| bad(&self.path, line, format!("column {:?}: {m}", f.name)))?;
+                }
+                if let Some(k) = obj.keys().next() {
+                    return Err(bad(
+                        &self.path,
+                        line,
+                        format!(
+                            "key {k:?} is not a column (columns come from the first {INFER_ROWS} lines or --schema)"
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn csv_error(path: &str, e: csv::Error) -> InputError {
+    let line = e.position().map_or(0, |p| p.line());
+    match e.kind() {
+        csv::ErrorKind::Io(_) => InputError::Io { path: path.to_owned(), source: std::io::Error::other(e.to_string()) },
+        _ => bad(path, line, format!("malformed CSV: {e}")),
+    }
+}
+
+fn parse_json_line(
+    path: &str,
+    line: u64,
+    text: std::io::Result<String>,
+) -> Result<Option<serde_json::Map<String, serde_json::Value>>, InputError> {
+    let text = text.map_err(|e| bad(path, line, format!("cannot read line: {e}")))?;
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    match serde_json::from_str::<serde_json::Value>(&text) {
+        Ok(serde_json::Value::Object(o)) => Ok(Some(o)),
+        Ok(other) => Err(bad(path, line, format!("expected a JSON object, got {}", short(&other.to_string())))),
+        Err(e) => Err(bad(path, line, format!("invalid JSON at column {}: {e}", e.column()))),
+    }
+}
+
+fn short(s: &str) -> String {
+    if s.len() > 80 {
+        format!("{}...", &s[..s.floor_char_boundary(80)])
+    } else {
+        s.to_owned()
+    }
+}
+
+fn too_large(e: BuildError) -> String {
+    e.to_string()
+}
+
+fn push_text(b: &mut ColumnBuilder, field: &[u8]) -> Result<(), String> {
+    if field.is_empty() {
+        b.push_null();
+        return Ok(());
+    }
+    let t = b.data_type();
+    if t == DataType::Binary {
+        return b.push_binary(field).map_err(too_large);
+    }
+    let s = std::str::from_utf8(field).map_err(|e| format!("invalid UTF-8 at byte {}", e.valid_up_to()))?;
+    let fail = || format!("cannot parse {:?} as {t}", short(s));
+    match t {
+        DataType::Int64 => b.push_i64(s.trim().parse().map_err(|_| fail())?),
+        DataType::Float64 => b.push_f64(parse_float(s).ok_or_else(fail)?),
+        DataType::Bool => b.push_bool(parse_bool(s).ok_or_else(fail)?),
+        DataType::Utf8 => b.push_str(s).map_err(too_large)?,
+        DataType::Binary => unreachable!("handled above"),
+    }
+    Ok(())
+}
+
+fn push_json(b: &mut ColumnBuilder, v: &serde_json::Value) -> Result<(), String> {
+    use serde_json::Value as J;
+    let t = b.data_type();
+    let fail = || format!("cannot use {} as {t}", short(&v.to_string()));
+    match (t, v) {
+        (_, J::Null) => b.push_null(),
+        (DataType::Int64, J::Number(n)) => b.push_i64(n.as_i64().ok_or_else(fail)?),
+        (DataType::Float64, J::Number(n)) => b.push_f64(n.as_f64().ok_or_else(fail)?),
+        (DataType::Float64, J::String(s)) => b.push_f64(parse_float(s).ok_or_else(fail)?),
+        (DataType::Bool, J::Bool(x)) => b.push_bool(*x),
+        (DataType::Utf8, J::String(s)) => b.push_str(s).map_err(too_large)?,
+        (DataType::Binary, J::String(s)) => {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(s)
+                .map_err(|e| format!("{}: not base64 ({e})", short(s)))?;
+            b.push_binary(&bytes).map_err(too_large)?
+        }
+        _ => return Err(fail()),
+    }
+    Ok(())
+}
+
+impl Iterator for BatchReader {
+    type Item = Result<RecordBatch, InputError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let mut builders: Vec<ColumnBuilder> =
+            self.schema.fields.iter().map(|f| ColumnBuilder::new(f.data_type, self.batch_size)).collect();
+        let mut rows = 0;
+        while rows < self.batch_size {
+            match self.next_raw() {
+                Ok(Some((line, raw))) => {
+                    if let Err(e) = self.push_row(&mut builders, line, raw) {
+                        self.done = true;
+                        self.buffered.clear();
+                        return Some(Err(e));
+                    }
+                    rows += 1;
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    self.done = true;
+                    self.buffered.clear();
+                    return Some(Err(e));
+                }
+            }
+        }
+        if rows == 0 {
+            return None;
+        }
+        let columns = builders.into_iter().map(ColumnBuilder::finish).collect();
+        Some(
+            RecordBatch::try_new(self.schema.clone(), columns, rows)
+                .map_err(|e| bad(&self.path, self.line, e.to_string())),
+        )
+    }
+}
+
+/// Reads a whole file into batches (for tests and small inputs).
+pub fn read_all(
+    path: &Path,
+    declared: &[(String, DataType)],
+    batch_size: usize,
+) -> Result<Vec<RecordBatch>, InputError> {
+    let format = Format::from_path(path).unwrap_or(Format::Csv);
+    BatchReader::open(path, format, declared, batch_size)?.collect()
+}
+
+/// Rows of values, as a test helper's view of a file.
+pub fn rows_of(batches: &[RecordBatch]) -> Vec<Vec<Value>> {
+    batches.iter().flat_map(|b| b.to_rows()).collect()
+}

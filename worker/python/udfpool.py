@@ -1,0 +1,155 @@
+"""Declare Python user-defined functions for udfpool.
+
+This module ships inside the udfpool binaries; ``import udfpool`` works in any UDF file they load,
+with nothing to install. The names follow PyFlink's Table API, so a PyFlink scalar function moves over
+with its import line changed:
+
+    from udfpool import udf, ScalarFunction
+
+    @udf(result_type="BIGINT")
+    def plus_one(x):
+        return None if x is None else x + 1
+
+    class Scale(ScalarFunction):
+        def open(self, context):           # once per worker, before its first batch
+            self.factor = float(context.get_job_parameter("scale", "2"))
+        def eval(self, x):                  # once per row
+            return None if x is None else x * self.factor
+        def close(self):                    # once per worker, at shutdown
+            pass
+
+    scale = udf(Scale(), result_type="DOUBLE")
+
+Type names: int64/BIGINT, float64/DOUBLE, bool/BOOLEAN, utf8/STRING, binary/BYTES. Arguments arrive
+as int, float, bool, str, bytes, or None for SQL NULL, and the same is expected back.
+"""
+
+import functools
+import importlib.util
+import os
+import sys
+import traceback
+
+__all__ = ["udf", "FunctionContext", "UserDefinedFunction", "ScalarFunction"]
+
+
+class FunctionContext:
+    """What a UDF's ``open`` learns about where it runs."""
+
+    def __init__(self, worker_index, num_workers, job_parameters):
+        self._worker_index = worker_index
+        self._num_workers = num_workers
+        self._job_parameters = dict(job_parameters)
+
+    def get_index_of_this_subtask(self):
+        """This worker's index, from 0."""
+        return self._worker_index
+
+    def get_number_of_parallel_subtasks(self):
+        """How many workers run this UDF."""
+        return self._num_workers
+
+    def get_job_parameter(self, key, default_value=None):
+        """A configuration value given to the pool (``--config key=value``)."""
+        return self._job_parameters.get(key, default_value)
+
+
+class UserDefinedFunction:
+    """Base of the class-based UDFs: ``open`` and ``close`` bracket a worker's life."""
+
+    def open(self, function_context):
+        pass
+
+    def close(self):
+        pass
+
+
+class ScalarFunction(UserDefinedFunction):
+    """A function of one row's argument values to one value. Override ``eval``."""
+
+    def eval(self, *args):
+        raise NotImplementedError("ScalarFunction subclasses must define eval()")
+
+
+class UserDefinedScalarFunctionWrapper:
+    """What ``udf`` returns: the function plus its declared result type. Still callable from Python."""
+
+    _udfpool_kind = "scalar"
+
+    def __init__(self, func, result_type, name=None):
+        if isinstance(func, type) and issubclass(func, UserDefinedFunction):
+            func = func()
+        if not callable(func) and not isinstance(func, ScalarFunction):
+            raise TypeError(f"udf() needs a callable or a ScalarFunction, got {func!r}")
+        if not isinstance(result_type, str):
+            raise TypeError(f"result_type must be a type name such as 'BIGINT', got {result_type!r}")
+        self._func = func
+        self._result_type = result_type
+        self._name = name or getattr(func, "__name__", type(func).__name__)
+
+    def __call__(self, *args):
+        if isinstance(self._func, ScalarFunction):
+            return self._func.eval(*args)
+        return self._func(*args)
+
+    def __repr__(self):
+        return f"<udfpool scalar function {self._name} -> {self._result_type}>"
+
+
+def udf(f=None, *, result_type, name=None, deterministic=None):
+    """Declare a scalar UDF: ``@udf(result_type="BIGINT")`` on a function, or ``udf(obj, result_type=...)``
+    on a lambda, a ``functools.partial``, a callable object or a ``ScalarFunction`` instance or subclass."""
+    if f is None:
+        return functools.partial(udf, result_type=result_type, name=name, deterministic=deterministic)
+    return UserDefinedScalarFunctionWrapper(f, result_type, name)
+
+
+# ---- used by udfpool's Rust side; not part of the public API ----
+
+def _load_file(path, module_name):
+    """Imports the file at ``path`` as a fresh module named ``module_name``."""
+    path = os.path.abspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"UDF file {path} does not exist")
+    directory = os.path.dirname(path)
+    if directory not in sys.path:
+        sys.path.insert(0, directory)
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {path} as a Python module")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[module_name]
+        raise
+    return module
+
+
+def _resolve(module, name):
+    """Returns (kind, declared result type or None, eval, open, close) for ``name`` in ``module``."""
+    try:
+        obj = getattr(module, name)
+    except AttributeError:
+        public = sorted(n for n in vars(module) if not n.startswith("_") and callable(getattr(module, n)))
+        raise LookupError(
+            f"{module.__file__} defines no {name!r}; callables there: {', '.join(public) or 'none'}"
+        ) from None
+    if isinstance(obj, UserDefinedScalarFunctionWrapper):
+        func, result_type = obj._func, obj._result_type
+    else:
+        func, result_type = obj, None
+    if isinstance(func, type) and issubclass(func, UserDefinedFunction):
+        func = func()
+    if isinstance(func, ScalarFunction):
+        return "scalar", result_type, func.eval, func.open, func.close
+    if isinstance(func, UserDefinedFunction):
+        raise TypeError(f"{name} is a {type(func).__name__}, which is not a ScalarFunction")
+    if not callable(func):
+        raise TypeError(f"{name} is a {type(func).__name__}, not a callable")
+    return "scalar", result_type, func, None, None
+
+
+def _format_exception(exc):
+    return "".join(traceback.format_exception(exc))

@@ -1,0 +1,161 @@
+//! The `udfpool-worker` process: attach to the segment the host created, load the UDF, then answer
+//! batches until the host says `Close` or goes away.
+//!
+//! The host holds the write end of this process's stdin; a watchdog thread blocks reading it and exits
+//! the process the moment it reads end-of-file, which happens when the host closes it or dies in any
+//! way (SIGKILL included). So a worker is never an orphan, and costs no CPU while it waits.
+
+use crate::interpreter;
+use crate::udf::ScalarUdf;
+use ipc::codec::{decode, encode_into};
+use ipc::protocol::{Request, Response, UdfError, UdfErrorKind, WorkerInfo};
+use ipc::{Endpoint, Segment, Side};
+use pyo3::prelude::*;
+use std::io::Read;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Exit status when the host went away (stdin reached end-of-file).
+pub const EXIT_HOST_GONE: u8 = 70;
+/// How long a response may wait for ring space before the worker assumes the host is stuck.
+const SEND_STALL: Duration = Duration::from_secs(300);
+
+/// Entry point of the `udfpool-worker` binary: `udfpool-worker --segment NAME`.
+pub fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let segment = match args.as_slice() {
+        [flag, name] if flag == "--segment" => name.clone(),
+        _ => {
+            eprintln!(
+                "udfpool-worker: started by udfpool's host with `--segment NAME`; it is not meant to be run by hand"
+            );
+            return ExitCode::from(2);
+        }
+    };
+    start_host_watchdog();
+    match serve(&segment) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("udfpool-worker[{}]: {e}", std::process::id());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn start_host_watchdog() {
+    std::thread::Builder::new()
+        .name("host-watchdog".into())
+        .spawn(|| {
+            let mut sink = [0u8; 64];
+            let mut stdin = std::io::stdin().lock();
+            loop {
+                match stdin.read(&mut sink) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => continue,
+                }
+            }
+            // SAFETY: _exit is async-signal-safe and ends the process at once; nothing here relies on
+            // destructors (the segment name is already unlinked, the kernel unmaps the memory).
+            unsafe { libc::_exit(i32::from(EXIT_HOST_GONE)) };
+        })
+        .expect("spawn watchdog thread");
+}
+
+/// Why the worker loop stopped abnormally.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The segment could not be opened or validated.
+    #[error(transparent)]
+    Open(#[from] ipc::segment::SegmentOpenError),
+    /// The ring's shared state is corrupt.
+    #[error(transparent)]
+    Ring(#[from] ipc::ring::RingError),
+    /// A response could not be delivered.
+    #[error(transparent)]
+    Transfer(#[from] ipc::TransferError),
+    /// A request could not be decoded.
+    #[error(transparent)]
+    Decode(#[from] ipc::codec::DecodeError),
+    /// A response could not be encoded.
+    #[error(transparent)]
+    Encode(#[from] ipc::codec::EncodeError),
+    /// The host broke the protocol.
+    #[error("protocol error: {0}")]
+    Protocol(String),
+}
+
+struct Session {
+    endpoint: Endpoint,
+    buf: Vec<u8>,
+}
+
+impl Session {
+    fn recv(&mut self) -> Result<Request, ServeError> {
+        loop {
+            if let Some(bytes) = self.endpoint.recv(Duration::from_secs(3600))? {
+                return Ok(decode(&bytes)?);
+            }
+        }
+    }
+
+    fn send(&mut self, response: &Response) -> Result<(), ServeError> {
+        self.buf.clear();
+        encode_into(response, &mut self.buf)?;
+        let started = std::time::Instant::now();
+        self.endpoint.send(&self.buf, Duration::from_secs(1), || started.elapsed() < SEND_STALL)?;
+        Ok(())
+    }
+}
+
+/// Runs the worker protocol on segment `name` until `Close`.
+pub fn serve(name: &str) -> Result<(), ServeError> {
+    let segment = Segment::open(name)?;
+    let mut s = Session { endpoint: segment.endpoint(Side::Worker), buf: Vec::new() };
+    let open = match s.recv()? {
+        Request::Open(open) => open,
+        other => return Err(ServeError::Protocol(format!("expected Open first, got {other:?}"))),
+    };
+    let loaded = interpreter::prepare(&open.site_dirs)
+        .and_then(|python| Python::attach(|py| ScalarUdf::load(py, &open)).map(|udf| (udf, python)));
+    let udf = match loaded {
+        Ok((udf, python)) => {
+            s.send(&Response::Ready(WorkerInfo { pid: std::process::id(), python, result_type: udf.result_type() }))?;
+            udf
+        }
+        Err(e) => {
+            s.send(&Response::OpenFailed(e))?;
+            return Ok(());
+        }
+    };
+    loop {
+        match s.recv()? {
+            Request::Batch { id, args } => {
+                let response = match Python::attach(|py| udf.apply_batch(py, &args)) {
+                    Ok(result) => Response::Batch { id, result },
+                    Err(error) => Response::Failed { id, error },
+                };
+                s.send(&response)?;
+            }
+            Request::Close => {
+                let error = Python::attach(|py| {
+                    let closed = udf.close(py);
+                    flush_stdio(py);
+                    closed
+                })
+                .err();
+                s.send(&Response::Closed { error })?;
+                return Ok(());
+            }
+            Request::Open(_) => {
+                let e = UdfError::plain(UdfErrorKind::Definition, "worker is already open");
+                return Err(ServeError::Protocol(e.to_string()));
+            }
+        }
+    }
+}
+
+fn flush_stdio(py: Python<'_>) {
+    for stream in ["stdout", "stderr"] {
+        let _ = py.import("sys").and_then(|s| s.getattr(stream)).and_then(|s| s.call_method0("flush"));
+    }
+}

@@ -1,0 +1,138 @@
+//! Loading a UDF from its file and applying it to batches: the code both modes run.
+
+use crate::convert::{push_result, to_py};
+use crate::error::from_py;
+use ipc::batch::{Column, ColumnBuilder, DataType, RecordBatch};
+use ipc::protocol::{OpenRequest, UdfError, UdfErrorKind};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyTuple};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Distinguishes the modules of several loads of the same file in one interpreter (THREAD mode runs
+/// one instance per worker thread, like PROCESS mode runs one per process).
+static LOADS: AtomicU64 = AtomicU64::new(0);
+
+/// What `udfpool._resolve` returns: kind, declared result type, and the eval/open/close callables.
+type Resolved = (String, Option<String>, Py<PyAny>, Option<Py<PyAny>>, Option<Py<PyAny>>);
+
+/// A loaded scalar UDF: one instance per worker, `open` already called.
+#[derive(Debug)]
+pub struct ScalarUdf {
+    eval: Py<PyAny>,
+    close: Option<Py<PyAny>>,
+    result_type: DataType,
+    arg_types: Vec<DataType>,
+}
+
+impl ScalarUdf {
+    /// Imports the file, finds the function, checks its declaration and calls its `open(context)`.
+    pub fn load(py: Python<'_>, req: &OpenRequest) -> Result<Self, UdfError> {
+        let udfpool = py.import("udfpool").map_err(|e| from_py(py, &e, UdfErrorKind::Environment, None))?;
+        let stem: String = std::path::Path::new(&req.udf.path)
+            .file_stem()
+            .map(|s| s.to_string_lossy().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect())
+            .unwrap_or_default();
+        // Relaxed: only uniqueness matters.
+        let module_name = format!("udfpool_user_{}_{}", stem, LOADS.fetch_add(1, Ordering::Relaxed));
+        let module = udfpool
+            .call_method1("_load_file", (&req.udf.path, &module_name))
+            .map_err(|e| from_py(py, &e, UdfErrorKind::Load, None))?;
+        let resolved = udfpool
+            .call_method1("_resolve", (&module, &req.udf.name))
+            .map_err(|e| from_py(py, &e, UdfErrorKind::Definition, None))?;
+        let (_kind, declared, eval, open, close): Resolved =
+            resolved.extract().map_err(|e| from_py(py, &e, UdfErrorKind::Definition, None))?;
+        let declared = declared
+            .map(|t| {
+                t.parse::<DataType>()
+                    .map_err(|e| UdfError::plain(UdfErrorKind::Definition, format!("{}: result_type: {e}", req.udf)))
+            })
+            .transpose()?;
+        let result_type = match (declared, req.udf.result_type) {
+            (Some(d), Some(given)) if d != given => {
+                return Err(UdfError::plain(
+                    UdfErrorKind::Definition,
+                    format!("{} declares result type {d} but {given} was asked for", req.udf),
+                ))
+            }
+            (Some(t), _) | (None, Some(t)) => t,
+            (None, None) => {
+                return Err(UdfError::plain(
+                    UdfErrorKind::Definition,
+                    format!(
+                        "{} is a plain callable with no declared result type: decorate it with \
+                         @udf(result_type=...) or pass --result-type",
+                        req.udf
+                    ),
+                ))
+            }
+        };
+        if let Some(open) = &open {
+            let context =
+                function_context(py, &udfpool, req).map_err(|e| from_py(py, &e, UdfErrorKind::Lifecycle, None))?;
+            open.call1(py, (context,)).map_err(|e| from_py(py, &e, UdfErrorKind::Lifecycle, None))?;
+        }
+        Ok(Self { eval, close, result_type, arg_types: req.arg_types.clone() })
+    }
+
+    /// The type of the values the UDF returns.
+    pub fn result_type(&self) -> DataType {
+        self.result_type
+    }
+
+    /// Calls the UDF once per row of `args` (its argument columns, in order) and collects the results.
+    pub fn apply_batch(&self, py: Python<'_>, args: &RecordBatch) -> Result<Column, UdfError> {
+        let cols: Vec<&Column> = args.columns().iter().collect();
+        self.apply(py, &cols, args.num_rows())
+    }
+
+    /// Calls the UDF once per row, with row `i`'s values of `cols` as arguments, for `rows` rows.
+    pub fn apply(&self, py: Python<'_>, cols: &[&Column], rows: usize) -> Result<Column, UdfError> {
+        let types: Vec<DataType> = cols.iter().map(|c| c.data_type()).collect();
+        if types != self.arg_types || cols.iter().any(|c| c.len() != rows) {
+            return Err(UdfError::plain(
+                UdfErrorKind::Definition,
+                format!("argument columns have types {types:?}, the UDF was opened for {:?}", self.arg_types),
+            ));
+        }
+        let f = self.eval.bind(py);
+        let mut out = ColumnBuilder::new(self.result_type, rows.min(1 << 20));
+        let raised = |e: PyErr, row: usize| from_py(py, &e, UdfErrorKind::Raised, Some(row as u64));
+        let arg = |c: usize, row: usize| to_py(py, cols[c], row).map_err(|e| raised(e, row));
+        for row in 0..rows {
+            let value = match cols.len() {
+                0 => f.call0(),
+                1 => f.call1((arg(0, row)?,)),
+                2 => f.call1((arg(0, row)?, arg(1, row)?)),
+                3 => f.call1((arg(0, row)?, arg(1, row)?, arg(2, row)?)),
+                n => {
+                    let items = (0..n).map(|c| arg(c, row)).collect::<Result<Vec<_>, _>>()?;
+                    f.call1(PyTuple::new(py, items).map_err(|e| raised(e, row))?)
+                }
+            }
+            .map_err(|e| raised(e, row))?;
+            push_result(&mut out, &value, row)?;
+        }
+        Ok(out.finish())
+    }
+
+    /// Calls the UDF's `close()`, if it has one.
+    pub fn close(self, py: Python<'_>) -> Result<(), UdfError> {
+        match &self.close {
+            Some(close) => close.call0(py).map(drop).map_err(|e| from_py(py, &e, UdfErrorKind::Lifecycle, None)),
+            None => Ok(()),
+        }
+    }
+}
+
+fn function_context<'py>(
+    py: Python<'py>,
+    udfpool: &Bound<'py, PyModule>,
+    req: &OpenRequest,
+) -> PyResult<Bound<'py, PyAny>> {
+    let params = PyDict::new(py);
+    for (k, v) in &req.config {
+        params.set_item(k, v)?;
+    }
+    udfpool.getattr("FunctionContext")?.call1((req.worker_index, req.num_workers, params))
+}
