@@ -25,7 +25,7 @@ pub enum PoolError {
         error: UdfError,
     },
     /// The UDF failed on a batch. The pool keeps working.
-    #[error("batch {batch} (input rows {first_row}..): {}{error}{}", error.row.map(|r| format!("input row {}: ", first_row + r)).unwrap_or_default(), traceback_suffix(&error.traceback))]
+    #[error("batch {batch}{}: {}{}", error.row.map(|r| format!(", input row {}", first_row + r)).unwrap_or_default(), error.summary(), traceback_suffix(&error.traceback))]
     Batch {
         /// Batch sequence number, from 0.
         batch: u64,

@@ -22,6 +22,11 @@ pub trait Lane: Send {
     /// What the worker reported when it started.
     fn info(&self) -> &WorkerInfo;
 
+    /// The shared-memory segment's name, for lanes that have one (unlinked once the worker attached).
+    fn segment_name(&self) -> Option<String> {
+        None
+    }
+
     /// Finishes queued batches (discarding their results), calls the UDF's `close()`, and stops the
     /// worker. Reports `close()`'s failure. Idempotent; dropping a lane without it still stops the worker.
     fn close(&mut self) -> Result<(), PoolError>;

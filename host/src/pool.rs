@@ -33,6 +33,8 @@ pub struct PoolInfo {
     pub python: PythonInfo,
     /// Worker process ids (PROCESS mode) or the host's pid for each thread (THREAD mode).
     pub pids: Vec<u32>,
+    /// Names the workers' shared-memory segments were created under (PROCESS mode; already unlinked).
+    pub segments: Vec<String>,
 }
 
 /// Builds a [`Pool`].
@@ -218,6 +220,7 @@ impl PoolBuilder {
             result_type: first.result_type,
             python: first.python,
             pids: lanes.iter().map(|l| l.info().pid).collect(),
+            segments: lanes.iter().filter_map(|l| l.segment_name()).collect(),
         };
         Ok(Pool {
             result_field: Field::new(self.output, info.result_type),

@@ -286,6 +286,10 @@ impl Lane for WorkerProcess {
         self.info.as_ref().expect("a WorkerProcess lane is only handed out once Ready")
     }
 
+    fn segment_name(&self) -> Option<String> {
+        Some(self.endpoint.segment().name().to_owned())
+    }
+
     fn close(&mut self) -> Result<(), PoolError> {
         if self.closed {
             return Ok(());

@@ -159,10 +159,15 @@ impl UdfError {
     }
 
     fn describe(&self) -> String {
-        let mut s = String::new();
-        if let Some(r) = self.row {
-            s += &format!("row {r}: ");
+        match self.row {
+            Some(r) => format!("row {r}: {}", self.summary()),
+            None => self.summary(),
         }
+    }
+
+    /// `Exception: message`, without the row.
+    pub fn summary(&self) -> String {
+        let mut s = String::new();
         if !self.exception.is_empty() {
             s += &self.exception;
             s += ": ";

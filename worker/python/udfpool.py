@@ -151,5 +151,16 @@ def _resolve(module, name):
     return "scalar", result_type, func, None, None
 
 
-def _format_exception(exc):
-    return "".join(traceback.format_exception(exc))
+def _format_exception(exc, tb=None):
+    """The traceback of the user's code: udfpool's and importlib's own frames are left out. Empty when
+    no user frame is involved, except for a SyntaxError, whose caret line says where."""
+    frames = [
+        f
+        for f in traceback.extract_tb(tb or exc.__traceback__)
+        if f.filename != "<udfpool>" and not f.filename.startswith("<frozen importlib")
+    ]
+    if not frames and not isinstance(exc, SyntaxError):
+        return ""
+    lines = ["Traceback (most recent call last):\n"] + traceback.format_list(frames) if frames else []
+    lines += traceback.format_exception_only(type(exc), exc)
+    return "".join(lines)

@@ -12,5 +12,6 @@ pub fn from_py(py: Python<'_>, err: &PyErr, kind: UdfErrorKind, row: Option<u64>
 }
 
 fn format_traceback(py: Python<'_>, err: &PyErr) -> PyResult<String> {
-    py.import("udfpool")?.getattr("_format_exception")?.call1((err.value(py),))?.extract()
+    let tb = err.traceback(py);
+    py.import("udfpool")?.getattr("_format_exception")?.call1((err.value(py), tb))?.extract()
 }

@@ -1,0 +1,64 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use host::{Mode, Pool, PoolBuilder};
+use ipc::batch::{DataType, Field, RecordBatch, Schema, Value};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+pub const MODES: [Mode; 2] = [Mode::Process, Mode::Thread];
+
+pub fn worker_exe() -> &'static str {
+    env!("CARGO_BIN_EXE_udfpool-worker")
+}
+
+pub fn udf_file(name: &str) -> String {
+    let p: PathBuf = [env!("CARGO_MANIFEST_DIR"), "tests", "udfs", name].iter().collect();
+    p.display().to_string()
+}
+
+/// A builder for `tests/udfs/types.py:NAME` in `mode`.
+pub fn builder(name: &str, schema: &Schema, mode: Mode, workers: usize) -> PoolBuilder {
+    Pool::builder(format!("{}:{name}", udf_file("types.py")), schema.clone())
+        .mode(mode)
+        .workers(workers)
+        .worker_exe(worker_exe())
+}
+
+pub fn int_batch(name: &str, xs: &[Option<i64>]) -> RecordBatch {
+    let schema = Schema::new(vec![Field::new(name, DataType::Int64)]);
+    let rows: Vec<Vec<Value>> = xs.iter().map(|x| vec![x.map_or(Value::Null, Value::Int64)]).collect();
+    RecordBatch::from_rows(schema, &rows).unwrap()
+}
+
+/// Whether process `pid` still exists (zombies count as gone: they hold no resources but the entry).
+pub fn process_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'),
+        Err(_) => false,
+    }
+}
+
+/// Waits up to `limit` for `cond`; returns whether it became true.
+pub fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    cond()
+}
+
+/// Asserts that none of the pool's processes, segment names or mappings remain.
+pub fn assert_nothing_left(pids: &[u32], segments: &[String]) {
+    for pid in pids.iter().filter(|&&p| p != std::process::id()) {
+        assert!(!process_alive(*pid), "worker pid {pid} outlived its pool");
+    }
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    for name in segments {
+        assert!(!std::path::Path::new(&format!("/dev/shm{name}")).exists(), "segment {name} left in /dev/shm");
+        assert!(!maps.contains(name.as_str()), "segment {name} still mapped");
+    }
+}

@@ -1,0 +1,135 @@
+//! When a pool ends — dropped, after an error, unwound by a panic, or its host SIGKILLed — no worker
+//! process and no shared-memory segment remains. Tests here run one at a time (they count this
+//! process's children).
+
+mod common;
+
+use common::*;
+use host::Mode;
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::time::Duration;
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Pids of live `udfpool-worker` processes whose parent is `parent`.
+fn worker_children(parent: u32) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else { continue };
+        let comm = &stat[open + 1..close];
+        let rest: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+        if comm == "udfpool-worker" && rest.get(1) == Some(&parent.to_string().as_str()) && rest[0] != "Z" {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+fn shm_names_of(pid: u32) -> Vec<String> {
+    std::fs::read_dir("/dev/shm")
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(&format!("udfpool-{pid}-")))
+        .collect()
+}
+
+fn lock() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[test]
+fn segments_are_unlinked_once_workers_attach_and_all_is_gone_after_drop() {
+    let _g = lock();
+    let schema = int_batch("x", &[]).schema().clone();
+    let mut pool = builder("plus_one", &schema, Mode::Process, 3).build().unwrap();
+    let info = pool.info().clone();
+    assert_eq!(info.pids.len(), 3);
+    assert_eq!(info.segments.len(), 3);
+    assert!(shm_names_of(std::process::id()).is_empty(), "names are unlinked while the pool runs");
+    assert_eq!(worker_children(std::process::id()).len(), 3);
+    pool.apply(int_batch("x", &[Some(1)])).unwrap();
+    drop(pool);
+    assert_nothing_left(&info.pids, &info.segments);
+    assert!(worker_children(std::process::id()).is_empty());
+}
+
+#[test]
+fn nothing_left_after_an_error_or_an_abandoned_stream() {
+    let _g = lock();
+    let schema = int_batch("x", &[]).schema().clone();
+    let mut pool = builder("fails_on_13", &schema, Mode::Process, 2).build().unwrap();
+    let info = pool.info().clone();
+    let batches = (0..20).map(|i| int_batch("x", &[Some(i)]));
+    let mut stream = pool.apply_stream(batches);
+    assert!(stream.next().unwrap().is_ok());
+    drop(stream);
+    assert!(pool.apply(int_batch("x", &[Some(13)])).is_err());
+    drop(pool);
+    assert_nothing_left(&info.pids, &info.segments);
+
+    // A pool that fails to start leaves nothing either.
+    let err = builder("no_such_udf", &schema, Mode::Process, 2).build().unwrap_err();
+    assert!(err.to_string().contains("no_such_udf"));
+    assert!(worker_children(std::process::id()).is_empty());
+    assert!(shm_names_of(std::process::id()).is_empty());
+}
+
+#[test]
+fn nothing_left_after_a_panic_in_the_caller() {
+    let _g = lock();
+    let schema = int_batch("x", &[]).schema().clone();
+    let info = std::sync::Mutex::new(None);
+    let result = std::panic::catch_unwind(|| {
+        let mut pool = builder("plus_one", &schema, Mode::Process, 2).build().unwrap();
+        *info.lock().unwrap() = Some(pool.info().clone());
+        pool.apply(int_batch("x", &[Some(1)])).unwrap();
+        panic!("caller bug");
+    });
+    assert!(result.is_err());
+    let info = info.into_inner().unwrap().unwrap();
+    assert_nothing_left(&info.pids, &info.segments);
+}
+
+#[test]
+fn workers_exit_by_themselves_when_the_host_is_sigkilled() {
+    let _g = lock();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.csv");
+    std::fs::write(&input, format!("x\n{}", (0..2000).map(|i| format!("{i}\n")).collect::<String>())).unwrap();
+    let mut host = Command::new(env!("CARGO_BIN_EXE_udfpool"))
+        .args(["run", "--udf", &format!("{}:slow", udf_file("types.py")), "--batch-size", "10", "--workers", "2"])
+        .arg("--input")
+        .arg(&input)
+        .arg("--output")
+        .arg(dir.path().join("out.jsonl"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let host_pid = host.id();
+    assert!(eventually(Duration::from_secs(30), || worker_children(host_pid).len() == 2), "workers started");
+    let workers = worker_children(host_pid);
+    // Let a few batches run, so the workers are busy in the rings.
+    std::thread::sleep(Duration::from_millis(300));
+    host.kill().unwrap();
+    host.wait().unwrap();
+    assert!(
+        eventually(Duration::from_secs(10), || workers.iter().all(|&p| !process_alive(p))),
+        "workers {workers:?} outlived their SIGKILLed host"
+    );
+    assert!(shm_names_of(host_pid).is_empty(), "segments of the killed host remain: {:?}", shm_names_of(host_pid));
+}
+
+#[test]
+fn thread_mode_starts_no_process() {
+    let _g = lock();
+    let schema = int_batch("x", &[]).schema().clone();
+    let mut pool = builder("plus_one", &schema, Mode::Thread, 2).build().unwrap();
+    assert!(worker_children(std::process::id()).is_empty());
+    assert!(pool.info().segments.is_empty());
+    pool.apply(int_batch("x", &[Some(1)])).unwrap();
+}
