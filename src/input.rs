@@ -164,7 +164,8 @@ impl BatchReader {
         let mut buffered = VecDeque::new();
         let (source, names, line) = match format {
             Format::Csv => {
-                let mut r = csv::ReaderBuilder::new().has_headers(true).from_reader(BufReader::new(file));
+                let mut r =
+                    csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(BufReader::new(file));
                 let headers = r.byte_headers().map_err(|e| csv_error(&p, e))?.clone();
                 let names: Vec<String> = headers
                     .iter()

@@ -1,0 +1,45 @@
+//! Every way of declaring a scalar UDF works, identically in both modes: a decorated function, a
+//! lambda, a `functools.partial`, a callable object, a `ScalarFunction` class with `open(context)`,
+//! a function of no arguments (called once per row), and several arguments.
+
+mod common;
+
+use common::*;
+use ipc::batch::{DataType, Field, RecordBatch, Schema, Value};
+
+fn two_ints() -> RecordBatch {
+    let schema = Schema::new(vec![Field::new("a", DataType::Int64), Field::new("b", DataType::Int64)]);
+    let rows = vec![
+        vec![Value::Int64(1), Value::Int64(10)],
+        vec![Value::Null, Value::Int64(20)],
+        vec![Value::Int64(3), Value::Int64(30)],
+    ];
+    RecordBatch::from_rows(schema, &rows).unwrap()
+}
+
+fn results(name: &str, args: &[&str], mode: host::Mode, config: &[(&str, &str)]) -> Vec<Value> {
+    let batch = two_ints();
+    let mut b = builder(name, batch.schema(), mode, 2).args(args.iter().copied());
+    for (k, v) in config {
+        b = b.config(*k, *v);
+    }
+    let out = b.build().unwrap().apply(batch).unwrap();
+    (0..out.num_rows()).map(|r| out.row(r)[2].clone()).collect()
+}
+
+#[test]
+fn each_declaration_style_gives_the_same_results_in_both_modes() {
+    use Value::{Int64 as I, Null};
+    let cases: [(&str, &[&str], &[(&str, &str)], Vec<Value>); 5] = [
+        ("tripled", &["a"], &[], vec![I(3), Null, I(9)]),
+        ("adder", &["a", "b"], &[], vec![I(11), Null, I(33)]),
+        ("counter", &["b"], &[("offset", "5")], vec![I(15), I(25), I(35)]),
+        ("constant", &[], &[], vec![I(7), I(7), I(7)]),
+        ("count_args", &["a", "b", "a"], &[], vec![I(3), I(3), I(3)]),
+    ];
+    for (name, args, config, expected) in cases {
+        for mode in MODES {
+            assert_eq!(results(name, args, mode, config), expected, "{name} in {mode}");
+        }
+    }
+}
