@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it (.ci/run calls this). Installs nothing by hand: cargo fetches the
+# crates; Python is the machine's python3, which must have a shared libpython.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+python3 - <<'PY'
+import sys, sysconfig
+if not sysconfig.get_config_var("Py_ENABLE_SHARED"):
+    sys.exit("udfpool needs a python3 built with a shared libpython (--enable-shared); "
+             f"{sys.executable} has none")
+PY
+
+# Formatting and lints first: cheap and they fail fast.
+cargo fmt --all --check
+# --all-targets: tests, benches and examples too; -D warnings: any warning fails CI.
+cargo clippy --workspace --all-targets -- -D warnings
+# Unit, property and integration tests with real worker processes and real CPython.
+cargo test --workspace
+# Each benchmark runs once (test mode), so they stay compiling and working.
+cargo test --benches
+# Docs build without broken links or missing docs.
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
