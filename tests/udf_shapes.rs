@@ -30,7 +30,8 @@ fn results(name: &str, args: &[&str], mode: host::Mode, config: &[(&str, &str)])
 #[test]
 fn each_declaration_style_gives_the_same_results_in_both_modes() {
     use Value::{Int64 as I, Null};
-    let cases: [(&str, &[&str], &[(&str, &str)], Vec<Value>); 5] = [
+    type Case = (&'static str, &'static [&'static str], &'static [(&'static str, &'static str)], Vec<Value>);
+    let cases: [Case; 5] = [
         ("tripled", &["a"], &[], vec![I(3), Null, I(9)]),
         ("adder", &["a", "b"], &[], vec![I(11), Null, I(33)]),
         ("counter", &["b"], &[("offset", "5")], vec![I(15), I(25), I(35)]),

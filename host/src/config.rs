@@ -157,7 +157,7 @@ impl PoolConfig {
             }
             RING_BYTES => {
                 self.ring_bytes = number(key, value, "a multiple of 8 from 4096 to 1073741824", |n: &u64| {
-                    (4096..=1 << 30).contains(n) && n % 8 == 0
+                    (4096..=1 << 30).contains(n) && n.is_multiple_of(8)
                 })?
             }
             SPIN_US => {

@@ -160,7 +160,7 @@ impl Bitmap {
     /// `len` bits, all set to `value`.
     pub fn filled(len: usize, value: bool) -> Self {
         let mut bits = vec![if value { 0xff } else { 0 }; len.div_ceil(8)];
-        if value && len % 8 != 0 {
+        if value && !len.is_multiple_of(8) {
             *bits.last_mut().expect("len > 0") = (1u8 << (len % 8)) - 1;
         }
         Self { bits, len: len as u64 }
@@ -187,7 +187,7 @@ impl Bitmap {
     #[inline]
     pub fn push(&mut self, v: bool) {
         let i = self.len as usize;
-        if i % 8 == 0 {
+        if i.is_multiple_of(8) {
             self.bits.push(0);
         }
         if v {
@@ -299,7 +299,7 @@ impl<'de, T: Primitive> Deserialize<'de> for LeBuffer<T> {
             }
             fn visit_bytes<E: serde::de::Error>(self, b: &[u8]) -> Result<Self::Value, E> {
                 let size = std::mem::size_of::<T>();
-                if b.len() % size != 0 {
+                if !b.len().is_multiple_of(size) {
                     return Err(E::invalid_length(b.len(), &self));
                 }
                 let mut v = vec![T::default(); b.len() / size];

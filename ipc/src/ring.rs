@@ -133,7 +133,7 @@ pub struct Consumer {
 /// Checks a capacity usable for a ring: a non-zero multiple of 8 that holds at least one frame header
 /// and one payload byte.
 pub fn valid_capacity(capacity: u64) -> bool {
-    capacity >= 2 * FRAME_HEADER as u64 && capacity % 8 == 0
+    capacity >= 2 * FRAME_HEADER as u64 && capacity.is_multiple_of(8)
 }
 
 impl Producer {

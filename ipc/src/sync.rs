@@ -77,7 +77,7 @@ impl Doorbell {
             std::hint::spin_loop();
             polls = polls.wrapping_add(1);
             // Reading the clock costs ~20 ns; every 32 polls keeps the spin responsive and cheap.
-            if polls % 32 == 0 && Instant::now() >= spin_end {
+            if polls.is_multiple_of(32) && Instant::now() >= spin_end {
                 break;
             }
         }

@@ -8,19 +8,21 @@ use crate::error::from_py;
 use ipc::protocol::{PythonInfo, UdfError, UdfErrorKind};
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyModule};
-use std::sync::OnceLock;
+use pyo3::sync::PyOnceLock;
 
 /// Source of the bundled `udfpool` Python module.
 pub const UDFPOOL_PY: &str = include_str!("../python/udfpool.py");
 
-static MODULE_READY: OnceLock<Result<(), UdfError>> = OnceLock::new();
+// A PyOnceLock, not a std OnceLock: registering runs Python code that may release the GIL (imports do),
+// and a second thread blocked on a std OnceLock while holding the GIL would deadlock with it.
+static MODULE_READY: PyOnceLock<Result<(), UdfError>> = PyOnceLock::new();
 
 /// Initializes the interpreter (once per process), registers `udfpool`, and adds `site_dirs` to
 /// `sys.path` the way `site.addsitedir` does (processing `.pth` files). Safe to call repeatedly.
 pub fn prepare(site_dirs: &[String]) -> Result<PythonInfo, UdfError> {
     Python::initialize();
     Python::attach(|py| {
-        MODULE_READY.get_or_init(|| register_module(py)).clone()?;
+        MODULE_READY.get_or_init(py, || register_module(py)).clone()?;
         add_site_dirs(py, site_dirs)?;
         describe(py)
     })
