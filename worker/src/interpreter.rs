@@ -7,8 +7,8 @@
 use crate::error::from_py;
 use ipc::protocol::{PythonInfo, UdfError, UdfErrorKind};
 use pyo3::prelude::*;
-use pyo3::types::{PyList, PyModule};
 use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyList, PyModule};
 
 /// Source of the bundled `udfpool` Python module.
 pub const UDFPOOL_PY: &str = include_str!("../python/udfpool.py");
