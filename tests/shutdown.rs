@@ -132,3 +132,33 @@ fn thread_mode_starts_no_process() {
     assert!(pool.info().segments.is_empty());
     pool.apply(int_batch("x", &[Some(1)])).unwrap();
 }
+
+#[test]
+fn sigterm_to_the_command_stops_it_cleanly() {
+    let _g = lock();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.csv");
+    std::fs::write(&input, format!("x\n{}", (0..2000).map(|i| format!("{i}\n")).collect::<String>())).unwrap();
+    let host = Command::new(env!("CARGO_BIN_EXE_udfpool"))
+        .args(["run", "--udf", &format!("{}:slow", udf_file("types.py")), "--batch-size", "5", "--workers", "2"])
+        .arg("--input")
+        .arg(&input)
+        .arg("--output")
+        .arg(dir.path().join("out.jsonl"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let host_pid = host.id();
+    assert!(eventually(Duration::from_secs(30), || worker_children(host_pid).len() == 2), "workers started");
+    let workers = worker_children(host_pid);
+    std::thread::sleep(Duration::from_millis(200));
+    // SAFETY: kill(2) has no memory-safety preconditions; the pid is our own, not yet reaped, child.
+    assert_eq!(unsafe { libc::kill(host_pid as i32, libc::SIGTERM) }, 0);
+    let out = host.wait_with_output().unwrap();
+    assert!(!out.status.success(), "an interrupted run reports failure");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("interrupted after"), "{stderr}");
+    assert!(workers.iter().all(|&p| !process_alive(p)), "workers outlived the command");
+    assert!(shm_names_of(host_pid).is_empty());
+}

@@ -201,9 +201,10 @@ impl WorkerProcess {
         });
         match sent {
             Ok(()) => Ok(()),
-            Err(ipc::TransferError::TimedOut(_)) => {
+            // `keep_waiting` only says no once the worker has exited.
+            Err(ipc::TransferError::TimedOut(after)) => {
                 self.check_alive()?;
-                unreachable!("send only times out when the worker exited")
+                Err(PoolError::Timeout { index: self.index, what: "take a request", after, stderr: self.stderr.text() })
             }
             Err(ipc::TransferError::Ring(e)) => {
                 Err(PoolError::SharedMemory { index: self.index, message: e.to_string() })

@@ -5,7 +5,7 @@
 //! A frame is an 8-byte header (`u32` payload length, `u32` flags) followed by its payload; both may
 //! wrap around the end of the data region, and are then copied in two pieces. A frame is published
 //! only once it is completely written (head stored with Release after the copy), so a consumer never
-//! sees a torn frame. A message larger than one frame is split by [`crate::message`].
+//! sees a torn frame. A message larger than one frame is split by [`crate::endpoint`].
 //!
 //! The ring is written against `&RingHeader` plus a raw byte region, so heap memory backs the unit and
 //! property tests and a shared mapping backs the real thing. Everything read from the header is
