@@ -93,20 +93,21 @@ fn nothing_left_after_a_panic_in_the_caller() {
     assert_nothing_left(&info.pids, &info.segments);
 }
 
-#[test]
-fn workers_exit_by_themselves_when_the_host_is_sigkilled() {
-    let _g = lock();
+
+/// Starts `udfpool run` on 2000 rows with a UDF that sleeps 50 ms per row, and waits until its two
+/// workers are up. Returns the command, its workers and the temporary directory holding its files.
+fn start_slow_run(batch_size: &str, stderr: Stdio) -> (std::process::Child, Vec<u32>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in.csv");
     std::fs::write(&input, format!("x\n{}", (0..2000).map(|i| format!("{i}\n")).collect::<String>())).unwrap();
-    let mut host = Command::new(env!("CARGO_BIN_EXE_udfpool"))
-        .args(["run", "--udf", &format!("{}:slow", udf_file("types.py")), "--batch-size", "10", "--workers", "2"])
+    let host = Command::new(env!("CARGO_BIN_EXE_udfpool"))
+        .args(["run", "--udf", &format!("{}:slow", udf_file("types.py")), "--batch-size", batch_size, "--workers", "2"])
         .arg("--input")
         .arg(&input)
         .arg("--output")
         .arg(dir.path().join("out.jsonl"))
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .unwrap();
     let host_pid = host.id();
@@ -114,6 +115,14 @@ fn workers_exit_by_themselves_when_the_host_is_sigkilled() {
     let workers = worker_children(host_pid);
     // Let a few batches run, so the workers are busy in the rings.
     std::thread::sleep(Duration::from_millis(300));
+    (host, workers, dir)
+}
+
+#[test]
+fn workers_exit_by_themselves_when_the_host_is_sigkilled() {
+    let _g = lock();
+    let (mut host, workers, _dir) = start_slow_run("10", Stdio::null());
+    let host_pid = host.id();
     host.kill().unwrap();
     host.wait().unwrap();
     assert!(
@@ -136,23 +145,8 @@ fn thread_mode_starts_no_process() {
 #[test]
 fn sigterm_to_the_command_stops_it_cleanly() {
     let _g = lock();
-    let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("in.csv");
-    std::fs::write(&input, format!("x\n{}", (0..2000).map(|i| format!("{i}\n")).collect::<String>())).unwrap();
-    let host = Command::new(env!("CARGO_BIN_EXE_udfpool"))
-        .args(["run", "--udf", &format!("{}:slow", udf_file("types.py")), "--batch-size", "5", "--workers", "2"])
-        .arg("--input")
-        .arg(&input)
-        .arg("--output")
-        .arg(dir.path().join("out.jsonl"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let (host, workers, _dir) = start_slow_run("5", Stdio::piped());
     let host_pid = host.id();
-    assert!(eventually(Duration::from_secs(30), || worker_children(host_pid).len() == 2), "workers started");
-    let workers = worker_children(host_pid);
-    std::thread::sleep(Duration::from_millis(200));
     // SAFETY: kill(2) has no memory-safety preconditions; the pid is our own, not yet reaped, child.
     assert_eq!(unsafe { libc::kill(host_pid as i32, libc::SIGTERM) }, 0);
     let out = host.wait_with_output().unwrap();

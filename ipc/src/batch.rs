@@ -302,10 +302,16 @@ impl<'de, T: Primitive> Deserialize<'de> for LeBuffer<T> {
                 if !b.len().is_multiple_of(size) {
                     return Err(E::invalid_length(b.len(), &self));
                 }
-                let mut v = vec![T::default(); b.len() / size];
-                // SAFETY: `v` owns exactly `b.len()` bytes of T storage (aligned for T); any bytes are a
-                // valid T (Primitive); source and destination are distinct allocations.
-                unsafe { std::ptr::copy_nonoverlapping(b.as_ptr(), v.as_mut_ptr().cast::<u8>(), b.len()) };
+                let n = b.len() / size;
+                let mut v: Vec<T> = Vec::with_capacity(n);
+                // SAFETY: `v` has capacity for `n` Ts, i.e. `b.len()` bytes, aligned for T; source and
+                // destination are distinct allocations. Every byte pattern is a valid T (Primitive), so
+                // after the copy the first `n` elements are initialized and `set_len(n)` is sound. No
+                // zero-fill first: decoding a fixed-width column is one copy.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(b.as_ptr(), v.as_mut_ptr().cast::<u8>(), b.len());
+                    v.set_len(n);
+                }
                 Ok(LeBuffer(v))
             }
             fn visit_byte_buf<E: serde::de::Error>(self, b: Vec<u8>) -> Result<Self::Value, E> {

@@ -46,6 +46,7 @@ pub fn push_result(out: &mut ColumnBuilder, value: &Bound<'_, PyAny>, row: usize
         return Ok(());
     }
     let expected = out.data_type();
+    let too_large = |e: ipc::batch::BuildError| UdfError { row: Some(row as u64), ..UdfError::plain(UdfErrorKind::BadResult, e.to_string()) };
     let is_bool = value.is_instance_of::<PyBool>();
     match expected {
         DataType::Int64 if value.is_instance_of::<PyInt>() && !is_bool => match value.extract::<i64>() {
@@ -65,24 +66,15 @@ pub fn push_result(out: &mut ColumnBuilder, value: &Bound<'_, PyAny>, row: usize
             let s = s
                 .to_str()
                 .map_err(|_| bad_result(value, expected, row, ": not encodable as UTF-8 (lone surrogate)"))?;
-            out.push_str(s).map_err(|e| UdfError {
-                row: Some(row as u64),
-                ..UdfError::plain(UdfErrorKind::BadResult, e.to_string())
-            })?;
+            out.push_str(s).map_err(too_large)?;
         }
         DataType::Binary if value.is_instance_of::<PyBytes>() => {
             let b = value.cast::<PyBytes>().expect("checked").as_bytes();
-            out.push_binary(b).map_err(|e| UdfError {
-                row: Some(row as u64),
-                ..UdfError::plain(UdfErrorKind::BadResult, e.to_string())
-            })?;
+            out.push_binary(b).map_err(too_large)?;
         }
         DataType::Binary if value.is_instance_of::<PyByteArray>() => {
             let b = value.cast::<PyByteArray>().expect("checked").to_vec();
-            out.push_binary(&b).map_err(|e| UdfError {
-                row: Some(row as u64),
-                ..UdfError::plain(UdfErrorKind::BadResult, e.to_string())
-            })?;
+            out.push_binary(&b).map_err(too_large)?;
         }
         _ => return Err(bad_result(value, expected, row, "")),
     }
