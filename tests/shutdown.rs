@@ -93,7 +93,6 @@ fn nothing_left_after_a_panic_in_the_caller() {
     assert_nothing_left(&info.pids, &info.segments);
 }
 
-
 /// Starts `udfpool run` on 2000 rows with a UDF that sleeps 50 ms per row, and waits until its two
 /// workers are up. Returns the command, its workers and the temporary directory holding its files.
 fn start_slow_run(batch_size: &str, stderr: Stdio) -> (std::process::Child, Vec<u32>, tempfile::TempDir) {

@@ -374,6 +374,12 @@ impl Pool {
     }
 }
 
+// Engines move operators between threads: the pool must be Send (it is not Sync: one caller at a time).
+const _: fn() = || {
+    fn send<T: Send>() {}
+    send::<Pool>();
+};
+
 impl Drop for Pool {
     fn drop(&mut self) {
         let _ = self.close_lanes();
@@ -392,7 +398,8 @@ impl<I: Iterator<Item = RecordBatch>> Iterator for Stream<'_, I> {
 
     fn next(&mut self) -> Option<Self::Item> {
         let window = self.pool.lanes.len() * self.pool.max_in_flight;
-        while !self.input_done && self.pool.pending.len() < window {
+        // A broken pool (a worker gone) takes no more input; what is in flight still reports.
+        while !self.input_done && self.pool.broken.is_none() && self.pool.pending.len() < window {
             match self.input.next() {
                 Some(batch) => {
                     if let Err(e) = self.pool.submit(batch) {
@@ -401,9 +408,6 @@ impl<I: Iterator<Item = RecordBatch>> Iterator for Stream<'_, I> {
                 }
                 None => self.input_done = true,
             }
-        }
-        if self.pool.broken.is_some() && self.pool.pending.is_empty() && !self.input_done {
-            self.input_done = true;
         }
         self.pool.complete_oldest()
     }

@@ -46,7 +46,10 @@ pub fn push_result(out: &mut ColumnBuilder, value: &Bound<'_, PyAny>, row: usize
         return Ok(());
     }
     let expected = out.data_type();
-    let too_large = |e: ipc::batch::BuildError| UdfError { row: Some(row as u64), ..UdfError::plain(UdfErrorKind::BadResult, e.to_string()) };
+    let too_large = |e: ipc::batch::BuildError| UdfError {
+        row: Some(row as u64),
+        ..UdfError::plain(UdfErrorKind::BadResult, e.to_string())
+    };
     let is_bool = value.is_instance_of::<PyBool>();
     match expected {
         DataType::Int64 if value.is_instance_of::<PyInt>() && !is_bool => match value.extract::<i64>() {
