@@ -66,7 +66,8 @@ struct RunArgs {
     #[arg(long, value_enum)]
     format: Option<InputFormat>,
     /// A setting (python.execution-mode, python.executable, udfpool.max-in-flight, udfpool.ring-bytes,
-    /// udfpool.spin-us, udfpool.startup-timeout-s) or a job parameter for the UDF's open(context).
+    /// udfpool.spin-us, udfpool.startup-timeout-s, udfpool.batch-timeout-s, udfpool.max-retries) or a
+    /// job parameter for the UDF's open(context).
     #[arg(long = "config", value_name = "KEY=VALUE")]
     config: Vec<String>,
 }
@@ -80,6 +81,16 @@ enum InputFormat {
 /// Parses the command line and runs it.
 pub fn main() -> Result<()> {
     let cli = Cli::parse();
+    // Warnings (a worker replaced after it died) go to stderr; RUST_LOG=info etc. for more.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .init();
     install_signal_handler();
     match cli.command {
         Command::Run(args) => run(args),
@@ -174,10 +185,11 @@ fn run(a: RunArgs) -> Result<()> {
         bail!("interrupted after {rows} rows; output is incomplete");
     }
     let info = pool.info().clone();
+    let restarts = pool.restarts();
     pool.close()?;
     let summary = format!(
         "rows {rows}, batches {batches}, elapsed {:.3} s (pool start {:.3} s), {:.0} rows/s\n\
-         mode {} (asked: {asked_mode}), workers {}, udf {} -> {}\n\
+         mode {} (asked: {asked_mode}), workers {}, worker restarts {restarts}, udf {} -> {}\n\
          python {} ({}), library {}",
         elapsed.as_secs_f64(),
         ready.as_secs_f64(),

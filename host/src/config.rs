@@ -59,15 +59,21 @@ pub const RING_BYTES: &str = "udfpool.ring-bytes";
 pub const SPIN_US: &str = "udfpool.spin-us";
 /// Seconds a worker may take to start and load its UDF.
 pub const STARTUP_TIMEOUT_S: &str = "udfpool.startup-timeout-s";
+/// Seconds to wait for one batch's result before the worker counts as hung (0: no limit).
+pub const BATCH_TIMEOUT_S: &str = "udfpool.batch-timeout-s";
+/// How many times a batch whose worker died is retried on a fresh worker before it counts as poison.
+pub const MAX_RETRIES: &str = "udfpool.max-retries";
 
 /// Every key udfpool itself understands, with a one-line description.
-pub const KEYS: [(&str, &str); 6] = [
+pub const KEYS: [(&str, &str); 8] = [
     (EXECUTION_MODE, "process (default) or thread"),
     (PYTHON_EXECUTABLE, "python of a virtualenv whose packages UDFs import (default: $VIRTUAL_ENV's)"),
     (MAX_IN_FLIGHT, "batches queued per worker to hide latency (default 2)"),
     (RING_BYTES, "bytes per shared-memory ring, each direction (default 4194304)"),
     (SPIN_US, "microseconds to spin before sleeping on a ring (default 50)"),
     (STARTUP_TIMEOUT_S, "seconds a worker may take to start and load its UDF (default 60)"),
+    (BATCH_TIMEOUT_S, "seconds to wait for a batch's result before killing its worker as hung (default 0: none)"),
+    (MAX_RETRIES, "retries of a batch whose worker died, on a fresh worker, before it is poison (default 2)"),
 ];
 
 /// A setting that cannot be used.
@@ -109,6 +115,10 @@ pub struct PoolConfig {
     pub spin: Duration,
     /// Worker start-up limit.
     pub startup_timeout: Duration,
+    /// Per-batch limit (PROCESS mode), if any.
+    pub batch_timeout: Option<Duration>,
+    /// Retries of a batch whose worker died.
+    pub max_retries: u32,
     /// All pairs as given (job parameters included), for the UDF's context.
     pub raw: BTreeMap<String, String>,
 }
@@ -122,6 +132,8 @@ impl Default for PoolConfig {
             ring_bytes: 4 << 20,
             spin: Duration::from_micros(50),
             startup_timeout: Duration::from_secs(60),
+            batch_timeout: None,
+            max_retries: 2,
             raw: BTreeMap::new(),
         }
     }
@@ -168,6 +180,12 @@ impl PoolConfig {
                 self.startup_timeout =
                     Duration::from_secs(number(key, value, "seconds, 1 to 3600", |n| (1..=3600).contains(n))?)
             }
+            BATCH_TIMEOUT_S => {
+                let secs: f64 =
+                    number(key, value, "seconds, 0 (no limit) to 86400", |n: &f64| (0.0..=86400.0).contains(n))?;
+                self.batch_timeout = (secs > 0.0).then(|| Duration::from_secs_f64(secs));
+            }
+            MAX_RETRIES => self.max_retries = number(key, value, "an integer from 0 to 100", |n| *n <= 100)?,
             k if k.starts_with("python.") || k.starts_with("udfpool.") => {
                 return Err(ConfigError::UnknownKey { key: k.to_owned() })
             }

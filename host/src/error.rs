@@ -34,6 +34,19 @@ pub enum PoolError {
         /// The Python-side error (its `row` is within the batch).
         error: UdfError,
     },
+    /// A batch lost its worker on every attempt (crash, kill or timeout): it is skipped with this
+    /// error and the pool goes on.
+    #[error("batch {batch} (input rows from {first_row}) is poison: its worker failed on all {attempts} attempts; last failure: {cause}")]
+    PoisonBatch {
+        /// Batch sequence number.
+        batch: u64,
+        /// Index in the whole input of the batch's first row.
+        first_row: u64,
+        /// How many workers it was tried on.
+        attempts: u32,
+        /// The last worker failure.
+        cause: String,
+    },
     /// A worker process could not be started.
     #[error("cannot start worker {index} ({exe}): {source}")]
     Spawn {
@@ -116,6 +129,17 @@ fn stderr_suffix(stderr: &str) -> String {
 impl PoolError {
     /// Whether the pool can go on after this error (true for a UDF failing on one batch).
     pub fn is_recoverable(&self) -> bool {
-        matches!(self, PoolError::Batch { .. } | PoolError::Usage(_))
+        matches!(self, PoolError::Batch { .. } | PoolError::PoisonBatch { .. } | PoolError::Usage(_))
+    }
+
+    /// Whether this is one worker failing (dead, hung, corrupt ring), which replacing it can cure.
+    pub fn is_worker_failure(&self) -> bool {
+        matches!(
+            self,
+            PoolError::WorkerExited { .. }
+                | PoolError::Timeout { .. }
+                | PoolError::SharedMemory { .. }
+                | PoolError::Protocol { .. }
+        )
     }
 }

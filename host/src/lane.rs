@@ -27,6 +27,12 @@ pub trait Lane: Send {
         None
     }
 
+    /// Stops the worker at once, without waiting for queued batches or calling `close()` (used to
+    /// replace a dead or hung worker).
+    fn kill(&mut self) {
+        let _ = self.close();
+    }
+
     /// Finishes queued batches (discarding their results), calls the UDF's `close()`, and stops the
     /// worker. Reports `close()`'s failure. Idempotent; dropping a lane without it still stops the worker.
     fn close(&mut self) -> Result<(), PoolError>;

@@ -169,14 +169,17 @@ impl PoolBuilder {
             )));
         }
         let site_dirs = crate::python_env::site_dirs(config.python_executable.as_deref())?;
-        let open = |index: usize| OpenRequest {
-            udf: spec.clone(),
-            arg_types: arg_indices.iter().map(|&i: &usize| self.input_schema.fields[i].data_type).collect(),
-            site_dirs: site_dirs.clone(),
-            worker_index: index as u32,
-            num_workers: workers as u32,
-            config: config.raw.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-        };
+        let opens: Vec<OpenRequest> = (0..workers)
+            .map(|index| OpenRequest {
+                udf: spec.clone(),
+                arg_types: arg_indices.iter().map(|&i: &usize| self.input_schema.fields[i].data_type).collect(),
+                site_dirs: site_dirs.clone(),
+                worker_index: index as u32,
+                num_workers: workers as u32,
+                config: config.raw.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            })
+            .collect();
+        let mut respawn: Option<Respawn> = None;
         let lanes: Vec<Box<dyn Lane>> = match config.mode {
             Mode::Process => {
                 let settings = SpawnSettings {
@@ -184,28 +187,37 @@ impl PoolBuilder {
                     ring_bytes: config.ring_bytes,
                     spin: config.spin,
                     startup_timeout: config.startup_timeout,
+                    batch_timeout: config.batch_timeout,
                 };
                 // Start all, then send all Opens, then wait: interpreters start in parallel.
                 let mut starting =
                     (0..workers).map(|i| Starting::spawn(i, &settings)).collect::<Result<Vec<_>, _>>()?;
-                for (i, s) in starting.iter_mut().enumerate() {
-                    s.send_open(&open(i))?;
+                for (s, open) in starting.iter_mut().zip(&opens) {
+                    s.send_open(open)?;
                 }
                 let mut lanes: Vec<Box<dyn Lane>> = Vec::with_capacity(workers);
                 for s in starting {
                     lanes.push(Box::new(s.wait_ready(&self.udf, settings.startup_timeout)?));
                 }
+                let udf = self.udf.clone();
+                respawn = Some(Box::new(move |index| {
+                    let mut s = Starting::spawn(index, &settings)?;
+                    s.send_open(&opens[index])?;
+                    Ok(Box::new(s.wait_ready(&udf, settings.startup_timeout)?) as Box<dyn Lane>)
+                }));
                 lanes
             }
             Mode::Thread => {
                 let python = worker::interpreter::prepare(&site_dirs)
                     .map_err(|error| PoolError::Environment(error.to_string()))?;
                 if workers == 1 {
-                    vec![Box::new(InlineLane::open(&open(0), python, &self.udf)?)]
+                    vec![Box::new(InlineLane::open(&opens[0], python, &self.udf)?)]
                 } else {
-                    (0..workers)
-                        .map(|i| {
-                            ThreadLane::open(i, &open(i), python.clone(), &self.udf, config.max_in_flight)
+                    opens
+                        .iter()
+                        .enumerate()
+                        .map(|(i, open)| {
+                            ThreadLane::open(i, open, python.clone(), &self.udf, config.max_in_flight)
                                 .map(|l| Box::new(l) as Box<dyn Lane>)
                         })
                         .collect::<Result<_, _>>()?
@@ -233,14 +245,26 @@ impl PoolBuilder {
             next_seq: 0,
             rows_submitted: 0,
             broken: None,
+            respawn,
+            max_retries: config.max_retries,
+            restarts: 0,
         })
     }
 }
 
+/// Starts a replacement for worker `index` (PROCESS mode).
+type Respawn = Box<dyn FnMut(usize) -> Result<Box<dyn Lane>, PoolError> + Send>;
+
+/// A batch handed to a lane and not yet returned to the caller. Kept (with its input) until then, so
+/// it can be sent again to a replacement worker.
 struct Pending {
     seq: u64,
     batch: Arc<RecordBatch>,
     first_row: u64,
+    /// Workers this batch was being processed by when they failed.
+    failures: u32,
+    /// Set once the batch is given up (poison): returned in its turn instead of a result.
+    failed: Option<PoolError>,
 }
 
 /// A pool of workers applying one Python UDF to record batches, in PROCESS or THREAD mode.
@@ -258,6 +282,9 @@ pub struct Pool {
     next_seq: u64,
     rows_submitted: u64,
     broken: Option<String>,
+    respawn: Option<Respawn>,
+    max_retries: u32,
+    restarts: u64,
 }
 
 impl std::fmt::Debug for Pool {
@@ -308,31 +335,101 @@ impl Pool {
             )));
         }
         let seq = self.next_seq;
-        let lane = (seq % self.lanes.len() as u64) as usize;
+        let lane = self.lane_of(seq);
         let batch = Arc::new(batch);
-        if let Err(e) = self.lanes[lane].submit(seq, &batch, &self.arg_indices) {
-            return self.fail(e);
-        }
         self.next_seq += 1;
         let first_row = self.rows_submitted;
         self.rows_submitted += batch.num_rows() as u64;
-        self.pending.push_back(Pending { seq, batch, first_row });
+        self.pending.push_back(Pending { seq, batch: batch.clone(), first_row, failures: 0, failed: None });
+        if let Err(e) = self.lanes[lane].submit(seq, &batch, &self.arg_indices) {
+            // Still pending: a replacement worker gets it with the lane's other batches.
+            if let Err(fatal) = self.recover(lane, e) {
+                return self.fail(fatal);
+            }
+        }
         Ok(())
     }
 
+    fn lane_of(&self, seq: u64) -> usize {
+        (seq % self.lanes.len() as u64) as usize
+    }
+
+    /// Replaces worker `lane` after `cause` (it died, hung or corrupted its ring) and sends it the
+    /// lane's unfinished batches again, in order. The oldest of them is the one the worker was running:
+    /// it is charged with the failure, and after `max_retries` retries it is given up as poison. Each
+    /// batch's result is still taken exactly once, in input order. Errors only if no replacement starts.
+    fn recover(&mut self, lane: usize, mut cause: PoolError) -> Result<(), PoolError> {
+        loop {
+            if !cause.is_worker_failure() || self.respawn.is_none() {
+                return Err(cause);
+            }
+            self.lanes[lane].kill();
+            let lanes = self.lanes.len() as u64;
+            let max_retries = self.max_retries;
+            if let Some(p) = self.pending.iter_mut().find(|p| (p.seq % lanes) as usize == lane && p.failed.is_none()) {
+                p.failures += 1;
+                if p.failures > max_retries {
+                    p.failed = Some(PoolError::PoisonBatch {
+                        batch: p.seq,
+                        first_row: p.first_row,
+                        attempts: p.failures,
+                        cause: cause.to_string(),
+                    });
+                }
+            }
+            tracing::warn!(worker = lane, "replacing worker: {cause}");
+            let respawn = self.respawn.as_mut().expect("checked above");
+            self.lanes[lane] = respawn(lane)?;
+            self.restarts += 1;
+            let resent = self
+                .pending
+                .iter()
+                .filter(|p| (p.seq % lanes) as usize == lane && p.failed.is_none())
+                .try_for_each(|p| self.lanes[lane].submit(p.seq, &p.batch, &self.arg_indices));
+            match resent {
+                Ok(()) => return Ok(()),
+                Err(e) => cause = e,
+            }
+        }
+    }
+
+    /// How many workers were replaced after failing.
+    pub fn restarts(&self) -> u64 {
+        self.restarts
+    }
+
+    /// The current workers' process ids (PROCESS mode; replacements included).
+    pub fn worker_pids(&self) -> Vec<u32> {
+        self.lanes.iter().map(|l| l.info().pid).collect()
+    }
+
     fn complete_oldest(&mut self) -> Option<Result<RecordBatch, PoolError>> {
-        let p = self.pending.pop_front()?;
-        let lane = (p.seq % self.lanes.len() as u64) as usize;
-        let (id, outcome) = match self.lanes[lane].next_result() {
-            Ok(r) => r,
-            Err(e) => return Some(self.fail(e)),
+        let (id, outcome) = loop {
+            let front = self.pending.front_mut()?;
+            if let Some(poison) = front.failed.take() {
+                self.pending.pop_front();
+                return Some(Err(poison));
+            }
+            let seq = front.seq;
+            let lane = self.lane_of(seq);
+            match self.lanes[lane].next_result() {
+                Ok(r) => break r,
+                Err(e) => {
+                    if let Err(fatal) = self.recover(lane, e) {
+                        self.pending.pop_front();
+                        return Some(self.fail(fatal));
+                    }
+                }
+            }
         };
+        let p = self.pending.pop_front().expect("front exists");
         debug_assert_eq!(id, p.seq);
         let column = match outcome {
             Ok(c) => c,
             Err(error) => return Some(Err(PoolError::Batch { batch: p.seq, first_row: p.first_row, error })),
         };
         let batch = Arc::try_unwrap(p.batch).unwrap_or_else(|shared| (*shared).clone());
+        let lane = self.lane_of(p.seq);
         Some(batch.with_column(self.result_field.clone(), column).or_else(|e| {
             self.fail(PoolError::Protocol { index: lane, message: format!("result of batch {}: {e}", p.seq) })
         }))

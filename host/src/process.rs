@@ -55,6 +55,8 @@ pub struct SpawnSettings {
     pub spin: Duration,
     /// Start-up limit.
     pub startup_timeout: Duration,
+    /// How long to wait for one batch's answer before declaring the worker hung (None: no limit).
+    pub batch_timeout: Option<Duration>,
 }
 
 /// A running worker process that has not loaded its UDF yet.
@@ -74,6 +76,7 @@ pub struct WorkerProcess {
     stderr: Arc<Tail>,
     stderr_thread: Option<std::thread::JoinHandle<()>>,
     info: Option<WorkerInfo>,
+    batch_timeout: Option<Duration>,
     buf: Vec<u8>,
     /// Ids submitted and not yet answered, oldest first.
     pending: VecDeque<u64>,
@@ -134,6 +137,7 @@ impl Starting {
                 stderr,
                 stderr_thread: Some(stderr_thread),
                 info: None,
+                batch_timeout: settings.batch_timeout,
                 buf: Vec::new(),
                 pending: VecDeque::new(),
                 exited: None,
@@ -242,7 +246,7 @@ impl WorkerProcess {
     }
 
     /// Stops the process without ceremony: close stdin (the worker exits on EOF), SIGKILL, reap.
-    fn kill(&mut self) {
+    fn terminate(&mut self) {
         self.stdin.take();
         if self.exited.is_none() {
             let _ = self.child.kill();
@@ -264,7 +268,7 @@ impl Lane for WorkerProcess {
 
     fn next_result(&mut self) -> Result<(u64, BatchOutcome), PoolError> {
         let expected = self.pending.pop_front().expect("next_result without a pending batch");
-        let (id, outcome) = match self.recv(None, "answer")? {
+        let (id, outcome) = match self.recv(self.batch_timeout, "answer a batch")? {
             Response::Batch { id, result } => (id, Ok(result)),
             Response::Failed { id, error } => (id, Err(error)),
             other => {
@@ -285,6 +289,11 @@ impl Lane for WorkerProcess {
 
     fn info(&self) -> &WorkerInfo {
         self.info.as_ref().expect("a WorkerProcess lane is only handed out once Ready")
+    }
+
+    fn kill(&mut self) {
+        self.closed = true;
+        self.terminate();
     }
 
     fn segment_name(&self) -> Option<String> {
@@ -325,7 +334,7 @@ impl Lane for WorkerProcess {
                 std::thread::sleep(Duration::from_millis(2));
             }
         }
-        self.kill();
+        self.terminate();
         result
     }
 }
@@ -335,7 +344,7 @@ impl Drop for WorkerProcess {
         if !self.closed {
             let _ = self.close();
         }
-        self.kill();
+        self.terminate();
     }
 }
 

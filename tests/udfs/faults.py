@@ -1,0 +1,57 @@
+"""UDFs that kill, crash or hang their worker when they meet x == 13: once in the whole pool (a marker
+file, created atomically, says it already happened), or every time with job parameter always=yes."""
+import ctypes
+import os
+import time
+
+from udfpool import ScalarFunction, udf
+
+
+class _Faulty(ScalarFunction):
+    def open(self, context):
+        self.marker = context.get_job_parameter("marker")
+        self.always = context.get_job_parameter("always", "no") == "yes"
+
+    def fires(self, x):
+        if x != 13:
+            return False
+        if self.always:
+            return True
+        try:
+            os.close(os.open(self.marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            return False
+        return True
+
+
+class ExitOnce(_Faulty):
+    def eval(self, x):
+        if self.fires(x):
+            os._exit(3)
+        return x
+
+
+class SegfaultOnce(_Faulty):
+    def eval(self, x):
+        if self.fires(x):
+            ctypes.string_at(0)
+        return x
+
+
+class HangOnce(_Faulty):
+    def eval(self, x):
+        if self.fires(x):
+            time.sleep(3600)
+        return x
+
+
+class Slow(ScalarFunction):
+    def eval(self, x):
+        time.sleep(0.002)
+        return x
+
+
+exits = udf(ExitOnce, result_type="int64")
+segfaults = udf(SegfaultOnce, result_type="int64")
+hangs = udf(HangOnce, result_type="int64")
+slow = udf(Slow, result_type="int64")

@@ -1,0 +1,112 @@
+//! A worker that dies mid-batch — exits, segfaults, is SIGKILLed from outside, or hangs past the batch
+//! timeout — is replaced, its unfinished batches are sent again, and the output has every row exactly
+//! once, in order. A batch that kills its worker every time is reported as poison and skipped; the
+//! other batches still come through.
+
+mod common;
+
+use common::*;
+use host::{Mode, Pool, PoolError};
+use ipc::batch::{RecordBatch, Value};
+use std::time::Duration;
+
+/// 40 batches of 5 rows holding 0..200; x == 13 sits in batch 2.
+fn batches() -> Vec<RecordBatch> {
+    (0..40).map(|b| int_batch("x", &(0..5).map(|i| Some(b * 5 + i)).collect::<Vec<_>>())).collect()
+}
+
+fn pool(name: &str, dir: &tempfile::TempDir, extra: &[(&str, &str)]) -> Pool {
+    let schema = int_batch("x", &[]).schema().clone();
+    let mut b = Pool::builder(format!("{}:{name}", udf_file("faults.py")), schema)
+        .mode(Mode::Process)
+        .workers(2)
+        .worker_exe(worker_exe())
+        .config("marker", dir.path().join("fired").display().to_string())
+        .config("udfpool.max-in-flight", "3");
+    for (k, v) in extra {
+        b = b.config(*k, *v);
+    }
+    b.build().unwrap()
+}
+
+fn values(results: Vec<Result<RecordBatch, PoolError>>) -> Vec<i64> {
+    results
+        .into_iter()
+        .flat_map(|r| {
+            let b = r.unwrap();
+            (0..b.num_rows())
+                .map(|i| match b.row(i)[1] {
+                    Value::Int64(v) => v,
+                    ref other => panic!("unexpected {other:?}"),
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+fn exactly_once_after_one_failure(name: &str, extra: &[(&str, &str)]) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut pool = pool(name, &dir, extra);
+    let first_pids = pool.worker_pids();
+    let out = values(pool.apply_stream(batches()).collect());
+    assert_eq!(out, (0..200).collect::<Vec<_>>(), "{name}: every row exactly once, in order");
+    assert!(dir.path().join("fired").exists(), "{name}: the fault really happened");
+    assert_eq!(pool.restarts(), 1, "{name}");
+    let pids: Vec<u32> = first_pids.iter().chain(pool.worker_pids().iter()).copied().collect();
+    assert_ne!(first_pids, pool.worker_pids(), "{name}: a worker was replaced");
+    let segments = pool.info().segments.clone();
+    drop(pool);
+    assert_nothing_left(&pids, &segments);
+}
+
+#[test]
+fn worker_exiting_mid_batch_is_replaced_without_losing_rows() {
+    exactly_once_after_one_failure("exits", &[]);
+}
+
+#[test]
+fn worker_segfaulting_mid_batch_is_replaced_without_losing_rows() {
+    exactly_once_after_one_failure("segfaults", &[]);
+}
+
+#[test]
+fn hung_worker_is_killed_after_the_batch_timeout_and_replaced() {
+    exactly_once_after_one_failure("hangs", &[("udfpool.batch-timeout-s", "1")]);
+}
+
+#[test]
+fn worker_killed_from_outside_is_replaced_without_losing_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut pool = pool("slow", &dir, &[]);
+    let victim = pool.worker_pids()[1];
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(100));
+        // SAFETY: kill(2) has no memory-safety preconditions; the pid is a live worker of this pool.
+        unsafe { libc::kill(victim as i32, libc::SIGKILL) };
+    });
+    let out = values(pool.apply_stream(batches()).collect());
+    killer.join().unwrap();
+    assert_eq!(out, (0..200).collect::<Vec<_>>());
+    assert_eq!(pool.restarts(), 1);
+    assert!(!pool.worker_pids().contains(&victim));
+}
+
+#[test]
+fn a_batch_that_kills_every_worker_is_poison_and_the_rest_goes_through() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut pool = pool("exits", &dir, &[("always", "yes"), ("udfpool.max-retries", "2")]);
+    let results: Vec<_> = pool.apply_stream(batches()).collect();
+    assert_eq!(results.len(), 40);
+    for (i, r) in results.iter().enumerate() {
+        match (i, r) {
+            (2, Err(PoolError::PoisonBatch { batch: 2, first_row: 10, attempts: 3, cause })) => {
+                assert!(cause.contains("exited unexpectedly with exit code 3"), "{cause}")
+            }
+            (2, other) => panic!("batch 2 should be poison, got {other:?}"),
+            (_, r) => assert!(r.is_ok(), "batch {i}: {r:?}"),
+        }
+    }
+    assert_eq!(pool.restarts(), 3);
+    // Still usable.
+    assert!(pool.apply(int_batch("x", &[Some(1)])).is_ok());
+}
