@@ -1,6 +1,6 @@
 //! The `udfpool` command line.
 
-use crate::input::{parse_schema_arg, BatchReader, Format};
+use crate::input::{parse_schema_arg, BadRows, BatchReader, Format};
 use crate::output::write_jsonl;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
@@ -62,6 +62,10 @@ struct RunArgs {
     /// Result type of a plain (undecorated) function.
     #[arg(long, value_name = "TYPE")]
     result_type: Option<String>,
+    /// Write malformed input records (with file, line and error) to this JSON Lines file, count them,
+    /// and go on; without it, the first malformed record stops the run.
+    #[arg(long, value_name = "FILE.jsonl")]
+    bad_rows: Option<PathBuf>,
     /// Input format, if the file extension does not tell.
     #[arg(long, value_enum)]
     format: Option<InputFormat>,
@@ -123,7 +127,10 @@ fn run(a: RunArgs) -> Result<()> {
     if a.batch_size == 0 {
         bail!("--batch-size must be at least 1");
     }
-    let reader = BatchReader::open(&a.input, format, &declared, a.batch_size)?;
+    let mut reader = BatchReader::open(&a.input, format, &declared, a.batch_size)?;
+    if let Some(path) = &a.bad_rows {
+        reader = reader.with_bad_rows(BadRows::create(path)?);
+    }
     let mut builder = Pool::builder(&a.udf, reader.schema().clone()).output_column(&a.as_column);
     for pair in &a.config {
         let (k, v) = host::PoolConfig::parse_pair(pair)?;
@@ -161,7 +168,7 @@ fn run(a: RunArgs) -> Result<()> {
     };
 
     let mut input_error = None;
-    let input = reader.map_while(|b| {
+    let input = reader.by_ref().map_while(|b| {
         if INTERRUPTED.load(Ordering::Relaxed) {
             return None;
         }
@@ -181,6 +188,12 @@ fn run(a: RunArgs) -> Result<()> {
     if let Some(e) = input_error {
         return Err(e.into());
     }
+    let bad_rows = match reader.take_bad_rows() {
+        Some(side) => {
+            format!(", bad input rows {} (in {})", side.finish()?, a.bad_rows.as_ref().expect("set").display())
+        }
+        None => String::new(),
+    };
     if INTERRUPTED.load(Ordering::Relaxed) {
         bail!("interrupted after {rows} rows; output is incomplete");
     }
@@ -188,7 +201,7 @@ fn run(a: RunArgs) -> Result<()> {
     let restarts = pool.restarts();
     pool.close()?;
     let summary = format!(
-        "rows {rows}, batches {batches}, elapsed {:.3} s (pool start {:.3} s), {:.0} rows/s\n\
+        "rows {rows}{bad_rows}, batches {batches}, elapsed {:.3} s (pool start {:.3} s), {:.0} rows/s\n\
          mode {} (asked: {asked_mode}), workers {}, worker restarts {restarts}, udf {} -> {}\n\
          python {} ({}), library {}",
         elapsed.as_secs_f64(),

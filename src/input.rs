@@ -10,7 +10,7 @@ use base64::Engine;
 use ipc::batch::{BuildError, ColumnBuilder, DataType, Field, RecordBatch, Schema, Value};
 use std::collections::VecDeque;
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 
 /// Records examined to infer column types.
@@ -75,15 +75,63 @@ pub fn parse_schema_arg(s: &str) -> Result<Vec<(String, DataType)>, InputError> 
         .collect()
 }
 
-/// One raw record before typing: a value per column as text (CSV) or JSON.
+/// One raw record before typing: a value per column as text (CSV) or JSON, or a line that could not
+/// even be split into values (kept so it is reported in its turn, or written to the bad-rows file).
 enum Raw {
     Csv(csv::ByteRecord),
     Json(serde_json::Map<String, serde_json::Value>),
+    Bad { text: String, message: String },
+}
+
+impl Raw {
+    /// The record as text, for the bad-rows file.
+    fn text(&self) -> String {
+        match self {
+            Raw::Csv(rec) => rec.iter().map(|f| String::from_utf8_lossy(f).into_owned()).collect::<Vec<_>>().join(","),
+            Raw::Json(obj) => serde_json::Value::Object(obj.clone()).to_string(),
+            Raw::Bad { text, .. } => text.clone(),
+        }
+    }
 }
 
 enum Source {
     Csv(csv::Reader<BufReader<File>>),
     Json(std::io::Lines<BufReader<File>>),
+}
+
+/// Where malformed records go when the user asked to keep going: a JSON Lines file, one object per
+/// record with the input file, line, error and the raw record.
+pub struct BadRows {
+    path: String,
+    out: std::io::BufWriter<File>,
+    count: u64,
+}
+
+impl BadRows {
+    /// Creates (truncates) the side file.
+    pub fn create(path: &Path) -> Result<Self, InputError> {
+        let p = path.display().to_string();
+        let f = File::create(path).map_err(|source| InputError::Io { path: p.clone(), source })?;
+        Ok(Self { path: p, out: std::io::BufWriter::new(f), count: 0 })
+    }
+
+    fn record(&mut self, error: &InputError, raw: &str) -> Result<(), InputError> {
+        let InputError::Bad { path, line, message } = error else { unreachable!("only data errors are recorded") };
+        let entry = serde_json::json!({ "file": path, "line": line, "error": message, "record": raw });
+        self.count += 1;
+        writeln!(self.out, "{entry}").map_err(|source| InputError::Io { path: self.path.clone(), source })
+    }
+
+    /// Records written so far.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// Flushes the file.
+    pub fn finish(mut self) -> Result<u64, InputError> {
+        self.out.flush().map_err(|source| InputError::Io { path: self.path.clone(), source })?;
+        Ok(self.count)
+    }
 }
 
 /// Streams record batches out of a file.
@@ -96,6 +144,7 @@ pub struct BatchReader {
     batch_size: usize,
     line: u64,
     done: bool,
+    bad_rows: Option<BadRows>,
 }
 
 fn bad(path: &str, line: u64, message: String) -> InputError {
@@ -177,12 +226,13 @@ impl BatchReader {
                     .collect::<Result<_, _>>()?;
                 let mut line = 1;
                 for _ in 0..INFER_ROWS {
-                    let mut rec = csv::ByteRecord::new();
-                    if !r.read_byte_record(&mut rec).map_err(|e| csv_error(&p, e))? {
-                        break;
+                    match read_csv(&mut r, &p, line)? {
+                        Some((l, raw)) => {
+                            line = l;
+                            buffered.push_back((line, raw));
+                        }
+                        None => break,
                     }
-                    line = rec.position().map_or(line + 1, |pos| pos.line());
-                    buffered.push_back((line, Raw::Csv(rec)));
                 }
                 (Source::Csv(r), names, line)
             }
@@ -193,13 +243,15 @@ impl BatchReader {
                 while buffered.len() < INFER_ROWS {
                     let Some(text) = lines.next() else { break };
                     line += 1;
-                    if let Some(obj) = parse_json_line(&p, line, text)? {
-                        for k in obj.keys() {
-                            if !names.contains(k) {
-                                names.push(k.clone());
+                    if let Some(raw) = parse_json_line(text) {
+                        if let Raw::Json(obj) = &raw {
+                            for k in obj.keys() {
+                                if !names.contains(k) {
+                                    names.push(k.clone());
+                                }
                             }
                         }
-                        buffered.push_back((line, Raw::Json(obj)));
+                        buffered.push_back((line, raw));
                     }
                 }
                 (Source::Json(lines), names, line)
@@ -229,7 +281,7 @@ impl BatchReader {
                                     .get(i)
                                     .filter(|f| !f.is_empty())
                                     .map(|f| String::from_utf8_lossy(f).into_owned()),
-                                Raw::Json(_) => None,
+                                _ => None,
                             })
                             .collect();
                         infer(&samples)
@@ -238,7 +290,7 @@ impl BatchReader {
                         .iter()
                         .fold(None, |acc, (_, r)| match r {
                             Raw::Json(o) => o.get(name).map_or(acc, |v| merge_json_type(acc, v)),
-                            Raw::Csv(_) => acc,
+                            _ => acc,
                         })
                         .unwrap_or(DataType::Utf8),
                 });
@@ -253,6 +305,7 @@ impl BatchReader {
             batch_size: batch_size.max(1),
             line,
             done: false,
+            bad_rows: None,
         })
     }
 
@@ -269,29 +322,32 @@ impl BatchReader {
             return Ok(None);
         }
         match &mut self.source {
-            Source::Csv(r) => {
-                let mut rec = csv::ByteRecord::new();
-                if !r.read_byte_record(&mut rec).map_err(|e| csv_error(&self.path, e))? {
-                    self.done = true;
-                    return Ok(None);
+            Source::Csv(r) => match read_csv(r, &self.path, self.line)? {
+                Some((line, raw)) => {
+                    self.line = line;
+                    Ok(Some((line, raw)))
                 }
-                self.line = rec.position().map_or(self.line + 1, |p| p.line());
-                Ok(Some((self.line, Raw::Csv(rec))))
-            }
+                None => {
+                    self.done = true;
+                    Ok(None)
+                }
+            },
             Source::Json(lines) => loop {
                 let Some(text) = lines.next() else {
                     self.done = true;
                     return Ok(None);
                 };
                 self.line += 1;
-                if let Some(obj) = parse_json_line(&self.path, self.line, text)? {
-                    return Ok(Some((self.line, Raw::Json(obj))));
+                if let Some(raw) = parse_json_line(text) {
+                    return Ok(Some((self.line, raw)));
                 }
             },
         }
     }
 
-    fn push_row(&self, builders: &mut [ColumnBuilder], line: u64, raw: Raw) -> Result<(), InputError> {
+    /// Appends one record to the builders; on error some builders may hold one value more than
+    /// others, and the caller rolls them back.
+    fn push_row(&self, builders: &mut [ColumnBuilder], line: u64, raw: &Raw) -> Result<(), InputError> {
         let fields = &self.schema.fields;
         match raw {
             Raw::Csv(rec) => {
@@ -306,12 +362,12 @@ impl BatchReader {
                     push_text(b, field).map_err(|m| bad(&self.path, line, format!("column {:?}: {m}", f.name)))?;
                 }
             }
-            Raw::Json(mut obj) => {
+            Raw::Json(obj) => {
                 for (b, f) in builders.iter_mut().zip(fields) {
-                    let v = obj.remove(&f.name).unwrap_or(serde_json::Value::Null);
-                    push_json(b, &v).map_err(|m| bad(&self.path, line, format!("column {:?}: {m}", f.name)))?;
+                    let v = obj.get(&f.name).unwrap_or(&serde_json::Value::Null);
+                    push_json(b, v).map_err(|m| bad(&self.path, line, format!("column {:?}: {m}", f.name)))?;
                 }
-                if let Some(k) = obj.keys().next() {
+                if let Some(k) = obj.keys().find(|k| !fields.iter().any(|f| &f.name == *k)) {
                     return Err(bad(
                         &self.path,
                         line,
@@ -321,8 +377,39 @@ impl BatchReader {
                     ));
                 }
             }
+            Raw::Bad { message, .. } => return Err(bad(&self.path, line, message.clone())),
         }
         Ok(())
+    }
+
+    /// Writes malformed records to `bad_rows` and goes on, instead of stopping at the first.
+    pub fn with_bad_rows(mut self, bad_rows: BadRows) -> Self {
+        self.bad_rows = Some(bad_rows);
+        self
+    }
+
+    /// The bad-rows file, if one was set (to finish it and read its count).
+    pub fn take_bad_rows(&mut self) -> Option<BadRows> {
+        self.bad_rows.take()
+    }
+}
+
+/// Reads the next CSV record; a record the csv parser rejects becomes `Raw::Bad`.
+fn read_csv(
+    r: &mut csv::Reader<BufReader<File>>,
+    path: &str,
+    prev_line: u64,
+) -> Result<Option<(u64, Raw)>, InputError> {
+    let mut rec = csv::ByteRecord::new();
+    match r.read_byte_record(&mut rec) {
+        Ok(false) => Ok(None),
+        Ok(true) => Ok(Some((rec.position().map_or(prev_line + 1, |p| p.line()), Raw::Csv(rec)))),
+        Err(e) => match csv_error(path, e) {
+            InputError::Bad { line, message, .. } => {
+                Ok(Some((line.max(prev_line + 1), Raw::Bad { text: String::new(), message })))
+            }
+            other => Err(other),
+        },
     }
 }
 
@@ -334,20 +421,20 @@ fn csv_error(path: &str, e: csv::Error) -> InputError {
     }
 }
 
-fn parse_json_line(
-    path: &str,
-    line: u64,
-    text: std::io::Result<String>,
-) -> Result<Option<serde_json::Map<String, serde_json::Value>>, InputError> {
-    let text = text.map_err(|e| bad(path, line, format!("cannot read line: {e}")))?;
+/// Parses one JSON Lines line: `None` for a blank line, `Raw::Bad` for anything but a JSON object.
+fn parse_json_line(text: std::io::Result<String>) -> Option<Raw> {
+    let text = match text {
+        Ok(t) => t,
+        Err(e) => return Some(Raw::Bad { text: String::new(), message: format!("cannot read line: {e}") }),
+    };
     if text.trim().is_empty() {
-        return Ok(None);
+        return None;
     }
-    match serde_json::from_str::<serde_json::Value>(&text) {
-        Ok(serde_json::Value::Object(o)) => Ok(Some(o)),
-        Ok(other) => Err(bad(path, line, format!("expected a JSON object, got {}", short(&other.to_string())))),
-        Err(e) => Err(bad(path, line, format!("invalid JSON at column {}: {e}", e.column()))),
-    }
+    Some(match serde_json::from_str::<serde_json::Value>(&text) {
+        Ok(serde_json::Value::Object(o)) => Raw::Json(o),
+        Ok(other) => Raw::Bad { message: format!("expected a JSON object, got {}", short(&other.to_string())), text },
+        Err(e) => Raw::Bad { message: format!("invalid JSON at column {}: {e}", e.column()), text },
+    })
 }
 
 fn short(s: &str) -> String {
@@ -413,20 +500,29 @@ impl Iterator for BatchReader {
             self.schema.fields.iter().map(|f| ColumnBuilder::new(f.data_type, self.batch_size)).collect();
         let mut rows = 0;
         while rows < self.batch_size {
-            match self.next_raw() {
-                Ok(Some((line, raw))) => {
-                    if let Err(e) = self.push_row(&mut builders, line, raw) {
-                        self.done = true;
-                        self.buffered.clear();
-                        return Some(Err(e));
-                    }
-                    rows += 1;
-                }
+            let (line, raw) = match self.next_raw() {
+                Ok(Some(r)) => r,
                 Ok(None) => break,
                 Err(e) => {
                     self.done = true;
                     self.buffered.clear();
                     return Some(Err(e));
+                }
+            };
+            match self.push_row(&mut builders, line, &raw) {
+                Ok(()) => rows += 1,
+                Err(e) => {
+                    // Roll back the values this record managed to append.
+                    builders.iter_mut().for_each(|b| b.truncate(rows));
+                    let recorded = match &mut self.bad_rows {
+                        Some(side) => side.record(&e, &raw.text()),
+                        None => Err(e),
+                    };
+                    if let Err(e) = recorded {
+                        self.done = true;
+                        self.buffered.clear();
+                        return Some(Err(e));
+                    }
                 }
             }
         }

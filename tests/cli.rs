@@ -124,3 +124,41 @@ fn bad_input_names_file_line_column_and_value() {
     let err = run_err(&["run", "--udf", &udf, "--mode", "fork", "--input", &example("data.csv"), "--output", "-"]);
     assert!(err.contains("expected one of: process, thread"), "{err}");
 }
+
+#[test]
+fn bad_rows_can_go_to_a_side_file_counted_never_dropped_silently() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("mixed.csv");
+    std::fs::write(&csv, b"x,s\n1,a\n2\n3,\xff\nfour,d\n5,e\n").unwrap();
+    let side = dir.path().join("bad.jsonl");
+    let out = dir.path().join("out.jsonl");
+    let summary = run_ok(&[
+        "run",
+        "--udf",
+        &format!("{}:plus_one", example("udfs.py")),
+        "--args",
+        "x",
+        "--schema",
+        "x:int64",
+        "--input",
+        csv.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+        "--bad-rows",
+        side.to_str().unwrap(),
+        "--batch-size",
+        "2",
+    ]);
+    assert!(summary.contains("rows 2, bad input rows 3"), "{summary}");
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        "{\"x\":1,\"s\":\"a\",\"result\":2}\n{\"x\":5,\"s\":\"e\",\"result\":6}\n"
+    );
+    let bad: Vec<serde_json::Value> =
+        std::fs::read_to_string(&side).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<u64> = bad.iter().map(|b| b["line"].as_u64().unwrap()).collect();
+    assert_eq!(lines, vec![3, 4, 5]);
+    assert_eq!(bad[2]["error"], "column \"x\": cannot parse \"four\" as int64");
+    assert_eq!(bad[2]["record"], "four,d");
+    assert!(bad[1]["error"].as_str().unwrap().contains("invalid UTF-8"));
+}

@@ -196,6 +196,18 @@ impl Bitmap {
         self.len += 1;
     }
 
+    /// Keeps the first `len` bits (no-op if it has fewer).
+    pub fn truncate(&mut self, len: usize) {
+        if len >= self.len() {
+            return;
+        }
+        self.bits.truncate(len.div_ceil(8));
+        if !len.is_multiple_of(8) {
+            *self.bits.last_mut().expect("len > 0") &= (1u8 << (len % 8)) - 1;
+        }
+        self.len = len as u64;
+    }
+
     fn is_well_formed(&self) -> bool {
         self.len <= usize::MAX as u64 / 2 && self.bits.len() == (self.len as usize).div_ceil(8)
     }
@@ -472,6 +484,33 @@ impl ColumnBuilder {
             _ => return Ok(false),
         }
         Ok(true)
+    }
+
+    /// Number of values appended so far.
+    pub fn len(&self) -> usize {
+        self.validity.len()
+    }
+
+    /// Whether nothing was appended yet.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Drops values after the first `len`, e.g. to roll back a row that failed half-way.
+    pub fn truncate(&mut self, len: usize) {
+        if len >= self.len() {
+            return;
+        }
+        self.validity.truncate(len);
+        match &mut self.data {
+            ColumnData::Bool(b) => b.truncate(len),
+            ColumnData::Int64(v) => v.0.truncate(len),
+            ColumnData::Float64(v) => v.0.truncate(len),
+            ColumnData::Utf8(v) | ColumnData::Binary(v) => {
+                v.offsets.0.truncate(len + 1);
+                v.bytes.truncate(v.offsets.0[len] as usize);
+            }
+        }
     }
 
     /// The finished column.
@@ -753,6 +792,26 @@ mod tests {
         assert_eq!("BIGINT".parse::<DataType>().unwrap(), DataType::Int64);
         assert_eq!("String".parse::<DataType>().unwrap(), DataType::Utf8);
         assert!("decimal".parse::<DataType>().unwrap_err().to_string().contains("valid types"));
+    }
+
+    #[test]
+    fn truncate_rolls_back_a_half_built_row() {
+        let mut b = ColumnBuilder::new(DataType::Utf8, 0);
+        b.push_str("kept").unwrap();
+        b.push_null();
+        b.push_str("dropped").unwrap();
+        b.truncate(2);
+        b.push_str("new").unwrap();
+        let c = b.finish();
+        assert_eq!(
+            (0..3).map(|i| c.value(i)).collect::<Vec<_>>(),
+            vec![Value::Utf8("kept".into()), Value::Null, Value::Utf8("new".into())]
+        );
+        let mut flags = ColumnBuilder::new(DataType::Bool, 0);
+        (0..10).for_each(|i| flags.push_bool(i % 2 == 0));
+        flags.truncate(9);
+        flags.push_bool(false);
+        assert_eq!(flags.finish().value(9), Value::Bool(false));
     }
 
     #[test]

@@ -104,6 +104,8 @@ mod tests {
     }
 
     proptest! {
+        #![proptest_config(ProptestConfig::with_cases(crate::ring::tests::fuzz_cases()))]
+
         #[test]
         fn batches_round_trip(b in arb_batch()) {
             let bytes = encode(&b).unwrap();

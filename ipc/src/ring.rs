@@ -278,7 +278,7 @@ impl HeapRing {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
     use std::collections::VecDeque;
@@ -391,6 +391,50 @@ mod tests {
                 assert_eq!(out, vec![(i % 251) as u8; (i % 200) as usize]);
             }
         });
+    }
+
+    /// Cases for the fuzz-style properties: `UDFPOOL_FUZZ_CASES` (CI sets a larger bounded number).
+    pub(crate) fn fuzz_cases() -> u32 {
+        std::env::var("UDFPOOL_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(256)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(fuzz_cases()))]
+
+        /// A hostile or corrupt peer controls the data bytes and the index it publishes: the reader
+        /// returns frames or errors, never panics, never reads outside the region, never loops.
+        #[test]
+        fn consumer_survives_arbitrary_shared_state(
+            cap in (2u64..64).prop_map(|c| c * 8),
+            data in proptest::collection::vec(any::<u8>(), 512),
+            heads in proptest::collection::vec(prop_oneof![any::<u64>(), 0u64..1024], 1..8),
+        ) {
+            let mut r = HeapRing::new(cap);
+            r.data.copy_from_slice(&data[..cap as usize]);
+            // SAFETY: split once; `r` outlives both ends within this case.
+            let (_p, mut c) = unsafe { r.split() };
+            for head in heads {
+                r.header.head.0.store(head, Ordering::Release);
+                let mut out = Vec::new();
+                for _ in 0..(cap as usize) {
+                    match c.try_pop(&mut out) {
+                        Ok(Some(_)) => prop_assert!(out.len() as u64 <= cap),
+                        Ok(None) | Err(_) => break,
+                    }
+                    out.clear();
+                }
+            }
+        }
+
+        /// The same for the producer, whose peer publishes `tail`.
+        #[test]
+        fn producer_survives_arbitrary_tail(cap in (2u64..64).prop_map(|c| c * 8), tail in any::<u64>(), len in 0usize..600) {
+            let (r, mut p, _c) = ring(cap);
+            r.header.tail.0.store(tail, Ordering::Release);
+            let frame = vec![7u8; len.min(p.max_payload())];
+            let _ = p.try_push(&frame, 0);
+            let _ = p.free();
+        }
     }
 
     proptest! {

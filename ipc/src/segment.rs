@@ -274,6 +274,39 @@ mod tests {
     }
 
     #[test]
+    fn open_never_trusts_an_arbitrary_header() {
+        use proptest::prelude::*;
+        let mut runner = proptest::test_runner::TestRunner::new(proptest::test_runner::Config {
+            cases: crate::ring::tests::fuzz_cases().min(512),
+            failure_persistence: None,
+            ..Default::default()
+        });
+        let header = (proptest::collection::vec(any::<u8>(), 64), any::<u64>(), any::<bool>());
+        runner
+            .run(&header, |(bytes, capacity, valid_magic)| {
+                let name = fresh_name();
+                let mut shmem = ShmemConf::new().size(8192).os_id(&name).create().unwrap();
+                shmem.set_owner(true);
+                // SAFETY: a fresh 8 KiB mapping nobody else uses; writing its first 64 bytes.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(bytes.as_ptr(), shmem.as_ptr(), 64);
+                    if valid_magic {
+                        (shmem.as_ptr() as *mut u64).write(MAGIC);
+                        (shmem.as_ptr().add(8) as *mut u32).write(LAYOUT_VERSION);
+                        (shmem.as_ptr().add(16) as *mut u64).write(capacity % 8192);
+                    }
+                }
+                // Whatever the header says, opening returns a value: never a panic, never a mapping
+                // whose rings would extend past its end.
+                if let Ok(seg) = Segment::open(&name) {
+                    prop_assert!(DATA_OFFSET as u64 + 2 * seg.ring_capacity() <= 8192);
+                }
+                Ok(())
+            })
+            .unwrap();
+    }
+
+    #[test]
     fn create_rejects_bad_capacity() {
         assert!(matches!(Segment::create(12), Err(SegmentCreateError::BadCapacity(12))));
     }
