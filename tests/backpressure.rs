@@ -23,7 +23,7 @@ fn input_is_pulled_no_further_ahead_than_the_in_flight_window() {
             result.unwrap();
             yielded += 1;
             max_ahead = max_ahead.max(pulled.get() - yielded);
-            if yielded % 10 == 0 {
+            if yielded.is_multiple_of(10) {
                 std::thread::sleep(Duration::from_millis(5)); // a slow consumer
             }
         }
