@@ -17,6 +17,7 @@ use ipc::protocol::{OpenRequest, PythonInfo, UdfError, UdfErrorKind, UdfSpec};
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// What a running pool is.
 #[derive(Debug, Clone)]
@@ -359,27 +360,47 @@ impl Pool {
     /// it is charged with the failure, and after `max_retries` retries it is given up as poison. Each
     /// batch's result is still taken exactly once, in input order. Errors only if no replacement starts.
     fn recover(&mut self, lane: usize, mut cause: PoolError) -> Result<(), PoolError> {
+        // A replacement that dies while starting is retried a few times (it may have been killed from
+        // outside); one that never starts breaks the pool instead of spinning in a restart loop.
+        const MAX_FAILED_STARTS: u32 = 10;
+        let mut failed_starts = 0;
+        let mut charge_suspect = true;
         loop {
             if !cause.is_worker_failure() || self.respawn.is_none() {
                 return Err(cause);
             }
             self.lanes[lane].kill();
             let lanes = self.lanes.len() as u64;
-            let max_retries = self.max_retries;
-            if let Some(p) = self.pending.iter_mut().find(|p| (p.seq % lanes) as usize == lane && p.failed.is_none()) {
-                p.failures += 1;
-                if p.failures > max_retries {
-                    p.failed = Some(PoolError::PoisonBatch {
-                        batch: p.seq,
-                        first_row: p.first_row,
-                        attempts: p.failures,
-                        cause: cause.to_string(),
-                    });
+            if charge_suspect {
+                let max_retries = self.max_retries;
+                let on_lane = |p: &&mut Pending| (p.seq % lanes) as usize == lane && p.failed.is_none();
+                if let Some(p) = self.pending.iter_mut().find(on_lane) {
+                    p.failures += 1;
+                    if p.failures > max_retries {
+                        p.failed = Some(PoolError::PoisonBatch {
+                            batch: p.seq,
+                            first_row: p.first_row,
+                            attempts: p.failures,
+                            cause: cause.to_string(),
+                        });
+                    }
                 }
             }
             tracing::warn!(worker = lane, "replacing worker: {cause}");
             let respawn = self.respawn.as_mut().expect("checked above");
-            self.lanes[lane] = respawn(lane)?;
+            match respawn(lane) {
+                Ok(fresh) => self.lanes[lane] = fresh,
+                Err(e) if e.is_worker_failure() && failed_starts < MAX_FAILED_STARTS => {
+                    failed_starts += 1;
+                    // Back off (10 ms, 20 ms, ... 1 s) so a worker that dies at start-up is not
+                    // restarted in a tight loop.
+                    std::thread::sleep(Duration::from_millis((10u64 << failed_starts.min(7)).min(1000)));
+                    charge_suspect = false;
+                    cause = e;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            }
             self.restarts += 1;
             let resent = self
                 .pending
@@ -388,7 +409,10 @@ impl Pool {
                 .try_for_each(|p| self.lanes[lane].submit(p.seq, &p.batch, &self.arg_indices));
             match resent {
                 Ok(()) => return Ok(()),
-                Err(e) => cause = e,
+                Err(e) => {
+                    charge_suspect = true;
+                    cause = e;
+                }
             }
         }
     }
