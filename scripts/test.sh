@@ -15,8 +15,9 @@ PY
 cargo fmt --all --check
 # --all-targets: tests, benches and examples too; -D warnings: any warning fails CI.
 cargo clippy --workspace --all-targets -- -D warnings
-# Unit, property and integration tests with real worker processes and real CPython.
-cargo test --workspace
+# Unit, property and integration tests with real worker processes and real CPython. The fuzz-style
+# properties of the ring and codec run a bounded number of cases; the soak test 4 s of input.
+UDFPOOL_FUZZ_CASES="${UDFPOOL_FUZZ_CASES:-4096}" cargo test --workspace
 # Each benchmark runs once (test mode), so they stay compiling and working.
 cargo test --benches
 # Docs build without broken links or missing docs.

@@ -110,3 +110,21 @@ fn a_batch_that_kills_every_worker_is_poison_and_the_rest_goes_through() {
     // Still usable.
     assert!(pool.apply(int_batch("x", &[Some(1)])).is_ok());
 }
+
+#[test]
+fn a_worker_over_its_memory_limit_fails_the_batch_not_the_pool() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut pool = pool("hungry", &dir, &[("udfpool.worker-memory-mb", "512")]);
+    let results: Vec<_> = pool.apply_stream(batches()).collect();
+    for (i, r) in results.iter().enumerate() {
+        match (i, r) {
+            (2, Err(PoolError::Batch { error, .. })) => {
+                assert_eq!(error.exception, "MemoryError", "{error:?}");
+                assert_eq!(error.row, Some(3));
+            }
+            (2, other) => panic!("batch 2 should fail with MemoryError, got {other:?}"),
+            (_, r) => assert!(r.is_ok(), "batch {i}: {r:?}"),
+        }
+    }
+    assert_eq!(pool.restarts(), 0);
+}

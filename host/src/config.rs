@@ -63,9 +63,11 @@ pub const STARTUP_TIMEOUT_S: &str = "udfpool.startup-timeout-s";
 pub const BATCH_TIMEOUT_S: &str = "udfpool.batch-timeout-s";
 /// How many times a batch whose worker died is retried on a fresh worker before it counts as poison.
 pub const MAX_RETRIES: &str = "udfpool.max-retries";
+/// Address-space limit of each worker process in MiB (0: none).
+pub const WORKER_MEMORY_MB: &str = "udfpool.worker-memory-mb";
 
 /// Every key udfpool itself understands, with a one-line description.
-pub const KEYS: [(&str, &str); 8] = [
+pub const KEYS: [(&str, &str); 9] = [
     (EXECUTION_MODE, "process (default) or thread"),
     (PYTHON_EXECUTABLE, "python of a virtualenv whose packages UDFs import (default: $VIRTUAL_ENV's)"),
     (MAX_IN_FLIGHT, "batches queued per worker to hide latency (default 2)"),
@@ -74,6 +76,10 @@ pub const KEYS: [(&str, &str); 8] = [
     (STARTUP_TIMEOUT_S, "seconds a worker may take to start and load its UDF (default 60)"),
     (BATCH_TIMEOUT_S, "seconds to wait for a batch's result before killing its worker as hung (default 0: none)"),
     (MAX_RETRIES, "retries of a batch whose worker died, on a fresh worker, before it is poison (default 2)"),
+    (
+        WORKER_MEMORY_MB,
+        "address-space limit per worker process in MiB; Python raises MemoryError past it (default 0: none)",
+    ),
 ];
 
 /// A setting that cannot be used.
@@ -119,6 +125,8 @@ pub struct PoolConfig {
     pub batch_timeout: Option<Duration>,
     /// Retries of a batch whose worker died.
     pub max_retries: u32,
+    /// Address-space limit per worker process, in bytes.
+    pub worker_memory: Option<u64>,
     /// All pairs as given (job parameters included), for the UDF's context.
     pub raw: BTreeMap<String, String>,
 }
@@ -134,6 +142,7 @@ impl Default for PoolConfig {
             startup_timeout: Duration::from_secs(60),
             batch_timeout: None,
             max_retries: 2,
+            worker_memory: None,
             raw: BTreeMap::new(),
         }
     }
@@ -186,6 +195,12 @@ impl PoolConfig {
                 self.batch_timeout = (secs > 0.0).then(|| Duration::from_secs_f64(secs));
             }
             MAX_RETRIES => self.max_retries = number(key, value, "an integer from 0 to 100", |n| *n <= 100)?,
+            WORKER_MEMORY_MB => {
+                let mb: u64 = number(key, value, "MiB, 0 (no limit) or 64 to 1048576", |n| {
+                    *n == 0 || (64..=1 << 20).contains(n)
+                })?;
+                self.worker_memory = (mb > 0).then_some(mb << 20);
+            }
             k if k.starts_with("python.") || k.starts_with("udfpool.") => {
                 return Err(ConfigError::UnknownKey { key: k.to_owned() })
             }

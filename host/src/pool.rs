@@ -189,6 +189,7 @@ impl PoolBuilder {
                     spin: config.spin,
                     startup_timeout: config.startup_timeout,
                     batch_timeout: config.batch_timeout,
+                    memory_limit: config.worker_memory,
                 };
                 // Start all, then send all Opens, then wait: interpreters start in parallel.
                 let mut starting =

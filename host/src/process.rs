@@ -57,6 +57,8 @@ pub struct SpawnSettings {
     pub startup_timeout: Duration,
     /// How long to wait for one batch's answer before declaring the worker hung (None: no limit).
     pub batch_timeout: Option<Duration>,
+    /// Address-space limit of the worker process in bytes (None: inherit).
+    pub memory_limit: Option<u64>,
 }
 
 /// A running worker process that has not loaded its UDF yet.
@@ -99,13 +101,29 @@ impl Starting {
         let segment = Segment::create(settings.ring_bytes).map_err(|e| shm_err(&e))?;
         let mut endpoint = segment.endpoint(Side::Host);
         endpoint.set_spin(settings.spin);
-        let spawned = Command::new(&settings.exe)
+        let mut command = Command::new(&settings.exe);
+        command
             .args(["--segment", segment.name()])
             .stdin(Stdio::piped())
             .stdout(Stdio::inherit())
             .stderr(Stdio::piped())
-            .process_group(0)
-            .spawn();
+            .process_group(0);
+        if let Some(limit) = settings.memory_limit {
+            let rlimit = libc::rlimit { rlim_cur: limit, rlim_max: limit };
+            // SAFETY: the closure runs in the child between fork and exec, where only async-signal-safe
+            // calls are allowed: it makes one setrlimit(2) call on a value copied in before the fork,
+            // and allocates nothing.
+            unsafe {
+                command.pre_exec(move || {
+                    if libc::setrlimit(libc::RLIMIT_AS, &rlimit) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
+        }
+        let spawned = command.spawn();
         let mut child = match spawned {
             Ok(c) => c,
             Err(source) => {

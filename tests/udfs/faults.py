@@ -55,3 +55,11 @@ exits = udf(ExitOnce, result_type="int64")
 segfaults = udf(SegfaultOnce, result_type="int64")
 hangs = udf(HangOnce, result_type="int64")
 slow = udf(Slow, result_type="int64")
+
+
+@udf(result_type="int64")
+def hungry(x):
+    """Asks for 1 GiB when x == 13."""
+    if x == 13:
+        return len(bytearray(1 << 30))
+    return x
