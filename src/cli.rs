@@ -66,6 +66,11 @@ struct RunArgs {
     /// and go on; without it, the first malformed record stops the run.
     #[arg(long, value_name = "FILE.jsonl")]
     bad_rows: Option<PathBuf>,
+    /// Skip batches the UDF fails on (an exception, or a poison batch that kills every worker it is
+    /// tried on): write each one's batch number, input rows and error to this JSON Lines file, count
+    /// them, and go on. Without it, the first failed batch stops the run.
+    #[arg(long, value_name = "FILE.jsonl")]
+    skip_failed_batches: Option<PathBuf>,
     /// Input format, if the file extension does not tell.
     #[arg(long, value_enum)]
     format: Option<InputFormat>,
@@ -175,9 +180,20 @@ fn run(a: RunArgs) -> Result<()> {
         b.map_err(|e| input_error = Some(e)).ok()
     });
     let (mut rows, mut batches) = (0u64, 0u64);
+    let mut failed = match &a.skip_failed_batches {
+        Some(path) => Some(FailedBatches::create(path)?),
+        None => None,
+    };
     let run_start = Instant::now();
     for result in pool.apply_stream(input) {
-        let batch = result?;
+        let batch = match (result, &mut failed) {
+            (Ok(batch), _) => batch,
+            (Err(e), Some(side)) if e.failed_batch().is_some() => {
+                side.record(&e)?;
+                continue;
+            }
+            (Err(e), _) => return Err(e.into()),
+        };
         write_jsonl(&mut out, &batch).with_context(|| format!("cannot write {}", a.output.display()))?;
         rows += batch.num_rows() as u64;
         batches += 1;
@@ -188,6 +204,13 @@ fn run(a: RunArgs) -> Result<()> {
     if let Some(e) = input_error {
         return Err(e.into());
     }
+    let failed_batches = match failed {
+        Some(side) => {
+            let (n, r) = side.finish()?;
+            format!(", failed batches {n} ({r} rows, in {})", a.skip_failed_batches.as_ref().expect("set").display())
+        }
+        None => String::new(),
+    };
     let bad_rows = match reader.take_bad_rows() {
         Some(side) => {
             format!(", bad input rows {} (in {})", side.finish()?, a.bad_rows.as_ref().expect("set").display())
@@ -201,7 +224,7 @@ fn run(a: RunArgs) -> Result<()> {
     let restarts = pool.restarts();
     pool.close()?;
     let summary = format!(
-        "rows {rows}{bad_rows}, batches {batches}, elapsed {:.3} s (pool start {:.3} s), {:.0} rows/s\n\
+        "rows {rows}{bad_rows}{failed_batches}, batches {batches}, elapsed {:.3} s (pool start {:.3} s), {:.0} rows/s\n\
          mode {} (asked: {asked_mode}), workers {}, worker restarts {restarts}, udf {} -> {}\n\
          python {} ({}), library {}",
         elapsed.as_secs_f64(),
@@ -221,4 +244,33 @@ fn run(a: RunArgs) -> Result<()> {
         println!("{summary}");
     }
     Ok(())
+}
+
+/// The `--skip-failed-batches` file: one JSON object per skipped batch.
+struct FailedBatches {
+    path: PathBuf,
+    out: BufWriter<std::fs::File>,
+    batches: u64,
+    rows: u64,
+}
+
+impl FailedBatches {
+    fn create(path: &std::path::Path) -> Result<Self> {
+        let f = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+        Ok(Self { path: path.to_owned(), out: BufWriter::new(f), batches: 0, rows: 0 })
+    }
+
+    fn record(&mut self, e: &host::PoolError) -> Result<()> {
+        let (batch, first_row, rows) = e.failed_batch().expect("only batch failures are recorded");
+        let entry = serde_json::json!({ "batch": batch, "first_row": first_row, "rows": rows, "error": e.to_string() });
+        writeln!(self.out, "{entry}").with_context(|| format!("cannot write {}", self.path.display()))?;
+        self.batches += 1;
+        self.rows += rows;
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<(u64, u64)> {
+        self.out.flush().with_context(|| format!("cannot write {}", self.path.display()))?;
+        Ok((self.batches, self.rows))
+    }
 }

@@ -162,3 +162,35 @@ fn bad_rows_can_go_to_a_side_file_counted_never_dropped_silently() {
     assert_eq!(bad[2]["record"], "four,d");
     assert!(bad[1]["error"].as_str().unwrap().contains("invalid UTF-8"));
 }
+
+#[test]
+fn failed_batches_can_be_skipped_and_are_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("in.csv");
+    std::fs::write(&csv, format!("x\n{}", (0..30).map(|i| format!("{i}\n")).collect::<String>())).unwrap();
+    let udf = format!("{}:fails_on_13", example("udfs.py"));
+    let out = dir.path().join("out.jsonl");
+    let side = dir.path().join("failed.jsonl");
+    let base = [
+        "run",
+        "--udf",
+        &udf,
+        "--input",
+        csv.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+        "--batch-size",
+        "10",
+    ];
+    let err = run_err(&base);
+    assert!(err.contains("batch 1, input row 13: ValueError: 13 is unlucky"), "{err}");
+    let summary = run_ok(&[&base[..], &["--skip-failed-batches", side.to_str().unwrap()]].concat());
+    assert!(summary.contains("rows 20, failed batches 1 (10 rows"), "{summary}");
+    assert_eq!(std::fs::read_to_string(&out).unwrap().lines().count(), 20);
+    let entry: serde_json::Value = serde_json::from_str(std::fs::read_to_string(&side).unwrap().trim()).unwrap();
+    assert_eq!(
+        (entry["batch"].as_u64(), entry["first_row"].as_u64(), entry["rows"].as_u64()),
+        (Some(1), Some(10), Some(10))
+    );
+    assert!(entry["error"].as_str().unwrap().contains("13 is unlucky"));
+}

@@ -22,7 +22,7 @@ fn raise_reports_traceback_and_row_then_pool_keeps_working() {
         let results: Vec<_> = pool.apply_stream(batches).collect();
         assert!(results[0].is_ok() && results[2].is_ok(), "{mode}: other batches go through");
         let err = results[1].as_ref().unwrap_err();
-        let PoolError::Batch { batch, first_row, error } = err else { panic!("{mode}: {err}") };
+        let PoolError::Batch { batch, first_row, rows: 3, error } = err else { panic!("{mode}: {err}") };
         assert_eq!((*batch, *first_row, error.row), (1, 2, Some(1)));
         assert_eq!(error.kind, UdfErrorKind::Raised);
         assert_eq!(error.exception, "ValueError");

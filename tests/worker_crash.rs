@@ -99,7 +99,7 @@ fn a_batch_that_kills_every_worker_is_poison_and_the_rest_goes_through() {
     assert_eq!(results.len(), 40);
     for (i, r) in results.iter().enumerate() {
         match (i, r) {
-            (2, Err(PoolError::PoisonBatch { batch: 2, first_row: 10, attempts: 3, cause })) => {
+            (2, Err(PoolError::PoisonBatch { batch: 2, first_row: 10, rows: 5, attempts: 3, cause })) => {
                 assert!(cause.contains("exited unexpectedly with exit code 3"), "{cause}")
             }
             (2, other) => panic!("batch 2 should be poison, got {other:?}"),

@@ -31,6 +31,8 @@ pub enum PoolError {
         batch: u64,
         /// Index in the whole input of the batch's first row.
         first_row: u64,
+        /// Rows in the batch.
+        rows: u64,
         /// The Python-side error (its `row` is within the batch).
         error: UdfError,
     },
@@ -42,6 +44,8 @@ pub enum PoolError {
         batch: u64,
         /// Index in the whole input of the batch's first row.
         first_row: u64,
+        /// Rows in the batch.
+        rows: u64,
         /// How many workers it was tried on.
         attempts: u32,
         /// The last worker failure.
@@ -130,6 +134,16 @@ impl PoolError {
     /// Whether the pool can go on after this error (true for a UDF failing on one batch).
     pub fn is_recoverable(&self) -> bool {
         matches!(self, PoolError::Batch { .. } | PoolError::PoisonBatch { .. } | PoolError::Usage(_))
+    }
+
+    /// For an error that concerns one batch: its sequence number, first input row and row count.
+    pub fn failed_batch(&self) -> Option<(u64, u64, u64)> {
+        match self {
+            PoolError::Batch { batch, first_row, rows, .. } | PoolError::PoisonBatch { batch, first_row, rows, .. } => {
+                Some((*batch, *first_row, *rows))
+            }
+            _ => None,
+        }
     }
 
     /// Whether this is one worker failing (dead, hung, corrupt ring), which replacing it can cure.

@@ -381,6 +381,7 @@ impl Pool {
                         p.failed = Some(PoolError::PoisonBatch {
                             batch: p.seq,
                             first_row: p.first_row,
+                            rows: p.batch.num_rows() as u64,
                             attempts: p.failures,
                             cause: cause.to_string(),
                         });
@@ -451,7 +452,10 @@ impl Pool {
         debug_assert_eq!(id, p.seq);
         let column = match outcome {
             Ok(c) => c,
-            Err(error) => return Some(Err(PoolError::Batch { batch: p.seq, first_row: p.first_row, error })),
+            Err(error) => {
+                let rows = p.batch.num_rows() as u64;
+                return Some(Err(PoolError::Batch { batch: p.seq, first_row: p.first_row, rows, error }));
+            }
         };
         let batch = Arc::try_unwrap(p.batch).unwrap_or_else(|shared| (*shared).clone());
         let lane = self.lane_of(p.seq);
