@@ -26,6 +26,37 @@ pub struct Cli {
 enum Command {
     /// Apply a Python UDF to every record of a file; write each record plus the result as JSON Lines.
     Run(RunArgs),
+    /// Measure THREAD against PROCESS mode, the Python floor and multiprocessing over a matrix of
+    /// workloads, batch sizes and workers; write results.json and report.md.
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct BenchArgs {
+    /// The quick matrix (under a minute on 2 cores) instead of the full one.
+    #[arg(long)]
+    quick: bool,
+    /// Workloads: trivial (x + 1), string (s.upper()), json (json.loads(doc)["name"]), compute (~20 µs a row).
+    #[arg(long, value_name = "W,W")]
+    workloads: Option<String>,
+    /// Batch sizes (rows per batch).
+    #[arg(long, value_name = "N,N")]
+    batch_sizes: Option<String>,
+    /// Worker counts.
+    #[arg(long, value_name = "N,N")]
+    workers: Option<String>,
+    /// Variants: thread, process, floor, multiprocessing.
+    #[arg(long, value_name = "M,M")]
+    modes: Option<String>,
+    /// Repeats per measurement (default: 3 quick, 5 full).
+    #[arg(long, value_name = "N")]
+    repeats: Option<usize>,
+    /// Report folder.
+    #[arg(long, value_name = "DIR", default_value = "bench-report")]
+    out: PathBuf,
+    /// A pool setting for every measured pool (e.g. udfpool.spin-us=200); see `udfpool run --help`.
+    #[arg(long = "config", value_name = "KEY=VALUE")]
+    config: Vec<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -103,6 +134,24 @@ pub fn main() -> Result<()> {
     install_signal_handler();
     match cli.command {
         Command::Run(args) => run(args),
+        Command::Bench(a) => {
+            let overrides = crate::bench::Overrides {
+                workloads: a.workloads,
+                batch_sizes: a.batch_sizes,
+                workers: a.workers,
+                modes: a.modes,
+                repeats: a.repeats,
+                config: a.config.iter().map(|p| host::PoolConfig::parse_pair(p)).collect::<Result<_, _>>()?,
+            };
+            let results = crate::bench::run(a.quick, overrides, &a.out, None)?;
+            println!(
+                "{} measurements written to {}/results.json and {}/report.md",
+                results.results.len(),
+                a.out.display(),
+                a.out.display()
+            );
+            Ok(())
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! The `udfpool` command's pieces: reading records into batches, writing results, the CLI itself.
 //! The pool lives in the `host` crate, the Python side in `worker`, batches and rings in `ipc`.
 
+pub mod bench;
 pub mod cli;
 pub mod input;
 pub mod output;

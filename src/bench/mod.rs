@@ -1,0 +1,514 @@
+//! `udfpool bench`: runs a matrix of workloads x batch sizes x workers through THREAD mode, PROCESS mode,
+//! the pure-Python floor and `multiprocessing.Pool`, and writes `results.json` and `report.md`.
+//!
+//! Measurements are interleaved: for each configuration, repeat `r` of every variant runs before
+//! repeat `r + 1` of any, so the machine's drift hits all variants alike and their ratios stay
+//! meaningful. Pools are started, data generated and Python lists built outside the timed part; what
+//! is timed is streaming all rows through (`Pool::apply_stream`), or the list comprehension.
+
+mod report;
+
+use anyhow::{bail, Context, Result};
+use host::{Mode, Pool};
+use ipc::batch::{ColumnBuilder, DataType, Field, RecordBatch, Schema};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use serde::Serialize;
+use std::ffi::CString;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+const WORKLOADS_PY: &str = include_str!("workloads.py");
+const MP_PY: &str = include_str!("mp.py");
+
+/// One UDF and the column it runs over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Workload {
+    /// `x + 1` on int64.
+    Trivial,
+    /// `s.upper()` on 24-character strings.
+    String,
+    /// `json.loads(doc)["name"]` on ~50-byte JSON documents.
+    Json,
+    /// ~20 µs of Python arithmetic per row.
+    Compute,
+}
+
+impl Workload {
+    /// Every workload.
+    pub const ALL: [Workload; 4] = [Workload::Trivial, Workload::String, Workload::Json, Workload::Compute];
+
+    /// The name used on the command line and in results.
+    pub fn name(self) -> &'static str {
+        match self {
+            Workload::Trivial => "trivial",
+            Workload::String => "string",
+            Workload::Json => "json",
+            Workload::Compute => "compute",
+        }
+    }
+
+    fn function(self) -> &'static str {
+        match self {
+            Workload::Json => "json_field",
+            other => other.name(),
+        }
+    }
+
+    fn column(self) -> DataType {
+        match self {
+            Workload::Trivial | Workload::Compute => DataType::Int64,
+            Workload::String | Workload::Json => DataType::Utf8,
+        }
+    }
+
+    fn column_kind(self) -> &'static str {
+        match self {
+            Workload::Trivial | Workload::Compute => "int64",
+            Workload::String => "utf8",
+            Workload::Json => "json",
+        }
+    }
+
+    /// Rows per measurement: enough for ~0.1-0.3 s on the development machine, at least 4 batches.
+    fn rows(self, batch_size: usize, scale: f64) -> usize {
+        let base = match self {
+            Workload::Trivial => 400_000.0,
+            Workload::String => 200_000.0,
+            Workload::Json => 60_000.0,
+            Workload::Compute => 8_000.0,
+        } * scale;
+        let per_batch_cap = batch_size * 2_000;
+        (base as usize).min(per_batch_cap).max(batch_size * 4)
+    }
+
+    fn parse(s: &str) -> Result<Self> {
+        Workload::ALL
+            .into_iter()
+            .find(|w| w.name() == s.trim())
+            .with_context(|| format!("unknown workload {s:?}; workloads: trivial, string, json, compute"))
+    }
+}
+
+/// The batches of a workload's input column, `rows` rows in batches of `batch_size`.
+fn batches(w: Workload, rows: usize, batch_size: usize) -> Vec<RecordBatch> {
+    let schema = Schema::new(vec![Field::new("x", w.column())]);
+    (0..rows)
+        .step_by(batch_size)
+        .map(|start| {
+            let end = (start + batch_size).min(rows);
+            let mut b = ColumnBuilder::new(w.column(), end - start);
+            for i in start..end {
+                match w {
+                    Workload::Trivial | Workload::Compute => b.push_i64(i as i64),
+                    Workload::String => b.push_str(&format!("value-{i:08}-abcdefghijkl")).expect("small"),
+                    Workload::Json => b
+                        .push_str(&format!("{{\"id\": {i}, \"name\": \"user-{i}\", \"tags\": [\"a\", \"b\"]}}"))
+                        .expect("small"),
+                }
+            }
+            RecordBatch::try_new(schema.clone(), vec![b.finish()], end - start).expect("well-formed")
+        })
+        .collect()
+}
+
+/// What to run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Settings {
+    /// Workload names.
+    pub workloads: Vec<String>,
+    /// Batch sizes.
+    pub batch_sizes: Vec<usize>,
+    /// Worker counts.
+    pub workers: Vec<usize>,
+    /// Variants: thread, process, floor, multiprocessing.
+    pub modes: Vec<String>,
+    /// Repeats per measurement.
+    pub repeats: usize,
+    /// Multiplier on the rows per measurement.
+    pub scale: f64,
+    /// Pool settings given with `--config`.
+    pub config: Vec<(String, String)>,
+}
+
+impl Settings {
+    /// The quick matrix: under a minute on 2 cores.
+    pub fn quick() -> Self {
+        Settings {
+            workloads: Workload::ALL.iter().map(|w| w.name().to_owned()).collect(),
+            batch_sizes: vec![16, 1024, 4096],
+            workers: vec![1, 2],
+            modes: ["thread", "process", "floor", "multiprocessing"].map(String::from).to_vec(),
+            repeats: 3,
+            scale: 0.2,
+            config: Vec::new(),
+        }
+    }
+
+    /// The full matrix.
+    pub fn full() -> Self {
+        Settings {
+            batch_sizes: vec![1, 16, 256, 1024, 4096, 65536],
+            workers: vec![1, 2, 4],
+            repeats: 5,
+            scale: 1.0,
+            ..Self::quick()
+        }
+    }
+}
+
+/// A median with its spread, over the repeats.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Spread {
+    /// Median.
+    pub median: f64,
+    /// Smallest.
+    pub min: f64,
+    /// Largest.
+    pub max: f64,
+}
+
+impl Spread {
+    fn of(mut xs: Vec<f64>) -> Self {
+        xs.sort_by(f64::total_cmp);
+        let n = xs.len();
+        let median = if n % 2 == 1 { xs[n / 2] } else { (xs[n / 2 - 1] + xs[n / 2]) / 2.0 };
+        Spread { median, min: xs[0], max: xs[n - 1] }
+    }
+}
+
+/// One measured configuration.
+#[derive(Debug, Clone, Serialize)]
+pub struct Measurement {
+    /// Workload name.
+    pub workload: String,
+    /// `thread`, `process`, `floor` or `multiprocessing`.
+    pub mode: String,
+    /// Rows per batch (for `multiprocessing`: the chunk size).
+    pub batch_size: usize,
+    /// Workers (threads, processes; 1 for the floor).
+    pub workers: usize,
+    /// Rows per repeat.
+    pub rows: usize,
+    /// Repeats measured.
+    pub repeats: usize,
+    /// Rows per second.
+    pub rows_per_sec: Spread,
+    /// Nanoseconds per row (from the same repeats).
+    pub ns_per_row: Spread,
+}
+
+/// Where and with what the run happened.
+#[derive(Debug, Clone, Serialize)]
+pub struct Machine {
+    /// CPU model name.
+    pub cpu: String,
+    /// Cores available to this process.
+    pub cores: usize,
+    /// Kernel release.
+    pub kernel: String,
+    /// `sys.version` of the embedded interpreter.
+    pub python_version: String,
+    /// The libpython loaded.
+    pub python_library: String,
+    /// udfpool's version.
+    pub udfpool_version: String,
+    /// Git commit of the working directory, if it is a checkout.
+    pub git_commit: String,
+    /// Seconds since the Unix epoch when the run started.
+    pub started_unix: u64,
+}
+
+/// The whole `results.json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Results {
+    /// The machine and run.
+    pub machine: Machine,
+    /// What was asked for.
+    pub settings: Settings,
+    /// Every figure.
+    pub results: Vec<Measurement>,
+}
+
+fn read_trimmed(path: &str) -> String {
+    std::fs::read_to_string(path).map(|s| s.trim().to_owned()).unwrap_or_default()
+}
+
+fn machine(python: &ipc::protocol::PythonInfo) -> Machine {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown".into());
+    let git_commit = Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .stderr(Stdio::null())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_else(|| "unknown".into());
+    Machine {
+        cpu,
+        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        kernel: read_trimmed("/proc/sys/kernel/osrelease"),
+        python_version: python.version.lines().next().unwrap_or_default().to_owned(),
+        python_library: python.library.clone(),
+        udfpool_version: env!("CARGO_PKG_VERSION").to_owned(),
+        git_commit,
+        started_unix: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+    }
+}
+
+/// The Python list a floor or multiprocessing measurement maps over, and the function.
+struct Floor<'py> {
+    call: Bound<'py, PyAny>,
+}
+
+impl<'py> Floor<'py> {
+    fn new(py: Python<'py>, workloads: &Path, w: Workload, rows: usize) -> Result<Self> {
+        let globals = PyDict::new(py);
+        let code = format!(
+            "import importlib.util, json\n\
+             s = importlib.util.spec_from_file_location('udfpool_bench_floor', {path:?})\n\
+             m = importlib.util.module_from_spec(s)\n\
+             s.loader.exec_module(m)\n\
+             f = m.{func}._func\n\
+             kind = {kind:?}\n\
+             n = {rows}\n\
+             xs = list(range(n)) if kind == 'int64' else [('value-%08d-abcdefghijkl' % i) for i in range(n)] if kind == 'utf8' \
+                  else [json.dumps({{'id': i, 'name': 'user-%d' % i, 'tags': ['a', 'b']}}) for i in range(n)]\n\
+             def floor():\n    return [f(x) for x in xs]\n",
+            path = workloads.display().to_string(),
+            func = w.function(),
+            kind = w.column_kind(),
+        );
+        let code = CString::new(code)?;
+        py.run(&code, Some(&globals), None).map_err(|e| anyhow::anyhow!("preparing the floor: {e}"))?;
+        let call = globals.get_item("floor")?.context("floor() defined")?;
+        Ok(Self { call })
+    }
+
+    fn time(&self) -> Result<f64> {
+        let start = Instant::now();
+        self.call.call0().map_err(|e| anyhow::anyhow!("floor: {e}"))?;
+        Ok(start.elapsed().as_secs_f64())
+    }
+}
+
+fn time_pool(pool: &mut Pool, input: Vec<RecordBatch>) -> Result<f64> {
+    let start = Instant::now();
+    for r in pool.apply_stream(input) {
+        r?;
+    }
+    Ok(start.elapsed().as_secs_f64())
+}
+
+#[derive(Serialize)]
+struct MpJob<'a> {
+    udfpool_dir: &'a str,
+    workloads: &'a str,
+    workload: &'a str,
+    column: &'a str,
+    rows: usize,
+    workers: usize,
+    batch_size: usize,
+    repeats: usize,
+}
+
+fn multiprocessing(
+    python: &str,
+    dir: &Path,
+    w: Workload,
+    rows: usize,
+    workers: usize,
+    batch_size: usize,
+    repeats: usize,
+) -> Result<Vec<f64>> {
+    let job = serde_json::to_string(&MpJob {
+        udfpool_dir: &dir.display().to_string(),
+        workloads: &dir.join("workloads.py").display().to_string(),
+        workload: w.function(),
+        column: w.column_kind(),
+        rows,
+        workers,
+        batch_size,
+        repeats,
+    })?;
+    let mut child = Command::new(python)
+        .arg(dir.join("mp.py"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot run {python} for the multiprocessing comparison"))?;
+    std::io::Write::write_all(child.stdin.as_mut().expect("piped"), job.as_bytes())?;
+    drop(child.stdin.take());
+    let out = child.wait_with_output()?;
+    if !out.status.success() {
+        bail!("multiprocessing comparison failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+    }
+    #[derive(serde::Deserialize)]
+    struct Out {
+        seconds: Vec<f64>,
+    }
+    let parsed: Out = serde_json::from_slice(&out.stdout).context("multiprocessing comparison output")?;
+    Ok(parsed.seconds)
+}
+
+/// The interpreter of the embedded library's installation, for the multiprocessing comparison.
+fn python_executable(prefix: &str) -> String {
+    let candidate = Path::new(prefix).join("bin").join("python3");
+    if candidate.is_file() {
+        candidate.display().to_string()
+    } else {
+        "python3".into()
+    }
+}
+
+fn parse_list<T: std::str::FromStr>(s: &str, what: &str) -> Result<Vec<T>> {
+    s.split(',')
+        .filter(|p| !p.trim().is_empty())
+        .map(|p| p.trim().parse().map_err(|_| anyhow::anyhow!("bad {what} {p:?}")))
+        .collect()
+}
+
+/// Command-line overrides of the matrix.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--workloads`.
+    pub workloads: Option<String>,
+    /// `--batch-sizes`.
+    pub batch_sizes: Option<String>,
+    /// `--workers`.
+    pub workers: Option<String>,
+    /// `--modes`.
+    pub modes: Option<String>,
+    /// `--repeats`.
+    pub repeats: Option<usize>,
+    /// `--config key=value` pairs for every pool.
+    pub config: Vec<(String, String)>,
+}
+
+/// Runs the matrix and writes the report folder.
+pub fn run(quick: bool, o: Overrides, out: &Path, worker_exe: Option<PathBuf>) -> Result<Results> {
+    let mut s = if quick { Settings::quick() } else { Settings::full() };
+    if let Some(w) = &o.workloads {
+        s.workloads = w.split(',').map(|x| Workload::parse(x).map(|w| w.name().to_owned())).collect::<Result<_>>()?;
+    }
+    if let Some(b) = &o.batch_sizes {
+        s.batch_sizes = parse_list(b, "batch size")?;
+    }
+    if let Some(w) = &o.workers {
+        s.workers = parse_list(w, "worker count")?;
+    }
+    if let Some(m) = &o.modes {
+        s.modes = m.split(',').map(|x| x.trim().to_owned()).collect();
+        if let Some(bad) =
+            s.modes.iter().find(|m| !["thread", "process", "floor", "multiprocessing"].contains(&m.as_str()))
+        {
+            bail!("unknown mode {bad:?}; modes: thread, process, floor, multiprocessing");
+        }
+    }
+    if let Some(r) = o.repeats {
+        s.repeats = r.max(1);
+    }
+    s.config = o.config;
+    if s.batch_sizes.iter().chain(&s.workers).any(|&n| n == 0) {
+        bail!("batch sizes and worker counts must be at least 1");
+    }
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let dir = out.canonicalize()?;
+    std::fs::write(dir.join("workloads.py"), WORKLOADS_PY)?;
+    std::fs::write(dir.join("mp.py"), MP_PY)?;
+    std::fs::write(dir.join("udfpool.py"), worker::interpreter::UDFPOOL_PY)?;
+    let python = worker::interpreter::prepare(&[]).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let machine = machine(&python);
+    let workloads: Vec<Workload> = s.workloads.iter().map(|w| Workload::parse(w)).collect::<Result<_>>()?;
+    let has = |m: &str| s.modes.iter().any(|x| x == m);
+    let configs: usize = workloads.len() * s.batch_sizes.len() * s.workers.len();
+    let progress = indicatif::ProgressBar::new(configs as u64);
+    progress.set_style(
+        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} [{elapsed}, eta {eta}]")
+            .expect("valid template"),
+    );
+    let mut results = Vec::new();
+    let python_exe = python_executable(&python.prefix);
+    for &w in &workloads {
+        let udf = format!("{}:{}", dir.join("workloads.py").display(), w.function());
+        for &bs in &s.batch_sizes {
+            let rows = w.rows(bs, s.scale);
+            let input = batches(w, rows, bs);
+            for &workers in &s.workers {
+                progress.set_message(format!("{} batch {bs} x{workers}", w.name()));
+                let mut pools: Vec<(Mode, Pool)> = Vec::new();
+                for (name, mode) in [("thread", Mode::Thread), ("process", Mode::Process)] {
+                    if has(name) {
+                        let mut b = Pool::builder(&udf, input[0].schema().clone()).workers(workers);
+                        for (k, v) in &s.config {
+                            b = b.config(k, v);
+                        }
+                        let mut b = b.mode(mode);
+                        if let Some(exe) = &worker_exe {
+                            b = b.worker_exe(exe);
+                        }
+                        pools.push((mode, b.build()?));
+                    }
+                }
+                let mut times: Vec<(String, Vec<f64>)> =
+                    pools.iter().map(|(m, _)| (m.name().to_owned(), Vec::new())).collect();
+                let floor_here = has("floor") && workers == s.workers[0];
+                let mut floor_times = Vec::new();
+                Python::attach(|py| -> Result<()> {
+                    let floor =
+                        if floor_here { Some(Floor::new(py, &dir.join("workloads.py"), w, rows)?) } else { None };
+                    for _ in 0..s.repeats {
+                        for (i, (_, pool)) in pools.iter_mut().enumerate() {
+                            let copy = input.clone();
+                            let t = py.detach(|| time_pool(pool, copy))?;
+                            times[i].1.push(t);
+                        }
+                        if let Some(f) = &floor {
+                            floor_times.push(f.time()?);
+                        }
+                    }
+                    Ok(())
+                })?;
+                drop(pools);
+                if floor_here {
+                    times.push(("floor".into(), floor_times));
+                }
+                if has("multiprocessing") {
+                    times.push((
+                        "multiprocessing".into(),
+                        multiprocessing(&python_exe, &dir, w, rows, workers, bs, s.repeats)?,
+                    ));
+                }
+                for (mode, secs) in times {
+                    let workers = if mode == "floor" { 1 } else { workers };
+                    results.push(Measurement {
+                        workload: w.name().to_owned(),
+                        mode,
+                        batch_size: bs,
+                        workers,
+                        rows,
+                        repeats: secs.len(),
+                        rows_per_sec: Spread::of(secs.iter().map(|t| rows as f64 / t).collect()),
+                        ns_per_row: Spread::of(secs.iter().map(|t| t * 1e9 / rows as f64).collect()),
+                    });
+                }
+                progress.inc(1);
+            }
+        }
+    }
+    progress.finish_and_clear();
+    let all = Results { machine, settings: s, results };
+    std::fs::write(dir.join("results.json"), serde_json::to_string_pretty(&all)?)?;
+    std::fs::write(dir.join("report.md"), report::markdown(&all))?;
+    Ok(all)
+}

@@ -1,0 +1,28 @@
+"""The `udfpool bench` workloads. Each is a scalar UDF over one column that `udfpool bench` generates."""
+import json
+
+from udfpool import udf
+
+
+@udf(result_type="int64")
+def trivial(x):
+    return x + 1
+
+
+@udf(result_type="utf8")
+def string(s):
+    return s.upper()
+
+
+@udf(result_type="utf8")
+def json_field(doc):
+    return json.loads(doc)["name"]
+
+
+@udf(result_type="int64")
+def compute(x):
+    # About 20 µs of pure-Python arithmetic per row on the development machine.
+    h = x
+    for _ in range(400):
+        h = (h * 31 + 7) % 1000003
+    return h
