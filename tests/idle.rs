@@ -1,0 +1,34 @@
+//! An idle pool uses no CPU: waiting workers sleep on the futex (after a short spin), they do not poll.
+
+mod common;
+
+use common::*;
+use host::Mode;
+use std::time::Duration;
+
+/// User + system CPU time of a process, in clock ticks (1/100 s here).
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let rest: Vec<&str> = stat.rsplit(')').next().unwrap().split_whitespace().collect();
+    // Fields 14 and 15 (utime, stime) are at 11 and 12 after the command name.
+    rest[11].parse::<u64>().unwrap() + rest[12].parse::<u64>().unwrap()
+}
+
+#[test]
+fn idle_workers_use_no_cpu() {
+    let schema = int_batch("x", &[]).schema().clone();
+    let mut pool = builder("plus_one", &schema, Mode::Process, 2).build().unwrap();
+    pool.apply(int_batch("x", &[Some(1)])).unwrap();
+    let pids = pool.worker_pids();
+    // Let start-up work settle, then measure a second of idleness.
+    std::thread::sleep(Duration::from_millis(200));
+    let before: Vec<u64> = pids.iter().map(|&p| cpu_ticks(p)).collect();
+    std::thread::sleep(Duration::from_secs(1));
+    let after: Vec<u64> = pids.iter().map(|&p| cpu_ticks(p)).collect();
+    for ((pid, b), a) in pids.iter().zip(&before).zip(&after) {
+        // A polling or spinning worker would burn ~100 ticks in that second; a sleeping one ~0.
+        assert!(a - b <= 5, "idle worker {pid} used {} ticks of CPU in 1 s", a - b);
+    }
+    // And it still answers at once after being idle.
+    pool.apply(int_batch("x", &[Some(2)])).unwrap();
+}
