@@ -242,7 +242,9 @@ impl WorkerProcess {
                 .recv(LIVENESS_POLL)
                 .map_err(|e| PoolError::SharedMemory { index: self.index, message: e.to_string() })?;
             if let Some(bytes) = got {
-                return decode(&bytes).map_err(|e| PoolError::Protocol { index: self.index, message: e.to_string() });
+                let decoded = decode(&bytes);
+                self.endpoint.recycle(bytes);
+                return decoded.map_err(|e| PoolError::Protocol { index: self.index, message: e.to_string() });
             }
             if let Err(e) = self.check_alive() {
                 // It may have answered just before exiting.

@@ -54,6 +54,9 @@ pub struct Endpoint {
     partial: Vec<u8>,
     /// Complete messages received while we were blocked sending.
     inbox: VecDeque<Vec<u8>>,
+    /// Buffers handed back with [`Endpoint::recycle`], reused for the next messages so that receiving
+    /// a large message does not allocate (and page-fault in) fresh memory each time.
+    spare: Vec<Vec<u8>>,
     spin: Duration,
 }
 
@@ -84,6 +87,7 @@ impl Endpoint {
             rx: rx.expect("fresh ring"),
             partial: Vec::new(),
             inbox: VecDeque::new(),
+            spare: Vec::new(),
             spin: Duration::from_micros(50),
         }
     }
@@ -111,7 +115,8 @@ impl Endpoint {
         while let Some(flags) = self.rx.try_pop(&mut self.partial)? {
             consumed = true;
             if flags & FLAG_LAST != 0 {
-                self.inbox.push_back(std::mem::take(&mut self.partial));
+                let next = self.spare.pop().unwrap_or_default();
+                self.inbox.push_back(std::mem::replace(&mut self.partial, next));
             }
         }
         if consumed {
@@ -119,6 +124,14 @@ impl Endpoint {
             self.peer_bell().ring();
         }
         Ok(consumed)
+    }
+
+    /// Gives a received message's buffer back for reuse (keeps at most a few).
+    pub fn recycle(&mut self, mut buf: Vec<u8>) {
+        if self.spare.len() < 4 {
+            buf.clear();
+            self.spare.push(buf);
+        }
     }
 
     /// Returns a complete message if one has arrived, without waiting.

@@ -96,20 +96,21 @@ impl RawRing {
         }
     }
 
-    /// Copies bytes starting at position `pos` into `dst`, wrapping around the end.
+    /// Copies `len` bytes starting at position `pos` to `dst`, wrapping around the end.
     ///
     /// # Safety
-    /// `[pos, pos + dst.len())` must be published data owned by the consumer (`tail <= pos` and
-    /// `pos + dst.len() <= head` for a head loaded with Acquire).
-    unsafe fn read_at(&self, pos: u64, dst: &mut [u8]) {
+    /// `[pos, pos + len)` must be published data owned by the consumer (`tail <= pos` and
+    /// `pos + len <= head` for a head loaded with Acquire), and `dst` valid for `len` bytes of writes,
+    /// outside the mapping.
+    unsafe fn read_at(&self, pos: u64, dst: *mut u8, len: usize) {
         let cap = self.capacity as usize;
         let start = (pos % self.capacity) as usize;
-        let first = dst.len().min(cap - start);
+        let first = len.min(cap - start);
         // SAFETY: as in `write_at`, with the roles swapped: the range is published and not written by
-        // the producer until the consumer advances `tail` past it.
+        // the producer until the consumer advances `tail` past it; `dst` is valid for `len` bytes.
         unsafe {
-            std::ptr::copy_nonoverlapping(self.data.as_ptr().add(start), dst.as_mut_ptr(), first);
-            std::ptr::copy_nonoverlapping(self.data.as_ptr(), dst.as_mut_ptr().add(first), dst.len() - first);
+            std::ptr::copy_nonoverlapping(self.data.as_ptr().add(start), dst, first);
+            std::ptr::copy_nonoverlapping(self.data.as_ptr(), dst.add(first), len - first);
         }
     }
 }
@@ -230,18 +231,24 @@ impl Consumer {
             return Err(RingError::BadFrame { len: 0, available });
         }
         let mut hdr = [0u8; FRAME_HEADER];
-        // SAFETY: the 8 bytes at `tail` are published (available >= 8) and owned by the consumer.
-        unsafe { self.ring.read_at(self.tail, &mut hdr) };
+        // SAFETY: the 8 bytes at `tail` are published (available >= 8) and owned by the consumer; `hdr`
+        // is 8 writable bytes on the stack.
+        unsafe { self.ring.read_at(self.tail, hdr.as_mut_ptr(), FRAME_HEADER) };
         let len = u32::from_le_bytes(hdr[..4].try_into().expect("4 bytes")) as u64;
         let flags = u32::from_le_bytes(hdr[4..].try_into().expect("4 bytes"));
         if len > available - FRAME_HEADER as u64 {
             return Err(RingError::BadFrame { len, available: available - FRAME_HEADER as u64 });
         }
-        let old_len = out.len();
-        out.resize(old_len + len as usize, 0);
-        // SAFETY: `len` bytes after the header are published (checked just above).
-        unsafe { self.ring.read_at(self.tail + FRAME_HEADER as u64, &mut out[old_len..]) };
-        self.tail += FRAME_HEADER as u64 + len;
+        let (old_len, len) = (out.len(), len as usize);
+        out.reserve(len);
+        // SAFETY: `len` bytes after the header are published (checked just above); `reserve` made room
+        // for `len` more bytes after `old_len`, which the copy initializes before `set_len` exposes them.
+        // No zero-fill first: the payload is copied exactly once.
+        unsafe {
+            self.ring.read_at(self.tail + FRAME_HEADER as u64, out.as_mut_ptr().add(old_len), len);
+            out.set_len(old_len + len);
+        }
+        self.tail += (FRAME_HEADER + len) as u64;
         // SYNC(tail): hands the bytes just read back to the producer; pairs with the Acquire load in
         // `Producer::free`.
         self.ring.header().tail.0.store(self.tail, Ordering::Release);

@@ -93,7 +93,9 @@ impl Session {
     fn recv(&mut self) -> Result<Request, ServeError> {
         loop {
             if let Some(bytes) = self.endpoint.recv(Duration::from_secs(3600))? {
-                return Ok(decode(&bytes)?);
+                let decoded = decode(&bytes);
+                self.endpoint.recycle(bytes);
+                return Ok(decoded?);
             }
         }
     }
