@@ -117,9 +117,12 @@ fn ring(c: &mut Criterion) {
         });
     }
     g.finish();
+    // Tell each child to stop: an empty message, then end-of-file on both streams (the socket must be
+    // shut down: the reading half is a clone of the same socket).
     ep.send(&[], LONG, || true).unwrap();
-    drop(pipe_w);
-    drop(sock_w);
+    drop((pipe_w, pipe_r));
+    let _ = sock_r.get_ref().shutdown(std::net::Shutdown::Both);
+    drop((sock_w, sock_r));
     for child in [&mut shm_child, &mut pipe_child, &mut sock_child] {
         let _ = child.wait();
     }
