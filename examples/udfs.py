@@ -1,6 +1,6 @@
 """Example UDFs for udfpool. Run one with, e.g.:
 
-    udfpool run --udf examples/udfs.py:plus_one --args x --input examples/data.csv --output /tmp/out.jsonl
+    udfpool run --udf examples/udfs.py:plus_one --args x --as x_plus_one --input examples/data.csv --output /tmp/out.jsonl
 """
 import json
 
