@@ -57,6 +57,9 @@ struct BenchArgs {
     /// A pool setting for every measured pool (e.g. udfpool.spin-us=200); see `udfpool run --help`.
     #[arg(long = "config", value_name = "KEY=VALUE")]
     config: Vec<String>,
+    /// Measure nothing: compare two results.json files (B against A) and print the ratios.
+    #[arg(long, num_args = 2, value_names = ["A", "B"])]
+    compare: Option<Vec<PathBuf>>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -135,6 +138,10 @@ pub fn main() -> Result<()> {
     match cli.command {
         Command::Run(args) => run(args),
         Command::Bench(a) => {
+            if let Some(files) = &a.compare {
+                print!("{}", crate::bench::compare(&files[0], &files[1])?);
+                return Ok(());
+            }
             let overrides = crate::bench::Overrides {
                 workloads: a.workloads,
                 batch_sizes: a.batch_sizes,

@@ -31,6 +31,19 @@ fn bench_writes_results_and_report() {
     assert!(results["machine"]["cores"].as_u64().unwrap() >= 1);
     let report = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
     assert!(report.contains("## Conclusions") && report.contains("PROCESS runs at"), "{report}");
+
+    // A results file compared with itself: every ratio is 1.
+    let results = dir.path().join("results.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_udfpool"))
+        .args(["bench", "--compare"])
+        .arg(&results)
+        .arg(&results)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let table = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(table.lines().count(), 2 + entries.len(), "{table}");
+    assert!(table.lines().skip(2).all(|l| l.ends_with("| 1.00 |")), "{table}");
 }
 
 #[test]

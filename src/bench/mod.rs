@@ -512,3 +512,41 @@ pub fn run(quick: bool, o: Overrides, out: &Path, worker_exe: Option<PathBuf>) -
     std::fs::write(dir.join("report.md"), report::markdown(&all))?;
     Ok(all)
 }
+
+/// A Markdown table of B's median rows/s over A's, for every figure both files have.
+pub fn compare(a: &Path, b: &Path) -> Result<String> {
+    let load = |p: &Path| -> Result<serde_json::Value> {
+        let text = std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
+        serde_json::from_str(&text).with_context(|| format!("{} is not a udfpool results.json", p.display()))
+    };
+    let (ra, rb) = (load(a)?, load(b)?);
+    let entries = |r: &serde_json::Value, p: &Path| -> Result<Vec<serde_json::Value>> {
+        r["results"].as_array().cloned().with_context(|| format!("{} has no results array", p.display()))
+    };
+    let key = |e: &serde_json::Value| {
+        (e["workload"].to_string(), e["mode"].to_string(), e["batch_size"].as_u64(), e["workers"].as_u64())
+    };
+    let median = |e: &serde_json::Value| e["rows_per_sec"]["median"].as_f64();
+    let eb = entries(&rb, b)?;
+    let mut out = format!(
+        "| workload | mode | batch | workers | A rows/s | B rows/s | B / A |\n|---|---|---:|---:|---:|---:|---:|\n"
+    );
+    let mut matched = 0;
+    for ea in entries(&ra, a)? {
+        let Some(other) = eb.iter().find(|e| key(e) == key(&ea)) else { continue };
+        let (Some(x), Some(y)) = (median(&ea), median(other)) else { continue };
+        matched += 1;
+        out += &format!(
+            "| {} | {} | {} | {} | {x:.0} | {y:.0} | {:.2} |\n",
+            ea["workload"].as_str().unwrap_or("?"),
+            ea["mode"].as_str().unwrap_or("?"),
+            ea["batch_size"],
+            ea["workers"],
+            y / x
+        );
+    }
+    if matched == 0 {
+        bail!("{} and {} have no figure in common", a.display(), b.display());
+    }
+    Ok(out)
+}
