@@ -528,8 +528,8 @@ pub fn compare(a: &Path, b: &Path) -> Result<String> {
     };
     let median = |e: &serde_json::Value| e["rows_per_sec"]["median"].as_f64();
     let eb = entries(&rb, b)?;
-    let mut out = format!(
-        "| workload | mode | batch | workers | A rows/s | B rows/s | B / A |\n|---|---|---:|---:|---:|---:|---:|\n"
+    let mut out = String::from(
+        "| workload | mode | batch | workers | A rows/s | B rows/s | B / A |\n|---|---|---:|---:|---:|---:|---:|\n",
     );
     let mut matched = 0;
     for ea in entries(&ra, a)? {
