@@ -71,7 +71,7 @@ pub const KEYS: [(&str, &str); 9] = [
     (EXECUTION_MODE, "process (default) or thread"),
     (PYTHON_EXECUTABLE, "python of a virtualenv whose packages UDFs import (default: $VIRTUAL_ENV's)"),
     (MAX_IN_FLIGHT, "batches queued per worker to hide latency (default 2)"),
-    (RING_BYTES, "bytes per shared-memory ring, each direction (default 4194304)"),
+    (RING_BYTES, "bytes per shared-memory ring, each direction (default 1048576)"),
     (SPIN_US, "microseconds to spin before sleeping on a ring (default 50)"),
     (STARTUP_TIMEOUT_S, "seconds a worker may take to start and load its UDF (default 60)"),
     (BATCH_TIMEOUT_S, "seconds to wait for a batch's result before killing its worker as hung (default 0: none)"),
@@ -137,7 +137,9 @@ impl Default for PoolConfig {
             mode: Mode::Process,
             python_executable: None,
             max_in_flight: 2,
-            ring_bytes: 4 << 20,
+            // 1 MiB measured faster than 4 MiB (PROCESS/THREAD ~0.94x vs ~0.82x at batches of 4096 and
+            // 16384): a smaller ring stays in cache. Larger batches are split into frames.
+            ring_bytes: 1 << 20,
             spin: Duration::from_micros(50),
             startup_timeout: Duration::from_secs(60),
             batch_timeout: None,
