@@ -12,22 +12,6 @@ use std::time::Duration;
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
-/// Pids of live `udfpool-worker` processes whose parent is `parent`.
-fn worker_children(parent: u32) -> Vec<u32> {
-    let mut pids = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else { continue };
-        let comm = &stat[open + 1..close];
-        let rest: Vec<&str> = stat[close + 1..].split_whitespace().collect();
-        if comm == "udfpool-worker" && rest.get(1) == Some(&parent.to_string().as_str()) && rest[0] != "Z" {
-            pids.push(pid);
-        }
-    }
-    pids
-}
-
 fn shm_names_of(pid: u32) -> Vec<String> {
     std::fs::read_dir("/dev/shm")
         .unwrap()

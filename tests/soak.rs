@@ -35,18 +35,7 @@ fn age_secs(pid: u32) -> f64 {
 
 /// Live `udfpool-worker` children of this process (this test binary runs one test, so all are ours).
 fn workers() -> Vec<u32> {
-    let me = std::process::id().to_string();
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_string_lossy().parse::<u32>().ok())
-        .filter(|pid| {
-            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
-            let Some(close) = stat.rfind(')') else { return false };
-            let rest: Vec<&str> = stat[close + 1..].split_whitespace().collect();
-            stat.contains("(udfpool-worker)") && rest.get(1) == Some(&me.as_str()) && rest[0] != "Z"
-        })
-        .collect()
+    worker_children(std::process::id())
 }
 
 #[test]
