@@ -65,9 +65,11 @@ pub const BATCH_TIMEOUT_S: &str = "udfpool.batch-timeout-s";
 pub const MAX_RETRIES: &str = "udfpool.max-retries";
 /// Address-space limit of each worker process in MiB (0: none).
 pub const WORKER_MEMORY_MB: &str = "udfpool.worker-memory-mb";
+/// Whether to time every batch's stages (see [`crate::stages`]).
+pub const TRACE_STAGES: &str = "udfpool.trace-stages";
 
 /// Every key udfpool itself understands, with a one-line description.
-pub const KEYS: [(&str, &str); 9] = [
+pub const KEYS: [(&str, &str); 10] = [
     (EXECUTION_MODE, "process (default) or thread"),
     (PYTHON_EXECUTABLE, "python of a virtualenv whose packages UDFs import (default: $VIRTUAL_ENV's)"),
     (MAX_IN_FLIGHT, "batches queued per worker to hide latency (default 2)"),
@@ -80,6 +82,7 @@ pub const KEYS: [(&str, &str); 9] = [
         WORKER_MEMORY_MB,
         "address-space limit per worker process in MiB; Python raises MemoryError past it (default 0: none)",
     ),
+    (TRACE_STAGES, "true to time each batch's stages for the breakdown in Pool::stage_totals (default false)"),
 ];
 
 /// A setting that cannot be used.
@@ -127,6 +130,8 @@ pub struct PoolConfig {
     pub max_retries: u32,
     /// Address-space limit per worker process, in bytes.
     pub worker_memory: Option<u64>,
+    /// Time each batch's stages.
+    pub trace_stages: bool,
     /// All pairs as given (job parameters included), for the UDF's context.
     pub raw: BTreeMap<String, String>,
 }
@@ -145,6 +150,7 @@ impl Default for PoolConfig {
             batch_timeout: None,
             max_retries: 2,
             worker_memory: None,
+            trace_stages: false,
             raw: BTreeMap::new(),
         }
     }
@@ -202,6 +208,19 @@ impl PoolConfig {
                     *n == 0 || (64..=1 << 20).contains(n)
                 })?;
                 self.worker_memory = (mb > 0).then_some(mb << 20);
+            }
+            TRACE_STAGES => {
+                self.trace_stages = match value.trim().to_ascii_lowercase().as_str() {
+                    "true" | "1" | "on" | "yes" => true,
+                    "false" | "0" | "off" | "no" => false,
+                    _ => {
+                        return Err(ConfigError::BadValue {
+                            key: key.into(),
+                            value: value.into(),
+                            expected: "true or false".into(),
+                        })
+                    }
+                }
             }
             k if k.starts_with("python.") || k.starts_with("udfpool.") => {
                 return Err(ConfigError::UnknownKey { key: k.to_owned() })

@@ -3,6 +3,7 @@
 //! own thread) running the same worker library in the host's interpreter.
 
 use crate::error::PoolError;
+use crate::stages::StageTotals;
 use ipc::batch::{Column, RecordBatch};
 use ipc::protocol::{UdfError, WorkerInfo};
 use std::sync::Arc;
@@ -21,6 +22,9 @@ pub trait Lane: Send {
 
     /// What the worker reported when it started.
     fn info(&self) -> &WorkerInfo;
+
+    /// Stage timings of the batches this lane returned (empty unless `udfpool.trace-stages` is on).
+    fn stages(&self) -> &StageTotals;
 
     /// The shared-memory segment's name, for lanes that have one (unlinked once the worker attached).
     fn segment_name(&self) -> Option<String> {

@@ -27,8 +27,10 @@ pub mod lane;
 pub mod pool;
 pub mod process;
 pub mod python_env;
+pub mod stages;
 pub mod thread;
 
 pub use config::{Mode, PoolConfig};
 pub use error::PoolError;
 pub use pool::{Pool, PoolBuilder, PoolInfo, Stream};
+pub use stages::{Stage, StageTotals};

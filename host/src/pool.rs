@@ -11,6 +11,7 @@ use crate::config::{Mode, PoolConfig};
 use crate::error::PoolError;
 use crate::lane::Lane;
 use crate::process::{SpawnSettings, Starting};
+use crate::stages::StageTotals;
 use crate::thread::{InlineLane, ThreadLane};
 use ipc::batch::{DataType, Field, RecordBatch, Schema};
 use ipc::protocol::{OpenRequest, PythonInfo, UdfError, UdfErrorKind, UdfSpec};
@@ -190,6 +191,7 @@ impl PoolBuilder {
                     startup_timeout: config.startup_timeout,
                     batch_timeout: config.batch_timeout,
                     memory_limit: config.worker_memory,
+                    trace: config.trace_stages,
                 };
                 // Start all, then send all Opens, then wait: interpreters start in parallel.
                 let mut starting =
@@ -213,14 +215,21 @@ impl PoolBuilder {
                 let python = worker::interpreter::prepare(&site_dirs)
                     .map_err(|error| PoolError::Environment(error.to_string()))?;
                 if workers == 1 {
-                    vec![Box::new(InlineLane::open(&opens[0], python, &self.udf)?)]
+                    vec![Box::new(InlineLane::open(&opens[0], python, &self.udf, config.trace_stages)?)]
                 } else {
                     opens
                         .iter()
                         .enumerate()
                         .map(|(i, open)| {
-                            ThreadLane::open(i, open, python.clone(), &self.udf, config.max_in_flight)
-                                .map(|l| Box::new(l) as Box<dyn Lane>)
+                            ThreadLane::open(
+                                i,
+                                open,
+                                python.clone(),
+                                &self.udf,
+                                config.max_in_flight,
+                                config.trace_stages,
+                            )
+                            .map(|l| Box::new(l) as Box<dyn Lane>)
                         })
                         .collect::<Result<_, _>>()?
                 }
@@ -250,6 +259,7 @@ impl PoolBuilder {
             respawn,
             max_retries: config.max_retries,
             restarts: 0,
+            retired_stages: StageTotals::default(),
         })
     }
 }
@@ -287,6 +297,8 @@ pub struct Pool {
     respawn: Option<Respawn>,
     max_retries: u32,
     restarts: u64,
+    /// Stage timings of lanes that were replaced.
+    retired_stages: StageTotals,
 }
 
 impl std::fmt::Debug for Pool {
@@ -391,7 +403,10 @@ impl Pool {
             tracing::warn!(worker = lane, "replacing worker: {cause}");
             let respawn = self.respawn.as_mut().expect("checked above");
             match respawn(lane) {
-                Ok(fresh) => self.lanes[lane] = fresh,
+                Ok(fresh) => {
+                    let old = std::mem::replace(&mut self.lanes[lane], fresh);
+                    self.retired_stages.merge(old.stages());
+                }
                 Err(e) if e.is_worker_failure() && failed_starts < MAX_FAILED_STARTS => {
                     failed_starts += 1;
                     // Back off (10 ms, 20 ms, ... 1 s) so a worker that dies at start-up is not
@@ -417,6 +432,16 @@ impl Pool {
                 }
             }
         }
+    }
+
+    /// Where the time of the batches returned so far went, summed over workers (replaced ones
+    /// included). Empty unless the pool was built with `udfpool.trace-stages=true`.
+    pub fn stage_totals(&self) -> StageTotals {
+        let mut total = self.retired_stages.clone();
+        for lane in &self.lanes {
+            total.merge(lane.stages());
+        }
+        total
     }
 
     /// How many workers were replaced after failing.

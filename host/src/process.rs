@@ -7,9 +7,11 @@
 
 use crate::error::PoolError;
 use crate::lane::{BatchOutcome, Lane};
+use crate::stages::{HostMarks, StageTotals};
 use ipc::batch::RecordBatch;
 use ipc::codec::{decode, encode_into};
 use ipc::protocol::{BatchRef, OpenRequest, RequestRef, Response, WorkerInfo};
+use ipc::trace::now_ns;
 use ipc::{Endpoint, Segment, Side};
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader};
@@ -59,6 +61,8 @@ pub struct SpawnSettings {
     pub batch_timeout: Option<Duration>,
     /// Address-space limit of the worker process in bytes (None: inherit).
     pub memory_limit: Option<u64>,
+    /// Trace every batch's stages.
+    pub trace: bool,
 }
 
 /// A running worker process that has not loaded its UDF yet.
@@ -80,10 +84,14 @@ pub struct WorkerProcess {
     info: Option<WorkerInfo>,
     batch_timeout: Option<Duration>,
     buf: Vec<u8>,
-    /// Ids submitted and not yet answered, oldest first.
-    pending: VecDeque<u64>,
+    /// Batches submitted and not yet answered, oldest first: id, rows, and the host's marks if traced.
+    pending: VecDeque<(u64, usize, Option<HostMarks>)>,
     exited: Option<ExitStatus>,
     closed: bool,
+    trace: bool,
+    /// When the last message came out of the ring, and how long decoding it took (traced lanes only).
+    last_received: (u64, u64),
+    stages: StageTotals,
 }
 
 fn describe_status(status: ExitStatus) -> String {
@@ -160,6 +168,9 @@ impl Starting {
                 pending: VecDeque::new(),
                 exited: None,
                 closed: false,
+                trace: settings.trace,
+                last_received: (0, 0),
+                stages: StageTotals::default(),
             }),
         })
     }
@@ -213,9 +224,18 @@ impl WorkerProcess {
     }
 
     fn send(&mut self, request: &RequestRef<'_>) -> Result<(), PoolError> {
+        self.encode(request)?;
+        self.transfer()
+    }
+
+    fn encode(&mut self, request: &RequestRef<'_>) -> Result<(), PoolError> {
         self.buf.clear();
         encode_into(request, &mut self.buf)
-            .map_err(|e| PoolError::Protocol { index: self.index, message: e.to_string() })?;
+            .map_err(|e| PoolError::Protocol { index: self.index, message: e.to_string() })
+    }
+
+    /// Sends the encoded request in `buf`.
+    fn transfer(&mut self) -> Result<(), PoolError> {
         let (child, exited) = (&mut self.child, &mut self.exited);
         let sent = self.endpoint.send(&self.buf, LIVENESS_POLL, || {
             *exited = child.try_wait().ok().flatten();
@@ -242,8 +262,12 @@ impl WorkerProcess {
                 .recv(LIVENESS_POLL)
                 .map_err(|e| PoolError::SharedMemory { index: self.index, message: e.to_string() })?;
             if let Some(bytes) = got {
+                let received = if self.trace { now_ns() } else { 0 };
                 let decoded = decode(&bytes);
                 self.endpoint.recycle(bytes);
+                if self.trace {
+                    self.last_received = (received, now_ns() - received);
+                }
                 return decoded.map_err(|e| PoolError::Protocol { index: self.index, message: e.to_string() });
             }
             if let Err(e) = self.check_alive() {
@@ -281,16 +305,36 @@ impl WorkerProcess {
 
 impl Lane for WorkerProcess {
     fn submit(&mut self, id: u64, batch: &Arc<RecordBatch>, args: &[usize]) -> Result<(), PoolError> {
-        self.send(&RequestRef::Batch { id, args: BatchRef::project(batch, args) })?;
-        self.pending.push_back(id);
+        let args = BatchRef::project(batch, args);
+        let marks = if self.trace {
+            let start = now_ns();
+            self.encode(&RequestRef::TracedBatch { id, args })?;
+            let encoded = now_ns();
+            self.transfer()?;
+            let sent = now_ns();
+            Some(HostMarks { encode_ns: encoded - start, write_ns: sent - encoded, sent, ..HostMarks::default() })
+        } else {
+            self.send(&RequestRef::Batch { id, args })?;
+            None
+        };
+        self.pending.push_back((id, batch.num_rows(), marks));
         Ok(())
     }
 
     fn next_result(&mut self) -> Result<(u64, BatchOutcome), PoolError> {
-        let expected = self.pending.pop_front().expect("next_result without a pending batch");
+        let (expected, rows, marks) = self.pending.pop_front().expect("next_result without a pending batch");
+        let wait_start = if marks.is_some() { now_ns() } else { 0 };
         let (id, outcome) = match self.recv(self.batch_timeout, "answer a batch")? {
             Response::Batch { id, result } => (id, Ok(result)),
             Response::Failed { id, error } => (id, Err(error)),
+            Response::TracedBatch { id, times, result } => {
+                if let Some(marks) = marks {
+                    let (received, decode_ns) = self.last_received;
+                    let host = HostMarks { wait_start, received, decode_ns, ..marks };
+                    self.stages.record_process(rows, &host, &times);
+                }
+                (id, Ok(result))
+            }
             other => {
                 return Err(PoolError::Protocol {
                     index: self.index,
@@ -309,6 +353,10 @@ impl Lane for WorkerProcess {
 
     fn info(&self) -> &WorkerInfo {
         self.info.as_ref().expect("a WorkerProcess lane is only handed out once Ready")
+    }
+
+    fn stages(&self) -> &StageTotals {
+        &self.stages
     }
 
     fn kill(&mut self) {
@@ -335,7 +383,7 @@ impl Lane for WorkerProcess {
                         return Err(PoolError::Load { udf: "close()".into(), error });
                     }
                     // Results of batches nobody waited for.
-                    Response::Batch { .. } | Response::Failed { .. } => continue,
+                    Response::Batch { .. } | Response::Failed { .. } | Response::TracedBatch { .. } => continue,
                     other => {
                         return Err(PoolError::Protocol {
                             index: self.index,

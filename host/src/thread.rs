@@ -8,17 +8,37 @@
 
 use crate::error::PoolError;
 use crate::lane::{BatchOutcome, Lane};
+use crate::stages::StageTotals;
 use ipc::batch::{Column, RecordBatch};
 use ipc::protocol::{OpenRequest, PythonInfo, UdfError, WorkerInfo};
+use ipc::trace::{now_ns, ApplyTimes};
 use pyo3::Python;
 use std::collections::VecDeque;
 use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
 use std::sync::Arc;
 use worker::udf::ScalarUdf;
 
-fn run(udf: &ScalarUdf, batch: &RecordBatch, args: &[usize]) -> BatchOutcome {
+/// A traced batch's wait for the GIL (ns) and its phases.
+type Traced = Option<(u64, ApplyTimes)>;
+
+fn run(udf: &ScalarUdf, batch: &RecordBatch, args: &[usize], trace: bool) -> (BatchOutcome, Traced) {
     let cols: Vec<&Column> = args.iter().map(|&i| batch.column(i)).collect();
-    Python::attach(|py| udf.apply(py, &cols, batch.num_rows()))
+    let rows = batch.num_rows();
+    if !trace {
+        return (Python::attach(|py| udf.apply(py, &cols, rows)), None);
+    }
+    let asked = now_ns();
+    Python::attach(|py| {
+        let gil_wait = now_ns() - asked;
+        let (outcome, apply) = udf.apply_timed(py, &cols, rows);
+        (outcome, Some((gil_wait, apply)))
+    })
+}
+
+fn record(stages: &mut StageTotals, rows: usize, outcome: &BatchOutcome, traced: Traced) {
+    if let (Ok(_), Some((gil_wait, apply))) = (outcome, traced) {
+        stages.record_thread(rows, gil_wait, &apply);
+    }
 }
 
 fn load(req: &OpenRequest, python: PythonInfo) -> Result<(ScalarUdf, WorkerInfo), UdfError> {
@@ -37,20 +57,24 @@ pub struct InlineLane {
     udf: Option<ScalarUdf>,
     info: WorkerInfo,
     done: VecDeque<(u64, BatchOutcome)>,
+    trace: bool,
+    stages: StageTotals,
 }
 
 impl InlineLane {
     /// Loads the UDF into the (already prepared) interpreter.
-    pub fn open(req: &OpenRequest, python: PythonInfo, udf_name: &str) -> Result<Self, PoolError> {
+    pub fn open(req: &OpenRequest, python: PythonInfo, udf_name: &str, trace: bool) -> Result<Self, PoolError> {
         let (udf, info) = load(req, python).map_err(|error| PoolError::Load { udf: udf_name.to_owned(), error })?;
-        Ok(Self { udf: Some(udf), info, done: VecDeque::new() })
+        Ok(Self { udf: Some(udf), info, done: VecDeque::new(), trace, stages: StageTotals::default() })
     }
 }
 
 impl Lane for InlineLane {
     fn submit(&mut self, id: u64, batch: &Arc<RecordBatch>, args: &[usize]) -> Result<(), PoolError> {
         let udf = self.udf.as_ref().ok_or_else(|| PoolError::Broken("the pool is closed".into()))?;
-        self.done.push_back((id, run(udf, batch, args)));
+        let (outcome, traced) = run(udf, batch, args, self.trace);
+        record(&mut self.stages, batch.num_rows(), &outcome, traced);
+        self.done.push_back((id, outcome));
         Ok(())
     }
 
@@ -60,6 +84,10 @@ impl Lane for InlineLane {
 
     fn info(&self) -> &WorkerInfo {
         &self.info
+    }
+
+    fn stages(&self) -> &StageTotals {
+        &self.stages
     }
 
     fn close(&mut self) -> Result<(), PoolError> {
@@ -84,7 +112,7 @@ enum Job {
 
 enum Reply {
     Ready(Result<WorkerInfo, UdfError>),
-    Done(u64, BatchOutcome),
+    Done { id: u64, rows: usize, outcome: BatchOutcome, traced: Traced },
     Closed(Result<(), UdfError>),
 }
 
@@ -98,6 +126,7 @@ pub struct ThreadLane {
     info: Option<WorkerInfo>,
     args: Option<Arc<[usize]>>,
     closed: bool,
+    stages: StageTotals,
 }
 
 impl std::fmt::Debug for Job {
@@ -115,7 +144,7 @@ impl std::fmt::Debug for Reply {
     }
 }
 
-fn thread_main(req: OpenRequest, python: PythonInfo, jobs: Receiver<Job>, replies: Sender<Reply>) {
+fn thread_main(req: OpenRequest, python: PythonInfo, trace: bool, jobs: Receiver<Job>, replies: Sender<Reply>) {
     let udf = match load(&req, python) {
         Ok((udf, info)) => {
             let _ = replies.send(Reply::Ready(Ok(info)));
@@ -129,10 +158,11 @@ fn thread_main(req: OpenRequest, python: PythonInfo, jobs: Receiver<Job>, replie
     for job in jobs {
         match job {
             Job::Batch { id, batch, args } => {
-                let outcome = run(&udf, &batch, &args);
+                let (outcome, traced) = run(&udf, &batch, &args, trace);
+                let rows = batch.num_rows();
                 // Give the batch back before replying, so the pool can reuse it without copying.
                 drop(batch);
-                if replies.send(Reply::Done(id, outcome)).is_err() {
+                if replies.send(Reply::Done { id, rows, outcome, traced }).is_err() {
                     break;
                 }
             }
@@ -150,13 +180,14 @@ impl ThreadLane {
         python: PythonInfo,
         udf_name: &str,
         queue: usize,
+        trace: bool,
     ) -> Result<Self, PoolError> {
         let (job_tx, job_rx) = sync_channel(queue);
         let (reply_tx, reply_rx) = channel();
         let req = req.clone();
         let thread = std::thread::Builder::new()
             .name(format!("udfpool-thread-{index}"))
-            .spawn(move || thread_main(req, python, job_rx, reply_tx))
+            .spawn(move || thread_main(req, python, trace, job_rx, reply_tx))
             .map_err(|e| PoolError::ThreadStopped { index, message: format!("cannot start: {e}") })?;
         let mut lane = Self {
             index,
@@ -166,6 +197,7 @@ impl ThreadLane {
             info: None,
             args: None,
             closed: false,
+            stages: StageTotals::default(),
         };
         match lane.reply()? {
             Reply::Ready(Ok(info)) => lane.info = Some(info),
@@ -210,13 +242,20 @@ impl Lane for ThreadLane {
 
     fn next_result(&mut self) -> Result<(u64, BatchOutcome), PoolError> {
         match self.reply()? {
-            Reply::Done(id, outcome) => Ok((id, outcome)),
+            Reply::Done { id, rows, outcome, traced } => {
+                record(&mut self.stages, rows, &outcome, traced);
+                Ok((id, outcome))
+            }
             _ => Err(self.stopped("replied out of protocol")),
         }
     }
 
     fn info(&self) -> &WorkerInfo {
         self.info.as_ref().expect("a ThreadLane is only handed out once Ready")
+    }
+
+    fn stages(&self) -> &StageTotals {
+        &self.stages
     }
 
     fn close(&mut self) -> Result<(), PoolError> {

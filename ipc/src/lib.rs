@@ -36,6 +36,7 @@ pub mod protocol;
 pub mod ring;
 pub mod segment;
 pub mod sync;
+pub mod trace;
 
 pub use endpoint::{Endpoint, Side, TransferError};
 pub use segment::Segment;

@@ -6,6 +6,8 @@
 //! request enum without changing the framing.
 
 use crate::batch::{Column, DataType, RecordBatch, Schema};
+use crate::codec::{encode_into, EncodeError};
+use crate::trace::{now_ns, WorkerTimes};
 use serde::{Deserialize, Serialize};
 
 /// Which Python function to run and how.
@@ -56,6 +58,13 @@ pub enum Request {
     },
     /// Call the UDF's `close()` and exit after answering `Closed`.
     Close,
+    /// As `Batch`, answered by `TracedBatch` with the worker's timings (`udfpool.trace-stages`).
+    TracedBatch {
+        /// Chosen by the host, echoed in the response.
+        id: u64,
+        /// The argument columns.
+        args: RecordBatch,
+    },
 }
 
 /// Some columns of a batch, borrowed: serializes to exactly the bytes of the [`RecordBatch`] they would
@@ -95,6 +104,13 @@ pub enum RequestRef<'a> {
     },
     /// See [`Request::Close`].
     Close,
+    /// See [`Request::TracedBatch`].
+    TracedBatch {
+        /// See [`Request::TracedBatch`].
+        id: u64,
+        /// See [`Request::TracedBatch`].
+        args: BatchRef<'a>,
+    },
 }
 
 /// What the worker's interpreter is, for the run summary.
@@ -203,6 +219,47 @@ pub enum Response {
         /// `close()`'s failure, if it raised.
         error: Option<UdfError>,
     },
+    /// The result column of a `TracedBatch` request and where the worker spent its time. The timings
+    /// come before the column so [`encode_traced_result`] can write them after encoding the column.
+    TracedBatch {
+        /// The request's id.
+        id: u64,
+        /// The worker's timings of this batch.
+        times: WorkerTimes,
+        /// One value per input row.
+        result: Column,
+    },
+}
+
+/// Index of [`Response::TracedBatch`] among the variants (bincode writes it as a `u32`).
+const TRACED_BATCH_VARIANT: u32 = 5;
+
+/// The fixed-size start of an encoded [`Response::TracedBatch`]: variant, id, timings.
+#[derive(Serialize)]
+struct TracedHead(u32, u64, WorkerTimes);
+
+/// Encoded length of [`TracedHead`]: fixed-width integers only.
+const TRACED_HEAD_LEN: usize = 4 + 8 + std::mem::size_of::<WorkerTimes>();
+
+/// Replaces `out` with the encoding of `Response::TracedBatch { id, times, result }`, in which
+/// `times.encode_ns` is the time this encoding took and `times.send_start` the moment it finished.
+/// The column is encoded first, behind room for the fixed-size head, so the head can carry its cost.
+pub fn encode_traced_result(
+    id: u64,
+    mut times: WorkerTimes,
+    result: &Column,
+    out: &mut Vec<u8>,
+) -> Result<(), EncodeError> {
+    let start = now_ns();
+    out.clear();
+    out.resize(TRACED_HEAD_LEN, 0);
+    encode_into(result, out)?;
+    times.send_start = now_ns();
+    times.encode_ns = times.send_start - start;
+    let mut head = Vec::with_capacity(TRACED_HEAD_LEN);
+    encode_into(&TracedHead(TRACED_BATCH_VARIANT, id, times), &mut head)?;
+    out[..TRACED_HEAD_LEN].copy_from_slice(&head);
+    Ok(())
 }
 
 #[cfg(test)]
@@ -230,5 +287,30 @@ mod tests {
         let borrowed = RequestRef::Batch { id: 9, args: BatchRef::project(&batch, &[2, 0]) };
         assert_eq!(encode(&owned).unwrap(), encode(&borrowed).unwrap());
         assert_eq!(encode(&Request::Close).unwrap(), encode(&RequestRef::Close).unwrap());
+        let owned = Request::TracedBatch { id: 3, args: batch.project(&[1]) };
+        let borrowed = RequestRef::TracedBatch { id: 3, args: BatchRef::project(&batch, &[1]) };
+        assert_eq!(encode(&owned).unwrap(), encode(&borrowed).unwrap());
+    }
+
+    #[test]
+    fn traced_result_encodes_as_the_response_it_stands_for() {
+        let column = RecordBatch::from_rows(
+            Schema::new(vec![Field::new("s", DataType::Utf8)]),
+            &[vec![Value::Utf8("abc".into())], vec![Value::Null]],
+        )
+        .unwrap()
+        .column(0)
+        .clone();
+        let times = WorkerTimes { idle_since: 11, received: 12, decode_ns: 13, ..Default::default() };
+        let mut out = vec![0xAA; 3];
+        encode_traced_result(77, times, &column, &mut out).unwrap();
+        let Response::TracedBatch { id, times: got, result } = crate::codec::decode(&out).unwrap() else {
+            panic!("decoded as another variant")
+        };
+        assert_eq!((id, &result), (77, &column));
+        assert_eq!((got.idle_since, got.received, got.decode_ns), (11, 12, 13));
+        assert!(got.send_start > 0 && got.send_start >= got.encode_ns);
+        let expected = Response::TracedBatch { id: 77, times: got, result: column };
+        assert_eq!(out, encode(&expected).unwrap());
     }
 }

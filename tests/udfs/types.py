@@ -81,3 +81,13 @@ def slow(x):
 
     time.sleep(0.05)
     return x
+
+
+@udf(result_type="int64")
+def bad_then_raises(x):
+    """A rejected result at x == 2 and an exception at x == 5: the earlier row's error must win."""
+    if x == 2:
+        return "two"
+    if x == 5:
+        raise RuntimeError("five")
+    return x

@@ -8,7 +8,8 @@
 use crate::interpreter;
 use crate::udf::ScalarUdf;
 use ipc::codec::{decode, encode_into};
-use ipc::protocol::{Request, Response, UdfError, UdfErrorKind, WorkerInfo};
+use ipc::protocol::{encode_traced_result, Request, Response, UdfError, UdfErrorKind, WorkerInfo};
+use ipc::trace::{now_ns, WorkerTimes};
 use ipc::{Endpoint, Segment, Side};
 use pyo3::prelude::*;
 use std::io::Read;
@@ -87,14 +88,20 @@ pub enum ServeError {
 struct Session {
     endpoint: Endpoint,
     buf: Vec<u8>,
+    /// Timings of the last request received: what a traced response starts from.
+    times: WorkerTimes,
 }
 
 impl Session {
     fn recv(&mut self) -> Result<Request, ServeError> {
+        // Three clock reads per request, traced or not: too few to measure next to a wake-up.
+        self.times = WorkerTimes { idle_since: now_ns(), ..WorkerTimes::default() };
         loop {
             if let Some(bytes) = self.endpoint.recv(Duration::from_secs(3600))? {
+                self.times.received = now_ns();
                 let decoded = decode(&bytes);
                 self.endpoint.recycle(bytes);
+                self.times.decode_ns = now_ns() - self.times.received;
                 return Ok(decoded?);
             }
         }
@@ -103,6 +110,10 @@ impl Session {
     fn send(&mut self, response: &Response) -> Result<(), ServeError> {
         self.buf.clear();
         encode_into(response, &mut self.buf)?;
+        self.send_buf()
+    }
+
+    fn send_buf(&mut self) -> Result<(), ServeError> {
         let started = std::time::Instant::now();
         self.endpoint.send(&self.buf, Duration::from_secs(1), || started.elapsed() < SEND_STALL)?;
         Ok(())
@@ -112,7 +123,7 @@ impl Session {
 /// Runs the worker protocol on segment `name` until `Close`.
 pub fn serve(name: &str) -> Result<(), ServeError> {
     let segment = Segment::open(name)?;
-    let mut s = Session { endpoint: segment.endpoint(Side::Worker), buf: Vec::new() };
+    let mut s = Session { endpoint: segment.endpoint(Side::Worker), buf: Vec::new(), times: WorkerTimes::default() };
     let open = match s.recv()? {
         Request::Open(open) => open,
         other => return Err(ServeError::Protocol(format!("expected Open first, got {other:?}"))),
@@ -137,6 +148,18 @@ pub fn serve(name: &str) -> Result<(), ServeError> {
                     Err(error) => Response::Failed { id, error },
                 };
                 s.send(&response)?;
+            }
+            Request::TracedBatch { id, args } => {
+                let cols: Vec<_> = args.columns().iter().collect();
+                let (result, apply) = Python::attach(|py| udf.apply_timed(py, &cols, args.num_rows()));
+                match result {
+                    Ok(result) => {
+                        let times = WorkerTimes { apply, ..s.times };
+                        encode_traced_result(id, times, &result, &mut s.buf)?;
+                        s.send_buf()?;
+                    }
+                    Err(error) => s.send(&Response::Failed { id, error })?,
+                }
             }
             Request::Close => {
                 let error = Python::attach(|py| {

@@ -4,6 +4,7 @@ use crate::convert::{push_result, to_py};
 use crate::error::from_py;
 use ipc::batch::{Column, ColumnBuilder, DataType, RecordBatch};
 use ipc::protocol::{OpenRequest, UdfError, UdfErrorKind};
+use ipc::trace::{now_ns, ApplyTimes};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -86,8 +87,7 @@ impl ScalarUdf {
         self.apply(py, &cols, args.num_rows())
     }
 
-    /// Calls the UDF once per row, with row `i`'s values of `cols` as arguments, for `rows` rows.
-    pub fn apply(&self, py: Python<'_>, cols: &[&Column], rows: usize) -> Result<Column, UdfError> {
+    fn check_args(&self, cols: &[&Column], rows: usize) -> Result<(), UdfError> {
         let types: Vec<DataType> = cols.iter().map(|c| c.data_type()).collect();
         if types != self.arg_types || cols.iter().any(|c| c.len() != rows) {
             return Err(UdfError::plain(
@@ -95,6 +95,12 @@ impl ScalarUdf {
                 format!("argument columns have types {types:?}, the UDF was opened for {:?}", self.arg_types),
             ));
         }
+        Ok(())
+    }
+
+    /// Calls the UDF once per row, with row `i`'s values of `cols` as arguments, for `rows` rows.
+    pub fn apply(&self, py: Python<'_>, cols: &[&Column], rows: usize) -> Result<Column, UdfError> {
+        self.check_args(cols, rows)?;
         let f = self.eval.bind(py);
         let mut out = ColumnBuilder::new(self.result_type, rows.min(1 << 20));
         let raised = |e: PyErr, row: usize| from_py(py, &e, UdfErrorKind::Raised, Some(row as u64));
@@ -114,6 +120,60 @@ impl ScalarUdf {
             push_result(&mut out, &value, row)?;
         }
         Ok(out.finish())
+    }
+
+    /// As [`apply`](Self::apply), in three timed phases instead of one loop: all rows' arguments to
+    /// Python, then all calls, then all results back. Same results; the same error as `apply` for the
+    /// same input (the earliest row's), though the UDF may have been called on rows after a row whose
+    /// result is rejected. Used for the stage breakdown: three clock reads per batch, none per row.
+    pub fn apply_timed(&self, py: Python<'_>, cols: &[&Column], rows: usize) -> (Result<Column, UdfError>, ApplyTimes) {
+        let mut times = ApplyTimes::default();
+        let result = self.check_args(cols, rows).and_then(|()| self.apply_phased(py, cols, rows, &mut times));
+        (result, times)
+    }
+
+    fn apply_phased(
+        &self,
+        py: Python<'_>,
+        cols: &[&Column],
+        rows: usize,
+        times: &mut ApplyTimes,
+    ) -> Result<Column, UdfError> {
+        let raised = |e: PyErr, row: usize| from_py(py, &e, UdfErrorKind::Raised, Some(row as u64));
+        let start = now_ns();
+        let mut argv = Vec::with_capacity(rows);
+        for row in 0..rows {
+            let items =
+                cols.iter().map(|c| to_py(py, c, row)).collect::<PyResult<Vec<_>>>().map_err(|e| raised(e, row))?;
+            argv.push(PyTuple::new(py, items).map_err(|e| raised(e, row))?);
+        }
+        let converted = now_ns();
+        times.to_python_ns = converted - start;
+        let f = self.eval.bind(py);
+        let mut values = Vec::with_capacity(rows);
+        let mut failure = None;
+        for (row, args) in argv.iter().enumerate() {
+            match f.call1(args) {
+                Ok(v) => values.push(v),
+                Err(e) => {
+                    failure = Some(raised(e, row));
+                    break;
+                }
+            }
+        }
+        drop(argv);
+        let called = now_ns();
+        times.udf_ns = called - converted;
+        let mut out = ColumnBuilder::new(self.result_type, rows.min(1 << 20));
+        // A rejected result on an earlier row is the error `apply` would have stopped at.
+        for (row, value) in values.iter().enumerate() {
+            push_result(&mut out, value, row)?;
+        }
+        times.from_python_ns = now_ns() - called;
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(out.finish()),
+        }
     }
 
     /// Calls the UDF's `close()`, if it has one.

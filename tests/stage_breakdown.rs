@@ -1,0 +1,119 @@
+//! `udfpool.trace-stages`: traced batches give the same results and errors as untraced ones, and every
+//! traced batch's time is accounted for in the stages of its mode, and only those.
+
+mod common;
+
+use common::*;
+use host::{Mode, PoolError, Stage};
+use ipc::batch::{DataType, Field, RecordBatch, Schema, Value};
+use std::time::Instant;
+
+fn batches(n: usize, rows: i64) -> Vec<RecordBatch> {
+    (0..n as i64)
+        .map(|b| {
+            let xs: Vec<Option<i64>> = (0..rows).map(|i| if i % 7 == 3 { None } else { Some(b * rows + i) }).collect();
+            int_batch("x", &xs)
+        })
+        .collect()
+}
+
+fn run(
+    name: &str,
+    mode: Mode,
+    workers: usize,
+    trace: bool,
+    input: Vec<RecordBatch>,
+) -> Vec<Result<RecordBatch, String>> {
+    let schema = input[0].schema().clone();
+    let mut pool =
+        builder(name, &schema, mode, workers).config("udfpool.trace-stages", trace.to_string()).build().unwrap();
+    let out = pool.apply_stream(input).map(|r| r.map_err(|e| e.to_string())).collect();
+    if !trace {
+        assert_eq!(pool.stage_totals().batches, 0, "an untraced pool reports no stages");
+    }
+    out
+}
+
+#[test]
+fn traced_batches_give_the_same_results_as_untraced_ones() {
+    for mode in MODES {
+        for workers in [1, 2] {
+            let traced = run("plus_one", mode, workers, true, batches(9, 50));
+            let plain = run("plus_one", mode, workers, false, batches(9, 50));
+            assert_eq!(traced, plain, "{mode} x{workers}");
+            assert_eq!(traced[8].as_ref().unwrap().row(49), vec![Value::Int64(449), Value::Int64(450)]);
+        }
+    }
+}
+
+#[test]
+fn traced_batches_report_the_same_errors_as_untraced_ones() {
+    for mode in MODES {
+        for name in ["fails_on_13", "returns_text", "bad_then_raises"] {
+            let traced = run(name, mode, 1, true, batches(3, 20));
+            let plain = run(name, mode, 1, false, batches(3, 20));
+            assert_eq!(traced, plain, "{mode} {name}");
+            assert!(traced[0].is_err(), "{mode} {name}: the first batch fails");
+        }
+        let err = run("bad_then_raises", mode, 1, true, batches(1, 20)).remove(0).unwrap_err();
+        assert!(err.contains("input row 2") && err.contains("'two'"), "{mode}: earliest row's error wins: {err}");
+    }
+}
+
+#[test]
+fn every_traced_batch_is_accounted_for_in_its_modes_stages() {
+    for mode in MODES {
+        for workers in [1, 2] {
+            let input = batches(12, 64);
+            let schema = input[0].schema().clone();
+            let mut pool = builder("plus_one", &schema, mode, workers)
+                .config("udfpool.trace-stages", "true")
+                .config("udfpool.max-in-flight", "1")
+                .build()
+                .unwrap();
+            let start = Instant::now();
+            assert_eq!(pool.apply_stream(input).filter(|r| r.is_ok()).count(), 12);
+            let wall_ns = start.elapsed().as_nanos() as u64;
+            let t = pool.stage_totals();
+            assert_eq!((t.batches, t.rows), (12, 12 * 64), "{mode} x{workers}");
+            let (own, other): (&[Stage], &[Stage]) = match mode {
+                Mode::Process => (&Stage::PROCESS, &Stage::THREAD[..1]),
+                Mode::Thread => (&Stage::THREAD, &Stage::PROCESS[..5]),
+            };
+            for s in [Stage::ToPython, Stage::UdfCalls, Stage::FromPython] {
+                assert!(t.ns(s) > 0, "{mode} x{workers}: {} is empty", s.name());
+            }
+            if mode == Mode::Process {
+                for s in [
+                    Stage::HostEncode,
+                    Stage::RingWrite,
+                    Stage::WakeUp,
+                    Stage::Decode,
+                    Stage::ResultEncode,
+                    Stage::RingBack,
+                    Stage::HostDecode,
+                ] {
+                    assert!(t.ns(s) > 0, "{mode} x{workers}: {} is empty", s.name());
+                }
+            }
+            for s in other {
+                assert_eq!(t.ns(*s), 0, "{mode}: {} belongs to the other mode", s.name());
+            }
+            // With one worker and one batch in flight the stages follow one another, so they cannot add
+            // up to more than the time the whole stream took.
+            if workers == 1 {
+                let sum: u64 = own.iter().map(|&s| t.ns(s)).sum();
+                assert!(sum <= wall_ns, "{mode}: stages sum to {sum} ns, more than the {wall_ns} ns wall time");
+            }
+        }
+    }
+}
+
+#[test]
+fn trace_stages_takes_only_booleans() {
+    let schema = Schema::new(vec![Field::new("x", DataType::Int64)]);
+    let err =
+        builder("plus_one", &schema, Mode::Thread, 1).config("udfpool.trace-stages", "maybe").build().unwrap_err();
+    assert!(matches!(err, PoolError::Config(_)), "{err}");
+    assert!(err.to_string().contains("udfpool.trace-stages"), "{err}");
+}
