@@ -57,6 +57,9 @@ struct BenchArgs {
     /// A pool setting for every measured pool (e.g. udfpool.spin-us=200); see `udfpool run --help`.
     #[arg(long = "config", value_name = "KEY=VALUE")]
     config: Vec<String>,
+    /// Skip the stage breakdown (traced THREAD and PROCESS pools, 1 worker, each batch size).
+    #[arg(long)]
+    no_breakdown: bool,
     /// Measure nothing: compare two results.json files (B against A) and print the ratios.
     #[arg(long, num_args = 2, value_names = ["A", "B"])]
     compare: Option<Vec<PathBuf>>,
@@ -149,6 +152,7 @@ pub fn main() -> Result<()> {
                 modes: a.modes,
                 repeats: a.repeats,
                 config: a.config.iter().map(|p| host::PoolConfig::parse_pair(p)).collect::<Result<_, _>>()?,
+                no_breakdown: a.no_breakdown,
             };
             let results = crate::bench::run(a.quick, overrides, &a.out, None)?;
             println!(

@@ -29,8 +29,31 @@ fn bench_writes_results_and_report() {
     }
     assert!(results["machine"]["python_version"].as_str().unwrap().starts_with("3."));
     assert!(results["machine"]["cores"].as_u64().unwrap() >= 1);
+    // The stage breakdown: both modes for each workload, each stage of the mode once, all finite.
+    let breakdown = results["breakdown"].as_array().unwrap();
+    assert_eq!(breakdown.len(), 2 * 2, "{breakdown:?}");
+    for b in breakdown {
+        let stages: Vec<&str> = b["stages"].as_array().unwrap().iter().map(|s| s["stage"].as_str().unwrap()).collect();
+        let expected: Vec<&str> = match b["mode"].as_str().unwrap() {
+            "process" => host::Stage::PROCESS.iter().map(|s| s.name()).collect(),
+            _ => host::Stage::THREAD.iter().map(|s| s.name()).collect(),
+        };
+        assert_eq!(stages, expected);
+        let udf_us = b["stages"].as_array().unwrap().iter().find(|s| s["stage"] == "udf_calls").unwrap()
+            ["us_per_batch"]["median"]
+            .as_f64()
+            .unwrap();
+        let traced = b["traced_us_per_batch"]["median"].as_f64().unwrap();
+        assert!(0.0 < udf_us && udf_us < traced, "{b}");
+    }
     let report = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
     assert!(report.contains("## Conclusions") && report.contains("PROCESS runs at"), "{report}");
+    assert!(report.contains("## Stage breakdown") && report.contains("| ring_back |"), "{report}");
+    for plot in ["rows_per_sec_trivial.svg", "stages_string.svg", "scaling_trivial.svg"] {
+        let svg = std::fs::read_to_string(dir.path().join(plot)).unwrap();
+        assert!(svg.starts_with("<svg") && svg.contains("</svg>"), "{plot}");
+        assert!(report.contains(&format!("![{plot}]({plot})")), "{plot} is linked from the report");
+    }
 
     // A results file compared with itself: every ratio is 1.
     let results = dir.path().join("results.json");

@@ -65,6 +65,23 @@ impl Stage {
     /// THREAD mode's stages, in order.
     pub const THREAD: [Stage; 4] = [Stage::GilWait, Stage::ToPython, Stage::UdfCalls, Stage::FromPython];
 
+    /// Every stage.
+    pub const ALL: [Stage; STAGES] = [
+        Stage::HostEncode,
+        Stage::RingWrite,
+        Stage::Queued,
+        Stage::WakeUp,
+        Stage::Decode,
+        Stage::GilWait,
+        Stage::ToPython,
+        Stage::UdfCalls,
+        Stage::FromPython,
+        Stage::ResultEncode,
+        Stage::RingBack,
+        Stage::ResultWaiting,
+        Stage::HostDecode,
+    ];
+
     /// The name used in reports and `results.json`.
     pub fn name(self) -> &'static str {
         match self {
@@ -82,11 +99,6 @@ impl Stage {
             Stage::ResultWaiting => "result_waiting",
             Stage::HostDecode => "host_decode",
         }
-    }
-
-    /// Whether this stage is work the UDF itself needs in either mode, rather than a cost of the mode.
-    pub fn is_udf(self) -> bool {
-        self == Stage::UdfCalls
     }
 }
 
@@ -124,6 +136,16 @@ impl StageTotals {
         for (a, b) in self.ns.iter_mut().zip(other.ns) {
             *a += b;
         }
+    }
+
+    /// What was added since `earlier`, a snapshot of the same totals.
+    pub fn since(&self, earlier: &StageTotals) -> StageTotals {
+        let mut d =
+            StageTotals { batches: self.batches - earlier.batches, rows: self.rows - earlier.rows, ns: [0; STAGES] };
+        for (i, n) in d.ns.iter_mut().enumerate() {
+            *n = self.ns[i] - earlier.ns[i];
+        }
+        d
     }
 
     /// The stages with time in them, in `order`, with mean nanoseconds per batch.

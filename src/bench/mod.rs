@@ -6,7 +6,11 @@
 //! meaningful. Pools are started, data generated and Python lists built outside the timed part; what
 //! is timed is streaming all rows through (`Pool::apply_stream`), or the list comprehension.
 
+mod breakdown;
+mod plots;
 mod report;
+
+pub use breakdown::{Breakdown, StageTime};
 
 use anyhow::{bail, Context, Result};
 use host::{Mode, Pool};
@@ -130,6 +134,8 @@ pub struct Settings {
     pub scale: f64,
     /// Pool settings given with `--config`.
     pub config: Vec<(String, String)>,
+    /// Whether to measure the stage breakdown (1 worker, each batch size).
+    pub breakdown: bool,
 }
 
 impl Settings {
@@ -143,6 +149,7 @@ impl Settings {
             repeats: 3,
             scale: 0.2,
             config: Vec::new(),
+            breakdown: true,
         }
     }
 
@@ -229,6 +236,8 @@ pub struct Results {
     pub settings: Settings,
     /// Every figure.
     pub results: Vec<Measurement>,
+    /// Where a batch's time goes, per workload, batch size and mode (1 worker, 1 batch in flight).
+    pub breakdown: Vec<Breakdown>,
 }
 
 fn read_trimmed(path: &str) -> String {
@@ -393,6 +402,8 @@ pub struct Overrides {
     pub repeats: Option<usize>,
     /// `--config key=value` pairs for every pool.
     pub config: Vec<(String, String)>,
+    /// `--no-breakdown`.
+    pub no_breakdown: bool,
 }
 
 /// Runs the matrix and writes the report folder.
@@ -419,6 +430,7 @@ pub fn run(quick: bool, o: Overrides, out: &Path, worker_exe: Option<PathBuf>) -
         s.repeats = r.max(1);
     }
     s.config = o.config;
+    s.breakdown &= !o.no_breakdown;
     if s.batch_sizes.iter().chain(&s.workers).any(|&n| n == 0) {
         bail!("batch sizes and worker counts must be at least 1");
     }
@@ -431,13 +443,15 @@ pub fn run(quick: bool, o: Overrides, out: &Path, worker_exe: Option<PathBuf>) -
     let machine = machine(&python);
     let workloads: Vec<Workload> = s.workloads.iter().map(|w| Workload::parse(w)).collect::<Result<_>>()?;
     let has = |m: &str| s.modes.iter().any(|x| x == m);
-    let configs: usize = workloads.len() * s.batch_sizes.len() * s.workers.len();
+    let breakdown_here = s.breakdown && has("thread") && has("process");
+    let configs: usize = workloads.len() * s.batch_sizes.len() * (s.workers.len() + usize::from(breakdown_here));
     let progress = indicatif::ProgressBar::new(configs as u64);
     progress.set_style(
         indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} [{elapsed}, eta {eta}]")
             .expect("valid template"),
     );
     let mut results = Vec::new();
+    let mut stage_results = Vec::new();
     let python_exe = python_executable(&python.prefix);
     for &w in &workloads {
         let udf = format!("{}:{}", dir.join("workloads.py").display(), w.function());
@@ -504,12 +518,21 @@ pub fn run(quick: bool, o: Overrides, out: &Path, worker_exe: Option<PathBuf>) -
                 }
                 progress.inc(1);
             }
+            if breakdown_here {
+                progress.set_message(format!("{} batch {bs}: stage breakdown", w.name()));
+                // Half the rows: one batch in flight at a time is slow at small batches, and the
+                // breakdown needs fewer rows than a throughput figure to be stable.
+                let half = &input[..input.len().div_ceil(2).max(1)];
+                stage_results.extend(breakdown::measure(w, &udf, half, bs, s.repeats, &s.config, worker_exe.as_ref())?);
+                progress.inc(1);
+            }
         }
     }
     progress.finish_and_clear();
-    let all = Results { machine, settings: s, results };
+    let all = Results { machine, settings: s, results, breakdown: stage_results };
     std::fs::write(dir.join("results.json"), serde_json::to_string_pretty(&all)?)?;
-    std::fs::write(dir.join("report.md"), report::markdown(&all))?;
+    let plots = plots::write_all(&all, &dir)?;
+    std::fs::write(dir.join("report.md"), report::markdown(&all, &plots))?;
     Ok(all)
 }
 

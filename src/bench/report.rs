@@ -1,6 +1,6 @@
 //! `report.md`: the conclusions a reader wants first, then every figure in tables.
 
-use super::{Measurement, Results};
+use super::{Breakdown, Measurement, Results};
 use std::fmt::Write;
 
 fn find<'a>(r: &'a Results, workload: &str, mode: &str, batch: usize, workers: usize) -> Option<&'a Measurement> {
@@ -26,8 +26,113 @@ fn cell(m: Option<&Measurement>) -> String {
     }
 }
 
-/// The report as Markdown.
-pub fn markdown(r: &Results) -> String {
+/// The stages that exist only because of PROCESS mode's transport.
+const TRANSPORT: [&str; 9] = [
+    "host_encode",
+    "ring_write",
+    "queued",
+    "wake_up",
+    "decode",
+    "result_encode",
+    "ring_back",
+    "result_waiting",
+    "host_decode",
+];
+
+fn us(x: f64) -> String {
+    if x >= 1000.0 {
+        format!("{:.2} ms", x / 1e3)
+    } else if x >= 10.0 {
+        format!("{x:.1}")
+    } else {
+        format!("{x:.2}")
+    }
+}
+
+fn breakdown_of<'a>(r: &'a Results, workload: &str, mode: &str, batch: usize) -> Option<&'a Breakdown> {
+    r.breakdown.iter().find(|b| b.workload == workload && b.mode == mode && b.batch_size == batch)
+}
+
+/// One sentence on where PROCESS's extra time goes at `batch`.
+fn breakdown_conclusion(r: &Results, workload: &str, batch: usize) -> Option<String> {
+    let p = breakdown_of(r, workload, "process", batch)?;
+    let t = breakdown_of(r, workload, "thread", batch)?;
+    let mut transport: Vec<(&str, f64)> = TRANSPORT.iter().map(|&s| (s, p.stage_us(s))).collect();
+    transport.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let total: f64 = transport.iter().map(|x| x.1).sum();
+    let top: Vec<String> = transport.iter().take(3).map(|(s, v)| format!("{s} {}", us(*v))).collect();
+    let convert = |b: &Breakdown| b.stage_us("to_python") + b.stage_us("from_python");
+    Some(format!(
+        "  Stage breakdown at batch {batch} (µs per batch, 1 batch in flight): PROCESS's transport stages take {} \
+         (largest: {}); conversion to and from Python takes {} in PROCESS and {} in THREAD, the UDF calls {} and {}; \
+         THREAD waits {} for the GIL. Tracing cost {:.0}% (PROCESS) and {:.0}% (THREAD) of the untraced latency.",
+        us(total),
+        top.join(", "),
+        us(convert(p)),
+        us(convert(t)),
+        us(p.stage_us("udf_calls")),
+        us(t.stage_us("udf_calls")),
+        us(t.stage_us("gil_wait")),
+        (p.traced_us_per_batch.median / p.untraced_us_per_batch.median - 1.0) * 100.0,
+        (t.traced_us_per_batch.median / t.untraced_us_per_batch.median - 1.0) * 100.0,
+    ))
+}
+
+fn breakdown_tables(s: &mut String, r: &Results) {
+    if r.breakdown.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "## Stage breakdown (µs per batch, median of {} repeats; 1 worker, 1 batch in flight)\n\n\
+         Measured with `udfpool.trace-stages=true`: each stage is timed once per batch on the monotonic clock both \
+         processes share. `unaccounted` is traced latency outside every stage (the host's own loop). `untraced` is \
+         the latency of the same pool setting with tracing off, measured in the same run; the difference is what \
+         tracing costs.\n",
+        r.settings.repeats
+    );
+    for w in &r.settings.workloads {
+        let batches: Vec<usize> =
+            r.settings.batch_sizes.iter().copied().filter(|&b| breakdown_of(r, w, "process", b).is_some()).collect();
+        if batches.is_empty() {
+            continue;
+        }
+        let _ = writeln!(s, "### {w}\n");
+        let mut head = String::from("| stage |");
+        let mut rule = String::from("|---|");
+        for b in &batches {
+            head += &format!(" T {b} | P {b} |");
+            rule += "---:|---:|";
+        }
+        let _ = writeln!(s, "{head}\n{rule}");
+        let mut stage_names: Vec<&str> = vec!["gil_wait"];
+        stage_names.extend(host::Stage::PROCESS.iter().map(|s| s.name()));
+        let row = |label: &str, f: &dyn Fn(&Breakdown) -> Option<f64>| -> String {
+            let mut line = format!("| {label} |");
+            for &b in &batches {
+                for mode in ["thread", "process"] {
+                    let v = breakdown_of(r, w, mode, b).and_then(f);
+                    line += &format!(" {} |", v.map_or("–".into(), us));
+                }
+            }
+            line
+        };
+        for name in stage_names {
+            let _ = writeln!(
+                s,
+                "{}",
+                row(name, &|b: &Breakdown| b.stages.iter().any(|x| x.stage == name).then(|| b.stage_us(name)))
+            );
+        }
+        let _ = writeln!(s, "{}", row("unaccounted", &|b: &Breakdown| Some(b.unaccounted_us())));
+        let _ = writeln!(s, "{}", row("**traced latency**", &|b: &Breakdown| Some(b.traced_us_per_batch.median)));
+        let _ = writeln!(s, "{}", row("untraced latency", &|b: &Breakdown| Some(b.untraced_us_per_batch.median)));
+        let _ = writeln!(s);
+    }
+}
+
+/// The report as Markdown; `plots` are the SVG files beside it.
+pub fn markdown(r: &Results, plots: &[String]) -> String {
     let mut s = String::new();
     let m = &r.machine;
     let _ = writeln!(s, "# udfpool bench report\n");
@@ -92,6 +197,9 @@ pub fn markdown(r: &Results) -> String {
             }
             let _ = writeln!(s, ".");
         }
+        if let Some(line) = breakdown_conclusion(r, w, near_1024) {
+            let _ = writeln!(s, "{line}");
+        }
         if most > one {
             let scale = |mode: &str| -> Option<f64> {
                 Some(
@@ -133,9 +241,12 @@ pub fn markdown(r: &Results) -> String {
         }
         let _ = writeln!(s);
     }
-    let _ = writeln!(
-        s,
-        "Not yet in this report: the per-stage breakdown of PROCESS time, plots, and PyFlink beside udfpool."
-    );
+    breakdown_tables(&mut s, r);
+    if !plots.is_empty() {
+        let _ = writeln!(s, "## Plots\n");
+        for p in plots {
+            let _ = writeln!(s, "![{p}]({p})\n");
+        }
+    }
     s
 }

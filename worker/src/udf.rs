@@ -141,19 +141,29 @@ impl ScalarUdf {
     ) -> Result<Column, UdfError> {
         let raised = |e: PyErr, row: usize| from_py(py, &e, UdfErrorKind::Raised, Some(row as u64));
         let start = now_ns();
-        let mut argv = Vec::with_capacity(rows);
+        // Row-major: row r's arguments are argv[r * n .. (r + 1) * n].
+        let n = cols.len();
+        let mut argv = Vec::with_capacity(rows * n);
         for row in 0..rows {
-            let items =
-                cols.iter().map(|c| to_py(py, c, row)).collect::<PyResult<Vec<_>>>().map_err(|e| raised(e, row))?;
-            argv.push(PyTuple::new(py, items).map_err(|e| raised(e, row))?);
+            for c in cols {
+                argv.push(to_py(py, c, row).map_err(|e| raised(e, row))?);
+            }
         }
         let converted = now_ns();
         times.to_python_ns = converted - start;
         let f = self.eval.bind(py);
         let mut values = Vec::with_capacity(rows);
         let mut failure = None;
-        for (row, args) in argv.iter().enumerate() {
-            match f.call1(args) {
+        for row in 0..rows {
+            // The same call shapes as `apply`, so the UDF calls cost what they cost there.
+            let called = match &argv[row * n..(row + 1) * n] {
+                [] => f.call0(),
+                [x] => f.call1((x,)),
+                [x, y] => f.call1((x, y)),
+                [x, y, z] => f.call1((x, y, z)),
+                more => PyTuple::new(py, more).and_then(|t| f.call1(t)),
+            };
+            match called {
                 Ok(v) => values.push(v),
                 Err(e) => {
                     failure = Some(raised(e, row));

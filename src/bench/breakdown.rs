@@ -1,0 +1,128 @@
+//! The stage breakdown part of `udfpool bench`: one worker, one batch in flight, so a batch's stages
+//! follow one another and add up to its latency.
+//!
+//! For each workload and batch size, four pools run interleaved: THREAD and PROCESS, each traced
+//! (`udfpool.trace-stages=true`) and untraced. The traced ones give the stages; the untraced ones the
+//! latency the stages are a breakdown of, and so what tracing itself costs.
+
+use super::{time_pool, Spread, Workload};
+use anyhow::Result;
+use host::{Mode, Pool, Stage, StageTotals};
+use ipc::batch::RecordBatch;
+use pyo3::Python;
+use serde::Serialize;
+use std::path::PathBuf;
+
+/// Mean time per batch in one stage, over the repeats.
+#[derive(Debug, Clone, Serialize)]
+pub struct StageTime {
+    /// The stage's name (see the README's stage table).
+    pub stage: &'static str,
+    /// Microseconds per batch.
+    pub us_per_batch: Spread,
+}
+
+/// Where one configuration's batch time goes.
+#[derive(Debug, Clone, Serialize)]
+pub struct Breakdown {
+    /// Workload name.
+    pub workload: String,
+    /// `thread` or `process`.
+    pub mode: String,
+    /// Rows per batch.
+    pub batch_size: usize,
+    /// Batches per repeat.
+    pub batches: usize,
+    /// Repeats measured.
+    pub repeats: usize,
+    /// Latency per batch with tracing off, in µs.
+    pub untraced_us_per_batch: Spread,
+    /// Latency per batch with tracing on, in µs: what the stages break down.
+    pub traced_us_per_batch: Spread,
+    /// Each stage of the mode, in the order a batch passes them.
+    pub stages: Vec<StageTime>,
+}
+
+impl Breakdown {
+    /// The median µs per batch of `stage` (0 if the mode has no such stage).
+    pub fn stage_us(&self, stage: &str) -> f64 {
+        self.stages.iter().find(|s| s.stage == stage).map_or(0.0, |s| s.us_per_batch.median)
+    }
+
+    /// Traced latency not covered by any stage (the host's own loop, allocation, scheduling noise).
+    pub fn unaccounted_us(&self) -> f64 {
+        let staged: f64 = self.stages.iter().map(|s| s.us_per_batch.median).sum();
+        (self.traced_us_per_batch.median - staged).max(0.0)
+    }
+}
+
+/// Measures the breakdown of workload `w` at `batch_size`, over `input`.
+pub fn measure(
+    w: Workload,
+    udf: &str,
+    input: &[RecordBatch],
+    batch_size: usize,
+    repeats: usize,
+    config: &[(String, String)],
+    worker_exe: Option<&PathBuf>,
+) -> Result<Vec<Breakdown>> {
+    let schema = input[0].schema().clone();
+    let mut pools = Vec::new();
+    for mode in [Mode::Thread, Mode::Process] {
+        for traced in [false, true] {
+            let mut b = Pool::builder(udf, schema.clone()).workers(1);
+            for (k, v) in config {
+                b = b.config(k, v);
+            }
+            b = b.mode(mode).config("udfpool.max-in-flight", "1").config("udfpool.trace-stages", traced.to_string());
+            if let Some(exe) = worker_exe {
+                b = b.worker_exe(exe);
+            }
+            pools.push((mode, traced, b.build()?));
+        }
+    }
+    let batches = input.len();
+    // Per pool: seconds per repeat, and (traced pools) the stage totals of each repeat.
+    let mut secs: Vec<Vec<f64>> = vec![Vec::new(); pools.len()];
+    let mut totals: Vec<Vec<StageTotals>> = vec![Vec::new(); pools.len()];
+    Python::attach(|py| -> Result<()> {
+        for _ in 0..repeats {
+            for (i, (_, traced, pool)) in pools.iter_mut().enumerate() {
+                let before = pool.stage_totals();
+                let copy = input.to_vec();
+                secs[i].push(py.detach(|| time_pool(pool, copy))?);
+                if *traced {
+                    totals[i].push(pool.stage_totals().since(&before));
+                }
+            }
+        }
+        Ok(())
+    })?;
+    let us_per_batch = |s: &[f64]| Spread::of(s.iter().map(|t| t * 1e6 / batches as f64).collect());
+    let mut out = Vec::new();
+    for mode in [Mode::Thread, Mode::Process] {
+        let find = |traced: bool| pools.iter().position(|(m, t, _)| *m == mode && *t == traced).expect("built above");
+        let (plain, traced) = (find(false), find(true));
+        let order: &[Stage] = if mode == Mode::Process { &Stage::PROCESS } else { &Stage::THREAD };
+        let stages = order
+            .iter()
+            .map(|&stage| StageTime {
+                stage: stage.name(),
+                us_per_batch: Spread::of(
+                    totals[traced].iter().map(|t| t.ns(stage) as f64 / 1e3 / t.batches.max(1) as f64).collect(),
+                ),
+            })
+            .collect();
+        out.push(Breakdown {
+            workload: w.name().to_owned(),
+            mode: mode.name().to_owned(),
+            batch_size,
+            batches,
+            repeats,
+            untraced_us_per_batch: us_per_batch(&secs[plain]),
+            traced_us_per_batch: us_per_batch(&secs[traced]),
+            stages,
+        });
+    }
+    Ok(out)
+}
