@@ -23,7 +23,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-const WORKLOADS_PY: &str = include_str!("workloads.py");
+/// The workloads' Python file (`udfpool bench` writes it beside its report).
+pub const WORKLOADS_PY: &str = include_str!("workloads.py");
 const MP_PY: &str = include_str!("mp.py");
 
 /// One UDF and the column it runs over.
@@ -53,7 +54,8 @@ impl Workload {
         }
     }
 
-    fn function(self) -> &'static str {
+    /// The UDF's name in [`WORKLOADS_PY`].
+    pub fn function(self) -> &'static str {
         match self {
             Workload::Json => "json_field",
             other => other.name(),
@@ -87,7 +89,8 @@ impl Workload {
         (base as usize).min(per_batch_cap).max(batch_size * 4)
     }
 
-    fn parse(s: &str) -> Result<Self> {
+    /// The workload named `s`.
+    pub fn parse(s: &str) -> Result<Self> {
         Workload::ALL
             .into_iter()
             .find(|w| w.name() == s.trim())
@@ -96,7 +99,7 @@ impl Workload {
 }
 
 /// The batches of a workload's input column, `rows` rows in batches of `batch_size`.
-fn batches(w: Workload, rows: usize, batch_size: usize) -> Vec<RecordBatch> {
+pub fn batches(w: Workload, rows: usize, batch_size: usize) -> Vec<RecordBatch> {
     let schema = Schema::new(vec![Field::new("x", w.column())]);
     (0..rows)
         .step_by(batch_size)
@@ -274,13 +277,15 @@ fn machine(python: &ipc::protocol::PythonInfo) -> Machine {
     }
 }
 
-/// The Python list a floor or multiprocessing measurement maps over, and the function.
-struct Floor<'py> {
+/// The floor: the workload's Python function mapped by a list comprehension over a Python list of
+/// the same values, inside the embedded interpreter (no conversion, no transfer).
+pub struct Floor<'py> {
     call: Bound<'py, PyAny>,
 }
 
 impl<'py> Floor<'py> {
-    fn new(py: Python<'py>, workloads: &Path, w: Workload, rows: usize) -> Result<Self> {
+    /// Imports `workloads` (a copy of [`WORKLOADS_PY`]) and builds the list of `rows` values.
+    pub fn new(py: Python<'py>, workloads: &Path, w: Workload, rows: usize) -> Result<Self> {
         let globals = PyDict::new(py);
         let code = format!(
             "import importlib.util, json\n\
@@ -301,6 +306,11 @@ impl<'py> Floor<'py> {
         py.run(&code, Some(&globals), None).map_err(|e| anyhow::anyhow!("preparing the floor: {e}"))?;
         let call = globals.get_item("floor")?.context("floor() defined")?;
         Ok(Self { call })
+    }
+
+    /// Maps the function over the list once.
+    pub fn call(&self) -> Result<()> {
+        self.call.call0().map(drop).map_err(|e| anyhow::anyhow!("floor: {e}"))
     }
 
     fn time(&self) -> Result<f64> {

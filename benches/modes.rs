@@ -1,0 +1,68 @@
+//! THREAD against PROCESS mode, per batch, for the four `udfpool bench` workloads — trivial (`x + 1`),
+//! string (`s.upper()`), json (`json.loads(doc)["name"]`), compute (~20 µs of Python per row) — at
+//! batch sizes 1, 16, 256, 4096 and 65536, with the floor in the same group: the same Python function
+//! mapped by a list comprehension over a Python list already inside the embedded interpreter.
+//! `modes/{workload}/{thread,process,floor}/{rows}`; throughput is in rows.
+//!
+//! One batch at a time through `Pool::apply` with one worker: the time is a batch's latency, PROCESS's
+//! cross-process wake-ups included (streaming throughput with batches in flight is `udfpool bench`'s).
+//! Pools are started, the UDF imported and batches built outside the timed closure. The compute workload
+//! stops at 4096 rows (65536 would be 1.3 s a sample).
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use host::{Mode, Pool};
+use pyo3::prelude::*;
+use std::path::PathBuf;
+use std::time::Duration;
+use udfpool::bench::{batches, Floor, Workload, WORKLOADS_PY};
+
+const BATCH_SIZES: [usize; 5] = [1, 16, 256, 4096, 65536];
+
+/// The workloads file, written where the pools and the floor can import it.
+fn workloads_file() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("udfpool-bench-modes-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("workloads.py");
+    std::fs::write(&path, WORKLOADS_PY).unwrap();
+    path
+}
+
+fn modes(c: &mut Criterion) {
+    let file = workloads_file();
+    for w in Workload::ALL {
+        let mut g = c.benchmark_group(format!("modes/{}", w.name()));
+        g.sample_size(10).warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2));
+        let udf = format!("{}:{}", file.display(), w.function());
+        let schema = batches(w, 1, 1)[0].schema().clone();
+        let mut pools: Vec<(&str, Pool)> = [Mode::Thread, Mode::Process]
+            .into_iter()
+            .map(|mode| {
+                let pool = Pool::builder(&udf, schema.clone())
+                    .mode(mode)
+                    .workers(1)
+                    .worker_exe(env!("CARGO_BIN_EXE_udfpool-worker"))
+                    .build()
+                    .unwrap();
+                (mode.name(), pool)
+            })
+            .collect();
+        for rows in BATCH_SIZES.into_iter().filter(|&r| w != Workload::Compute || r <= 4096) {
+            let batch = batches(w, rows, rows).remove(0);
+            g.throughput(Throughput::Elements(rows as u64));
+            for (name, pool) in pools.iter_mut() {
+                g.bench_with_input(BenchmarkId::new(*name, rows), &batch, |bench, b| {
+                    bench.iter_batched(|| b.clone(), |b| pool.apply(b).unwrap(), criterion::BatchSize::LargeInput)
+                });
+            }
+            Python::attach(|py| {
+                let floor = Floor::new(py, &file, w, rows).unwrap();
+                g.bench_function(BenchmarkId::new("floor", rows), |bench| bench.iter(|| floor.call().unwrap()));
+            });
+        }
+        g.finish();
+    }
+    let _ = std::fs::remove_dir_all(file.parent().unwrap());
+}
+
+criterion_group!(benches, modes);
+criterion_main!(benches);
