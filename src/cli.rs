@@ -57,6 +57,10 @@ struct BenchArgs {
     /// A pool setting for every measured pool (e.g. udfpool.spin-us=200); see `udfpool run --help`.
     #[arg(long = "config", value_name = "KEY=VALUE")]
     config: Vec<String>,
+    /// Also run the workloads through another system: `pyflink` (PyFlink's Table API in both of its
+    /// modes; needs `pip install apache-flink` and a Java 11/17 runtime, else it is skipped with a note).
+    #[arg(long = "peer", value_name = "NAME")]
+    peers: Vec<String>,
     /// Skip the stage breakdown (traced THREAD and PROCESS pools, 1 worker, each batch size).
     #[arg(long)]
     no_breakdown: bool,
@@ -153,6 +157,7 @@ pub fn main() -> Result<()> {
                 repeats: a.repeats,
                 config: a.config.iter().map(|p| host::PoolConfig::parse_pair(p)).collect::<Result<_, _>>()?,
                 no_breakdown: a.no_breakdown,
+                peers: a.peers,
             };
             let results = crate::bench::run(a.quick, overrides, &a.out, None)?;
             println!(

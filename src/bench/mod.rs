@@ -7,10 +7,12 @@
 //! is timed is streaming all rows through (`Pool::apply_stream`), or the list comprehension.
 
 mod breakdown;
+mod peer;
 mod plots;
 mod report;
 
 pub use breakdown::{Breakdown, StageTime};
+pub use peer::PeerStatus;
 
 use anyhow::{bail, Context, Result};
 use host::{Mode, Pool};
@@ -139,6 +141,8 @@ pub struct Settings {
     pub config: Vec<(String, String)>,
     /// Whether to measure the stage breakdown (1 worker, each batch size).
     pub breakdown: bool,
+    /// Other systems to run the same workloads through (`pyflink`).
+    pub peers: Vec<String>,
 }
 
 impl Settings {
@@ -153,6 +157,7 @@ impl Settings {
             scale: 0.2,
             config: Vec::new(),
             breakdown: true,
+            peers: Vec::new(),
         }
     }
 
@@ -241,6 +246,8 @@ pub struct Results {
     pub results: Vec<Measurement>,
     /// Where a batch's time goes, per workload, batch size and mode (1 worker, 1 batch in flight).
     pub breakdown: Vec<Breakdown>,
+    /// What became of each `--peer`.
+    pub peers: Vec<PeerStatus>,
 }
 
 fn read_trimmed(path: &str) -> String {
@@ -414,6 +421,8 @@ pub struct Overrides {
     pub config: Vec<(String, String)>,
     /// `--no-breakdown`.
     pub no_breakdown: bool,
+    /// `--peer` names.
+    pub peers: Vec<String>,
 }
 
 /// Runs the matrix and writes the report folder.
@@ -441,6 +450,10 @@ pub fn run(quick: bool, o: Overrides, out: &Path, worker_exe: Option<PathBuf>) -
     }
     s.config = o.config;
     s.breakdown &= !o.no_breakdown;
+    s.peers = o.peers;
+    if let Some(bad) = s.peers.iter().find(|p| p.as_str() != "pyflink") {
+        bail!("unknown peer {bad:?}; peers: pyflink");
+    }
     if s.batch_sizes.iter().chain(&s.workers).any(|&n| n == 0) {
         bail!("batch sizes and worker counts must be at least 1");
     }
@@ -539,7 +552,22 @@ pub fn run(quick: bool, o: Overrides, out: &Path, worker_exe: Option<PathBuf>) -
         }
     }
     progress.finish_and_clear();
-    let all = Results { machine, settings: s, results, breakdown: stage_results };
+    let mut peers = Vec::new();
+    if s.peers.iter().any(|p| p == "pyflink") {
+        let status = match peer::pyflink_missing(&python_exe) {
+            Some(why) => {
+                eprintln!("--peer pyflink: skipped: {why}");
+                format!("skipped: {why}")
+            }
+            None => {
+                eprintln!("--peer pyflink: running the workloads through PyFlink (both modes) ...");
+                results.extend(peer::run_pyflink(&python_exe, &dir, &workloads, &s.batch_sizes, s.scale, s.repeats)?);
+                "ran".to_owned()
+            }
+        };
+        peers.push(PeerStatus { name: "pyflink".into(), status });
+    }
+    let all = Results { machine, settings: s, results, breakdown: stage_results, peers };
     std::fs::write(dir.join("results.json"), serde_json::to_string_pretty(&all)?)?;
     let plots = plots::write_all(&all, &dir)?;
     std::fs::write(dir.join("report.md"), report::markdown(&all, &plots))?;

@@ -131,6 +131,36 @@ fn breakdown_tables(s: &mut String, r: &Results) {
     }
 }
 
+fn peers(s: &mut String, r: &Results) {
+    for p in &r.peers {
+        let _ = writeln!(s, "## Beside PyFlink\n");
+        if p.status != "ran" {
+            let _ = writeln!(s, "Not measured: {}.\n", p.status.trim_start_matches("skipped: "));
+            continue;
+        }
+        let _ = writeln!(
+            s,
+            "PyFlink's Table API, parallelism 1, `python.fn-execution.bundle.size` = batch size; rows/s of the UDF, net \
+             of a no-UDF job over the same file (median (min–max) of {} repeats). udfpool's figures are from the \
+             tables above (1 worker).\n",
+            r.settings.repeats
+        );
+        let _ =
+            writeln!(s, "| workload | batch | PyFlink PROCESS | PyFlink THREAD | udfpool PROCESS | udfpool THREAD |");
+        let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|");
+        for w in &r.settings.workloads {
+            for &b in &r.settings.batch_sizes {
+                let cells: Vec<String> = ["pyflink_process", "pyflink_thread", "process", "thread"]
+                    .iter()
+                    .map(|m| cell(find(r, w, m, b, 1)))
+                    .collect();
+                let _ = writeln!(s, "| {w} | {b} | {} |", cells.join(" | "));
+            }
+        }
+        let _ = writeln!(s);
+    }
+}
+
 /// The report as Markdown; `plots` are the SVG files beside it.
 pub fn markdown(r: &Results, plots: &[String]) -> String {
     let mut s = String::new();
@@ -242,6 +272,7 @@ pub fn markdown(r: &Results, plots: &[String]) -> String {
         let _ = writeln!(s);
     }
     breakdown_tables(&mut s, r);
+    peers(&mut s, r);
     if !plots.is_empty() {
         let _ = writeln!(s, "## Plots\n");
         for p in plots {
