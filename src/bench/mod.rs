@@ -81,14 +81,19 @@ impl Workload {
 
     /// Rows per measurement: enough for ~0.1-0.3 s on the development machine, at least 4 batches.
     fn rows(self, batch_size: usize, scale: f64) -> usize {
-        let base = match self {
+        let base = self.base_rows() * scale;
+        let per_batch_cap = batch_size * 2_000;
+        (base as usize).min(per_batch_cap).max(batch_size * 4)
+    }
+
+    /// Rows for ~0.1-0.3 s of work at scale 1.
+    fn base_rows(self) -> f64 {
+        match self {
             Workload::Trivial => 400_000.0,
             Workload::String => 200_000.0,
             Workload::Json => 60_000.0,
             Workload::Compute => 8_000.0,
-        } * scale;
-        let per_batch_cap = batch_size * 2_000;
-        (base as usize).min(per_batch_cap).max(batch_size * 4)
+        }
     }
 
     /// The workload named `s`.
@@ -554,15 +559,33 @@ pub fn run(quick: bool, o: Overrides, out: &Path, worker_exe: Option<PathBuf>) -
     progress.finish_and_clear();
     let mut peers = Vec::new();
     if s.peers.iter().any(|p| p == "pyflink") {
-        let status = match peer::pyflink_missing(&python_exe) {
+        // PyFlink is often installed in a virtualenv: the one the pools would use, if any.
+        let peer_python = s
+            .config
+            .iter()
+            .find(|(k, _)| k == "python.executable")
+            .map(|(_, v)| v.clone())
+            .or_else(|| std::env::var("VIRTUAL_ENV").ok().map(|v| format!("{v}/bin/python")))
+            .unwrap_or_else(|| python_exe.clone());
+        let status = match peer::pyflink_missing(&peer_python) {
             Some(why) => {
                 eprintln!("--peer pyflink: skipped: {why}");
                 format!("skipped: {why}")
             }
             None => {
-                eprintln!("--peer pyflink: running the workloads through PyFlink (both modes) ...");
-                results.extend(peer::run_pyflink(&python_exe, &dir, &workloads, &s.batch_sizes, s.scale, s.repeats)?);
-                "ran".to_owned()
+                // PyFlink jobs take seconds each: one batch size, the one nearest 1024.
+                let batch = s.batch_sizes.iter().copied().min_by_key(|b| b.abs_diff(1024)).unwrap_or(1024);
+                eprintln!("--peer pyflink: running the workloads through PyFlink (both modes, batch {batch}) ...");
+                match peer::run_pyflink(&peer_python, &dir, &workloads, batch, s.scale, s.repeats) {
+                    Ok(m) => {
+                        results.extend(m);
+                        "ran".to_owned()
+                    }
+                    Err(e) => {
+                        eprintln!("--peer pyflink: {e:#}");
+                        format!("failed: {e:#}")
+                    }
+                }
             }
         };
         peers.push(PeerStatus { name: "pyflink".into(), status });

@@ -82,13 +82,13 @@ struct OutEntry {
     baseline_seconds: Vec<f64>,
 }
 
-/// Runs the workloads through PyFlink; one measurement per workload, batch size and PyFlink mode, with
-/// mode `pyflink_process` or `pyflink_thread`.
+/// Runs the workloads through PyFlink at `batch_size`; one measurement per workload and PyFlink mode,
+/// with mode `pyflink_process` or `pyflink_thread`.
 pub fn run_pyflink(
     python: &str,
     dir: &Path,
     workloads: &[Workload],
-    batch_sizes: &[usize],
+    batch_size: usize,
     scale: f64,
     repeats: usize,
 ) -> Result<Vec<Measurement>> {
@@ -99,7 +99,6 @@ pub fn run_pyflink(
         workloads_to_run: workloads
             .iter()
             .map(|&w| {
-                let int = w.column_kind() == "int64";
                 let int_result = matches!(w, Workload::Trivial | Workload::Compute);
                 JobWorkload {
                     name: w.name(),
@@ -107,12 +106,12 @@ pub fn run_pyflink(
                     column: w.column_kind(),
                     result: if int_result { "int64" } else { "utf8" },
                     result_sql: if int_result { "BIGINT" } else { "STRING" },
-                    // PyFlink jobs start in seconds: give them the rows of a large-batch measurement.
-                    rows: w.rows(4096, scale).max(if int { 20_000 } else { 10_000 }),
+                    // A job's own start-up varies by a second or so: give the UDF several seconds of work.
+                    rows: (w.base_rows() * 4.0 * scale.max(0.25)) as usize,
                 }
             })
             .collect(),
-        batch_sizes,
+        batch_sizes: &[batch_size],
         repeats,
     };
     let mut child = Command::new(python)

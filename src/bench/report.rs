@@ -135,7 +135,7 @@ fn peers(s: &mut String, r: &Results) {
     for p in &r.peers {
         let _ = writeln!(s, "## Beside PyFlink\n");
         if p.status != "ran" {
-            let _ = writeln!(s, "Not measured: {}.\n", p.status.trim_start_matches("skipped: "));
+            let _ = writeln!(s, "Not measured: {}\n", p.status.trim_start_matches("skipped: "));
             continue;
         }
         let _ = writeln!(
@@ -149,7 +149,7 @@ fn peers(s: &mut String, r: &Results) {
             writeln!(s, "| workload | batch | PyFlink PROCESS | PyFlink THREAD | udfpool PROCESS | udfpool THREAD |");
         let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|");
         for w in &r.settings.workloads {
-            for &b in &r.settings.batch_sizes {
+            for &b in r.settings.batch_sizes.iter().filter(|&&b| find(r, w, "pyflink_process", b, 1).is_some()) {
                 let cells: Vec<String> = ["pyflink_process", "pyflink_thread", "process", "thread"]
                     .iter()
                     .map(|m| cell(find(r, w, m, b, 1)))

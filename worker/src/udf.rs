@@ -179,11 +179,14 @@ impl ScalarUdf {
         for (row, value) in values.iter().enumerate() {
             push_result(&mut out, value, row)?;
         }
-        times.from_python_ns = now_ns() - called;
-        match failure {
+        // Freeing the results is part of taking them back (`apply` frees each as it goes).
+        drop(values);
+        let result = match failure {
             Some(e) => Err(e),
             None => Ok(out.finish()),
-        }
+        };
+        times.from_python_ns = now_ns() - called;
+        result
     }
 
     /// Calls the UDF's `close()`, if it has one.
