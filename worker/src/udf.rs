@@ -9,6 +9,10 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+/// Rows converted, called and collected per phase: bounds the Python objects alive at once while
+/// keeping each phase's loop long. 256 measured as good as 64 and 1024 (`s.upper()`, `x + 1`).
+pub const CHUNK: usize = 256;
+
 /// Distinguishes the modules of several loads of the same file in one interpreter (THREAD mode runs
 /// one instance per worker thread, like PROCESS mode runs one per process).
 static LOADS: AtomicU64 = AtomicU64::new(0);
@@ -99,94 +103,87 @@ impl ScalarUdf {
     }
 
     /// Calls the UDF once per row, with row `i`'s values of `cols` as arguments, for `rows` rows.
+    ///
+    /// Rows go in chunks of [`CHUNK`], each in three phases: every row's arguments to Python objects,
+    /// then every call, then every result checked into the column. So the stage breakdown times
+    /// exactly the code that runs untraced. Against one loop doing all three per row, measured in
+    /// alternating runs: 5-7% less THREAD-mode overhead on `s.upper()`, 1-3% more on `x + 1` (within
+    /// noise). A failing batch reports the earliest row's error, as a per-row loop would, though the
+    /// UDF may already have run on later rows of the same chunk.
     pub fn apply(&self, py: Python<'_>, cols: &[&Column], rows: usize) -> Result<Column, UdfError> {
-        self.check_args(cols, rows)?;
-        let f = self.eval.bind(py);
-        let mut out = ColumnBuilder::new(self.result_type, rows.min(1 << 20));
-        let raised = |e: PyErr, row: usize| from_py(py, &e, UdfErrorKind::Raised, Some(row as u64));
-        let arg = |c: usize, row: usize| to_py(py, cols[c], row).map_err(|e| raised(e, row));
-        for row in 0..rows {
-            let value = match cols.len() {
-                0 => f.call0(),
-                1 => f.call1((arg(0, row)?,)),
-                2 => f.call1((arg(0, row)?, arg(1, row)?)),
-                3 => f.call1((arg(0, row)?, arg(1, row)?, arg(2, row)?)),
-                n => {
-                    let items = (0..n).map(|c| arg(c, row)).collect::<Result<Vec<_>, _>>()?;
-                    f.call1(PyTuple::new(py, items).map_err(|e| raised(e, row))?)
-                }
-            }
-            .map_err(|e| raised(e, row))?;
-            push_result(&mut out, &value, row)?;
-        }
-        Ok(out.finish())
+        self.run(py, cols, rows, None)
     }
 
-    /// As [`apply`](Self::apply), in three timed phases instead of one loop: all rows' arguments to
-    /// Python, then all calls, then all results back. Same results; the same error as `apply` for the
-    /// same input (the earliest row's), though the UDF may have been called on rows after a row whose
-    /// result is rejected. Used for the stage breakdown: three clock reads per batch, none per row.
+    /// As [`apply`](Self::apply), also returning where the time went (for the stage breakdown): three
+    /// clock reads per chunk, none per row.
     pub fn apply_timed(&self, py: Python<'_>, cols: &[&Column], rows: usize) -> (Result<Column, UdfError>, ApplyTimes) {
         let mut times = ApplyTimes::default();
-        let result = self.check_args(cols, rows).and_then(|()| self.apply_phased(py, cols, rows, &mut times));
+        let result = self.run(py, cols, rows, Some(&mut times));
         (result, times)
     }
 
-    fn apply_phased(
+    fn run(
         &self,
         py: Python<'_>,
         cols: &[&Column],
         rows: usize,
-        times: &mut ApplyTimes,
+        mut times: Option<&mut ApplyTimes>,
     ) -> Result<Column, UdfError> {
+        self.check_args(cols, rows)?;
+        let timed = times.is_some();
+        let clock = || if timed { now_ns() } else { 0 };
         let raised = |e: PyErr, row: usize| from_py(py, &e, UdfErrorKind::Raised, Some(row as u64));
-        let start = now_ns();
-        // Row-major: row r's arguments are argv[r * n .. (r + 1) * n].
-        let n = cols.len();
-        let mut argv = Vec::with_capacity(rows * n);
-        for row in 0..rows {
-            for c in cols {
-                argv.push(to_py(py, c, row).map_err(|e| raised(e, row))?);
-            }
-        }
-        let converted = now_ns();
-        times.to_python_ns = converted - start;
         let f = self.eval.bind(py);
-        let mut values = Vec::with_capacity(rows);
-        let mut failure = None;
-        for row in 0..rows {
-            // The same call shapes as `apply`, so the UDF calls cost what they cost there.
-            let called = match &argv[row * n..(row + 1) * n] {
-                [] => f.call0(),
-                [x] => f.call1((x,)),
-                [x, y] => f.call1((x, y)),
-                [x, y, z] => f.call1((x, y, z)),
-                more => PyTuple::new(py, more).and_then(|t| f.call1(t)),
-            };
-            match called {
-                Ok(v) => values.push(v),
-                Err(e) => {
-                    failure = Some(raised(e, row));
-                    break;
+        let n = cols.len();
+        let mut out = ColumnBuilder::new(self.result_type, rows.min(1 << 20));
+        // Row-major: row r's arguments are argv[(r - start) * n ..][..n].
+        let mut argv = Vec::with_capacity(rows.min(CHUNK) * n);
+        let mut values = Vec::with_capacity(rows.min(CHUNK));
+        for start in (0..rows).step_by(CHUNK) {
+            let end = (start + CHUNK).min(rows);
+            let t0 = clock();
+            for row in start..end {
+                for c in cols {
+                    argv.push(to_py(py, c, row).map_err(|e| raised(e, row))?);
                 }
             }
+            let t1 = clock();
+            let mut failure = None;
+            for i in 0..end - start {
+                let called = match &argv[i * n..(i + 1) * n] {
+                    [] => f.call0(),
+                    [x] => f.call1((x,)),
+                    [x, y] => f.call1((x, y)),
+                    [x, y, z] => f.call1((x, y, z)),
+                    more => PyTuple::new(py, more).and_then(|t| f.call1(t)),
+                };
+                match called {
+                    Ok(v) => values.push(v),
+                    Err(e) => {
+                        failure = Some(raised(e, start + i));
+                        break;
+                    }
+                }
+            }
+            argv.clear();
+            let t2 = clock();
+            // A rejected result on an earlier row is the error a per-row loop would have stopped at.
+            for (i, value) in values.iter().enumerate() {
+                push_result(&mut out, value, start + i)?;
+            }
+            // Freeing the results is part of taking them back.
+            values.clear();
+            if let Some(t) = times.as_deref_mut() {
+                let t3 = now_ns();
+                t.to_python_ns += t1 - t0;
+                t.udf_ns += t2 - t1;
+                t.from_python_ns += t3 - t2;
+            }
+            if let Some(e) = failure {
+                return Err(e);
+            }
         }
-        drop(argv);
-        let called = now_ns();
-        times.udf_ns = called - converted;
-        let mut out = ColumnBuilder::new(self.result_type, rows.min(1 << 20));
-        // A rejected result on an earlier row is the error `apply` would have stopped at.
-        for (row, value) in values.iter().enumerate() {
-            push_result(&mut out, value, row)?;
-        }
-        // Freeing the results is part of taking them back (`apply` frees each as it goes).
-        drop(values);
-        let result = match failure {
-            Some(e) => Err(e),
-            None => Ok(out.finish()),
-        };
-        times.from_python_ns = now_ns() - called;
-        result
+        Ok(out.finish())
     }
 
     /// Calls the UDF's `close()`, if it has one.
