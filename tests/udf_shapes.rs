@@ -44,3 +44,33 @@ fn each_declaration_style_gives_the_same_results_in_both_modes() {
         }
     }
 }
+
+/// Batches run in chunks of `worker::udf::CHUNK` rows: rows on both sides of every chunk boundary get
+/// their own values, with no, one and two arguments, and an error past the first chunk names its row.
+#[test]
+fn rows_across_chunk_boundaries_keep_their_values_and_error_rows() {
+    let n = worker::udf::CHUNK * 3 + 7;
+    let schema = Schema::new(vec![Field::new("a", DataType::Int64), Field::new("b", DataType::Int64)]);
+    let rows: Vec<Vec<Value>> = (0..n as i64).map(|i| vec![Value::Int64(i), Value::Int64(1000 * i)]).collect();
+    let batch = RecordBatch::from_rows(schema, &rows).unwrap();
+    for mode in MODES {
+        let run = |name: &str, args: &[&str]| {
+            builder(name, batch.schema(), mode, 1).args(args.iter().copied()).build().unwrap().apply(batch.clone())
+        };
+        let out = run("adder", &["a", "b"]).unwrap();
+        let plus = run("plus_one", &["a"]).unwrap();
+        let constant = run("constant", &[]).unwrap();
+        for i in 0..n {
+            assert_eq!(out.row(i)[2], Value::Int64(1001 * i as i64), "{mode} adder row {i}");
+            assert_eq!(plus.row(i)[2], Value::Int64(i as i64 + 1), "{mode} plus_one row {i}");
+            assert_eq!(constant.row(i)[2], Value::Int64(7), "{mode} constant row {i}");
+        }
+        let shifted: Vec<Vec<Value>> =
+            (0..n as i64).map(|i| vec![Value::Int64(i - worker::udf::CHUNK as i64 * 2 + 13)]).collect();
+        let s = Schema::new(vec![Field::new("x", DataType::Int64)]);
+        let b = RecordBatch::from_rows(s.clone(), &shifted).unwrap();
+        let err = builder("fails_on_13", &s, mode, 1).build().unwrap().apply(b).unwrap_err().to_string();
+        let row = worker::udf::CHUNK * 2;
+        assert!(err.contains(&format!("input row {row}:")), "{mode}: {err}");
+    }
+}
