@@ -26,6 +26,9 @@ pub trait Lane: Send {
     /// Stage timings of the batches this lane returned (empty unless `udfpool.trace-stages` is on).
     fn stages(&self) -> &StageTotals;
 
+    /// Traces the batches submitted from now on, or stops tracing them.
+    fn set_trace(&mut self, on: bool);
+
     /// The shared-memory segment's name, for lanes that have one (unlinked once the worker attached).
     fn segment_name(&self) -> Option<String> {
         None

@@ -260,6 +260,7 @@ impl PoolBuilder {
             max_retries: config.max_retries,
             restarts: 0,
             retired_stages: StageTotals::default(),
+            trace: config.trace_stages,
         })
     }
 }
@@ -299,6 +300,8 @@ pub struct Pool {
     restarts: u64,
     /// Stage timings of lanes that were replaced.
     retired_stages: StageTotals,
+    /// Whether batches are traced now.
+    trace: bool,
 }
 
 impl std::fmt::Debug for Pool {
@@ -403,7 +406,8 @@ impl Pool {
             tracing::warn!(worker = lane, "replacing worker: {cause}");
             let respawn = self.respawn.as_mut().expect("checked above");
             match respawn(lane) {
-                Ok(fresh) => {
+                Ok(mut fresh) => {
+                    fresh.set_trace(self.trace);
                     let old = std::mem::replace(&mut self.lanes[lane], fresh);
                     self.retired_stages.merge(old.stages());
                 }
@@ -442,6 +446,15 @@ impl Pool {
             total.merge(lane.stages());
         }
         total
+    }
+
+    /// Traces the batches submitted from now on (`on`), or stops tracing them: the run-time switch for
+    /// `udfpool.trace-stages`. Batches already in flight keep the setting they were submitted with.
+    pub fn set_trace_stages(&mut self, on: bool) {
+        self.trace = on;
+        for lane in &mut self.lanes {
+            lane.set_trace(on);
+        }
     }
 
     /// How many workers were replaced after failing.

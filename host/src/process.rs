@@ -359,6 +359,11 @@ impl Lane for WorkerProcess {
         &self.stages
     }
 
+    fn set_trace(&mut self, on: bool) {
+        // Requests say whether they are traced: the worker needs no switch.
+        self.trace = on;
+    }
+
     fn kill(&mut self) {
         self.closed = true;
         self.terminate();

@@ -90,6 +90,10 @@ impl Lane for InlineLane {
         &self.stages
     }
 
+    fn set_trace(&mut self, on: bool) {
+        self.trace = on;
+    }
+
     fn close(&mut self) -> Result<(), PoolError> {
         self.done.clear();
         match self.udf.take() {
@@ -106,7 +110,7 @@ impl Drop for InlineLane {
 }
 
 enum Job {
-    Batch { id: u64, batch: Arc<RecordBatch>, args: Arc<[usize]> },
+    Batch { id: u64, batch: Arc<RecordBatch>, args: Arc<[usize]>, trace: bool },
     Close,
 }
 
@@ -126,6 +130,7 @@ pub struct ThreadLane {
     info: Option<WorkerInfo>,
     args: Option<Arc<[usize]>>,
     closed: bool,
+    trace: bool,
     stages: StageTotals,
 }
 
@@ -144,7 +149,7 @@ impl std::fmt::Debug for Reply {
     }
 }
 
-fn thread_main(req: OpenRequest, python: PythonInfo, trace: bool, jobs: Receiver<Job>, replies: Sender<Reply>) {
+fn thread_main(req: OpenRequest, python: PythonInfo, jobs: Receiver<Job>, replies: Sender<Reply>) {
     let udf = match load(&req, python) {
         Ok((udf, info)) => {
             let _ = replies.send(Reply::Ready(Ok(info)));
@@ -157,7 +162,7 @@ fn thread_main(req: OpenRequest, python: PythonInfo, trace: bool, jobs: Receiver
     };
     for job in jobs {
         match job {
-            Job::Batch { id, batch, args } => {
+            Job::Batch { id, batch, args, trace } => {
                 let (outcome, traced) = run(&udf, &batch, &args, trace);
                 let rows = batch.num_rows();
                 // Give the batch back before replying, so the pool can reuse it without copying.
@@ -187,7 +192,7 @@ impl ThreadLane {
         let req = req.clone();
         let thread = std::thread::Builder::new()
             .name(format!("udfpool-thread-{index}"))
-            .spawn(move || thread_main(req, python, trace, job_rx, reply_tx))
+            .spawn(move || thread_main(req, python, job_rx, reply_tx))
             .map_err(|e| PoolError::ThreadStopped { index, message: format!("cannot start: {e}") })?;
         let mut lane = Self {
             index,
@@ -197,6 +202,7 @@ impl ThreadLane {
             info: None,
             args: None,
             closed: false,
+            trace,
             stages: StageTotals::default(),
         };
         match lane.reply()? {
@@ -237,7 +243,8 @@ impl Lane for ThreadLane {
             _ => self.args.insert(Arc::from(args)).clone(),
         };
         let jobs = self.jobs.as_ref().ok_or_else(|| PoolError::Broken("the pool is closed".into()))?;
-        jobs.send(Job::Batch { id, batch: batch.clone(), args }).map_err(|_| self.stopped("stopped taking batches"))
+        jobs.send(Job::Batch { id, batch: batch.clone(), args, trace: self.trace })
+            .map_err(|_| self.stopped("stopped taking batches"))
     }
 
     fn next_result(&mut self) -> Result<(u64, BatchOutcome), PoolError> {
@@ -256,6 +263,10 @@ impl Lane for ThreadLane {
 
     fn stages(&self) -> &StageTotals {
         &self.stages
+    }
+
+    fn set_trace(&mut self, on: bool) {
+        self.trace = on;
     }
 
     fn close(&mut self) -> Result<(), PoolError> {

@@ -1,9 +1,9 @@
 //! The stage breakdown part of `udfpool bench`: one worker, one batch in flight, so a batch's stages
 //! follow one another and add up to its latency.
 //!
-//! For each workload and batch size, four pools run interleaved: THREAD and PROCESS, each traced
-//! (`udfpool.trace-stages=true`) and untraced. The traced ones give the stages; the untraced ones the
-//! latency the stages are a breakdown of, and so what tracing itself costs.
+//! For each workload and batch size, one THREAD and one PROCESS pool each run the input untraced and
+//! traced (`Pool::set_trace_stages`), interleaved. The traced runs give the stages; the untraced ones
+//! the latency the stages are a breakdown of, and so what tracing itself costs.
 
 use super::{time_pool, Spread, Workload};
 use anyhow::Result;
@@ -69,29 +69,35 @@ pub fn measure(
     let schema = input[0].schema().clone();
     let mut pools = Vec::new();
     for mode in [Mode::Thread, Mode::Process] {
-        for traced in [false, true] {
-            let mut b = Pool::builder(udf, schema.clone()).workers(1);
-            for (k, v) in config {
-                b = b.config(k, v);
-            }
-            b = b.mode(mode).config("udfpool.max-in-flight", "1").config("udfpool.trace-stages", traced.to_string());
-            if let Some(exe) = worker_exe {
-                b = b.worker_exe(exe);
-            }
-            pools.push((mode, traced, b.build()?));
+        let mut b = Pool::builder(udf, schema.clone()).workers(1);
+        for (k, v) in config {
+            b = b.config(k, v);
         }
+        b = b.mode(mode).config("udfpool.max-in-flight", "1");
+        if let Some(exe) = worker_exe {
+            b = b.worker_exe(exe);
+        }
+        pools.push((mode, b.build()?));
     }
     let batches = input.len();
-    // Per pool: seconds per repeat, and (traced pools) the stage totals of each repeat.
-    let mut secs: Vec<Vec<f64>> = vec![Vec::new(); pools.len()];
+    // Per mode, untraced then traced: seconds per repeat, and the stage totals of each traced repeat.
+    // Tracing is switched on the same pool, so the two differ in nothing else (two pools built one
+    // after the other measured up to 14% apart here, more than tracing costs).
+    let mut secs: Vec<[Vec<f64>; 2]> = vec![[Vec::new(), Vec::new()]; pools.len()];
     let mut totals: Vec<Vec<StageTotals>> = vec![Vec::new(); pools.len()];
     Python::attach(|py| -> Result<()> {
-        for _ in 0..repeats {
-            for (i, (_, traced, pool)) in pools.iter_mut().enumerate() {
+        for r in 0..repeats {
+            // Per mode, untraced then traced on even repeats and the other way round on odd ones: the
+            // run after another mode's measured slower (its caches are cold), so each variant takes
+            // that slot equally often.
+            let first_traced = r % 2 == 1;
+            for (i, traced) in (0..pools.len()).flat_map(|i| [(i, first_traced), (i, !first_traced)]) {
+                let pool = &mut pools[i].1;
+                pool.set_trace_stages(traced);
                 let before = pool.stage_totals();
                 let copy = input.to_vec();
-                secs[i].push(py.detach(|| time_pool(pool, copy))?);
-                if *traced {
+                secs[i][usize::from(traced)].push(py.detach(|| time_pool(pool, copy))?);
+                if traced {
                     totals[i].push(pool.stage_totals().since(&before));
                 }
             }
@@ -100,16 +106,14 @@ pub fn measure(
     })?;
     let us_per_batch = |s: &[f64]| Spread::of(s.iter().map(|t| t * 1e6 / batches as f64).collect());
     let mut out = Vec::new();
-    for mode in [Mode::Thread, Mode::Process] {
-        let find = |traced: bool| pools.iter().position(|(m, t, _)| *m == mode && *t == traced).expect("built above");
-        let (plain, traced) = (find(false), find(true));
-        let order: &[Stage] = if mode == Mode::Process { &Stage::PROCESS } else { &Stage::THREAD };
+    for (i, (mode, _)) in pools.iter().enumerate() {
+        let order: &[Stage] = if *mode == Mode::Process { &Stage::PROCESS } else { &Stage::THREAD };
         let stages = order
             .iter()
             .map(|&stage| StageTime {
                 stage: stage.name(),
                 us_per_batch: Spread::of(
-                    totals[traced].iter().map(|t| t.ns(stage) as f64 / 1e3 / t.batches.max(1) as f64).collect(),
+                    totals[i].iter().map(|t| t.ns(stage) as f64 / 1e3 / t.batches.max(1) as f64).collect(),
                 ),
             })
             .collect();
@@ -119,8 +123,8 @@ pub fn measure(
             batch_size,
             batches,
             repeats,
-            untraced_us_per_batch: us_per_batch(&secs[plain]),
-            traced_us_per_batch: us_per_batch(&secs[traced]),
+            untraced_us_per_batch: us_per_batch(&secs[i][0]),
+            traced_us_per_batch: us_per_batch(&secs[i][1]),
             stages,
         });
     }

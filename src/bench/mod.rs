@@ -509,10 +509,14 @@ pub fn run(quick: bool, o: Overrides, out: &Path, worker_exe: Option<PathBuf>) -
                 Python::attach(|py| -> Result<()> {
                     let floor =
                         if floor_here { Some(Floor::new(py, &dir.join("workloads.py"), w, rows)?) } else { None };
-                    for _ in 0..s.repeats {
-                        for (i, (_, pool)) in pools.iter_mut().enumerate() {
+                    for r in 0..s.repeats {
+                        // Each repeat starts with the next variant: running first (after another
+                        // variant's pools went idle) measured up to 30% slower, so no variant may
+                        // always get that slot.
+                        for k in 0..pools.len() {
+                            let i = (r + k) % pools.len();
                             let copy = input.clone();
-                            let t = py.detach(|| time_pool(pool, copy))?;
+                            let t = py.detach(|| time_pool(&mut pools[i].1, copy))?;
                             times[i].1.push(t);
                         }
                         if let Some(f) = &floor {
@@ -548,10 +552,15 @@ pub fn run(quick: bool, o: Overrides, out: &Path, worker_exe: Option<PathBuf>) -
             }
             if breakdown_here {
                 progress.set_message(format!("{} batch {bs}: stage breakdown", w.name()));
-                // Half the rows: one batch in flight at a time is slow at small batches, and the
-                // breakdown needs fewer rows than a throughput figure to be stable.
-                let half = &input[..input.len().div_ceil(2).max(1)];
-                stage_results.extend(breakdown::measure(w, &udf, half, bs, s.repeats, &s.config, worker_exe.as_ref())?);
+                stage_results.extend(breakdown::measure(
+                    w,
+                    &udf,
+                    &input,
+                    bs,
+                    s.repeats,
+                    &s.config,
+                    worker_exe.as_ref(),
+                )?);
                 progress.inc(1);
             }
         }

@@ -65,7 +65,7 @@ fn breakdown_conclusion(r: &Results, workload: &str, batch: usize) -> Option<Str
     Some(format!(
         "  Stage breakdown at batch {batch} (µs per batch, 1 batch in flight): PROCESS's transport stages take {} \
          (largest: {}); conversion to and from Python takes {} in PROCESS and {} in THREAD, the UDF calls {} and {}; \
-         THREAD waits {} for the GIL. Tracing cost {:.0}% (PROCESS) and {:.0}% (THREAD) of the untraced latency.",
+         THREAD waits {} for the GIL. Traced latency is {:.2}x (PROCESS) and {:.2}x (THREAD) the untraced one.",
         us(total),
         top.join(", "),
         us(convert(p)),
@@ -73,8 +73,8 @@ fn breakdown_conclusion(r: &Results, workload: &str, batch: usize) -> Option<Str
         us(p.stage_us("udf_calls")),
         us(t.stage_us("udf_calls")),
         us(t.stage_us("gil_wait")),
-        (p.traced_us_per_batch.median / p.untraced_us_per_batch.median - 1.0) * 100.0,
-        (t.traced_us_per_batch.median / t.untraced_us_per_batch.median - 1.0) * 100.0,
+        p.traced_us_per_batch.median / p.untraced_us_per_batch.median,
+        t.traced_us_per_batch.median / t.untraced_us_per_batch.median,
     ))
 }
 
@@ -87,8 +87,8 @@ fn breakdown_tables(s: &mut String, r: &Results) {
         "## Stage breakdown (µs per batch, median of {} repeats; 1 worker, 1 batch in flight)\n\n\
          Measured with `udfpool.trace-stages=true`: each stage is timed once per batch on the monotonic clock both \
          processes share. `unaccounted` is traced latency outside every stage (the host's own loop). `untraced` is \
-         the latency of the same pool setting with tracing off, measured in the same run; the difference is what \
-         tracing costs.\n",
+         the latency of the same pool with tracing switched off, interleaved with the traced runs; the difference is \
+         what tracing costs, within this machine's noise.\n",
         r.settings.repeats
     );
     for w in &r.settings.workloads {
