@@ -5,104 +5,11 @@
 //! is a copy of its buffer. Every batch that exists has passed [`RecordBatch::validate`]: decoded ones
 //! too, because decoding goes through it.
 
+use crate::temporal;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-/// The type of a column. Every column is nullable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum DataType {
-    /// `bool` / Flink `BOOLEAN`.
-    Bool,
-    /// `int64` / Flink `BIGINT`.
-    Int64,
-    /// `float64` / Flink `DOUBLE`.
-    Float64,
-    /// `utf8` / Flink `STRING`.
-    Utf8,
-    /// `binary` / Flink `BYTES`.
-    Binary,
-}
-
-/// A type name that is not one of the supported ones.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "unknown type {0:?}; valid types: bool (BOOLEAN), int64 (BIGINT), float64 (DOUBLE), utf8 (STRING), binary (BYTES)"
-)]
-pub struct ParseTypeError(pub String);
-
-impl DataType {
-    /// Every type, in declaration order.
-    pub const ALL: [DataType; 5] =
-        [DataType::Bool, DataType::Int64, DataType::Float64, DataType::Utf8, DataType::Binary];
-
-    /// The canonical name (`int64`, ...).
-    pub fn name(self) -> &'static str {
-        match self {
-            DataType::Bool => "bool",
-            DataType::Int64 => "int64",
-            DataType::Float64 => "float64",
-            DataType::Utf8 => "utf8",
-            DataType::Binary => "binary",
-        }
-    }
-}
-
-impl std::str::FromStr for DataType {
-    type Err = ParseTypeError;
-
-    /// Parses a canonical name or a Flink SQL spelling, case-insensitively.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(match s.trim().to_ascii_lowercase().as_str() {
-            "bool" | "boolean" => DataType::Bool,
-            "int64" | "bigint" | "long" | "int" => DataType::Int64,
-            "float64" | "double" | "float" => DataType::Float64,
-            "utf8" | "string" | "str" | "varchar" => DataType::Utf8,
-            "binary" | "bytes" | "varbinary" => DataType::Binary,
-            _ => return Err(ParseTypeError(s.to_owned())),
-        })
-    }
-}
-
-impl fmt::Display for DataType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// A named column of a schema.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Field {
-    /// Column name.
-    pub name: String,
-    /// Column type.
-    pub data_type: DataType,
-}
-
-impl Field {
-    /// A field named `name` of type `data_type`.
-    pub fn new(name: impl Into<String>, data_type: DataType) -> Self {
-        Self { name: name.into(), data_type }
-    }
-}
-
-/// The columns of a batch, in order.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct Schema {
-    /// The fields.
-    pub fields: Vec<Field>,
-}
-
-impl Schema {
-    /// A schema of these fields.
-    pub fn new(fields: Vec<Field>) -> Self {
-        Self { fields }
-    }
-
-    /// Index of the column called `name`.
-    pub fn index_of(&self, name: &str) -> Option<usize> {
-        self.fields.iter().position(|f| f.name == name)
-    }
-}
+pub use crate::types::{DataType, Field, ParseTypeError, Schema};
 
 /// One value of one row, for building batches from rows and reading them back.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -111,35 +18,83 @@ pub enum Value {
     Null,
     /// A `bool` value.
     Bool(bool),
+    /// An `int8` value.
+    Int8(i8),
+    /// An `int16` value.
+    Int16(i16),
+    /// An `int32` value.
+    Int32(i32),
     /// An `int64` value.
     Int64(i64),
+    /// A `float32` value.
+    Float32(f32),
     /// A `float64` value.
     Float64(f64),
+    /// A decimal's unscaled integer (its column's type says the scale).
+    Decimal(i128),
     /// A `utf8` value.
     Utf8(String),
     /// A `binary` value.
     Binary(Vec<u8>),
+    /// A `date`: days since 1970-01-01.
+    Date(i32),
+    /// A `time`: microseconds since midnight.
+    Time(i64),
+    /// A `timestamp`: microseconds since 1970-01-01T00:00, naive.
+    Timestamp(i64),
+    /// A `timestamp_tz`: microseconds since 1970-01-01T00:00Z.
+    TimestampTz(i64),
+    /// A `list` value.
+    List(Vec<Value>),
+    /// A `map` value: its entries in order.
+    Map(Vec<(Value, Value)>),
+    /// A `struct` value: one value per field.
+    Struct(Vec<Value>),
 }
 
 impl Value {
-    /// The type of a non-null value.
-    pub fn data_type(&self) -> Option<DataType> {
-        Some(match self {
-            Value::Null => return None,
-            Value::Bool(_) => DataType::Bool,
-            Value::Int64(_) => DataType::Int64,
-            Value::Float64(_) => DataType::Float64,
-            Value::Utf8(_) => DataType::Utf8,
-            Value::Binary(_) => DataType::Binary,
-        })
-    }
-
     /// Equality that treats NaN as equal to NaN with the same bits, for comparing results.
     pub fn same_as(&self, other: &Value) -> bool {
         match (self, other) {
             (Value::Float64(a), Value::Float64(b)) => a.to_bits() == b.to_bits() || a == b,
+            (Value::Float32(a), Value::Float32(b)) => a.to_bits() == b.to_bits() || a == b,
+            (Value::List(a), Value::List(b)) | (Value::Struct(a), Value::Struct(b)) => {
+                a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.same_as(y))
+            }
+            (Value::Map(a), Value::Map(b)) => {
+                a.len() == b.len() && a.iter().zip(b).all(|((k, v), (l, w))| k.same_as(l) && v.same_as(w))
+            }
             _ => self == other,
         }
+    }
+}
+
+/// Nesting deeper than this is refused when decoding (columns) or parsing (types): it bounds the stack
+/// whatever bytes arrive.
+pub const MAX_NESTING: usize = 64;
+
+thread_local! {
+    static DECODE_DEPTH: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Counts one level of column nesting while decoding; refuses to go past [`MAX_NESTING`].
+struct DepthGuard;
+
+impl DepthGuard {
+    fn enter() -> Result<Self, String> {
+        DECODE_DEPTH.with(|d| {
+            if d.get() >= MAX_NESTING {
+                return Err(format!("columns nested more than {MAX_NESTING} deep"));
+            }
+            d.set(d.get() + 1);
+            Ok(DepthGuard)
+        })
+    }
+}
+
+impl Drop for DepthGuard {
+    fn drop(&mut self) {
+        DECODE_DEPTH.with(|d| d.set(d.get() - 1));
     }
 }
 
@@ -284,7 +239,12 @@ impl<T: Eq> Eq for LeBuffer<T> {}
 
 /// Fixed-width numbers that are plain bytes: every bit pattern is a valid value, no padding.
 pub trait Primitive: Copy + Default + 'static {}
+impl Primitive for i8 {}
+impl Primitive for i16 {}
+impl Primitive for i32 {}
 impl Primitive for i64 {}
+impl Primitive for i128 {}
+impl Primitive for f32 {}
 impl Primitive for f64 {}
 impl Primitive for u32 {}
 
@@ -339,23 +299,89 @@ impl<'de, T: Primitive> Deserialize<'de> for LeBuffer<T> {
 pub enum ColumnData {
     /// Booleans, bit-packed.
     Bool(Bitmap),
+    /// 8-bit integers.
+    Int8(LeBuffer<i8>),
+    /// 16-bit integers.
+    Int16(LeBuffer<i16>),
+    /// 32-bit integers.
+    Int32(LeBuffer<i32>),
     /// 64-bit integers.
     Int64(LeBuffer<i64>),
+    /// 32-bit floats.
+    Float32(LeBuffer<f32>),
     /// 64-bit floats.
     Float64(LeBuffer<f64>),
+    /// Decimals: unscaled integers, each of at most `precision` digits.
+    Decimal {
+        /// Digits in all.
+        precision: u8,
+        /// Digits after the point.
+        scale: u8,
+        /// Unscaled values.
+        values: LeBuffer<i128>,
+    },
     /// UTF-8 strings.
     Utf8(VarData),
     /// Byte strings.
     Binary(VarData),
+    /// Days since 1970-01-01, within years 1..=9999.
+    Date(LeBuffer<i32>),
+    /// Microseconds since midnight, below 24 h.
+    Time(LeBuffer<i64>),
+    /// Microseconds since 1970-01-01T00:00 (naive), within years 1..=9999.
+    Timestamp(LeBuffer<i64>),
+    /// Microseconds since 1970-01-01T00:00Z, within years 1..=9999.
+    TimestampTz(LeBuffer<i64>),
+    /// Lists: row `i` is `values[offsets[i]..offsets[i + 1]]`.
+    List {
+        /// `rows + 1` non-decreasing offsets into `values`, from 0.
+        offsets: LeBuffer<u32>,
+        /// The items of every list, one after another.
+        values: Box<Column>,
+    },
+    /// Maps: row `i`'s entries are `keys`/`values` at `offsets[i]..offsets[i + 1]`, in order.
+    Map {
+        /// `rows + 1` non-decreasing offsets into `keys` and `values`, from 0.
+        offsets: LeBuffer<u32>,
+        /// The keys of every map.
+        keys: Box<Column>,
+        /// The values of every map.
+        values: Box<Column>,
+    },
+    /// Structs: one child column per field, each `len` long.
+    Struct {
+        /// Field names.
+        names: Vec<String>,
+        /// One column per field.
+        columns: Vec<Column>,
+        /// Rows (a struct of no fields still has rows).
+        len: u64,
+    },
 }
 
-/// One column: values, and which of them are valid (not null). Null slots hold a default value.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One column: values, and which of them are valid (not null). Null slots hold a default value (a
+/// null list or map is empty; a null struct's fields are null).
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Column {
     /// The values.
     pub data: ColumnData,
     /// Bit `i` set means row `i` is not null; `None` means no nulls.
     pub validity: Option<Bitmap>,
+}
+
+/// [`Column`]'s fields, decoded under a [`DepthGuard`].
+#[derive(Deserialize)]
+struct ColumnRepr {
+    data: ColumnData,
+    validity: Option<Bitmap>,
+}
+
+impl<'de> Deserialize<'de> for Column {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let _depth = DepthGuard::enter().map_err(serde::de::Error::custom)?;
+        let ColumnRepr { data, validity } = ColumnRepr::deserialize(d)?;
+        Ok(Column { data, validity })
+    }
 }
 
 /// Why values could not be put into a column.
@@ -389,32 +415,90 @@ pub enum BuildError {
         /// Bytes it would have held.
         bytes: u64,
     },
+    /// A value outside its type's range (an int8 of 300, a decimal of too many digits, a date past
+    /// year 9999).
+    #[error("{0}")]
+    OutOfRange(String),
 }
 
-/// Appends values of one type to a new column.
+/// How a builder holds what it has so far.
+#[derive(Debug, Clone)]
+enum Building {
+    /// Types without children build their final storage directly.
+    Flat(ColumnData),
+    List { offsets: Vec<u32>, values: Box<ColumnBuilder> },
+    Map { offsets: Vec<u32>, keys: Box<ColumnBuilder>, values: Box<ColumnBuilder> },
+    Struct { names: Vec<String>, children: Vec<ColumnBuilder>, len: usize },
+}
+
+/// Appends values of one type to a new column. Nested columns are built through [`child`]
+/// (`ColumnBuilder::child`): push a list's items into child 0 and then call `close_entry`; push one
+/// value into each struct field's child and then call `close_entry`.
 #[derive(Debug, Clone)]
 pub struct ColumnBuilder {
-    data: ColumnData,
+    data: Building,
     validity: Bitmap,
     has_null: bool,
 }
 
+fn out_of_range(what: impl fmt::Display, t: &DataType) -> BuildError {
+    BuildError::OutOfRange(format!("{what} is out of the range of {t}"))
+}
+
+fn offset(len: usize) -> Result<u32, BuildError> {
+    u32::try_from(len).map_err(|_| BuildError::ColumnTooLarge { bytes: len as u64 })
+}
+
 impl ColumnBuilder {
     /// An empty builder for `data_type`, with room for `capacity` rows.
-    pub fn new(data_type: DataType, capacity: usize) -> Self {
+    pub fn new(data_type: &DataType, capacity: usize) -> Self {
+        let flat = |d: ColumnData| Building::Flat(d);
         let data = match data_type {
-            DataType::Bool => ColumnData::Bool(Bitmap::new()),
-            DataType::Int64 => ColumnData::Int64(LeBuffer(Vec::with_capacity(capacity))),
-            DataType::Float64 => ColumnData::Float64(LeBuffer(Vec::with_capacity(capacity))),
-            DataType::Utf8 => ColumnData::Utf8(VarData::default()),
-            DataType::Binary => ColumnData::Binary(VarData::default()),
+            DataType::Bool => flat(ColumnData::Bool(Bitmap::new())),
+            DataType::Int8 => flat(ColumnData::Int8(LeBuffer(Vec::with_capacity(capacity)))),
+            DataType::Int16 => flat(ColumnData::Int16(LeBuffer(Vec::with_capacity(capacity)))),
+            DataType::Int32 => flat(ColumnData::Int32(LeBuffer(Vec::with_capacity(capacity)))),
+            DataType::Int64 => flat(ColumnData::Int64(LeBuffer(Vec::with_capacity(capacity)))),
+            DataType::Float32 => flat(ColumnData::Float32(LeBuffer(Vec::with_capacity(capacity)))),
+            DataType::Float64 => flat(ColumnData::Float64(LeBuffer(Vec::with_capacity(capacity)))),
+            DataType::Decimal { precision, scale } => flat(ColumnData::Decimal {
+                precision: *precision,
+                scale: *scale,
+                values: LeBuffer(Vec::with_capacity(capacity)),
+            }),
+            DataType::Utf8 => flat(ColumnData::Utf8(VarData::default())),
+            DataType::Binary => flat(ColumnData::Binary(VarData::default())),
+            DataType::Date => flat(ColumnData::Date(LeBuffer(Vec::with_capacity(capacity)))),
+            DataType::Time => flat(ColumnData::Time(LeBuffer(Vec::with_capacity(capacity)))),
+            DataType::Timestamp => flat(ColumnData::Timestamp(LeBuffer(Vec::with_capacity(capacity)))),
+            DataType::TimestampTz => flat(ColumnData::TimestampTz(LeBuffer(Vec::with_capacity(capacity)))),
+            DataType::List(t) => Building::List { offsets: vec![0], values: Box::new(ColumnBuilder::new(t, capacity)) },
+            DataType::Map(k, v) => Building::Map {
+                offsets: vec![0],
+                keys: Box::new(ColumnBuilder::new(k, capacity)),
+                values: Box::new(ColumnBuilder::new(v, capacity)),
+            },
+            DataType::Struct(fields) => Building::Struct {
+                names: fields.iter().map(|f| f.name.clone()).collect(),
+                children: fields.iter().map(|f| ColumnBuilder::new(&f.data_type, capacity)).collect(),
+                len: 0,
+            },
         };
         Self { data, validity: Bitmap::new(), has_null: false }
     }
 
-    /// The column's type.
+    /// The column's type (allocates for nested types: keep it out of per-row loops).
     pub fn data_type(&self) -> DataType {
-        self.data.data_type()
+        match &self.data {
+            Building::Flat(d) => d.data_type(),
+            Building::List { values, .. } => DataType::List(Box::new(values.data_type())),
+            Building::Map { keys, values, .. } => {
+                DataType::Map(Box::new(keys.data_type()), Box::new(values.data_type()))
+            }
+            Building::Struct { names, children, .. } => DataType::Struct(
+                names.iter().zip(children).map(|(n, c)| Field::new(n.clone(), c.data_type())).collect(),
+            ),
+        }
     }
 
     /// Appends a null.
@@ -423,17 +507,44 @@ impl ColumnBuilder {
         self.has_null = true;
         self.validity.push(false);
         match &mut self.data {
-            ColumnData::Bool(b) => b.push(false),
-            ColumnData::Int64(v) => v.0.push(0),
-            ColumnData::Float64(v) => v.0.push(0.0),
-            ColumnData::Utf8(v) | ColumnData::Binary(v) => v.offsets.0.push(v.bytes.len() as u32),
+            Building::Flat(d) => match d {
+                ColumnData::Bool(b) => b.push(false),
+                ColumnData::Int8(v) => v.0.push(0),
+                ColumnData::Int16(v) => v.0.push(0),
+                ColumnData::Int32(v) | ColumnData::Date(v) => v.0.push(0),
+                ColumnData::Int64(v)
+                | ColumnData::Time(v)
+                | ColumnData::Timestamp(v)
+                | ColumnData::TimestampTz(v) => v.0.push(0),
+                ColumnData::Float32(v) => v.0.push(0.0),
+                ColumnData::Float64(v) => v.0.push(0.0),
+                ColumnData::Decimal { values, .. } => values.0.push(0),
+                ColumnData::Utf8(v) | ColumnData::Binary(v) => v.offsets.0.push(v.bytes.len() as u32),
+                ColumnData::List { .. } | ColumnData::Map { .. } | ColumnData::Struct { .. } => {
+                    unreachable!("nested columns are built as Building::List/Map/Struct")
+                }
+            },
+            Building::List { offsets, .. } | Building::Map { offsets, .. } => {
+                offsets.push(*offsets.last().expect("starts with 0"));
+            }
+            Building::Struct { children, len, .. } => {
+                children.iter_mut().for_each(ColumnBuilder::push_null);
+                *len += 1;
+            }
+        }
+    }
+
+    fn flat(&mut self) -> &mut ColumnData {
+        match &mut self.data {
+            Building::Flat(d) => d,
+            _ => panic!("a value pushed into a nested column directly; use child() and close_entry()"),
         }
     }
 
     /// Appends a bool (the column must be `bool`).
     #[inline]
     pub fn push_bool(&mut self, x: bool) {
-        let ColumnData::Bool(b) = &mut self.data else { panic!("push_bool on {}", self.data_type()) };
+        let ColumnData::Bool(b) = self.flat() else { panic!("push_bool on {}", self.data_type()) };
         b.push(x);
         self.validity.push(true);
     }
@@ -441,23 +552,98 @@ impl ColumnBuilder {
     /// Appends an int64 (the column must be `int64`).
     #[inline]
     pub fn push_i64(&mut self, x: i64) {
-        let ColumnData::Int64(v) = &mut self.data else { panic!("push_i64 on {}", self.data_type()) };
+        let ColumnData::Int64(v) = self.flat() else { panic!("push_i64 on {}", self.data_type()) };
         v.0.push(x);
         self.validity.push(true);
+    }
+
+    /// Appends an integer to any integer column, checking it fits the column's width.
+    #[inline]
+    pub fn push_int(&mut self, x: i64) -> Result<(), BuildError> {
+        match self.flat() {
+            ColumnData::Int8(v) => v.0.push(i8::try_from(x).map_err(|_| out_of_range(x, &DataType::Int8))?),
+            ColumnData::Int16(v) => v.0.push(i16::try_from(x).map_err(|_| out_of_range(x, &DataType::Int16))?),
+            ColumnData::Int32(v) => v.0.push(i32::try_from(x).map_err(|_| out_of_range(x, &DataType::Int32))?),
+            ColumnData::Int64(v) => v.0.push(x),
+            _ => panic!("push_int on {}", self.data_type()),
+        }
+        self.validity.push(true);
+        Ok(())
     }
 
     /// Appends a float64 (the column must be `float64`).
     #[inline]
     pub fn push_f64(&mut self, x: f64) {
-        let ColumnData::Float64(v) = &mut self.data else { panic!("push_f64 on {}", self.data_type()) };
+        let ColumnData::Float64(v) = self.flat() else { panic!("push_f64 on {}", self.data_type()) };
         v.0.push(x);
         self.validity.push(true);
+    }
+
+    /// Appends a float to a `float32` column; a finite value beyond float32's range is an error (it
+    /// would become infinity).
+    #[inline]
+    pub fn push_f32(&mut self, x: f64) -> Result<(), BuildError> {
+        let narrowed = x as f32;
+        if narrowed.is_infinite() && x.is_finite() {
+            return Err(out_of_range(x, &DataType::Float32));
+        }
+        let ColumnData::Float32(v) = self.flat() else { panic!("push_f32 on {}", self.data_type()) };
+        v.0.push(narrowed);
+        self.validity.push(true);
+        Ok(())
+    }
+
+    /// Appends a decimal's unscaled integer (the column's scale), checking its precision.
+    #[inline]
+    pub fn push_decimal(&mut self, unscaled: i128) -> Result<(), BuildError> {
+        let ColumnData::Decimal { precision, scale, values } = self.flat() else {
+            panic!("push_decimal on {}", self.data_type())
+        };
+        if !temporal::decimal_fits(unscaled, *precision) {
+            return Err(BuildError::OutOfRange(format!(
+                "{} has more than {precision} digits: out of the range of decimal({precision}, {scale})",
+                temporal::format_decimal(unscaled, *scale)
+            )));
+        }
+        values.0.push(unscaled);
+        self.validity.push(true);
+        Ok(())
+    }
+
+    /// Appends a date, time or timestamp (the column's kind), checking its range.
+    #[inline]
+    pub fn push_temporal(&mut self, x: i64) -> Result<(), BuildError> {
+        let t = match self.flat() {
+            ColumnData::Date(v) if (temporal::MIN_DAYS.into()..=temporal::MAX_DAYS.into()).contains(&x) => {
+                v.0.push(x as i32);
+                None
+            }
+            ColumnData::Time(v) if (0..temporal::MICROS_PER_DAY).contains(&x) => {
+                v.0.push(x);
+                None
+            }
+            ColumnData::Timestamp(v) | ColumnData::TimestampTz(v)
+                if (temporal::MIN_MICROS..=temporal::MAX_MICROS).contains(&x) =>
+            {
+                v.0.push(x);
+                None
+            }
+            d @ (ColumnData::Date(_) | ColumnData::Time(_) | ColumnData::Timestamp(_) | ColumnData::TimestampTz(_)) => {
+                Some(d.data_type())
+            }
+            d => panic!("push_temporal on {}", d.data_type()),
+        };
+        if let Some(t) = t {
+            return Err(out_of_range(x, &t));
+        }
+        self.validity.push(true);
+        Ok(())
     }
 
     /// Appends a string (the column must be `utf8`).
     #[inline]
     pub fn push_str(&mut self, x: &str) -> Result<(), BuildError> {
-        let ColumnData::Utf8(v) = &mut self.data else { panic!("push_str on {}", self.data_type()) };
+        let ColumnData::Utf8(v) = self.flat() else { panic!("push_str on {}", self.data_type()) };
         v.push(x.as_bytes())?;
         self.validity.push(true);
         Ok(())
@@ -466,21 +652,112 @@ impl ColumnBuilder {
     /// Appends bytes (the column must be `binary`).
     #[inline]
     pub fn push_binary(&mut self, x: &[u8]) -> Result<(), BuildError> {
-        let ColumnData::Binary(v) = &mut self.data else { panic!("push_binary on {}", self.data_type()) };
+        let ColumnData::Binary(v) = self.flat() else { panic!("push_binary on {}", self.data_type()) };
         v.push(x)?;
         self.validity.push(true);
         Ok(())
     }
 
-    /// Appends a value if its type is the column's; `Ok(false)` (nothing appended) if it is not.
+    /// A nested column's child: a list's items (0), a map's keys (0) and values (1), a struct's
+    /// fields (by index). Panics on a column without children or an index past them.
+    pub fn child(&mut self, i: usize) -> &mut ColumnBuilder {
+        if !self.has_child(i) {
+            panic!("no child {i} in a column of {}", self.data_type());
+        }
+        match (&mut self.data, i) {
+            (Building::List { values, .. }, 0) => values,
+            (Building::Map { keys, .. }, 0) => keys,
+            (Building::Map { values, .. }, 1) => values,
+            (Building::Struct { children, .. }, i) => &mut children[i],
+            _ => unreachable!("checked by has_child"),
+        }
+    }
+
+    fn has_child(&self, i: usize) -> bool {
+        match &self.data {
+            Building::List { .. } => i == 0,
+            Building::Map { .. } => i < 2,
+            Building::Struct { children, .. } => i < children.len(),
+            Building::Flat(_) => false,
+        }
+    }
+
+    /// Ends a non-null list, map or struct value whose contents were pushed into the children.
+    pub fn close_entry(&mut self) -> Result<(), BuildError> {
+        match &mut self.data {
+            Building::List { offsets, values } => offsets.push(offset(values.len())?),
+            Building::Map { offsets, keys, values } => {
+                debug_assert_eq!(keys.len(), values.len(), "a map entry needs a key and a value");
+                offsets.push(offset(keys.len())?);
+            }
+            Building::Struct { len, .. } => *len += 1,
+            Building::Flat(d) => panic!("close_entry on {}", d.data_type()),
+        }
+        self.validity.push(true);
+        Ok(())
+    }
+
+    /// Appends a value if its type is the column's; `Ok(false)` (nothing appended) if it is not. A
+    /// value of the right type out of the column's range is an error.
     pub fn push(&mut self, value: &Value) -> Result<bool, BuildError> {
-        match (value, &self.data) {
-            (Value::Null, _) => self.push_null(),
-            (Value::Bool(x), ColumnData::Bool(_)) => self.push_bool(*x),
-            (Value::Int64(x), ColumnData::Int64(_)) => self.push_i64(*x),
-            (Value::Float64(x), ColumnData::Float64(_)) => self.push_f64(*x),
-            (Value::Utf8(x), ColumnData::Utf8(_)) => self.push_str(x)?,
-            (Value::Binary(x), ColumnData::Binary(_)) => self.push_binary(x)?,
+        let len = self.len();
+        let pushed = self.push_inner(value);
+        if !matches!(pushed, Ok(true)) {
+            self.truncate(len);
+        }
+        pushed
+    }
+
+    fn push_inner(&mut self, value: &Value) -> Result<bool, BuildError> {
+        if let Value::Null = value {
+            self.push_null();
+            return Ok(true);
+        }
+        match (&mut self.data, value) {
+            (Building::List { .. }, Value::List(items)) => {
+                for item in items {
+                    if !self.child(0).push_inner(item)? {
+                        return Ok(false);
+                    }
+                }
+                self.close_entry()?;
+            }
+            (Building::Map { .. }, Value::Map(entries)) => {
+                for (k, v) in entries {
+                    if !self.child(0).push_inner(k)? || !self.child(1).push_inner(v)? {
+                        return Ok(false);
+                    }
+                }
+                self.close_entry()?;
+            }
+            (Building::Struct { children, .. }, Value::Struct(values)) => {
+                if values.len() != children.len() {
+                    return Ok(false);
+                }
+                for (i, v) in values.iter().enumerate() {
+                    if !self.child(i).push_inner(v)? {
+                        return Ok(false);
+                    }
+                }
+                self.close_entry()?;
+            }
+            (Building::Flat(d), v) => match (d, v) {
+                (ColumnData::Bool(_), Value::Bool(x)) => self.push_bool(*x),
+                (ColumnData::Int8(_), Value::Int8(x)) => self.push_int((*x).into())?,
+                (ColumnData::Int16(_), Value::Int16(x)) => self.push_int((*x).into())?,
+                (ColumnData::Int32(_), Value::Int32(x)) => self.push_int((*x).into())?,
+                (ColumnData::Int64(_), Value::Int64(x)) => self.push_i64(*x),
+                (ColumnData::Float32(_), Value::Float32(x)) => self.push_f32((*x).into())?,
+                (ColumnData::Float64(_), Value::Float64(x)) => self.push_f64(*x),
+                (ColumnData::Decimal { .. }, Value::Decimal(x)) => self.push_decimal(*x)?,
+                (ColumnData::Utf8(_), Value::Utf8(x)) => self.push_str(x)?,
+                (ColumnData::Binary(_), Value::Binary(x)) => self.push_binary(x)?,
+                (ColumnData::Date(_), Value::Date(x)) => self.push_temporal((*x).into())?,
+                (ColumnData::Time(_), Value::Time(x))
+                | (ColumnData::Timestamp(_), Value::Timestamp(x))
+                | (ColumnData::TimestampTz(_), Value::TimestampTz(x)) => self.push_temporal(*x)?,
+                _ => return Ok(false),
+            },
             _ => return Ok(false),
         }
         Ok(true)
@@ -496,38 +773,99 @@ impl ColumnBuilder {
         self.len() == 0
     }
 
-    /// Drops values after the first `len`, e.g. to roll back a row that failed half-way.
+    /// Drops values after the first `len`, e.g. to roll back a row that failed half-way (children
+    /// included).
     pub fn truncate(&mut self, len: usize) {
-        if len >= self.len() {
-            return;
-        }
-        self.validity.truncate(len);
         match &mut self.data {
-            ColumnData::Bool(b) => b.truncate(len),
-            ColumnData::Int64(v) => v.0.truncate(len),
-            ColumnData::Float64(v) => v.0.truncate(len),
-            ColumnData::Utf8(v) | ColumnData::Binary(v) => {
-                v.offsets.0.truncate(len + 1);
-                v.bytes.truncate(v.offsets.0[len] as usize);
+            Building::Flat(d) => {
+                if len >= self.validity.len() {
+                    return;
+                }
+                match d {
+                    ColumnData::Bool(b) => b.truncate(len),
+                    ColumnData::Int8(v) => v.0.truncate(len),
+                    ColumnData::Int16(v) => v.0.truncate(len),
+                    ColumnData::Int32(v) | ColumnData::Date(v) => v.0.truncate(len),
+                    ColumnData::Int64(v)
+                    | ColumnData::Time(v)
+                    | ColumnData::Timestamp(v)
+                    | ColumnData::TimestampTz(v) => v.0.truncate(len),
+                    ColumnData::Float32(v) => v.0.truncate(len),
+                    ColumnData::Float64(v) => v.0.truncate(len),
+                    ColumnData::Decimal { values, .. } => values.0.truncate(len),
+                    ColumnData::Utf8(v) | ColumnData::Binary(v) => {
+                        v.offsets.0.truncate(len + 1);
+                        v.bytes.truncate(v.offsets.0[len] as usize);
+                    }
+                    ColumnData::List { .. } | ColumnData::Map { .. } | ColumnData::Struct { .. } => unreachable!(),
+                }
+            }
+            // Children may hold items of an entry that was never closed: cut them back too.
+            Building::List { offsets, values } => {
+                offsets.truncate(len + 1);
+                values.truncate(offsets[offsets.len() - 1] as usize);
+            }
+            Building::Map { offsets, keys, values } => {
+                offsets.truncate(len + 1);
+                let end = offsets[offsets.len() - 1] as usize;
+                keys.truncate(end);
+                values.truncate(end);
+            }
+            Building::Struct { children, len: n, .. } => {
+                *n = (*n).min(len);
+                children.iter_mut().for_each(|c| c.truncate(len));
             }
         }
+        self.validity.truncate(len);
     }
 
     /// The finished column.
     pub fn finish(self) -> Column {
-        Column { data: self.data, validity: self.has_null.then_some(self.validity) }
+        let data = match self.data {
+            Building::Flat(d) => d,
+            Building::List { offsets, values } => {
+                ColumnData::List { offsets: LeBuffer(offsets), values: Box::new(values.finish()) }
+            }
+            Building::Map { offsets, keys, values } => ColumnData::Map {
+                offsets: LeBuffer(offsets),
+                keys: Box::new(keys.finish()),
+                values: Box::new(values.finish()),
+            },
+            Building::Struct { names, children, len } => ColumnData::Struct {
+                names,
+                columns: children.into_iter().map(ColumnBuilder::finish).collect(),
+                len: len as u64,
+            },
+        };
+        Column { data, validity: self.has_null.then_some(self.validity) }
     }
 }
 
 impl ColumnData {
-    /// The type of these values.
+    /// The type of these values (allocates for nested types).
     pub fn data_type(&self) -> DataType {
         match self {
             ColumnData::Bool(_) => DataType::Bool,
+            ColumnData::Int8(_) => DataType::Int8,
+            ColumnData::Int16(_) => DataType::Int16,
+            ColumnData::Int32(_) => DataType::Int32,
             ColumnData::Int64(_) => DataType::Int64,
+            ColumnData::Float32(_) => DataType::Float32,
             ColumnData::Float64(_) => DataType::Float64,
+            ColumnData::Decimal { precision, scale, .. } => DataType::Decimal { precision: *precision, scale: *scale },
             ColumnData::Utf8(_) => DataType::Utf8,
             ColumnData::Binary(_) => DataType::Binary,
+            ColumnData::Date(_) => DataType::Date,
+            ColumnData::Time(_) => DataType::Time,
+            ColumnData::Timestamp(_) => DataType::Timestamp,
+            ColumnData::TimestampTz(_) => DataType::TimestampTz,
+            ColumnData::List { values, .. } => DataType::List(Box::new(values.data_type())),
+            ColumnData::Map { keys, values, .. } => {
+                DataType::Map(Box::new(keys.data_type()), Box::new(values.data_type()))
+            }
+            ColumnData::Struct { names, columns, .. } => DataType::Struct(
+                names.iter().zip(columns).map(|(n, c)| Field::new(n.clone(), c.data_type())).collect(),
+            ),
         }
     }
 
@@ -535,9 +873,18 @@ impl ColumnData {
     pub fn len(&self) -> usize {
         match self {
             ColumnData::Bool(b) => b.len(),
-            ColumnData::Int64(v) => v.0.len(),
+            ColumnData::Int8(v) => v.0.len(),
+            ColumnData::Int16(v) => v.0.len(),
+            ColumnData::Int32(v) | ColumnData::Date(v) => v.0.len(),
+            ColumnData::Int64(v) | ColumnData::Time(v) | ColumnData::Timestamp(v) | ColumnData::TimestampTz(v) => {
+                v.0.len()
+            }
+            ColumnData::Float32(v) => v.0.len(),
             ColumnData::Float64(v) => v.0.len(),
+            ColumnData::Decimal { values, .. } => values.0.len(),
             ColumnData::Utf8(v) | ColumnData::Binary(v) => v.len(),
+            ColumnData::List { offsets, .. } | ColumnData::Map { offsets, .. } => offsets.0.len().saturating_sub(1),
+            ColumnData::Struct { len, .. } => *len as usize,
         }
     }
 
@@ -547,8 +894,22 @@ impl ColumnData {
     }
 }
 
+/// Checks list or map offsets: `rows + 1` of them, from 0, non-decreasing, ending at `child_len`.
+fn check_offsets(offsets: &[u32], rows: usize, child_len: usize) -> Result<(), String> {
+    if offsets.len() != rows + 1 || offsets.first() != Some(&0) {
+        return Err(format!("has {} offsets for {rows} rows (must be rows + 1, from 0)", offsets.len()));
+    }
+    if offsets.windows(2).any(|w| w[0] > w[1]) {
+        return Err("offsets must not decrease".into());
+    }
+    if offsets[rows] as usize != child_len {
+        return Err(format!("last offset {} != {child_len} child values", offsets[rows]));
+    }
+    Ok(())
+}
+
 impl Column {
-    /// The column's type.
+    /// The column's type (allocates for nested types).
     pub fn data_type(&self) -> DataType {
         self.data.data_type()
     }
@@ -576,10 +937,26 @@ impl Column {
         }
         match &self.data {
             ColumnData::Bool(b) => Value::Bool(b.get(i)),
+            ColumnData::Int8(v) => Value::Int8(v.0[i]),
+            ColumnData::Int16(v) => Value::Int16(v.0[i]),
+            ColumnData::Int32(v) => Value::Int32(v.0[i]),
             ColumnData::Int64(v) => Value::Int64(v.0[i]),
+            ColumnData::Float32(v) => Value::Float32(v.0[i]),
             ColumnData::Float64(v) => Value::Float64(v.0[i]),
+            ColumnData::Decimal { values, .. } => Value::Decimal(values.0[i]),
             ColumnData::Utf8(v) => Value::Utf8(String::from_utf8_lossy(v.get(i)).into_owned()),
             ColumnData::Binary(v) => Value::Binary(v.get(i).to_vec()),
+            ColumnData::Date(v) => Value::Date(v.0[i]),
+            ColumnData::Time(v) => Value::Time(v.0[i]),
+            ColumnData::Timestamp(v) => Value::Timestamp(v.0[i]),
+            ColumnData::TimestampTz(v) => Value::TimestampTz(v.0[i]),
+            ColumnData::List { offsets, values } => {
+                Value::List((offsets.0[i] as usize..offsets.0[i + 1] as usize).map(|j| values.value(j)).collect())
+            }
+            ColumnData::Map { offsets, keys, values } => Value::Map(
+                (offsets.0[i] as usize..offsets.0[i + 1] as usize).map(|j| (keys.value(j), values.value(j))).collect(),
+            ),
+            ColumnData::Struct { columns, .. } => Value::Struct(columns.iter().map(|c| c.value(i)).collect()),
         }
     }
 
@@ -594,7 +971,8 @@ impl Column {
         }
     }
 
-    fn check(&self, rows: usize) -> Result<(), String> {
+    /// Checks this column's invariants for `rows` rows, children included.
+    pub fn check(&self, rows: usize) -> Result<(), String> {
         if self.len() != rows {
             return Err(format!("has {} values for {rows} rows", self.len()));
         }
@@ -603,10 +981,41 @@ impl Column {
                 return Err("validity bitmap does not match the row count".into());
             }
         }
+        let range = |ok: bool, what: &str| if ok { Ok(()) } else { Err(format!("holds a {what} out of range")) };
         match &self.data {
             ColumnData::Bool(b) if !b.is_well_formed() => Err("bool bitmap is malformed".into()),
             ColumnData::Utf8(v) => v.check(true),
             ColumnData::Binary(v) => v.check(false),
+            ColumnData::Decimal { precision, scale, values } => {
+                DataType::decimal(*precision, *scale)?;
+                range(values.0.iter().all(|&x| temporal::decimal_fits(x, *precision)), "decimal")
+            }
+            ColumnData::Date(v) => {
+                range(v.0.iter().all(|d| (temporal::MIN_DAYS..=temporal::MAX_DAYS).contains(d)), "date")
+            }
+            ColumnData::Time(v) => range(v.0.iter().all(|t| (0..temporal::MICROS_PER_DAY).contains(t)), "time"),
+            ColumnData::Timestamp(v) | ColumnData::TimestampTz(v) => range(
+                v.0.iter().all(|t| (temporal::MIN_MICROS..=temporal::MAX_MICROS).contains(t)),
+                "timestamp",
+            ),
+            ColumnData::List { offsets, values } => {
+                check_offsets(&offsets.0, rows, values.len())?;
+                values.check(values.len()).map_err(|e| format!("list items {e}"))
+            }
+            ColumnData::Map { offsets, keys, values } => {
+                check_offsets(&offsets.0, rows, keys.len())?;
+                keys.check(keys.len()).map_err(|e| format!("map keys {e}"))?;
+                values.check(keys.len()).map_err(|e| format!("map values {e}"))
+            }
+            ColumnData::Struct { names, columns, .. } => {
+                if names.len() != columns.len() {
+                    return Err(format!("{} names for {} struct fields", names.len(), columns.len()));
+                }
+                for (n, c) in names.iter().zip(columns) {
+                    c.check(rows).map_err(|e| format!("field {n:?} {e}"))?;
+                }
+                Ok(())
+            }
             _ => Ok(()),
         }
     }
@@ -650,13 +1059,13 @@ impl RecordBatch {
 
     /// An empty batch (no rows) of this schema.
     pub fn empty(schema: Schema) -> Self {
-        let columns = schema.fields.iter().map(|f| ColumnBuilder::new(f.data_type, 0).finish()).collect();
+        let columns = schema.fields.iter().map(|f| ColumnBuilder::new(&f.data_type, 0).finish()).collect();
         Self { schema, columns, num_rows: 0 }
     }
 
     /// Builds a batch from rows of values.
     pub fn from_rows(schema: Schema, rows: &[Vec<Value>]) -> Result<Self, BuildError> {
-        let mut builders: Vec<_> = schema.fields.iter().map(|f| ColumnBuilder::new(f.data_type, rows.len())).collect();
+        let mut builders: Vec<_> = schema.fields.iter().map(|f| ColumnBuilder::new(&f.data_type, rows.len())).collect();
         for (r, row) in rows.iter().enumerate() {
             if row.len() != builders.len() {
                 return Err(BuildError::RowWidth { row: r, got: row.len(), expected: builders.len() });
@@ -666,7 +1075,7 @@ impl RecordBatch {
                     return Err(BuildError::TypeMismatch {
                         row: r,
                         column: f.name.clone(),
-                        expected: f.data_type,
+                        expected: f.data_type.clone(),
                         got: v.clone(),
                     });
                 }
@@ -788,15 +1197,58 @@ mod tests {
     }
 
     #[test]
-    fn type_names_accept_flink_spellings() {
-        assert_eq!("BIGINT".parse::<DataType>().unwrap(), DataType::Int64);
-        assert_eq!("String".parse::<DataType>().unwrap(), DataType::Utf8);
-        assert!("decimal".parse::<DataType>().unwrap_err().to_string().contains("valid types"));
+    fn nested_values_round_trip_and_roll_back() {
+        let t: DataType = "struct<a: list<int8>, m: map<utf8, decimal(5, 2)>>".parse().unwrap();
+        let schema = Schema::new(vec![Field::new("s", t.clone())]);
+        let rows = vec![
+            vec![Value::Struct(vec![
+                Value::List(vec![Value::Int8(1), Value::Null]),
+                Value::Map(vec![(Value::Utf8("k".into()), Value::Decimal(-1250))]),
+            ])],
+            vec![Value::Null],
+            vec![Value::Struct(vec![Value::Null, Value::Map(vec![])])],
+        ];
+        let b = RecordBatch::from_rows(schema.clone(), &rows).unwrap();
+        assert_eq!(b.to_rows(), rows);
+        // A value that fails half-way leaves nothing behind.
+        let mut builder = ColumnBuilder::new(&t, 0);
+        let bad = Value::Struct(vec![Value::List(vec![Value::Int8(2)]), Value::Map(vec![(Value::Null, Value::Decimal(10_i128.pow(6)))])]);
+        assert!(matches!(builder.push(&bad), Err(BuildError::OutOfRange(_))));
+        assert!(builder.push(&rows[0][0]).unwrap());
+        assert_eq!(builder.finish().value(0), rows[0][0]);
+    }
+
+    #[test]
+    fn decoding_refuses_columns_nested_past_the_limit() {
+        let mut t = DataType::Int8;
+        for _ in 0..MAX_NESTING + 5 {
+            t = DataType::List(Box::new(t));
+        }
+        let column = ColumnBuilder::new(&t, 0).finish();
+        let bytes = crate::codec::encode(&column).unwrap();
+        let err = crate::codec::decode::<Column>(&bytes).unwrap_err().to_string();
+        assert!(err.contains("nested more than 64 deep"), "{err}");
+    }
+
+    #[test]
+    fn out_of_range_values_are_refused() {
+        let mut b = ColumnBuilder::new(&DataType::Int8, 0);
+        assert_eq!(b.push_int(300).unwrap_err().to_string(), "300 is out of the range of int8");
+        let mut d = ColumnBuilder::new(&DataType::Decimal { precision: 3, scale: 1 }, 0);
+        assert_eq!(
+            d.push_decimal(1000).unwrap_err().to_string(),
+            "100.0 has more than 3 digits: out of the range of decimal(3, 1)"
+        );
+        let mut t = ColumnBuilder::new(&DataType::Time, 0);
+        assert!(t.push_temporal(crate::temporal::MICROS_PER_DAY).is_err());
+        let mut f = ColumnBuilder::new(&DataType::Float32, 0);
+        assert!(f.push_f32(1e300).is_err());
+        assert!(f.push_f32(f64::INFINITY).is_ok());
     }
 
     #[test]
     fn truncate_rolls_back_a_half_built_row() {
-        let mut b = ColumnBuilder::new(DataType::Utf8, 0);
+        let mut b = ColumnBuilder::new(&DataType::Utf8, 0);
         b.push_str("kept").unwrap();
         b.push_null();
         b.push_str("dropped").unwrap();
@@ -807,7 +1259,7 @@ mod tests {
             (0..3).map(|i| c.value(i)).collect::<Vec<_>>(),
             vec![Value::Utf8("kept".into()), Value::Null, Value::Utf8("new".into())]
         );
-        let mut flags = ColumnBuilder::new(DataType::Bool, 0);
+        let mut flags = ColumnBuilder::new(&DataType::Bool, 0);
         (0..10).for_each(|i| flags.push_bool(i % 2 == 0));
         flags.truncate(9);
         flags.push_bool(false);

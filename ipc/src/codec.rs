@@ -47,31 +47,7 @@ mod tests {
     use crate::batch::*;
     use proptest::prelude::*;
 
-    fn arb_value(t: DataType) -> BoxedStrategy<Value> {
-        let v = match t {
-            DataType::Bool => any::<bool>().prop_map(Value::Bool).boxed(),
-            DataType::Int64 => any::<i64>().prop_map(Value::Int64).boxed(),
-            DataType::Float64 => any::<f64>().prop_map(Value::Float64).boxed(),
-            DataType::Utf8 => any::<String>().prop_map(Value::Utf8).boxed(),
-            DataType::Binary => proptest::collection::vec(any::<u8>(), 0..40).prop_map(Value::Binary).boxed(),
-        };
-        prop_oneof![1 => Just(Value::Null), 4 => v].boxed()
-    }
-
-    pub(crate) fn arb_batch() -> impl Strategy<Value = RecordBatch> {
-        (proptest::collection::vec(proptest::sample::select(DataType::ALL.to_vec()), 0..5), 0usize..40).prop_flat_map(
-            |(types, rows)| {
-                let cols: Vec<_> = types.iter().map(|&t| proptest::collection::vec(arb_value(t), rows)).collect();
-                (Just(types), cols).prop_map(move |(types, cols)| {
-                    let schema =
-                        Schema::new(types.iter().enumerate().map(|(i, &t)| Field::new(format!("c{i}"), t)).collect());
-                    let rows_v: Vec<Vec<Value>> =
-                        (0..rows).map(|r| cols.iter().map(|c| c[r].clone()).collect()).collect();
-                    RecordBatch::from_rows(schema, &rows_v).unwrap()
-                })
-            },
-        )
-    }
+    pub(crate) use crate::arbitrary::arb_batch;
 
     #[test]
     fn int64_column_is_length_then_raw_bytes() {
@@ -79,7 +55,7 @@ mod tests {
         let b = RecordBatch::from_rows(schema, &[vec![Value::Int64(1)], vec![Value::Int64(-2)]]).unwrap();
         let bytes = encode(b.column(0)).unwrap();
         // variant tag (u32), byte length (u64), 16 raw bytes, validity None (u8)
-        let mut expect = vec![1, 0, 0, 0, 16, 0, 0, 0, 0, 0, 0, 0];
+        let mut expect = vec![4, 0, 0, 0, 16, 0, 0, 0, 0, 0, 0, 0];
         expect.extend_from_slice(&1i64.to_le_bytes());
         expect.extend_from_slice(&(-2i64).to_le_bytes());
         expect.push(0);
@@ -115,6 +91,13 @@ mod tests {
                 prop_assert!(x.same_as(y), "{:?} != {:?}", x, y);
             }
             prop_assert_eq!(back.schema(), b.schema());
+        }
+
+        #[test]
+        fn types_round_trip_through_their_names(t in crate::arbitrary::arb_type()) {
+            prop_assert_eq!(t.to_string().parse::<DataType>().unwrap(), t.clone());
+            let back: DataType = decode(&encode(&t).unwrap()).unwrap();
+            prop_assert_eq!(back, t);
         }
 
         #[test]

@@ -29,6 +29,8 @@
 
 #![deny(missing_docs)]
 
+#[cfg(any(test, feature = "arbitrary"))]
+pub mod arbitrary;
 pub mod batch;
 pub mod codec;
 pub mod endpoint;
@@ -36,7 +38,9 @@ pub mod protocol;
 pub mod ring;
 pub mod segment;
 pub mod sync;
+pub mod temporal;
 pub mod trace;
+pub mod types;
 
 pub use endpoint::{Endpoint, Side, TransferError};
 pub use segment::Segment;
