@@ -1,13 +1,14 @@
 //! Reading records from CSV (with a header) or JSON Lines into record batches, streaming.
 //!
-//! Column types come from `--schema name:type,...` or are inferred from the first
+//! Column types come from `--schema name:type,...` (any type, nested ones included: see
+//! [`crate::values`] for how each is written) or are inferred from the first
 //! [`INFER_ROWS`] records: int64 if every non-empty value parses as one, else float64, else bool
 //! (`true`/`false`), else utf8. An empty CSV field and a JSON `null` or missing key are null. Binary
 //! values are a CSV field's raw bytes, or base64 strings in JSON. Every error names the file, the line,
 //! the column and the value.
 
-use base64::Engine;
-use ipc::batch::{BuildError, ColumnBuilder, DataType, Field, RecordBatch, Schema, Value};
+use crate::values::{parse_bool, parse_float, push_json, push_text, short};
+use ipc::batch::{ColumnBuilder, DataType, Field, RecordBatch, Schema, Value};
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
@@ -64,15 +65,36 @@ impl Format {
 
 /// Parses `name:type,name:type`.
 pub fn parse_schema_arg(s: &str) -> Result<Vec<(String, DataType)>, InputError> {
-    s.split(',')
+    split_top_level(s)
+        .into_iter()
         .filter(|p| !p.trim().is_empty())
         .map(|pair| {
             let (name, ty) =
                 pair.split_once(':').ok_or_else(|| InputError::Schema(format!("{pair:?} is not name:type")))?;
-            let ty = ty.parse::<DataType>().map_err(|e| InputError::Schema(format!("column {name:?}: {e}")))?;
+            let ty =
+                ty.parse::<DataType>().map_err(|e| InputError::Schema(format!("column {:?}: {e}", name.trim())))?;
             Ok((name.trim().to_owned(), ty))
         })
         .collect()
+}
+
+/// `s` split at the commas outside brackets: `a:int64,m:map<utf8, int32>` is two parts.
+fn split_top_level(s: &str) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let (mut depth, mut start) = (0i32, 0);
+    for (i, c) in s.char_indices() {
+        match c {
+            '<' | '(' | '[' => depth += 1,
+            '>' | ')' | ']' => depth -= 1,
+            ',' if depth == 0 => {
+                parts.push(&s[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&s[start..]);
+    parts
 }
 
 /// One raw record before typing: a value per column as text (CSV) or JSON, or a line that could not
@@ -166,23 +188,6 @@ fn infer(samples: &[Option<String>]) -> DataType {
     }
 }
 
-fn parse_bool(s: &str) -> Option<bool> {
-    match s.trim().to_ascii_lowercase().as_str() {
-        "true" => Some(true),
-        "false" => Some(false),
-        _ => None,
-    }
-}
-
-fn parse_float(s: &str) -> Option<f64> {
-    match s.trim() {
-        "NaN" | "nan" => Some(f64::NAN),
-        "inf" | "Infinity" | "+inf" => Some(f64::INFINITY),
-        "-inf" | "-Infinity" => Some(f64::NEG_INFINITY),
-        t => t.parse::<f64>().ok(),
-    }
-}
-
 fn merge_json_type(a: Option<DataType>, v: &serde_json::Value) -> Option<DataType> {
     use serde_json::Value as J;
     let t = match v {
@@ -272,28 +277,32 @@ impl BatchReader {
             .iter()
             .enumerate()
             .map(|(i, name)| {
-                let t = declared.iter().find(|(n, _)| n == name).map(|(_, t)| *t).unwrap_or_else(|| match format {
-                    Format::Csv => {
-                        let samples: Vec<Option<String>> = buffered
+                let t =
+                    declared.iter().find(|(n, _)| n == name).map(|(_, t)| t.clone()).unwrap_or_else(|| match format {
+                        Format::Csv => {
+                            let samples: Vec<Option<String>> = buffered
+                                .iter()
+                                .map(|(_, r)| match r {
+                                    Raw::Csv(rec) => rec
+                                        .get(i)
+                                        .filter(|f| !f.is_empty())
+                                        .map(|f| String::from_utf8_lossy(f).into_owned()),
+                                    _ => None,
+                                })
+                                .collect();
+                            infer(&samples)
+                        }
+                        Format::JsonLines => buffered
                             .iter()
-                            .map(|(_, r)| match r {
-                                Raw::Csv(rec) => rec
-                                    .get(i)
-                                    .filter(|f| !f.is_empty())
-                                    .map(|f| String::from_utf8_lossy(f).into_owned()),
-                                _ => None,
+                            .fold(None, |acc, (_, r)| match r {
+                                Raw::Json(o) => match o.get(name) {
+                                    Some(v) => merge_json_type(acc, v),
+                                    None => acc,
+                                },
+                                _ => acc,
                             })
-                            .collect();
-                        infer(&samples)
-                    }
-                    Format::JsonLines => buffered
-                        .iter()
-                        .fold(None, |acc, (_, r)| match r {
-                            Raw::Json(o) => o.get(name).map_or(acc, |v| merge_json_type(acc, v)),
-                            _ => acc,
-                        })
-                        .unwrap_or(DataType::Utf8),
-                });
+                            .unwrap_or(DataType::Utf8),
+                    });
                 Field::new(name.clone(), t)
             })
             .collect();
@@ -359,13 +368,15 @@ impl BatchReader {
                     ));
                 }
                 for ((b, f), field) in builders.iter_mut().zip(fields).zip(rec.iter()) {
-                    push_text(b, field).map_err(|m| bad(&self.path, line, format!("column {:?}: {m}", f.name)))?;
+                    push_text(b, &f.data_type, field)
+                        .map_err(|m| bad(&self.path, line, format!("column {:?}: {m}", f.name)))?;
                 }
             }
             Raw::Json(obj) => {
                 for (b, f) in builders.iter_mut().zip(fields) {
                     let v = obj.get(&f.name).unwrap_or(&serde_json::Value::Null);
-                    push_json(b, v).map_err(|m| bad(&self.path, line, format!("column {:?}: {m}", f.name)))?;
+                    push_json(b, &f.data_type, v)
+                        .map_err(|m| bad(&self.path, line, format!("column {:?}: {m}", f.name)))?;
                 }
                 if let Some(k) = obj.keys().find(|k| !fields.iter().any(|f| &f.name == *k)) {
                     return Err(bad(
@@ -437,67 +448,12 @@ fn parse_json_line(text: std::io::Result<String>) -> Option<Raw> {
     })
 }
 
-fn short(s: &str) -> String {
-    if s.len() > 80 {
-        format!("{}...", &s[..s.floor_char_boundary(80)])
-    } else {
-        s.to_owned()
-    }
-}
-
-fn too_large(e: BuildError) -> String {
-    e.to_string()
-}
-
-fn push_text(b: &mut ColumnBuilder, field: &[u8]) -> Result<(), String> {
-    if field.is_empty() {
-        b.push_null();
-        return Ok(());
-    }
-    let t = b.data_type();
-    if t == DataType::Binary {
-        return b.push_binary(field).map_err(too_large);
-    }
-    let s = std::str::from_utf8(field).map_err(|e| format!("invalid UTF-8 at byte {}", e.valid_up_to()))?;
-    let fail = || format!("cannot parse {:?} as {t}", short(s));
-    match t {
-        DataType::Int64 => b.push_i64(s.trim().parse().map_err(|_| fail())?),
-        DataType::Float64 => b.push_f64(parse_float(s).ok_or_else(fail)?),
-        DataType::Bool => b.push_bool(parse_bool(s).ok_or_else(fail)?),
-        DataType::Utf8 => b.push_str(s).map_err(too_large)?,
-        DataType::Binary => unreachable!("handled above"),
-    }
-    Ok(())
-}
-
-fn push_json(b: &mut ColumnBuilder, v: &serde_json::Value) -> Result<(), String> {
-    use serde_json::Value as J;
-    let t = b.data_type();
-    let fail = || format!("cannot use {} as {t}", short(&v.to_string()));
-    match (t, v) {
-        (_, J::Null) => b.push_null(),
-        (DataType::Int64, J::Number(n)) => b.push_i64(n.as_i64().ok_or_else(fail)?),
-        (DataType::Float64, J::Number(n)) => b.push_f64(n.as_f64().ok_or_else(fail)?),
-        (DataType::Float64, J::String(s)) => b.push_f64(parse_float(s).ok_or_else(fail)?),
-        (DataType::Bool, J::Bool(x)) => b.push_bool(*x),
-        (DataType::Utf8, J::String(s)) => b.push_str(s).map_err(too_large)?,
-        (DataType::Binary, J::String(s)) => {
-            let bytes = base64::engine::general_purpose::STANDARD
-                .decode(s)
-                .map_err(|e| format!("{}: not base64 ({e})", short(s)))?;
-            b.push_binary(&bytes).map_err(too_large)?
-        }
-        _ => return Err(fail()),
-    }
-    Ok(())
-}
-
 impl Iterator for BatchReader {
     type Item = Result<RecordBatch, InputError>;
 
     fn next(&mut self) -> Option<Self::Item> {
         let mut builders: Vec<ColumnBuilder> =
-            self.schema.fields.iter().map(|f| ColumnBuilder::new(f.data_type, self.batch_size)).collect();
+            self.schema.fields.iter().map(|f| ColumnBuilder::new(&f.data_type, self.batch_size)).collect();
         let mut rows = 0;
         while rows < self.batch_size {
             let (line, raw) = match self.next_raw() {

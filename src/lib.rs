@@ -5,3 +5,4 @@ pub mod bench;
 pub mod cli;
 pub mod input;
 pub mod output;
+pub mod values;

@@ -1,10 +1,10 @@
 //! Writing record batches as JSON Lines: one object per row, keys in column order.
 //!
-//! Non-finite floats have no JSON number: they are written as the strings `"NaN"`, `"inf"` and
-//! `"-inf"` (which the JSON Lines reader accepts back for float64 columns). Binary values are base64.
+//! Values are written as [`crate::values`] describes (and the JSON Lines reader reads back): non-finite
+//! floats as the strings `"NaN"`, `"inf"` and `"-inf"`, binary as base64, decimals and temporal values
+//! as strings, nested values as arrays and objects.
 
-use base64::Engine;
-use ipc::batch::{ColumnData, RecordBatch};
+use ipc::batch::RecordBatch;
 use std::io::Write;
 
 /// Writes every row of `batch` as a JSON object on its own line.
@@ -21,31 +21,7 @@ pub fn write_jsonl(out: &mut impl Write, batch: &RecordBatch) -> std::io::Result
             }
             line.push_str(key);
             line.push(':');
-            if col.is_null(row) {
-                line.push_str("null");
-                continue;
-            }
-            match &col.data {
-                ColumnData::Bool(b) => line.push_str(if b.get(row) { "true" } else { "false" }),
-                ColumnData::Int64(v) => line.push_str(&v.0[row].to_string()),
-                ColumnData::Float64(v) => {
-                    let x = v.0[row];
-                    if x.is_nan() {
-                        line.push_str("\"NaN\"");
-                    } else if x.is_infinite() {
-                        line.push_str(if x > 0.0 { "\"inf\"" } else { "\"-inf\"" });
-                    } else {
-                        line.push_str(&serde_json::to_string(&x).expect("finite floats serialize"));
-                    }
-                }
-                ColumnData::Utf8(_) => line
-                    .push_str(&serde_json::to_string(col.str_at(row).unwrap_or_default()).expect("strings serialize")),
-                ColumnData::Binary(v) => {
-                    line.push('"');
-                    line.push_str(&base64::engine::general_purpose::STANDARD.encode(v.get(row)));
-                    line.push('"');
-                }
-            }
+            crate::values::write_json(&mut line, col, row);
         }
         line.push_str("}\n");
         out.write_all(line.as_bytes())?;

@@ -138,7 +138,7 @@ impl PoolBuilder {
                 error: UdfError::plain(UdfErrorKind::Load, format!("file {path} does not exist")),
             });
         }
-        Ok(UdfSpec { path: path.to_owned(), name: name.to_owned(), result_type: self.result_type })
+        Ok(UdfSpec { path: path.to_owned(), name: name.to_owned(), result_type: self.result_type.clone() })
     }
 
     /// Starts the workers and loads the UDF in each; fails with the first worker's error.
@@ -174,7 +174,7 @@ impl PoolBuilder {
         let opens: Vec<OpenRequest> = (0..workers)
             .map(|index| OpenRequest {
                 udf: spec.clone(),
-                arg_types: arg_indices.iter().map(|&i: &usize| self.input_schema.fields[i].data_type).collect(),
+                arg_types: arg_indices.iter().map(|&i: &usize| self.input_schema.fields[i].data_type.clone()).collect(),
                 site_dirs: site_dirs.clone(),
                 worker_index: index as u32,
                 num_workers: workers as u32,
@@ -246,7 +246,7 @@ impl PoolBuilder {
             segments: lanes.iter().filter_map(|l| l.segment_name()).collect(),
         };
         Ok(Pool {
-            result_field: Field::new(self.output, info.result_type),
+            result_field: Field::new(self.output, info.result_type.clone()),
             info,
             lanes,
             input_schema: self.input_schema,

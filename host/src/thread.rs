@@ -43,7 +43,7 @@ fn record(stages: &mut StageTotals, rows: usize, outcome: &BatchOutcome, traced:
 
 fn load(req: &OpenRequest, python: PythonInfo) -> Result<(ScalarUdf, WorkerInfo), UdfError> {
     let udf = Python::attach(|py| ScalarUdf::load(py, req))?;
-    let info = WorkerInfo { pid: std::process::id(), python, result_type: udf.result_type() };
+    let info = WorkerInfo { pid: std::process::id(), python, result_type: udf.result_type().clone() };
     Ok((udf, info))
 }
 

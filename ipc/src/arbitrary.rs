@@ -39,9 +39,11 @@ pub fn arb_present(t: &DataType) -> BoxedStrategy<Value> {
         DataType::Int16 => edges(any::<i16>(), vec![i16::MIN, i16::MAX, 0]).prop_map(Value::Int16).boxed(),
         DataType::Int32 => edges(any::<i32>(), vec![i32::MIN, i32::MAX, 0]).prop_map(Value::Int32).boxed(),
         DataType::Int64 => edges(any::<i64>(), vec![i64::MIN, i64::MAX, 0]).prop_map(Value::Int64).boxed(),
-        DataType::Float32 => edges(any::<f32>(), vec![f32::NAN, f32::INFINITY, f32::NEG_INFINITY, -0.0, f32::MAX, f32::MIN_POSITIVE])
-            .prop_map(Value::Float32)
-            .boxed(),
+        DataType::Float32 => {
+            edges(any::<f32>(), vec![f32::NAN, f32::INFINITY, f32::NEG_INFINITY, -0.0, f32::MAX, f32::MIN_POSITIVE])
+                .prop_map(Value::Float32)
+                .boxed()
+        }
         DataType::Float64 => edges(any::<f64>(), vec![f64::NAN, f64::INFINITY, -0.0, f64::MAX, f64::MIN_POSITIVE])
             .prop_map(Value::Float64)
             .boxed(),
@@ -55,12 +57,12 @@ pub fn arb_present(t: &DataType) -> BoxedStrategy<Value> {
         DataType::Binary => proptest::collection::vec(any::<u8>(), 0..16).prop_map(Value::Binary).boxed(),
         DataType::Date => edges(MIN_DAYS..=MAX_DAYS, vec![MIN_DAYS, MAX_DAYS, 0, -1]).prop_map(Value::Date).boxed(),
         DataType::Time => edges(0..MICROS_PER_DAY, vec![0, MICROS_PER_DAY - 1, 1]).prop_map(Value::Time).boxed(),
-        DataType::Timestamp => edges(MIN_MICROS..=MAX_MICROS, vec![MIN_MICROS, MAX_MICROS, 0, -1])
-            .prop_map(Value::Timestamp)
-            .boxed(),
-        DataType::TimestampTz => edges(MIN_MICROS..=MAX_MICROS, vec![MIN_MICROS, MAX_MICROS, 0, -1])
-            .prop_map(Value::TimestampTz)
-            .boxed(),
+        DataType::Timestamp => {
+            edges(MIN_MICROS..=MAX_MICROS, vec![MIN_MICROS, MAX_MICROS, 0, -1]).prop_map(Value::Timestamp).boxed()
+        }
+        DataType::TimestampTz => {
+            edges(MIN_MICROS..=MAX_MICROS, vec![MIN_MICROS, MAX_MICROS, 0, -1]).prop_map(Value::TimestampTz).boxed()
+        }
         DataType::List(item) => proptest::collection::vec(arb_value(item), 0..4).prop_map(Value::List).boxed(),
         DataType::Map(k, v) => {
             proptest::collection::vec((arb_value(k), arb_value(v)), 0..3).prop_map(Value::Map).boxed()
@@ -86,7 +88,9 @@ pub fn arb_rows(types: Vec<DataType>, rows: std::ops::Range<usize>) -> BoxedStra
 /// A batch of up to four columns of any types and up to 20 rows.
 pub fn arb_batch() -> impl Strategy<Value = RecordBatch> {
     proptest::collection::vec(arb_type(), 0..4).prop_flat_map(|types| {
-        let schema = Schema::new(types.iter().enumerate().map(|(i, t)| Field::new(format!("c{i}"), t.clone())).collect());
-        arb_rows(types, 0..20).prop_map(move |rows| RecordBatch::from_rows(schema.clone(), &rows).expect("generated in range"))
+        let schema =
+            Schema::new(types.iter().enumerate().map(|(i, t)| Field::new(format!("c{i}"), t.clone())).collect());
+        arb_rows(types, 0..20)
+            .prop_map(move |rows| RecordBatch::from_rows(schema.clone(), &rows).expect("generated in range"))
     })
 }

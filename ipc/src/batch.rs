@@ -426,9 +426,20 @@ pub enum BuildError {
 enum Building {
     /// Types without children build their final storage directly.
     Flat(ColumnData),
-    List { offsets: Vec<u32>, values: Box<ColumnBuilder> },
-    Map { offsets: Vec<u32>, keys: Box<ColumnBuilder>, values: Box<ColumnBuilder> },
-    Struct { names: Vec<String>, children: Vec<ColumnBuilder>, len: usize },
+    List {
+        offsets: Vec<u32>,
+        values: Box<ColumnBuilder>,
+    },
+    Map {
+        offsets: Vec<u32>,
+        keys: Box<ColumnBuilder>,
+        values: Box<ColumnBuilder>,
+    },
+    Struct {
+        names: Vec<String>,
+        children: Vec<ColumnBuilder>,
+        len: usize,
+    },
 }
 
 /// Appends values of one type to a new column. Nested columns are built through [`child`]
@@ -512,10 +523,9 @@ impl ColumnBuilder {
                 ColumnData::Int8(v) => v.0.push(0),
                 ColumnData::Int16(v) => v.0.push(0),
                 ColumnData::Int32(v) | ColumnData::Date(v) => v.0.push(0),
-                ColumnData::Int64(v)
-                | ColumnData::Time(v)
-                | ColumnData::Timestamp(v)
-                | ColumnData::TimestampTz(v) => v.0.push(0),
+                ColumnData::Int64(v) | ColumnData::Time(v) | ColumnData::Timestamp(v) | ColumnData::TimestampTz(v) => {
+                    v.0.push(0)
+                }
                 ColumnData::Float32(v) => v.0.push(0.0),
                 ColumnData::Float64(v) => v.0.push(0.0),
                 ColumnData::Decimal { values, .. } => values.0.push(0),
@@ -863,9 +873,9 @@ impl ColumnData {
             ColumnData::Map { keys, values, .. } => {
                 DataType::Map(Box::new(keys.data_type()), Box::new(values.data_type()))
             }
-            ColumnData::Struct { names, columns, .. } => DataType::Struct(
-                names.iter().zip(columns).map(|(n, c)| Field::new(n.clone(), c.data_type())).collect(),
-            ),
+            ColumnData::Struct { names, columns, .. } => {
+                DataType::Struct(names.iter().zip(columns).map(|(n, c)| Field::new(n.clone(), c.data_type())).collect())
+            }
         }
     }
 
@@ -994,10 +1004,9 @@ impl Column {
                 range(v.0.iter().all(|d| (temporal::MIN_DAYS..=temporal::MAX_DAYS).contains(d)), "date")
             }
             ColumnData::Time(v) => range(v.0.iter().all(|t| (0..temporal::MICROS_PER_DAY).contains(t)), "time"),
-            ColumnData::Timestamp(v) | ColumnData::TimestampTz(v) => range(
-                v.0.iter().all(|t| (temporal::MIN_MICROS..=temporal::MAX_MICROS).contains(t)),
-                "timestamp",
-            ),
+            ColumnData::Timestamp(v) | ColumnData::TimestampTz(v) => {
+                range(v.0.iter().all(|t| (temporal::MIN_MICROS..=temporal::MAX_MICROS).contains(t)), "timestamp")
+            }
             ColumnData::List { offsets, values } => {
                 check_offsets(&offsets.0, rows, values.len())?;
                 values.check(values.len()).map_err(|e| format!("list items {e}"))
@@ -1212,7 +1221,10 @@ mod tests {
         assert_eq!(b.to_rows(), rows);
         // A value that fails half-way leaves nothing behind.
         let mut builder = ColumnBuilder::new(&t, 0);
-        let bad = Value::Struct(vec![Value::List(vec![Value::Int8(2)]), Value::Map(vec![(Value::Null, Value::Decimal(10_i128.pow(6)))])]);
+        let bad = Value::Struct(vec![
+            Value::List(vec![Value::Int8(2)]),
+            Value::Map(vec![(Value::Null, Value::Decimal(10_i128.pow(6)))]),
+        ]);
         assert!(matches!(builder.push(&bad), Err(BuildError::OutOfRange(_))));
         assert!(builder.push(&rows[0][0]).unwrap());
         assert_eq!(builder.finish().value(0), rows[0][0]);

@@ -204,7 +204,8 @@ mod tests {
 
     #[test]
     fn dates_round_trip_at_the_ends_of_pythons_range() {
-        for (text, days) in [("0001-01-01", MIN_DAYS), ("9999-12-31", MAX_DAYS), ("1970-01-01", 0), ("2024-02-29", 19782)]
+        for (text, days) in
+            [("0001-01-01", MIN_DAYS), ("9999-12-31", MAX_DAYS), ("1970-01-01", 0), ("2024-02-29", 19782)]
         {
             assert_eq!(parse_date(text), Ok(days));
             assert_eq!(format_date(days), text);

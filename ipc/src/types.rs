@@ -66,10 +66,12 @@ pub enum DataType {
 
 /// A type name that is not one udfpool knows, or a malformed one.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message} in type {text:?}; valid types: bool (BOOLEAN), int8 (TINYINT), int16 (SMALLINT), int32 (INT), \
+#[error(
+    "{message} in type {text:?}; valid types: bool (BOOLEAN), int8 (TINYINT), int16 (SMALLINT), int32 (INT), \
 int64 (BIGINT), float32 (FLOAT), float64 (DOUBLE), decimal(p, s) (DECIMAL(p, s)), utf8 (STRING), binary (BYTES), \
 date (DATE), time (TIME), timestamp (TIMESTAMP), timestamp_tz (TIMESTAMP_LTZ), list<T> (ARRAY<T>), \
-map<K, V> (MAP<K, V>), struct<name: T, ...> (ROW<name T, ...>)")]
+map<K, V> (MAP<K, V>), struct<name: T, ...> (ROW<name T, ...>)"
+)]
 pub struct ParseTypeError {
     /// What is wrong.
     pub message: String,
@@ -262,7 +264,9 @@ impl Parser<'_> {
     fn number(&mut self) -> Result<u32, ParseTypeError> {
         self.skip_ws();
         let len = self.rest().find(|c: char| !c.is_ascii_digit()).unwrap_or(self.rest().len());
-        self.rest()[..len].parse().map_err(|_| self.error(format!("expected a number at {:?}", self.rest())))
+        self.rest()[..len]
+            .parse()
+            .map_err(|_| self.error(format!("expected a number at {:?}", self.rest())))
             .inspect(|_| self.pos += len)
     }
 
@@ -469,10 +473,7 @@ mod tests {
             parse("ROW<a INT, `b c` ARRAY<ROW<x DOUBLE>>>"),
             DataType::Struct(vec![
                 Field::new("a", DataType::Int32),
-                Field::new(
-                    "b c",
-                    DataType::List(Box::new(DataType::Struct(vec![Field::new("x", DataType::Float64)])))
-                ),
+                Field::new("b c", DataType::List(Box::new(DataType::Struct(vec![Field::new("x", DataType::Float64)])))),
             ])
         );
     }

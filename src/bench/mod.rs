@@ -112,7 +112,7 @@ pub fn batches(w: Workload, rows: usize, batch_size: usize) -> Vec<RecordBatch> 
         .step_by(batch_size)
         .map(|start| {
             let end = (start + batch_size).min(rows);
-            let mut b = ColumnBuilder::new(w.column(), end - start);
+            let mut b = ColumnBuilder::new(&w.column(), end - start);
             for i in start..end {
                 match w {
                     Workload::Trivial | Workload::Compute => b.push_i64(i as i64),

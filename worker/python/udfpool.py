@@ -20,17 +20,93 @@ with its import line changed:
 
     scale = udf(Scale(), result_type="DOUBLE")
 
-Type names: int64/BIGINT, float64/DOUBLE, bool/BOOLEAN, utf8/STRING, binary/BYTES. Arguments arrive
-as int, float, bool, str, bytes, or None for SQL NULL, and the same is expected back.
+Type names are udfpool's or Flink's: int8/TINYINT, int16/SMALLINT, int32/INT, int64/BIGINT,
+float32/FLOAT, float64/DOUBLE, decimal(p, s)/DECIMAL(p, s), bool/BOOLEAN, utf8/STRING, binary/BYTES,
+date/DATE, time/TIME, timestamp/TIMESTAMP, timestamp_tz/TIMESTAMP_LTZ, list<T>/ARRAY<T>, map<K, V>/MAP<K, V>,
+struct<a: T>/ROW<a T>. Arguments arrive as Flink hands them to Python: int, float, decimal.Decimal,
+bool, str, bytes, datetime.date, datetime.time, datetime.datetime (naive, or in UTC for timestamp_tz),
+list, dict, Row (a tuple with field names), or None for SQL NULL; the same is expected back.
 """
 
+import datetime as _datetime
+import decimal as _decimal
 import functools
 import importlib.util
 import os
 import sys
 import traceback
 
-__all__ = ["udf", "FunctionContext", "UserDefinedFunction", "ScalarFunction"]
+__all__ = ["udf", "FunctionContext", "UserDefinedFunction", "ScalarFunction", "Row"]
+
+
+class Row(tuple):
+    """A value of a ROW (struct) column: a tuple whose fields also have names.
+
+    Read it as ``row[0]``, ``row.name``, ``row["name"]`` or ``row.as_dict()``. Return one as
+    ``Row(a=1, b="x")`` (matched to the struct's fields by name), as a plain tuple (by position) or as a
+    dict (by key).
+    """
+
+    __slots__ = ()
+    _fields = ()
+
+    def __new__(cls, *values, **named):
+        if named:
+            if values:
+                raise TypeError("Row takes its values by position or by name, not both")
+            return tuple.__new__(_row_type(tuple(named)), named.values())
+        return tuple.__new__(cls, values)
+
+    def __getattr__(self, name):
+        try:
+            return tuple.__getitem__(self, type(self)._fields.index(name))
+        except ValueError:
+            raise AttributeError(f"Row has no field {name!r}; fields: {', '.join(type(self)._fields)}") from None
+
+    def __getitem__(self, key):
+        if isinstance(key, str):
+            try:
+                return tuple.__getitem__(self, type(self)._fields.index(key))
+            except ValueError:
+                raise KeyError(key) from None
+        return tuple.__getitem__(self, key)
+
+    def as_dict(self):
+        """The fields as a dict, name to value."""
+        return dict(zip(type(self)._fields, self))
+
+    def __repr__(self):
+        fields = type(self)._fields
+        if fields:
+            return "Row(" + ", ".join(f"{n}={v!r}" for n, v in zip(fields, self)) + ")"
+        return "Row(" + ", ".join(repr(v) for v in self) + ")"
+
+
+@functools.lru_cache(maxsize=None)
+def _row_type(names):
+    """The Row subclass whose fields are ``names`` (one class per distinct tuple of names)."""
+    return type("Row", (Row,), {"__slots__": (), "_fields": tuple(names)})
+
+
+def _decimal_unscaled(value, precision, scale):
+    """``value`` (a Decimal or an int) as the unscaled integer of decimal(precision, scale), rounded
+    half-up to the scale as Flink does; the caller checks the precision."""
+    if isinstance(value, int):
+        value = _decimal.Decimal(value)
+    if not value.is_finite():
+        raise ValueError(f"{value} is not a finite decimal")
+    with _decimal.localcontext() as ctx:
+        ctx.prec = 80
+        return int(value.scaleb(scale).quantize(_decimal.Decimal(1), rounding=_decimal.ROUND_HALF_UP))
+
+
+_EPOCH_UTC = _datetime.datetime(1970, 1, 1, tzinfo=_datetime.timezone.utc)
+_MICROSECOND = _datetime.timedelta(microseconds=1)
+
+
+def _utc_micros(dt):
+    """Microseconds since 1970-01-01T00:00Z of a datetime with a time zone."""
+    return (dt - _EPOCH_UTC) // _MICROSECOND
 
 
 class FunctionContext:

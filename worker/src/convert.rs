@@ -1,14 +1,47 @@
 //! Values between record-batch columns and Python objects, the one conversion both modes use.
 //!
-//! Arguments become `int`, `float`, `bool`, `str`, `bytes` or `None`. Results are checked strictly
-//! against the declared type: a `bool` is not accepted as an `int64` (though Python calls it an int),
-//! an `int` is accepted as a `float64`, and anything else is a [`UdfErrorKind::BadResult`] naming the
-//! row and the value's repr, never a silent coercion.
+//! Arguments become what Flink hands to Python UDFs: `int` (every integer width), `float`, `bool`,
+//! `str`, `bytes`, `decimal.Decimal`, `datetime.date`, `datetime.time`, `datetime.datetime` (naive for
+//! `timestamp`, in UTC for `timestamp_tz`), `list`, `dict`, `udfpool.Row` (a tuple with field names),
+//! or `None`, at any depth.
+//!
+//! Results are checked strictly against the declared type, never coerced silently: a `bool` is not an
+//! integer (though Python calls it one), an integer must fit its width, an `int` is accepted as a float
+//! or a decimal, a decimal is rounded half-up to its scale but must fit its precision, a `datetime` is
+//! not a `date`, a naive `datetime` is not a `timestamp_tz` nor a zoned one a `timestamp`. Anything else
+//! is a [`UdfErrorKind::BadResult`] naming the row, the value's repr and, inside nested values, where.
 
 use ipc::batch::{Column, ColumnBuilder, ColumnData, DataType};
 use ipc::protocol::{UdfError, UdfErrorKind};
+use ipc::temporal;
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyByteArray, PyBytes, PyFloat, PyInt, PyString};
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{
+    PyBool, PyByteArray, PyBytes, PyDate, PyDateAccess, PyDateTime, PyDict, PyFloat, PyInt, PyList, PyString, PyTime,
+    PyTimeAccess, PyTuple, PyTzInfo, PyTzInfoAccess,
+};
+
+/// `udfpool`'s conversion helpers, looked up once per interpreter.
+struct Helpers {
+    decimal: Py<PyAny>,
+    row_type: Py<PyAny>,
+    decimal_unscaled: Py<PyAny>,
+    utc_micros: Py<PyAny>,
+}
+
+static HELPERS: PyOnceLock<Helpers> = PyOnceLock::new();
+
+fn helpers(py: Python<'_>) -> PyResult<&Helpers> {
+    HELPERS.get_or_try_init(py, || {
+        let udfpool = py.import("udfpool")?;
+        Ok(Helpers {
+            decimal: py.import("decimal")?.getattr("Decimal")?.unbind(),
+            row_type: udfpool.getattr("_row_type")?.unbind(),
+            decimal_unscaled: udfpool.getattr("_decimal_unscaled")?.unbind(),
+            utc_micros: udfpool.getattr("_utc_micros")?.unbind(),
+        })
+    })
+}
 
 /// Row `row` of `column` as a Python object.
 #[inline]
@@ -22,64 +55,293 @@ pub fn to_py<'py>(py: Python<'py>, column: &Column, row: usize) -> PyResult<Boun
         ColumnData::Bool(b) => PyBool::new(py, b.get(row)).to_owned().into_any(),
         ColumnData::Utf8(_) => PyString::new(py, column.str_at(row).unwrap_or_default()).into_any(),
         ColumnData::Binary(v) => PyBytes::new(py, v.get(row)).into_any(),
+        ColumnData::Int8(v) => v.0[row].into_pyobject(py)?.into_any(),
+        ColumnData::Int16(v) => v.0[row].into_pyobject(py)?.into_any(),
+        ColumnData::Int32(v) => v.0[row].into_pyobject(py)?.into_any(),
+        ColumnData::Float32(v) => PyFloat::new(py, f64::from(v.0[row])).into_any(),
+        ColumnData::Decimal { scale, values, .. } => {
+            helpers(py)?.decimal.bind(py).call1((temporal::format_decimal(values.0[row], *scale),))?
+        }
+        ColumnData::Date(v) => {
+            let d = temporal::date_from_days(v.0[row]).ok_or_else(|| range_error("date", v.0[row].into()))?;
+            PyDate::new(
+                py,
+                chrono::Datelike::year(&d),
+                chrono::Datelike::month(&d) as u8,
+                chrono::Datelike::day(&d) as u8,
+            )?
+            .into_any()
+        }
+        ColumnData::Time(v) => {
+            let t = temporal::time_from_micros(v.0[row]).ok_or_else(|| range_error("time", v.0[row]))?;
+            let (h, m, s) = hms(&t);
+            PyTime::new(py, h, m, s, (v.0[row] % 1_000_000) as u32, None)?.into_any()
+        }
+        ColumnData::Timestamp(v) => datetime(py, v.0[row], None)?,
+        ColumnData::TimestampTz(v) => datetime(py, v.0[row], Some(&PyTzInfo::utc(py)?.to_owned()))?,
+        ColumnData::List { offsets, values } => {
+            let items = (offsets.0[row] as usize..offsets.0[row + 1] as usize)
+                .map(|i| to_py(py, values, i))
+                .collect::<PyResult<Vec<_>>>()?;
+            PyList::new(py, items)?.into_any()
+        }
+        ColumnData::Map { offsets, keys, values } => {
+            let dict = PyDict::new(py);
+            for i in offsets.0[row] as usize..offsets.0[row + 1] as usize {
+                dict.set_item(to_py(py, keys, i)?, to_py(py, values, i)?)?;
+            }
+            dict.into_any()
+        }
+        ColumnData::Struct { names, columns, .. } => {
+            let row_type = helpers(py)?.row_type.bind(py).call1((PyTuple::new(py, names)?,))?;
+            let values = columns.iter().map(|c| to_py(py, c, row)).collect::<PyResult<Vec<_>>>()?;
+            row_type.call1(PyTuple::new(py, values)?)?
+        }
     })
 }
 
-fn bad_result(value: &Bound<'_, PyAny>, expected: DataType, row: usize, why: &str) -> UdfError {
-    let repr = value.repr().map(|r| r.to_string()).unwrap_or_else(|_| "<unprintable>".into());
-    let repr = if repr.len() > 200 { format!("{}...", &repr[..repr.floor_char_boundary(200)]) } else { repr };
-    let ty = value.get_type().name().map(|n| n.to_string()).unwrap_or_default();
+fn range_error(what: &str, x: i64) -> PyErr {
+    pyo3::exceptions::PyOverflowError::new_err(format!("{what} {x} is outside Python's range"))
+}
+
+fn hms(t: &chrono::NaiveTime) -> (u8, u8, u8) {
+    use chrono::Timelike;
+    (t.hour() as u8, t.minute() as u8, t.second() as u8)
+}
+
+fn datetime<'py>(py: Python<'py>, micros: i64, tz: Option<&Bound<'py, PyTzInfo>>) -> PyResult<Bound<'py, PyAny>> {
+    use chrono::Datelike;
+    let dt = temporal::datetime_from_micros(micros).ok_or_else(|| range_error("timestamp", micros))?;
+    let (h, m, s) = hms(&dt.time());
+    let us = micros.rem_euclid(1_000_000) as u32;
+    Ok(PyDateTime::new(py, dt.year(), dt.month() as u8, dt.day() as u8, h, m, s, us, tz)?.into_any())
+}
+
+fn bad_result(value: &Bound<'_, PyAny>, expected: &DataType, row: usize, why: &str) -> UdfError {
     UdfError {
         kind: UdfErrorKind::BadResult,
         exception: String::new(),
-        message: format!("UDF returned {repr} ({ty}) for result type {expected}{why}"),
+        message: format!("UDF returned {} for result type {expected}{why}", describe(value)),
         traceback: String::new(),
         row: Some(row as u64),
     }
 }
 
-/// Appends a UDF's return value to the result column, checking it against the column's type.
+/// `repr (type)`, the repr cut at 200 characters.
+fn describe(value: &Bound<'_, PyAny>) -> String {
+    let repr = value.repr().map(|r| r.to_string()).unwrap_or_else(|_| "<unprintable>".into());
+    let repr = if repr.len() > 200 { format!("{}...", &repr[..repr.floor_char_boundary(200)]) } else { repr };
+    let ty = value.get_type().name().map(|n| n.to_string()).unwrap_or_default();
+    format!("{repr} ({ty})")
+}
+
+/// Appends a UDF's return value to the result column of type `expected`, checking it.
 #[inline]
-pub fn push_result(out: &mut ColumnBuilder, value: &Bound<'_, PyAny>, row: usize) -> Result<(), UdfError> {
+pub fn push_result(
+    out: &mut ColumnBuilder,
+    expected: &DataType,
+    value: &Bound<'_, PyAny>,
+    row: usize,
+) -> Result<(), UdfError> {
+    push_value(out, expected, value).map_err(|why| {
+        let why = match why {
+            Mismatch::Top(why) => why,
+            Mismatch::Inner(why) => format!(": {why}"),
+        };
+        bad_result(value, expected, row, &why)
+    })
+}
+
+/// Why a value does not fit: at the top (the whole value is described by the caller) or inside it.
+enum Mismatch {
+    Top(String),
+    Inner(String),
+}
+
+impl Mismatch {
+    /// The same mismatch, seen from one level up: `where` says where in the outer value it is.
+    fn inside(self, value: &Bound<'_, PyAny>, expected: &DataType, place: &str) -> Mismatch {
+        Mismatch::Inner(match self {
+            Mismatch::Top(why) => format!("{place}: {} is not a {expected}{why}", describe(value)),
+            Mismatch::Inner(why) => format!("{place}: {why}"),
+        })
+    }
+}
+
+fn top(why: impl Into<String>) -> Mismatch {
+    Mismatch::Top(why.into())
+}
+
+fn push_value(out: &mut ColumnBuilder, expected: &DataType, value: &Bound<'_, PyAny>) -> Result<(), Mismatch> {
     if value.is_none() {
         out.push_null();
         return Ok(());
     }
-    let expected = out.data_type();
-    let too_large = |e: ipc::batch::BuildError| UdfError {
-        row: Some(row as u64),
-        ..UdfError::plain(UdfErrorKind::BadResult, e.to_string())
-    };
     let is_bool = value.is_instance_of::<PyBool>();
+    let is_int = value.is_instance_of::<PyInt>() && !is_bool;
+    let built = |r: Result<(), ipc::batch::BuildError>| r.map_err(|e| top(format!(": {e}")));
     match expected {
-        DataType::Int64 if value.is_instance_of::<PyInt>() && !is_bool => match value.extract::<i64>() {
+        DataType::Int64 if is_int => match value.extract::<i64>() {
             Ok(x) => out.push_i64(x),
-            Err(_) => return Err(bad_result(value, expected, row, ": out of the int64 range")),
+            Err(_) => return Err(top(": out of the int64 range")),
+        },
+        DataType::Int8 | DataType::Int16 | DataType::Int32 if is_int => match value.extract::<i64>() {
+            Ok(x) => built(out.push_int(x))?,
+            Err(_) => return Err(top(format!(": out of the {expected} range"))),
         },
         DataType::Float64 if value.is_instance_of::<PyFloat>() => {
             out.push_f64(value.cast::<PyFloat>().expect("checked").value());
         }
-        DataType::Float64 if value.is_instance_of::<PyInt>() && !is_bool => match value.extract::<f64>() {
+        DataType::Float64 if is_int => match value.extract::<f64>() {
             Ok(x) => out.push_f64(x),
-            Err(_) => return Err(bad_result(value, expected, row, ": too large for float64")),
+            Err(_) => return Err(top(": too large for float64")),
+        },
+        DataType::Float32 if value.is_instance_of::<PyFloat>() || is_int => match value.extract::<f64>() {
+            Ok(x) => built(out.push_f32(x))?,
+            Err(_) => return Err(top(": too large for float32")),
         },
         DataType::Bool if is_bool => out.push_bool(value.is_truthy().expect("bool is truthy-checkable")),
         DataType::Utf8 if value.is_instance_of::<PyString>() => {
             let s = value.cast::<PyString>().expect("checked");
-            let s = s
-                .to_str()
-                .map_err(|_| bad_result(value, expected, row, ": not encodable as UTF-8 (lone surrogate)"))?;
-            out.push_str(s).map_err(too_large)?;
+            let s = s.to_str().map_err(|_| top(": not encodable as UTF-8 (lone surrogate)"))?;
+            built(out.push_str(s))?;
         }
         DataType::Binary if value.is_instance_of::<PyBytes>() => {
-            let b = value.cast::<PyBytes>().expect("checked").as_bytes();
-            out.push_binary(b).map_err(too_large)?;
+            built(out.push_binary(value.cast::<PyBytes>().expect("checked").as_bytes()))?;
         }
         DataType::Binary if value.is_instance_of::<PyByteArray>() => {
-            let b = value.cast::<PyByteArray>().expect("checked").to_vec();
-            out.push_binary(&b).map_err(too_large)?;
+            built(out.push_binary(&value.cast::<PyByteArray>().expect("checked").to_vec()))?;
         }
-        _ => return Err(bad_result(value, expected, row, "")),
+        DataType::Decimal { precision, scale } if is_int || is_decimal(value) => {
+            let py = value.py();
+            let unscaled = helpers(py)
+                .and_then(|h| h.decimal_unscaled.bind(py).call1((value, *precision, *scale)))
+                .map_err(|e| top(format!(": {}", e.value(py))))?;
+            match unscaled.extract::<i128>() {
+                Ok(x) => built(out.push_decimal(x))?,
+                Err(_) => return Err(top(format!(": more than {precision} digits"))),
+            }
+        }
+        DataType::Date if value.is_instance_of::<PyDate>() && !value.is_instance_of::<PyDateTime>() => {
+            let d = value.cast::<PyDate>().expect("checked");
+            let date = chrono::NaiveDate::from_ymd_opt(d.get_year(), d.get_month().into(), d.get_day().into())
+                .ok_or_else(|| top(": not a valid date"))?;
+            built(out.push_temporal(temporal::days_from_date(date).into()))?;
+        }
+        DataType::Time if value.is_instance_of::<PyTime>() => {
+            let t = value.cast::<PyTime>().expect("checked");
+            if t.get_tzinfo().is_some() {
+                return Err(top(": a time with a time zone where a plain time is needed"));
+            }
+            let micros = (i64::from(t.get_hour()) * 3600 + i64::from(t.get_minute()) * 60 + i64::from(t.get_second()))
+                * 1_000_000
+                + i64::from(t.get_microsecond());
+            built(out.push_temporal(micros))?;
+        }
+        DataType::Timestamp | DataType::TimestampTz if value.is_instance_of::<PyDateTime>() => {
+            let dt = value.cast::<PyDateTime>().expect("checked");
+            let zoned = value.call_method0("utcoffset").is_ok_and(|o| !o.is_none());
+            let micros = match (expected, zoned) {
+                (DataType::Timestamp, false) => {
+                    let date =
+                        chrono::NaiveDate::from_ymd_opt(dt.get_year(), dt.get_month().into(), dt.get_day().into())
+                            .ok_or_else(|| top(": not a valid date"))?;
+                    i64::from(temporal::days_from_date(date)) * temporal::MICROS_PER_DAY
+                        + (i64::from(dt.get_hour()) * 3600
+                            + i64::from(dt.get_minute()) * 60
+                            + i64::from(dt.get_second()))
+                            * 1_000_000
+                        + i64::from(dt.get_microsecond())
+                }
+                (DataType::TimestampTz, true) => {
+                    let py = value.py();
+                    helpers(py)
+                        .and_then(|h| h.utc_micros.bind(py).call1((value,)))
+                        .and_then(|m| m.extract::<i64>())
+                        .map_err(|e| top(format!(": {}", e.value(py))))?
+                }
+                (DataType::Timestamp, true) => {
+                    return Err(top(": a datetime with a time zone where a naive one is needed (timestamp)"))
+                }
+                _ => return Err(top(": a naive datetime where one with a time zone is needed (timestamp_tz)")),
+            };
+            built(out.push_temporal(micros))?;
+        }
+        DataType::List(item) if value.is_instance_of::<PyList>() || value.is_instance_of::<PyTuple>() => {
+            for (i, x) in value.try_iter().map_err(|e| top(format!(": {e}")))?.enumerate() {
+                let x = x.map_err(|e| top(format!(": {e}")))?;
+                push_value(out.child(0), item, &x).map_err(|m| m.inside(&x, item, &format!("item {i}")))?;
+            }
+            built(out.close_entry())?;
+        }
+        DataType::Map(k, v) if value.is_instance_of::<PyDict>() => {
+            for (key, val) in value.cast::<PyDict>().expect("checked").iter() {
+                push_value(out.child(0), k, &key).map_err(|m| m.inside(&key, k, "key"))?;
+                let place = format!("value of key {}", describe(&key));
+                push_value(out.child(1), v, &val).map_err(|m| m.inside(&val, v, &place))?;
+            }
+            built(out.close_entry())?;
+        }
+        DataType::Struct(fields) => push_struct(out, fields, value)?,
+        _ => return Err(top("")),
     }
     Ok(())
+}
+
+fn is_decimal(value: &Bound<'_, PyAny>) -> bool {
+    helpers(value.py()).is_ok_and(|h| value.is_instance(h.decimal.bind(value.py())).unwrap_or(false))
+}
+
+/// A struct from a `Row` with names (matched by name), a dict (by name), or a plain tuple (by position).
+fn push_struct(
+    out: &mut ColumnBuilder,
+    fields: &[ipc::batch::Field],
+    value: &Bound<'_, PyAny>,
+) -> Result<(), Mismatch> {
+    let names: Option<Vec<String>> =
+        value.getattr("_fields").ok().and_then(|f| f.extract().ok()).filter(|n: &Vec<String>| !n.is_empty());
+    let values: Vec<Bound<'_, PyAny>> = if let Ok(dict) = value.cast::<PyDict>() {
+        let expected: Vec<&str> = fields.iter().map(|f| f.name.as_str()).collect();
+        let mut got: Vec<String> =
+            dict.keys().iter().map(|k| k.str().map(|s| s.to_string()).unwrap_or_default()).collect();
+        got.sort();
+        let mut want: Vec<String> = expected.iter().map(|s| s.to_string()).collect();
+        want.sort();
+        if got != want {
+            return Err(top(format!(": its keys must be the fields {expected:?}")));
+        }
+        fields.iter().map(|f| dict.get_item(&f.name).ok().flatten().expect("key checked")).collect()
+    } else if let (Ok(tuple), Some(names)) = (value.cast::<PyTuple>(), &names) {
+        let mut sorted = names.clone();
+        sorted.sort();
+        let mut want: Vec<String> = fields.iter().map(|f| f.name.clone()).collect();
+        want.sort();
+        if sorted != want {
+            return Err(top(format!(
+                ": its fields {names:?} are not the struct's {:?}",
+                fields.iter().map(|f| &f.name).collect::<Vec<_>>()
+            )));
+        }
+        fields
+            .iter()
+            .map(|f| tuple.get_item(names.iter().position(|n| *n == f.name).expect("names checked")).expect("in range"))
+            .collect()
+    } else if value.is_instance_of::<PyTuple>() || value.is_instance_of::<PyList>() {
+        let items: Vec<Bound<'_, PyAny>> = value
+            .try_iter()
+            .map_err(|e| top(format!(": {e}")))?
+            .collect::<PyResult<_>>()
+            .map_err(|e| top(format!(": {e}")))?;
+        if items.len() != fields.len() {
+            return Err(top(format!(": {} values for a struct of {} fields", items.len(), fields.len())));
+        }
+        items
+    } else {
+        return Err(top(""));
+    };
+    for (i, (f, x)) in fields.iter().zip(&values).enumerate() {
+        push_value(out.child(i), &f.data_type, x)
+            .map_err(|m| m.inside(x, &f.data_type, &format!("field {:?}", f.name)))?;
+    }
+    out.close_entry().map_err(|e| top(format!(": {e}")))
 }

@@ -132,7 +132,11 @@ pub fn serve(name: &str) -> Result<(), ServeError> {
         .and_then(|python| Python::attach(|py| ScalarUdf::load(py, &open)).map(|udf| (udf, python)));
     let udf = match loaded {
         Ok((udf, python)) => {
-            s.send(&Response::Ready(WorkerInfo { pid: std::process::id(), python, result_type: udf.result_type() }))?;
+            s.send(&Response::Ready(WorkerInfo {
+                pid: std::process::id(),
+                python,
+                result_type: udf.result_type().clone(),
+            }))?;
             udf
         }
         Err(e) => {

@@ -53,7 +53,7 @@ impl ScalarUdf {
                     .map_err(|e| UdfError::plain(UdfErrorKind::Definition, format!("{}: result_type: {e}", req.udf)))
             })
             .transpose()?;
-        let result_type = match (declared, req.udf.result_type) {
+        let result_type = match (declared, req.udf.result_type.clone()) {
             (Some(d), Some(given)) if d != given => {
                 return Err(UdfError::plain(
                     UdfErrorKind::Definition,
@@ -81,8 +81,8 @@ impl ScalarUdf {
     }
 
     /// The type of the values the UDF returns.
-    pub fn result_type(&self) -> DataType {
-        self.result_type
+    pub fn result_type(&self) -> &DataType {
+        &self.result_type
     }
 
     /// Calls the UDF once per row of `args` (its argument columns, in order) and collects the results.
@@ -135,7 +135,7 @@ impl ScalarUdf {
         let raised = |e: PyErr, row: usize| from_py(py, &e, UdfErrorKind::Raised, Some(row as u64));
         let f = self.eval.bind(py);
         let n = cols.len();
-        let mut out = ColumnBuilder::new(self.result_type, rows.min(1 << 20));
+        let mut out = ColumnBuilder::new(&self.result_type, rows.min(1 << 20));
         // Row-major: row r's arguments are argv[(r - start) * n ..][..n].
         let mut argv = Vec::with_capacity(rows.min(CHUNK) * n);
         let mut values = Vec::with_capacity(rows.min(CHUNK));
@@ -169,7 +169,7 @@ impl ScalarUdf {
             let t2 = clock();
             // A rejected result on an earlier row is the error a per-row loop would have stopped at.
             for (i, value) in values.iter().enumerate() {
-                push_result(&mut out, value, start + i)?;
+                push_result(&mut out, &self.result_type, value, start + i)?;
             }
             // Freeing the results is part of taking them back.
             values.clear();
