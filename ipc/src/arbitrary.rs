@@ -16,12 +16,32 @@ pub fn arb_type() -> impl Strategy<Value = DataType> {
     leaf.prop_recursive(3, 12, 3, |inner| {
         prop_oneof![
             inner.clone().prop_map(|t| DataType::List(Box::new(t))),
-            (inner.clone(), inner.clone()).prop_map(|(k, v)| DataType::Map(Box::new(k), Box::new(v))),
+            (map_key_type(), inner.clone()).prop_map(|(k, v)| DataType::Map(Box::new(k), Box::new(v))),
             proptest::collection::vec(inner, 0..4).prop_map(|ts| DataType::Struct(
                 ts.into_iter().enumerate().map(|(i, t)| Field::new(format!("f{i}"), t)).collect()
             )),
         ]
     })
+}
+
+/// Map keys: types whose Python values are hashable and compare equal exactly when the values do
+/// (not floats: `-0.0 == 0.0` in Python).
+fn map_key_type() -> impl Strategy<Value = DataType> {
+    prop_oneof![
+        proptest::sample::select(vec![
+            DataType::Bool,
+            DataType::Int8,
+            DataType::Int32,
+            DataType::Int64,
+            DataType::Utf8,
+            DataType::Binary,
+            DataType::Date,
+            DataType::Time,
+            DataType::Timestamp,
+            DataType::TimestampTz,
+        ]),
+        (1u8..=38).prop_map(|precision| DataType::Decimal { precision, scale: precision / 2 }),
+    ]
 }
 
 fn edges<T: Clone + std::fmt::Debug + 'static>(
@@ -64,9 +84,17 @@ pub fn arb_present(t: &DataType) -> BoxedStrategy<Value> {
             edges(MIN_MICROS..=MAX_MICROS, vec![MIN_MICROS, MAX_MICROS, 0, -1]).prop_map(Value::TimestampTz).boxed()
         }
         DataType::List(item) => proptest::collection::vec(arb_value(item), 0..4).prop_map(Value::List).boxed(),
-        DataType::Map(k, v) => {
-            proptest::collection::vec((arb_value(k), arb_value(v)), 0..3).prop_map(Value::Map).boxed()
-        }
+        DataType::Map(k, v) => proptest::collection::vec((arb_value(k), arb_value(v)), 0..3)
+            .prop_map(|mut entries| {
+                // A map's keys are distinct.
+                let mut seen: Vec<Value> = Vec::new();
+                entries.retain(|(k, _)| !seen.contains(k) && {
+                    seen.push(k.clone());
+                    true
+                });
+                Value::Map(entries)
+            })
+            .boxed(),
         DataType::Struct(fields) => {
             let values: Vec<BoxedStrategy<Value>> = fields.iter().map(|f| arb_value(&f.data_type)).collect();
             values.prop_map(Value::Struct).boxed()
