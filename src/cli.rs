@@ -96,8 +96,9 @@ struct RunArgs {
     /// Records per batch.
     #[arg(long, value_name = "N", default_value_t = 1024)]
     batch_size: usize,
-    /// Column types, e.g. id:int64,name:STRING (types: bool, int64, float64, utf8, binary, or Flink's
-    /// BOOLEAN, BIGINT, DOUBLE, STRING, BYTES). Columns not named are inferred from the first 1000 records.
+    /// Column types, e.g. id:int64,price:DECIMAL(10, 2),tags:ARRAY<STRING>: udfpool's or Flink's type
+    /// names, nested ones included (README, "Types"). Columns not named are inferred from the first
+    /// 1000 records.
     #[arg(long, value_name = "NAME:TYPE,...")]
     schema: Option<String>,
     /// Result type of a plain (undecorated) function.

@@ -194,3 +194,86 @@ fn failed_batches_can_be_skipped_and_are_recorded() {
     );
     assert!(entry["error"].as_str().unwrap().contains("13 is unlucky"));
 }
+
+/// Every type read from CSV and JSON Lines with `--schema`, through an identity UDF in both modes, is
+/// written back as the same JSON; a value out of its type's range is a one-line error naming where.
+#[test]
+fn every_type_reads_from_csv_and_json_lines_and_writes_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let udf = format!("{}/tests/udfs/typed.py:identity", env!("CARGO_MANIFEST_DIR"));
+    let schema = "i8:TINYINT,d:DECIMAL(6, 2),day:DATE,t:TIME,ts:TIMESTAMP(3),tz:TIMESTAMP_LTZ(3),f:FLOAT,\
+                  tags:ARRAY<STRING>,m:MAP<STRING, ARRAY<INT>>,r:ROW<a BIGINT, b DATE>";
+    let rows = [
+        r#"{"i8":-128,"d":"-1234.50","day":"2024-02-29","t":"12:30:00.25","ts":"2024-02-29T12:30:00.001","tz":"2024-02-29T12:30:00Z","f":0.5,"tags":["a",null],"m":{"k":[1,null]},"r":{"a":7,"b":"0001-01-01"}}"#,
+        r#"{"i8":null,"d":null,"day":null,"t":null,"ts":null,"tz":null,"f":null,"tags":null,"m":null,"r":null}"#,
+        r#"{"i8":127,"d":"0.05","day":"9999-12-31","t":"00:00:00","ts":"1969-12-31T23:59:59","tz":"1970-01-01T00:00:00Z","f":"NaN","tags":[],"m":{},"r":{"a":null,"b":null}}"#,
+    ];
+    let input = dir.path().join("in.jsonl");
+    std::fs::write(&input, rows.join("\n")).unwrap();
+    // The same records as CSV: nested values as JSON text, timestamp_tz with an offset.
+    let csv = dir.path().join("in.csv");
+    std::fs::write(
+        &csv,
+        "i8,d,day,t,ts,tz,f,tags,m,r\n\
+         -128,-1234.5,2024-02-29,12:30:00.25,2024-02-29 12:30:00.001,2024-02-29T14:30:00+02:00,0.5,\"[\"\"a\"\",null]\",\"{\"\"k\"\":[1,null]}\",\"{\"\"a\"\":7,\"\"b\"\":\"\"0001-01-01\"\"}\"\n\
+         ,,,,,,,,,\n\
+         127,.05,9999-12-31,00:00,1969-12-31T23:59:59,1970-01-01T00:00:00Z,nan,[],{},\"[null,null]\"\n",
+    )
+    .unwrap();
+    for mode in ["process", "thread"] {
+        for (name, file) in [("jsonl", &input), ("csv", &csv)] {
+            for (col, ty) in [("r", "ROW<a BIGINT, b DATE>"), ("m", "MAP<STRING, ARRAY<INT>>"), ("d", "DECIMAL(6, 2)")]
+            {
+                let out = dir.path().join(format!("{mode}-{name}-{col}.jsonl"));
+                run_ok(&[
+                    "run",
+                    "--udf",
+                    &udf,
+                    "--args",
+                    col,
+                    "--result-type",
+                    ty,
+                    "--schema",
+                    schema,
+                    "--input",
+                    file.to_str().unwrap(),
+                    "--output",
+                    out.to_str().unwrap(),
+                    "--mode",
+                    mode,
+                    "--workers",
+                    "1",
+                ]);
+                let written: Vec<serde_json::Value> =
+                    std::fs::read_to_string(&out).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+                assert_eq!(written.len(), 3);
+                for (line, original) in written.iter().zip(rows) {
+                    let original: serde_json::Value = serde_json::from_str(original).unwrap();
+                    assert_eq!(line["result"], line[col], "{mode} {name} {col}: the identity changed the value");
+                    for key in ["i8", "d", "day", "t", "ts", "tz", "tags", "m", "r"] {
+                        assert_eq!(line[key], original[key], "{mode} {name}: column {key}");
+                    }
+                }
+            }
+        }
+    }
+    let bad = dir.path().join("bad.jsonl");
+    std::fs::write(&bad, "{\"i8\": 1}\n{\"i8\": 300}\n").unwrap();
+    let err = run_err(&[
+        "run",
+        "--udf",
+        &udf,
+        "--result-type",
+        "TINYINT",
+        "--schema",
+        "i8:TINYINT",
+        "--input",
+        bad.to_str().unwrap(),
+        "--output",
+        dir.path().join("o.jsonl").to_str().unwrap(),
+    ]);
+    assert!(
+        err.contains("bad.jsonl:2") && err.contains("\"i8\"") && err.contains("300 is out of the range of int8"),
+        "{err}"
+    );
+}

@@ -12,7 +12,10 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 
 fn typed(name: &str, schema: &Schema, mode: Mode) -> host::PoolBuilder {
-    Pool::builder(format!("{}:{name}", udf_file("typed.py")), schema.clone()).mode(mode).workers(1).worker_exe(worker_exe())
+    Pool::builder(format!("{}:{name}", udf_file("typed.py")), schema.clone())
+        .mode(mode)
+        .workers(1)
+        .worker_exe(worker_exe())
 }
 
 fn last_column(b: &RecordBatch) -> Vec<Value> {
@@ -70,7 +73,11 @@ fn python_sees_the_values_flink_hands_over() {
         ("DATE", Value::Date(19782), "datetime.date(2024, 2, 29)"),
         ("TIME(6)", Value::Time(45_000_250_000), "datetime.time(12, 30, 0, 250000)"),
         ("TIMESTAMP(6)", Value::Timestamp(-1), "datetime.datetime(1969, 12, 31, 23, 59, 59, 999999)"),
-        ("TIMESTAMP_LTZ(6)", Value::TimestampTz(0), "datetime.datetime(1970, 1, 1, 0, 0, tzinfo=datetime.timezone.utc)"),
+        (
+            "TIMESTAMP_LTZ(6)",
+            Value::TimestampTz(0),
+            "datetime.datetime(1970, 1, 1, 0, 0, tzinfo=datetime.timezone.utc)",
+        ),
         ("ARRAY<INT>", Value::List(vec![Value::Int32(1), Value::Null]), "[1, None]"),
         ("MAP<STRING, BIGINT>", Value::Map(vec![(Value::Utf8("a".into()), Value::Int64(1))]), "{'a': 1}"),
         ("ROW<x BIGINT, y STRING>", Value::Struct(vec![Value::Int64(1), Value::Utf8("b".into())]), "Row(x=1, y='b')"),

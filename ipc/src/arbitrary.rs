@@ -88,9 +88,11 @@ pub fn arb_present(t: &DataType) -> BoxedStrategy<Value> {
             .prop_map(|mut entries| {
                 // A map's keys are distinct.
                 let mut seen: Vec<Value> = Vec::new();
-                entries.retain(|(k, _)| !seen.contains(k) && {
-                    seen.push(k.clone());
-                    true
+                entries.retain(|(k, _)| {
+                    !seen.contains(k) && {
+                        seen.push(k.clone());
+                        true
+                    }
                 });
                 Value::Map(entries)
             })
