@@ -11,6 +11,7 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use host::{Mode, Pool};
+use ipc::batch::{DataType, Field, RecordBatch, Schema, Value};
 use pyo3::prelude::*;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -64,5 +65,83 @@ fn modes(c: &mut Criterion) {
     let _ = std::fs::remove_dir_all(file.parent().unwrap());
 }
 
-criterion_group!(benches, modes);
+/// `modes_types/{decimal,timestamp,list_int64}/{thread,process,floor}/{rows}`: the types whose
+/// conversion costs more than a copy — `x + Decimal("0.01")` on decimal(18, 2), `ts + 1 s` on
+/// timestamp, `sum(xs)` on list<int64> of 4 items — with the floor over the same Python values.
+fn typed_modes(c: &mut Criterion) {
+    let file = workloads_file();
+    let kinds: [(&str, &str, DataType, &str); 3] = [
+        (
+            "decimal",
+            "decimal_add",
+            DataType::Decimal { precision: 18, scale: 2 },
+            "[Decimal(i).scaleb(-2) for i in range(n)]",
+        ),
+        (
+            "timestamp",
+            "timestamp_shift",
+            DataType::Timestamp,
+            "[datetime(2024, 1, 1) + timedelta(microseconds=i) for i in range(n)]",
+        ),
+        (
+            "list_int64",
+            "list_sum",
+            DataType::List(Box::new(DataType::Int64)),
+            "[[i, i + 1, i + 2, i + 3] for i in range(n)]",
+        ),
+    ];
+    for (name, function, t, python_values) in kinds {
+        let mut g = c.benchmark_group(format!("modes_types/{name}"));
+        g.sample_size(10).warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2));
+        let udf = format!("{}:{function}", file.display());
+        let schema = Schema::new(vec![Field::new("x", t.clone())]);
+        let mut pools: Vec<(&str, Pool)> = [Mode::Thread, Mode::Process]
+            .into_iter()
+            .map(|mode| {
+                let pool = Pool::builder(&udf, schema.clone())
+                    .mode(mode)
+                    .workers(1)
+                    .worker_exe(env!("CARGO_BIN_EXE_udfpool-worker"))
+                    .build()
+                    .unwrap();
+                (mode.name(), pool)
+            })
+            .collect();
+        for rows in [256usize, 4096] {
+            let values: Vec<Vec<Value>> = (0..rows as i64)
+                .map(|i| {
+                    vec![match name {
+                        "decimal" => Value::Decimal(i.into()),
+                        "timestamp" => Value::Timestamp(1_704_067_200_000_000 + i),
+                        _ => Value::List((i..i + 4).map(Value::Int64).collect()),
+                    }]
+                })
+                .collect();
+            let batch = RecordBatch::from_rows(schema.clone(), &values).unwrap();
+            g.throughput(Throughput::Elements(rows as u64));
+            for (mode, pool) in pools.iter_mut() {
+                g.bench_with_input(BenchmarkId::new(*mode, rows), &batch, |bench, b| {
+                    bench.iter_batched(|| b.clone(), |b| pool.apply(b).unwrap(), criterion::BatchSize::LargeInput)
+                });
+            }
+            Python::attach(|py| {
+                let code = format!(
+                    "import importlib.util as u\nfrom decimal import Decimal\nfrom datetime import datetime, timedelta\n\
+                     s = u.spec_from_file_location('bench_types_floor', {path:?})\nm = u.module_from_spec(s)\n\
+                     s.loader.exec_module(m)\nf = m.{function}._func\nn = {rows}\nxs = {python_values}\n\
+                     def floor():\n    return [f(x) for x in xs]\n",
+                    path = file.display().to_string(),
+                );
+                let globals = pyo3::types::PyDict::new(py);
+                py.run(&std::ffi::CString::new(code).unwrap(), Some(&globals), None).unwrap();
+                let floor = globals.get_item("floor").unwrap().unwrap();
+                g.bench_function(BenchmarkId::new("floor", rows), |bench| bench.iter(|| floor.call0().unwrap()));
+            });
+        }
+        g.finish();
+    }
+    let _ = std::fs::remove_dir_all(file.parent().unwrap());
+}
+
+criterion_group!(benches, modes, typed_modes);
 criterion_main!(benches);

@@ -26,3 +26,27 @@ def compute(x):
     for _ in range(400):
         h = (h * 31 + 7) % 1000003
     return h
+
+
+# Typed workloads for `cargo bench --bench modes` (modes_types group): one per column kind that costs
+# more than a copy to convert.
+import datetime as _dt
+import decimal as _decimal
+
+_ONE_CENT = _decimal.Decimal("0.01")
+_SECOND = _dt.timedelta(seconds=1)
+
+
+@udf(result_type="decimal(18, 2)")
+def decimal_add(x):
+    return x + _ONE_CENT
+
+
+@udf(result_type="timestamp")
+def timestamp_shift(ts):
+    return ts + _SECOND
+
+
+@udf(result_type="int64")
+def list_sum(xs):
+    return sum(xs)
