@@ -1,9 +1,11 @@
 //! Columnar record batches: a schema of named, nullable columns and a row count.
 //!
-//! Fixed-width values are contiguous little-endian buffers, variable-width ones are `u32` offsets plus
-//! bytes, and validity is a bitmap (absent when a column has no nulls), so encoding a fixed-width column
-//! is a copy of its buffer. Every batch that exists has passed [`RecordBatch::validate`]: decoded ones
-//! too, because decoding goes through it.
+//! Fixed-width values (integers, floats, decimals as `i128`, dates, times, timestamps) are contiguous
+//! little-endian buffers, variable-width ones are `u32` offsets plus bytes, lists and maps are offsets
+//! into child columns, structs one child column per field, and validity is a bitmap at every level
+//! (absent when a column has no nulls), so encoding a fixed-width column is a copy of its buffer.
+//! Every batch that exists has passed [`RecordBatch::validate`] (ranges included: a decoded date or
+//! time always has a Python equivalent): decoded ones too, because decoding goes through it.
 
 use crate::temporal;
 use serde::{Deserialize, Serialize};

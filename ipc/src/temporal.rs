@@ -193,6 +193,45 @@ pub fn parse_decimal(s: &str, precision: u8, scale: u8) -> Result<i128, String> 
     Ok(if negative { -magnitude } else { magnitude })
 }
 
+/// The unscaled integer, at `scale`, of a decimal in Python's `str(Decimal)` form (`-1.005`, `1E+5`,
+/// `1.2E-7`), rounded half-up (away from zero on a tie) when it has more fractional digits than
+/// `scale`. `None` if it is not a finite decimal or its magnitude exceeds `i128`.
+pub fn decimal_from_text_rounded(s: &str, scale: u8) -> Option<i128> {
+    let (negative, body) = match s.strip_prefix('-') {
+        Some(b) => (true, b),
+        None => (false, s.strip_prefix('+').unwrap_or(s)),
+    };
+    let (mantissa, exp) = match body.find(['e', 'E']) {
+        Some(i) => (&body[..i], body[i + 1..].parse::<i32>().ok()?),
+        None => (body, 0),
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    if int.is_empty() && frac.is_empty() || !int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let digits = format!("{int}{frac}");
+    let digits = digits.trim_start_matches('0');
+    // value = digits * 10^(exp - frac.len()); unscaled = value * 10^scale.
+    let shift = exp.checked_sub(i32::try_from(frac.len()).ok()?)?.checked_add(i32::from(scale))?;
+    let magnitude: i128 = if digits.is_empty() {
+        0
+    } else if shift >= 0 {
+        let base: i128 = digits.parse().ok()?;
+        base.checked_mul(10i128.checked_pow(u32::try_from(shift).ok()?)?)?
+    } else {
+        let drop = usize::try_from(-shift).ok()?;
+        if drop > digits.len() {
+            0
+        } else {
+            let (kept, dropped) = digits.split_at(digits.len() - drop);
+            let kept: i128 = if kept.is_empty() { 0 } else { kept.parse().ok()? };
+            let round_up = dropped.as_bytes().first().is_some_and(|&d| d >= b'5');
+            kept.checked_add(i128::from(round_up))?
+        }
+    };
+    Some(if negative { -magnitude } else { magnitude })
+}
+
 /// Whether `unscaled` has at most `precision` digits.
 pub fn decimal_fits(unscaled: i128, precision: u8) -> bool {
     unscaled.unsigned_abs() < 10u128.pow(u32::from(precision))
@@ -242,5 +281,21 @@ mod tests {
         let max = "9".repeat(38);
         assert_eq!(parse_decimal(&max, 38, 0).map(|v| decimal_fits(v, 38)), Ok(true));
         assert!(parse_decimal("1e5", 10, 0).is_err());
+    }
+
+    #[test]
+    fn python_decimal_text_rounds_half_up() {
+        let r = |s: &str, scale| decimal_from_text_rounded(s, scale);
+        assert_eq!(r("1.005", 2), Some(101));
+        assert_eq!(r("-1.25", 1), Some(-13));
+        assert_eq!(r("-1.24", 1), Some(-12));
+        assert_eq!(r("1E+5", 2), Some(10_000_000));
+        assert_eq!(r("1.2E-7", 2), Some(0));
+        assert_eq!(r("5E-3", 2), Some(1));
+        assert_eq!(r("0.000", 2), Some(0));
+        assert_eq!(r(&"9".repeat(38), 0), Some(10i128.pow(38) - 1));
+        assert_eq!(r("1E+50", 0), None);
+        assert_eq!(r("NaN", 2), None);
+        assert_eq!(r("-Infinity", 2), None);
     }
 }

@@ -29,7 +29,6 @@ list, dict, Row (a tuple with field names), or None for SQL NULL; the same is ex
 """
 
 import datetime as _datetime
-import decimal as _decimal
 import functools
 import importlib.util
 import os
@@ -86,18 +85,6 @@ class Row(tuple):
 def _row_type(names):
     """The Row subclass whose fields are ``names`` (one class per distinct tuple of names)."""
     return type("Row", (Row,), {"__slots__": (), "_fields": tuple(names)})
-
-
-def _decimal_unscaled(value, precision, scale):
-    """``value`` (a Decimal or an int) as the unscaled integer of decimal(precision, scale), rounded
-    half-up to the scale as Flink does; the caller checks the precision."""
-    if isinstance(value, int):
-        value = _decimal.Decimal(value)
-    if not value.is_finite():
-        raise ValueError(f"{value} is not a finite decimal")
-    with _decimal.localcontext() as ctx:
-        ctx.prec = 80
-        return int(value.scaleb(scale).quantize(_decimal.Decimal(1), rounding=_decimal.ROUND_HALF_UP))
 
 
 _EPOCH_UTC = _datetime.datetime(1970, 1, 1, tzinfo=_datetime.timezone.utc)

@@ -25,7 +25,6 @@ use pyo3::types::{
 struct Helpers {
     decimal: Py<PyAny>,
     row_type: Py<PyAny>,
-    decimal_unscaled: Py<PyAny>,
     utc_micros: Py<PyAny>,
 }
 
@@ -37,7 +36,6 @@ fn helpers(py: Python<'_>) -> PyResult<&Helpers> {
         Ok(Helpers {
             decimal: py.import("decimal")?.getattr("Decimal")?.unbind(),
             row_type: udfpool.getattr("_row_type")?.unbind(),
-            decimal_unscaled: udfpool.getattr("_decimal_unscaled")?.unbind(),
             utc_micros: udfpool.getattr("_utc_micros")?.unbind(),
         })
     })
@@ -213,13 +211,13 @@ fn push_value(out: &mut ColumnBuilder, expected: &DataType, value: &Bound<'_, Py
             built(out.push_binary(&value.cast::<PyByteArray>().expect("checked").to_vec()))?;
         }
         DataType::Decimal { precision, scale } if is_int || is_decimal(value) => {
-            let py = value.py();
-            let unscaled = helpers(py)
-                .and_then(|h| h.decimal_unscaled.bind(py).call1((value, *precision, *scale)))
-                .map_err(|e| top(format!(": {}", e.value(py))))?;
-            match unscaled.extract::<i128>() {
-                Ok(x) => built(out.push_decimal(x))?,
-                Err(_) => return Err(top(format!(": more than {precision} digits"))),
+            // str(Decimal) is exact and cheap; parsing and rounding it here saves a Python call a row.
+            let text = value.str().map_err(|e| top(format!(": {e}")))?;
+            let text = text.to_str().map_err(|e| top(format!(": {e}")))?;
+            match temporal::decimal_from_text_rounded(text, *scale) {
+                Some(x) => built(out.push_decimal(x))?,
+                None if text.contains(['N', 'n', 'I', 'i']) => return Err(top(": not a finite decimal")),
+                None => return Err(top(format!(": more than {precision} digits"))),
             }
         }
         DataType::Date if value.is_instance_of::<PyDate>() && !value.is_instance_of::<PyDateTime>() => {
@@ -240,7 +238,8 @@ fn push_value(out: &mut ColumnBuilder, expected: &DataType, value: &Bound<'_, Py
         }
         DataType::Timestamp | DataType::TimestampTz if value.is_instance_of::<PyDateTime>() => {
             let dt = value.cast::<PyDateTime>().expect("checked");
-            let zoned = value.call_method0("utcoffset").is_ok_and(|o| !o.is_none());
+            // A tzinfo whose utcoffset() is None still makes a naive datetime, as Python defines it.
+            let zoned = dt.get_tzinfo().is_some() && value.call_method0("utcoffset").is_ok_and(|o| !o.is_none());
             let micros = match (expected, zoned) {
                 (DataType::Timestamp, false) => {
                     let date =
