@@ -91,11 +91,27 @@ pub fn to_py<'py>(py: Python<'py>, column: &Column, row: usize) -> PyResult<Boun
             dict.into_any()
         }
         ColumnData::Struct { names, columns, .. } => {
-            let row_type = helpers(py)?.row_type.bind(py).call1((PyTuple::new(py, names)?,))?;
+            let row_type = row_type(py, names)?;
             let values = columns.iter().map(|c| to_py(py, c, row)).collect::<PyResult<Vec<_>>>()?;
-            row_type.call1(PyTuple::new(py, values)?)?
+            row_type.bind(py).call1(PyTuple::new(py, values)?)?
         }
     })
+}
+
+thread_local! {
+    /// `udfpool.Row` subclasses by field names, so a struct row costs no lookup in Python. A few
+    /// distinct structs per worker at most: a list is enough.
+    static ROW_TYPES: std::cell::RefCell<Vec<(Vec<String>, Py<PyAny>)>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The `Row` class for these field names.
+fn row_type(py: Python<'_>, names: &[String]) -> PyResult<Py<PyAny>> {
+    if let Some(t) = ROW_TYPES.with(|c| c.borrow().iter().find(|(n, _)| n == names).map(|(_, t)| t.clone_ref(py))) {
+        return Ok(t);
+    }
+    let t = helpers(py)?.row_type.bind(py).call1((PyTuple::new(py, names)?,))?.unbind();
+    ROW_TYPES.with(|c| c.borrow_mut().push((names.to_vec(), t.clone_ref(py))));
+    Ok(t)
 }
 
 fn range_error(what: &str, x: i64) -> PyErr {
