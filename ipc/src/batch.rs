@@ -444,9 +444,10 @@ enum Building {
     },
 }
 
-/// Appends values of one type to a new column. Nested columns are built through [`child`]
-/// (`ColumnBuilder::child`): push a list's items into child 0 and then call `close_entry`; push one
-/// value into each struct field's child and then call `close_entry`.
+/// Appends values of one type to a new column. Nested columns are built through
+/// [`child`](ColumnBuilder::child): push a list's items into child 0 and then call
+/// [`close_entry`](ColumnBuilder::close_entry); push one value into each struct field's child and then
+/// call `close_entry`.
 #[derive(Debug, Clone)]
 pub struct ColumnBuilder {
     data: Building,
