@@ -28,6 +28,22 @@ fn workloads_file() -> PathBuf {
     path
 }
 
+/// One THREAD and one PROCESS pool of one worker each, named by mode.
+fn thread_and_process(udf: &str, schema: &Schema) -> Vec<(&'static str, Pool)> {
+    [Mode::Thread, Mode::Process]
+        .into_iter()
+        .map(|mode| {
+            let pool = Pool::builder(udf, schema.clone())
+                .mode(mode)
+                .workers(1)
+                .worker_exe(env!("CARGO_BIN_EXE_udfpool-worker"))
+                .build()
+                .unwrap();
+            (mode.name(), pool)
+        })
+        .collect()
+}
+
 fn modes(c: &mut Criterion) {
     let file = workloads_file();
     for w in Workload::ALL {
@@ -35,18 +51,7 @@ fn modes(c: &mut Criterion) {
         g.sample_size(10).warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2));
         let udf = format!("{}:{}", file.display(), w.function());
         let schema = batches(w, 1, 1)[0].schema().clone();
-        let mut pools: Vec<(&str, Pool)> = [Mode::Thread, Mode::Process]
-            .into_iter()
-            .map(|mode| {
-                let pool = Pool::builder(&udf, schema.clone())
-                    .mode(mode)
-                    .workers(1)
-                    .worker_exe(env!("CARGO_BIN_EXE_udfpool-worker"))
-                    .build()
-                    .unwrap();
-                (mode.name(), pool)
-            })
-            .collect();
+        let mut pools = thread_and_process(&udf, &schema);
         for rows in BATCH_SIZES.into_iter().filter(|&r| w != Workload::Compute || r <= 4096) {
             let batch = batches(w, rows, rows).remove(0);
             g.throughput(Throughput::Elements(rows as u64));
@@ -95,18 +100,7 @@ fn typed_modes(c: &mut Criterion) {
         g.sample_size(10).warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2));
         let udf = format!("{}:{function}", file.display());
         let schema = Schema::new(vec![Field::new("x", t.clone())]);
-        let mut pools: Vec<(&str, Pool)> = [Mode::Thread, Mode::Process]
-            .into_iter()
-            .map(|mode| {
-                let pool = Pool::builder(&udf, schema.clone())
-                    .mode(mode)
-                    .workers(1)
-                    .worker_exe(env!("CARGO_BIN_EXE_udfpool-worker"))
-                    .build()
-                    .unwrap();
-                (mode.name(), pool)
-            })
-            .collect();
+        let mut pools = thread_and_process(&udf, &schema);
         for rows in [256usize, 4096] {
             let values: Vec<Vec<Value>> = (0..rows as i64)
                 .map(|i| {

@@ -116,30 +116,13 @@ fn rows_per_batch_size(r: &Results, workload: &str, path: &Path) -> Result<bool>
         .y_label_formatter(&|y| rate(10f64.powf(*y)))
         .draw()
         .map_err(err)?;
-    for mode in ["thread", "process", "floor", "multiprocessing"] {
-        let mut points: Vec<(f64, f64)> = series(r, |m| here(m) && m.mode == mode)
+    let lines = ["thread", "process", "floor", "multiprocessing"].map(|mode| {
+        let points = series(r, |m| here(m) && m.mode == mode)
             .map(|m| (m.batch_size as f64, m.rows_per_sec.median.log10()))
             .collect();
-        if points.is_empty() {
-            continue;
-        }
-        points.sort_by(|a, b| a.0.total_cmp(&b.0));
-        let colour = mode_colour(mode);
-        chart
-            .draw_series(LineSeries::new(points.clone(), colour.stroke_width(2)))
-            .map_err(err)?
-            .label(mode)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2)));
-        chart.draw_series(points.iter().map(|&p| Circle::new(p, 3, colour.filled()))).map_err(err)?;
-    }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font((FONT, 13))
-        .draw()
-        .map_err(err)?;
+        (mode, points)
+    });
+    draw_mode_lines(&mut chart, lines.to_vec(), SeriesLabelPosition::LowerRight)?;
     root.present().map_err(err)?;
     Ok(true)
 }
@@ -257,12 +240,25 @@ fn draw_scaling(
         .y_label_formatter(&|y| rate(*y))
         .draw()
         .map_err(err)?;
-    for mode in ["thread", "process", "multiprocessing"] {
-        let mut points: Vec<(f64, f64)> =
+    let lines = ["thread", "process", "multiprocessing"].map(|mode| {
+        let points =
             series(r, |m| here(m) && m.mode == mode).map(|m| (m.workers as f64, m.rows_per_sec.median)).collect();
-        if points.is_empty() {
-            continue;
-        }
+        (mode, points)
+    });
+    draw_mode_lines(&mut chart, lines.to_vec(), SeriesLabelPosition::UpperLeft)
+}
+
+/// A line with dots per mode (modes without points are left out), and the legend.
+fn draw_mode_lines<'a, X, Y>(
+    chart: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<X, Y>>,
+    lines: Vec<(&'static str, Vec<(f64, f64)>)>,
+    legend_at: SeriesLabelPosition,
+) -> Result<()>
+where
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
+    for (mode, mut points) in lines.into_iter().filter(|(_, p)| !p.is_empty()) {
         points.sort_by(|a, b| a.0.total_cmp(&b.0));
         let colour = mode_colour(mode);
         chart
@@ -274,7 +270,7 @@ fn draw_scaling(
     }
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
+        .position(legend_at)
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
         .label_font((FONT, 13))
