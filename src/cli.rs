@@ -84,9 +84,14 @@ struct RunArgs {
     /// Input columns passed to the UDF, in order (default: all columns).
     #[arg(long, value_delimiter = ',', value_name = "COL,COL")]
     args: Option<Vec<String>>,
-    /// Name of the result column.
-    #[arg(long = "as", value_name = "COLUMN", default_value = "result")]
-    as_column: String,
+    /// Name of the result column; for a table function, its result columns' names, comma-separated
+    /// (default: the names it declares).
+    #[arg(long = "as", value_name = "COLUMN[,COLUMN]")]
+    as_column: Option<String>,
+    /// Run a plain function as this kind: scalar (one value per row, appended), filter (keeps the rows
+    /// it returns True for), table (declared with @udtf). Decorated functions declare their kind.
+    #[arg(long, value_name = "scalar|filter|table")]
+    kind: Option<String>,
     /// Execution mode; overrides --config python.execution-mode. Default: process.
     #[arg(long, value_name = "process|thread")]
     mode: Option<String>,
@@ -202,7 +207,13 @@ fn run(a: RunArgs) -> Result<()> {
     if let Some(path) = &a.bad_rows {
         reader = reader.with_bad_rows(BadRows::create(path)?);
     }
-    let mut builder = Pool::builder(&a.udf, reader.schema().clone()).output_column(&a.as_column);
+    let mut builder = Pool::builder(&a.udf, reader.schema().clone());
+    if let Some(names) = &a.as_column {
+        builder = builder.output_columns(names.split(',').map(|n| n.trim().to_owned()));
+    }
+    if let Some(kind) = &a.kind {
+        builder = builder.kind(kind.parse::<ipc::protocol::UdfKind>().map_err(anyhow::Error::msg)?);
+    }
     for pair in &a.config {
         let (k, v) = host::PoolConfig::parse_pair(pair)?;
         builder = builder.config(k, v);
@@ -245,6 +256,7 @@ fn run(a: RunArgs) -> Result<()> {
         }
         b.map_err(|e| input_error = Some(e)).ok()
     });
+    // Rows written: a filter writes fewer than it reads, a table function any number.
     let (mut rows, mut batches) = (0u64, 0u64);
     let mut failed = match &a.skip_failed_batches {
         Some(path) => Some(FailedBatches::create(path)?),
@@ -291,13 +303,14 @@ fn run(a: RunArgs) -> Result<()> {
     pool.close()?;
     let summary = format!(
         "rows {rows}{bad_rows}{failed_batches}, batches {batches}, elapsed {:.3} s (pool start {:.3} s), {:.0} rows/s\n\
-         mode {} (asked: {asked_mode}), workers {}, worker restarts {restarts}, udf {} -> {}\n\
+         mode {} (asked: {asked_mode}), workers {}, worker restarts {restarts}, {} function {} -> {}\n\
          python {} ({}), library {}",
         elapsed.as_secs_f64(),
         ready.as_secs_f64(),
         rows as f64 / elapsed.as_secs_f64().max(1e-9),
         info.mode,
         info.workers,
+        info.kind.name(),
         info.udf,
         info.result_type,
         info.python.version.lines().next().unwrap_or_default(),

@@ -8,8 +8,25 @@ use ipc::batch::{Column, RecordBatch};
 use ipc::protocol::{UdfError, WorkerInfo};
 use std::sync::Arc;
 
-/// The outcome of one batch: the result column, or the UDF's error for it.
-pub type BatchOutcome = Result<Column, UdfError>;
+/// What a UDF returned for one batch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Output {
+    /// One value per input row (scalar functions, filters), or per produced row (table functions: a
+    /// struct column of the result columns).
+    pub result: Column,
+    /// Table functions: for each produced row, the input row it came from.
+    pub input_rows: Option<Vec<u32>>,
+}
+
+impl Output {
+    /// One value per input row.
+    pub fn per_row(result: Column) -> Self {
+        Self { result, input_rows: None }
+    }
+}
+
+/// The outcome of one batch: what the UDF returned, or its error.
+pub type BatchOutcome = Result<Output, UdfError>;
 
 /// One worker.
 pub trait Lane: Send {

@@ -9,12 +9,13 @@
 
 use crate::config::{Mode, PoolConfig};
 use crate::error::PoolError;
-use crate::lane::Lane;
+use crate::lane::{Lane, Output};
 use crate::process::{SpawnSettings, Starting};
 use crate::stages::StageTotals;
 use crate::thread::{InlineLane, ThreadLane};
+use ipc::batch::{ColumnData, Value};
 use ipc::batch::{DataType, Field, RecordBatch, Schema};
-use ipc::protocol::{OpenRequest, PythonInfo, UdfError, UdfErrorKind, UdfSpec};
+use ipc::protocol::{OpenRequest, PythonInfo, UdfError, UdfErrorKind, UdfKind, UdfSpec};
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -29,7 +30,9 @@ pub struct PoolInfo {
     pub workers: usize,
     /// The UDF, as `path:name`.
     pub udf: String,
-    /// Its result type.
+    /// What it does with a row.
+    pub kind: UdfKind,
+    /// Its result type (a table function's: a struct of its result columns).
     pub result_type: DataType,
     /// The interpreter the workers run (the first worker's report; all run the same library).
     pub python: PythonInfo,
@@ -46,6 +49,8 @@ pub struct PoolBuilder {
     input_schema: Schema,
     args: Option<Vec<String>>,
     output: String,
+    outputs: Option<Vec<String>>,
+    kind: Option<UdfKind>,
     workers: Option<usize>,
     result_type: Option<DataType>,
     pairs: Vec<(String, String)>,
@@ -79,6 +84,8 @@ impl PoolBuilder {
             input_schema,
             args: None,
             output: "result".into(),
+            outputs: None,
+            kind: None,
             workers: None,
             result_type: None,
             pairs: Vec::new(),
@@ -95,6 +102,18 @@ impl PoolBuilder {
     /// Name of the result column appended to each batch (default `result`).
     pub fn output_column(mut self, name: impl Into<String>) -> Self {
         self.output = name.into();
+        self
+    }
+
+    /// Names of a table function's result columns (default: the names it declares, `f0`, `f1`, ...).
+    pub fn output_columns<S: Into<String>>(mut self, names: impl IntoIterator<Item = S>) -> Self {
+        self.outputs = Some(names.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Runs a plain function as this kind (`Filter` for a predicate); a declared kind must match.
+    pub fn kind(mut self, kind: UdfKind) -> Self {
+        self.kind = Some(kind);
         self
     }
 
@@ -138,7 +157,12 @@ impl PoolBuilder {
                 error: UdfError::plain(UdfErrorKind::Load, format!("file {path} does not exist")),
             });
         }
-        Ok(UdfSpec { path: path.to_owned(), name: name.to_owned(), result_type: self.result_type.clone() })
+        Ok(UdfSpec {
+            path: path.to_owned(),
+            name: name.to_owned(),
+            result_type: self.result_type.clone(),
+            kind: self.kind,
+        })
     }
 
     /// Starts the workers and loads the UDF in each; fails with the first worker's error.
@@ -164,12 +188,6 @@ impl PoolBuilder {
                 })
                 .collect::<Result<Vec<_>, _>>()?,
         };
-        if self.input_schema.index_of(&self.output).is_some() {
-            return Err(PoolError::Usage(format!(
-                "the input already has a column {:?}; choose another result column name",
-                self.output
-            )));
-        }
         let site_dirs = crate::python_env::site_dirs(config.python_executable.as_deref())?;
         let opens: Vec<OpenRequest> = (0..workers)
             .map(|index| OpenRequest {
@@ -240,13 +258,40 @@ impl PoolBuilder {
             mode: config.mode,
             workers,
             udf: self.udf.clone(),
+            kind: first.kind,
             result_type: first.result_type,
             python: first.python,
             pids: lanes.iter().map(|l| l.info().pid).collect(),
             segments: lanes.iter().filter_map(|l| l.segment_name()).collect(),
         };
+        let result_fields = match (info.kind, &info.result_type) {
+            (UdfKind::Scalar, t) => {
+                vec![Field::new(self.outputs.and_then(|o| o.into_iter().next()).unwrap_or(self.output), t.clone())]
+            }
+            (UdfKind::Filter, _) => Vec::new(),
+            (UdfKind::Table, DataType::Struct(fields)) => match self.outputs {
+                Some(names) if names.len() != fields.len() => {
+                    return Err(PoolError::Usage(format!(
+                        "{} result column names given for a table function of {} columns",
+                        names.len(),
+                        fields.len()
+                    )))
+                }
+                Some(names) => names.into_iter().zip(fields).map(|(n, f)| Field::new(n, f.data_type.clone())).collect(),
+                None => fields.clone(),
+            },
+            (UdfKind::Table, other) => {
+                return Err(PoolError::Usage(format!("table function {} reported result type {other}", self.udf)))
+            }
+        };
+        if let Some(f) = result_fields.iter().find(|f| self.input_schema.index_of(&f.name).is_some()) {
+            return Err(PoolError::Usage(format!(
+                "the input already has a column {:?}; choose another result column name",
+                f.name
+            )));
+        }
         Ok(Pool {
-            result_field: Field::new(self.output, info.result_type.clone()),
+            result_fields,
             info,
             lanes,
             input_schema: self.input_schema,
@@ -289,7 +334,8 @@ pub struct Pool {
     lanes: Vec<Box<dyn Lane>>,
     input_schema: Schema,
     arg_indices: Vec<usize>,
-    result_field: Field,
+    /// The columns the UDF adds (none for a filter).
+    result_fields: Vec<Field>,
     max_in_flight: usize,
     pending: VecDeque<Pending>,
     next_seq: u64,
@@ -324,7 +370,7 @@ impl Pool {
     /// The schema of the batches the pool returns: the input's plus the result column.
     pub fn output_schema(&self) -> Schema {
         let mut s = self.input_schema.clone();
-        s.fields.push(self.result_field.clone());
+        s.fields.extend(self.result_fields.iter().cloned());
         s
     }
 
@@ -497,12 +543,54 @@ impl Pool {
         };
         let batch = Arc::try_unwrap(p.batch).unwrap_or_else(|shared| (*shared).clone());
         let lane = self.lane_of(p.seq);
-        Some(batch.with_column(self.result_field.clone(), column).or_else(|e| {
+        Some(self.assemble(batch, column).or_else(|e| {
             self.fail(PoolError::Protocol { index: lane, message: format!("result of batch {}: {e}", p.seq) })
         }))
     }
 
-    /// Applies the UDF to one batch: returns it with the result column appended.
+    /// The output batch for `batch` and what the UDF returned for it, by kind. Everything a worker sent
+    /// is checked before it is used.
+    fn assemble(&self, batch: RecordBatch, output: Output) -> Result<RecordBatch, String> {
+        let rows = batch.num_rows();
+        match self.info.kind {
+            UdfKind::Scalar => {
+                batch.with_column(self.result_fields[0].clone(), output.result).map_err(|e| e.to_string())
+            }
+            UdfKind::Filter => {
+                let keep = &output.result;
+                if keep.len() != rows || !matches!(keep.data, ColumnData::Bool(_)) {
+                    return Err(format!(
+                        "a filter answered {} {} values for {rows} rows",
+                        keep.len(),
+                        keep.data_type()
+                    ));
+                }
+                let indices: Vec<u32> =
+                    (0..rows).filter(|&i| keep.value(i) == Value::Bool(true)).map(|i| i as u32).collect();
+                Ok(batch.take(&indices))
+            }
+            UdfKind::Table => {
+                let input_rows = output.input_rows.ok_or("a table function's answer has no input rows")?;
+                let ColumnData::Struct { columns, .. } = output.result.data else {
+                    return Err("a table function's answer is not a struct column".into());
+                };
+                if input_rows.iter().any(|&r| r as usize >= rows)
+                    || columns.len() != self.result_fields.len()
+                    || columns.iter().any(|c| c.len() != input_rows.len())
+                {
+                    return Err("a table function's answer does not match its input".into());
+                }
+                let mut out = batch.take(&input_rows);
+                for (f, c) in self.result_fields.iter().zip(columns) {
+                    out = out.with_column(f.clone(), c).map_err(|e| e.to_string())?;
+                }
+                Ok(out)
+            }
+        }
+    }
+
+    /// Applies the UDF to one batch: returns it with the result column appended (a filter: its kept
+    /// rows; a table function: each produced row joined to its input row).
     pub fn apply(&mut self, batch: RecordBatch) -> Result<RecordBatch, PoolError> {
         // Results of an abandoned stream come first: drain them.
         while self.complete_oldest().is_some() {}

@@ -6,7 +6,7 @@
 //! rings is sliced so the host notices a dead worker within [`LIVENESS_POLL`].
 
 use crate::error::PoolError;
-use crate::lane::{BatchOutcome, Lane};
+use crate::lane::{BatchOutcome, Lane, Output};
 use crate::stages::{HostMarks, StageTotals};
 use ipc::batch::RecordBatch;
 use ipc::codec::{decode, encode_into};
@@ -325,7 +325,10 @@ impl Lane for WorkerProcess {
         let (expected, rows, marks) = self.pending.pop_front().expect("next_result without a pending batch");
         let wait_start = if marks.is_some() { now_ns() } else { 0 };
         let (id, outcome) = match self.recv(self.batch_timeout, "answer a batch")? {
-            Response::Batch { id, result } => (id, Ok(result)),
+            Response::Batch { id, result } => (id, Ok(Output::per_row(result))),
+            Response::TableBatch { id, input_rows, result } => {
+                (id, Ok(Output { result, input_rows: Some(input_rows.0) }))
+            }
             Response::Failed { id, error } => (id, Err(error)),
             Response::TracedBatch { id, times, result } => {
                 if let Some(marks) = marks {
@@ -333,7 +336,7 @@ impl Lane for WorkerProcess {
                     let host = HostMarks { wait_start, received, decode_ns, ..marks };
                     self.stages.record_process(rows, &host, &times);
                 }
-                (id, Ok(result))
+                (id, Ok(Output::per_row(result)))
             }
             other => {
                 return Err(PoolError::Protocol {
@@ -388,7 +391,10 @@ impl Lane for WorkerProcess {
                         return Err(PoolError::Load { udf: "close()".into(), error });
                     }
                     // Results of batches nobody waited for.
-                    Response::Batch { .. } | Response::Failed { .. } | Response::TracedBatch { .. } => continue,
+                    Response::Batch { .. }
+                    | Response::Failed { .. }
+                    | Response::TracedBatch { .. }
+                    | Response::TableBatch { .. } => continue,
                     other => {
                         return Err(PoolError::Protocol {
                             index: self.index,

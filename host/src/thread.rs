@@ -7,31 +7,36 @@
 //! trade-off, shown by the benchmarks rather than hidden.
 
 use crate::error::PoolError;
-use crate::lane::{BatchOutcome, Lane};
+use crate::lane::{BatchOutcome, Lane, Output};
 use crate::stages::StageTotals;
 use ipc::batch::{Column, RecordBatch};
-use ipc::protocol::{OpenRequest, PythonInfo, UdfError, WorkerInfo};
+use ipc::protocol::{OpenRequest, PythonInfo, UdfError, UdfKind, WorkerInfo};
 use ipc::trace::{now_ns, ApplyTimes};
 use pyo3::Python;
 use std::collections::VecDeque;
 use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
 use std::sync::Arc;
-use worker::udf::ScalarUdf;
+use worker::udf::Udf;
 
 /// A traced batch's wait for the GIL (ns) and its phases.
 type Traced = Option<(u64, ApplyTimes)>;
 
-fn run(udf: &ScalarUdf, batch: &RecordBatch, args: &[usize], trace: bool) -> (BatchOutcome, Traced) {
+fn run(udf: &Udf, batch: &RecordBatch, args: &[usize], trace: bool) -> (BatchOutcome, Traced) {
     let cols: Vec<&Column> = args.iter().map(|&i| batch.column(i)).collect();
     let rows = batch.num_rows();
+    if udf.kind() == UdfKind::Table {
+        // Table functions are not traced (see the stage breakdown's docs).
+        let outcome = Python::attach(|py| udf.apply_table(py, &cols, rows));
+        return (outcome.map(|(input_rows, result)| Output { result, input_rows: Some(input_rows) }), None);
+    }
     if !trace {
-        return (Python::attach(|py| udf.apply(py, &cols, rows)), None);
+        return (Python::attach(|py| udf.apply(py, &cols, rows)).map(Output::per_row), None);
     }
     let asked = now_ns();
     Python::attach(|py| {
         let gil_wait = now_ns() - asked;
         let (outcome, apply) = udf.apply_timed(py, &cols, rows);
-        (outcome, Some((gil_wait, apply)))
+        (outcome.map(Output::per_row), Some((gil_wait, apply)))
     })
 }
 
@@ -41,20 +46,20 @@ fn record(stages: &mut StageTotals, rows: usize, outcome: &BatchOutcome, traced:
     }
 }
 
-fn load(req: &OpenRequest, python: PythonInfo) -> Result<(ScalarUdf, WorkerInfo), UdfError> {
-    let udf = Python::attach(|py| ScalarUdf::load(py, req))?;
-    let info = WorkerInfo { pid: std::process::id(), python, result_type: udf.result_type().clone() };
+fn load(req: &OpenRequest, python: PythonInfo) -> Result<(Udf, WorkerInfo), UdfError> {
+    let udf = Python::attach(|py| Udf::load(py, req))?;
+    let info = WorkerInfo { pid: std::process::id(), python, kind: udf.kind(), result_type: udf.result_type().clone() };
     Ok((udf, info))
 }
 
-fn close_udf(udf: ScalarUdf) -> Result<(), UdfError> {
+fn close_udf(udf: Udf) -> Result<(), UdfError> {
     Python::attach(|py| udf.close(py))
 }
 
 /// The UDF on the caller's thread.
 #[derive(Debug)]
 pub struct InlineLane {
-    udf: Option<ScalarUdf>,
+    udf: Option<Udf>,
     info: WorkerInfo,
     done: VecDeque<(u64, BatchOutcome)>,
     trace: bool,

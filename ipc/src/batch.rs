@@ -907,6 +907,19 @@ impl ColumnData {
     }
 }
 
+/// The offsets and child indices of the lists (or maps) at rows `row(0..n)` of a column with `offsets`.
+fn take_ranges(offsets: &[u32], n: usize, row: impl Fn(usize) -> usize) -> (LeBuffer<u32>, Vec<u32>) {
+    let mut out = Vec::with_capacity(n + 1);
+    let mut child = Vec::new();
+    out.push(0);
+    for i in 0..n {
+        let r = row(i);
+        child.extend(offsets[r]..offsets[r + 1]);
+        out.push(child.len() as u32);
+    }
+    (LeBuffer(out), child)
+}
+
 /// Checks list or map offsets: `rows + 1` of them, from 0, non-decreasing, ending at `child_len`.
 fn check_offsets(offsets: &[u32], rows: usize, child_len: usize) -> Result<(), String> {
     if offsets.len() != rows + 1 || offsets.first() != Some(&0) {
@@ -982,6 +995,68 @@ impl Column {
             ColumnData::Utf8(v) if !self.is_null(i) => std::str::from_utf8(v.get(i)).ok(),
             _ => None,
         }
+    }
+
+    /// The rows `indices` (each `< len`, in any order, repeats allowed) as a new column.
+    pub fn take(&self, indices: &[u32]) -> Column {
+        let validity = self.validity.as_ref().map(|v| {
+            let mut out = Bitmap::new();
+            indices.iter().for_each(|&i| out.push(v.get(i as usize)));
+            out
+        });
+        let gather = |i: usize| -> usize { indices[i] as usize };
+        let data = match &self.data {
+            ColumnData::Int8(v) => ColumnData::Int8(LeBuffer(indices.iter().map(|&i| v.0[i as usize]).collect())),
+            ColumnData::Int16(v) => ColumnData::Int16(LeBuffer(indices.iter().map(|&i| v.0[i as usize]).collect())),
+            ColumnData::Int32(v) => ColumnData::Int32(LeBuffer(indices.iter().map(|&i| v.0[i as usize]).collect())),
+            ColumnData::Date(v) => ColumnData::Date(LeBuffer(indices.iter().map(|&i| v.0[i as usize]).collect())),
+            ColumnData::Int64(v) => ColumnData::Int64(LeBuffer(indices.iter().map(|&i| v.0[i as usize]).collect())),
+            ColumnData::Time(v) => ColumnData::Time(LeBuffer(indices.iter().map(|&i| v.0[i as usize]).collect())),
+            ColumnData::Timestamp(v) => {
+                ColumnData::Timestamp(LeBuffer(indices.iter().map(|&i| v.0[i as usize]).collect()))
+            }
+            ColumnData::TimestampTz(v) => {
+                ColumnData::TimestampTz(LeBuffer(indices.iter().map(|&i| v.0[i as usize]).collect()))
+            }
+            ColumnData::Float32(v) => ColumnData::Float32(LeBuffer(indices.iter().map(|&i| v.0[i as usize]).collect())),
+            ColumnData::Float64(v) => ColumnData::Float64(LeBuffer(indices.iter().map(|&i| v.0[i as usize]).collect())),
+            ColumnData::Decimal { precision, scale, values } => ColumnData::Decimal {
+                precision: *precision,
+                scale: *scale,
+                values: LeBuffer(indices.iter().map(|&i| values.0[i as usize]).collect()),
+            },
+            ColumnData::Bool(b) => {
+                let mut out = Bitmap::new();
+                indices.iter().for_each(|&i| out.push(b.get(i as usize)));
+                ColumnData::Bool(out)
+            }
+            ColumnData::Utf8(v) | ColumnData::Binary(v) => {
+                let mut out = VarData::default();
+                for &i in indices {
+                    out.bytes.extend_from_slice(v.get(i as usize));
+                    out.offsets.0.push(out.bytes.len() as u32);
+                }
+                if matches!(self.data, ColumnData::Utf8(_)) {
+                    ColumnData::Utf8(out)
+                } else {
+                    ColumnData::Binary(out)
+                }
+            }
+            ColumnData::List { offsets, values } => {
+                let (offsets, child) = take_ranges(&offsets.0, indices.len(), gather);
+                ColumnData::List { offsets, values: Box::new(values.take(&child)) }
+            }
+            ColumnData::Map { offsets, keys, values } => {
+                let (offsets, child) = take_ranges(&offsets.0, indices.len(), gather);
+                ColumnData::Map { offsets, keys: Box::new(keys.take(&child)), values: Box::new(values.take(&child)) }
+            }
+            ColumnData::Struct { names, columns, .. } => ColumnData::Struct {
+                names: names.clone(),
+                columns: columns.iter().map(|c| c.take(indices)).collect(),
+                len: indices.len() as u64,
+            },
+        };
+        Column { data, validity }
     }
 
     /// Checks this column's invariants for `rows` rows, children included.
@@ -1161,6 +1236,15 @@ impl RecordBatch {
         }
     }
 
+    /// The rows `indices` of this batch, in that order (repeats allowed), as a new batch.
+    pub fn take(&self, indices: &[u32]) -> RecordBatch {
+        RecordBatch {
+            schema: self.schema.clone(),
+            columns: self.columns.iter().map(|c| c.take(indices)).collect(),
+            num_rows: indices.len() as u64,
+        }
+    }
+
     /// This batch with `column` appended as `field`. The column must have `num_rows` rows and the field's type.
     pub fn with_column(mut self, field: Field, column: Column) -> Result<RecordBatch, InvalidBatch> {
         column.check(self.num_rows()).map_err(|e| InvalidBatch(format!("appended column {:?} {e}", field.name)))?;
@@ -1243,6 +1327,21 @@ mod tests {
         let bytes = crate::codec::encode(&column).unwrap();
         let err = crate::codec::decode::<Column>(&bytes).unwrap_err().to_string();
         assert!(err.contains("nested more than 64 deep"), "{err}");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn take_gathers_the_same_rows_as_values(b in crate::arbitrary::arb_batch(), picks in proptest::collection::vec(0usize..1000, 0..30)) {
+            let indices: Vec<u32> = if b.num_rows() == 0 { vec![] } else { picks.iter().map(|p| (p % b.num_rows()) as u32).collect() };
+            let taken = b.take(&indices);
+            taken.validate().unwrap();
+            let rows = b.to_rows();
+            let expected: Vec<Vec<Value>> = indices.iter().map(|&i| rows[i as usize].clone()).collect();
+            proptest::prop_assert_eq!(taken.to_rows().len(), expected.len());
+            for (x, y) in taken.to_rows().iter().flatten().zip(expected.iter().flatten()) {
+                proptest::prop_assert!(x.same_as(y));
+            }
+        }
     }
 
     #[test]

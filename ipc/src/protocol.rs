@@ -10,6 +10,40 @@ use crate::codec::{encode_into, EncodeError};
 use crate::trace::{now_ns, WorkerTimes};
 use serde::{Deserialize, Serialize};
 
+/// What a function does with a row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum UdfKind {
+    /// One value per row: appended as a column.
+    Scalar,
+    /// True keeps the row, False or None drops it.
+    Filter,
+    /// Zero or more rows per row, each joined to it (lateral join).
+    Table,
+}
+
+impl UdfKind {
+    /// `scalar`, `filter` or `table`.
+    pub fn name(self) -> &'static str {
+        match self {
+            UdfKind::Scalar => "scalar",
+            UdfKind::Filter => "filter",
+            UdfKind::Table => "table",
+        }
+    }
+}
+
+impl std::str::FromStr for UdfKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "scalar" => Ok(UdfKind::Scalar),
+            "filter" => Ok(UdfKind::Filter),
+            "table" => Ok(UdfKind::Table),
+            other => Err(format!("unknown function kind {other:?}; kinds: scalar, filter, table")),
+        }
+    }
+}
+
 /// Which Python function to run and how.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UdfSpec {
@@ -19,6 +53,8 @@ pub struct UdfSpec {
     pub name: String,
     /// Result type when the object does not declare one (a plain function).
     pub result_type: Option<DataType>,
+    /// The kind asked for: required for a plain function used as a filter; a declared kind must match.
+    pub kind: Option<UdfKind>,
 }
 
 impl std::fmt::Display for UdfSpec {
@@ -131,7 +167,10 @@ pub struct WorkerInfo {
     pub pid: u32,
     /// Its interpreter.
     pub python: PythonInfo,
-    /// The result type the UDF declared (or was given).
+    /// What the function does with a row.
+    pub kind: UdfKind,
+    /// The result type the UDF declared (or was given); for a table function, a struct of its result
+    /// columns.
     pub result_type: DataType,
 }
 
@@ -227,6 +266,15 @@ pub enum Response {
         /// The worker's timings of this batch.
         times: WorkerTimes,
         /// One value per input row.
+        result: Column,
+    },
+    /// The rows a table function produced for batch `id`.
+    TableBatch {
+        /// The request's id.
+        id: u64,
+        /// For each produced row, the index of the input row it came from (non-decreasing).
+        input_rows: crate::batch::LeBuffer<u32>,
+        /// The produced rows: a struct column of the result columns.
         result: Column,
     },
 }

@@ -35,7 +35,16 @@ import os
 import sys
 import traceback
 
-__all__ = ["udf", "FunctionContext", "UserDefinedFunction", "ScalarFunction", "Row"]
+__all__ = [
+    "udf",
+    "udtf",
+    "udf_filter",
+    "FunctionContext",
+    "UserDefinedFunction",
+    "ScalarFunction",
+    "TableFunction",
+    "Row",
+]
 
 
 class Row(tuple):
@@ -142,6 +151,8 @@ class UserDefinedScalarFunctionWrapper:
     def __init__(self, func, result_type, name=None):
         if isinstance(func, type) and issubclass(func, UserDefinedFunction):
             func = func()
+        if isinstance(func, TableFunction):
+            raise TypeError(f"{type(func).__name__} is a TableFunction: declare it with udtf(..., result_types=[...])")
         if not callable(func) and not isinstance(func, ScalarFunction):
             raise TypeError(f"udf() needs a callable or a ScalarFunction, got {func!r}")
         if not isinstance(result_type, str):
@@ -165,6 +176,85 @@ def udf(f=None, *, result_type, name=None, deterministic=None):
     if f is None:
         return functools.partial(udf, result_type=result_type, name=name, deterministic=deterministic)
     return UserDefinedScalarFunctionWrapper(f, result_type, name)
+
+
+class TableFunction(UserDefinedFunction):
+    """A function of one row's argument values to zero or more rows. Override ``eval`` to return or
+    yield rows: tuples (or ``Row``s, or dicts) of the declared width, or bare values when there is one
+    result column; ``None`` means no rows."""
+
+    def eval(self, *args):
+        raise NotImplementedError("TableFunction subclasses must define eval()")
+
+
+class UserDefinedTableFunctionWrapper:
+    """What ``udtf`` returns: the function plus its result columns. Still callable from Python."""
+
+    _udfpool_kind = "table"
+
+    def __init__(self, func, result_types, names=None, name=None):
+        if isinstance(func, type) and issubclass(func, UserDefinedFunction):
+            func = func()
+        if isinstance(func, ScalarFunction):
+            raise TypeError("udtf() needs a function or a TableFunction, not a ScalarFunction")
+        if not callable(func) and not isinstance(func, TableFunction):
+            raise TypeError(f"udtf() needs a callable or a TableFunction, got {func!r}")
+        if isinstance(result_types, str):
+            result_types = [result_types]
+        result_types = list(result_types)
+        if not result_types or not all(isinstance(t, str) for t in result_types):
+            raise TypeError(f"result_types must be a non-empty list of type names, got {result_types!r}")
+        names = list(names) if names is not None else [f"f{i}" for i in range(len(result_types))]
+        if len(names) != len(result_types) or len(set(names)) != len(names):
+            raise TypeError(f"names {names!r} must be distinct, one per result type {result_types!r}")
+        self._func = func
+        self._result_types = result_types
+        self._names = names
+        self._name = name or getattr(func, "__name__", type(func).__name__)
+
+    @property
+    def _result_type(self):
+        """The produced rows as one struct type (how the Rust side carries them)."""
+        return "struct<" + ", ".join(f"`{n}`: {t}" for n, t in zip(self._names, self._result_types)) + ">"
+
+    def __call__(self, *args):
+        if isinstance(self._func, TableFunction):
+            return self._func.eval(*args)
+        return self._func(*args)
+
+    def __repr__(self):
+        return f"<udfpool table function {self._name} -> {self._result_types}>"
+
+
+def udtf(f=None, *, result_types, names=None, name=None, deterministic=None):
+    """Declare a table function: ``@udtf(result_types=["BIGINT", "STRING"])`` on a function or
+    generator, or ``udtf(obj, result_types=[...])`` on a ``TableFunction`` instance or subclass. Each
+    input row gives zero or more output rows, joined to it (lateral join). ``names`` names the result
+    columns (default ``f0``, ``f1``, ...)."""
+    if f is None:
+        return functools.partial(udtf, result_types=result_types, names=names, name=name, deterministic=deterministic)
+    return UserDefinedTableFunctionWrapper(f, result_types, names, name)
+
+
+class UserDefinedFilterWrapper(UserDefinedScalarFunctionWrapper):
+    """What ``udf_filter`` returns: a predicate; rows for which it returns True are kept."""
+
+    _udfpool_kind = "filter"
+
+    def __init__(self, func, name=None):
+        super().__init__(func, "bool", name)
+
+    def __repr__(self):
+        return f"<udfpool filter {self._name}>"
+
+
+def udf_filter(f=None, *, name=None):
+    """Declare a filter: ``@udf_filter`` on a predicate (a function, lambda, callable or
+    ``ScalarFunction``). Rows for which it returns ``True`` are kept; ``False`` and ``None`` drop the
+    row; anything else is an error."""
+    if f is None:
+        return functools.partial(udf_filter, name=name)
+    return UserDefinedFilterWrapper(f, name)
 
 
 # ---- used by udfpool's Rust side; not part of the public API ----
@@ -199,19 +289,23 @@ def _resolve(module, name):
         raise LookupError(
             f"{module.__file__} defines no {name!r}; callables there: {', '.join(public) or 'none'}"
         ) from None
-    if isinstance(obj, UserDefinedScalarFunctionWrapper):
-        func, result_type = obj._func, obj._result_type
+    if isinstance(obj, (UserDefinedScalarFunctionWrapper, UserDefinedTableFunctionWrapper)):
+        kind, func, result_type = obj._udfpool_kind, obj._func, obj._result_type
     else:
-        func, result_type = obj, None
+        kind, func, result_type = None, obj, None
     if isinstance(func, type) and issubclass(func, UserDefinedFunction):
         func = func()
+    if isinstance(func, TableFunction):
+        if kind != "table":
+            raise TypeError(f"{name} is a TableFunction: declare it with udtf(..., result_types=[...])")
+        return kind, result_type, func.eval, func.open, func.close
     if isinstance(func, ScalarFunction):
-        return "scalar", result_type, func.eval, func.open, func.close
+        return kind or "scalar", result_type, func.eval, func.open, func.close
     if isinstance(func, UserDefinedFunction):
-        raise TypeError(f"{name} is a {type(func).__name__}, which is not a ScalarFunction")
+        raise TypeError(f"{name} is a {type(func).__name__}, which is not a ScalarFunction or TableFunction")
     if not callable(func):
         raise TypeError(f"{name} is a {type(func).__name__}, not a callable")
-    return "scalar", result_type, func, None, None
+    return kind, result_type, func, None, None
 
 
 def _format_exception(exc, tb=None):

@@ -12,7 +12,7 @@
 //!
 //! worker::interpreter::prepare(&[]).unwrap();
 //! let req = OpenRequest {
-//!     udf: UdfSpec { path: "examples/udfs.py".into(), name: "plus_one".into(), result_type: None },
+//!     udf: UdfSpec { path: "examples/udfs.py".into(), name: "plus_one".into(), result_type: None, kind: None },
 //!     arg_types: vec![DataType::Int64],
 //!     site_dirs: vec![],
 //!     worker_index: 0,
@@ -21,7 +21,7 @@
 //! };
 //! let args = RecordBatch::from_rows(Schema::new(vec![Field::new("x", DataType::Int64)]), &[vec![Value::Int64(1)]]).unwrap();
 //! let result = Python::attach(|py| {
-//!     let udf = worker::udf::ScalarUdf::load(py, &req)?;
+//!     let udf = worker::udf::Udf::load(py, &req)?;
 //!     udf.apply_batch(py, &args)
 //! }).unwrap();
 //! assert_eq!(result.value(0), Value::Int64(2));

@@ -6,9 +6,10 @@
 //! way (SIGKILL included). So a worker is never an orphan, and costs no CPU while it waits.
 
 use crate::interpreter;
-use crate::udf::ScalarUdf;
+use crate::udf::Udf;
+use ipc::batch::LeBuffer;
 use ipc::codec::{decode, encode_into};
-use ipc::protocol::{encode_traced_result, Request, Response, UdfError, UdfErrorKind, WorkerInfo};
+use ipc::protocol::{encode_traced_result, Request, Response, UdfError, UdfErrorKind, UdfKind, WorkerInfo};
 use ipc::trace::{now_ns, WorkerTimes};
 use ipc::{Endpoint, Segment, Side};
 use pyo3::prelude::*;
@@ -129,12 +130,13 @@ pub fn serve(name: &str) -> Result<(), ServeError> {
         other => return Err(ServeError::Protocol(format!("expected Open first, got {other:?}"))),
     };
     let loaded = interpreter::prepare(&open.site_dirs)
-        .and_then(|python| Python::attach(|py| ScalarUdf::load(py, &open)).map(|udf| (udf, python)));
+        .and_then(|python| Python::attach(|py| Udf::load(py, &open)).map(|udf| (udf, python)));
     let udf = match loaded {
         Ok((udf, python)) => {
             s.send(&Response::Ready(WorkerInfo {
                 pid: std::process::id(),
                 python,
+                kind: udf.kind(),
                 result_type: udf.result_type().clone(),
             }))?;
             udf
@@ -146,6 +148,15 @@ pub fn serve(name: &str) -> Result<(), ServeError> {
     };
     loop {
         match s.recv()? {
+            // Table functions are not traced: their batches answer untraced whichever request came.
+            Request::Batch { id, args } | Request::TracedBatch { id, args } if udf.kind() == UdfKind::Table => {
+                let cols: Vec<_> = args.columns().iter().collect();
+                let response = match Python::attach(|py| udf.apply_table(py, &cols, args.num_rows())) {
+                    Ok((input_rows, result)) => Response::TableBatch { id, input_rows: LeBuffer(input_rows), result },
+                    Err(error) => Response::Failed { id, error },
+                };
+                s.send(&response)?;
+            }
             Request::Batch { id, args } => {
                 let response = match Python::attach(|py| udf.apply_batch(py, &args)) {
                     Ok(result) => Response::Batch { id, result },

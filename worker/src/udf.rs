@@ -3,7 +3,7 @@
 use crate::convert::{push_result, to_py};
 use crate::error::from_py;
 use ipc::batch::{Column, ColumnBuilder, DataType, RecordBatch};
-use ipc::protocol::{OpenRequest, UdfError, UdfErrorKind};
+use ipc::protocol::{OpenRequest, UdfError, UdfErrorKind, UdfKind};
 use ipc::trace::{now_ns, ApplyTimes};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
@@ -18,18 +18,20 @@ pub const CHUNK: usize = 256;
 static LOADS: AtomicU64 = AtomicU64::new(0);
 
 /// What `udfpool._resolve` returns: kind, declared result type, and the eval/open/close callables.
-type Resolved = (String, Option<String>, Py<PyAny>, Option<Py<PyAny>>, Option<Py<PyAny>>);
+type Resolved = (Option<String>, Option<String>, Py<PyAny>, Option<Py<PyAny>>, Option<Py<PyAny>>);
 
-/// A loaded scalar UDF: one instance per worker, `open` already called.
+/// A loaded UDF — scalar function, filter or table function: one instance per worker, `open` already
+/// called.
 #[derive(Debug)]
-pub struct ScalarUdf {
+pub struct Udf {
+    kind: UdfKind,
     eval: Py<PyAny>,
     close: Option<Py<PyAny>>,
     result_type: DataType,
     arg_types: Vec<DataType>,
 }
 
-impl ScalarUdf {
+impl Udf {
     /// Imports the file, finds the function, checks its declaration and calls its `open(context)`.
     pub fn load(py: Python<'_>, req: &OpenRequest) -> Result<Self, UdfError> {
         let udfpool = py.import("udfpool").map_err(|e| from_py(py, &e, UdfErrorKind::Environment, None))?;
@@ -45,15 +47,41 @@ impl ScalarUdf {
         let resolved = udfpool
             .call_method1("_resolve", (&module, &req.udf.name))
             .map_err(|e| from_py(py, &e, UdfErrorKind::Definition, None))?;
-        let (_kind, declared, eval, open, close): Resolved =
+        let (declared_kind, declared, eval, open, close): Resolved =
             resolved.extract().map_err(|e| from_py(py, &e, UdfErrorKind::Definition, None))?;
+        let declared_kind = declared_kind
+            .map(|k| k.parse::<UdfKind>().map_err(|e| UdfError::plain(UdfErrorKind::Definition, e)))
+            .transpose()?;
+        let kind = match (declared_kind, req.udf.kind) {
+            (Some(d), Some(asked)) if d != asked => {
+                return Err(UdfError::plain(
+                    UdfErrorKind::Definition,
+                    format!(
+                        "{} is declared as a {} function but was asked to run as a {}",
+                        req.udf,
+                        d.name(),
+                        asked.name()
+                    ),
+                ))
+            }
+            (Some(k), _) | (None, Some(k)) => k,
+            (None, None) => UdfKind::Scalar,
+        };
+        if kind == UdfKind::Table && declared_kind != Some(UdfKind::Table) {
+            return Err(UdfError::plain(
+                UdfErrorKind::Definition,
+                format!("{}: a table function must be declared with @udtf(result_types=[...])", req.udf),
+            ));
+        }
+        // A filter's result is a bool, whatever the function says.
+        let given = if kind == UdfKind::Filter { Some(DataType::Bool) } else { req.udf.result_type.clone() };
         let declared = declared
             .map(|t| {
                 t.parse::<DataType>()
                     .map_err(|e| UdfError::plain(UdfErrorKind::Definition, format!("{}: result_type: {e}", req.udf)))
             })
             .transpose()?;
-        let result_type = match (declared, req.udf.result_type.clone()) {
+        let result_type = match (declared, given) {
             (Some(d), Some(given)) if d != given => {
                 return Err(UdfError::plain(
                     UdfErrorKind::Definition,
@@ -77,10 +105,15 @@ impl ScalarUdf {
                 function_context(py, &udfpool, req).map_err(|e| from_py(py, &e, UdfErrorKind::Lifecycle, None))?;
             open.call1(py, (context,)).map_err(|e| from_py(py, &e, UdfErrorKind::Lifecycle, None))?;
         }
-        Ok(Self { eval, close, result_type, arg_types: req.arg_types.clone() })
+        Ok(Self { kind, eval, close, result_type, arg_types: req.arg_types.clone() })
     }
 
-    /// The type of the values the UDF returns.
+    /// What the function does with a row.
+    pub fn kind(&self) -> UdfKind {
+        self.kind
+    }
+
+    /// The type of the values the UDF returns (a table function's: a struct of its result columns).
     pub fn result_type(&self) -> &DataType {
         &self.result_type
     }
@@ -184,6 +217,53 @@ impl ScalarUdf {
             }
         }
         Ok(out.finish())
+    }
+
+    /// Runs a table function over `rows` rows: the rows it produced (a struct column of the result
+    /// columns) and, for each, the index of the input row it came from.
+    pub fn apply_table(&self, py: Python<'_>, cols: &[&Column], rows: usize) -> Result<(Vec<u32>, Column), UdfError> {
+        self.check_args(cols, rows)?;
+        let DataType::Struct(fields) = &self.result_type else {
+            return Err(UdfError::plain(UdfErrorKind::Definition, "a table function's result is a struct of columns"));
+        };
+        let bare = fields.len() == 1;
+        let raised = |e: PyErr, row: usize| from_py(py, &e, UdfErrorKind::Raised, Some(row as u64));
+        let f = self.eval.bind(py);
+        let mut out = ColumnBuilder::new(&self.result_type, rows);
+        let mut input_rows = Vec::with_capacity(rows);
+        let mut args = Vec::with_capacity(cols.len());
+        for row in 0..rows {
+            args.clear();
+            for c in cols {
+                args.push(to_py(py, c, row).map_err(|e| raised(e, row))?);
+            }
+            let produced = f.call1(PyTuple::new(py, &args).map_err(|e| raised(e, row))?).map_err(|e| raised(e, row))?;
+            if produced.is_none() {
+                continue;
+            }
+            let items = produced.try_iter().map_err(|_| UdfError {
+                row: Some(row as u64),
+                ..UdfError::plain(
+                    UdfErrorKind::BadResult,
+                    format!(
+                        "table function returned {} for row {row}: return or yield rows, or None",
+                        produced.repr().map(|r| r.to_string()).unwrap_or_default()
+                    ),
+                )
+            })?;
+            for item in items {
+                let item = item.map_err(|e| raised(e, row))?;
+                // One result column: a bare value is the row's only field.
+                let item = if bare && !item.is_instance_of::<PyTuple>() {
+                    PyTuple::new(py, [&item]).map_err(|e| raised(e, row))?.into_any()
+                } else {
+                    item
+                };
+                push_result(&mut out, &self.result_type, &item, row)?;
+                input_rows.push(row as u32);
+            }
+        }
+        Ok((input_rows, out.finish()))
     }
 
     /// Calls the UDF's `close()`, if it has one.
