@@ -265,7 +265,7 @@ impl PoolBuilder {
             segments: lanes.iter().filter_map(|l| l.segment_name()).collect(),
         };
         let result_fields = match (info.kind, &info.result_type) {
-            (UdfKind::Scalar, t) => {
+            (UdfKind::Scalar | UdfKind::Vectorized, t) => {
                 vec![Field::new(self.outputs.and_then(|o| o.into_iter().next()).unwrap_or(self.output), t.clone())]
             }
             (UdfKind::Filter, _) => Vec::new(),
@@ -553,7 +553,7 @@ impl Pool {
     fn assemble(&self, batch: RecordBatch, output: Output) -> Result<RecordBatch, String> {
         let rows = batch.num_rows();
         match self.info.kind {
-            UdfKind::Scalar => {
+            UdfKind::Scalar | UdfKind::Vectorized => {
                 batch.with_column(self.result_fields[0].clone(), output.result).map_err(|e| e.to_string())
             }
             UdfKind::Filter => {

@@ -165,6 +165,25 @@ impl Bitmap {
         self.len = len as u64;
     }
 
+    /// The packed bits, least significant first; bits past `len` are zero.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bits
+    }
+
+    /// `len` bits packed in `bytes` (least significant first), if `bytes` holds exactly enough of them.
+    pub fn from_bytes(bytes: &[u8], len: usize) -> Option<Self> {
+        if bytes.len() != len.div_ceil(8) {
+            return None;
+        }
+        let mut b = Self { bits: bytes.to_vec(), len: len as u64 };
+        // Bits past `len` must be zero, as `push` leaves them.
+        b.truncate(len);
+        if !len.is_multiple_of(8) {
+            *b.bits.last_mut().expect("len > 0") &= (1u8 << (len % 8)) - 1;
+        }
+        Some(b)
+    }
+
     fn is_well_formed(&self) -> bool {
         self.len <= usize::MAX as u64 / 2 && self.bits.len() == (self.len as usize).div_ceil(8)
     }
@@ -252,6 +271,33 @@ impl Primitive for u32 {}
 
 #[cfg(not(target_endian = "little"))]
 compile_error!("udfpool's codec writes native buffers as little-endian and needs a little-endian target");
+
+impl<T: Primitive> LeBuffer<T> {
+    /// The values' bytes, little-endian.
+    pub fn as_bytes(&self) -> &[u8] {
+        let len = std::mem::size_of_val(self.0.as_slice());
+        // SAFETY: T is a Primitive (no padding, no invalid bytes), so its memory is `len` initialized
+        // bytes; the slice borrows `self.0` for as long as the returned slice lives.
+        unsafe { std::slice::from_raw_parts(self.0.as_ptr().cast::<u8>(), len) }
+    }
+
+    /// Values from little-endian bytes (a copy), if their length is a multiple of `T`'s size.
+    pub fn from_le_bytes(bytes: &[u8]) -> Option<Self> {
+        let size = std::mem::size_of::<T>();
+        if !bytes.len().is_multiple_of(size) {
+            return None;
+        }
+        let n = bytes.len() / size;
+        let mut v: Vec<T> = Vec::with_capacity(n);
+        // SAFETY: `v` has capacity for `n` Ts, i.e. `bytes.len()` bytes; the allocations are distinct;
+        // every byte pattern is a valid T (Primitive), so the first `n` elements are initialized.
+        unsafe {
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), v.as_mut_ptr().cast::<u8>(), bytes.len());
+            v.set_len(n);
+        }
+        Some(LeBuffer(v))
+    }
+}
 
 impl<T: Primitive> Serialize for LeBuffer<T> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {

@@ -19,6 +19,8 @@ pub enum UdfKind {
     Filter,
     /// Zero or more rows per row, each joined to it (lateral join).
     Table,
+    /// Whole columns in (pandas Series or numpy arrays), one column out: appended like a scalar's.
+    Vectorized,
 }
 
 impl UdfKind {
@@ -28,6 +30,7 @@ impl UdfKind {
             UdfKind::Scalar => "scalar",
             UdfKind::Filter => "filter",
             UdfKind::Table => "table",
+            UdfKind::Vectorized => "vectorized",
         }
     }
 }
@@ -39,7 +42,8 @@ impl std::str::FromStr for UdfKind {
             "scalar" => Ok(UdfKind::Scalar),
             "filter" => Ok(UdfKind::Filter),
             "table" => Ok(UdfKind::Table),
-            other => Err(format!("unknown function kind {other:?}; kinds: scalar, filter, table")),
+            "vectorized" => Ok(UdfKind::Vectorized),
+            other => Err(format!("unknown function kind {other:?}; kinds: scalar, filter, table, vectorized")),
         }
     }
 }

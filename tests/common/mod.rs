@@ -78,3 +78,32 @@ pub fn assert_nothing_left(pids: &[u32], segments: &[String]) {
         assert!(!maps.contains(name.as_str()), "segment {name} still mapped");
     }
 }
+
+/// A Python with numpy and pandas, for vectorized functions: a virtualenv under cargo's target
+/// directory, made on first use (`python3 -m venv`, then `pip install numpy pandas`; PyPI must be
+/// reachable the first time).
+pub fn numpy_python() -> String {
+    static PYTHON: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PYTHON
+        .get_or_init(|| {
+            let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("py-vector");
+            let python = venv.join("bin").join("python");
+            let ready = |p: &PathBuf| {
+                std::process::Command::new(p).args(["-c", "import numpy, pandas"]).status().is_ok_and(|s| s.success())
+            };
+            if !ready(&python) {
+                let ok = |c: &mut std::process::Command| c.status().is_ok_and(|s| s.success());
+                assert!(
+                    ok(std::process::Command::new("python3").args(["-m", "venv"]).arg(&venv)),
+                    "python3 -m venv failed"
+                );
+                assert!(
+                    ok(std::process::Command::new(&python).args(["-m", "pip", "install", "-q", "numpy", "pandas"])),
+                    "pip install numpy pandas failed (is PyPI reachable?)"
+                );
+                assert!(ready(&python), "numpy and pandas do not import in {}", python.display());
+            }
+            python.display().to_string()
+        })
+        .clone()
+}

@@ -39,6 +39,7 @@ __all__ = [
     "udf",
     "udtf",
     "udf_filter",
+    "vectorized_udf",
     "FunctionContext",
     "UserDefinedFunction",
     "ScalarFunction",
@@ -257,7 +258,126 @@ def udf_filter(f=None, *, name=None):
     return UserDefinedFilterWrapper(f, name)
 
 
+class UserDefinedVectorizedFunctionWrapper(UserDefinedScalarFunctionWrapper):
+    """What ``vectorized_udf`` returns: a function of whole columns to a column."""
+
+    _udfpool_kind = "vectorized"
+
+    def __init__(self, func, result_type, vectorized_input="pandas", name=None):
+        if vectorized_input not in ("pandas", "numpy"):
+            raise TypeError(f"vectorized_input must be 'pandas' or 'numpy', got {vectorized_input!r}")
+        super().__init__(func, result_type, name)
+        self._vectorized_input = vectorized_input
+
+    def __repr__(self):
+        return f"<udfpool vectorized function {self._name} -> {self._result_type}>"
+
+
+def vectorized_udf(f=None, *, result_type, vectorized_input="pandas", name=None, deterministic=None):
+    """Declare a vectorized scalar function: called once per batch with each argument column as a
+    ``pandas.Series`` (or a numpy array with ``vectorized_input="numpy"``), it returns a Series or array
+    of the same length. Numeric and bool columns arrive without a Python object per value (nullable
+    pandas arrays, or numpy masked arrays, where there are nulls). Needs numpy and pandas."""
+    if f is None:
+        return functools.partial(
+            vectorized_udf, result_type=result_type, vectorized_input=vectorized_input, name=name, deterministic=deterministic
+        )
+    return UserDefinedVectorizedFunctionWrapper(f, result_type, vectorized_input, name)
+
+
 # ---- used by udfpool's Rust side; not part of the public API ----
+
+_NUMPY_DTYPES = {
+    "int8": "<i1", "int16": "<i2", "int32": "<i4", "int64": "<i8",
+    "float32": "<f4", "float64": "<f8",
+}
+_PANDAS_DTYPES = {
+    "int8": "Int8", "int16": "Int16", "int32": "Int32", "int64": "Int64",
+    "float32": "Float32", "float64": "Float64", "bool": "boolean",
+}
+
+
+def _vector_libraries():
+    try:
+        import numpy
+        import pandas
+    except ImportError as e:
+        raise ImportError(
+            f"vectorized functions need numpy and pandas ({e}); install them where the UDF's Python finds "
+            "them: `pip install numpy pandas` into the virtualenv given as python.executable (or $VIRTUAL_ENV)"
+        ) from None
+    return numpy, pandas
+
+
+def _valid_mask(np, validity, n):
+    return np.unpackbits(np.frombuffer(validity, np.uint8), bitorder="little")[:n].astype(bool)
+
+
+def _to_vector(kind, data, validity, n, as_pandas):
+    """A column as a pandas Series or numpy array. ``data``: the little-endian values (numeric), the
+    packed bits (bool), or a list of Python values (other types); ``validity``: packed bits or None."""
+    np, pd = _vector_libraries()
+    if kind in _NUMPY_DTYPES:
+        values = np.frombuffer(data, dtype=_NUMPY_DTYPES[kind])
+    elif kind == "bool":
+        values = np.unpackbits(np.frombuffer(data, np.uint8), bitorder="little")[:n].astype(bool)
+    else:
+        values = np.empty(n, dtype=object)
+        values[:] = data
+        return pd.Series(values, dtype=object) if as_pandas else values
+    if validity is None:
+        return pd.Series(values) if as_pandas else values
+    valid = _valid_mask(np, validity, n)
+    if as_pandas:
+        return pd.Series(_masked_pandas(pd, values, ~valid, kind))
+    return np.ma.MaskedArray(values, mask=~valid)
+
+
+def _masked_pandas(pd, values, mask, kind):
+    if kind == "bool":
+        return pd.arrays.BooleanArray(values, mask)
+    if kind.startswith("float"):
+        return pd.arrays.FloatingArray(values.copy(), mask)
+    return pd.arrays.IntegerArray(values.copy(), mask)
+
+
+def _from_vector(result, n, kind):
+    """A returned Series or array of ``n`` values as (little-endian bytes, null mask bytes or None) for
+    numeric and bool result types, or as a list of Python values (None for null) for the others."""
+    np, pd = _vector_libraries()
+    if not isinstance(result, (pd.Series, np.ndarray)) and not hasattr(result, "__len__"):
+        raise TypeError(f"a vectorized function must return a pandas Series or numpy array, got {type(result).__name__}")
+    if len(result) != n:
+        raise ValueError(f"returned {len(result)} values for {n} rows")
+    series = result if isinstance(result, pd.Series) else pd.Series(
+        result.filled(0) if isinstance(result, np.ma.MaskedArray) else result,
+        dtype=object if getattr(result, "dtype", None) is None else None,
+    )
+    null = series.isna().to_numpy(dtype=bool)
+    if isinstance(result, np.ma.MaskedArray):
+        null = null | np.ma.getmaskarray(result)
+    if kind not in _NUMPY_DTYPES and kind != "bool":
+        return [None if null[i] else v for i, v in enumerate(series.tolist())]
+    present = series[~null]
+    if kind == "bool":
+        if len(present) and not all(isinstance(v, (bool, np.bool_)) for v in present.tolist()):
+            bad = next(v for v in present.tolist() if not isinstance(v, (bool, np.bool_)))
+            raise TypeError(f"{bad!r} ({type(bad).__name__}) is not a bool")
+        values = series.where(~null, False).astype(bool).to_numpy()
+        return np.packbits(values, bitorder="little").tobytes(), (np.packbits(~null, bitorder="little").tobytes() if null.any() else None)
+    target = np.dtype(_NUMPY_DTYPES[kind])
+    as_num = pd.to_numeric(present, errors="coerce") if present.dtype == object else present
+    if len(present) and (as_num.isna().any() or (target.kind == "i" and as_num.dtype.kind not in "iu") or as_num.dtype.kind == "b"):
+        raise TypeError(f"values of dtype {present.dtype} cannot be {kind}")
+    if target.kind == "i" and len(present):
+        info = np.iinfo(target)
+        low, high = int(as_num.min()), int(as_num.max())
+        if low < info.min or high > info.max:
+            bad = low if low < info.min else high
+            raise OverflowError(f"{bad} is out of the range of {kind}")
+    filled = series.where(~null, 0)
+    values = np.ascontiguousarray(filled.to_numpy(dtype=target))
+    return values.tobytes(), (np.packbits(~null, bitorder="little").tobytes() if null.any() else None)
 
 def _load_file(path, module_name):
     """Imports the file at ``path`` as a fresh module named ``module_name``."""
@@ -289,6 +409,11 @@ def _resolve(module, name):
         raise LookupError(
             f"{module.__file__} defines no {name!r}; callables there: {', '.join(public) or 'none'}"
         ) from None
+    if isinstance(obj, UserDefinedVectorizedFunctionWrapper):
+        func = obj._func() if isinstance(obj._func, type) else obj._func
+        if isinstance(func, ScalarFunction):
+            return "vectorized:" + obj._vectorized_input, obj._result_type, func.eval, func.open, func.close
+        return "vectorized:" + obj._vectorized_input, obj._result_type, func, None, None
     if isinstance(obj, (UserDefinedScalarFunctionWrapper, UserDefinedTableFunctionWrapper)):
         kind, func, result_type = obj._udfpool_kind, obj._func, obj._result_type
     else:

@@ -35,3 +35,4 @@ pub mod error;
 pub mod interpreter;
 pub mod process;
 pub mod udf;
+pub mod vector;

@@ -25,6 +25,8 @@ type Resolved = (Option<String>, Option<String>, Py<PyAny>, Option<Py<PyAny>>, O
 #[derive(Debug)]
 pub struct Udf {
     kind: UdfKind,
+    /// Vectorized functions: pandas Series (true) or numpy arrays (false) as arguments.
+    as_pandas: bool,
     eval: Py<PyAny>,
     close: Option<Py<PyAny>>,
     result_type: DataType,
@@ -49,9 +51,20 @@ impl Udf {
             .map_err(|e| from_py(py, &e, UdfErrorKind::Definition, None))?;
         let (declared_kind, declared, eval, open, close): Resolved =
             resolved.extract().map_err(|e| from_py(py, &e, UdfErrorKind::Definition, None))?;
+        let as_pandas = declared_kind.as_deref() != Some("vectorized:numpy");
         let declared_kind = declared_kind
-            .map(|k| k.parse::<UdfKind>().map_err(|e| UdfError::plain(UdfErrorKind::Definition, e)))
+            .map(|k| {
+                k.split(':')
+                    .next()
+                    .unwrap_or_default()
+                    .parse::<UdfKind>()
+                    .map_err(|e| UdfError::plain(UdfErrorKind::Definition, e))
+            })
             .transpose()?;
+        if declared_kind == Some(UdfKind::Vectorized) {
+            // Missing numpy or pandas is an error now, not at the first batch.
+            udfpool.call_method0("_vector_libraries").map_err(|e| from_py(py, &e, UdfErrorKind::Environment, None))?;
+        }
         let kind = match (declared_kind, req.udf.kind) {
             (Some(d), Some(asked)) if d != asked => {
                 return Err(UdfError::plain(
@@ -105,7 +118,7 @@ impl Udf {
                 function_context(py, &udfpool, req).map_err(|e| from_py(py, &e, UdfErrorKind::Lifecycle, None))?;
             open.call1(py, (context,)).map_err(|e| from_py(py, &e, UdfErrorKind::Lifecycle, None))?;
         }
-        Ok(Self { kind, eval, close, result_type, arg_types: req.arg_types.clone() })
+        Ok(Self { kind, as_pandas, eval, close, result_type, arg_types: req.arg_types.clone() })
     }
 
     /// What the function does with a row.
@@ -163,6 +176,9 @@ impl Udf {
         mut times: Option<&mut ApplyTimes>,
     ) -> Result<Column, UdfError> {
         self.check_args(cols, rows)?;
+        if self.kind == UdfKind::Vectorized {
+            return self.run_vectorized(py, cols, rows, times);
+        }
         let timed = times.is_some();
         let clock = || if timed { now_ns() } else { 0 };
         let raised = |e: PyErr, row: usize| from_py(py, &e, UdfErrorKind::Raised, Some(row as u64));
@@ -217,6 +233,38 @@ impl Udf {
             }
         }
         Ok(out.finish())
+    }
+
+    /// A vectorized function: one call with every argument column as a Series or array.
+    fn run_vectorized(
+        &self,
+        py: Python<'_>,
+        cols: &[&Column],
+        rows: usize,
+        times: Option<&mut ApplyTimes>,
+    ) -> Result<Column, UdfError> {
+        let environment = |e: PyErr| from_py(py, &e, UdfErrorKind::Environment, None);
+        let udfpool = py.import("udfpool").map_err(environment)?;
+        let start = now_ns();
+        let args = cols
+            .iter()
+            .map(|c| crate::vector::to_vector(py, &udfpool, c, rows, self.as_pandas))
+            .collect::<PyResult<Vec<_>>>()
+            .map_err(environment)?;
+        let converted = now_ns();
+        let result = self
+            .eval
+            .bind(py)
+            .call1(PyTuple::new(py, args).map_err(environment)?)
+            .map_err(|e| from_py(py, &e, UdfErrorKind::Raised, None))?;
+        let called = now_ns();
+        let column = crate::vector::from_vector(py, &udfpool, &result, &self.result_type, rows)?;
+        if let Some(t) = times {
+            t.to_python_ns += converted - start;
+            t.udf_ns += called - converted;
+            t.from_python_ns += now_ns() - called;
+        }
+        Ok(column)
     }
 
     /// Runs a table function over `rows` rows: the rows it produced (a struct column of the result

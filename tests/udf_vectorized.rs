@@ -1,0 +1,111 @@
+//! Vectorized functions (`@vectorized_udf`) in both modes: pandas Series or numpy arrays in, a column
+//! out, nulls kept; results checked like a scalar function's. Needs numpy and pandas: a virtualenv is
+//! made under cargo's target directory on first use (see `common::numpy_python`).
+
+mod common;
+
+use common::*;
+use host::{Mode, Pool, PoolBuilder};
+use ipc::batch::{DataType, Field, RecordBatch, Schema, Value};
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestRunner};
+
+fn vectorized(name: &str, schema: &Schema, mode: Mode, workers: usize) -> PoolBuilder {
+    Pool::builder(format!("{}:{name}", udf_file("vectorized.py")), schema.clone())
+        .mode(mode)
+        .workers(workers)
+        .worker_exe(worker_exe())
+        .config("python.executable", numpy_python())
+}
+
+fn last(b: &RecordBatch) -> Vec<Value> {
+    let c = b.columns().len() - 1;
+    (0..b.num_rows()).map(|r| b.column(c).value(r)).collect()
+}
+
+#[test]
+fn vectorized_results_equal_the_row_by_row_reference_in_both_modes() {
+    let schema = Schema::new(vec![Field::new("x", DataType::Int64), Field::new("y", DataType::Float64)]);
+    let pools: Vec<std::cell::RefCell<(Mode, Pool, Pool, Pool)>> = MODES
+        .iter()
+        .map(|&m| {
+            std::cell::RefCell::new((
+                m,
+                vectorized("plus_one", &schema, m, 2).args(["x"]).build().unwrap(),
+                vectorized("scaled", &schema, m, 1).build().unwrap(),
+                vectorized("is_big", &schema, m, 1).args(["x"]).build().unwrap(),
+            ))
+        })
+        .collect();
+    let row = (prop_oneof![1 => Just(None), 4 => (-1000i64..1000).prop_map(Some)], -100.0f64..100.0);
+    let mut runner = TestRunner::new(Config { cases: 24, failure_persistence: None, ..Config::default() });
+    runner
+        .run(&proptest::collection::vec(row, 1..300), |rows| {
+            let values: Vec<Vec<Value>> =
+                rows.iter().map(|(x, y)| vec![x.map_or(Value::Null, Value::Int64), Value::Float64(*y)]).collect();
+            let batch = RecordBatch::from_rows(schema.clone(), &values).unwrap();
+            let plus: Vec<Value> = rows.iter().map(|(x, _)| x.map_or(Value::Null, |x| Value::Int64(x + 1))).collect();
+            let big: Vec<Value> = rows.iter().map(|(x, _)| x.map_or(Value::Null, |x| Value::Bool(x > 10))).collect();
+            for cell in &pools {
+                let (mode, p, s, b) = &mut *cell.borrow_mut();
+                prop_assert_eq!(last(&p.apply(batch.clone()).unwrap()), plus.clone(), "{} plus_one", mode);
+                prop_assert_eq!(last(&b.apply(batch.clone()).unwrap()), big.clone(), "{} is_big", mode);
+                // numpy input: a masked array where x has nulls; the masked rows come back null.
+                let scaled = last(&s.apply(batch.clone()).unwrap());
+                for ((x, y), got) in rows.iter().zip(&scaled) {
+                    match x {
+                        Some(x) => {
+                            prop_assert!(got.same_as(&Value::Float64(*x as f64 * 0.5 + y)), "{} {:?}", mode, got)
+                        }
+                        None => prop_assert_eq!(got, &Value::Null),
+                    }
+                }
+            }
+            Ok(())
+        })
+        .unwrap();
+}
+
+#[test]
+fn strings_classes_and_bad_results() {
+    let s = Schema::new(vec![Field::new("s", DataType::Utf8)]);
+    let strings = RecordBatch::from_rows(
+        s.clone(),
+        &[vec![Value::Utf8("ab".into())], vec![Value::Null], vec![Value::Utf8("é".into())]],
+    )
+    .unwrap();
+    for mode in MODES {
+        let out = vectorized("shout", &s, mode, 1).build().unwrap().apply(strings.clone()).unwrap();
+        assert_eq!(last(&out), vec![Value::Utf8("AB".into()), Value::Null, Value::Utf8("É".into())], "{mode}");
+
+        let ints = int_batch("x", &[Some(1), Some(2)]);
+        let out =
+            vectorized("offset", ints.schema(), mode, 1).config("offset", "10").build().unwrap().apply(ints.clone());
+        assert_eq!(last(&out.unwrap()), vec![Value::Int64(11), Value::Int64(12)], "{mode}");
+
+        let e =
+            vectorized("too_big", ints.schema(), mode, 1).build().unwrap().apply(ints.clone()).unwrap_err().to_string();
+        assert!(e.contains("200 is out of the range of int8"), "{mode}: {e}");
+        let e = vectorized("wrong_length", ints.schema(), mode, 1)
+            .build()
+            .unwrap()
+            .apply(ints.clone())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("returned 1 values for 2 rows"), "{mode}: {e}");
+    }
+}
+
+#[test]
+fn without_numpy_the_error_says_what_to_install() {
+    // A worker process of the interpreter udfpool embeds, without the virtualenv: no numpy there. (THREAD
+    // mode shares this test process's interpreter, which other tests give the virtualenv's packages.)
+    let ints = int_batch("x", &[Some(1)]);
+    let e = Pool::builder(format!("{}:plus_one", udf_file("vectorized_plain.py")), ints.schema().clone())
+        .mode(Mode::Process)
+        .worker_exe(worker_exe())
+        .build()
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("vectorized functions need numpy and pandas") && e.contains("pip install numpy pandas"), "{e}");
+}
