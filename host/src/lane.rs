@@ -46,6 +46,10 @@ pub trait Lane: Send {
     /// Traces the batches submitted from now on, or stops tracing them.
     fn set_trace(&mut self, on: bool);
 
+    /// Aggregates: the input has ended; every group's key columns and value column (or the UDF's
+    /// error). Call after every submitted batch's result was taken.
+    fn finish_groups(&mut self) -> Result<Result<Vec<Column>, UdfError>, PoolError>;
+
     /// The shared-memory segment's name, for lanes that have one (unlinked once the worker attached).
     fn segment_name(&self) -> Option<String> {
         None

@@ -21,6 +21,7 @@
 //! Sharpest invariant: results come back in input order, each exactly once, and when a `Pool` is gone
 //! (dropped, closed, or unwound by a panic) none of its worker processes or segments remain.
 
+pub mod aggregate;
 pub mod config;
 pub mod error;
 pub mod lane;

@@ -51,6 +51,7 @@ pub struct PoolBuilder {
     output: String,
     outputs: Option<Vec<String>>,
     kind: Option<UdfKind>,
+    group_by: Option<Vec<String>>,
     workers: Option<usize>,
     result_type: Option<DataType>,
     pairs: Vec<(String, String)>,
@@ -86,6 +87,7 @@ impl PoolBuilder {
             output: "result".into(),
             outputs: None,
             kind: None,
+            group_by: None,
             workers: None,
             result_type: None,
             pairs: Vec::new(),
@@ -114,6 +116,12 @@ impl PoolBuilder {
     /// Runs a plain function as this kind (`Filter` for a predicate); a declared kind must match.
     pub fn kind(mut self, kind: UdfKind) -> Self {
         self.kind = Some(kind);
+        self
+    }
+
+    /// The key columns an aggregate function groups rows by (see [`PoolBuilder::build_aggregate`]).
+    pub fn group_by<S: Into<String>>(mut self, names: impl IntoIterator<Item = S>) -> Self {
+        self.group_by = Some(names.into_iter().map(Into::into).collect());
         self
     }
 
@@ -165,8 +173,34 @@ impl PoolBuilder {
         })
     }
 
-    /// Starts the workers and loads the UDF in each; fails with the first worker's error.
+    /// Starts the workers and loads the UDF in each; fails with the first worker's error. For every
+    /// kind but aggregates, which [`build_aggregate`](Self::build_aggregate) starts.
     pub fn build(self) -> Result<Pool, PoolError> {
+        let pool = self.start()?;
+        if pool.info.kind == UdfKind::Aggregate {
+            return Err(PoolError::Usage(format!(
+                "{} is an aggregate function: start it with build_aggregate (--group-by on the command line)",
+                pool.info.udf
+            )));
+        }
+        Ok(pool)
+    }
+
+    /// Starts an aggregate function's workers: rows are routed to workers by their key columns
+    /// ([`group_by`](Self::group_by); none: one group of all rows).
+    pub fn build_aggregate(self) -> Result<crate::aggregate::Aggregation, PoolError> {
+        let pool = self.start()?;
+        if pool.info.kind != UdfKind::Aggregate {
+            return Err(PoolError::Usage(format!(
+                "{} is a {} function, not an aggregate (declare it with udaf(...))",
+                pool.info.udf,
+                pool.info.kind.name()
+            )));
+        }
+        Ok(crate::aggregate::Aggregation::new(pool))
+    }
+
+    fn start(self) -> Result<Pool, PoolError> {
         let config = PoolConfig::from_pairs(self.pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
         let spec = self.spec()?;
         let workers = self.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
@@ -188,11 +222,22 @@ impl PoolBuilder {
                 })
                 .collect::<Result<Vec<_>, _>>()?,
         };
+        let column_index = |n: &String| {
+            self.input_schema.index_of(n).ok_or_else(|| {
+                let have: Vec<_> = self.input_schema.fields.iter().map(|f| f.name.as_str()).collect();
+                PoolError::Usage(format!("no input column {n:?} to group by; columns: {}", have.join(", ")))
+            })
+        };
+        let key_indices: Vec<usize> = self.group_by.iter().flatten().map(column_index).collect::<Result<_, _>>()?;
+        let key_count = key_indices.len();
+        // The keys travel first, then the arguments.
+        let arg_indices: Vec<usize> = key_indices.into_iter().chain(arg_indices).collect();
         let site_dirs = crate::python_env::site_dirs(config.python_executable.as_deref())?;
         let opens: Vec<OpenRequest> = (0..workers)
             .map(|index| OpenRequest {
                 udf: spec.clone(),
                 arg_types: arg_indices.iter().map(|&i: &usize| self.input_schema.fields[i].data_type.clone()).collect(),
+                key_count: key_count as u32,
                 site_dirs: site_dirs.clone(),
                 worker_index: index as u32,
                 num_workers: workers as u32,
@@ -283,8 +328,15 @@ impl PoolBuilder {
             (UdfKind::Table, other) => {
                 return Err(PoolError::Usage(format!("table function {} reported result type {other}", self.udf)))
             }
+            // Output rows are groups: the key columns, then the value.
+            (UdfKind::Aggregate, t) => arg_indices[..key_count]
+                .iter()
+                .map(|&i| self.input_schema.fields[i].clone())
+                .chain([Field::new(self.outputs.and_then(|o| o.into_iter().next()).unwrap_or(self.output), t.clone())])
+                .collect(),
         };
-        if let Some(f) = result_fields.iter().find(|f| self.input_schema.index_of(&f.name).is_some()) {
+        let added = &result_fields[if info.kind == UdfKind::Aggregate { key_count } else { 0 }..];
+        if let Some(f) = added.iter().find(|f| self.input_schema.index_of(&f.name).is_some()) {
             return Err(PoolError::Usage(format!(
                 "the input already has a column {:?}; choose another result column name",
                 f.name
@@ -330,15 +382,15 @@ struct Pending {
 /// Dropping it stops every worker (gracefully, with the UDF's `close()`); no process or shared-memory
 /// segment outlives it.
 pub struct Pool {
-    info: PoolInfo,
-    lanes: Vec<Box<dyn Lane>>,
-    input_schema: Schema,
-    arg_indices: Vec<usize>,
+    pub(crate) info: PoolInfo,
+    pub(crate) lanes: Vec<Box<dyn Lane>>,
+    pub(crate) input_schema: Schema,
+    pub(crate) arg_indices: Vec<usize>,
     /// The columns the UDF adds (none for a filter).
-    result_fields: Vec<Field>,
+    pub(crate) result_fields: Vec<Field>,
     max_in_flight: usize,
     pending: VecDeque<Pending>,
-    next_seq: u64,
+    pub(crate) next_seq: u64,
     rows_submitted: u64,
     broken: Option<String>,
     respawn: Option<Respawn>,
@@ -553,6 +605,7 @@ impl Pool {
     fn assemble(&self, batch: RecordBatch, output: Output) -> Result<RecordBatch, String> {
         let rows = batch.num_rows();
         match self.info.kind {
+            UdfKind::Aggregate => Err("an aggregate's batches give no rows; its groups come at finish".into()),
             UdfKind::Scalar | UdfKind::Vectorized => {
                 batch.with_column(self.result_fields[0].clone(), output.result).map_err(|e| e.to_string())
             }

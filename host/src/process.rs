@@ -8,8 +8,9 @@
 use crate::error::PoolError;
 use crate::lane::{BatchOutcome, Lane, Output};
 use crate::stages::{HostMarks, StageTotals};
-use ipc::batch::RecordBatch;
+use ipc::batch::{Column, RecordBatch};
 use ipc::codec::{decode, encode_into};
+use ipc::protocol::UdfError;
 use ipc::protocol::{BatchRef, OpenRequest, RequestRef, Response, WorkerInfo};
 use ipc::trace::now_ns;
 use ipc::{Endpoint, Segment, Side};
@@ -362,6 +363,15 @@ impl Lane for WorkerProcess {
         &self.stages
     }
 
+    fn finish_groups(&mut self) -> Result<Result<Vec<Column>, UdfError>, PoolError> {
+        self.send(&RequestRef::Finish)?;
+        match self.recv(self.batch_timeout, "finish its groups")? {
+            Response::Groups { columns } => Ok(Ok(columns)),
+            Response::Failed { error, .. } => Ok(Err(error)),
+            other => Err(PoolError::Protocol { index: self.index, message: format!("expected Groups, got {other:?}") }),
+        }
+    }
+
     fn set_trace(&mut self, on: bool) {
         // Requests say whether they are traced: the worker needs no switch.
         self.trace = on;
@@ -394,7 +404,8 @@ impl Lane for WorkerProcess {
                     Response::Batch { .. }
                     | Response::Failed { .. }
                     | Response::TracedBatch { .. }
-                    | Response::TableBatch { .. } => continue,
+                    | Response::TableBatch { .. }
+                    | Response::Groups { .. } => continue,
                     other => {
                         return Err(PoolError::Protocol {
                             index: self.index,

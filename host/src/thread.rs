@@ -24,6 +24,14 @@ type Traced = Option<(u64, ApplyTimes)>;
 fn run(udf: &Udf, batch: &RecordBatch, args: &[usize], trace: bool) -> (BatchOutcome, Traced) {
     let cols: Vec<&Column> = args.iter().map(|&i| batch.column(i)).collect();
     let rows = batch.num_rows();
+    if udf.kind() == UdfKind::Aggregate {
+        // An aggregate's rows come at finish_groups; a batch is acknowledged with an empty column.
+        let outcome = Python::attach(|py| udf.aggregate(py, &cols, rows));
+        return (
+            outcome.map(|()| Output::per_row(ipc::batch::ColumnBuilder::new(udf.result_type(), 0).finish())),
+            None,
+        );
+    }
     if udf.kind() == UdfKind::Table {
         // Table functions are not traced (see the stage breakdown's docs).
         let outcome = Python::attach(|py| udf.apply_table(py, &cols, rows));
@@ -99,6 +107,11 @@ impl Lane for InlineLane {
         self.trace = on;
     }
 
+    fn finish_groups(&mut self) -> Result<Result<Vec<Column>, UdfError>, PoolError> {
+        let udf = self.udf.as_ref().ok_or_else(|| PoolError::Broken("the pool is closed".into()))?;
+        Ok(Python::attach(|py| udf.finish_groups(py)))
+    }
+
     fn close(&mut self) -> Result<(), PoolError> {
         self.done.clear();
         match self.udf.take() {
@@ -116,12 +129,14 @@ impl Drop for InlineLane {
 
 enum Job {
     Batch { id: u64, batch: Arc<RecordBatch>, args: Arc<[usize]>, trace: bool },
+    Finish,
     Close,
 }
 
 enum Reply {
     Ready(Result<WorkerInfo, UdfError>),
     Done { id: u64, rows: usize, outcome: BatchOutcome, traced: Traced },
+    Groups(Result<Vec<Column>, UdfError>),
     Closed(Result<(), UdfError>),
 }
 
@@ -143,6 +158,7 @@ impl std::fmt::Debug for Job {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Job::Batch { id, .. } => write!(f, "Batch({id})"),
+            Job::Finish => f.write_str("Finish"),
             Job::Close => f.write_str("Close"),
         }
     }
@@ -173,6 +189,11 @@ fn thread_main(req: OpenRequest, python: PythonInfo, jobs: Receiver<Job>, replie
                 // Give the batch back before replying, so the pool can reuse it without copying.
                 drop(batch);
                 if replies.send(Reply::Done { id, rows, outcome, traced }).is_err() {
+                    break;
+                }
+            }
+            Job::Finish => {
+                if replies.send(Reply::Groups(Python::attach(|py| udf.finish_groups(py)))).is_err() {
                     break;
                 }
             }
@@ -272,6 +293,15 @@ impl Lane for ThreadLane {
 
     fn set_trace(&mut self, on: bool) {
         self.trace = on;
+    }
+
+    fn finish_groups(&mut self) -> Result<Result<Vec<Column>, UdfError>, PoolError> {
+        let jobs = self.jobs.as_ref().ok_or_else(|| PoolError::Broken("the pool is closed".into()))?;
+        jobs.send(Job::Finish).map_err(|_| self.stopped("stopped taking batches"))?;
+        match self.reply()? {
+            Reply::Groups(groups) => Ok(groups),
+            _ => Err(self.stopped("replied out of protocol")),
+        }
     }
 
     fn close(&mut self) -> Result<(), PoolError> {

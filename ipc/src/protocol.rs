@@ -21,6 +21,8 @@ pub enum UdfKind {
     Table,
     /// Whole columns in (pandas Series or numpy arrays), one column out: appended like a scalar's.
     Vectorized,
+    /// Rows grouped by key columns into accumulators; one row per group when the input ends.
+    Aggregate,
 }
 
 impl UdfKind {
@@ -31,6 +33,7 @@ impl UdfKind {
             UdfKind::Filter => "filter",
             UdfKind::Table => "table",
             UdfKind::Vectorized => "vectorized",
+            UdfKind::Aggregate => "aggregate",
         }
     }
 }
@@ -43,7 +46,10 @@ impl std::str::FromStr for UdfKind {
             "filter" => Ok(UdfKind::Filter),
             "table" => Ok(UdfKind::Table),
             "vectorized" => Ok(UdfKind::Vectorized),
-            other => Err(format!("unknown function kind {other:?}; kinds: scalar, filter, table, vectorized")),
+            "aggregate" => Ok(UdfKind::Aggregate),
+            other => {
+                Err(format!("unknown function kind {other:?}; kinds: scalar, filter, table, vectorized, aggregate"))
+            }
         }
     }
 }
@@ -72,8 +78,10 @@ impl std::fmt::Display for UdfSpec {
 pub struct OpenRequest {
     /// The function.
     pub udf: UdfSpec,
-    /// Types of the argument columns, in order.
+    /// Types of the argument columns, in order (for an aggregate: its key columns first).
     pub arg_types: Vec<DataType>,
+    /// Aggregates: how many of the argument columns, from the first, are the grouping keys.
+    pub key_count: u32,
     /// Extra site-packages directories (a virtualenv's), added before loading.
     pub site_dirs: Vec<String>,
     /// This worker's index, `0..num_workers`.
@@ -105,6 +113,8 @@ pub enum Request {
         /// The argument columns.
         args: RecordBatch,
     },
+    /// Aggregates: the input has ended; answered by `Groups` (or `Failed`).
+    Finish,
 }
 
 /// Some columns of a batch, borrowed: serializes to exactly the bytes of the [`RecordBatch`] they would
@@ -151,6 +161,8 @@ pub enum RequestRef<'a> {
         /// See [`Request::TracedBatch`].
         args: BatchRef<'a>,
     },
+    /// See [`Request::Finish`].
+    Finish,
 }
 
 /// What the worker's interpreter is, for the run summary.
@@ -280,6 +292,11 @@ pub enum Response {
         input_rows: crate::batch::LeBuffer<u32>,
         /// The produced rows: a struct column of the result columns.
         result: Column,
+    },
+    /// An aggregate's groups: the key columns, then the value column; one row per group.
+    Groups {
+        /// Keys, then values.
+        columns: Vec<Column>,
     },
 }
 

@@ -40,6 +40,8 @@ __all__ = [
     "udtf",
     "udf_filter",
     "vectorized_udf",
+    "udaf",
+    "AggregateFunction",
     "FunctionContext",
     "UserDefinedFunction",
     "ScalarFunction",
@@ -285,6 +287,92 @@ def vectorized_udf(f=None, *, result_type, vectorized_input="pandas", name=None,
     return UserDefinedVectorizedFunctionWrapper(f, result_type, vectorized_input, name)
 
 
+class AggregateFunction(UserDefinedFunction):
+    """An aggregate over the rows of each group: ``create_accumulator()`` makes a group's accumulator,
+    ``accumulate(acc, *args)`` adds a row to it, ``get_value(acc)`` gives the group's result.
+    ``retract`` and ``merge`` follow PyFlink's signatures (udfpool routes each group to one worker, so
+    it calls neither yet)."""
+
+    def create_accumulator(self):
+        raise NotImplementedError
+
+    def accumulate(self, accumulator, *args):
+        raise NotImplementedError
+
+    def retract(self, accumulator, *args):
+        raise NotImplementedError
+
+    def merge(self, accumulator, accumulators):
+        raise NotImplementedError
+
+    def get_value(self, accumulator):
+        raise NotImplementedError
+
+
+class UserDefinedAggregateFunctionWrapper:
+    """What ``udaf`` returns: the aggregate plus its declared types."""
+
+    _udfpool_kind = "aggregate"
+
+    def __init__(self, func, result_type, accumulator_type=None, name=None):
+        if isinstance(func, type) and issubclass(func, AggregateFunction):
+            func = func()
+        if not isinstance(func, AggregateFunction):
+            raise TypeError(f"udaf() needs an AggregateFunction subclass or instance, got {func!r}")
+        for method in ("create_accumulator", "accumulate", "get_value"):
+            if getattr(type(func), method) is getattr(AggregateFunction, method):
+                raise TypeError(f"{type(func).__name__} must define {method}()")
+        if not isinstance(result_type, str):
+            raise TypeError(f"result_type must be a type name such as 'BIGINT', got {result_type!r}")
+        self._func = func
+        self._result_type = result_type
+        self._accumulator_type = accumulator_type
+        self._name = name or type(func).__name__
+
+    def __repr__(self):
+        return f"<udfpool aggregate function {self._name} -> {self._result_type}>"
+
+
+def udaf(f=None, *, result_type, accumulator_type=None, name=None, deterministic=None):
+    """Declare an aggregate function: ``udaf(MyAgg(), result_type="BIGINT")`` for a subclass of
+    ``AggregateFunction``. Rows are grouped by the key columns given to the pool (``--group-by``); each
+    group's accumulator lives in one worker until the input ends, then gives one row per group."""
+    if f is None:
+        return functools.partial(udaf, result_type=result_type, accumulator_type=accumulator_type, name=name)
+    return UserDefinedAggregateFunctionWrapper(f, result_type, accumulator_type, name)
+
+
+class _Groups:
+    """One worker's groups of an aggregate: key tuple -> accumulator, in first-seen order."""
+
+    def __init__(self, agg):
+        self._agg = agg
+        self._accs = {}
+
+    def add(self, keys, args):
+        """``keys``: one list per key column; ``args``: one list per argument column; same lengths."""
+        accs, agg = self._accs, self._agg
+        columns = keys + args
+        n = len(columns[0]) if columns else 0
+        k = len(keys)
+        for i in range(n):
+            row = [c[i] for c in columns]
+            key = tuple(row[:k])
+            acc = accs.get(key, _MISSING)
+            if acc is _MISSING:
+                acc = accs[key] = agg.create_accumulator()
+            agg.accumulate(acc, *row[k:])
+
+    def finish(self):
+        """[(key tuple, value)] for every group, and forget them."""
+        out = [(key, self._agg.get_value(acc)) for key, acc in self._accs.items()]
+        self._accs = {}
+        return out
+
+
+_MISSING = object()
+
+
 # ---- used by udfpool's Rust side; not part of the public API ----
 
 _NUMPY_DTYPES = {
@@ -409,6 +497,10 @@ def _resolve(module, name):
         raise LookupError(
             f"{module.__file__} defines no {name!r}; callables there: {', '.join(public) or 'none'}"
         ) from None
+    if isinstance(obj, UserDefinedAggregateFunctionWrapper):
+        return "aggregate", obj._result_type, _Groups(obj._func), obj._func.open, obj._func.close
+    if isinstance(obj, AggregateFunction) or (isinstance(obj, type) and issubclass(obj, AggregateFunction)):
+        raise TypeError(f"{name} is an AggregateFunction: declare it with udaf(..., result_type=...)")
     if isinstance(obj, UserDefinedVectorizedFunctionWrapper):
         func = obj._func() if isinstance(obj._func, type) else obj._func
         if isinstance(func, ScalarFunction):

@@ -14,6 +14,7 @@
 //! let req = OpenRequest {
 //!     udf: UdfSpec { path: "examples/udfs.py".into(), name: "plus_one".into(), result_type: None, kind: None },
 //!     arg_types: vec![DataType::Int64],
+//!     key_count: 0,
 //!     site_dirs: vec![],
 //!     worker_index: 0,
 //!     num_workers: 1,

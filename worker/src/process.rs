@@ -157,6 +157,24 @@ pub fn serve(name: &str) -> Result<(), ServeError> {
                 };
                 s.send(&response)?;
             }
+            Request::Batch { id, args } | Request::TracedBatch { id, args } if udf.kind() == UdfKind::Aggregate => {
+                let cols: Vec<_> = args.columns().iter().collect();
+                // An aggregate's batches are acknowledged with an empty column; its rows come at Finish.
+                let response = match Python::attach(|py| udf.aggregate(py, &cols, args.num_rows())) {
+                    Ok(()) => {
+                        Response::Batch { id, result: ipc::batch::ColumnBuilder::new(udf.result_type(), 0).finish() }
+                    }
+                    Err(error) => Response::Failed { id, error },
+                };
+                s.send(&response)?;
+            }
+            Request::Finish => {
+                let response = match Python::attach(|py| udf.finish_groups(py)) {
+                    Ok(columns) => Response::Groups { columns },
+                    Err(error) => Response::Failed { id: u64::MAX, error },
+                };
+                s.send(&response)?;
+            }
             Request::Batch { id, args } => {
                 let response = match Python::attach(|py| udf.apply_batch(py, &args)) {
                     Ok(result) => Response::Batch { id, result },

@@ -6,7 +6,7 @@ use ipc::batch::{Column, ColumnBuilder, DataType, RecordBatch};
 use ipc::protocol::{OpenRequest, UdfError, UdfErrorKind, UdfKind};
 use ipc::trace::{now_ns, ApplyTimes};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyTuple};
+use pyo3::types::{PyDict, PyList, PyTuple};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Rows converted, called and collected per phase: bounds the Python objects alive at once while
@@ -27,6 +27,8 @@ pub struct Udf {
     kind: UdfKind,
     /// Vectorized functions: pandas Series (true) or numpy arrays (false) as arguments.
     as_pandas: bool,
+    /// Aggregates: the first `key_count` argument columns are the grouping keys.
+    key_count: usize,
     eval: Py<PyAny>,
     close: Option<Py<PyAny>>,
     result_type: DataType,
@@ -118,7 +120,21 @@ impl Udf {
                 function_context(py, &udfpool, req).map_err(|e| from_py(py, &e, UdfErrorKind::Lifecycle, None))?;
             open.call1(py, (context,)).map_err(|e| from_py(py, &e, UdfErrorKind::Lifecycle, None))?;
         }
-        Ok(Self { kind, as_pandas, eval, close, result_type, arg_types: req.arg_types.clone() })
+        if kind != UdfKind::Aggregate && req.key_count > 0 {
+            return Err(UdfError::plain(
+                UdfErrorKind::Definition,
+                format!("{} is a {} function; only aggregate functions group rows (--group-by)", req.udf, kind.name()),
+            ));
+        }
+        Ok(Self {
+            kind,
+            as_pandas,
+            key_count: req.key_count as usize,
+            eval,
+            close,
+            result_type,
+            arg_types: req.arg_types.clone(),
+        })
     }
 
     /// What the function does with a row.
@@ -265,6 +281,41 @@ impl Udf {
             t.from_python_ns += now_ns() - called;
         }
         Ok(column)
+    }
+
+    /// Aggregates: adds `rows` rows (key columns first, then arguments) to their groups' accumulators.
+    pub fn aggregate(&self, py: Python<'_>, cols: &[&Column], rows: usize) -> Result<(), UdfError> {
+        self.check_args(cols, rows)?;
+        let raised = |e: PyErr| from_py(py, &e, UdfErrorKind::Raised, None);
+        let lists = cols
+            .iter()
+            .map(|c| (0..rows).map(|r| to_py(py, c, r)).collect::<PyResult<Vec<_>>>().and_then(|v| PyList::new(py, v)))
+            .collect::<PyResult<Vec<_>>>()
+            .map_err(raised)?;
+        let (keys, args) = lists.split_at(self.key_count.min(lists.len()));
+        self.eval
+            .bind(py)
+            .call_method1("add", (PyList::new(py, keys).map_err(raised)?, PyList::new(py, args).map_err(raised)?))
+            .map_err(raised)?;
+        Ok(())
+    }
+
+    /// Aggregates: every group's key columns and value column, one row per group; the groups are
+    /// forgotten.
+    pub fn finish_groups(&self, py: Python<'_>) -> Result<Vec<Column>, UdfError> {
+        let raised = |e: PyErr| from_py(py, &e, UdfErrorKind::Raised, None);
+        let groups = self.eval.bind(py).call_method0("finish").map_err(raised)?;
+        let groups: Vec<(Bound<'_, PyTuple>, Bound<'_, PyAny>)> = groups.extract().map_err(raised)?;
+        let key_types = &self.arg_types[..self.key_count];
+        let mut keys: Vec<ColumnBuilder> = key_types.iter().map(|t| ColumnBuilder::new(t, groups.len())).collect();
+        let mut values = ColumnBuilder::new(&self.result_type, groups.len());
+        for (row, (key, value)) in groups.iter().enumerate() {
+            for ((b, t), k) in keys.iter_mut().zip(key_types).zip(key.iter()) {
+                push_result(b, t, &k, row)?;
+            }
+            push_result(&mut values, &self.result_type, value, row)?;
+        }
+        Ok(keys.into_iter().chain([values]).map(ColumnBuilder::finish).collect())
     }
 
     /// Runs a table function over `rows` rows: the rows it produced (a struct column of the result

@@ -1,0 +1,144 @@
+//! Aggregate functions in both modes, with one and several workers: per-group results equal a plain
+//! reference, whatever worker each group lived in; bad declarations and failures are clear errors.
+
+mod common;
+
+use common::*;
+use host::{Mode, Pool, PoolBuilder};
+use ipc::batch::{DataType, Field, RecordBatch, Schema, Value};
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestRunner};
+use std::collections::BTreeMap;
+
+fn schema() -> Schema {
+    Schema::new(vec![Field::new("k", DataType::Utf8), Field::new("x", DataType::Int64)])
+}
+
+fn aggs(name: &str, mode: Mode, workers: usize) -> PoolBuilder {
+    Pool::builder(format!("{}:{name}", udf_file("aggs.py")), schema())
+        .mode(mode)
+        .workers(workers)
+        .worker_exe(worker_exe())
+        .group_by(["k"])
+        .args(["x"])
+}
+
+fn batch(rows: &[(Option<&str>, Option<i64>)]) -> RecordBatch {
+    let values: Vec<Vec<Value>> = rows
+        .iter()
+        .map(|(k, x)| vec![k.map_or(Value::Null, |k| Value::Utf8(k.into())), x.map_or(Value::Null, Value::Int64)])
+        .collect();
+    RecordBatch::from_rows(schema(), &values).unwrap()
+}
+
+fn sorted(b: &RecordBatch) -> Vec<Vec<Value>> {
+    let mut rows = b.to_rows();
+    rows.sort_by_key(|r| format!("{r:?}"));
+    rows
+}
+
+#[test]
+fn groups_equal_a_reference_in_every_mode_and_worker_count() {
+    const KEYS: [Option<&str>; 5] = [Some("a"), Some("b"), Some("c"), Some("é"), None];
+    let row = (0usize..KEYS.len(), prop_oneof![1 => Just(None), 5 => (-100i64..100).prop_map(Some)]);
+    let batches = proptest::collection::vec(proptest::collection::vec(row, 0..25), 1..5);
+    let mut runner = TestRunner::new(Config { cases: 12, failure_persistence: None, ..Config::default() });
+    runner
+        .run(&batches, |batches| {
+            let mut reference: BTreeMap<String, (Value, i64)> = BTreeMap::new();
+            for (k, x) in batches.iter().flatten() {
+                let key = KEYS[*k].map_or(Value::Null, |k| Value::Utf8(k.into()));
+                reference.entry(format!("{key:?}")).or_insert((key, 0)).1 += x.unwrap_or(0);
+            }
+            let mut expected: Vec<Vec<Value>> =
+                reference.into_values().map(|(k, sum)| vec![k, Value::Int64(sum)]).collect();
+            expected.sort_by_key(|r| format!("{r:?}"));
+            for mode in MODES {
+                for workers in [1, 3] {
+                    let mut agg = aggs("total", mode, workers).build_aggregate().unwrap();
+                    for b in &batches {
+                        let rows: Vec<_> = b.iter().map(|(k, x)| (KEYS[*k], *x)).collect();
+                        agg.push(batch(&rows)).unwrap();
+                    }
+                    let out = agg.finish().unwrap();
+                    prop_assert_eq!(out.schema().fields[1].name.as_str(), "result");
+                    prop_assert_eq!(sorted(&out), expected.clone(), "{} x{}", mode, workers);
+                }
+            }
+            Ok(())
+        })
+        .unwrap();
+}
+
+#[test]
+fn row_results_classes_and_a_global_aggregate() {
+    for mode in MODES {
+        let mut agg = aggs("stats", mode, 2).output_column("s").build_aggregate().unwrap();
+        agg.push(batch(&[(Some("a"), Some(3)), (Some("b"), None), (Some("a"), Some(9))])).unwrap();
+        let out = agg.finish().unwrap();
+        assert_eq!(out.schema().fields.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(), ["k", "s"]);
+        let s = |n, m: Option<i64>| Value::Struct(vec![Value::Int64(n), m.map_or(Value::Null, Value::Int64)]);
+        assert_eq!(
+            sorted(&out),
+            vec![vec![Value::Utf8("a".into()), s(2, Some(9))], vec![Value::Utf8("b".into()), s(1, None)]],
+            "{mode}"
+        );
+        // No key columns: one group of every row.
+        let mut global = Pool::builder(format!("{}:total", udf_file("aggs.py")), schema())
+            .mode(mode)
+            .workers(2)
+            .worker_exe(worker_exe())
+            .args(["x"])
+            .build_aggregate()
+            .unwrap();
+        global.push(batch(&[(Some("a"), Some(3)), (None, Some(4))])).unwrap();
+        global.push(batch(&[(Some("b"), Some(5))])).unwrap();
+        assert_eq!(global.finish().unwrap().to_rows(), vec![vec![Value::Int64(12)]], "{mode}");
+    }
+}
+
+#[test]
+fn bad_declarations_and_failures_are_clear_errors() {
+    for mode in MODES {
+        let e = Pool::builder(format!("{}:no_value", udf_file("aggs_bad.py")), schema())
+            .mode(mode)
+            .worker_exe(worker_exe())
+            .build_aggregate()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("NoValue must define get_value()"), "{mode}: {e}");
+        let e = aggs("total", mode, 1).build().unwrap_err().to_string();
+        assert!(e.contains("is an aggregate function: start it with build_aggregate"), "{mode}: {e}");
+        let e = Pool::builder(format!("{}:plus_one", udf_file("types.py")), schema())
+            .mode(mode)
+            .worker_exe(worker_exe())
+            .group_by(["k"])
+            .args(["x"])
+            .build_aggregate()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("only aggregate functions group rows"), "{mode}: {e}");
+        let mut agg = aggs("fails", mode, 2).build_aggregate().unwrap();
+        let e = agg.push(batch(&[(Some("a"), Some(1)), (Some("b"), Some(13))])).unwrap_err().to_string();
+        assert!(e.contains("ValueError: 13 is unlucky"), "{mode}: {e}");
+    }
+}
+
+/// A dead worker takes its groups' accumulators with it: the aggregation fails and says so, rather
+/// than give groups with rows missing.
+#[test]
+fn a_dead_worker_fails_the_aggregation_loudly() {
+    let mut agg = aggs("total", Mode::Process, 2).build_aggregate().unwrap();
+    let keys: Vec<String> = (0..40).map(|i| format!("k{i}")).collect();
+    let rows: Vec<(Option<&str>, Option<i64>)> = keys.iter().map(|k| (Some(k.as_str()), Some(1))).collect();
+    agg.push(batch(&rows)).unwrap();
+    let pid = agg.info().pids[0];
+    // SAFETY: kill(2) on a pid this test's pool started; no memory is involved.
+    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    assert!(eventually(std::time::Duration::from_secs(5), || !process_alive(pid)));
+    let err = match agg.push(batch(&rows)) {
+        Err(e) => e.to_string(),
+        Ok(()) => agg.finish().unwrap_err().to_string(),
+    };
+    assert!(err.contains("accumulators of its groups"), "{err}");
+}

@@ -1,0 +1,48 @@
+"""Aggregate functions for the integration tests."""
+from udfpool import AggregateFunction, Row, udaf
+
+
+class Sum(AggregateFunction):
+    def create_accumulator(self):
+        return [0]
+
+    def accumulate(self, acc, x):
+        if x is not None:
+            acc[0] += x
+
+    def get_value(self, acc):
+        return acc[0]
+
+
+total = udaf(Sum(), result_type="BIGINT")
+
+
+class Stats(AggregateFunction):
+    """Count and maximum, as a row; the worker index shows where each group lived."""
+
+    def open(self, context):
+        self.worker = context.get_index_of_this_subtask()
+
+    def create_accumulator(self):
+        return {"n": 0, "max": None}
+
+    def accumulate(self, acc, x):
+        acc["n"] += 1
+        if x is not None and (acc["max"] is None or x > acc["max"]):
+            acc["max"] = x
+
+    def get_value(self, acc):
+        return Row(n=acc["n"], max=acc["max"])
+
+
+stats = udaf(Stats, result_type="ROW<n BIGINT, max BIGINT>")
+
+
+class Fails(Sum):
+    def accumulate(self, acc, x):
+        if x == 13:
+            raise ValueError("13 is unlucky")
+        super().accumulate(acc, x)
+
+
+fails = udaf(Fails(), result_type="BIGINT")
