@@ -92,6 +92,11 @@ struct RunArgs {
     /// it returns True for), table (declared with @udtf). Decorated functions declare their kind.
     #[arg(long, value_name = "scalar|filter|table")]
     kind: Option<String>,
+    /// Group rows by these columns and run an aggregate function (declared with udaf) over each group;
+    /// writes one record per group: the key columns and the result. `--kind aggregate` without it: one
+    /// group of all rows.
+    #[arg(long, value_delimiter = ',', value_name = "COL,COL")]
+    group_by: Option<Vec<String>>,
     /// Execution mode; overrides --config python.execution-mode. Default: process.
     #[arg(long, value_name = "process|thread")]
     mode: Option<String>,
@@ -238,6 +243,12 @@ fn run(a: RunArgs) -> Result<()> {
     if let Some(t) = &a.result_type {
         builder = builder.result_type(t.parse::<DataType>()?);
     }
+    if a.group_by.is_some() || a.kind.as_deref().is_some_and(|k| k.trim().eq_ignore_ascii_case("aggregate")) {
+        if let Some(keys) = &a.group_by {
+            builder = builder.group_by(keys.iter().map(|k| k.trim().to_owned()));
+        }
+        return aggregate(&a, builder, reader, started, asked_mode);
+    }
     let mut pool = builder.build()?;
     let ready = started.elapsed();
 
@@ -318,6 +329,58 @@ fn run(a: RunArgs) -> Result<()> {
         info.python.library,
     );
     if to_stdout {
+        eprintln!("{summary}");
+    } else {
+        println!("{summary}");
+    }
+    Ok(())
+}
+
+/// `run` for an aggregate function: every batch into the groups, then one record per group.
+fn aggregate(
+    a: &RunArgs,
+    builder: host::PoolBuilder,
+    mut reader: BatchReader,
+    started: Instant,
+    asked_mode: Mode,
+) -> Result<()> {
+    let mut agg = builder.build_aggregate()?;
+    let ready = started.elapsed();
+    let run_start = Instant::now();
+    let (mut rows, mut batches) = (0u64, 0u64);
+    for batch in reader.by_ref() {
+        if INTERRUPTED.load(Ordering::Relaxed) {
+            bail!("interrupted after {rows} input rows; no groups written");
+        }
+        let batch = batch?;
+        rows += batch.num_rows() as u64;
+        batches += 1;
+        agg.push(batch)?;
+    }
+    let info = agg.info().clone();
+    let groups = agg.finish()?;
+    let elapsed = run_start.elapsed();
+    let mut out: Box<dyn Write> = if a.output.as_os_str() == "-" {
+        Box::new(BufWriter::new(std::io::stdout().lock()))
+    } else {
+        let f = std::fs::File::create(&a.output).with_context(|| format!("cannot create {}", a.output.display()))?;
+        Box::new(BufWriter::new(f))
+    };
+    write_jsonl(&mut out, &groups)
+        .and_then(|()| out.flush())
+        .with_context(|| format!("cannot write {}", a.output.display()))?;
+    let summary = format!(
+        "rows {rows}, batches {batches}, groups {}, elapsed {:.3} s (pool start {:.3} s)\n\
+         mode {} (asked: {asked_mode}), workers {}, aggregate function {} -> {}",
+        groups.num_rows(),
+        elapsed.as_secs_f64(),
+        ready.as_secs_f64(),
+        info.mode,
+        info.workers,
+        info.udf,
+        info.result_type
+    );
+    if a.output.as_os_str() == "-" {
         eprintln!("{summary}");
     } else {
         println!("{summary}");

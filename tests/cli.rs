@@ -277,3 +277,44 @@ fn every_type_reads_from_csv_and_json_lines_and_writes_back() {
         "{err}"
     );
 }
+
+/// Filters, table functions and aggregates from the command line, in both modes.
+#[test]
+fn filter_table_and_aggregate_kinds_run_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.csv");
+    std::fs::write(&input, "k,x\na,1\nb,2\na,4\nc,\n").unwrap();
+    let udfs = |file: &str, name: &str| format!("{}/tests/udfs/{file}:{name}", env!("CARGO_MANIFEST_DIR"));
+    for mode in ["process", "thread"] {
+        let out = dir.path().join(format!("{mode}.jsonl"));
+        let o = out.to_str().unwrap();
+        let common = ["--input", input.to_str().unwrap(), "--output", o, "--mode", mode, "--workers", "2"];
+        let read = || std::fs::read_to_string(&out).unwrap();
+
+        let summary = run_ok(&[&["run", "--udf", &udfs("kinds.py", "is_even"), "--args", "x"][..], &common].concat());
+        assert!(summary.contains("filter function"), "{summary}");
+        assert_eq!(read(), "{\"k\":\"b\",\"x\":2}\n{\"k\":\"a\",\"x\":4}\n", "{mode}");
+
+        run_ok(
+            &[&["run", "--udf", &udfs("kinds.py", "explode"), "--args", "x", "--as", "n,label"][..], &common].concat(),
+        );
+        assert_eq!(
+            read(),
+            "{\"k\":\"a\",\"x\":1,\"n\":0,\"label\":\"1-0\"}\n{\"k\":\"b\",\"x\":2,\"n\":0,\"label\":\"2-0\"}\n\
+             {\"k\":\"b\",\"x\":2,\"n\":1,\"label\":\"2-1\"}\n{\"k\":\"a\",\"x\":4,\"n\":0,\"label\":\"4-0\"}\n",
+            "{mode}"
+        );
+
+        let summary = run_ok(
+            &[
+                &["run", "--udf", &udfs("aggs.py", "total"), "--group-by", "k", "--args", "x", "--as", "sum"][..],
+                &common,
+            ]
+            .concat(),
+        );
+        assert!(summary.contains("groups 3"), "{summary}");
+        let mut lines: Vec<String> = read().lines().map(String::from).collect();
+        lines.sort();
+        assert_eq!(lines, ["{\"k\":\"a\",\"sum\":5}", "{\"k\":\"b\",\"sum\":2}", "{\"k\":\"c\",\"sum\":0}"], "{mode}");
+    }
+}

@@ -88,6 +88,12 @@ impl Udf {
                 format!("{}: a table function must be declared with @udtf(result_types=[...])", req.udf),
             ));
         }
+        if kind == UdfKind::Aggregate && declared_kind != Some(UdfKind::Aggregate) {
+            return Err(UdfError::plain(
+                UdfErrorKind::Definition,
+                format!("{}: an aggregate function must be an AggregateFunction declared with udaf(...)", req.udf),
+            ));
+        }
         // A filter's result is a bool, whatever the function says.
         let given = if kind == UdfKind::Filter { Some(DataType::Bool) } else { req.udf.result_type.clone() };
         let declared = declared
