@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it (.ci/run calls this). Installs nothing by hand: cargo fetches the
 # crates; Python is the machine's python3, which must have a shared libpython.
+# The vectorized-function tests make their own virtualenv with numpy and pandas under target/ on first
+# use (from PyPI).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
