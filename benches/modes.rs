@@ -137,5 +137,70 @@ fn typed_modes(c: &mut Criterion) {
     let _ = std::fs::remove_dir_all(file.parent().unwrap());
 }
 
-criterion_group!(benches, modes, typed_modes);
+/// `modes_kinds/{filter,table,vectorized}/{thread,process}/{rows}`: the other function kinds on int64
+/// — `x % 2 == 0` as a filter, `(x, x)` as a table function (two rows per row), `x + 1` as a
+/// vectorized (pandas) function — with the scalar `x + 1` beside them. Vectorized functions need numpy
+/// and pandas: the bench makes the same virtualenv the tests use (see `tests/common`).
+fn kind_modes(c: &mut Criterion) {
+    let file = workloads_file();
+    let vector_file = file.with_file_name("vector_workloads.py");
+    std::fs::write(
+        &vector_file,
+        "from udfpool import vectorized_udf\nplus_one = vectorized_udf(lambda x: x + 1, result_type='int64')\n",
+    )
+    .unwrap();
+    let python = numpy_python();
+    let schema = Schema::new(vec![Field::new("x", DataType::Int64)]);
+    let kinds = [
+        ("scalar", format!("{}:trivial", file.display())),
+        ("filter", format!("{}:keep_even", file.display())),
+        ("table", format!("{}:repeat_twice", file.display())),
+        ("vectorized", format!("{}:plus_one", vector_file.display())),
+    ];
+    for (kind, udf) in kinds {
+        let mut g = c.benchmark_group(format!("modes_kinds/{kind}"));
+        g.sample_size(10).warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2));
+        let mut pools: Vec<(&str, Pool)> = [Mode::Thread, Mode::Process]
+            .into_iter()
+            .map(|mode| {
+                let pool = Pool::builder(&udf, schema.clone())
+                    .mode(mode)
+                    .workers(1)
+                    .worker_exe(env!("CARGO_BIN_EXE_udfpool-worker"))
+                    .config("python.executable", &python)
+                    .build()
+                    .unwrap();
+                (mode.name(), pool)
+            })
+            .collect();
+        for rows in [1024usize, 65536] {
+            let batch = batches(Workload::Trivial, rows, rows).remove(0);
+            g.throughput(Throughput::Elements(rows as u64));
+            for (mode, pool) in pools.iter_mut() {
+                g.bench_with_input(BenchmarkId::new(*mode, rows), &batch, |bench, b| {
+                    bench.iter_batched(|| b.clone(), |b| pool.apply(b).unwrap(), criterion::BatchSize::LargeInput)
+                });
+            }
+        }
+        g.finish();
+    }
+    let _ = std::fs::remove_dir_all(file.parent().unwrap());
+}
+
+/// A Python with numpy and pandas: the virtualenv the tests make under cargo's target directory.
+fn numpy_python() -> String {
+    let venv = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("py-vector");
+    let python = venv.join("bin").join("python");
+    let ok = |c: &mut std::process::Command| c.status().is_ok_and(|s| s.success());
+    if !ok(std::process::Command::new(&python).args(["-c", "import numpy, pandas"])) {
+        assert!(ok(std::process::Command::new("python3").args(["-m", "venv"]).arg(&venv)), "python3 -m venv failed");
+        assert!(
+            ok(std::process::Command::new(&python).args(["-m", "pip", "install", "-q", "numpy", "pandas"])),
+            "pip install numpy pandas failed (is PyPI reachable?)"
+        );
+    }
+    python.display().to_string()
+}
+
+criterion_group!(benches, modes, typed_modes, kind_modes);
 criterion_main!(benches);

@@ -50,3 +50,17 @@ def timestamp_shift(ts):
 @udf(result_type="int64")
 def list_sum(xs):
     return sum(xs)
+
+
+# Function kinds for `cargo bench --bench modes` (modes_kinds group).
+from udfpool import udf_filter, udtf
+
+
+@udf_filter
+def keep_even(x):
+    return x % 2 == 0
+
+
+@udtf(result_types=["BIGINT"])
+def repeat_twice(x):
+    return (x, x)

@@ -437,6 +437,23 @@ def _from_vector(result, n, kind):
         raise TypeError(f"a vectorized function must return a pandas Series or numpy array, got {type(result).__name__}")
     if len(result) != n:
         raise ValueError(f"returned {len(result)} values for {n} rows")
+    # Fast path: integer or bool numpy data cannot hold a missing value, so no mask work is needed.
+    if kind in _NUMPY_DTYPES or kind == "bool":
+        arr = None
+        if isinstance(result, pd.Series) and isinstance(result.dtype, np.dtype):
+            arr = result.to_numpy()
+        elif isinstance(result, np.ndarray) and not isinstance(result, np.ma.MaskedArray):
+            arr = result
+        if arr is not None and arr.dtype.kind in "iub" and (arr.dtype.kind == "b") == (kind == "bool"):
+            if kind == "bool":
+                return np.packbits(arr, bitorder="little").tobytes(), None
+            target = np.dtype(_NUMPY_DTYPES[kind])
+            if target.kind == "i" and len(arr) and not np.can_cast(arr.dtype, target, casting="safe"):
+                info = np.iinfo(target)
+                low, high = int(arr.min()), int(arr.max())
+                if low < info.min or high > info.max:
+                    raise OverflowError(f"{low if low < info.min else high} is out of the range of {kind}")
+            return np.ascontiguousarray(arr, dtype=target).tobytes(), None
     series = result if isinstance(result, pd.Series) else pd.Series(
         result.filled(0) if isinstance(result, np.ma.MaskedArray) else result,
         dtype=object if getattr(result, "dtype", None) is None else None,

@@ -313,8 +313,13 @@ fn push_struct(
     fields: &[ipc::batch::Field],
     value: &Bound<'_, PyAny>,
 ) -> Result<(), Mismatch> {
-    let names: Option<Vec<String>> =
-        value.getattr("_fields").ok().and_then(|f| f.extract().ok()).filter(|n: &Vec<String>| !n.is_empty());
+    // Only a tuple subclass (a Row) can have field names; asking a plain tuple would raise and catch
+    // an AttributeError per row.
+    let names: Option<Vec<String>> = if value.is_instance_of::<PyTuple>() && !value.is_exact_instance_of::<PyTuple>() {
+        value.getattr("_fields").ok().and_then(|f| f.extract().ok()).filter(|n: &Vec<String>| !n.is_empty())
+    } else {
+        None
+    };
     let values: Vec<Bound<'_, PyAny>> = if let Ok(dict) = value.cast::<PyDict>() {
         let expected: Vec<&str> = fields.iter().map(|f| f.name.as_str()).collect();
         let mut got: Vec<String> =

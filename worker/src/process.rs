@@ -35,12 +35,30 @@ pub fn main() -> ExitCode {
         }
     };
     start_host_watchdog();
+    keep_freed_memory();
     match serve(&segment) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("udfpool-worker[{}]: {e}", std::process::id());
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Keeps freed memory in the process for reuse instead of handing it back to the kernel at once.
+///
+/// A worker allocates and frees the same few large buffers every batch (the decoded request, Python's
+/// copies, the result); glibc serves allocations above its mmap threshold with fresh mappings, and trims
+/// the heap top on free, so each batch paid page faults on memory it had just released. Measured on a
+/// vectorized `x + 1` over 65 536 int64 rows: the worker's conversion took 3-4x as long as the same code
+/// in the host process. The limits here keep up to 256 MiB of freed heap; RSS stays at the largest
+/// batch's working set.
+fn keep_freed_memory() {
+    // SAFETY: mallopt only adjusts allocator parameters; it is called before any other thread than the
+    // watchdog (which does not allocate after start) could be allocating, and takes plain integers.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20);
     }
 }
 
