@@ -8,22 +8,7 @@ use ipc::batch::{Column, RecordBatch};
 use ipc::protocol::{UdfError, WorkerInfo};
 use std::sync::Arc;
 
-/// What a UDF returned for one batch.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Output {
-    /// One value per input row (scalar functions, filters), or per produced row (table functions: a
-    /// struct column of the result columns).
-    pub result: Column,
-    /// Table functions: for each produced row, the input row it came from.
-    pub input_rows: Option<Vec<u32>>,
-}
-
-impl Output {
-    /// One value per input row.
-    pub fn per_row(result: Column) -> Self {
-        Self { result, input_rows: None }
-    }
-}
+pub use worker::assemble::Output;
 
 /// The outcome of one batch: what the UDF returned, or its error.
 pub type BatchOutcome = Result<Output, UdfError>;

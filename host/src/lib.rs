@@ -33,5 +33,5 @@ pub mod thread;
 
 pub use config::{Mode, PoolConfig};
 pub use error::PoolError;
-pub use pool::{Pool, PoolBuilder, PoolInfo, Stream};
+pub use pool::{Pool, PoolBuilder, PoolInfo, Step, Stream};
 pub use stages::{Stage, StageTotals};

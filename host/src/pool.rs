@@ -13,9 +13,8 @@ use crate::lane::{Lane, Output};
 use crate::process::{SpawnSettings, Starting};
 use crate::stages::StageTotals;
 use crate::thread::{InlineLane, ThreadLane};
-use ipc::batch::{ColumnData, Value};
 use ipc::batch::{DataType, Field, RecordBatch, Schema};
-use ipc::protocol::{OpenRequest, PythonInfo, UdfError, UdfErrorKind, UdfKind, UdfSpec};
+use ipc::protocol::{OpenRequest, PythonInfo, StepSpec, UdfError, UdfErrorKind, UdfKind, UdfSpec};
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -52,10 +51,48 @@ pub struct PoolBuilder {
     outputs: Option<Vec<String>>,
     kind: Option<UdfKind>,
     group_by: Option<Vec<String>>,
+    pipeline: Vec<Step>,
     workers: Option<usize>,
     result_type: Option<DataType>,
     pairs: Vec<(String, String)>,
     worker_exe: Option<PathBuf>,
+}
+
+/// One operator of a pipeline ([`PoolBuilder::pipeline`]).
+#[derive(Debug, Clone, Default)]
+pub struct Step {
+    /// `path/to/file.py:name`.
+    pub udf: String,
+    /// Argument columns by name, in the batch as it reaches this step (empty: every column).
+    pub args: Vec<String>,
+    /// Names of the columns it adds (default: `result`, `result_2`, ... for scalars; a table
+    /// function's declared names).
+    pub outputs: Option<Vec<String>>,
+    /// The kind to run a plain function as (a filter).
+    pub kind: Option<UdfKind>,
+    /// The result type of a plain function.
+    pub result_type: Option<DataType>,
+}
+
+impl Step {
+    /// The function `path/to/file.py:name` over `args` (empty: every column).
+    pub fn new<S: Into<String>>(udf: impl Into<String>, args: impl IntoIterator<Item = S>) -> Self {
+        Self { udf: udf.into(), args: args.into_iter().map(Into::into).collect(), ..Self::default() }
+    }
+}
+
+fn spec_of(udf: &str, result_type: Option<DataType>, kind: Option<UdfKind>) -> Result<UdfSpec, PoolError> {
+    let (path, name) = udf
+        .rsplit_once(':')
+        .filter(|(p, n)| !p.is_empty() && !n.is_empty())
+        .ok_or_else(|| PoolError::Usage(format!("UDF {udf:?} must be given as path/to/file.py:function_name")))?;
+    if !std::path::Path::new(path).is_file() {
+        return Err(PoolError::Load {
+            udf: udf.to_owned(),
+            error: UdfError::plain(UdfErrorKind::Load, format!("file {path} does not exist")),
+        });
+    }
+    Ok(UdfSpec { path: path.to_owned(), name: name.to_owned(), result_type, kind })
 }
 
 /// Finds `udfpool-worker`: `$UDFPOOL_WORKER`, else beside the running executable (or one directory up,
@@ -88,6 +125,7 @@ impl PoolBuilder {
             outputs: None,
             kind: None,
             group_by: None,
+            pipeline: Vec::new(),
             workers: None,
             result_type: None,
             pairs: Vec::new(),
@@ -154,23 +192,16 @@ impl PoolBuilder {
         self
     }
 
+    /// Several operators run one after another on each batch, in one worker per batch (one round trip
+    /// in PROCESS mode): the output is the last step's batch. `args` and `output_column(s)` of the
+    /// builder do not apply; each step names its own.
+    pub fn pipeline(mut self, steps: Vec<Step>) -> Self {
+        self.pipeline = steps;
+        self
+    }
+
     fn spec(&self) -> Result<UdfSpec, PoolError> {
-        let (path, name) =
-            self.udf.rsplit_once(':').filter(|(p, n)| !p.is_empty() && !n.is_empty()).ok_or_else(|| {
-                PoolError::Usage(format!("UDF {:?} must be given as path/to/file.py:function_name", self.udf))
-            })?;
-        if !std::path::Path::new(path).is_file() {
-            return Err(PoolError::Load {
-                udf: self.udf.clone(),
-                error: UdfError::plain(UdfErrorKind::Load, format!("file {path} does not exist")),
-            });
-        }
-        Ok(UdfSpec {
-            path: path.to_owned(),
-            name: name.to_owned(),
-            result_type: self.result_type.clone(),
-            kind: self.kind,
-        })
+        spec_of(&self.udf, self.result_type.clone(), self.kind)
     }
 
     /// Starts the workers and loads the UDF in each; fails with the first worker's error. For every
@@ -202,12 +233,27 @@ impl PoolBuilder {
 
     fn start(self) -> Result<Pool, PoolError> {
         let config = PoolConfig::from_pairs(self.pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
-        let spec = self.spec()?;
+        let steps = self
+            .pipeline
+            .iter()
+            .map(|s| {
+                Ok(StepSpec {
+                    udf: spec_of(&s.udf, s.result_type.clone(), s.kind)?,
+                    args: s.args.clone(),
+                    outputs: s.outputs.clone(),
+                })
+            })
+            .collect::<Result<Vec<_>, PoolError>>()?;
+        let spec = match steps.first() {
+            Some(first) => first.udf.clone(),
+            None => self.spec()?,
+        };
         let workers = self.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
         if workers == 0 {
             return Err(PoolError::Usage("a pool needs at least one worker".into()));
         }
         let arg_indices = match &self.args {
+            _ if !steps.is_empty() => (0..self.input_schema.fields.len()).collect(),
             None => (0..self.input_schema.fields.len()).collect(),
             Some(names) => names
                 .iter()
@@ -238,6 +284,8 @@ impl PoolBuilder {
                 udf: spec.clone(),
                 arg_types: arg_indices.iter().map(|&i: &usize| self.input_schema.fields[i].data_type.clone()).collect(),
                 key_count: key_count as u32,
+                pipeline: steps.clone(),
+                input_schema: self.input_schema.clone(),
                 site_dirs: site_dirs.clone(),
                 worker_index: index as u32,
                 num_workers: workers as u32,
@@ -302,40 +350,36 @@ impl PoolBuilder {
         let info = PoolInfo {
             mode: config.mode,
             workers,
-            udf: self.udf.clone(),
+            udf: if self.pipeline.is_empty() {
+                self.udf.clone()
+            } else {
+                self.pipeline.iter().map(|s| s.udf.as_str()).collect::<Vec<_>>().join(" -> ")
+            },
             kind: first.kind,
             result_type: first.result_type,
             python: first.python,
             pids: lanes.iter().map(|l| l.info().pid).collect(),
             segments: lanes.iter().filter_map(|l| l.segment_name()).collect(),
         };
-        let result_fields = match (info.kind, &info.result_type) {
-            (UdfKind::Scalar | UdfKind::Vectorized, t) => {
-                vec![Field::new(self.outputs.and_then(|o| o.into_iter().next()).unwrap_or(self.output), t.clone())]
-            }
-            (UdfKind::Filter, _) => Vec::new(),
-            (UdfKind::Table, DataType::Struct(fields)) => match self.outputs {
-                Some(names) if names.len() != fields.len() => {
-                    return Err(PoolError::Usage(format!(
-                        "{} result column names given for a table function of {} columns",
-                        names.len(),
-                        fields.len()
-                    )))
-                }
-                Some(names) => names.into_iter().zip(fields).map(|(n, f)| Field::new(n, f.data_type.clone())).collect(),
-                None => fields.clone(),
-            },
-            (UdfKind::Table, other) => {
-                return Err(PoolError::Usage(format!("table function {} reported result type {other}", self.udf)))
-            }
+        let result_fields = match info.kind {
             // Output rows are groups: the key columns, then the value.
-            (UdfKind::Aggregate, t) => arg_indices[..key_count]
+            UdfKind::Aggregate => arg_indices[..key_count]
                 .iter()
                 .map(|&i| self.input_schema.fields[i].clone())
-                .chain([Field::new(self.outputs.and_then(|o| o.into_iter().next()).unwrap_or(self.output), t.clone())])
+                .chain([Field::new(
+                    self.outputs.and_then(|o| o.into_iter().next()).unwrap_or(self.output),
+                    info.result_type.clone(),
+                )])
                 .collect(),
+            kind => worker::assemble::added_fields(kind, &info.result_type, self.outputs, &self.output)
+                .map_err(PoolError::Usage)?,
         };
-        let added = &result_fields[if info.kind == UdfKind::Aggregate { key_count } else { 0 }..];
+        let added = match info.kind {
+            UdfKind::Aggregate => &result_fields[key_count..],
+            // A pipeline's output replaces its input; the worker checked its names.
+            UdfKind::Pipeline => &[],
+            _ => &result_fields[..],
+        };
         if let Some(f) = added.iter().find(|f| self.input_schema.index_of(&f.name).is_some()) {
             return Err(PoolError::Usage(format!(
                 "the input already has a column {:?}; choose another result column name",
@@ -421,6 +465,9 @@ impl Pool {
 
     /// The schema of the batches the pool returns: the input's plus the result column.
     pub fn output_schema(&self) -> Schema {
+        if self.info.kind == UdfKind::Pipeline {
+            return Schema::new(self.result_fields.clone());
+        }
         let mut s = self.input_schema.clone();
         s.fields.extend(self.result_fields.iter().cloned());
         s
@@ -600,46 +647,9 @@ impl Pool {
         }))
     }
 
-    /// The output batch for `batch` and what the UDF returned for it, by kind. Everything a worker sent
-    /// is checked before it is used.
+    /// The output batch for `batch` and what the UDF returned for it, by kind.
     fn assemble(&self, batch: RecordBatch, output: Output) -> Result<RecordBatch, String> {
-        let rows = batch.num_rows();
-        match self.info.kind {
-            UdfKind::Aggregate => Err("an aggregate's batches give no rows; its groups come at finish".into()),
-            UdfKind::Scalar | UdfKind::Vectorized => {
-                batch.with_column(self.result_fields[0].clone(), output.result).map_err(|e| e.to_string())
-            }
-            UdfKind::Filter => {
-                let keep = &output.result;
-                if keep.len() != rows || !matches!(keep.data, ColumnData::Bool(_)) {
-                    return Err(format!(
-                        "a filter answered {} {} values for {rows} rows",
-                        keep.len(),
-                        keep.data_type()
-                    ));
-                }
-                let indices: Vec<u32> =
-                    (0..rows).filter(|&i| keep.value(i) == Value::Bool(true)).map(|i| i as u32).collect();
-                Ok(batch.take(&indices))
-            }
-            UdfKind::Table => {
-                let input_rows = output.input_rows.ok_or("a table function's answer has no input rows")?;
-                let ColumnData::Struct { columns, .. } = output.result.data else {
-                    return Err("a table function's answer is not a struct column".into());
-                };
-                if input_rows.iter().any(|&r| r as usize >= rows)
-                    || columns.len() != self.result_fields.len()
-                    || columns.iter().any(|c| c.len() != input_rows.len())
-                {
-                    return Err("a table function's answer does not match its input".into());
-                }
-                let mut out = batch.take(&input_rows);
-                for (f, c) in self.result_fields.iter().zip(columns) {
-                    out = out.with_column(f.clone(), c).map_err(|e| e.to_string())?;
-                }
-                Ok(out)
-            }
-        }
+        worker::assemble::assemble(self.info.kind, batch, output, &self.result_fields)
     }
 
     /// Applies the UDF to one batch: returns it with the result column appended (a filter: its kept

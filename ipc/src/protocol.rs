@@ -23,6 +23,9 @@ pub enum UdfKind {
     Vectorized,
     /// Rows grouped by key columns into accumulators; one row per group when the input ends.
     Aggregate,
+    /// Several operators run one after another on each batch, in one worker: whole batches in, whole
+    /// batches out (a struct column of the output columns).
+    Pipeline,
 }
 
 impl UdfKind {
@@ -34,6 +37,7 @@ impl UdfKind {
             UdfKind::Table => "table",
             UdfKind::Vectorized => "vectorized",
             UdfKind::Aggregate => "aggregate",
+            UdfKind::Pipeline => "pipeline",
         }
     }
 }
@@ -73,6 +77,18 @@ impl std::fmt::Display for UdfSpec {
     }
 }
 
+/// One operator of a pipeline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepSpec {
+    /// The function.
+    pub udf: UdfSpec,
+    /// Its argument columns, by name, in the batch as it reaches this step (empty: every column).
+    pub args: Vec<String>,
+    /// Names of the columns it adds (default: `result` numbered for later scalars, or a table
+    /// function's declared names).
+    pub outputs: Option<Vec<String>>,
+}
+
 /// Everything a worker needs to load the UDF.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OpenRequest {
@@ -82,6 +98,11 @@ pub struct OpenRequest {
     pub arg_types: Vec<DataType>,
     /// Aggregates: how many of the argument columns, from the first, are the grouping keys.
     pub key_count: u32,
+    /// A pipeline's operators, in order (then `udf` is ignored and the arguments are every input
+    /// column, named by `input_schema`); empty for a single function.
+    pub pipeline: Vec<StepSpec>,
+    /// The input columns' names and types (pipelines find their arguments by name).
+    pub input_schema: Schema,
     /// Extra site-packages directories (a virtualenv's), added before loading.
     pub site_dirs: Vec<String>,
     /// This worker's index, `0..num_workers`.

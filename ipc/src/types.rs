@@ -154,7 +154,13 @@ impl fmt::Display for DataType {
                     if i > 0 {
                         f.write_str(", ")?;
                     }
-                    write!(f, "{}: {}", field.name, field.data_type)?;
+                    // Names that are not plain words are backquoted, so the text parses back.
+                    let plain = !field.name.is_empty() && field.name.chars().all(|c| c.is_alphanumeric() || c == '_');
+                    if plain {
+                        write!(f, "{}: {}", field.name, field.data_type)?;
+                    } else {
+                        write!(f, "`{}`: {}", field.name, field.data_type)?;
+                    }
                 }
                 f.write_str(">")
             }
@@ -481,6 +487,7 @@ mod tests {
     #[test]
     fn canonical_names_round_trip() {
         for s in [
+            "struct<`first name`: utf8, `a,b`: int8>",
             "decimal(38, 2)",
             "list<map<utf8, list<timestamp_tz>>>",
             "struct<a: int8, b: struct<c: date, d: time>, e: list<struct<>>>",

@@ -1,8 +1,9 @@
 //! Loading a UDF from its file and applying it to batches: the code both modes run.
 
+use crate::assemble::Output;
 use crate::convert::{push_result, to_py};
 use crate::error::from_py;
-use ipc::batch::{Column, ColumnBuilder, DataType, RecordBatch};
+use ipc::batch::{Column, ColumnBuilder, ColumnData, DataType, Field, RecordBatch, Schema};
 use ipc::protocol::{OpenRequest, UdfError, UdfErrorKind, UdfKind};
 use ipc::trace::{now_ns, ApplyTimes};
 use pyo3::prelude::*;
@@ -20,6 +21,15 @@ static LOADS: AtomicU64 = AtomicU64::new(0);
 /// What `udfpool._resolve` returns: kind, declared result type, and the eval/open/close callables.
 type Resolved = (Option<String>, Option<String>, Py<PyAny>, Option<Py<PyAny>>, Option<Py<PyAny>>);
 
+/// One operator of a pipeline: its function, its argument columns (indices into the batch as it
+/// reaches the step), and the columns it adds.
+#[derive(Debug)]
+struct Step {
+    udf: Udf,
+    args: Vec<usize>,
+    fields: Vec<Field>,
+}
+
 /// A loaded UDF — scalar function, filter or table function: one instance per worker, `open` already
 /// called.
 #[derive(Debug)]
@@ -29,6 +39,9 @@ pub struct Udf {
     as_pandas: bool,
     /// Aggregates: the first `key_count` argument columns are the grouping keys.
     key_count: usize,
+    /// Pipelines: the operators, in order, and the input schema they start from.
+    steps: Vec<Step>,
+    input_schema: Schema,
     eval: Py<PyAny>,
     close: Option<Py<PyAny>>,
     result_type: DataType,
@@ -38,6 +51,9 @@ pub struct Udf {
 impl Udf {
     /// Imports the file, finds the function, checks its declaration and calls its `open(context)`.
     pub fn load(py: Python<'_>, req: &OpenRequest) -> Result<Self, UdfError> {
+        if !req.pipeline.is_empty() {
+            return Self::load_pipeline(py, req);
+        }
         let udfpool = py.import("udfpool").map_err(|e| from_py(py, &e, UdfErrorKind::Environment, None))?;
         let stem: String = std::path::Path::new(&req.udf.path)
             .file_stem()
@@ -136,11 +152,107 @@ impl Udf {
             kind,
             as_pandas,
             key_count: req.key_count as usize,
+            steps: Vec::new(),
+            input_schema: req.input_schema.clone(),
             eval,
             close,
             result_type,
             arg_types: req.arg_types.clone(),
         })
+    }
+
+    /// Loads every step of a pipeline, each over the columns the steps before it leave.
+    fn load_pipeline(py: Python<'_>, req: &OpenRequest) -> Result<Self, UdfError> {
+        let mut schema = req.input_schema.clone();
+        let mut steps = Vec::new();
+        let mut scalars = 0;
+        for (i, spec) in req.pipeline.iter().enumerate() {
+            let what = |m: String| {
+                UdfError::plain(UdfErrorKind::Definition, format!("pipeline step {} ({}): {m}", i + 1, spec.udf))
+            };
+            let args: Vec<usize> = if spec.args.is_empty() {
+                (0..schema.fields.len()).collect()
+            } else {
+                spec.args
+                    .iter()
+                    .map(|n| {
+                        schema.index_of(n).ok_or_else(|| {
+                            let have: Vec<&str> = schema.fields.iter().map(|f| f.name.as_str()).collect();
+                            what(format!("no column {n:?} at this step; columns: {}", have.join(", ")))
+                        })
+                    })
+                    .collect::<Result<_, _>>()?
+            };
+            let open = OpenRequest {
+                udf: spec.udf.clone(),
+                arg_types: args.iter().map(|&a| schema.fields[a].data_type.clone()).collect(),
+                key_count: 0,
+                pipeline: Vec::new(),
+                input_schema: schema.clone(),
+                ..req.clone()
+            };
+            let udf = Udf::load(py, &open).map_err(|mut e| {
+                e.message = format!("pipeline step {} ({}): {}", i + 1, spec.udf, e.message);
+                e
+            })?;
+            if matches!(udf.kind, UdfKind::Aggregate | UdfKind::Pipeline) {
+                return Err(what(format!("{} functions cannot be pipeline steps yet", udf.kind.name())));
+            }
+            let default = if scalars == 0 { "result".to_owned() } else { format!("result_{}", scalars + 1) };
+            if matches!(udf.kind, UdfKind::Scalar | UdfKind::Vectorized) {
+                scalars += 1;
+            }
+            let fields = crate::assemble::added_fields(udf.kind, &udf.result_type, spec.outputs.clone(), &default)
+                .map_err(what)?;
+            if let Some(f) = fields.iter().find(|f| schema.index_of(&f.name).is_some()) {
+                return Err(what(format!(
+                    "the batch already has a column {:?}; name the step's output otherwise",
+                    f.name
+                )));
+            }
+            schema.fields.extend(fields.iter().cloned());
+            steps.push(Step { udf, args, fields });
+        }
+        Ok(Self {
+            kind: UdfKind::Pipeline,
+            as_pandas: false,
+            key_count: 0,
+            steps,
+            input_schema: req.input_schema.clone(),
+            eval: py.None(),
+            close: None,
+            result_type: DataType::Struct(schema.fields),
+            arg_types: req.input_schema.fields.iter().map(|f| f.data_type.clone()).collect(),
+        })
+    }
+
+    /// Runs every step of a pipeline; the output batch as a struct column of its columns.
+    fn run_pipeline(&self, py: Python<'_>, cols: &[&Column], rows: usize) -> Result<Column, UdfError> {
+        let bad = |m: String| UdfError::plain(UdfErrorKind::BadResult, m);
+        let mut batch =
+            RecordBatch::try_new(self.input_schema.clone(), cols.iter().map(|c| (*c).clone()).collect(), rows)
+                .map_err(|e| bad(e.to_string()))?;
+        for (i, step) in self.steps.iter().enumerate() {
+            let in_step = |mut e: UdfError| {
+                e.message = format!("pipeline step {} ({}): {}", i + 1, step.udf.kind.name(), e.message);
+                e
+            };
+            let step_cols: Vec<&Column> = step.args.iter().map(|&a| batch.column(a)).collect();
+            let n = batch.num_rows();
+            let output = match step.udf.kind {
+                UdfKind::Table => step
+                    .udf
+                    .apply_table(py, &step_cols, n)
+                    .map(|(input_rows, result)| Output { result, input_rows: Some(input_rows) }),
+                _ => step.udf.apply(py, &step_cols, n).map(Output::per_row),
+            }
+            .map_err(in_step)?;
+            batch =
+                crate::assemble::assemble(step.udf.kind, batch, output, &step.fields).map_err(|m| in_step(bad(m)))?;
+        }
+        let len = batch.num_rows() as u64;
+        let names = batch.schema().fields.iter().map(|f| f.name.clone()).collect();
+        Ok(Column { data: ColumnData::Struct { names, columns: batch.columns().to_vec(), len }, validity: None })
     }
 
     /// What the function does with a row.
@@ -198,6 +310,9 @@ impl Udf {
         mut times: Option<&mut ApplyTimes>,
     ) -> Result<Column, UdfError> {
         self.check_args(cols, rows)?;
+        if self.kind == UdfKind::Pipeline {
+            return self.run_pipeline(py, cols, rows);
+        }
         if self.kind == UdfKind::Vectorized {
             return self.run_vectorized(py, cols, rows, times);
         }
@@ -373,6 +488,9 @@ impl Udf {
 
     /// Calls the UDF's `close()`, if it has one.
     pub fn close(self, py: Python<'_>) -> Result<(), UdfError> {
+        for step in self.steps {
+            step.udf.close(py)?;
+        }
         match &self.close {
             Some(close) => close.call0(py).map(drop).map_err(|e| from_py(py, &e, UdfErrorKind::Lifecycle, None)),
             None => Ok(()),

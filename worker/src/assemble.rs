@@ -1,0 +1,102 @@
+//! Joining a function's output to its input batch, by kind: a scalar's column is appended, a filter
+//! keeps rows, a table function's rows are joined to the rows they came from. The host does this for a
+//! single function; a pipeline does it in the worker between its steps. Everything is checked, as the
+//! output may come from another process.
+
+use ipc::batch::{Column, ColumnData, DataType, Field, RecordBatch, Value};
+use ipc::protocol::UdfKind;
+
+/// What a function returned for one batch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Output {
+    /// One value per input row (scalar and vectorized functions, filters, pipelines: a struct of the
+    /// output columns), or per produced row (table functions: a struct of the result columns).
+    pub result: Column,
+    /// Table functions: for each produced row, the input row it came from.
+    pub input_rows: Option<Vec<u32>>,
+}
+
+impl Output {
+    /// One value per input row.
+    pub fn per_row(result: Column) -> Self {
+        Self { result, input_rows: None }
+    }
+}
+
+/// The columns a function of `kind` returning `result_type` adds to its input, named `outputs` if
+/// given, else `default` (scalars) or the declared names (table functions).
+pub fn added_fields(
+    kind: UdfKind,
+    result_type: &DataType,
+    outputs: Option<Vec<String>>,
+    default: &str,
+) -> Result<Vec<Field>, String> {
+    Ok(match (kind, result_type) {
+        (UdfKind::Scalar | UdfKind::Vectorized, t) => {
+            vec![Field::new(
+                outputs.and_then(|o| o.into_iter().next()).unwrap_or_else(|| default.to_owned()),
+                t.clone(),
+            )]
+        }
+        (UdfKind::Filter, _) => Vec::new(),
+        (UdfKind::Table, DataType::Struct(fields)) => match outputs {
+            Some(names) if names.len() != fields.len() => {
+                return Err(format!(
+                    "{} result column names given for a table function of {} columns",
+                    names.len(),
+                    fields.len()
+                ))
+            }
+            Some(names) => names.into_iter().zip(fields).map(|(n, f)| Field::new(n, f.data_type.clone())).collect(),
+            None => fields.clone(),
+        },
+        (UdfKind::Pipeline, DataType::Struct(fields)) => fields.clone(),
+        (kind, t) => return Err(format!("a {} function reported result type {t}", kind.name())),
+    })
+}
+
+/// `batch` joined with what a function of `kind` returned for it; `fields` are the columns it adds.
+pub fn assemble(kind: UdfKind, batch: RecordBatch, output: Output, fields: &[Field]) -> Result<RecordBatch, String> {
+    let rows = batch.num_rows();
+    match kind {
+        UdfKind::Aggregate => Err("an aggregate's batches give no rows; its groups come at finish".into()),
+        UdfKind::Scalar | UdfKind::Vectorized => {
+            let field = fields.first().ok_or("a scalar function adds one column")?;
+            batch.with_column(field.clone(), output.result).map_err(|e| e.to_string())
+        }
+        UdfKind::Filter => {
+            let keep = &output.result;
+            if keep.len() != rows || !matches!(keep.data, ColumnData::Bool(_)) {
+                return Err(format!("a filter answered {} {} values for {rows} rows", keep.len(), keep.data_type()));
+            }
+            let indices: Vec<u32> =
+                (0..rows).filter(|&i| keep.value(i) == Value::Bool(true)).map(|i| i as u32).collect();
+            Ok(batch.take(&indices))
+        }
+        UdfKind::Table => {
+            let input_rows = output.input_rows.ok_or("a table function's answer has no input rows")?;
+            let ColumnData::Struct { columns, .. } = output.result.data else {
+                return Err("a table function's answer is not a struct column".into());
+            };
+            if input_rows.iter().any(|&r| r as usize >= rows)
+                || columns.len() != fields.len()
+                || columns.iter().any(|c| c.len() != input_rows.len())
+            {
+                return Err("a table function's answer does not match its input".into());
+            }
+            let mut out = batch.take(&input_rows);
+            for (f, c) in fields.iter().zip(columns) {
+                out = out.with_column(f.clone(), c).map_err(|e| e.to_string())?;
+            }
+            Ok(out)
+        }
+        UdfKind::Pipeline => {
+            let n = output.result.len();
+            let ColumnData::Struct { columns, .. } = output.result.data else {
+                return Err("a pipeline's answer is not a struct column".into());
+            };
+            let schema = ipc::batch::Schema::new(fields.to_vec());
+            RecordBatch::try_new(schema, columns, n).map_err(|e| e.to_string())
+        }
+    }
+}
