@@ -73,14 +73,29 @@ struct BenchArgs {
 struct RunArgs {
     /// The UDF: path/to/file.py:name, where name is a @udf-decorated function, a udf(...) wrapped
     /// object, a ScalarFunction subclass, or a plain callable (then give --result-type).
-    #[arg(long, value_name = "FILE.py:NAME")]
-    udf: String,
+    #[arg(long = "udf", value_name = "FILE.py:NAME", required_unless_present = "job")]
+    udf_flag: Option<String>,
     /// Input records: CSV with a header row (.csv) or JSON Lines (.jsonl, .ndjson, .json).
-    #[arg(long, value_name = "FILE")]
-    input: PathBuf,
+    #[arg(long = "input", value_name = "FILE", required_unless_present = "job")]
+    input_flag: Option<PathBuf>,
     /// Output file (JSON Lines), or - for standard output.
-    #[arg(long, value_name = "FILE.jsonl")]
+    #[arg(long = "output", value_name = "FILE.jsonl", required_unless_present = "job")]
+    output_flag: Option<PathBuf>,
+    /// The UDF, input and output, from the flags or the job file.
+    #[arg(skip)]
+    udf: String,
+    #[arg(skip)]
+    input: PathBuf,
+    #[arg(skip)]
     output: PathBuf,
+    /// A job file (TOML) naming the input, output, settings and operators in order; several operators
+    /// run one after another on each batch in one worker, and an aggregate may come last. Flags given
+    /// beside it override its input, output and settings.
+    #[arg(long, value_name = "JOB.toml", conflicts_with_all = ["udf_flag", "args", "as_column", "kind", "group_by", "result_type"])]
+    job: Option<PathBuf>,
+    /// Operators before the last, from a job file.
+    #[arg(skip)]
+    steps: Vec<host::Step>,
     /// Input columns passed to the UDF, in order (default: all columns).
     #[arg(long, value_delimiter = ',', value_name = "COL,COL")]
     args: Option<Vec<String>>,
@@ -192,7 +207,60 @@ fn install_signal_handler() {
     });
 }
 
-fn run(a: RunArgs) -> Result<()> {
+/// Folds a job file into the arguments: its last operator becomes the UDF (or the aggregate), the ones
+/// before it a pipeline in front.
+fn with_job(mut a: RunArgs, path: &std::path::Path) -> Result<RunArgs> {
+    let job = crate::job::Job::load(path)?;
+    if a.input.as_os_str().is_empty() {
+        a.input = job.input.clone();
+    }
+    if a.output.as_os_str().is_empty() {
+        a.output = job.output.clone();
+    }
+    a.schema = a.schema.or(job.schema.clone());
+    if let Some(n) = job.batch_size {
+        a.batch_size = n;
+    }
+    a.workers = a.workers.or(job.workers);
+    // Job settings first, so flags given beside the job override them.
+    a.config = job.config_pairs().into_iter().chain(a.config).collect();
+    let step = |o: &crate::job::Operator| -> Result<host::Step> {
+        Ok(host::Step {
+            udf: o.udf.clone(),
+            args: o.args.clone(),
+            outputs: o.outputs.clone(),
+            kind: o
+                .kind
+                .as_deref()
+                .map(|k| k.parse::<ipc::protocol::UdfKind>().map_err(anyhow::Error::msg))
+                .transpose()?,
+            result_type: o.result_type.as_deref().map(str::parse::<DataType>).transpose()?,
+        })
+    };
+    let (last, before) = job.operators.split_last().expect("Job::load checks there is one");
+    let aggregate = last.group_by.is_some() || last.kind.as_deref() == Some("aggregate");
+    if aggregate || job.operators.len() == 1 {
+        a.steps = before.iter().map(step).collect::<Result<_>>()?;
+        a.udf = last.udf.clone();
+        a.args = (!last.args.is_empty()).then(|| last.args.clone());
+        a.as_column = last.outputs.as_ref().map(|o| o.join(","));
+        a.kind = last.kind.clone();
+        a.result_type = last.result_type.clone();
+        a.group_by = last.group_by.clone();
+    } else {
+        a.steps = job.operators.iter().map(step).collect::<Result<_>>()?;
+    }
+    Ok(a)
+}
+
+fn run(mut a: RunArgs) -> Result<()> {
+    a.udf = a.udf_flag.clone().unwrap_or_default();
+    a.input = a.input_flag.clone().unwrap_or_default();
+    a.output = a.output_flag.clone().unwrap_or_default();
+    let a = match a.job.clone() {
+        Some(path) => with_job(a, &path)?,
+        None => a,
+    };
     let started = Instant::now();
     let format = match a.format {
         Some(InputFormat::Csv) => Format::Csv,
@@ -212,7 +280,33 @@ fn run(a: RunArgs) -> Result<()> {
     if let Some(path) = &a.bad_rows {
         reader = reader.with_bad_rows(BadRows::create(path)?);
     }
-    let mut builder = Pool::builder(&a.udf, reader.schema().clone());
+    let is_aggregate =
+        a.group_by.is_some() || a.kind.as_deref().is_some_and(|k| k.trim().eq_ignore_ascii_case("aggregate"));
+    // Settings every pool of the run gets.
+    let configure = |mut b: host::PoolBuilder| -> Result<host::PoolBuilder> {
+        for pair in &a.config {
+            let (k, v) = host::PoolConfig::parse_pair(pair)?;
+            b = b.config(k, v);
+        }
+        if let Some(m) = &a.mode {
+            b = b.mode(m.parse::<Mode>()?);
+        }
+        if let Some(n) = a.workers {
+            b = b.workers(n);
+        }
+        Ok(b)
+    };
+    // A pipeline in front of an aggregate: its output is the aggregate's input.
+    let front = if is_aggregate && !a.steps.is_empty() {
+        Some(configure(Pool::builder("", reader.schema().clone()).pipeline(a.steps.clone()))?.build()?)
+    } else {
+        None
+    };
+    let mut builder = if !is_aggregate && !a.steps.is_empty() {
+        Pool::builder("", reader.schema().clone()).pipeline(a.steps.clone())
+    } else {
+        Pool::builder(&a.udf, front.as_ref().map_or_else(|| reader.schema().clone(), Pool::output_schema))
+    };
     if let Some(names) = &a.as_column {
         builder = builder.output_columns(names.split(',').map(|n| n.trim().to_owned()));
     }
@@ -247,7 +341,7 @@ fn run(a: RunArgs) -> Result<()> {
         if let Some(keys) = &a.group_by {
             builder = builder.group_by(keys.iter().map(|k| k.trim().to_owned()));
         }
-        return aggregate(&a, builder, reader, started, asked_mode);
+        return aggregate(&a, builder, front, reader, started, asked_mode);
     }
     let mut pool = builder.build()?;
     let ready = started.elapsed();
@@ -340,6 +434,7 @@ fn run(a: RunArgs) -> Result<()> {
 fn aggregate(
     a: &RunArgs,
     builder: host::PoolBuilder,
+    front: Option<Pool>,
     mut reader: BatchReader,
     started: Instant,
     asked_mode: Mode,
@@ -348,14 +443,32 @@ fn aggregate(
     let ready = started.elapsed();
     let run_start = Instant::now();
     let (mut rows, mut batches) = (0u64, 0u64);
-    for batch in reader.by_ref() {
+    let mut input_error = None;
+    let input = reader.by_ref().map_while(|b| {
         if INTERRUPTED.load(Ordering::Relaxed) {
-            bail!("interrupted after {rows} input rows; no groups written");
+            return None;
         }
-        let batch = batch?;
+        b.map_err(|e| input_error = Some(e)).ok()
+    });
+    let mut push = |batch: ipc::batch::RecordBatch| -> Result<()> {
         rows += batch.num_rows() as u64;
         batches += 1;
         agg.push(batch)?;
+        Ok(())
+    };
+    match front {
+        Some(mut pipeline) => {
+            for batch in pipeline.apply_stream(input) {
+                push(batch?)?;
+            }
+        }
+        None => input.into_iter().try_for_each(&mut push)?,
+    }
+    if let Some(e) = input_error {
+        return Err(e.into());
+    }
+    if INTERRUPTED.load(Ordering::Relaxed) {
+        bail!("interrupted after {rows} rows; no groups written");
     }
     let info = agg.info().clone();
     let groups = agg.finish()?;

@@ -4,5 +4,6 @@
 pub mod bench;
 pub mod cli;
 pub mod input;
+pub mod job;
 pub mod output;
 pub mod values;

@@ -318,3 +318,57 @@ fn filter_table_and_aggregate_kinds_run_from_the_command_line() {
         assert_eq!(lines, ["{\"k\":\"a\",\"sum\":5}", "{\"k\":\"b\",\"sum\":2}", "{\"k\":\"c\",\"sum\":0}"], "{mode}");
     }
 }
+
+/// A job file: operators run as one pipeline per batch, an aggregate may come last, settings and paths
+/// come from the file (relative to it), and both modes give the same output.
+#[test]
+fn job_files_run_pipelines_and_a_final_aggregate() {
+    let dir = tempfile::tempdir().unwrap();
+    let udfs = format!("{}/tests/udfs", env!("CARGO_MANIFEST_DIR"));
+    std::fs::write(dir.path().join("in.csv"), "k,x\na,1\nb,3\na,5\nb,\nc,9\n").unwrap();
+    let job = |mode: &str, aggregate: bool| {
+        let mut text = format!(
+            "input = \"in.csv\"\noutput = \"out-{mode}-{aggregate}.jsonl\"\nschema = \"k:STRING,x:BIGINT\"\nworkers = 2\n\n\
+             [settings]\n\"python.execution-mode\" = \"{mode}\"\n\n\
+             [[operator]]\nudf = \"{udfs}/types.py:plus_one\"\nargs = [\"x\"]\nas = [\"y\"]\n\n\
+             [[operator]]\nudf = \"{udfs}/kinds.py:is_even\"\nargs = [\"y\"]\n\n\
+             [[operator]]\nudf = \"{udfs}/kinds.py:explode\"\nargs = [\"y\"]\n"
+        );
+        if aggregate {
+            text += &format!("\n[[operator]]\nudf = \"{udfs}/aggs.py:total\"\nargs = [\"i\"]\ngroup_by = [\"k\"]\nas = [\"sum_i\"]\n");
+        }
+        let path = dir.path().join(format!("job-{mode}-{aggregate}.toml"));
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let mut outputs = Vec::new();
+    for mode in ["process", "thread"] {
+        let summary = run_ok(&["run", "--job", job(mode, false).to_str().unwrap()]);
+        assert!(summary.contains(&format!("mode {mode}")) && summary.contains("pipeline function"), "{summary}");
+        outputs.push(std::fs::read_to_string(dir.path().join(format!("out-{mode}-false.jsonl"))).unwrap());
+        let summary = run_ok(&["run", "--job", job(mode, true).to_str().unwrap()]);
+        assert!(summary.contains("groups 3"), "{summary}");
+        let mut groups: Vec<String> = std::fs::read_to_string(dir.path().join(format!("out-{mode}-true.jsonl")))
+            .unwrap()
+            .lines()
+            .map(String::from)
+            .collect();
+        groups.sort();
+        // x+1 even: a,1->2 (i: 0, 1) and b,3->4 (i: 0); a,5->6 (6 % 3 == 0: no rows); c,9->10 (i: 0).
+        assert_eq!(
+            groups,
+            ["{\"k\":\"a\",\"sum_i\":1}", "{\"k\":\"b\",\"sum_i\":0}", "{\"k\":\"c\",\"sum_i\":0}"],
+            "{mode}"
+        );
+    }
+    assert_eq!(outputs[0], outputs[1], "PROCESS and THREAD pipelines differ");
+    assert_eq!(
+        outputs[0],
+        "{\"k\":\"a\",\"x\":1,\"y\":2,\"i\":0,\"label\":\"2-0\"}\n{\"k\":\"a\",\"x\":1,\"y\":2,\"i\":1,\"label\":\"2-1\"}\n\
+         {\"k\":\"b\",\"x\":3,\"y\":4,\"i\":0,\"label\":\"4-0\"}\n{\"k\":\"c\",\"x\":9,\"y\":10,\"i\":0,\"label\":\"10-0\"}\n"
+    );
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "input = \"in.csv\"\noutput = \"o.jsonl\"\noperators = []\n").unwrap();
+    let err = run_err(&["run", "--job", bad.to_str().unwrap()]);
+    assert!(err.contains("bad.toml") && err.contains("unknown field `operators`"), "{err}");
+}
