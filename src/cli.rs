@@ -25,7 +25,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Apply a Python UDF to every record of a file; write each record plus the result as JSON Lines.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Measure THREAD against PROCESS mode, the Python floor and multiprocessing over a matrix of
     /// workloads, batch sizes and workers; write results.json and report.md.
     Bench(BenchArgs),
@@ -169,7 +169,7 @@ pub fn main() -> Result<()> {
         .init();
     install_signal_handler();
     match cli.command {
-        Command::Run(args) => run(args),
+        Command::Run(args) => run(*args),
         Command::Bench(a) => {
             if let Some(files) = &a.compare {
                 print!("{}", crate::bench::compare(&files[0], &files[1])?);
