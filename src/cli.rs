@@ -28,7 +28,7 @@ enum Command {
     Run(Box<RunArgs>),
     /// Measure THREAD against PROCESS mode, the Python floor and multiprocessing over a matrix of
     /// workloads, batch sizes and workers; write results.json and report.md.
-    Bench(BenchArgs),
+    Bench(Box<BenchArgs>),
 }
 
 #[derive(Debug, clap::Args)]
