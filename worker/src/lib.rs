@@ -15,6 +15,8 @@
 //!     udf: UdfSpec { path: "examples/udfs.py".into(), name: "plus_one".into(), result_type: None, kind: None },
 //!     arg_types: vec![DataType::Int64],
 //!     key_count: 0,
+//!     pipeline: vec![],
+//!     input_schema: Schema::new(vec![Field::new("x", DataType::Int64)]),
 //!     site_dirs: vec![],
 //!     worker_index: 0,
 //!     num_workers: 1,
