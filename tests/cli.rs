@@ -183,7 +183,10 @@ fn failed_batches_can_be_skipped_and_are_recorded() {
         "10",
     ];
     let err = run_err(&base);
-    assert!(err.contains("batch 1, input row 13: ValueError: 13 is unlucky"), "{err}");
+    assert!(
+        err.contains("batch 1, input row 13 in ") && err.contains("udfs.py:fails_on_13: ValueError: 13 is unlucky"),
+        "{err}"
+    );
     let summary = run_ok(&[&base[..], &["--skip-failed-batches", side.to_str().unwrap()]].concat());
     assert!(summary.contains("rows 20, failed batches 1 (10 rows"), "{summary}");
     assert_eq!(std::fs::read_to_string(&out).unwrap().lines().count(), 20);

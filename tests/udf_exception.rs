@@ -22,14 +22,18 @@ fn raise_reports_traceback_and_row_then_pool_keeps_working() {
         let results: Vec<_> = pool.apply_stream(batches).collect();
         assert!(results[0].is_ok() && results[2].is_ok(), "{mode}: other batches go through");
         let err = results[1].as_ref().unwrap_err();
-        let PoolError::Batch { batch, first_row, rows: 3, error } = err else { panic!("{mode}: {err}") };
+        let PoolError::Batch { udf, batch, first_row, rows: 3, error } = err else { panic!("{mode}: {err}") };
+        assert!(udf.ends_with("types.py:fails_on_13"), "{udf}");
         assert_eq!((*batch, *first_row, error.row), (1, 2, Some(1)));
         assert_eq!(error.kind, UdfErrorKind::Raised);
         assert_eq!(error.exception, "ValueError");
         assert_eq!(error.message, "13 is unlucky");
         assert!(error.traceback.contains("line") && error.traceback.contains("in fails_on_13"), "{}", error.traceback);
         let text = err.to_string();
-        assert!(text.starts_with("batch 1, input row 3: ValueError: 13 is unlucky\nTraceback"), "{text}");
+        assert!(
+            text.starts_with(&format!("batch 1, input row 3 in {udf}: ValueError: 13 is unlucky\nTraceback")),
+            "{text}"
+        );
         messages.push(text);
         // Still usable.
         let out = pool.apply(int_batch("x", &[Some(7)])).unwrap();

@@ -97,7 +97,14 @@ impl Aggregation {
             self.pool.lanes[lane].submit(id, &part, &args).map_err(Self::lost)?;
             if let (_, Err(error)) = self.pool.lanes[lane].next_result().map_err(Self::lost)? {
                 // The input row is not known here (the part gathers rows from across the batch).
-                return Err(PoolError::Batch { batch: id, first_row: self.rows, rows: part.num_rows() as u64, error });
+                let udf = self.pool.info.udf.clone();
+                return Err(PoolError::Batch {
+                    udf,
+                    batch: id,
+                    first_row: self.rows,
+                    rows: part.num_rows() as u64,
+                    error,
+                });
             }
         }
         self.rows += batch.num_rows() as u64;

@@ -25,8 +25,10 @@ pub enum PoolError {
         error: UdfError,
     },
     /// The UDF failed on a batch. The pool keeps working.
-    #[error("batch {batch}{}: {}{}", error.row.map(|r| format!(", input row {}", first_row + r)).unwrap_or_default(), error.summary(), traceback_suffix(&error.traceback))]
+    #[error("batch {batch}{} in {udf}: {}{}", error.row.map(|r| format!(", input row {}", first_row + r)).unwrap_or_default(), error.summary(), traceback_suffix(&error.traceback))]
     Batch {
+        /// The operator that failed: `path:name` (for a pipeline, its steps).
+        udf: String,
         /// Batch sequence number, from 0.
         batch: u64,
         /// Index in the whole input of the batch's first row.

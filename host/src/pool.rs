@@ -637,7 +637,8 @@ impl Pool {
             Ok(c) => c,
             Err(error) => {
                 let rows = p.batch.num_rows() as u64;
-                return Some(Err(PoolError::Batch { batch: p.seq, first_row: p.first_row, rows, error }));
+                let udf = self.info.udf.clone();
+                return Some(Err(PoolError::Batch { udf, batch: p.seq, first_row: p.first_row, rows, error }));
             }
         };
         let batch = Arc::try_unwrap(p.batch).unwrap_or_else(|shared| (*shared).clone());
