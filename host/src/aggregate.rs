@@ -103,7 +103,7 @@ impl Aggregation {
                     batch: id,
                     first_row: self.rows,
                     rows: part.num_rows() as u64,
-                    error,
+                    error: Box::new(error),
                 });
             }
         }

@@ -35,8 +35,8 @@ pub enum PoolError {
         first_row: u64,
         /// Rows in the batch.
         rows: u64,
-        /// The Python-side error (its `row` is within the batch).
-        error: UdfError,
+        /// The Python-side error (its `row` is within the batch); boxed to keep `PoolError` small.
+        error: Box<UdfError>,
     },
     /// A batch lost its worker on every attempt (crash, kill or timeout): it is skipped with this
     /// error and the pool goes on.

@@ -638,6 +638,7 @@ impl Pool {
             Err(error) => {
                 let rows = p.batch.num_rows() as u64;
                 let udf = self.info.udf.clone();
+                let error = Box::new(error);
                 return Some(Err(PoolError::Batch { udf, batch: p.seq, first_row: p.first_row, rows, error }));
             }
         };
