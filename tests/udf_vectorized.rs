@@ -109,3 +109,28 @@ fn without_numpy_the_error_says_what_to_install() {
         .to_string();
     assert!(e.contains("vectorized functions need numpy and pandas") && e.contains("pip install numpy pandas"), "{e}");
 }
+
+/// A vectorized aggregate gets each group's column as a Series once the input ends; groups are routed
+/// like any aggregate's, so several workers give a one-worker run's groups.
+#[test]
+fn vectorized_aggregates_see_each_groups_column() {
+    let schema = Schema::new(vec![Field::new("k", DataType::Utf8), Field::new("x", DataType::Int64)]);
+    let row = |k: &str, x: i64| vec![Value::Utf8(k.into()), Value::Int64(x)];
+    let batches = [
+        RecordBatch::from_rows(schema.clone(), &[row("a", 1), row("b", 10), row("a", 2)]).unwrap(),
+        RecordBatch::from_rows(schema.clone(), &[row("a", 6), row("c", -4)]).unwrap(),
+    ];
+    for mode in MODES {
+        for workers in [1, 2] {
+            let mut agg =
+                vectorized("mean", &schema, mode, workers).group_by(["k"]).args(["x"]).build_aggregate().unwrap();
+            for b in &batches {
+                agg.push(b.clone()).unwrap();
+            }
+            let mut rows = agg.finish().unwrap().to_rows();
+            rows.sort_by_key(|r| format!("{r:?}"));
+            let g = |k: &str, m: f64| vec![Value::Utf8(k.into()), Value::Float64(m)];
+            assert_eq!(rows, vec![g("a", 3.0), g("b", 10.0), g("c", -4.0)], "{mode} x{workers}");
+        }
+    }
+}

@@ -46,3 +46,12 @@ class Offset(ScalarFunction):
 
 
 offset = vectorized_udf(Offset(), result_type="BIGINT")
+
+
+from udfpool import vectorized_udaf
+
+
+@vectorized_udaf(result_type="DOUBLE")
+def mean(x):
+    assert isinstance(x, pd.Series), type(x)
+    return x.mean()

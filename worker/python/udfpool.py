@@ -41,6 +41,7 @@ __all__ = [
     "udf_filter",
     "vectorized_udf",
     "udaf",
+    "vectorized_udaf",
     "AggregateFunction",
     "FunctionContext",
     "UserDefinedFunction",
@@ -373,6 +374,74 @@ class _Groups:
 _MISSING = object()
 
 
+class UserDefinedVectorizedAggregateFunctionWrapper:
+    """What ``vectorized_udaf`` returns: a function of a group's columns to one value."""
+
+    _udfpool_kind = "aggregate"
+
+    def __init__(self, func, result_type, vectorized_input="pandas", name=None):
+        if not callable(func):
+            raise TypeError(f"vectorized_udaf() needs a callable, got {func!r}")
+        if vectorized_input not in ("pandas", "numpy"):
+            raise TypeError(f"vectorized_input must be 'pandas' or 'numpy', got {vectorized_input!r}")
+        if not isinstance(result_type, str):
+            raise TypeError(f"result_type must be a type name such as 'DOUBLE', got {result_type!r}")
+        self._func = func
+        self._result_type = result_type
+        self._vectorized_input = vectorized_input
+        self._name = name or getattr(func, "__name__", type(func).__name__)
+
+    def __call__(self, *columns):
+        return self._func(*columns)
+
+    def __repr__(self):
+        return f"<udfpool vectorized aggregate function {self._name} -> {self._result_type}>"
+
+
+def vectorized_udaf(f=None, *, result_type, vectorized_input="pandas", name=None, deterministic=None):
+    """Declare a vectorized aggregate: called once per group, when the input ends, with each argument
+    column of the group's rows as a ``pandas.Series`` (or numpy array), it returns the group's value.
+    Grouped by the pool's key columns, like ``udaf``. Needs numpy and pandas."""
+    if f is None:
+        return functools.partial(vectorized_udaf, result_type=result_type, vectorized_input=vectorized_input, name=name)
+    return UserDefinedVectorizedAggregateFunctionWrapper(f, result_type, vectorized_input, name)
+
+
+class _VectorGroups:
+    """A vectorized aggregate's groups: each group's argument values, until ``finish`` calls the
+    function once per group on them as Series (or arrays)."""
+
+    def __init__(self, func, as_pandas):
+        self._func = func
+        self._as_pandas = as_pandas
+        self._rows = {}
+
+    def add(self, keys, args):
+        rows = self._rows
+        k = len(keys)
+        columns = keys + args
+        n = len(columns[0]) if columns else 0
+        for i in range(n):
+            row = [c[i] for c in columns]
+            group = rows.get(tuple(row[:k]))
+            if group is None:
+                group = rows[tuple(row[:k])] = [[] for _ in range(len(args))]
+            for values, v in zip(group, row[k:]):
+                values.append(v)
+
+    def finish(self):
+        np, pd = _vector_libraries()
+        out = []
+        for key, group in self._rows.items():
+            cols = [pd.Series(values) if self._as_pandas else np.array(values) for values in group]
+            value = self._func(*cols)
+            if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
+                value = value.item()  # a numpy scalar as the plain Python value
+            out.append((key, value))
+        self._rows = {}
+        return out
+
+
 # ---- used by udfpool's Rust side; not part of the public API ----
 
 _NUMPY_DTYPES = {
@@ -514,6 +583,9 @@ def _resolve(module, name):
         raise LookupError(
             f"{module.__file__} defines no {name!r}; callables there: {', '.join(public) or 'none'}"
         ) from None
+    if isinstance(obj, UserDefinedVectorizedAggregateFunctionWrapper):
+        _vector_libraries()
+        return "aggregate", obj._result_type, _VectorGroups(obj._func, obj._vectorized_input == "pandas"), None, None
     if isinstance(obj, UserDefinedAggregateFunctionWrapper):
         return "aggregate", obj._result_type, _Groups(obj._func), obj._func.open, obj._func.close
     if isinstance(obj, AggregateFunction) or (isinstance(obj, type) and issubclass(obj, AggregateFunction)):
