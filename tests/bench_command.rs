@@ -76,3 +76,29 @@ fn bench_rejects_an_unknown_workload() {
     assert!(String::from_utf8_lossy(&out.stderr)
         .contains("unknown workload \"nope\"; workloads: trivial, string, json, compute"));
 }
+
+#[test]
+fn bench_measures_the_other_function_kinds_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_udfpool"))
+        .args(["bench", "--quick", "--workloads", "filter,table", "--batch-sizes", "64", "--workers", "1"])
+        .args(["--repeats", "1", "--no-breakdown", "--out"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let results: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("results.json")).unwrap()).unwrap();
+    let mut seen: Vec<String> = results["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| format!("{}/{}", e["workload"].as_str().unwrap(), e["mode"].as_str().unwrap()))
+        .collect();
+    seen.sort();
+    // No multiprocessing figure: it maps a function over values, which is not what these kinds do.
+    assert_eq!(
+        seen,
+        ["filter/floor", "filter/process", "filter/thread", "table/floor", "table/process", "table/thread"]
+    );
+}

@@ -40,11 +40,20 @@ pub enum Workload {
     Json,
     /// ~20 µs of Python arithmetic per row.
     Compute,
+    /// A filter, `x % 2 == 0`, on int64 (opt-in: `--workloads filter`).
+    Filter,
+    /// A table function yielding `(x, x)`, two rows per row, on int64 (opt-in).
+    Table,
+    /// A vectorized `x + 1` on a pandas Series of int64 (opt-in; needs numpy and pandas through
+    /// `--config python.executable=...`; no floor or multiprocessing figure).
+    Vectorized,
 }
 
 impl Workload {
-    /// Every workload.
+    /// The scalar workloads, the default matrix.
     pub const ALL: [Workload; 4] = [Workload::Trivial, Workload::String, Workload::Json, Workload::Compute];
+    /// The other function kinds, measured when asked for by name.
+    pub const KINDS: [Workload; 3] = [Workload::Filter, Workload::Table, Workload::Vectorized];
 
     /// The name used on the command line and in results.
     pub fn name(self) -> &'static str {
@@ -53,6 +62,9 @@ impl Workload {
             Workload::String => "string",
             Workload::Json => "json",
             Workload::Compute => "compute",
+            Workload::Filter => "filter",
+            Workload::Table => "table",
+            Workload::Vectorized => "vectorized",
         }
     }
 
@@ -60,20 +72,35 @@ impl Workload {
     pub fn function(self) -> &'static str {
         match self {
             Workload::Json => "json_field",
+            Workload::Filter => "keep_even",
+            Workload::Table => "repeat_twice",
+            Workload::Vectorized => "vectorized_plus_one",
             other => other.name(),
+        }
+    }
+
+    /// The pure-Python floor's expression over `xs` with `f`, if the workload has one.
+    fn floor_expression(self) -> Option<&'static str> {
+        match self {
+            Workload::Filter => Some("[x for x in xs if f(x)]"),
+            Workload::Table => Some("[r for x in xs for r in f(x)]"),
+            Workload::Vectorized => None,
+            _ => Some("[f(x) for x in xs]"),
         }
     }
 
     fn column(self) -> DataType {
         match self {
-            Workload::Trivial | Workload::Compute => DataType::Int64,
             Workload::String | Workload::Json => DataType::Utf8,
+            _ => DataType::Int64,
         }
     }
 
     fn column_kind(self) -> &'static str {
         match self {
-            Workload::Trivial | Workload::Compute => "int64",
+            Workload::Trivial | Workload::Compute | Workload::Filter | Workload::Table | Workload::Vectorized => {
+                "int64"
+            }
             Workload::String => "utf8",
             Workload::Json => "json",
         }
@@ -89,7 +116,8 @@ impl Workload {
     /// Rows for ~0.1-0.3 s of work at scale 1.
     fn base_rows(self) -> f64 {
         match self {
-            Workload::Trivial => 400_000.0,
+            Workload::Trivial | Workload::Filter | Workload::Vectorized => 400_000.0,
+            Workload::Table => 100_000.0,
             Workload::String => 200_000.0,
             Workload::Json => 60_000.0,
             Workload::Compute => 8_000.0,
@@ -98,10 +126,9 @@ impl Workload {
 
     /// The workload named `s`.
     pub fn parse(s: &str) -> Result<Self> {
-        Workload::ALL
-            .into_iter()
-            .find(|w| w.name() == s.trim())
-            .with_context(|| format!("unknown workload {s:?}; workloads: trivial, string, json, compute"))
+        Workload::ALL.into_iter().chain(Workload::KINDS).find(|w| w.name() == s.trim()).with_context(|| {
+            format!("unknown workload {s:?}; workloads: trivial, string, json, compute (and filter, table, vectorized)")
+        })
     }
 }
 
@@ -115,7 +142,11 @@ pub fn batches(w: Workload, rows: usize, batch_size: usize) -> Vec<RecordBatch> 
             let mut b = ColumnBuilder::new(&w.column(), end - start);
             for i in start..end {
                 match w {
-                    Workload::Trivial | Workload::Compute => b.push_i64(i as i64),
+                    Workload::Trivial
+                    | Workload::Compute
+                    | Workload::Filter
+                    | Workload::Table
+                    | Workload::Vectorized => b.push_i64(i as i64),
                     Workload::String => b.push_str(&format!("value-{i:08}-abcdefghijkl")).expect("small"),
                     Workload::Json => b
                         .push_str(&format!("{{\"id\": {i}, \"name\": \"user-{i}\", \"tags\": [\"a\", \"b\"]}}"))
@@ -309,10 +340,11 @@ impl<'py> Floor<'py> {
              n = {rows}\n\
              xs = list(range(n)) if kind == 'int64' else [('value-%08d-abcdefghijkl' % i) for i in range(n)] if kind == 'utf8' \
                   else [json.dumps({{'id': i, 'name': 'user-%d' % i, 'tags': ['a', 'b']}}) for i in range(n)]\n\
-             def floor():\n    return [f(x) for x in xs]\n",
+             def floor():\n    return {expression}\n",
             path = workloads.display().to_string(),
             func = w.function(),
             kind = w.column_kind(),
+            expression = w.floor_expression().context("this workload has no pure-Python floor")?,
         );
         let code = CString::new(code)?;
         py.run(&code, Some(&globals), None).map_err(|e| anyhow::anyhow!("preparing the floor: {e}"))?;
@@ -504,7 +536,7 @@ pub fn run(quick: bool, o: Overrides, out: &Path, worker_exe: Option<PathBuf>) -
                 }
                 let mut times: Vec<(String, Vec<f64>)> =
                     pools.iter().map(|(m, _)| (m.name().to_owned(), Vec::new())).collect();
-                let floor_here = has("floor") && workers == s.workers[0];
+                let floor_here = has("floor") && workers == s.workers[0] && w.floor_expression().is_some();
                 let mut floor_times = Vec::new();
                 Python::attach(|py| -> Result<()> {
                     let floor =
@@ -529,7 +561,8 @@ pub fn run(quick: bool, o: Overrides, out: &Path, worker_exe: Option<PathBuf>) -
                 if floor_here {
                     times.push(("floor".into(), floor_times));
                 }
-                if has("multiprocessing") {
+                // multiprocessing maps a function over values: the scalar workloads only.
+                if has("multiprocessing") && Workload::ALL.contains(&w) {
                     times.push((
                         "multiprocessing".into(),
                         multiprocessing(&python_exe, &dir, w, rows, workers, bs, s.repeats)?,

@@ -64,3 +64,8 @@ def keep_even(x):
 @udtf(result_types=["BIGINT"])
 def repeat_twice(x):
     return (x, x)
+
+from udfpool import vectorized_udf
+
+# numpy and pandas are imported when the pool starts, not here: the file loads without them.
+vectorized_plus_one = vectorized_udf(lambda x: x + 1, result_type="int64")
