@@ -101,6 +101,9 @@ fn pipeline_errors_name_the_step() {
     }
 }
 
+/// x, y, i, label, v: one output row of the reference pipeline.
+type ReferenceRow = (Option<i64>, i64, i64, String, i64);
+
 /// A pipeline of every kind — scalar, filter, table, vectorized, then an aggregate — in both modes and
 /// with one and two workers, against the same Python functions called directly in plain Python.
 #[test]
@@ -148,7 +151,7 @@ fn a_pipeline_of_every_kind_equals_plain_python() {
     let (rows, groups): (Vec<Vec<Value>>, Vec<(String, i64)>) = Python::attach(|py| {
         let globals = pyo3::types::PyDict::new(py);
         py.run(&std::ffi::CString::new(code).unwrap(), Some(&globals), None).unwrap();
-        let (rows, groups): (Vec<(Option<i64>, i64, i64, String, i64)>, Vec<(String, i64)>) =
+        let (rows, groups): (Vec<ReferenceRow>, Vec<(String, i64)>) =
             globals.get_item("reference").unwrap().unwrap().call1((xs.clone(),)).unwrap().extract().unwrap();
         let rows = rows
             .into_iter()
