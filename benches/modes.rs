@@ -9,6 +9,9 @@
 //! Pools are started, the UDF imported and batches built outside the timed closure. The compute workload
 //! stops at 4096 rows (65536 would be 1.3 s a sample).
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use host::{Mode, Pool};
 use ipc::batch::{DataType, Field, RecordBatch, Schema, Value};
@@ -28,18 +31,16 @@ fn workloads_file() -> PathBuf {
     path
 }
 
-/// One THREAD and one PROCESS pool of one worker each, named by mode.
-fn thread_and_process(udf: &str, schema: &Schema) -> Vec<(&'static str, Pool)> {
+/// One THREAD and one PROCESS pool of one worker each, named by mode, with `config` settings.
+fn thread_and_process(udf: &str, schema: &Schema, config: &[(&str, &str)]) -> Vec<(&'static str, Pool)> {
     [Mode::Thread, Mode::Process]
         .into_iter()
         .map(|mode| {
-            let pool = Pool::builder(udf, schema.clone())
-                .mode(mode)
-                .workers(1)
-                .worker_exe(env!("CARGO_BIN_EXE_udfpool-worker"))
-                .build()
-                .unwrap();
-            (mode.name(), pool)
+            let mut b = Pool::builder(udf, schema.clone()).mode(mode).workers(1).worker_exe(common::worker_exe());
+            for (k, v) in config {
+                b = b.config(*k, *v);
+            }
+            (mode.name(), b.build().unwrap())
         })
         .collect()
 }
@@ -51,7 +52,7 @@ fn modes(c: &mut Criterion) {
         g.sample_size(10).warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2));
         let udf = format!("{}:{}", file.display(), w.function());
         let schema = batches(w, 1, 1)[0].schema().clone();
-        let mut pools = thread_and_process(&udf, &schema);
+        let mut pools = thread_and_process(&udf, &schema, &[]);
         for rows in BATCH_SIZES.into_iter().filter(|&r| w != Workload::Compute || r <= 4096) {
             let batch = batches(w, rows, rows).remove(0);
             g.throughput(Throughput::Elements(rows as u64));
@@ -100,7 +101,7 @@ fn typed_modes(c: &mut Criterion) {
         g.sample_size(10).warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2));
         let udf = format!("{}:{function}", file.display());
         let schema = Schema::new(vec![Field::new("x", t.clone())]);
-        let mut pools = thread_and_process(&udf, &schema);
+        let mut pools = thread_and_process(&udf, &schema, &[]);
         for rows in [256usize, 4096] {
             let values: Vec<Vec<Value>> = (0..rows as i64)
                 .map(|i| {
@@ -140,7 +141,7 @@ fn typed_modes(c: &mut Criterion) {
 /// `modes_kinds/{filter,table,vectorized}/{thread,process}/{rows}`: the other function kinds on int64
 /// — `x % 2 == 0` as a filter, `(x, x)` as a table function (two rows per row), `x + 1` as a
 /// vectorized (pandas) function — with the scalar `x + 1` beside them. Vectorized functions need numpy
-/// and pandas: the bench makes the same virtualenv the tests use (see `tests/common`).
+/// and pandas: the bench uses the virtualenv the tests make (`tests/common`).
 fn kind_modes(c: &mut Criterion) {
     let file = workloads_file();
     let vector_file = file.with_file_name("vector_workloads.py");
@@ -149,7 +150,7 @@ fn kind_modes(c: &mut Criterion) {
         "from udfpool import vectorized_udf\nplus_one = vectorized_udf(lambda x: x + 1, result_type='int64')\n",
     )
     .unwrap();
-    let python = numpy_python();
+    let python = common::numpy_python();
     let schema = Schema::new(vec![Field::new("x", DataType::Int64)]);
     let kinds = [
         ("scalar", format!("{}:trivial", file.display())),
@@ -160,19 +161,7 @@ fn kind_modes(c: &mut Criterion) {
     for (kind, udf) in kinds {
         let mut g = c.benchmark_group(format!("modes_kinds/{kind}"));
         g.sample_size(10).warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2));
-        let mut pools: Vec<(&str, Pool)> = [Mode::Thread, Mode::Process]
-            .into_iter()
-            .map(|mode| {
-                let pool = Pool::builder(&udf, schema.clone())
-                    .mode(mode)
-                    .workers(1)
-                    .worker_exe(env!("CARGO_BIN_EXE_udfpool-worker"))
-                    .config("python.executable", &python)
-                    .build()
-                    .unwrap();
-                (mode.name(), pool)
-            })
-            .collect();
+        let mut pools = thread_and_process(&udf, &schema, &[("python.executable", &python)]);
         for rows in [1024usize, 65536] {
             let batch = batches(Workload::Trivial, rows, rows).remove(0);
             g.throughput(Throughput::Elements(rows as u64));
@@ -185,21 +174,6 @@ fn kind_modes(c: &mut Criterion) {
         g.finish();
     }
     let _ = std::fs::remove_dir_all(file.parent().unwrap());
-}
-
-/// A Python with numpy and pandas: the virtualenv the tests make under cargo's target directory.
-fn numpy_python() -> String {
-    let venv = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("py-vector");
-    let python = venv.join("bin").join("python");
-    let ok = |c: &mut std::process::Command| c.status().is_ok_and(|s| s.success());
-    if !ok(std::process::Command::new(&python).args(["-c", "import numpy, pandas"])) {
-        assert!(ok(std::process::Command::new("python3").args(["-m", "venv"]).arg(&venv)), "python3 -m venv failed");
-        assert!(
-            ok(std::process::Command::new(&python).args(["-m", "pip", "install", "-q", "numpy", "pandas"])),
-            "pip install numpy pandas failed (is PyPI reachable?)"
-        );
-    }
-    python.display().to_string()
 }
 
 criterion_group!(benches, modes, typed_modes, kind_modes);

@@ -59,13 +59,14 @@ impl Aggregation {
         Schema::new(self.pool.result_fields.clone())
     }
 
-    /// The worker that owns row `row`'s group.
-    fn lane_of(&self, batch: &RecordBatch, row: usize) -> usize {
-        let mut h = 0xcbf2_9ce4_8422_2325;
+    /// The worker that owns row `row`'s group; `scratch` holds the encoded keys (reused across rows).
+    fn lane_of(&self, batch: &RecordBatch, row: usize, scratch: &mut Vec<u8>) -> usize {
+        scratch.clear();
         for &k in &self.pool.arg_indices[..self.key_count] {
-            let value = batch.column(k).value(row);
-            h = fnv1a(&ipc::codec::encode(&value).unwrap_or_default(), h);
+            // Serializing a Value into a Vec cannot fail: no size limit applies, every variant is plain data.
+            let _ = ipc::codec::encode_into(&batch.column(k).value(row), scratch);
         }
+        let h = fnv1a(scratch, 0xcbf2_9ce4_8422_2325);
         (h % self.pool.lanes.len() as u64) as usize
     }
 
@@ -86,15 +87,15 @@ impl Aggregation {
             )));
         }
         let mut per_lane = vec![Vec::new(); self.pool.lanes.len()];
+        let mut scratch = Vec::new();
         for row in 0..batch.num_rows() {
-            per_lane[self.lane_of(&batch, row)].push(row as u32);
+            per_lane[self.lane_of(&batch, row, &mut scratch)].push(row as u32);
         }
         for (lane, rows) in per_lane.iter().enumerate().filter(|(_, r)| !r.is_empty()) {
             let part = Arc::new(batch.take(rows));
             let id = self.pool.next_seq;
             self.pool.next_seq += 1;
-            let args = self.pool.arg_indices.clone();
-            self.pool.lanes[lane].submit(id, &part, &args).map_err(Self::lost)?;
+            self.pool.lanes[lane].submit(id, &part, &self.pool.arg_indices).map_err(Self::lost)?;
             if let (_, Err(error)) = self.pool.lanes[lane].next_result().map_err(Self::lost)? {
                 // The input row is not known here (the part gathers rows from across the batch).
                 let udf = self.pool.info.udf.clone();

@@ -177,7 +177,6 @@ impl Bitmap {
         }
         let mut b = Self { bits: bytes.to_vec(), len: len as u64 };
         // Bits past `len` must be zero, as `push` leaves them.
-        b.truncate(len);
         if !len.is_multiple_of(8) {
             *b.bits.last_mut().expect("len > 0") &= (1u8 << (len % 8)) - 1;
         }
@@ -273,6 +272,11 @@ impl Primitive for u32 {}
 compile_error!("udfpool's codec writes native buffers as little-endian and needs a little-endian target");
 
 impl<T: Primitive> LeBuffer<T> {
+    /// The values at `indices`, in that order.
+    fn take(&self, indices: &[u32]) -> Self {
+        LeBuffer(indices.iter().map(|&i| self.0[i as usize]).collect())
+    }
+
     /// The values' bytes, little-endian.
     pub fn as_bytes(&self) -> &[u8] {
         let len = std::mem::size_of_val(self.0.as_slice());
@@ -672,28 +676,22 @@ impl ColumnBuilder {
     /// Appends a date, time or timestamp (the column's kind), checking its range.
     #[inline]
     pub fn push_temporal(&mut self, x: i64) -> Result<(), BuildError> {
-        let t = match self.flat() {
-            ColumnData::Date(v) if (temporal::MIN_DAYS.into()..=temporal::MAX_DAYS.into()).contains(&x) => {
-                v.0.push(x as i32);
-                None
-            }
-            ColumnData::Time(v) if (0..temporal::MICROS_PER_DAY).contains(&x) => {
-                v.0.push(x);
-                None
-            }
-            ColumnData::Timestamp(v) | ColumnData::TimestampTz(v)
-                if (temporal::MIN_MICROS..=temporal::MAX_MICROS).contains(&x) =>
-            {
-                v.0.push(x);
-                None
-            }
-            d @ (ColumnData::Date(_) | ColumnData::Time(_) | ColumnData::Timestamp(_) | ColumnData::TimestampTz(_)) => {
-                Some(d.data_type())
+        let in_range = match self.flat() {
+            ColumnData::Date(_) => (i64::from(temporal::MIN_DAYS)..=i64::from(temporal::MAX_DAYS)).contains(&x),
+            ColumnData::Time(_) => (0..temporal::MICROS_PER_DAY).contains(&x),
+            ColumnData::Timestamp(_) | ColumnData::TimestampTz(_) => {
+                (temporal::MIN_MICROS..=temporal::MAX_MICROS).contains(&x)
             }
             d => panic!("push_temporal on {}", d.data_type()),
         };
-        if let Some(t) = t {
-            return Err(out_of_range(x, &t));
+        if !in_range {
+            return Err(out_of_range(x, &self.data_type()));
+        }
+        match self.flat() {
+            // In range, so it fits: days lie within ±3 million.
+            ColumnData::Date(v) => v.0.push(x as i32),
+            ColumnData::Time(v) | ColumnData::Timestamp(v) | ColumnData::TimestampTz(v) => v.0.push(x),
+            _ => unreachable!("checked above"),
         }
         self.validity.push(true);
         Ok(())
@@ -1052,25 +1050,19 @@ impl Column {
         });
         let gather = |i: usize| -> usize { indices[i] as usize };
         let data = match &self.data {
-            ColumnData::Int8(v) => ColumnData::Int8(LeBuffer(indices.iter().map(|&i| v.0[i as usize]).collect())),
-            ColumnData::Int16(v) => ColumnData::Int16(LeBuffer(indices.iter().map(|&i| v.0[i as usize]).collect())),
-            ColumnData::Int32(v) => ColumnData::Int32(LeBuffer(indices.iter().map(|&i| v.0[i as usize]).collect())),
-            ColumnData::Date(v) => ColumnData::Date(LeBuffer(indices.iter().map(|&i| v.0[i as usize]).collect())),
-            ColumnData::Int64(v) => ColumnData::Int64(LeBuffer(indices.iter().map(|&i| v.0[i as usize]).collect())),
-            ColumnData::Time(v) => ColumnData::Time(LeBuffer(indices.iter().map(|&i| v.0[i as usize]).collect())),
-            ColumnData::Timestamp(v) => {
-                ColumnData::Timestamp(LeBuffer(indices.iter().map(|&i| v.0[i as usize]).collect()))
+            ColumnData::Int8(v) => ColumnData::Int8(v.take(indices)),
+            ColumnData::Int16(v) => ColumnData::Int16(v.take(indices)),
+            ColumnData::Int32(v) => ColumnData::Int32(v.take(indices)),
+            ColumnData::Date(v) => ColumnData::Date(v.take(indices)),
+            ColumnData::Int64(v) => ColumnData::Int64(v.take(indices)),
+            ColumnData::Time(v) => ColumnData::Time(v.take(indices)),
+            ColumnData::Timestamp(v) => ColumnData::Timestamp(v.take(indices)),
+            ColumnData::TimestampTz(v) => ColumnData::TimestampTz(v.take(indices)),
+            ColumnData::Float32(v) => ColumnData::Float32(v.take(indices)),
+            ColumnData::Float64(v) => ColumnData::Float64(v.take(indices)),
+            ColumnData::Decimal { precision, scale, values } => {
+                ColumnData::Decimal { precision: *precision, scale: *scale, values: values.take(indices) }
             }
-            ColumnData::TimestampTz(v) => {
-                ColumnData::TimestampTz(LeBuffer(indices.iter().map(|&i| v.0[i as usize]).collect()))
-            }
-            ColumnData::Float32(v) => ColumnData::Float32(LeBuffer(indices.iter().map(|&i| v.0[i as usize]).collect())),
-            ColumnData::Float64(v) => ColumnData::Float64(LeBuffer(indices.iter().map(|&i| v.0[i as usize]).collect())),
-            ColumnData::Decimal { precision, scale, values } => ColumnData::Decimal {
-                precision: *precision,
-                scale: *scale,
-                values: LeBuffer(indices.iter().map(|&i| values.0[i as usize]).collect()),
-            },
             ColumnData::Bool(b) => {
                 let mut out = Bitmap::new();
                 indices.iter().for_each(|&i| out.push(b.get(i as usize)));

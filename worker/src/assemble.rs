@@ -3,7 +3,7 @@
 //! single function; a pipeline does it in the worker between its steps. Everything is checked, as the
 //! output may come from another process.
 
-use ipc::batch::{Column, ColumnData, DataType, Field, RecordBatch, Value};
+use ipc::batch::{Column, ColumnData, DataType, Field, RecordBatch};
 use ipc::protocol::UdfKind;
 
 /// What a function returned for one batch.
@@ -66,11 +66,14 @@ pub fn assemble(kind: UdfKind, batch: RecordBatch, output: Output, fields: &[Fie
         }
         UdfKind::Filter => {
             let keep = &output.result;
-            if keep.len() != rows || !matches!(keep.data, ColumnData::Bool(_)) {
-                return Err(format!("a filter answered {} {} values for {rows} rows", keep.len(), keep.data_type()));
+            let ColumnData::Bool(bits) = &keep.data else {
+                return Err(format!("a filter answered {} values", keep.data_type()));
+            };
+            if keep.len() != rows {
+                return Err(format!("a filter answered {} values for {rows} rows", keep.len()));
             }
-            let indices: Vec<u32> =
-                (0..rows).filter(|&i| keep.value(i) == Value::Bool(true)).map(|i| i as u32).collect();
+            // Null (None) drops the row, as False does.
+            let indices: Vec<u32> = (0..rows).filter(|&i| !keep.is_null(i) && bits.get(i)).map(|i| i as u32).collect();
             Ok(batch.take(&indices))
         }
         UdfKind::Table => {

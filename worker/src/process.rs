@@ -193,6 +193,13 @@ pub fn serve(name: &str) -> Result<(), ServeError> {
                 };
                 s.send(&response)?;
             }
+            Request::Batch { id, args } if udf.kind() == UdfKind::Pipeline => {
+                let response = match Python::attach(|py| udf.run_pipeline_owned(py, args)) {
+                    Ok(result) => Response::Batch { id, result },
+                    Err(error) => Response::Failed { id, error },
+                };
+                s.send(&response)?;
+            }
             Request::Batch { id, args } => {
                 let response = match Python::attach(|py| udf.apply_batch(py, &args)) {
                     Ok(result) => Response::Batch { id, result },

@@ -228,10 +228,19 @@ impl Udf {
 
     /// Runs every step of a pipeline; the output batch as a struct column of its columns.
     fn run_pipeline(&self, py: Python<'_>, cols: &[&Column], rows: usize) -> Result<Column, UdfError> {
+        // Borrowed columns (THREAD mode: the pool keeps the batch to resend it): a copy to own them.
+        let batch = RecordBatch::try_new(self.input_schema.clone(), cols.iter().map(|c| (*c).clone()).collect(), rows)
+            .map_err(|e| UdfError::plain(UdfErrorKind::BadResult, e.to_string()))?;
+        self.run_pipeline_owned(py, batch)
+    }
+
+    /// Runs every step of a pipeline on a batch it owns (PROCESS mode: the decoded request, no copy).
+    pub fn run_pipeline_owned(&self, py: Python<'_>, mut batch: RecordBatch) -> Result<Column, UdfError> {
         let bad = |m: String| UdfError::plain(UdfErrorKind::BadResult, m);
-        let mut batch =
-            RecordBatch::try_new(self.input_schema.clone(), cols.iter().map(|c| (*c).clone()).collect(), rows)
-                .map_err(|e| bad(e.to_string()))?;
+        let types: Vec<&DataType> = batch.schema().fields.iter().map(|f| &f.data_type).collect();
+        if types != self.arg_types.iter().collect::<Vec<_>>() {
+            return Err(bad(format!("a pipeline got columns of {types:?}, it was opened for {:?}", self.arg_types)));
+        }
         for (i, step) in self.steps.iter().enumerate() {
             let in_step = |mut e: UdfError| {
                 e.message = format!("pipeline step {} ({}): {}", i + 1, step.udf.kind.name(), e.message);
