@@ -23,6 +23,7 @@
 
 pub mod aggregate;
 pub mod config;
+pub mod datastream;
 pub mod error;
 pub mod lane;
 pub mod pool;

@@ -52,6 +52,7 @@ pub struct PoolBuilder {
     kind: Option<UdfKind>,
     group_by: Option<Vec<String>>,
     pipeline: Vec<Step>,
+    stream: Option<Box<ipc::protocol::StreamStage>>,
     workers: Option<usize>,
     result_type: Option<DataType>,
     pairs: Vec<(String, String)>,
@@ -81,7 +82,7 @@ impl Step {
     }
 }
 
-fn spec_of(udf: &str, result_type: Option<DataType>, kind: Option<UdfKind>) -> Result<UdfSpec, PoolError> {
+pub(crate) fn spec_of(udf: &str, result_type: Option<DataType>, kind: Option<UdfKind>) -> Result<UdfSpec, PoolError> {
     let (path, name) = udf
         .rsplit_once(':')
         .filter(|(p, n)| !p.is_empty() && !n.is_empty())
@@ -126,6 +127,7 @@ impl PoolBuilder {
             kind: None,
             group_by: None,
             pipeline: Vec::new(),
+            stream: None,
             workers: None,
             result_type: None,
             pairs: Vec::new(),
@@ -200,6 +202,15 @@ impl PoolBuilder {
         self
     }
 
+    /// A stage of DataStream operators (see [`crate::datastream`], which builds them); the input schema
+    /// given to [`PoolBuilder::new`] is ignored.
+    pub(crate) fn stream_stage(mut self, stage: ipc::protocol::StreamStage) -> Self {
+        self.input_schema = stage.worker_input();
+        self.udf = stage.ops.iter().map(|o| o.udf.to_string()).collect::<Vec<_>>().join(" -> ");
+        self.stream = Some(Box::new(stage));
+        self
+    }
+
     fn spec(&self) -> Result<UdfSpec, PoolError> {
         spec_of(&self.udf, self.result_type.clone(), self.kind)
     }
@@ -244,16 +255,21 @@ impl PoolBuilder {
                 })
             })
             .collect::<Result<Vec<_>, PoolError>>()?;
-        let spec = match steps.first() {
-            Some(first) => first.udf.clone(),
-            None => self.spec()?,
+        let spec = match (steps.first(), &self.stream) {
+            (_, Some(stage)) => stage
+                .ops
+                .first()
+                .map(|o| o.udf.clone())
+                .ok_or_else(|| PoolError::Usage("a stream stage needs at least one operator".into()))?,
+            (Some(first), None) => first.udf.clone(),
+            (None, None) => self.spec()?,
         };
         let workers = self.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
         if workers == 0 {
             return Err(PoolError::Usage("a pool needs at least one worker".into()));
         }
         let arg_indices = match &self.args {
-            _ if !steps.is_empty() => (0..self.input_schema.fields.len()).collect(),
+            _ if !steps.is_empty() || self.stream.is_some() => (0..self.input_schema.fields.len()).collect(),
             None => (0..self.input_schema.fields.len()).collect(),
             Some(names) => names
                 .iter()
@@ -290,6 +306,7 @@ impl PoolBuilder {
                 worker_index: index as u32,
                 num_workers: workers as u32,
                 config: config.raw.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                stream: self.stream.clone(),
             })
             .collect();
         let mut respawn: Option<Respawn> = None;
@@ -350,7 +367,7 @@ impl PoolBuilder {
         let info = PoolInfo {
             mode: config.mode,
             workers,
-            udf: if self.pipeline.is_empty() {
+            udf: if self.pipeline.is_empty() || self.stream.is_some() {
                 self.udf.clone()
             } else {
                 self.pipeline.iter().map(|s| s.udf.as_str()).collect::<Vec<_>>().join(" -> ")
@@ -377,7 +394,7 @@ impl PoolBuilder {
         let added = match info.kind {
             UdfKind::Aggregate => &result_fields[key_count..],
             // A pipeline's output replaces its input; the worker checked its names.
-            UdfKind::Pipeline => &[],
+            UdfKind::Pipeline | UdfKind::Stream => &[],
             _ => &result_fields[..],
         };
         if let Some(f) = added.iter().find(|f| self.input_schema.index_of(&f.name).is_some()) {

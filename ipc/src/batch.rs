@@ -1041,6 +1041,25 @@ impl Column {
         }
     }
 
+    /// The columns `parts`, all of type `data_type`, one after another (value by value: meant for the
+    /// small merges of a stream job's outputs, not bulk copies).
+    pub fn concat(data_type: &DataType, parts: &[&Column]) -> Result<Column, BuildError> {
+        if let [only] = parts {
+            return Ok((*only).clone());
+        }
+        let mut out = ColumnBuilder::new(data_type, parts.iter().map(|p| p.len()).sum());
+        for part in parts {
+            for i in 0..part.len() {
+                let value = part.value(i);
+                if !out.push(&value)? {
+                    let expected = data_type.clone();
+                    return Err(BuildError::TypeMismatch { row: i, column: String::new(), expected, got: value });
+                }
+            }
+        }
+        Ok(out.finish())
+    }
+
     /// The rows `indices` (each `< len`, in any order, repeats allowed) as a new column.
     pub fn take(&self, indices: &[u32]) -> Column {
         let validity = self.validity.as_ref().map(|v| {

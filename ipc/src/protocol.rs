@@ -5,7 +5,7 @@
 //! flight. New operator kinds (table, aggregate, vectorized functions, chains) extend [`UdfSpec`] and the
 //! request enum without changing the framing.
 
-use crate::batch::{Column, DataType, RecordBatch, Schema};
+use crate::batch::{Column, DataType, Field, RecordBatch, Schema};
 use crate::codec::{encode_into, EncodeError};
 use crate::trace::{now_ns, WorkerTimes};
 use serde::{Deserialize, Serialize};
@@ -26,6 +26,9 @@ pub enum UdfKind {
     /// Several operators run one after another on each batch, in one worker: whole batches in, whole
     /// batches out (a struct column of the output columns).
     Pipeline,
+    /// A stage of DataStream operators ([`StreamStage`]): rows in, ordered output rows of the main and
+    /// side outputs back; keyed state and timers live in the worker.
+    Stream,
 }
 
 impl UdfKind {
@@ -38,6 +41,7 @@ impl UdfKind {
             UdfKind::Vectorized => "vectorized",
             UdfKind::Aggregate => "aggregate",
             UdfKind::Pipeline => "pipeline",
+            UdfKind::Stream => "stream",
         }
     }
 }
@@ -111,6 +115,200 @@ pub struct OpenRequest {
     pub num_workers: u32,
     /// The pool's configuration, handed to the UDF's `open(context)`.
     pub config: Vec<(String, String)>,
+    /// A stage of DataStream operators (then `udf` and `pipeline` are ignored).
+    pub stream: Option<Box<StreamStage>>,
+}
+
+/// What one DataStream operator does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StreamOpKind {
+    /// One row in, one row out.
+    Map,
+    /// One row in, zero or more rows out.
+    FlatMap,
+    /// Keeps the rows the function accepts.
+    Filter,
+    /// Keyed: each row is folded into its key's value so far, which is emitted.
+    Reduce,
+    /// Keyed: `process_element(row, ctx)` with keyed state and event-time timers.
+    Process,
+    /// Keyed, windowed: the window function runs over each window's rows when it fires.
+    Window,
+    /// Two connected inputs: `map1`/`map2`.
+    CoMap,
+    /// Two connected inputs: `flat_map1`/`flat_map2`.
+    CoFlatMap,
+}
+
+impl StreamOpKind {
+    /// The operator's name in the DataStream API.
+    pub fn name(self) -> &'static str {
+        match self {
+            StreamOpKind::Map => "map",
+            StreamOpKind::FlatMap => "flat_map",
+            StreamOpKind::Filter => "filter",
+            StreamOpKind::Reduce => "reduce",
+            StreamOpKind::Process => "process",
+            StreamOpKind::Window => "window",
+            StreamOpKind::CoMap => "co_map",
+            StreamOpKind::CoFlatMap => "co_flat_map",
+        }
+    }
+
+    /// Whether the operator needs a keyed input.
+    pub fn keyed(self) -> bool {
+        matches!(self, StreamOpKind::Reduce | StreamOpKind::Process | StreamOpKind::Window)
+    }
+}
+
+/// How a window operator groups a key's rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WindowAssigner {
+    /// Event-time windows `[start, start + size)` every `slide` (tumbling when `slide == size`), aligned
+    /// to `offset`.
+    Sliding {
+        /// Window length, in the timestamp column's units.
+        size: i64,
+        /// Distance between window starts.
+        slide: i64,
+        /// Shift of the window starts from multiples of `slide`.
+        offset: i64,
+    },
+    /// Event-time session windows: rows closer than `gap` share one.
+    Session {
+        /// Inactivity that ends a session.
+        gap: i64,
+    },
+    /// Every `size` rows of a key, a window starts every `slide` rows (tumbling when equal).
+    Count {
+        /// Rows per window.
+        size: u64,
+        /// Rows between window starts.
+        slide: u64,
+    },
+}
+
+/// What runs over a window's rows when it fires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WindowFunctionKind {
+    /// `apply(key, window, rows)` yields rows.
+    Apply,
+    /// `process(key, context, rows)` yields rows; `context.window()` has start and end.
+    Process,
+    /// An aggregate function (`create_accumulator`, `add`, `get_result`): one row per window.
+    Aggregate,
+    /// `reduce(a, b)` over the window's rows: one row per window.
+    Reduce,
+}
+
+/// A window operator's settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WindowSpec {
+    /// How rows are grouped.
+    pub assigner: WindowAssigner,
+    /// The function over each window.
+    pub function: WindowFunctionKind,
+    /// Index among the stage's side outputs where late rows go.
+    pub late_output: u32,
+}
+
+/// One DataStream operator of a stage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamOp {
+    /// What it does.
+    pub kind: StreamOpKind,
+    /// The Python function or class.
+    pub udf: UdfSpec,
+    /// Schema of the rows it emits to the main output (`None`: its input's).
+    pub output: Option<Schema>,
+    /// Window operators: the window and its function.
+    pub window: Option<WindowSpec>,
+    /// `async def` functions: how many calls run at once (0: no limit).
+    pub concurrency: u32,
+}
+
+/// Event time of a stage's rows: its timestamp column and watermark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventTime {
+    /// The timestamp column's index in the stage's input.
+    pub column: u32,
+    /// How far behind the largest timestamp seen the watermark stays.
+    pub out_of_orderness: i64,
+}
+
+/// A chain of DataStream operators that runs in one worker per row: after a `key_by`, the keyed operator
+/// first. The worker gets the columns `__row` (the row's index in the stage's input), `__wm` (the
+/// watermark before the row), `__ts` (its timestamp) and `data` (a struct of the row's columns; for two
+/// connected inputs, a struct of two structs `first`, `second`, one of them null). Event-time stages get
+/// one more row at the end of each batch, with a null `data`, carrying the watermark after the batch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamStage {
+    /// The schema of `data`.
+    pub input: Schema,
+    /// Key columns (keyed stages): names in the input, or, connected, first side's then second side's.
+    pub key: Vec<String>,
+    /// Connected inputs: how many of `key` belong to the first input.
+    pub first_key_len: u32,
+    /// Event time, if an operator needs it.
+    pub event_time: Option<EventTime>,
+    /// The operators, in order.
+    pub ops: Vec<StreamOp>,
+    /// Named side outputs and their schemas, in the order of the result's output columns after the main.
+    pub side_outputs: Vec<(String, Schema)>,
+}
+
+/// The order columns that start every row a stream stage returns (see [`StreamStage`]).
+pub const STREAM_ORDER_COLUMNS: [&str; 4] = ["__row", "__phase", "__ts", "__rank"];
+
+impl StreamStage {
+    /// Whether the stage's head joins two connected inputs.
+    pub fn connected(&self) -> bool {
+        matches!(self.ops.first().map(|o| o.kind), Some(StreamOpKind::CoMap | StreamOpKind::CoFlatMap))
+    }
+
+    /// The columns the worker gets: `__row`, `__wm`, `__ts`, `data`.
+    pub fn worker_input(&self) -> Schema {
+        Schema::new(vec![
+            Field::new("__row", DataType::Int64),
+            Field::new("__wm", DataType::Int64),
+            Field::new("__ts", DataType::Int64),
+            Field::new("data", DataType::Struct(self.input.fields.clone())),
+        ])
+    }
+
+    /// The schema of the main output: the last operator's that declares one, else the input's.
+    pub fn output_schema(&self) -> Result<Schema, String> {
+        let mut schema = self.input.clone();
+        for (i, op) in self.ops.iter().enumerate() {
+            match (&op.output, op.kind) {
+                (Some(s), _) => schema = s.clone(),
+                (None, StreamOpKind::CoMap | StreamOpKind::CoFlatMap) => {
+                    return Err(format!("operator {} ({}) must declare its output schema", i + 1, op.kind.name()))
+                }
+                (None, StreamOpKind::Map | StreamOpKind::FlatMap | StreamOpKind::Process) => {
+                    return Err(format!("operator {} ({}) must declare its output schema", i + 1, op.kind.name()))
+                }
+                (None, StreamOpKind::Window)
+                    if op.window.as_ref().is_some_and(|w| w.function != WindowFunctionKind::Reduce) =>
+                {
+                    return Err(format!("operator {} (window) must declare its output schema", i + 1))
+                }
+                (None, _) => {}
+            }
+        }
+        Ok(schema)
+    }
+
+    /// What the worker returns per output row: the order columns, then one struct per output (the main
+    /// output, then each side output), all null but the one the row belongs to.
+    pub fn result_type(&self) -> Result<DataType, String> {
+        let main = self.output_schema()?;
+        let order = STREAM_ORDER_COLUMNS.iter().map(|n| Field::new(*n, DataType::Int64));
+        let outputs = std::iter::once(Field::new("main", DataType::Struct(main.fields))).chain(
+            self.side_outputs.iter().map(|(n, s)| Field::new(format!("side:{n}"), DataType::Struct(s.fields.clone()))),
+        );
+        Ok(DataType::Struct(order.chain(outputs).collect()))
+    }
 }
 
 /// Host -> worker.

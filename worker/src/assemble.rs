@@ -50,7 +50,7 @@ pub fn added_fields(
             Some(names) => names.into_iter().zip(fields).map(|(n, f)| Field::new(n, f.data_type.clone())).collect(),
             None => fields.clone(),
         },
-        (UdfKind::Pipeline, DataType::Struct(fields)) => fields.clone(),
+        (UdfKind::Pipeline | UdfKind::Stream, DataType::Struct(fields)) => fields.clone(),
         (kind, t) => return Err(format!("a {} function reported result type {t}", kind.name())),
     })
 }
@@ -60,6 +60,7 @@ pub fn assemble(kind: UdfKind, batch: RecordBatch, output: Output, fields: &[Fie
     let rows = batch.num_rows();
     match kind {
         UdfKind::Aggregate => Err("an aggregate's batches give no rows; its groups come at finish".into()),
+        UdfKind::Stream => Err("a stream stage's rows are merged by the stream job, not joined to its input".into()),
         UdfKind::Scalar | UdfKind::Vectorized => {
             let field = fields.first().ok_or("a scalar function adds one column")?;
             batch.with_column(field.clone(), output.result).map_err(|e| e.to_string())

@@ -10,8 +10,8 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyList, PyModule};
 
-/// Source of the bundled `udfpool` Python module.
-pub const UDFPOOL_PY: &str = include_str!("../python/udfpool.py");
+/// Source of the bundled `udfpool` Python module: the Table-API kinds, then the DataStream runtime.
+pub const UDFPOOL_PY: &str = concat!(include_str!("../python/udfpool.py"), include_str!("../python/stream.py"));
 
 // A PyOnceLock, not a std OnceLock: registering runs Python code that may release the GIL (imports do),
 // and a second thread blocked on a std OnceLock while holding the GIL would deadlock with it.

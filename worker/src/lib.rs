@@ -21,6 +21,7 @@
 //!     worker_index: 0,
 //!     num_workers: 1,
 //!     config: vec![],
+//!     stream: None,
 //! };
 //! let args = RecordBatch::from_rows(Schema::new(vec![Field::new("x", DataType::Int64)]), &[vec![Value::Int64(1)]]).unwrap();
 //! let result = Python::attach(|py| {
@@ -38,5 +39,6 @@ pub mod convert;
 pub mod error;
 pub mod interpreter;
 pub mod process;
+pub mod stream;
 pub mod udf;
 pub mod vector;

@@ -46,11 +46,28 @@ pub struct Udf {
     close: Option<Py<PyAny>>,
     result_type: DataType,
     arg_types: Vec<DataType>,
+    /// DataStream stages: the loaded operators.
+    stream: Option<crate::stream::StreamDriver>,
 }
 
 impl Udf {
     /// Imports the file, finds the function, checks its declaration and calls its `open(context)`.
     pub fn load(py: Python<'_>, req: &OpenRequest) -> Result<Self, UdfError> {
+        if let Some(stage) = &req.stream {
+            let driver = crate::stream::StreamDriver::load(py, req, stage)?;
+            return Ok(Self {
+                kind: UdfKind::Stream,
+                as_pandas: false,
+                key_count: 0,
+                steps: Vec::new(),
+                input_schema: stage.worker_input(),
+                eval: py.None(),
+                close: None,
+                result_type: driver.result_type().clone(),
+                arg_types: stage.worker_input().fields.into_iter().map(|f| f.data_type).collect(),
+                stream: Some(driver),
+            });
+        }
         if !req.pipeline.is_empty() {
             return Self::load_pipeline(py, req);
         }
@@ -158,6 +175,7 @@ impl Udf {
             close,
             result_type,
             arg_types: req.arg_types.clone(),
+            stream: None,
         })
     }
 
@@ -189,6 +207,7 @@ impl Udf {
                 key_count: 0,
                 pipeline: Vec::new(),
                 input_schema: schema.clone(),
+                stream: None,
                 ..req.clone()
             };
             let udf = Udf::load(py, &open).map_err(|mut e| {
@@ -223,6 +242,7 @@ impl Udf {
             close: None,
             result_type: DataType::Struct(schema.fields),
             arg_types: req.input_schema.fields.iter().map(|f| f.data_type.clone()).collect(),
+            stream: None,
         })
     }
 
@@ -319,6 +339,9 @@ impl Udf {
         mut times: Option<&mut ApplyTimes>,
     ) -> Result<Column, UdfError> {
         self.check_args(cols, rows)?;
+        if let Some(stream) = &self.stream {
+            return stream.process(py, cols, rows);
+        }
         if self.kind == UdfKind::Pipeline {
             return self.run_pipeline(py, cols, rows);
         }
@@ -432,7 +455,11 @@ impl Udf {
 
     /// Aggregates: every group's key columns and value column, one row per group; the groups are
     /// forgotten.
+    /// DataStream stages: what pending timers and windows emit at the end of input, as one column.
     pub fn finish_groups(&self, py: Python<'_>) -> Result<Vec<Column>, UdfError> {
+        if let Some(stream) = &self.stream {
+            return stream.finish(py).map(|c| vec![c]);
+        }
         let raised = |e: PyErr| from_py(py, &e, UdfErrorKind::Raised, None);
         let groups = self.eval.bind(py).call_method0("finish").map_err(raised)?;
         let groups: Vec<(Bound<'_, PyTuple>, Bound<'_, PyAny>)> = groups.extract().map_err(raised)?;
@@ -497,6 +524,9 @@ impl Udf {
 
     /// Calls the UDF's `close()`, if it has one.
     pub fn close(self, py: Python<'_>) -> Result<(), UdfError> {
+        if let Some(stream) = &self.stream {
+            stream.close(py)?;
+        }
         for step in self.steps {
             step.udf.close(py)?;
         }

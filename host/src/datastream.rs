@@ -1,0 +1,1019 @@
+//! DataStream jobs: Flink's Python DataStream operators — map, flat_map, filter, key_by + reduce, keyed
+//! process functions with state and event-time timers, windows, union, connect with co-functions, side
+//! outputs and `async def` maps — in either mode.
+//!
+//! ```no_run
+//! use host::datastream::{DataStream, JobSettings, Window};
+//! use ipc::batch::{DataType, Field, RecordBatch, Schema, Value};
+//!
+//! let schema = Schema::new(vec![Field::new("k", DataType::Utf8), Field::new("ts", DataType::Int64)]);
+//! let counts = Schema::new(vec![Field::new("k", DataType::Utf8), Field::new("n", DataType::Int64)]);
+//! let mut job = DataStream::source("events", schema.clone())
+//!     .assign_timestamps("ts", 5)
+//!     .key_by(["k"])
+//!     .window(Window::tumbling(10))
+//!     .aggregate("examples/stream.py:CountRows", counts)
+//!     .build(JobSettings::default().workers(2))?;
+//! let batch = RecordBatch::from_rows(schema, &[vec![Value::Utf8("a".into()), Value::Int64(3)]])?;
+//! let early = job.push("events", batch)?; // what fired so far
+//! let rest = job.finish()?; // every window left, then the job stops
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! A job is cut into stages at each `key_by` (Flink's operator chains): a stage's keyed operator comes
+//! first and the map / flat_map / filter operators after it run in the same worker. A keyed stage routes
+//! each row to the worker owning its key (FNV-1a of the encoded key values), so a key's state, timers
+//! and windows live in one worker; other stages split each batch into contiguous parts, one per worker.
+//!
+//! Event time: the watermark is the largest timestamp seen so far minus the declared out-of-orderness,
+//! advanced after every row (in input order, over the whole stage input, not per worker); a timer fires
+//! once the watermark reaches it, a time window once it reaches the window's last timestamp
+//! (`end - 1`); a row whose windows are all past the watermark is late and goes to the side output for
+//! late data. At the end of input every timer fires. Each worker's output carries its order (the input
+//! row that caused it, element before timer output, then timestamp, then the key's first row) and the
+//! host merges the workers' outputs by it: the output is the same in both modes and for any number of
+//! workers.
+//!
+//! A worker that dies takes its keys' state with it: the job then fails with a clear error (stages are
+//! not replayed yet).
+
+use crate::config::Mode;
+use crate::error::PoolError;
+use crate::pool::{Pool, PoolBuilder, PoolInfo};
+use ipc::batch::{Column, ColumnBuilder, ColumnData, DataType, Field, LeBuffer, RecordBatch, Schema};
+use ipc::protocol::{
+    EventTime, StreamOp, StreamOpKind, StreamStage, UdfError, WindowAssigner, WindowFunctionKind, WindowSpec,
+    STREAM_ORDER_COLUMNS,
+};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// The side output late rows of a window go to unless [`WindowedStream::side_output_late_data`] names
+/// another.
+pub const DEFAULT_LATE_OUTPUT: &str = "late";
+
+/// How a job runs: mode and settings, as for a [`Pool`].
+#[derive(Debug, Clone, Default)]
+pub struct JobSettings {
+    workers: Option<usize>,
+    config: Vec<(String, String)>,
+    worker_exe: Option<PathBuf>,
+}
+
+impl JobSettings {
+    /// Workers per stage (default: the number of cores).
+    pub fn workers(mut self, n: usize) -> Self {
+        self.workers = Some(n);
+        self
+    }
+
+    /// Shorthand for the `python.execution-mode` setting.
+    pub fn mode(self, mode: Mode) -> Self {
+        self.config(crate::config::EXECUTION_MODE, mode.name())
+    }
+
+    /// A setting, or a job parameter for the functions' `open(runtime_context)`.
+    pub fn config(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.config.push((key.into(), value.into()));
+        self
+    }
+
+    /// The `udfpool-worker` binary (default: [`crate::pool::default_worker_exe`]).
+    pub fn worker_exe(mut self, path: impl Into<PathBuf>) -> Self {
+        self.worker_exe = Some(path.into());
+        self
+    }
+}
+
+/// Where a job's rows come from: named sources (several of one schema: a union), or two connected
+/// inputs.
+#[derive(Debug, Clone)]
+enum Inputs {
+    Sources(Vec<String>),
+    Connected { first: Vec<String>, second: Vec<String>, first_schema: Schema, second_schema: Schema },
+}
+
+#[derive(Debug, Clone, Default)]
+struct StageDraft {
+    key: Vec<String>,
+    first_key_len: usize,
+    ops: Vec<StreamOp>,
+    input: Schema,
+}
+
+/// A stream of rows being described: a source, or a source after operators. Mistakes (a missing
+/// column, a missing file) are reported by [`DataStream::build`].
+#[derive(Debug, Clone)]
+pub struct DataStream {
+    inputs: Inputs,
+    stages: Vec<StageDraft>,
+    schema: Schema,
+    event_time: Option<(String, i64)>,
+    side_outputs: Vec<(String, Schema)>,
+    error: Option<String>,
+}
+
+/// A stream after `key_by`: the next operator is keyed.
+#[derive(Debug, Clone)]
+pub struct KeyedStream {
+    stream: DataStream,
+}
+
+/// A keyed stream cut into windows: the next call names the window function.
+#[derive(Debug, Clone)]
+pub struct WindowedStream {
+    stream: DataStream,
+    assigner: WindowAssigner,
+    late: String,
+}
+
+/// Two connected inputs: a co-function handles each side's rows.
+#[derive(Debug, Clone)]
+pub struct ConnectedStreams {
+    stream: DataStream,
+}
+
+/// Window assigners, in the timestamp column's units (integers as they are, milliseconds for
+/// timestamp columns), or in rows for count windows.
+#[derive(Debug, Clone, Copy)]
+pub struct Window;
+
+impl Window {
+    /// Event-time windows `[k * size, (k + 1) * size)`.
+    pub fn tumbling(size: i64) -> WindowAssigner {
+        WindowAssigner::Sliding { size, slide: size, offset: 0 }
+    }
+
+    /// Event-time windows of `size`, one starting every `slide`.
+    pub fn sliding(size: i64, slide: i64) -> WindowAssigner {
+        WindowAssigner::Sliding { size, slide, offset: 0 }
+    }
+
+    /// Event-time sessions: a key's rows less than `gap` apart share one window.
+    pub fn session(gap: i64) -> WindowAssigner {
+        WindowAssigner::Session { gap }
+    }
+
+    /// Every `size` rows of a key. Incomplete windows never fire (as in Flink).
+    pub fn count(size: u64) -> WindowAssigner {
+        WindowAssigner::Count { size, slide: size }
+    }
+
+    /// The last `size` rows of a key, every `slide` rows.
+    pub fn sliding_count(size: u64, slide: u64) -> WindowAssigner {
+        WindowAssigner::Count { size, slide }
+    }
+}
+
+impl DataStream {
+    /// The rows pushed to the job under `name`, of `schema`.
+    pub fn source(name: impl Into<String>, schema: Schema) -> Self {
+        Self {
+            inputs: Inputs::Sources(vec![name.into()]),
+            stages: vec![StageDraft { input: schema.clone(), ..StageDraft::default() }],
+            schema,
+            event_time: None,
+            side_outputs: Vec::new(),
+            error: None,
+        }
+    }
+
+    fn fail(mut self, message: String) -> Self {
+        self.error.get_or_insert(message);
+        self
+    }
+
+    fn is_plain_source(&self) -> bool {
+        matches!(self.inputs, Inputs::Sources(_)) && self.stages.len() == 1 && self.stages[0].ops.is_empty()
+    }
+
+    /// The schema of the stream's rows at this point.
+    pub fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
+    /// The rows of this source and of `others` (sources of the same schema), in the order they are
+    /// pushed.
+    pub fn union(mut self, others: impl IntoIterator<Item = DataStream>) -> Self {
+        for other in others {
+            if !self.is_plain_source() || !other.is_plain_source() {
+                return self.fail("union takes sources (before any operator)".into());
+            }
+            if other.schema != self.schema {
+                let message = format!(
+                    "union of inputs with different schemas: {:?} and {:?}",
+                    self.schema.fields, other.schema.fields
+                );
+                return self.fail(message);
+            }
+            if let (Inputs::Sources(mine), Inputs::Sources(theirs)) = (&mut self.inputs, other.inputs) {
+                for name in theirs {
+                    if mine.contains(&name) {
+                        return self.fail(format!("source {name:?} is in the union twice"));
+                    }
+                    mine.push(name);
+                }
+            }
+        }
+        self
+    }
+
+    /// Declares event time: the column holding each row's timestamp (int64, or a timestamp: then in
+    /// milliseconds) and how far the watermark stays behind the largest timestamp seen.
+    pub fn assign_timestamps(mut self, column: impl Into<String>, out_of_orderness: i64) -> Self {
+        let column = column.into();
+        if self.schema.index_of(&column).is_none() {
+            let message = format!("no timestamp column {column:?}; columns: {}", names(&self.schema));
+            return self.fail(message);
+        }
+        if out_of_orderness < 0 {
+            return self.fail(format!("the out-of-orderness bound must not be negative, got {out_of_orderness}"));
+        }
+        self.event_time = Some((column, out_of_orderness));
+        self
+    }
+
+    /// Declares a side output: functions send rows there with `yield OutputTag(name), row`.
+    pub fn side_output(mut self, name: impl Into<String>, schema: Schema) -> Self {
+        let name = name.into();
+        match self.side_outputs.iter().find(|(n, _)| *n == name) {
+            Some((_, s)) if *s != schema => self.fail(format!("side output {name:?} declared with two schemas")),
+            Some(_) => self,
+            None => {
+                self.side_outputs.push((name, schema));
+                self
+            }
+        }
+    }
+
+    fn push_op(mut self, kind: StreamOpKind, udf: &str, output: Option<Schema>, window: Option<WindowSpec>) -> Self {
+        let spec = match crate::pool::spec_of(udf, None, None) {
+            Ok(spec) => spec,
+            Err(e) => return self.fail(e.to_string()),
+        };
+        if let Some(s) = &output {
+            self.schema = s.clone();
+        }
+        let stage = self.stages.last_mut().expect("a stream has a stage");
+        stage.ops.push(StreamOp { kind, udf: spec, output, window, concurrency: 0 });
+        self
+    }
+
+    /// `map(row)` returns one row of `output`; an `async def` map runs the batch's calls concurrently.
+    pub fn map(self, udf: &str, output: Schema) -> Self {
+        self.push_op(StreamOpKind::Map, udf, Some(output), None)
+    }
+
+    /// `flat_map(row)` yields zero or more rows of `output` (or `(OutputTag, row)` for a side output).
+    pub fn flat_map(self, udf: &str, output: Schema) -> Self {
+        self.push_op(StreamOpKind::FlatMap, udf, Some(output), None)
+    }
+
+    /// `filter(row)` returns True to keep the row.
+    pub fn filter(self, udf: &str) -> Self {
+        self.push_op(StreamOpKind::Filter, udf, None, None)
+    }
+
+    /// How many calls of the last (`async def`) map run at once; 0 (the default): all of a batch's.
+    pub fn concurrency(mut self, limit: u32) -> Self {
+        match self.stages.last_mut().and_then(|s| s.ops.last_mut()) {
+            Some(op) if op.kind == StreamOpKind::Map => op.concurrency = limit,
+            _ => return self.fail("concurrency applies to a map operator: call it right after map".into()),
+        }
+        self
+    }
+
+    /// Partitions the stream by `columns`: the next operator keeps state per key.
+    pub fn key_by<S: Into<String>>(mut self, columns: impl IntoIterator<Item = S>) -> KeyedStream {
+        let key: Vec<String> = columns.into_iter().map(Into::into).collect();
+        if let Some(missing) = key.iter().find(|k| self.schema.index_of(k).is_none()) {
+            let message = format!("no key column {missing:?}; columns: {}", names(&self.schema));
+            return KeyedStream { stream: self.fail(message) };
+        }
+        if key.is_empty() {
+            return KeyedStream { stream: self.fail("key_by needs at least one column".into()) };
+        }
+        self.stages.push(StageDraft { key, input: self.schema.clone(), ..StageDraft::default() });
+        KeyedStream { stream: self }
+    }
+
+    /// Connects two sources of any schemas: a co-function handles each side's rows.
+    pub fn connect(self, other: DataStream) -> ConnectedStreams {
+        let (Inputs::Sources(first), Inputs::Sources(second)) = (&self.inputs, &other.inputs) else {
+            return ConnectedStreams { stream: self.fail("connect takes two sources".into()) };
+        };
+        if !self.is_plain_source() || !other.is_plain_source() {
+            return ConnectedStreams {
+                stream: self.fail("connect takes sources (before any operator): put operators after it".into()),
+            };
+        }
+        let input = Schema::new(vec![
+            Field::new("first", DataType::Struct(self.schema.fields.clone())),
+            Field::new("second", DataType::Struct(other.schema.fields.clone())),
+        ]);
+        let inputs = Inputs::Connected {
+            first: first.clone(),
+            second: second.clone(),
+            first_schema: self.schema.clone(),
+            second_schema: other.schema.clone(),
+        };
+        let mut stream = DataStream {
+            inputs,
+            stages: vec![StageDraft { input: input.clone(), ..StageDraft::default() }],
+            schema: input,
+            event_time: None,
+            side_outputs: self.side_outputs,
+            error: self.error.or(other.error),
+        };
+        for (n, s) in other.side_outputs {
+            stream = stream.side_output(n, s);
+        }
+        ConnectedStreams { stream }
+    }
+
+    /// Starts the workers of every stage.
+    pub fn build(self, settings: JobSettings) -> Result<StreamJob, PoolError> {
+        if let Some(e) = self.error {
+            return Err(PoolError::Usage(e));
+        }
+        let mut stages = Vec::new();
+        for (i, draft) in self.stages.into_iter().enumerate() {
+            if draft.ops.is_empty() {
+                if i == 0 {
+                    continue;
+                }
+                return Err(PoolError::Usage("key_by must be followed by a keyed operator".into()));
+            }
+            let needs_time = match draft.ops[0].kind {
+                StreamOpKind::Process => self.event_time.is_some(),
+                StreamOpKind::Window => {
+                    !matches!(draft.ops[0].window.as_ref().map(|w| w.assigner), Some(WindowAssigner::Count { .. }))
+                }
+                _ => false,
+            };
+            let event_time = match (&self.event_time, needs_time) {
+                (_, false) => None,
+                (None, true) => {
+                    return Err(PoolError::Usage(
+                        "event-time windows need timestamps: call assign_timestamps(column, out_of_orderness) \
+                         before key_by"
+                            .into(),
+                    ))
+                }
+                (Some((column, bound)), true) => {
+                    let index = draft.input.index_of(column).ok_or_else(|| {
+                        PoolError::Usage(format!(
+                            "the timestamp column {column:?} is not among stage {}'s input columns: {}",
+                            stages.len() + 1,
+                            names(&draft.input)
+                        ))
+                    })?;
+                    let t = &draft.input.fields[index].data_type;
+                    if !matches!(t, DataType::Int64 | DataType::Timestamp | DataType::TimestampTz) {
+                        return Err(PoolError::Usage(format!(
+                            "the timestamp column {column:?} is {t}; it must be int64 or a timestamp"
+                        )));
+                    }
+                    Some(EventTime { column: index as u32, out_of_orderness: *bound })
+                }
+            };
+            let stage = StreamStage {
+                input: draft.input,
+                key: draft.key,
+                first_key_len: draft.first_key_len as u32,
+                event_time,
+                ops: draft.ops,
+                side_outputs: self.side_outputs.clone(),
+            };
+            stages.push(StageRun::start(stage, &settings, stages.len())?);
+        }
+        if stages.is_empty() {
+            return Err(PoolError::Usage("a stream job needs at least one operator".into()));
+        }
+        Ok(StreamJob { stages, inputs: self.inputs, output_schema: self.schema, side_outputs: self.side_outputs })
+    }
+}
+
+impl KeyedStream {
+    fn keyed(self, kind: StreamOpKind, udf: &str, output: Option<Schema>, window: Option<WindowSpec>) -> DataStream {
+        self.stream.push_op(kind, udf, output, window)
+    }
+
+    /// A rolling reduce: `reduce(a, b)` folds each row into its key's value so far, which is emitted.
+    pub fn reduce(self, udf: &str) -> DataStream {
+        self.keyed(StreamOpKind::Reduce, udf, None, None)
+    }
+
+    /// A keyed process function: `process_element(row, ctx)` yields rows of `output`; keyed state and
+    /// event-time timers (`on_timer(ts, ctx)`).
+    pub fn process(self, udf: &str, output: Schema) -> DataStream {
+        self.keyed(StreamOpKind::Process, udf, Some(output), None)
+    }
+
+    /// Cuts each key's rows into windows ([`Window`]).
+    pub fn window(self, assigner: WindowAssigner) -> WindowedStream {
+        WindowedStream { stream: self.stream, assigner, late: DEFAULT_LATE_OUTPUT.into() }
+    }
+}
+
+impl WindowedStream {
+    /// Late rows go to the side output `name` (default [`DEFAULT_LATE_OUTPUT`]).
+    pub fn side_output_late_data(mut self, name: impl Into<String>) -> Self {
+        self.late = name.into();
+        self
+    }
+
+    fn function(self, function: WindowFunctionKind, udf: &str, output: Option<Schema>) -> DataStream {
+        let input = self.stream.schema.clone();
+        let mut stream = self.stream.side_output(self.late.clone(), input);
+        let late = stream.side_outputs.iter().position(|(n, _)| *n == self.late).unwrap_or(0) as u32;
+        let valid = match self.assigner {
+            WindowAssigner::Sliding { size, slide, .. } => size > 0 && slide > 0,
+            WindowAssigner::Session { gap } => gap > 0,
+            WindowAssigner::Count { size, slide } => size > 0 && slide > 0,
+        };
+        if !valid {
+            stream = stream.fail(format!("window sizes, slides and gaps must be positive: {:?}", self.assigner));
+        }
+        let spec = WindowSpec { assigner: self.assigner, function, late_output: late };
+        stream.push_op(StreamOpKind::Window, udf, output, Some(spec))
+    }
+
+    /// `apply(key, window, rows)` yields rows of `output` when the window fires.
+    pub fn apply(self, udf: &str, output: Schema) -> DataStream {
+        self.function(WindowFunctionKind::Apply, udf, Some(output))
+    }
+
+    /// `process(key, context, rows)` yields rows of `output`; `context.window()` has start and end.
+    pub fn process(self, udf: &str, output: Schema) -> DataStream {
+        self.function(WindowFunctionKind::Process, udf, Some(output))
+    }
+
+    /// An aggregate function (`create_accumulator`, `add(row, acc)`, `get_result(acc)`): one row of
+    /// `output` per window.
+    pub fn aggregate(self, udf: &str, output: Schema) -> DataStream {
+        self.function(WindowFunctionKind::Aggregate, udf, Some(output))
+    }
+
+    /// `reduce(a, b)` over the window's rows: one row (of the input's schema) per window.
+    pub fn reduce(self, udf: &str) -> DataStream {
+        self.function(WindowFunctionKind::Reduce, udf, None)
+    }
+}
+
+impl ConnectedStreams {
+    /// Routes both inputs by key: `first` columns of the first input, `second` of the second (the same
+    /// types), so a key's rows from both sides meet in one worker and share its state.
+    pub fn key_by<S: Into<String>, T: Into<String>>(
+        mut self,
+        first: impl IntoIterator<Item = S>,
+        second: impl IntoIterator<Item = T>,
+    ) -> Self {
+        let first: Vec<String> = first.into_iter().map(Into::into).collect();
+        let second: Vec<String> = second.into_iter().map(Into::into).collect();
+        let Inputs::Connected { first_schema, second_schema, .. } = &self.stream.inputs else { return self };
+        let types = |schema: &Schema, keys: &[String]| -> Result<Vec<DataType>, String> {
+            keys.iter()
+                .map(|k| {
+                    schema
+                        .index_of(k)
+                        .map(|i| schema.fields[i].data_type.clone())
+                        .ok_or_else(|| format!("no key column {k:?} in a connected input; columns: {}", names(schema)))
+                })
+                .collect()
+        };
+        match (types(first_schema, &first), types(second_schema, &second)) {
+            (Ok(a), Ok(b)) if a == b && !a.is_empty() => {}
+            (Err(e), _) | (_, Err(e)) => {
+                self.stream = self.stream.fail(e);
+                return self;
+            }
+            (Ok(a), Ok(b)) => {
+                self.stream = self
+                    .stream
+                    .fail(format!("connected key columns must have the same, non-empty types: {a:?} and {b:?}"));
+                return self;
+            }
+        }
+        let stage = &mut self.stream.stages[0];
+        stage.first_key_len = first.len();
+        stage.key = first.into_iter().chain(second).collect();
+        self
+    }
+
+    /// Declares a side output (see [`DataStream::side_output`]).
+    pub fn side_output(mut self, name: impl Into<String>, schema: Schema) -> Self {
+        self.stream = self.stream.side_output(name, schema);
+        self
+    }
+
+    /// A co-map function: `map1(row)` / `map2(row)` return one row of `output` each.
+    pub fn map(self, udf: &str, output: Schema) -> DataStream {
+        self.stream.push_op(StreamOpKind::CoMap, udf, Some(output), None)
+    }
+
+    /// A co-flat-map function: `flat_map1(row)` / `flat_map2(row)` yield rows of `output`.
+    pub fn flat_map(self, udf: &str, output: Schema) -> DataStream {
+        self.stream.push_op(StreamOpKind::CoFlatMap, udf, Some(output), None)
+    }
+}
+
+fn names(schema: &Schema) -> String {
+    schema.fields.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", ")
+}
+
+/// What a job emitted for some input: main output rows, and each declared side output's rows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamOutput {
+    /// The main output.
+    pub main: RecordBatch,
+    /// Every declared side output, in declaration order (empty batches included).
+    pub side_outputs: Vec<(String, RecordBatch)>,
+}
+
+/// A running job: push batches from its sources, then finish.
+pub struct StreamJob {
+    stages: Vec<StageRun>,
+    inputs: Inputs,
+    output_schema: Schema,
+    side_outputs: Vec<(String, Schema)>,
+}
+
+impl std::fmt::Debug for StreamJob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamJob").field("stages", &self.stages.len()).finish()
+    }
+}
+
+/// The outputs of one stage for one batch: main, then each side output.
+type Outputs = Vec<RecordBatch>;
+
+impl StreamJob {
+    /// The main output's schema.
+    pub fn output_schema(&self) -> &Schema {
+        &self.output_schema
+    }
+
+    /// The declared side outputs and their schemas.
+    pub fn side_output_schemas(&self) -> &[(String, Schema)] {
+        &self.side_outputs
+    }
+
+    /// What runs: one pool per stage.
+    pub fn stage_info(&self) -> Vec<&PoolInfo> {
+        self.stages.iter().map(|s| s.pool.info()).collect()
+    }
+
+    /// The names rows can be pushed under.
+    pub fn sources(&self) -> Vec<&str> {
+        match &self.inputs {
+            Inputs::Sources(s) => s.iter().map(String::as_str).collect(),
+            Inputs::Connected { first, second, .. } => first.iter().chain(second).map(String::as_str).collect(),
+        }
+    }
+
+    /// Runs `batch` of the source `source` through the job; returns what it emitted.
+    pub fn push(&mut self, source: &str, batch: RecordBatch) -> Result<StreamOutput, PoolError> {
+        let input = self.stage_input(source, batch)?;
+        let mut sides = self.empty_sides();
+        let main = self.run_from(0, input, &mut sides)?;
+        Ok(self.output(main, sides))
+    }
+
+    /// The input has ended: every pending timer and window fires; then the workers stop.
+    pub fn finish(mut self) -> Result<StreamOutput, PoolError> {
+        let mut sides = self.empty_sides();
+        let mut mains = Vec::new();
+        for i in 0..self.stages.len() {
+            let outputs = self.stages[i].finish(i)?;
+            let main = self.collect_sides(outputs, &mut sides)?;
+            mains.push(self.run_from(i + 1, main, &mut sides)?);
+        }
+        let main = concat_batches(&self.output_schema, &mains)?;
+        let output = self.output(main, sides);
+        let mut closing = Vec::new();
+        for stage in self.stages {
+            if let Err(e) = stage.pool.close() {
+                closing.push(e);
+            }
+        }
+        match closing.into_iter().next() {
+            Some(e) => Err(e),
+            None => Ok(output),
+        }
+    }
+
+    fn empty_sides(&self) -> Vec<Vec<RecordBatch>> {
+        vec![Vec::new(); self.side_outputs.len()]
+    }
+
+    fn output(&self, main: RecordBatch, sides: Vec<Vec<RecordBatch>>) -> StreamOutput {
+        let side_outputs = self
+            .side_outputs
+            .iter()
+            .zip(sides)
+            .map(|((name, schema), parts)| {
+                let batch = concat_batches(schema, &parts).unwrap_or_else(|_| RecordBatch::empty(schema.clone()));
+                (name.clone(), batch)
+            })
+            .collect();
+        StreamOutput { main, side_outputs }
+    }
+
+    /// Keeps a stage's side outputs; returns its main output.
+    fn collect_sides(&self, outputs: Outputs, sides: &mut [Vec<RecordBatch>]) -> Result<RecordBatch, PoolError> {
+        let mut outputs = outputs.into_iter();
+        let main = outputs.next().ok_or_else(|| PoolError::Broken("a stage returned no main output".into()))?;
+        for (side, batch) in sides.iter_mut().zip(outputs) {
+            if batch.num_rows() > 0 {
+                side.push(batch);
+            }
+        }
+        Ok(main)
+    }
+
+    fn run_from(
+        &mut self,
+        first: usize,
+        mut batch: RecordBatch,
+        sides: &mut [Vec<RecordBatch>],
+    ) -> Result<RecordBatch, PoolError> {
+        for i in first..self.stages.len() {
+            let outputs = self.stages[i].push(i, batch)?;
+            batch = self.collect_sides(outputs, sides)?;
+        }
+        Ok(batch)
+    }
+
+    /// `batch` as the first stage's input (connected inputs: a struct of two structs, one null).
+    fn stage_input(&self, source: &str, batch: RecordBatch) -> Result<RecordBatch, PoolError> {
+        let unknown =
+            || PoolError::Usage(format!("the job has no source {source:?}; sources: {}", self.sources().join(", ")));
+        let expected = |schema: &Schema, batch: &RecordBatch| {
+            if batch.schema() != schema {
+                return Err(PoolError::Usage(format!(
+                    "a batch of source {source:?} has columns {:?}; the source was declared with {:?}",
+                    batch.schema().fields,
+                    schema.fields
+                )));
+            }
+            Ok(())
+        };
+        match &self.inputs {
+            Inputs::Sources(names) => {
+                if !names.iter().any(|n| n == source) {
+                    return Err(unknown());
+                }
+                expected(&self.stages[0].stage.input, &batch)?;
+                Ok(batch)
+            }
+            Inputs::Connected { first, second, first_schema, second_schema } => {
+                let side = if first.iter().any(|n| n == source) {
+                    0
+                } else if second.iter().any(|n| n == source) {
+                    1
+                } else {
+                    return Err(unknown());
+                };
+                expected(if side == 0 { first_schema } else { second_schema }, &batch)?;
+                let n = batch.num_rows();
+                let present = struct_of(&batch);
+                let absent_type =
+                    DataType::Struct(if side == 0 { &second_schema.fields } else { &first_schema.fields }.clone());
+                let mut absent = ColumnBuilder::new(&absent_type, n);
+                (0..n).for_each(|_| absent.push_null());
+                let absent = absent.finish();
+                let columns = if side == 0 { vec![present, absent] } else { vec![absent, present] };
+                RecordBatch::try_new(self.stages[0].stage.input.clone(), columns, n)
+                    .map_err(|e| PoolError::Usage(e.to_string()))
+            }
+        }
+    }
+}
+
+/// A batch's columns as one struct column.
+fn struct_of(batch: &RecordBatch) -> Column {
+    let names = batch.schema().fields.iter().map(|f| f.name.clone()).collect();
+    Column {
+        data: ColumnData::Struct { names, columns: batch.columns().to_vec(), len: batch.num_rows() as u64 },
+        validity: None,
+    }
+}
+
+fn concat_batches(schema: &Schema, parts: &[RecordBatch]) -> Result<RecordBatch, PoolError> {
+    let parts: Vec<&RecordBatch> = parts.iter().filter(|b| b.num_rows() > 0).collect();
+    match parts.as_slice() {
+        [] => Ok(RecordBatch::empty(schema.clone())),
+        [one] => Ok((*one).clone()),
+        many => {
+            let rows = many.iter().map(|b| b.num_rows()).sum();
+            let columns = (0..schema.fields.len())
+                .map(|c| {
+                    let cols: Vec<&Column> = many.iter().map(|b| b.column(c)).collect();
+                    Column::concat(&schema.fields[c].data_type, &cols)
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| PoolError::Protocol { index: 0, message: e.to_string() })?;
+            RecordBatch::try_new(schema.clone(), columns, rows)
+                .map_err(|e| PoolError::Protocol { index: 0, message: e.to_string() })
+        }
+    }
+}
+
+/// How a stage finds a row's key.
+enum KeyColumns {
+    None,
+    Plain(Vec<usize>),
+    Connected(Vec<usize>, Vec<usize>),
+}
+
+/// One stage's pool and its position in the stream: rows seen, watermark.
+struct StageRun {
+    pool: Pool,
+    stage: StreamStage,
+    key: KeyColumns,
+    /// Rows of the stage's input so far: the next row's index.
+    rows: u64,
+    watermark: i64,
+    batches: u64,
+    /// The main output's schema, then each side output's.
+    outputs: Vec<Schema>,
+}
+
+/// FNV-1a over bytes: stable across runs and machines, unlike std's hashers.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+}
+
+fn int_column(values: Vec<i64>, validity: Option<ipc::batch::Bitmap>) -> Column {
+    Column { data: ColumnData::Int64(LeBuffer(values)), validity }
+}
+
+fn ints(c: &Column) -> &[i64] {
+    match &c.data {
+        ColumnData::Int64(v) => &v.0,
+        _ => &[],
+    }
+}
+
+fn children(c: &Column) -> &[Column] {
+    match &c.data {
+        ColumnData::Struct { columns, .. } => columns,
+        _ => &[],
+    }
+}
+
+impl StageRun {
+    fn start(stage: StreamStage, settings: &JobSettings, index: usize) -> Result<Self, PoolError> {
+        let output = stage.output_schema().map_err(PoolError::Usage)?;
+        let key = if stage.key.is_empty() {
+            KeyColumns::None
+        } else if stage.connected() {
+            let sides: Vec<Schema> = stage
+                .input
+                .fields
+                .iter()
+                .map(|f| match &f.data_type {
+                    DataType::Struct(fields) => Schema::new(fields.clone()),
+                    _ => Schema::default(),
+                })
+                .collect();
+            let split = stage.first_key_len as usize;
+            let find = |schema: &Schema, keys: &[String]| keys.iter().filter_map(|k| schema.index_of(k)).collect();
+            KeyColumns::Connected(find(&sides[0], &stage.key[..split]), find(&sides[1], &stage.key[split..]))
+        } else {
+            KeyColumns::Plain(stage.key.iter().filter_map(|k| stage.input.index_of(k)).collect())
+        };
+        let outputs = std::iter::once(output).chain(stage.side_outputs.iter().map(|(_, s)| s.clone())).collect();
+        let mut builder = PoolBuilder::new(String::new(), Schema::default()).stream_stage(stage.clone());
+        if let Some(w) = settings.workers {
+            builder = builder.workers(w);
+        }
+        for (k, v) in &settings.config {
+            builder = builder.config(k.clone(), v.clone());
+        }
+        if let Some(exe) = &settings.worker_exe {
+            builder = builder.worker_exe(exe.clone());
+        }
+        let pool = builder.build().map_err(|e| match e {
+            PoolError::Load { udf, error } => {
+                PoolError::Load { udf: format!("stream stage {} ({udf})", index + 1), error }
+            }
+            e => e,
+        })?;
+        Ok(Self { pool, stage, key, rows: 0, watermark: i64::MIN, batches: 0, outputs })
+    }
+
+    fn lost(&self, index: usize, e: PoolError) -> PoolError {
+        PoolError::Broken(format!(
+            "a worker of stream stage {} failed, and the state, timers and windows of its keys with it \
+             (stream stages are not replayed yet): {e}",
+            index + 1
+        ))
+    }
+
+    /// Each row's timestamp (event-time stages).
+    fn timestamps(&self, data: &RecordBatch, column: usize) -> Result<Vec<i64>, PoolError> {
+        let c = data.column(column);
+        let name = &data.schema().fields[column].name;
+        let values: &[i64] = match &c.data {
+            ColumnData::Int64(v) | ColumnData::Timestamp(v) | ColumnData::TimestampTz(v) => &v.0,
+            _ => return Err(PoolError::Usage(format!("the timestamp column {name:?} is not int64 or a timestamp"))),
+        };
+        let millis = !matches!(c.data, ColumnData::Int64(_));
+        (0..data.num_rows())
+            .map(|i| {
+                if c.is_null(i) {
+                    return Err(PoolError::Usage(format!(
+                        "stream stage input row {}: the timestamp column {name:?} is null",
+                        self.rows + i as u64
+                    )));
+                }
+                Ok(if millis { values[i].div_euclid(1000) } else { values[i] })
+            })
+            .collect()
+    }
+
+    fn lane_of(&self, data: &RecordBatch, row: usize, lanes: usize, scratch: &mut Vec<u8>) -> usize {
+        let (column, keys): (&[Column], &[usize]) = match &self.key {
+            KeyColumns::None => return row * lanes / data.num_rows().max(1),
+            KeyColumns::Plain(keys) => (data.columns(), keys),
+            KeyColumns::Connected(first, second) => {
+                if data.column(0).is_null(row) {
+                    (children(data.column(1)), second)
+                } else {
+                    (children(data.column(0)), first)
+                }
+            }
+        };
+        scratch.clear();
+        for &k in keys {
+            // Serializing a Value into a Vec cannot fail: no size limit applies.
+            let _ = ipc::codec::encode_into(&column[k].value(row), scratch);
+        }
+        (fnv1a(scratch) % lanes as u64) as usize
+    }
+
+    fn push(&mut self, index: usize, data: RecordBatch) -> Result<Outputs, PoolError> {
+        let n = data.num_rows();
+        if n == 0 {
+            return Ok(self.outputs.iter().map(|s| RecordBatch::empty(s.clone())).collect());
+        }
+        let base = self.rows;
+        let event_time = self.stage.event_time;
+        let (timestamps, watermarks) = match event_time {
+            Some(et) => {
+                let ts = self.timestamps(&data, et.column as usize)?;
+                let mut wm = Vec::with_capacity(n + 1);
+                for &t in &ts {
+                    wm.push(self.watermark);
+                    self.watermark = self.watermark.max(t.saturating_sub(et.out_of_orderness));
+                }
+                wm.push(self.watermark);
+                (ts, wm)
+            }
+            None => (Vec::new(), Vec::new()),
+        };
+        let lanes = self.pool.lanes.len();
+        let mut per_lane = vec![Vec::new(); lanes];
+        let mut scratch = Vec::new();
+        for row in 0..n {
+            per_lane[self.lane_of(&data, row, lanes, &mut scratch)].push(row as u32);
+        }
+        let rows_data = struct_of(&data);
+        let mut submitted = Vec::new();
+        for (lane, rows) in per_lane.iter().enumerate() {
+            // Event-time stages: every worker hears of the watermark, through a closing marker row.
+            if rows.is_empty() && event_time.is_none() {
+                continue;
+            }
+            let mut take = rows.clone();
+            let mut index_col: Vec<i64> = rows.iter().map(|&r| (base + u64::from(r)) as i64).collect();
+            let (wm_col, ts_col, ts_valid) = match event_time {
+                Some(_) => {
+                    let mut wm: Vec<i64> = rows.iter().map(|&r| watermarks[r as usize]).collect();
+                    let mut ts: Vec<i64> = rows.iter().map(|&r| timestamps[r as usize]).collect();
+                    let mut valid = ipc::batch::Bitmap::filled(rows.len(), true);
+                    // The marker: a copy of row 0 with a null timestamp, at the end of the batch.
+                    take.push(0);
+                    index_col.push((base + n as u64) as i64);
+                    wm.push(watermarks[n]);
+                    ts.push(0);
+                    valid.push(false);
+                    (wm, ts, Some(valid))
+                }
+                None => (
+                    vec![i64::MIN; rows.len()],
+                    vec![0; rows.len()],
+                    Some(ipc::batch::Bitmap::filled(rows.len(), false)),
+                ),
+            };
+            let len = take.len();
+            let part = RecordBatch::try_new(
+                self.stage.worker_input(),
+                vec![
+                    int_column(index_col, None),
+                    int_column(wm_col, None),
+                    int_column(ts_col, ts_valid),
+                    rows_data.take(&take),
+                ],
+                len,
+            )
+            .map_err(|e| PoolError::Protocol { index: lane, message: e.to_string() })?;
+            let id = self.pool.next_seq;
+            self.pool.next_seq += 1;
+            self.pool.lanes[lane].submit(id, &Arc::new(part), &[0, 1, 2, 3]).map_err(|e| self.lost(index, e))?;
+            submitted.push(lane);
+        }
+        let mut results = Vec::with_capacity(submitted.len());
+        let mut failure = None;
+        for &lane in &submitted {
+            match self.pool.lanes[lane].next_result().map_err(|e| self.lost(index, e))? {
+                (_, Ok(output)) => results.push(output.result),
+                (_, Err(error)) => {
+                    failure.get_or_insert(error);
+                }
+            }
+        }
+        let batch = self.batches;
+        self.batches += 1;
+        self.rows += n as u64;
+        if let Some(error) = failure {
+            return Err(self.failed(index, batch, n, error));
+        }
+        // A timer's output belongs to the first row whose watermark reached it (or the row that set it,
+        // if later).
+        let reached = |ts: i64| base + watermarks[1..].partition_point(|&w| w < ts).min(n - 1) as u64;
+        self.merge(&results, |reg, ts| if event_time.is_some() { reg.max(reached(ts)) } else { reg })
+    }
+
+    fn failed(&self, index: usize, batch: u64, rows: usize, error: UdfError) -> PoolError {
+        PoolError::Batch {
+            udf: format!("stream stage {} ({})", index + 1, self.pool.info().udf),
+            batch,
+            first_row: 0,
+            rows: rows as u64,
+            error: Box::new(error),
+        }
+    }
+
+    fn finish(&mut self, index: usize) -> Result<Outputs, PoolError> {
+        let mut results = Vec::new();
+        let mut failure = None;
+        for lane in 0..self.pool.lanes.len() {
+            match self.pool.lanes[lane].finish_groups().map_err(|e| self.lost(index, e))? {
+                Ok(mut columns) if columns.len() == 1 => results.push(columns.remove(0)),
+                Ok(_) => return Err(PoolError::Protocol { index: lane, message: "a stream stage's finish".into() }),
+                Err(error) => {
+                    failure.get_or_insert(error);
+                }
+            }
+        }
+        if let Some(error) = failure {
+            return Err(self.failed(index, self.batches, 0, error));
+        }
+        let end = self.rows;
+        self.merge(&results, |_, _| end)
+    }
+
+    /// The workers' result columns merged by their order: one batch per output.
+    fn merge(&self, results: &[Column], cause: impl Fn(u64, i64) -> u64) -> Result<Outputs, PoolError> {
+        let order_len = STREAM_ORDER_COLUMNS.len();
+        let mut entries: Vec<(u64, i64, i64, i64, usize, u32)> = Vec::new();
+        for (lane, result) in results.iter().enumerate() {
+            let cols = children(result);
+            if cols.len() != order_len + self.outputs.len() {
+                return Err(PoolError::Protocol { index: lane, message: "a stream result of another shape".into() });
+            }
+            let (row, phase, ts, rank) = (ints(&cols[0]), ints(&cols[1]), ints(&cols[2]), ints(&cols[3]));
+            for i in 0..result.len() {
+                let c = if phase[i] == 1 { cause(row[i] as u64, ts[i]) } else { row[i] as u64 };
+                entries.push((c, phase[i], ts[i], rank[i], lane, i as u32));
+            }
+        }
+        entries.sort_unstable();
+        let mut offsets = Vec::with_capacity(results.len());
+        let mut total = 0u32;
+        for r in results {
+            offsets.push(total);
+            total += r.len() as u32;
+        }
+        self.outputs
+            .iter()
+            .enumerate()
+            .map(|(t, schema)| {
+                let parts: Vec<&Column> = results.iter().map(|r| &children(r)[order_len + t]).collect();
+                let indices: Vec<u32> =
+                    entries.iter().filter(|e| !parts[e.4].is_null(e.5 as usize)).map(|e| offsets[e.4] + e.5).collect();
+                if indices.is_empty() {
+                    return Ok(RecordBatch::empty(schema.clone()));
+                }
+                let all = Column::concat(&DataType::Struct(schema.fields.clone()), &parts)
+                    .map_err(|e| PoolError::Protocol { index: 0, message: e.to_string() })?;
+                let taken = all.take(&indices);
+                RecordBatch::try_new(schema.clone(), children(&taken).to_vec(), indices.len())
+                    .map_err(|e| PoolError::Protocol { index: 0, message: e.to_string() })
+            })
+            .collect()
+    }
+}

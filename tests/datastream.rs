@@ -1,0 +1,322 @@
+//! DataStream operators against a plain-Python reference of the same semantics
+//! (`tests/stream_reference.py`), over the same rows: both modes, one and several workers, random
+//! batch sizes, out-of-order timestamps.
+
+mod common;
+
+use common::{udf_file, worker_exe, MODES};
+use host::datastream::{DataStream, JobSettings, StreamJob, Window};
+use host::Mode;
+use ipc::batch::{DataType, Field, RecordBatch, Schema, Value};
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestRunner};
+use serde_json::{json, Value as Json};
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+fn type_of(field: &str) -> DataType {
+    if matches!(field, "k" | "name") {
+        DataType::Utf8
+    } else {
+        DataType::Int64
+    }
+}
+
+fn schema_of(fields: &Json) -> Schema {
+    Schema::new(
+        fields
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| Field::new(f.as_str().unwrap(), type_of(f.as_str().unwrap())))
+            .collect(),
+    )
+}
+
+fn udf(name: &str) -> String {
+    format!("{}:{name}", udf_file("stream.py"))
+}
+
+/// The job a description names, as the Rust API builds it.
+fn build(job: &Json, mode: Mode, workers: usize) -> Result<StreamJob, host::PoolError> {
+    let sources: Vec<(&String, &Json)> = job["sources"].as_object().unwrap().iter().collect();
+    let mut streams: Vec<DataStream> =
+        sources.iter().map(|(name, fields)| DataStream::source(name.as_str(), schema_of(fields))).collect();
+    for (name, fields) in job["side_outputs"].as_object().unwrap() {
+        streams[0] = streams[0].clone().side_output(name.as_str(), schema_of(fields));
+    }
+    if let Some(et) = job.get("event_time").filter(|e| !e.is_null()) {
+        streams[0] = streams[0].clone().assign_timestamps(et[0].as_str().unwrap(), et[1].as_i64().unwrap());
+    }
+    let mut stream: Option<DataStream> = None;
+    for stage in job["stages"].as_array().unwrap() {
+        let ops = stage["ops"].as_array().unwrap();
+        let key: Vec<String> = stage
+            .get("key")
+            .and_then(|k| k.as_array())
+            .into_iter()
+            .flatten()
+            .map(|k| k.as_str().unwrap().into())
+            .collect();
+        let fields = |op: &Json| schema_of(&op["fields"]);
+        let head = ops[0]["kind"].as_str().unwrap();
+        let mut s = match head {
+            "co_map" | "co_flat_map" => {
+                let mut c = streams[0].clone().connect(streams[1].clone());
+                if !key.is_empty() {
+                    let second: Vec<String> =
+                        stage["second_key"].as_array().unwrap().iter().map(|k| k.as_str().unwrap().into()).collect();
+                    c = c.key_by(key.clone(), second);
+                }
+                let f = udf(ops[0]["fn"].as_str().unwrap());
+                if head == "co_map" {
+                    c.map(&f, fields(&ops[0]))
+                } else {
+                    c.flat_map(&f, fields(&ops[0]))
+                }
+            }
+            _ => {
+                let mut s = stream.take().unwrap_or_else(|| {
+                    let mut all = streams.clone().into_iter();
+                    let first = all.next().unwrap();
+                    first.union(all)
+                });
+                if !key.is_empty() {
+                    let keyed = s.key_by(key.clone());
+                    let op = &ops[0];
+                    let f = udf(op["fn"].as_str().unwrap());
+                    s = match head {
+                        "reduce" => keyed.reduce(&f),
+                        "process" => keyed.process(&f, fields(op)),
+                        "window" => {
+                            let a = &op["assigner"];
+                            let assigner = if let Some(n) = a.get("count") {
+                                Window::sliding_count(
+                                    n.as_u64().unwrap(),
+                                    a.get("slide").unwrap_or(n).as_u64().unwrap(),
+                                )
+                            } else if let Some(g) = a.get("session") {
+                                Window::session(g.as_i64().unwrap())
+                            } else {
+                                let size = a["size"].as_i64().unwrap();
+                                Window::sliding(size, a.get("slide").map_or(size, |s| s.as_i64().unwrap()))
+                            };
+                            let w = keyed.window(assigner);
+                            match op["function"].as_str().unwrap() {
+                                "apply" => w.apply(&f, fields(op)),
+                                "process" => w.process(&f, fields(op)),
+                                "aggregate" => w.aggregate(&f, fields(op)),
+                                _ => w.reduce(&f),
+                            }
+                        }
+                        other => panic!("not a keyed operator: {other}"),
+                    };
+                }
+                s
+            }
+        };
+        let start = if key.is_empty() && !head.starts_with("co_") { 0 } else { 1 };
+        for op in &ops[start..] {
+            let f = udf(op["fn"].as_str().unwrap());
+            s = match op["kind"].as_str().unwrap() {
+                "map" => {
+                    let s = s.map(&f, fields(op));
+                    match op.get("concurrency") {
+                        Some(c) => s.concurrency(c.as_u64().unwrap() as u32),
+                        None => s,
+                    }
+                }
+                "flat_map" => s.flat_map(&f, fields(op)),
+                "filter" => s.filter(&f),
+                other => panic!("not a chained operator: {other}"),
+            };
+        }
+        stream = Some(s);
+    }
+    stream.unwrap().build(JobSettings::default().mode(mode).workers(workers).worker_exe(worker_exe()))
+}
+
+fn json_of(v: &Value) -> Json {
+    match v {
+        Value::Null => Json::Null,
+        Value::Int64(x) => json!(x),
+        Value::Utf8(s) => json!(s),
+        other => panic!("unexpected value {other:?}"),
+    }
+}
+
+fn rows_of(batch: &RecordBatch) -> Vec<Json> {
+    batch.to_rows().iter().map(|r| Json::Array(r.iter().map(json_of).collect())).collect()
+}
+
+/// Runs the job in `mode` with `workers`: main rows and side output rows.
+fn run(job: &Json, mode: Mode, workers: usize) -> Json {
+    let mut j = build(job, mode, workers).unwrap_or_else(|e| panic!("{e}"));
+    let mut main = Vec::new();
+    let mut sides: serde_json::Map<String, Json> =
+        job["side_outputs"].as_object().unwrap().keys().map(|k| (k.clone(), json!([]))).collect();
+    let mut take = |out: host::datastream::StreamOutput| {
+        main.extend(rows_of(&out.main));
+        for (name, batch) in &out.side_outputs {
+            sides[name].as_array_mut().unwrap().extend(rows_of(batch));
+        }
+    };
+    for push in job["pushes"].as_array().unwrap() {
+        let source = push[0].as_str().unwrap();
+        let schema = schema_of(&job["sources"][source]);
+        let rows: Vec<Vec<Value>> = push[1]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                r.as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| match v {
+                        Json::String(s) => Value::Utf8(s.clone()),
+                        n => Value::Int64(n.as_i64().unwrap()),
+                    })
+                    .collect()
+            })
+            .collect();
+        take(j.push(source, RecordBatch::from_rows(schema, &rows).unwrap()).unwrap_or_else(|e| panic!("{e}")));
+    }
+    take(j.finish().unwrap_or_else(|e| panic!("{e}")));
+    json!({ "main": main, "sides": sides })
+}
+
+fn reference(job: &Json) -> Json {
+    let mut child = Command::new("python3")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/stream_reference.py"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 runs the reference");
+    child.stdin.take().unwrap().write_all(job.to_string().as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "reference failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Rows `[k, ts, v]`: keys a..d, timestamps rising with jitter (out of order), values -2..10.
+fn arb_rows() -> impl Strategy<Value = Vec<(u8, i64, i64)>> {
+    prop::collection::vec((0u8..4, -6i64..7, -2i64..10), 1..40)
+}
+
+fn as_pushes(rows: &[(u8, i64, i64)], batch: usize, source: &str) -> Json {
+    let rows: Vec<Json> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, &(k, jitter, v))| {
+            let key = ["a", "b", "c", "d"][k as usize];
+            json!([key, (i as i64 * 3 + jitter).max(0), v])
+        })
+        .collect();
+    Json::Array(rows.chunks(batch).map(|c| json!([source, c])).collect())
+}
+
+fn cases() -> u32 {
+    std::env::var("UDFPOOL_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(6u32).min(256)
+}
+
+const KTV: [&str; 3] = ["k", "ts", "v"];
+
+/// The job over random rows and batch sizes equals the reference, in both modes, with 1 and 3 workers.
+fn check_against_reference(job: Json) {
+    let mut runner = TestRunner::new(Config { cases: cases(), failure_persistence: None, ..Config::default() });
+    runner
+        .run(&(arb_rows(), 1usize..9), |(rows, batch)| {
+            let mut job = job.clone();
+            job["pushes"] = as_pushes(&rows, batch, "a");
+            let expected = reference(&job);
+            for mode in MODES {
+                for workers in [1, 3] {
+                    let got = run(&job, mode, workers);
+                    prop_assert_eq!(&got, &expected, "{} with {} workers, batch {}", mode, workers, batch);
+                }
+            }
+            Ok(())
+        })
+        .unwrap();
+}
+
+fn job(stages: Json) -> Json {
+    json!({
+        "udf_file": udf_file("stream.py"),
+        "sources": { "a": KTV },
+        "side_outputs": { "negative": KTV, "late": KTV },
+        "event_time": ["ts", 4],
+        "stages": stages,
+    })
+}
+
+#[test]
+fn map_flat_map_filter_chain_with_a_side_output() {
+    check_against_reference(job(json!([{ "ops": [
+        { "kind": "filter", "fn": "positive" },
+        { "kind": "map", "fn": "double", "fields": KTV },
+        { "kind": "flat_map", "fn": "explode", "fields": KTV },
+    ]}])));
+    check_against_reference(job(json!([{ "ops": [{ "kind": "flat_map", "fn": "explode", "fields": KTV }] }])));
+}
+
+#[test]
+fn keyed_rolling_reduce_then_map() {
+    check_against_reference(job(json!([{ "key": ["k"], "ops": [
+        { "kind": "reduce", "fn": "add" },
+        { "kind": "map", "fn": "double", "fields": KTV },
+    ]}])));
+}
+
+#[test]
+fn keyed_process_function_with_value_state_and_timers() {
+    check_against_reference(job(json!([{ "key": ["k"], "ops": [
+        { "kind": "process", "fn": "CountWithTimeout", "fields": KTV },
+    ]}])));
+}
+
+#[test]
+fn keyed_process_function_with_list_and_map_state() {
+    check_against_reference(job(json!([{ "key": ["k"], "ops": [
+        { "kind": "process", "fn": "ListAndMap", "fields": KTV },
+    ]}])));
+}
+
+#[test]
+fn tumbling_and_sliding_windows_with_every_function() {
+    for (assigner, function, f) in [
+        (json!({ "size": 10 }), "aggregate", "SumAgg"),
+        (json!({ "size": 10 }), "apply", "window_rows"),
+        (json!({ "size": 12, "slide": 4 }), "process", "Describe"),
+        (json!({ "size": 9, "slide": 3 }), "reduce", "sum_v"),
+    ] {
+        check_against_reference(job(json!([{ "key": ["k"], "ops": [
+            { "kind": "window", "fn": f, "assigner": assigner, "function": function, "fields": KTV },
+        ]}])));
+    }
+}
+
+#[test]
+fn session_and_count_windows() {
+    check_against_reference(job(json!([{ "key": ["k"], "ops": [
+        { "kind": "window", "fn": "window_rows", "assigner": { "session": 5 }, "function": "apply", "fields": KTV },
+    ]}])));
+    check_against_reference(job(json!([{ "key": ["k"], "ops": [
+        { "kind": "window", "fn": "count_rows", "assigner": { "count": 3 }, "function": "apply", "fields": KTV },
+    ]}])));
+    check_against_reference(job(json!([{ "key": ["k"], "ops": [
+        { "kind": "window", "fn": "count_rows", "assigner": { "count": 3, "slide": 2 }, "function": "apply", "fields": KTV },
+    ]}])));
+}
+
+#[test]
+fn two_keyed_stages_one_after_another() {
+    check_against_reference(job(json!([
+        { "ops": [{ "kind": "map", "fn": "double", "fields": KTV }] },
+        { "key": ["k"], "ops": [{ "kind": "reduce", "fn": "add" }] },
+        { "key": ["k"], "ops": [
+            { "kind": "window", "fn": "SumAgg", "assigner": { "size": 20 }, "function": "aggregate", "fields": KTV },
+        ]},
+    ])));
+}

@@ -1,0 +1,358 @@
+"""A plain-Python reference of udfpool's DataStream semantics, for the property tests.
+
+One row at a time, one process, no batches, no workers: the watermark advances after every row (the
+largest timestamp so far minus the bound); after each row, every timer it reached fires, by (timestamp,
+key's first row); at the end every timer fires. Reads a job description (JSON) on stdin, writes
+{"main": [...], "sides": {...}} on stdout. Written apart from the runtime it checks: no code shared but
+the API classes users import (OutputTag, descriptors, TimeWindow, Row).
+"""
+
+import asyncio
+import heapq
+import importlib.util
+import inspect
+import json
+import os
+import sys
+import types
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PYTHON = os.path.join(HERE, "..", "worker", "python")
+
+
+def load_udfpool():
+    source = "".join(open(os.path.join(PYTHON, f)).read() for f in ("udfpool.py", "stream.py"))
+    module = types.ModuleType("udfpool")
+    sys.modules["udfpool"] = module
+    exec(compile(source, "<udfpool>", "exec"), module.__dict__)
+    return module
+
+
+U = load_udfpool()
+
+
+def load_function(path, name):
+    spec = importlib.util.spec_from_file_location("reference_udfs", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    obj = getattr(module, name)
+    return obj() if isinstance(obj, type) else obj
+
+
+def method(obj, name):
+    m = getattr(obj, name, None)
+    return m if callable(m) and not inspect.isfunction(obj) else obj
+
+
+class State:
+    def __init__(self):
+        self.values = {}
+        self.key = None
+
+
+class Value:
+    def __init__(self, st, name):
+        self.st, self.name = st, name
+
+    def value(self):
+        return self.st.values.get((self.name, self.st.key))
+
+    def update(self, v):
+        self.st.values[(self.name, self.st.key)] = v
+
+    def clear(self):
+        self.st.values.pop((self.name, self.st.key), None)
+
+
+class ListValue(Value):
+    def get(self):
+        return list(self.value() or [])
+
+    def add(self, v):
+        self.update(self.get() + [v])
+
+
+class MapValue(Value):
+    def get(self, k):
+        return (self.value() or {}).get(k)
+
+    def put(self, k, v):
+        d = dict(self.value() or {})
+        d[k] = v
+        self.update(d)
+
+
+class RuntimeContext:
+    def __init__(self, st):
+        self.st = st
+
+    def get_state(self, d):
+        return Value(self.st, d.name)
+
+    def get_list_state(self, d):
+        return ListValue(self.st, d.name)
+
+    def get_map_state(self, d):
+        return MapValue(self.st, d.name)
+
+
+def normalize(row, fields):
+    if isinstance(row, dict):
+        return [row[f] for f in fields]
+    if isinstance(row, tuple):
+        return list(row)
+    return [row]
+
+
+class Stage:
+    def __init__(self, job, stage, in_fields):
+        self.job, self.spec = job, stage
+        self.ops = stage["ops"]
+        self.st = State()
+        self.in_fields = in_fields
+        self.funcs = [load_function(job["udf_file"], op["fn"]) for op in self.ops]
+        for f in self.funcs:
+            if hasattr(f, "open") and not inspect.isfunction(f):
+                f.open(RuntimeContext(self.st))
+        self.out = []  # (tag, normalized row)
+        self.timers = []
+        self.pending = set()
+        self.wm = -(1 << 63)
+        self.first_row = {}
+        self.windows = {}
+        self.counts = {}
+
+    # The operators after the head, applied to one main-output row.
+    def tail(self, row, start):
+        rows = [row]
+        for op, f in zip(self.ops[start:], self.funcs[start:]):
+            nxt = []
+            for r in rows:
+                if op["kind"] == "map":
+                    res = method(f, "map")(r)
+                    if inspect.iscoroutine(res):
+                        res = asyncio.run(res)
+                    nxt.append(self.as_row(res, op["fields"]))
+                elif op["kind"] == "filter":
+                    if method(f, "filter")(r):
+                        nxt.append(r)
+                else:
+                    for item in method(f, "flat_map")(r) or ():
+                        if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], U.OutputTag):
+                            self.side(item[0].tag_id, item[1])
+                        else:
+                            nxt.append(self.as_row(item, op["fields"]))
+            rows = nxt
+        return rows
+
+    def as_row(self, value, fields):
+        values = normalize(value, fields)
+        return U._row_type(tuple(fields))(*values)
+
+    def side(self, tag, row):
+        self.out.append((tag, normalize(row, self.job["side_outputs"][tag])))
+
+    def main(self, row, fields):
+        start = 1 if self.head else 0
+        for r in self.tail(self.as_row(row, fields), start):
+            self.out.append(("main", list(r)))
+
+    def emit_all(self, produced, fields):
+        for item in produced or ():
+            if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], U.OutputTag):
+                self.side(item[0].tag_id, item[1])
+            else:
+                self.main(item, fields)
+
+    @property
+    def head(self):
+        return self.ops and self.ops[0]["kind"] in ("reduce", "process", "window", "co_map", "co_flat_map")
+
+    def key(self, row, names):
+        values = tuple(row[n] for n in names)
+        return values[0] if len(values) == 1 else values
+
+    def run(self, rows):
+        if not self.head:
+            for r in rows:
+                self.main(r, self.in_fields)
+            return self.out
+        kind = self.ops[0]["kind"]
+        f = self.funcs[0]
+        fields = self.ops[0].get("fields") or self.in_fields
+        event_time = self.job.get("event_time") if kind in ("process", "window") else None
+        if kind == "window" and "count" in self.ops[0]["assigner"]:
+            event_time = None
+        for i, r in enumerate(rows):
+            if kind in ("co_map", "co_flat_map"):
+                side, value = r
+                if self.spec.get("key"):
+                    names = self.spec["key"] if side == 0 else self.spec["second_key"]
+                    self.st.key = self.key(value, names)
+                name = ("map1", "map2")[side] if kind == "co_map" else ("flat_map1", "flat_map2")[side]
+                res = getattr(f, name)(value)
+                if kind == "co_map":
+                    self.main(res, fields)
+                else:
+                    self.emit_all(res, fields)
+                continue
+            key = self.key(r, self.spec["key"])
+            self.st.key = key
+            self.first_row.setdefault(key, i)
+            ts = r[event_time[0]] if event_time else None
+            if kind == "reduce":
+                prev = self.st.values.get(("reduce", key))
+                new = r if prev is None else self.as_row(f(prev, r), self.in_fields)
+                self.st.values[("reduce", key)] = new
+                self.main(new, self.in_fields)
+            elif kind == "process":
+                self.emit_all(method(f, "process_element")(r, Ctx(self, ts)), fields)
+            else:
+                self.window_element(key, ts, r, fields)
+            if event_time:
+                self.wm = max(self.wm, ts - event_time[1])
+                self.fire(fields)
+        self.wm = (1 << 63) - 1
+        self.fire(fields)
+        return self.out
+
+    def register(self, ts, key):
+        if (key, ts) not in self.pending:
+            self.pending.add((key, ts))
+            heapq.heappush(self.timers, (ts, self.first_row[key], key))
+
+    def fire(self, fields):
+        while self.timers and self.timers[0][0] <= self.wm:
+            ts, _, key = heapq.heappop(self.timers)
+            if (key, ts) not in self.pending:
+                continue
+            self.pending.discard((key, ts))
+            self.st.key = key
+            if self.ops[0]["kind"] == "window":
+                self.window_fire(key, ts, fields)
+            else:
+                self.emit_all(self.funcs[0].on_timer(ts, Ctx(self, ts)), fields)
+
+    # Windows: rows kept per (key, window) until the window fires.
+    def window_element(self, key, ts, row, fields):
+        a = self.ops[0]["assigner"]
+        late = self.ops[0].get("late", "late")
+        if "count" in a:
+            size, slide = a["count"], a.get("slide", a["count"])
+            n, rows = self.counts.get(key, (0, []))
+            n += 1
+            rows = (rows + [row])[-size:]
+            if n % slide == 0:
+                self.window_emit(key, U.CountWindow(n // slide - 1), rows, fields)
+                if slide >= size:
+                    rows = []
+            self.counts[key] = (n, rows)
+            return
+        wins = self.windows.setdefault(key, {})
+        if "session" in a:
+            start, end = ts, ts + a["session"]
+            overlapping = [w for w in wins if w[0] < end and start < w[1]]
+            for w in overlapping:
+                start, end = min(start, w[0]), max(end, w[1])
+            if end - 1 <= self.wm:
+                self.side(late, row)
+                return
+            contents = []
+            for w in overlapping:
+                contents += wins.pop(w)
+                self.pending.discard((key, w[1] - 1))
+            wins[(start, end)] = contents + [row]
+            self.register(end - 1, key)
+            return
+        size, slide = a["size"], a.get("slide", a["size"])
+        starts = [s for s in range(ts - ts % slide - size * 2, ts + 1, slide) if s <= ts < s + size]
+        live = [s for s in starts if s + size - 1 > self.wm]
+        if not live:
+            self.side(late, row)
+            return
+        for s in live:
+            if (s, s + size) not in wins:
+                wins[(s, s + size)] = []
+                self.register(s + size - 1, key)
+            wins[(s, s + size)].append(row)
+
+    def window_fire(self, key, ts, fields):
+        wins = self.windows.get(key, {})
+        for w in sorted(w for w in wins if w[1] - 1 == ts):
+            self.window_emit(key, U.TimeWindow(*w), wins.pop(w), fields)
+
+    def window_emit(self, key, window, rows, fields):
+        f, function = self.funcs[0], self.ops[0]["function"]
+        if function == "apply":
+            self.emit_all(method(f, "apply")(key, window, rows), fields)
+        elif function == "process":
+
+            class C:
+                def window(_):
+                    return window
+
+            self.emit_all(f.process(key, C(), rows), fields)
+        elif function == "reduce":
+            value = rows[0]
+            for r in rows[1:]:
+                value = self.as_row(method(f, "reduce")(value, r), self.in_fields)
+            self.main(value, self.in_fields)
+        else:
+            acc = f.create_accumulator()
+            for r in rows:
+                acc = f.add(r, acc)
+            self.main(f.get_result(acc), fields)
+
+
+class Ctx:
+    def __init__(self, stage, ts):
+        self.stage, self.ts = stage, ts
+
+    def get_current_key(self):
+        return self.stage.st.key
+
+    def timestamp(self):
+        return self.ts
+
+    def timer_service(self):
+        return self
+
+    def register_event_time_timer(self, ts):
+        self.stage.register(ts, self.stage.st.key)
+
+    def current_watermark(self):
+        return self.stage.wm
+
+
+def main():
+    job = json.load(sys.stdin)
+    fields_of = job["sources"]
+    first = job["stages"][0]
+    if first["ops"][0]["kind"] in ("co_map", "co_flat_map"):
+        names = list(fields_of)
+        rows = [
+            (names.index(src), U._row_type(tuple(fields_of[src]))(*row))
+            for src, batch in job["pushes"]
+            for row in batch
+        ]
+        in_fields = None
+    else:
+        in_fields = next(iter(fields_of.values()))
+        rows = [U._row_type(tuple(in_fields))(*row) for _src, batch in job["pushes"] for row in batch]
+    sides = {name: [] for name in job["side_outputs"]}
+    for stage in job["stages"]:
+        out = Stage(job, stage, in_fields).run(rows)
+        for tag, row in out:
+            if tag != "main":
+                sides[tag].append(row)
+        last = stage["ops"][-1]
+        fields = None
+        for op in stage["ops"]:
+            fields = op.get("fields") or fields or in_fields
+        in_fields = fields
+        rows = [U._row_type(tuple(in_fields))(*row) for tag, row in out if tag == "main"]
+    json.dump({"main": [list(r) for r in rows], "sides": sides}, sys.stdout)
+
+
+if __name__ == "__main__":
+    main()

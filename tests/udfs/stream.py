@@ -1,0 +1,166 @@
+"""DataStream operators for the tests (tests/datastream.rs) and their plain-Python reference."""
+
+import asyncio
+import random
+
+from udfpool import (
+    AggregateFunction,
+    CoFlatMapFunction,
+    CoMapFunction,
+    KeyedProcessFunction,
+    ListStateDescriptor,
+    MapStateDescriptor,
+    OutputTag,
+    ProcessWindowFunction,
+    ValueStateDescriptor,
+)
+
+# Rows: k (utf8), ts (int64), v (int64).
+
+
+def double(row):
+    return (row.k, row.ts, row.v * 2)
+
+
+def explode(row):
+    """0, 1 or 2 rows per row; negative values go to the side output "negative"."""
+    if row.v < 0:
+        yield OutputTag("negative"), row
+        return
+    for i in range(row.v % 3):
+        yield (row.k, row.ts, row.v * 10 + i)
+
+
+def positive(row):
+    return row.v > 0
+
+
+def add(a, b):
+    return (a.k, max(a.ts, b.ts), a.v + b.v)
+
+
+def sum_v(a, b):
+    return (a.k, b.ts, a.v + b.v)
+
+
+class CountWithTimeout(KeyedProcessFunction):
+    """Flink's documented example: per key, a count and the last timestamp (value state); a timer 10
+    after each row; emits (key, count, ts) when a key stayed quiet for 10."""
+
+    def open(self, runtime_context):
+        self.state = runtime_context.get_state(ValueStateDescriptor("state"))
+
+    def process_element(self, row, ctx):
+        current = self.state.value()
+        count = 1 if current is None else current[0] + 1
+        self.state.update((count, ctx.timestamp()))
+        ctx.timer_service().register_event_time_timer(ctx.timestamp() + 10)
+        if row.v < 0:
+            yield OutputTag("negative"), row
+
+    def on_timer(self, timestamp, ctx):
+        count, last = self.state.value()
+        if timestamp == last + 10:
+            yield (ctx.get_current_key(), count, timestamp)
+
+
+class ListAndMap(KeyedProcessFunction):
+    """List state of every value, map state of counts per value parity; emits per row."""
+
+    def open(self, runtime_context):
+        self.values = runtime_context.get_list_state(ListStateDescriptor("values"))
+        self.parity = runtime_context.get_map_state(MapStateDescriptor("parity"))
+
+    def process_element(self, row, ctx):
+        self.values.add(row.v)
+        p = row.v % 2
+        self.parity.put(p, (self.parity.get(p) or 0) + 1)
+        yield (ctx.get_current_key(), ctx.timestamp(), sum(self.values.get()) * 100 + self.parity.get(p))
+
+
+class SumAgg(AggregateFunction):
+    """DataStream aggregate: (key, sum of v) per window."""
+
+    def create_accumulator(self):
+        return (None, 0)
+
+    def add(self, row, acc):
+        return (row.k, acc[1] + row.v)
+
+    def get_result(self, acc):
+        return (acc[0], 0, acc[1])
+
+    def merge(self, a, b):
+        return (a[0] or b[0], a[1] + b[1])
+
+
+def window_rows(key, window, rows):
+    """apply: (key, window start, sum of v * 1000 + rows)."""
+    yield (key, window.start, sum(r.v for r in rows) * 1000 + len(rows))
+
+
+def count_rows(key, window, rows):
+    yield (key, window.id, sum(r.v for r in rows))
+
+
+class Describe(ProcessWindowFunction):
+    def process(self, key, context, elements):
+        w = context.window()
+        yield (key, w.start, w.end * 1000 + len(elements))
+
+
+class Enrich(CoFlatMapFunction):
+    """Connected, keyed: the first input sets a key's factor, the second's rows are multiplied by it
+    (rows before any factor are held back until one comes)."""
+
+    def __init__(self):
+        self.factor = {}
+        self.waiting = {}
+
+    def flat_map1(self, row):
+        self.factor[row.k] = row.v
+        for held in self.waiting.pop(row.k, []):
+            yield (held.k, held.ts, held.v * row.v)
+
+    def flat_map2(self, row):
+        if row.k in self.factor:
+            yield (row.k, row.ts, row.v * self.factor[row.k])
+        else:
+            self.waiting.setdefault(row.k, []).append(row)
+
+
+class Tag(CoMapFunction):
+    """Connected: both inputs to one schema."""
+
+    def map1(self, row):
+        return (row.k, row.ts, row.v)
+
+    def map2(self, row):
+        return (row.name, 0, row.n * 1000)
+
+
+async def slow_double(row):
+    """Sleeps a random time (so calls finish out of order), then doubles."""
+    await asyncio.sleep(random.random() * 0.003)
+    return (row.k, row.ts, row.v * 2)
+
+
+class Concurrency:
+    """An async map that reports how many of its calls ran at once."""
+
+    def __init__(self):
+        self.running = 0
+        self.peak = 0
+
+    async def map(self, row):
+        self.running += 1
+        self.peak = max(self.peak, self.running)
+        await asyncio.sleep(0.001)
+        self.running -= 1
+        return (row.k, self.peak, row.v)
+
+
+def fails_on_seven(row):
+    if row.v == 7:
+        raise ValueError("seven")
+    return row

@@ -1,0 +1,783 @@
+
+
+# ---------------------------------------------------------------------------------------------------
+# DataStream operators (bundled into the same `udfpool` module as the Table-API kinds above).
+#
+# A worker runs one *stage*: an optional head operator that needs a key or two inputs (reduce, keyed
+# process function, window, co-function), then plain map / flat_map / filter operators on what it emits.
+# Rows are `Row`s (tuples with field names). Keyed state, timers and window contents live here, in the
+# worker that owns the key (PROCESS mode) or in the host's interpreter (THREAD mode).
+#
+# Every emitted row carries an order key (row, phase, timestamp, key rank): the host merges the workers'
+# outputs by it, so the output is the same for any number of workers. `row` is the index of the stage
+# input row that caused it; phase 0 is an element's own output, phase 1 a timer's (for a timer: the row
+# it was registered at, which the host turns into the row whose watermark advance fired it); the key
+# rank (the index of the key's first row) orders timers of different keys firing at the same time.
+# ---------------------------------------------------------------------------------------------------
+
+import asyncio as _asyncio
+import heapq as _heapq
+import inspect as _inspect
+import itertools as _itertools
+import json as _json
+
+
+class OutputTag:
+    """A named side output: ``yield OutputTag("late"), row`` (or ``ctx.output(tag, row)``) sends the row
+    there instead of to the main output. Its schema is declared with the job (Rust API or job file)."""
+
+    def __init__(self, tag_id, type_info=None):
+        self.tag_id = tag_id
+        self.type_info = type_info
+
+    def __repr__(self):
+        return f"OutputTag({self.tag_id!r})"
+
+    def __eq__(self, other):
+        return isinstance(other, OutputTag) and other.tag_id == self.tag_id
+
+    def __hash__(self):
+        return hash(self.tag_id)
+
+
+class MapFunction(UserDefinedFunction):
+    """``map(value)`` returns one row."""
+
+    def map(self, value):
+        raise NotImplementedError
+
+
+class FlatMapFunction(UserDefinedFunction):
+    """``flat_map(value)`` yields zero or more rows."""
+
+    def flat_map(self, value):
+        raise NotImplementedError
+
+
+class FilterFunction(UserDefinedFunction):
+    """``filter(value)`` returns True to keep the row."""
+
+    def filter(self, value):
+        raise NotImplementedError
+
+
+class ReduceFunction(UserDefinedFunction):
+    """``reduce(value1, value2)`` folds two rows of one key into one."""
+
+    def reduce(self, value1, value2):
+        raise NotImplementedError
+
+
+class KeyedProcessFunction(UserDefinedFunction):
+    """``process_element(value, ctx)`` yields rows; ``on_timer(timestamp, ctx)`` when an event-time timer
+    fires. Keyed state comes from the runtime context given to ``open``."""
+
+    def process_element(self, value, ctx):
+        raise NotImplementedError
+
+    def on_timer(self, timestamp, ctx):
+        return None
+
+
+class CoMapFunction(UserDefinedFunction):
+    """``map1`` handles the first connected input's rows, ``map2`` the second's; one row each."""
+
+    def map1(self, value):
+        raise NotImplementedError
+
+    def map2(self, value):
+        raise NotImplementedError
+
+
+class CoFlatMapFunction(UserDefinedFunction):
+    """``flat_map1`` / ``flat_map2`` yield zero or more rows for a row of the first / second input."""
+
+    def flat_map1(self, value):
+        raise NotImplementedError
+
+    def flat_map2(self, value):
+        raise NotImplementedError
+
+
+class WindowFunction(UserDefinedFunction):
+    """``apply(key, window, inputs)`` yields the window's output rows."""
+
+    def apply(self, key, window, inputs):
+        raise NotImplementedError
+
+
+class ProcessWindowFunction(UserDefinedFunction):
+    """``process(key, context, elements)`` yields rows; ``context.window()`` has ``start`` and ``end``."""
+
+    def process(self, key, context, elements):
+        raise NotImplementedError
+
+
+class TimeWindow:
+    """An event-time window ``[start, end)``; ``max_timestamp()`` is ``end - 1``."""
+
+    __slots__ = ("start", "end")
+
+    def __init__(self, start, end):
+        self.start, self.end = start, end
+
+    def max_timestamp(self):
+        return self.end - 1
+
+    def __eq__(self, other):
+        return isinstance(other, TimeWindow) and (self.start, self.end) == (other.start, other.end)
+
+    def __hash__(self):
+        return hash((self.start, self.end))
+
+    def __repr__(self):
+        return f"TimeWindow(start={self.start}, end={self.end})"
+
+
+class CountWindow:
+    """The ``id``-th window of a key's count window (0, 1, ...)."""
+
+    __slots__ = ("id",)
+
+    def __init__(self, id):
+        self.id = id
+
+    def __repr__(self):
+        return f"CountWindow({self.id})"
+
+
+class ValueStateDescriptor:
+    def __init__(self, name, value_type_info=None):
+        self.name = name
+
+
+class ListStateDescriptor:
+    def __init__(self, name, elem_type_info=None):
+        self.name = name
+
+
+class MapStateDescriptor:
+    def __init__(self, name, key_type_info=None, value_type_info=None):
+        self.name = name
+
+
+class _KeyedStore:
+    """Every state of one stage: name -> key -> value, read and written for the current key."""
+
+    def __init__(self):
+        self.tables = {}
+        self.current_key = None
+
+    def table(self, name):
+        return self.tables.setdefault(name, {})
+
+
+class ValueState:
+    """One value per key (None until updated)."""
+
+    def __init__(self, store, name):
+        self._store, self._table = store, store.table(name)
+
+    def value(self):
+        return self._table.get(self._store.current_key)
+
+    def update(self, value):
+        self._table[self._store.current_key] = value
+
+    def clear(self):
+        self._table.pop(self._store.current_key, None)
+
+
+class ListState:
+    """A list per key."""
+
+    def __init__(self, store, name):
+        self._store, self._table = store, store.table(name)
+
+    def get(self):
+        return list(self._table.get(self._store.current_key, ()))
+
+    def add(self, value):
+        self._table.setdefault(self._store.current_key, []).append(value)
+
+    def add_all(self, values):
+        self._table.setdefault(self._store.current_key, []).extend(values)
+
+    def update(self, values):
+        self._table[self._store.current_key] = list(values)
+
+    def clear(self):
+        self._table.pop(self._store.current_key, None)
+
+    def __iter__(self):
+        return iter(self.get())
+
+
+class MapState:
+    """A dict per key."""
+
+    def __init__(self, store, name):
+        self._store, self._table = store, store.table(name)
+
+    def _map(self):
+        return self._table.setdefault(self._store.current_key, {})
+
+    def get(self, key):
+        return self._table.get(self._store.current_key, {}).get(key)
+
+    def put(self, key, value):
+        self._map()[key] = value
+
+    def put_all(self, items):
+        self._map().update(items)
+
+    def remove(self, key):
+        self._map().pop(key, None)
+
+    def contains(self, key):
+        return key in self._table.get(self._store.current_key, {})
+
+    def keys(self):
+        return list(self._table.get(self._store.current_key, {}).keys())
+
+    def values(self):
+        return list(self._table.get(self._store.current_key, {}).values())
+
+    def items(self):
+        return list(self._table.get(self._store.current_key, {}).items())
+
+    def is_empty(self):
+        return not self._table.get(self._store.current_key)
+
+    def clear(self):
+        self._table.pop(self._store.current_key, None)
+
+
+class RuntimeContext(FunctionContext):
+    """What ``open(runtime_context)`` gets in a DataStream operator: the function context plus keyed
+    state, scoped to the key of the row (or timer) being handled."""
+
+    def __init__(self, worker_index, num_workers, job_parameters, store):
+        super().__init__(worker_index, num_workers, job_parameters)
+        self._store = store
+
+    def get_state(self, descriptor):
+        return ValueState(self._store, descriptor.name)
+
+    def get_list_state(self, descriptor):
+        return ListState(self._store, descriptor.name)
+
+    def get_map_state(self, descriptor):
+        return MapState(self._store, descriptor.name)
+
+
+class _TimerService:
+    """Event-time timers of one stage: a heap of (timestamp, key rank, key) fired when the watermark
+    reaches them, at most one per key and timestamp."""
+
+    def __init__(self, stage):
+        self._stage = stage
+        self._heap = []
+        self._pending = set()
+        self.watermark = -(1 << 63)
+
+    def register(self, ts, key):
+        ts = int(ts)
+        if (key, ts) in self._pending:
+            return
+        self._pending.add((key, ts))
+        order = self._stage.order
+        # A timer set while a timer fires keeps the firing timer's place in the output order.
+        parent = order if order[1] == 1 else (order[0], 1, ts, self._stage.ranks[key])
+        _heapq.heappush(self._heap, (ts, self._stage.ranks[key], next(self._stage.seq), key, parent))
+
+    def delete(self, ts, key):
+        self._pending.discard((key, int(ts)))
+
+    def advance(self, watermark, fire):
+        """Raises the watermark and fires every timer it passed, by (timestamp, key rank)."""
+        if watermark > self.watermark:
+            self.watermark = watermark
+        heap = self._heap
+        while heap and heap[0][0] <= self.watermark:
+            ts, _rank, _seq, key, order = _heapq.heappop(heap)
+            if (key, ts) not in self._pending:
+                continue
+            self._pending.discard((key, ts))
+            fire(ts, key, order)
+
+
+class _Context:
+    """``ctx`` of process functions: the current key, the row's timestamp, timers, side outputs."""
+
+    __slots__ = ("_stage", "_ts")
+
+    def __init__(self, stage):
+        self._stage = stage
+        self._ts = None
+
+    def get_current_key(self):
+        return self._stage.store.current_key
+
+    def timestamp(self):
+        return self._ts
+
+    def current_watermark(self):
+        return self._stage.timers.watermark
+
+    def timer_service(self):
+        return self
+
+    def current_processing_time(self):
+        import time
+
+        return int(time.time() * 1000)
+
+    def register_event_time_timer(self, timestamp):
+        if self._stage.timers is None:
+            raise RuntimeError("event-time timers need a timestamp column: declare one for the stream")
+        self._stage.timers.register(timestamp, self._stage.store.current_key)
+
+    def delete_event_time_timer(self, timestamp):
+        self._stage.timers.delete(timestamp, self._stage.store.current_key)
+
+    def output(self, tag, value):
+        self._stage.emit(self._stage.order, (tag, value))
+
+
+class _WindowContext:
+    __slots__ = ("_window", "_stage")
+
+    def __init__(self, window, stage):
+        self._window, self._stage = window, stage
+
+    def window(self):
+        return self._window
+
+    def current_watermark(self):
+        timers = self._stage.timers
+        return timers.watermark if timers is not None else None
+
+    def output(self, tag, value):
+        self._stage.emit(self._stage.order, (tag, value))
+
+
+_types_function_like = (type(lambda: 0), type(len))
+
+
+class _Op:
+    """One loaded operator: its function, how to call it, and where its output goes."""
+
+    def __init__(self, stage, spec, index):
+        self.stage = stage
+        self.kind = spec["kind"]
+        self.index = index
+        udf = spec["udf"]
+        self.label = f"operator {index + 1} ({_OP_NAMES[self.kind]} {udf['path']}:{udf['name']})"
+        module = _load_file(udf["path"], f"udfpool_stream_{udf['name']}_{next(_STREAM_LOADS)}")
+        try:
+            obj = getattr(module, udf["name"])
+        except AttributeError:
+            raise LookupError(f"{udf['path']} defines no {udf['name']!r}") from None
+        if isinstance(obj, type):
+            obj = obj()
+        self.func = obj
+        self.fields = tuple(spec["output_fields"])
+        self.bare = len(self.fields) == 1
+        self.row_type = _row_type(self.fields)
+        self.window = spec.get("window")
+        # Rows that another operator reads (or a reduce keeps) get field names; the last one's need not.
+        self.named = self.kind == "Reduce" or (self.window or {}).get("function") == "Reduce"
+        self.concurrency = spec.get("concurrency") or 0
+        self.call = self._resolve()
+        self.is_async = _inspect.iscoroutinefunction(self.call)
+        if self.is_async and self.kind != "Map":
+            raise TypeError(f"{self.label}: only map functions may be async def")
+
+    def _resolve(self):
+        names = {
+            "Map": ("map",),
+            "FlatMap": ("flat_map",),
+            "Filter": ("filter",),
+            "Reduce": ("reduce",),
+            "Process": ("process_element",),
+            "CoMap": ("map1", "map2"),
+            "CoFlatMap": ("flat_map1", "flat_map2"),
+        }.get(self.kind)
+        if self.kind == "Window":
+            function = self.window["function"]
+            if function == "Aggregate":
+                for m in ("create_accumulator", "add", "get_result"):
+                    if not callable(getattr(self.func, m, None)):
+                        raise TypeError(f"{self.label}: a window aggregate needs create_accumulator, add, get_result")
+                return self.func
+            names = {"Apply": ("apply",), "Process": ("process",), "Reduce": ("reduce",)}[function]
+        if len(names) == 2:
+            missing = [n for n in names if not callable(getattr(self.func, n, None))]
+            if missing:
+                raise TypeError(f"{self.label}: {type(self.func).__name__} has no {', '.join(missing)}")
+            return tuple(getattr(self.func, n) for n in names)
+        method = getattr(self.func, names[0], None)
+        if callable(method):
+            return method
+        if not callable(self.func):
+            raise TypeError(f"{self.label}: {type(self.func).__name__} has no {names[0]}() and is not callable")
+        return self.func
+
+    def open(self, context):
+        opener = getattr(self.func, "open", None)
+        if callable(opener) and not isinstance(self.func, _types_function_like):
+            opener(context)
+
+    def close(self):
+        closer = getattr(self.func, "close", None)
+        if callable(closer) and not isinstance(self.func, _types_function_like):
+            closer()
+
+    def row(self, value):
+        """A returned value as an output row: one-column outputs take bare values."""
+        if self.bare and not isinstance(value, (tuple, dict)):
+            value = (value,)
+        if self.named and type(value) is not self.row_type:
+            if isinstance(value, dict):
+                return self.row_type(**{f: value[f] for f in self.fields}) if self.fields else value
+            if isinstance(value, tuple):
+                return tuple.__new__(self.row_type, value)
+        return value
+
+
+_OP_NAMES = {
+    "Map": "map",
+    "FlatMap": "flat_map",
+    "Filter": "filter",
+    "Reduce": "reduce",
+    "Process": "process",
+    "Window": "window",
+    "CoMap": "co_map",
+    "CoFlatMap": "co_flat_map",
+}
+_STREAM_LOADS = _itertools.count()
+
+
+class _StreamFailure(Exception):
+    """Marks where a user function raised: the operator and the stage input row."""
+
+
+class _Stage:
+    """One stage in one worker: see the comment at the top of this part."""
+
+    def __init__(self, spec_json, worker_index, num_workers, job_parameters):
+        spec = _json.loads(spec_json)
+        self.store = _KeyedStore()
+        self.ranks = {}
+        self.seq = _itertools.count()
+        self.order = (0, 0, 0, 0)
+        self.out = []
+        self.failed_row = None
+        self.failed_op = None
+        self.tags = {name: i + 1 for i, name in enumerate(spec["side_outputs"])}
+        ops = [_Op(self, op, i) for i, op in enumerate(spec["ops"])]
+        for op in ops[:-1]:
+            op.named = True
+        head_kinds = ("Reduce", "Process", "Window", "CoMap", "CoFlatMap")
+        self.head = ops[0] if ops and ops[0].kind in head_kinds else None
+        self.tail = ops[1:] if self.head else ops
+        for op in self.tail:
+            if op.kind in head_kinds:
+                raise TypeError(f"{op.label}: a {_OP_NAMES[op.kind]} must follow key_by or connect directly")
+        self.connected = spec["connected"]
+        if self.connected:
+            self.key_index = (spec["key_index"], spec["second_key_index"])
+        else:
+            self.key_index = spec["key_index"]
+        self.keyed = bool(spec["key_index"])
+        self.timers = _TimerService(self) if spec["event_time"] else None
+        self.ctx = _Context(self)
+        self.windows = {}
+        context = RuntimeContext(worker_index, num_workers, job_parameters, self.store)
+        for op in ops:
+            op.open(context)
+        self.ops = ops
+        if self.head is not None and self.head.kind == "Window":
+            self._window_setup()
+
+    # -- emitting -----------------------------------------------------------------------------------
+
+    def emit(self, order, item):
+        """Records one thing a function produced: a row, or (OutputTag, row) for a side output."""
+        if type(item) is tuple and len(item) == 2 and isinstance(item[0], OutputTag):
+            tag = self.tags.get(item[0].tag_id)
+            if tag is None:
+                declared = ", ".join(self.tags) or "none"
+                raise LookupError(f"side output {item[0].tag_id!r} is not declared; declared: {declared}")
+            self.out.append((order, tag, item[1]))
+        else:
+            self.out.append((order, 0, item))
+
+    def emit_all(self, order, produced, op):
+        if produced is None:
+            return
+        if isinstance(produced, (str, bytes)) or not hasattr(produced, "__iter__"):
+            raise TypeError(f"{op.label} returned {produced!r}: return or yield rows, or None")
+        for item in produced:
+            if type(item) is tuple and len(item) == 2 and isinstance(item[0], OutputTag):
+                self.emit(order, item)
+            else:
+                self.out.append((order, 0, op.row(item)))
+
+    # -- keys ---------------------------------------------------------------------------------------
+
+    def key_of(self, row, side=0):
+        index = self.key_index[side] if self.connected else self.key_index
+        if len(index) == 1:
+            return row[index[0]]
+        return tuple(row[i] for i in index)
+
+    # -- the batch loop -----------------------------------------------------------------------------
+
+    def process(self, rows_index, watermarks, timestamps, rows):
+        """Runs the stage over one batch; returns [(order, tag, row)] in order."""
+        self.out = []
+        head = self.head
+        timers = self.timers
+        try:
+            for i, row in enumerate(rows):
+                r = rows_index[i]
+                self.failed_row = r
+                if timers is not None:
+                    self.failed_op = head
+                    timers.advance(watermarks[i], self._fire)
+                    if timestamps[i] is None:
+                        # The batch's closing marker: it only carried the watermark.
+                        continue
+                if head is None:
+                    self.out.append(((r, 0, 0, 0), 0, row))
+                    continue
+                self.failed_op = head
+                self._element(head, r, timestamps[i], row)
+            out = self.out
+            for op in self.tail:
+                out = self._run_tail(op, out)
+        finally:
+            self.out = []
+        return [(o[0], o[1], o[2], o[3], tag, row) for o, tag, row in out]
+
+    def finish(self):
+        """The input has ended: every timer fires (event time), then the outputs."""
+        self.out = []
+        self.failed_row = None
+        self.failed_op = self.head
+        try:
+            if self.timers is not None:
+                self.timers.advance((1 << 63) - 1, self._fire)
+            out = self.out
+            for op in self.tail:
+                out = self._run_tail(op, out)
+        finally:
+            self.out = []
+        return [(o[0], o[1], o[2], o[3], tag, row) for o, tag, row in out]
+
+    def close(self):
+        for op in self.ops:
+            op.close()
+            loop = getattr(op, "loop", None)
+            if loop is not None:
+                loop.close()
+
+    def failure(self):
+        """Where the last failure happened: (operator label or None, stage input row or None)."""
+        op = self.failed_op
+        return (op.label if op is not None else None, self.failed_row)
+
+    def _rank(self, key, r):
+        rank = self.ranks.get(key)
+        if rank is None:
+            rank = self.ranks[key] = r
+        return rank
+
+    def _element(self, head, r, ts, row):
+        kind = head.kind
+        if self.connected:
+            side = 0 if row[0] is not None else 1
+            value = row[side]
+            if self.keyed:
+                key = self.key_of(value, side)
+                self.store.current_key = key
+                self._rank(key, r)
+            self.order = order = (r, 0, 0, 0)
+            produced = head.call[side](value)
+            if kind == "CoMap":
+                self.out.append((order, 0, head.row(produced)))
+            else:
+                self.emit_all(order, produced, head)
+            return
+        key = self.key_of(row)
+        self.store.current_key = key
+        rank = self._rank(key, r)
+        self.order = order = (r, 0, 0, 0)
+        if kind == "Reduce":
+            table = self.store.table("__reduce__")
+            previous = table.get(key)
+            value = row if previous is None else head.row(head.call(previous, row))
+            table[key] = value
+            self.out.append((order, 0, value))
+        elif kind == "Process":
+            ctx = self.ctx
+            ctx._ts = ts
+            self.emit_all(order, head.call(row, ctx), head)
+        else:
+            self._window_element(head, key, rank, r, ts, row)
+
+    def _fire(self, ts, key, order):
+        self.store.current_key = key
+        self.order = order
+        head = self.head
+        self.failed_op = head
+        if head.kind == "Window":
+            self._window_fire(head, ts, key, order)
+            return
+        on_timer = getattr(head.func, "on_timer", None)
+        if on_timer is None:
+            raise TypeError(f"{head.label}: a timer fired but {type(head.func).__name__} has no on_timer")
+        ctx = self.ctx
+        ctx._ts = ts
+        self.emit_all(order, on_timer(ts, ctx), head)
+
+    def _run_tail(self, op, items):
+        self.failed_op = op
+        kind = op.kind
+        call = op.call
+        out = []
+        if op.is_async:
+            return self._run_async(op, items)
+        for item in items:
+            order, tag, row = item
+            if tag != 0:
+                out.append(item)
+                continue
+            self.failed_row = order[0]
+            if kind == "Map":
+                out.append((order, 0, op.row(call(row))))
+            elif kind == "Filter":
+                keep = call(row)
+                if keep is True or (keep is not None and keep is not False and _truthy(keep, op)):
+                    out.append(item)
+            else:
+                self.out = out
+                self.emit_all(order, call(row), op)
+        return out
+
+    def _run_async(self, op, items):
+        """Awaits every row's call at once (at most `concurrency` at a time); results in input order."""
+        loop = getattr(op, "loop", None)
+        if loop is None:
+            loop = op.loop = _asyncio.new_event_loop()
+        limit = _asyncio.Semaphore(op.concurrency) if op.concurrency > 0 else None
+
+        async def one(row):
+            if limit is None:
+                return await op.call(row)
+            async with limit:
+                return await op.call(row)
+
+        async def run_all():
+            return await _asyncio.gather(*(one(row) for _order, tag, row in items if tag == 0))
+
+        results = iter(loop.run_until_complete(run_all()))
+        return [(order, tag, row) if tag != 0 else (order, 0, op.row(next(results))) for order, tag, row in items]
+
+    # -- windows ------------------------------------------------------------------------------------
+
+    def _window_setup(self):
+        window = self.head.window
+        assigner = window["assigner"]
+        (self.w_kind, self.w_args), = assigner.items()
+        self.late_tag = window["late_output"] + 1
+
+    def _window_element(self, head, key, rank, r, ts, row):
+        kind, args = self.w_kind, self.w_args
+        windows = self.windows.setdefault(key, {})
+        if kind == "Count":
+            state = windows.setdefault("count", [0, []])
+            state[0] += 1
+            rows = state[1]
+            rows.append(row)
+            if len(rows) > args["size"]:
+                del rows[0]
+            if state[0] % args["slide"] == 0:
+                window = CountWindow(state[0] // args["slide"] - 1)
+                contents = list(rows)
+                if args["slide"] >= args["size"]:
+                    rows.clear()
+                self._window_emit(head, key, window, contents, (r, 0, 0, 0))
+            return
+        watermark = self.timers.watermark
+        if kind == "Sliding":
+            size, slide, offset = args["size"], args["slide"], args["offset"]
+            last_start = ts - (ts - offset) % slide
+            starts = range(last_start, ts - size, -slide)
+            live = [TimeWindow(s, s + size) for s in starts if s + size - 1 > watermark]
+            if not live:
+                self.out.append(((r, 0, 0, 0), self.late_tag, row))
+                return
+            for w in live:
+                contents = windows.get(w)
+                if contents is None:
+                    contents = windows[w] = []
+                    self.timers.register(w.end - 1, key)
+                contents.append(row)
+            return
+        # Session windows: merge the new one with every window it overlaps.
+        gap = args["gap"]
+        start, end = ts, ts + gap
+        merged = [w for w in windows if w.start < end and start < w.end]
+        for w in merged:
+            start, end = min(start, w.start), max(end, w.end)
+        if end - 1 <= watermark:
+            self.out.append(((r, 0, 0, 0), self.late_tag, row))
+            return
+        contents = []
+        for w in merged:
+            contents.extend(windows.pop(w))
+            self.timers.delete(w.end - 1, key)
+        contents.append((r, row))
+        contents.sort(key=lambda c: c[0])
+        windows[TimeWindow(start, end)] = contents
+        self.timers.register(end - 1, key)
+
+    def _window_fire(self, head, ts, key, order):
+        windows = self.windows.get(key, {})
+        for w in [w for w in windows if w.end - 1 == ts]:
+            contents = windows.pop(w)
+            if self.w_kind == "Session":
+                contents = [row for _r, row in contents]
+            self._window_emit(head, key, w, contents, order)
+        if not windows:
+            self.windows.pop(key, None)
+
+    def _window_emit(self, head, key, window, rows, order):
+        function = head.window["function"]
+        self.order = order
+        if function == "Apply":
+            self.emit_all(order, head.call(key, window, rows), head)
+        elif function == "Process":
+            self.emit_all(order, head.call(key, _WindowContext(window, self), rows), head)
+        elif function == "Reduce":
+            value = rows[0]
+            for row in rows[1:]:
+                value = head.row(head.call(value, row))
+            self.out.append((order, 0, value))
+        else:
+            agg = head.func
+            acc = agg.create_accumulator()
+            for row in rows:
+                acc = agg.add(row, acc)
+            self.out.append((order, 0, head.row(agg.get_result(acc))))
+
+
+def _truthy(keep, op):
+    raise TypeError(f"{op.label} returned {keep!r}: a filter returns True, False or None")
+
+
+def _stream_stage(spec_json, worker_index, num_workers, job_parameters):
+    return _Stage(spec_json, worker_index, num_workers, job_parameters)

@@ -1,0 +1,197 @@
+//! DataStream stages in the worker: the bundled Python runtime (`udfpool`'s `_Stage`) runs the
+//! operators, keeps keyed state and timers; this module hands it a batch's rows and turns what it emits
+//! into the result column (order columns, then the main and side outputs).
+
+use crate::convert::{push_result, to_py};
+use crate::error::from_py;
+use ipc::batch::{Column, ColumnBuilder, ColumnData, DataType};
+use ipc::protocol::{OpenRequest, StreamStage, UdfError, UdfErrorKind};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+
+/// A loaded stage: the Python `_Stage` object and the column type of its results.
+#[derive(Debug)]
+pub struct StreamDriver {
+    stage: Py<PyAny>,
+    result_type: DataType,
+    /// The main output's and each side output's struct type.
+    outputs: Vec<DataType>,
+}
+
+fn definition(m: impl Into<String>) -> UdfError {
+    UdfError::plain(UdfErrorKind::Definition, m)
+}
+
+/// Indices of `names` among `fields`' names.
+fn indices(names: &[String], fields: &[ipc::batch::Field], side: &str) -> Result<Vec<usize>, UdfError> {
+    names
+        .iter()
+        .map(|n| {
+            fields.iter().position(|f| &f.name == n).ok_or_else(|| {
+                let have: Vec<&str> = fields.iter().map(|f| f.name.as_str()).collect();
+                definition(format!("no key column {n:?} in the {side}; columns: {}", have.join(", ")))
+            })
+        })
+        .collect()
+}
+
+/// What the Python runtime needs of the stage, as JSON.
+fn python_spec(stage: &StreamStage) -> Result<String, UdfError> {
+    let connected = stage.connected();
+    let (key_index, second_key_index) = if connected {
+        let side = |i: usize| match stage.input.fields.get(i).map(|f| &f.data_type) {
+            Some(DataType::Struct(fields)) => Ok(fields.clone()),
+            _ => Err(definition("connected inputs travel as a struct of two structs")),
+        };
+        let split = stage.first_key_len as usize;
+        let key = &stage.key;
+        (
+            indices(&key[..split.min(key.len())], &side(0)?, "first input")?,
+            indices(&key[split.min(key.len())..], &side(1)?, "second input")?,
+        )
+    } else {
+        (indices(&stage.key, &stage.input.fields, "input")?, Vec::new())
+    };
+    let mut fields: Vec<&str> = stage.input.fields.iter().map(|f| f.name.as_str()).collect();
+    let ops: Vec<serde_json::Value> = stage
+        .ops
+        .iter()
+        .map(|op| {
+            if let Some(s) = &op.output {
+                fields = s.fields.iter().map(|f| f.name.as_str()).collect();
+            }
+            serde_json::json!({
+                "kind": op.kind,
+                "udf": { "path": op.udf.path, "name": op.udf.name },
+                "output_fields": fields,
+                "window": op.window,
+                "concurrency": op.concurrency,
+            })
+        })
+        .collect();
+    let spec = serde_json::json!({
+        "ops": ops,
+        "side_outputs": stage.side_outputs.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+        "connected": connected,
+        "key_index": key_index,
+        "second_key_index": second_key_index,
+        "event_time": stage.event_time.is_some(),
+    });
+    Ok(spec.to_string())
+}
+
+impl StreamDriver {
+    /// Loads every operator of the stage and calls their `open(runtime_context)`.
+    pub fn load(py: Python<'_>, req: &OpenRequest, stage: &StreamStage) -> Result<Self, UdfError> {
+        let result_type = stage.result_type().map_err(definition)?;
+        let DataType::Struct(fields) = &result_type else { unreachable!("result_type is a struct") };
+        let outputs = fields[ipc::protocol::STREAM_ORDER_COLUMNS.len()..].iter().map(|f| f.data_type.clone()).collect();
+        if stage.ops.is_empty() {
+            return Err(definition("a stream stage needs at least one operator"));
+        }
+        let spec = python_spec(stage)?;
+        let udfpool = py.import("udfpool").map_err(|e| from_py(py, &e, UdfErrorKind::Environment, None))?;
+        let params = PyDict::new(py);
+        for (k, v) in &req.config {
+            params.set_item(k, v).map_err(|e| from_py(py, &e, UdfErrorKind::Environment, None))?;
+        }
+        let stage = udfpool
+            .call_method1("_stream_stage", (spec, req.worker_index, req.num_workers, params))
+            .map_err(|e| from_py(py, &e, UdfErrorKind::Definition, None))?;
+        Ok(Self { stage: stage.unbind(), result_type, outputs })
+    }
+
+    /// The result column's type.
+    pub fn result_type(&self) -> &DataType {
+        &self.result_type
+    }
+
+    /// Runs the stage over a batch of the columns `__row`, `__wm`, `__ts`, `data`.
+    pub fn process(&self, py: Python<'_>, cols: &[&Column], rows: usize) -> Result<Column, UdfError> {
+        let [index, watermarks, timestamps, data] = cols else {
+            return Err(definition(format!("a stream stage takes 4 columns, got {}", cols.len())));
+        };
+        let ints = |c: &Column, what: &str| match &c.data {
+            ColumnData::Int64(v) if v.0.len() == rows => {
+                Ok((0..rows).map(|i| (!c.is_null(i)).then(|| v.0[i])).collect::<Vec<_>>())
+            }
+            _ => Err(UdfError::plain(UdfErrorKind::BadResult, format!("stream column {what} is not int64"))),
+        };
+        let index = ints(index, "__row")?;
+        let watermarks = ints(watermarks, "__wm")?;
+        let timestamps = ints(timestamps, "__ts")?;
+        let failed = |e: PyErr| self.failure(py, e);
+        let values = (0..rows)
+            .map(|r| if data.is_null(r) { Ok(py.None().into_bound(py)) } else { to_py(py, data, r) })
+            .collect::<PyResult<Vec<_>>>()
+            .map_err(|e| from_py(py, &e, UdfErrorKind::Raised, None))?;
+        let args = (
+            PyList::new(py, index).map_err(failed)?,
+            PyList::new(py, watermarks).map_err(failed)?,
+            PyList::new(py, timestamps).map_err(failed)?,
+            PyList::new(py, values).map_err(failed)?,
+        );
+        let out = self.stage.bind(py).call_method1("process", args).map_err(failed)?;
+        self.collect(py, &out)
+    }
+
+    /// The input has ended: what the pending timers and windows emit.
+    pub fn finish(&self, py: Python<'_>) -> Result<Column, UdfError> {
+        let out = self.stage.bind(py).call_method0("finish").map_err(|e| self.failure(py, e))?;
+        self.collect(py, &out)
+    }
+
+    /// Calls every operator's `close()`.
+    pub fn close(&self, py: Python<'_>) -> Result<(), UdfError> {
+        self.stage.bind(py).call_method0("close").map(drop).map_err(|e| from_py(py, &e, UdfErrorKind::Lifecycle, None))
+    }
+
+    /// A Python failure, with the operator and the stage input row the runtime recorded.
+    fn failure(&self, py: Python<'_>, e: PyErr) -> UdfError {
+        let mut error = from_py(py, &e, UdfErrorKind::Raised, None);
+        if let Ok((label, row)) =
+            self.stage.bind(py).call_method0("failure").and_then(|f| f.extract::<(Option<String>, Option<u64>)>())
+        {
+            if let Some(label) = label {
+                error.message = format!("{label}: {}", error.message);
+            }
+            error.row = row;
+        }
+        error
+    }
+
+    /// The runtime's `[(row, phase, ts, rank, tag, value)]` as the result column.
+    fn collect(&self, py: Python<'_>, out: &Bound<'_, PyAny>) -> Result<Column, UdfError> {
+        let bad = |e: PyErr| from_py(py, &e, UdfErrorKind::BadResult, None);
+        let items = out.cast::<PyList>().map_err(|e| UdfError::plain(UdfErrorKind::BadResult, e.to_string()))?;
+        let mut builder = ColumnBuilder::new(&self.result_type, items.len());
+        let order_len = ipc::protocol::STREAM_ORDER_COLUMNS.len();
+        for item in items.iter() {
+            let (row, phase, ts, rank, tag, value): (i64, i64, i64, i64, usize, Bound<'_, PyAny>) =
+                item.extract().map_err(bad)?;
+            for (i, x) in [row, phase, ts, rank].into_iter().enumerate() {
+                builder.child(i).push_i64(x);
+            }
+            for (t, output) in self.outputs.iter().enumerate() {
+                let child = builder.child(order_len + t);
+                if t == tag {
+                    let at = usize::try_from(row).unwrap_or(0);
+                    if value.is_none() {
+                        return Err(UdfError {
+                            row: Some(at as u64),
+                            ..UdfError::plain(UdfErrorKind::BadResult, "an operator emitted None as a row")
+                        });
+                    }
+                    push_result(child, output, &value, at).map_err(|mut e| {
+                        e.row = Some(at as u64);
+                        e
+                    })?;
+                } else {
+                    child.push_null();
+                }
+            }
+            builder.close_entry().map_err(|e| UdfError::plain(UdfErrorKind::BadResult, e.to_string()))?;
+        }
+        Ok(builder.finish())
+    }
+}
