@@ -224,11 +224,16 @@ const KTV: [&str; 3] = ["k", "ts", "v"];
 
 /// The job over random rows and batch sizes equals the reference, in both modes, with 1 and 3 workers.
 fn check_against_reference(job: Json) {
+    check_with_pushes(job, |rows, batch| as_pushes(rows, batch, "a"))
+}
+
+/// As [`check_against_reference`], the rows cut into pushes by `pushes(rows, batch size)`.
+fn check_with_pushes(job: Json, pushes: impl Fn(&[(u8, i64, i64)], usize) -> Json) {
     let mut runner = TestRunner::new(Config { cases: cases(), failure_persistence: None, ..Config::default() });
     runner
         .run(&(arb_rows(), 1usize..9), |(rows, batch)| {
             let mut job = job.clone();
-            job["pushes"] = as_pushes(&rows, batch, "a");
+            job["pushes"] = pushes(&rows, batch);
             let expected = reference(&job);
             for mode in MODES {
                 for workers in [1, 3] {
@@ -319,4 +324,190 @@ fn two_keyed_stages_one_after_another() {
             { "kind": "window", "fn": "SumAgg", "assigner": { "size": 20 }, "function": "aggregate", "fields": KTV },
         ]},
     ])));
+}
+
+/// Batch `i` from source `a` when `i` is even, else from `b` (rows reshaped by `second` there).
+fn alternating(rows: &[(u8, i64, i64)], batch: usize, second: impl Fn(&Json) -> Json) -> Json {
+    let pushes = as_pushes(rows, batch, "a");
+    Json::Array(
+        pushes
+            .as_array()
+            .unwrap()
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                if i % 2 == 0 {
+                    p.clone()
+                } else {
+                    json!(["b", p[1].as_array().unwrap().iter().map(&second).collect::<Vec<_>>()])
+                }
+            })
+            .collect(),
+    )
+}
+
+#[test]
+fn union_of_two_sources_then_a_keyed_reduce() {
+    let mut j = job(json!([{ "key": ["k"], "ops": [{ "kind": "reduce", "fn": "add" }] }]));
+    j["sources"] = json!({ "a": KTV, "b": KTV });
+    check_with_pushes(j, |rows, batch| alternating(rows, batch, Json::clone));
+}
+
+#[test]
+fn connected_inputs_with_co_map_and_keyed_co_flat_map_sharing_state() {
+    let mut j = job(json!([{ "ops": [{ "kind": "co_map", "fn": "Tag", "fields": KTV }] }]));
+    j["sources"] = json!({ "a": KTV, "b": ["name", "n"] });
+    check_with_pushes(j, |rows, batch| alternating(rows, batch, |r| json!([r[0], r[2]])));
+    let mut j = job(
+        json!([{ "key": ["k"], "second_key": ["k"], "ops": [{ "kind": "co_flat_map", "fn": "Enrich", "fields": KTV }] }]),
+    );
+    j["sources"] = json!({ "a": KTV, "b": KTV });
+    check_with_pushes(j, |rows, batch| alternating(rows, batch, Json::clone));
+}
+
+#[test]
+fn async_map_finishing_out_of_order_is_emitted_in_order() {
+    check_against_reference(job(json!([{ "ops": [
+        { "kind": "map", "fn": "slow_double", "fields": KTV, "concurrency": 4 },
+        { "kind": "filter", "fn": "positive" },
+    ]}])));
+}
+
+fn ktv_batch(rows: &[(&str, i64, i64)]) -> RecordBatch {
+    let schema = schema_of(&json!(KTV));
+    let rows: Vec<Vec<Value>> =
+        rows.iter().map(|&(k, ts, v)| vec![Value::Utf8(k.into()), Value::Int64(ts), Value::Int64(v)]).collect();
+    RecordBatch::from_rows(schema, &rows).unwrap()
+}
+
+fn ktv() -> Schema {
+    schema_of(&json!(KTV))
+}
+
+#[test]
+fn async_calls_run_concurrently_up_to_the_limit() {
+    for mode in MODES {
+        let out_schema = ktv();
+        let mut job = DataStream::source("a", ktv())
+            .map(&udf("Concurrency"), out_schema)
+            .concurrency(3)
+            .build(JobSettings::default().mode(mode).workers(1).worker_exe(worker_exe()))
+            .unwrap();
+        let rows: Vec<(&str, i64, i64)> = (0..20).map(|i| ("a", 0, i)).collect();
+        let out = job.push("a", ktv_batch(&rows)).unwrap();
+        let peaks: Vec<i64> =
+            out.main.to_rows().iter().map(|r| if let Value::Int64(p) = r[1] { p } else { 0 }).collect();
+        let values: Vec<Value> = out.main.to_rows().iter().map(|r| r[2].clone()).collect();
+        assert_eq!(values, (0..20).map(Value::Int64).collect::<Vec<_>>(), "{mode}: in input order");
+        assert_eq!(peaks.iter().max(), Some(&3), "{mode}: at most 3 at once, and 3 reached: {peaks:?}");
+        job.finish().unwrap();
+    }
+}
+
+#[test]
+fn late_rows_reach_the_side_output() {
+    for mode in MODES {
+        let mut job = DataStream::source("a", ktv())
+            .assign_timestamps("ts", 0)
+            .key_by(["k"])
+            .window(Window::tumbling(10))
+            .side_output_late_data("too_late")
+            .apply(&udf("window_rows"), ktv())
+            .build(JobSettings::default().mode(mode).workers(2).worker_exe(worker_exe()))
+            .unwrap();
+        let first = job.push("a", ktv_batch(&[("a", 3, 1), ("a", 12, 4), ("b", 25, 2), ("a", 8, 100)])).unwrap();
+        // ts 25 moved the watermark to 25: [0, 10) and [10, 20) of "a" fired; ts 8 came after: late.
+        assert_eq!(
+            first.main.to_rows(),
+            vec![
+                vec![Value::Utf8("a".into()), Value::Int64(0), Value::Int64(1001)],
+                vec![Value::Utf8("a".into()), Value::Int64(10), Value::Int64(4001)],
+            ],
+            "{mode}"
+        );
+        let (name, late) = &first.side_outputs[0];
+        assert_eq!(name, "too_late");
+        assert_eq!(late.to_rows(), vec![vec![Value::Utf8("a".into()), Value::Int64(8), Value::Int64(100)]], "{mode}");
+        let rest = job.finish().unwrap();
+        assert_eq!(rest.main.to_rows(), vec![vec![Value::Utf8("b".into()), Value::Int64(20), Value::Int64(2001)]]);
+    }
+}
+
+#[test]
+fn a_failing_function_names_its_operator_and_row() {
+    for mode in MODES {
+        let mut job = DataStream::source("a", ktv())
+            .filter(&udf("positive"))
+            .map(&udf("fails_on_seven"), ktv())
+            .build(JobSettings::default().mode(mode).workers(2).worker_exe(worker_exe()))
+            .unwrap();
+        let err = job.push("a", ktv_batch(&[("a", 1, 1), ("a", 2, 7), ("a", 3, 3)])).unwrap_err().to_string();
+        assert!(
+            err.contains("input row 1") && err.contains("operator 2 (map") && err.contains("ValueError: seven"),
+            "{err}"
+        );
+        let err = DataStream::source("a", ktv())
+            .flat_map(&udf("undeclared_tag"), ktv())
+            .build(JobSettings::default().mode(mode).workers(1).worker_exe(worker_exe()))
+            .unwrap()
+            .push("a", ktv_batch(&[("a", 1, 1)]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("side output 'nowhere' is not declared"), "{err}");
+    }
+}
+
+#[test]
+fn bad_jobs_are_refused_at_build() {
+    let settings = || JobSettings::default().workers(1).worker_exe(worker_exe());
+    let err = DataStream::source("a", ktv()).key_by(["nope"]).reduce(&udf("add")).build(settings()).unwrap_err();
+    assert!(err.to_string().contains("no key column \"nope\"; columns: k, ts, v"), "{err}");
+    let err = DataStream::source("a", ktv())
+        .key_by(["k"])
+        .window(Window::tumbling(10))
+        .reduce(&udf("sum_v"))
+        .build(settings())
+        .unwrap_err();
+    assert!(err.to_string().contains("need timestamps"), "{err}");
+    let err = DataStream::source("a", ktv()).map(&udf("no_such_function"), ktv()).build(settings()).unwrap_err();
+    assert!(err.to_string().contains("no_such_function"), "{err}");
+    let other = Schema::new(vec![Field::new("x", DataType::Int64)]);
+    let err = DataStream::source("a", ktv())
+        .union([DataStream::source("b", other)])
+        .filter(&udf("positive"))
+        .build(settings());
+    assert!(err.unwrap_err().to_string().contains("different schemas"));
+}
+
+#[test]
+fn a_dead_worker_fails_the_job_clearly_and_leaves_nothing_behind() {
+    let mut job = DataStream::source("a", ktv())
+        .assign_timestamps("ts", 0)
+        .key_by(["k"])
+        .process(&udf("CountWithTimeout"), ktv())
+        .map(&udf("crash_on_seven"), ktv())
+        .build(JobSettings::default().mode(Mode::Process).workers(2).worker_exe(worker_exe()))
+        .unwrap();
+    let pids: Vec<u32> = job.stage_info().iter().flat_map(|i| i.pids.clone()).collect();
+    let segments: Vec<String> = job.stage_info().iter().flat_map(|i| i.segments.clone()).collect();
+    job.push("a", ktv_batch(&[("a", 1, 1)])).unwrap();
+    // CountWithTimeout emits (key, ts, count) once a key is quiet: at the end, count 7 kills the worker.
+    let rows: Vec<(&str, i64, i64)> = (0..6).map(|i| ("a", 2 + i, 0)).collect();
+    let mut failed = None;
+    for r in rows {
+        if let Err(e) = job.push("a", ktv_batch(&[r])) {
+            failed = Some(e);
+            break;
+        }
+    }
+    let err = match failed {
+        Some(e) => {
+            drop(job);
+            e
+        }
+        None => job.finish().map(|_| ()).unwrap_err(),
+    }
+    .to_string();
+    assert!(err.contains("not replayed"), "{err}");
+    common::assert_nothing_left(&pids, &segments);
 }

@@ -45,7 +45,7 @@ def sum_v(a, b):
 
 class CountWithTimeout(KeyedProcessFunction):
     """Flink's documented example: per key, a count and the last timestamp (value state); a timer 10
-    after each row; emits (key, count, ts) when a key stayed quiet for 10."""
+    after each row; emits (key, ts, count) when a key stayed quiet for 10."""
 
     def open(self, runtime_context):
         self.state = runtime_context.get_state(ValueStateDescriptor("state"))
@@ -61,7 +61,7 @@ class CountWithTimeout(KeyedProcessFunction):
     def on_timer(self, timestamp, ctx):
         count, last = self.state.value()
         if timestamp == last + 10:
-            yield (ctx.get_current_key(), count, timestamp)
+            yield (ctx.get_current_key(), timestamp, count)
 
 
 class ListAndMap(KeyedProcessFunction):
@@ -164,3 +164,16 @@ def fails_on_seven(row):
     if row.v == 7:
         raise ValueError("seven")
     return row
+
+
+def crash_on_seven(row):
+    """Kills its worker (PROCESS mode) on v == 7."""
+    if row.v == 7:
+        import os
+
+        os._exit(3)
+    return row
+
+
+def undeclared_tag(row):
+    yield OutputTag("nowhere"), row
