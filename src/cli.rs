@@ -258,7 +258,13 @@ fn run(mut a: RunArgs) -> Result<()> {
     a.input = a.input_flag.clone().unwrap_or_default();
     a.output = a.output_flag.clone().unwrap_or_default();
     let a = match a.job.clone() {
-        Some(path) => with_job(a, &path)?,
+        Some(path) => {
+            let job = crate::job::Job::load(&path)?;
+            if !job.stream.is_empty() {
+                return run_stream(a, job);
+            }
+            with_job(a, &path)?
+        }
         None => a,
     };
     let started = Instant::now();
@@ -423,6 +429,119 @@ fn run(mut a: RunArgs) -> Result<()> {
         info.python.library,
     );
     if to_stdout {
+        eprintln!("{summary}");
+    } else {
+        println!("{summary}");
+    }
+    Ok(())
+}
+
+/// Opens `path` for JSON Lines (`-`: standard output).
+fn create_output(path: &std::path::Path) -> Result<Box<dyn Write>> {
+    if path.as_os_str() == "-" {
+        return Ok(Box::new(BufWriter::new(std::io::stdout().lock())));
+    }
+    let f = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    Ok(Box::new(BufWriter::new(f)))
+}
+
+/// `run` for a job file of DataStream operators (`[[stream]]`): every source read in turns of one batch,
+/// the main output to the output file, each side output to its own file beside it.
+fn run_stream(a: RunArgs, job: crate::job::Job) -> Result<()> {
+    use crate::stream_job::{build_stream, side_output_path};
+    let started = Instant::now();
+    let input = if a.input.as_os_str().is_empty() { job.input.clone() } else { a.input.clone() };
+    let output = if a.output.as_os_str().is_empty() { job.output.clone() } else { a.output.clone() };
+    let batch_size = job.batch_size.unwrap_or(a.batch_size);
+    if batch_size == 0 {
+        bail!("batch_size must be at least 1");
+    }
+    let schema_text = a.schema.clone().or(job.schema.clone());
+    let open = |path: &std::path::Path, schema: Option<&str>| -> Result<BatchReader> {
+        let format = Format::from_path(path)
+            .with_context(|| format!("cannot tell the format of {} from its extension", path.display()))?;
+        let declared = schema.map(parse_schema_arg).transpose()?.unwrap_or_default();
+        Ok(BatchReader::open(path, format, &declared, batch_size)?)
+    };
+    let mut readers = vec![("input".to_owned(), open(&input, schema_text.as_deref())?)];
+    for (name, source) in &job.sources {
+        readers.push((name.clone(), open(&source.input, source.schema.as_deref().or(schema_text.as_deref()))?));
+    }
+    let schemas = readers.iter().map(|(n, r)| (n.clone(), r.schema().clone())).collect();
+    let stream = build_stream(&job.stream, &schemas, job.event_time.as_ref(), &job.side_outputs)?;
+    let mut settings = host::datastream::JobSettings::default();
+    for pair in job.config_pairs().iter().chain(&a.config) {
+        let (k, v) = host::PoolConfig::parse_pair(pair)?;
+        settings = settings.config(k, v);
+    }
+    if let Some(m) = &a.mode {
+        settings = settings.mode(m.parse::<Mode>()?);
+    }
+    if let Some(n) = a.workers.or(job.workers) {
+        settings = settings.workers(n);
+    }
+    let mut running = stream.build(settings)?;
+    let ready = started.elapsed();
+    let mut out = create_output(&output)?;
+    let mut sides = running
+        .side_output_schemas()
+        .iter()
+        .map(|(name, _)| {
+            let path = side_output_path(&output, name);
+            Ok((path.clone(), create_output(&path)?, 0u64))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let (mut rows_in, mut rows_out) = (0u64, 0u64);
+    let mut write = |result: host::datastream::StreamOutput| -> Result<()> {
+        write_jsonl(&mut out, &result.main).with_context(|| format!("cannot write {}", output.display()))?;
+        rows_out += result.main.num_rows() as u64;
+        for ((path, w, n), (_, batch)) in sides.iter_mut().zip(&result.side_outputs) {
+            write_jsonl(w, batch).with_context(|| format!("cannot write {}", path.display()))?;
+            *n += batch.num_rows() as u64;
+        }
+        Ok(())
+    };
+    let run_start = Instant::now();
+    let mut live: Vec<bool> = vec![true; readers.len()];
+    while live.iter().any(|&l| l) && !INTERRUPTED.load(Ordering::Relaxed) {
+        for (i, (name, reader)) in readers.iter_mut().enumerate() {
+            if !live[i] {
+                continue;
+            }
+            match reader.next() {
+                Some(batch) => {
+                    let batch = batch?;
+                    rows_in += batch.num_rows() as u64;
+                    write(running.push(name, batch)?)?;
+                }
+                None => live[i] = false,
+            }
+        }
+    }
+    if INTERRUPTED.load(Ordering::Relaxed) {
+        bail!("interrupted after {rows_in} input rows; output is incomplete");
+    }
+    let stages: Vec<String> = running.stage_info().iter().map(|i| i.udf.clone()).collect();
+    let first = running.stage_info().first().map(|i| (i.mode, i.workers));
+    write(running.finish()?)?;
+    let elapsed = run_start.elapsed();
+    out.flush().with_context(|| format!("cannot write {}", output.display()))?;
+    let mut side_summary = String::new();
+    for (path, w, n) in &mut sides {
+        w.flush().with_context(|| format!("cannot write {}", path.display()))?;
+        side_summary += &format!(", {n} rows to {}", path.display());
+    }
+    let (mode, workers) = first.unwrap_or((Mode::Process, 0));
+    let summary = format!(
+        "rows in {rows_in}, rows out {rows_out}{side_summary}, elapsed {:.3} s (job start {:.3} s), {:.0} rows/s\n\
+         mode {mode}, workers {workers} per stage, {} stages: {}",
+        elapsed.as_secs_f64(),
+        ready.as_secs_f64(),
+        rows_in as f64 / elapsed.as_secs_f64().max(1e-9),
+        stages.len(),
+        stages.join(" | "),
+    );
+    if output.as_os_str() == "-" {
         eprintln!("{summary}");
     } else {
         println!("{summary}");

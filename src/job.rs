@@ -68,9 +68,21 @@ pub struct Job {
     /// Settings and job parameters, as `--config`.
     #[serde(default)]
     pub settings: BTreeMap<String, toml::Value>,
-    /// The operators, in order.
-    #[serde(rename = "operator")]
+    /// The operators, in order (Table-API kinds).
+    #[serde(default, rename = "operator")]
     pub operators: Vec<Operator>,
+    /// DataStream operators, in order (instead of `[[operator]]`): see [`crate::stream_job`].
+    #[serde(default)]
+    pub stream: Vec<crate::stream_job::StreamStep>,
+    /// DataStream jobs: more inputs, by name (the main input is the source `input`).
+    #[serde(default)]
+    pub sources: BTreeMap<String, crate::stream_job::Source>,
+    /// DataStream jobs: the timestamp column and the watermark's out-of-orderness bound.
+    pub event_time: Option<crate::stream_job::EventTimeSpec>,
+    /// DataStream jobs: side outputs and their schemas (as `--schema`); each is written beside the
+    /// output, as `OUTPUT_STEM.NAME.jsonl`.
+    #[serde(default)]
+    pub side_outputs: BTreeMap<String, String>,
 }
 
 impl Job {
@@ -78,8 +90,13 @@ impl Job {
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).with_context(|| format!("cannot read job file {}", path.display()))?;
         let mut job: Job = toml::from_str(&text).with_context(|| format!("job file {}", path.display()))?;
-        if job.operators.is_empty() {
-            bail!("job file {}: no [[operator]]", path.display());
+        match (job.operators.is_empty(), job.stream.is_empty()) {
+            (true, true) => bail!("job file {}: no [[operator]] and no [[stream]]", path.display()),
+            (false, false) => bail!(
+                "job file {}: [[operator]] (Table-API kinds) and [[stream]] (DataStream operators) do not mix",
+                path.display()
+            ),
+            _ => {}
         }
         if let Some(i) =
             job.operators.iter().position(|o| o.group_by.is_some() || o.kind.as_deref() == Some("aggregate"))
@@ -96,10 +113,21 @@ impl Job {
         let rebase = |p: &Path| if p.is_relative() && p.as_os_str() != "-" { base.join(p) } else { p.to_path_buf() };
         job.input = rebase(&job.input);
         job.output = rebase(&job.output);
-        for op in &mut job.operators {
-            if let Some((file, name)) = op.udf.rsplit_once(':') {
-                op.udf = format!("{}:{name}", rebase(Path::new(file)).display());
+        let rebase_udf = |udf: &mut String| {
+            if let Some((file, name)) = udf.rsplit_once(':') {
+                *udf = format!("{}:{name}", rebase(Path::new(file)).display());
             }
+        };
+        for op in &mut job.operators {
+            rebase_udf(&mut op.udf);
+        }
+        for step in &mut job.stream {
+            if let Some(udf) = &mut step.udf {
+                rebase_udf(udf);
+            }
+        }
+        for source in job.sources.values_mut() {
+            source.input = rebase(&source.input);
         }
         Ok(job)
     }

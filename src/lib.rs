@@ -6,4 +6,5 @@ pub mod cli;
 pub mod input;
 pub mod job;
 pub mod output;
+pub mod stream_job;
 pub mod values;

@@ -511,3 +511,47 @@ fn a_dead_worker_fails_the_job_clearly_and_leaves_nothing_behind() {
     assert!(err.contains("not replayed"), "{err}");
     common::assert_nothing_left(&pids, &segments);
 }
+
+/// Every example job in `examples/jobs/` runs with `udfpool run --job`, writes something, and writes
+/// the same files in both modes and with 1 or 3 workers.
+#[test]
+fn every_example_job_runs_the_same_in_both_modes() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/jobs");
+    let tmp = std::env::temp_dir().join(format!("udfpool-examples-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    let mut jobs: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    jobs.retain(|p| p.extension().is_some_and(|e| e == "toml"));
+    jobs.sort();
+    assert!(jobs.len() >= 11, "an example job per operator: {jobs:?}");
+    for job in jobs {
+        let mut seen: Option<Vec<(String, String)>> = None;
+        for (mode, workers) in [("thread", "1"), ("process", "3"), ("thread", "3")] {
+            let run_dir = tmp.join(format!("{mode}-{workers}"));
+            let _ = std::fs::remove_dir_all(&run_dir);
+            std::fs::create_dir_all(&run_dir).unwrap();
+            let out = Command::new(env!("CARGO_BIN_EXE_udfpool"))
+                .args(["run", "--job"])
+                .arg(&job)
+                .args(["--mode", mode, "--workers", workers, "--output"])
+                .arg(run_dir.join("out.jsonl"))
+                .env("UDFPOOL_WORKER", worker_exe())
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{}: {}", job.display(), String::from_utf8_lossy(&out.stderr));
+            let mut files: Vec<(String, String)> = std::fs::read_dir(&run_dir)
+                .unwrap()
+                .map(|e| {
+                    let p = e.unwrap().path();
+                    (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read_to_string(&p).unwrap())
+                })
+                .collect();
+            files.sort();
+            assert!(!files[0].1.is_empty() || files.iter().any(|f| !f.1.is_empty()), "{}: no output", job.display());
+            match &seen {
+                Some(first) => assert_eq!(first, &files, "{}: {mode} with {workers} workers differs", job.display()),
+                None => seen = Some(files),
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&tmp);
+}

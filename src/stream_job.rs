@@ -1,0 +1,224 @@
+//! DataStream jobs from a job file: `[[stream]]` steps instead of `[[operator]]`s, read from one or
+//! more inputs, written to the output and one file per side output.
+//!
+//! ```toml
+//! input = "events.csv"                 # the source named "input"
+//! output = "out.jsonl"                 # side output NAME goes to out.NAME.jsonl
+//! schema = "k:STRING,ts:BIGINT,v:BIGINT"
+//! event_time = { column = "ts", out_of_orderness = 5 }
+//! side_outputs = { negative = "k:STRING,ts:BIGINT,v:BIGINT" }
+//!
+//! [sources.more]                       # more inputs, for union and connect
+//! input = "more.csv"
+//!
+//! [[stream]]
+//! op = "union"                         # input and more, in turns of one batch
+//! sources = ["more"]
+//!
+//! [[stream]]
+//! op = "map"                           # map, flat_map (need output), filter
+//! udf = "stream.py:double"
+//! output = "k:STRING,ts:BIGINT,v:BIGINT"
+//! concurrency = 8                      # async def maps: calls at once
+//!
+//! [[stream]]
+//! op = "key_by"
+//! key = ["k"]
+//!
+//! [[stream]]
+//! op = "window"                        # or reduce, process
+//! window = "tumbling"                  # tumbling, sliding, session, count
+//! size = 10                            # slide = ..., gap = ... (session)
+//! function = "aggregate"               # apply, process, aggregate, reduce
+//! udf = "stream.py:SumAgg"
+//! output = "k:STRING,start:BIGINT,total:BIGINT"
+//! late = "late"                        # the side output of late rows (written as out.late.jsonl)
+//! ```
+//!
+//! Connected inputs: `op = "connect"` with `source = "more"` (and `key`, `second_key` to key both
+//! sides), then `op = "co_map"` or `"co_flat_map"` with `udf` and `output`.
+
+use crate::input::parse_schema_arg;
+use anyhow::{bail, Context, Result};
+use host::datastream::{ConnectedStreams, DataStream, KeyedStream, Window};
+use ipc::batch::Schema;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// One `[[stream]]` step.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamStep {
+    /// `map`, `flat_map`, `filter`, `key_by`, `reduce`, `process`, `window`, `union`, `connect`,
+    /// `co_map`, `co_flat_map`.
+    pub op: String,
+    /// The function, `file.py:name`, relative to the job file.
+    pub udf: Option<String>,
+    /// The schema of the rows it emits, as `--schema`.
+    pub output: Option<String>,
+    /// `key_by` (and `connect`): key columns.
+    pub key: Option<Vec<String>>,
+    /// `connect`: the second input's key columns.
+    pub second_key: Option<Vec<String>>,
+    /// `union`: the other sources.
+    pub sources: Option<Vec<String>>,
+    /// `connect`: the second source.
+    pub source: Option<String>,
+    /// `window`: `tumbling`, `sliding`, `session` or `count`.
+    pub window: Option<String>,
+    /// `window`: length (time units or rows).
+    pub size: Option<i64>,
+    /// `window`: distance between window starts (sliding windows).
+    pub slide: Option<i64>,
+    /// `window`: a session's inactivity gap.
+    pub gap: Option<i64>,
+    /// `window`: `apply`, `process`, `aggregate` or `reduce`.
+    pub function: Option<String>,
+    /// `window`: the side output of late rows (default `late`).
+    pub late: Option<String>,
+    /// `map` of an `async def`: calls at once (default: all of a batch's).
+    pub concurrency: Option<u32>,
+}
+
+/// Another input of a DataStream job.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Source {
+    /// Records (CSV or JSON Lines), relative to the job file.
+    pub input: PathBuf,
+    /// Column types, as `--schema` (default: the main input's `schema`).
+    pub schema: Option<String>,
+}
+
+/// `event_time = { column = "ts", out_of_orderness = 5 }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventTimeSpec {
+    /// The timestamp column (int64, or a timestamp: milliseconds).
+    pub column: String,
+    /// How far the watermark stays behind the largest timestamp seen.
+    #[serde(default)]
+    pub out_of_orderness: i64,
+}
+
+/// Where the builder is: a stream, a keyed stream, or connected streams.
+enum At {
+    Stream(DataStream),
+    Keyed(KeyedStream),
+    Connected(ConnectedStreams),
+}
+
+pub fn schema_of(text: &str) -> Result<Schema> {
+    let fields = parse_schema_arg(text)?;
+    Ok(Schema::new(fields.into_iter().map(|(n, t)| ipc::batch::Field::new(n, t)).collect()))
+}
+
+/// The job the steps describe, over the sources' `schemas` (the main input is `input`).
+pub fn build_stream(
+    steps: &[StreamStep],
+    schemas: &BTreeMap<String, Schema>,
+    event_time: Option<&EventTimeSpec>,
+    side_outputs: &BTreeMap<String, String>,
+) -> Result<DataStream> {
+    let source = |name: &str| -> Result<DataStream> {
+        let schema = schemas.get(name).with_context(|| {
+            format!("no source {name:?}; sources: {}", schemas.keys().cloned().collect::<Vec<_>>().join(", "))
+        })?;
+        let mut s = DataStream::source(name, schema.clone());
+        for (n, text) in side_outputs {
+            s = s.side_output(n.clone(), schema_of(text).with_context(|| format!("side output {n}"))?);
+        }
+        if let Some(et) = event_time {
+            s = s.assign_timestamps(et.column.clone(), et.out_of_orderness);
+        }
+        Ok(s)
+    };
+    let mut at = At::Stream(source("input")?);
+    for (i, step) in steps.iter().enumerate() {
+        let here = || format!("[[stream]] {} (op = {:?})", i + 1, step.op);
+        let udf = || step.udf.clone().with_context(|| format!("{}: needs udf = \"file.py:name\"", here()));
+        let output = || -> Result<Schema> {
+            let text = step.output.as_deref().with_context(|| format!("{}: needs output = \"schema\"", here()))?;
+            schema_of(text).with_context(here)
+        };
+        let wrong = |what: &str| anyhow::anyhow!("{}: cannot follow {what}", here());
+        at = match (step.op.as_str(), at) {
+            ("map", At::Stream(s)) => {
+                let s = s.map(&udf()?, output()?);
+                At::Stream(match step.concurrency {
+                    Some(n) => s.concurrency(n),
+                    None => s,
+                })
+            }
+            ("flat_map", At::Stream(s)) => At::Stream(s.flat_map(&udf()?, output()?)),
+            ("filter", At::Stream(s)) => At::Stream(s.filter(&udf()?)),
+            ("key_by", At::Stream(s)) => {
+                At::Keyed(s.key_by(step.key.clone().with_context(|| format!("{}: needs key = [...]", here()))?))
+            }
+            ("union", At::Stream(s)) => {
+                let others = step.sources.clone().with_context(|| format!("{}: needs sources = [...]", here()))?;
+                At::Stream(s.union(others.iter().map(|n| source(n)).collect::<Result<Vec<_>>>()?))
+            }
+            ("connect", At::Stream(s)) => {
+                let other = source(step.source.as_deref().with_context(|| format!("{}: needs source", here()))?)?;
+                let c = s.connect(other);
+                At::Connected(match (&step.key, &step.second_key) {
+                    (Some(k1), Some(k2)) => c.key_by(k1.clone(), k2.clone()),
+                    (None, None) => c,
+                    _ => bail!("{}: give both key and second_key, or neither", here()),
+                })
+            }
+            ("co_map", At::Connected(c)) => At::Stream(c.map(&udf()?, output()?)),
+            ("co_flat_map", At::Connected(c)) => At::Stream(c.flat_map(&udf()?, output()?)),
+            ("reduce", At::Keyed(k)) => At::Stream(k.reduce(&udf()?)),
+            ("process", At::Keyed(k)) => At::Stream(k.process(&udf()?, output()?)),
+            ("window", At::Keyed(k)) => {
+                let size = || step.size.with_context(|| format!("{}: needs size", here()));
+                let positive =
+                    |x: i64| u64::try_from(x).with_context(|| format!("{}: counts must be positive", here()));
+                let assigner = match step.window.as_deref() {
+                    Some("tumbling") => Window::tumbling(size()?),
+                    Some("sliding") => {
+                        Window::sliding(size()?, step.slide.with_context(|| format!("{}: needs slide", here()))?)
+                    }
+                    Some("session") => Window::session(step.gap.with_context(|| format!("{}: needs gap", here()))?),
+                    Some("count") => {
+                        let n = positive(size()?)?;
+                        Window::sliding_count(n, positive(step.slide.unwrap_or(n as i64))?)
+                    }
+                    other => bail!("{}: window = {other:?}; windows: tumbling, sliding, session, count", here()),
+                };
+                let mut w = k.window(assigner);
+                if let Some(late) = &step.late {
+                    w = w.side_output_late_data(late.clone());
+                }
+                At::Stream(match step.function.as_deref() {
+                    Some("apply") => w.apply(&udf()?, output()?),
+                    Some("process") => w.process(&udf()?, output()?),
+                    Some("aggregate") => w.aggregate(&udf()?, output()?),
+                    Some("reduce") => w.reduce(&udf()?),
+                    other => bail!("{}: function = {other:?}; functions: apply, process, aggregate, reduce", here()),
+                })
+            }
+            (_, At::Keyed(_)) => return Err(wrong("key_by (a keyed operator must: reduce, process, window)")),
+            (_, At::Connected(_)) => return Err(wrong("connect (co_map or co_flat_map must)")),
+            (op, At::Stream(_)) => bail!(
+                "{}: unknown or misplaced op {op:?}; ops: map, flat_map, filter, key_by, reduce, process, window, \
+                 union, connect, co_map, co_flat_map",
+                here()
+            ),
+        };
+    }
+    match at {
+        At::Stream(s) => Ok(s),
+        At::Keyed(_) => bail!("the last [[stream]] step is key_by: a keyed operator must follow"),
+        At::Connected(_) => bail!("the last [[stream]] step is connect: co_map or co_flat_map must follow"),
+    }
+}
+
+/// Where side output `name` of a job writing `output` goes: `OUTPUT_STEM.NAME.jsonl` beside it.
+pub fn side_output_path(output: &Path, name: &str) -> PathBuf {
+    let stem = output.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "output".into());
+    output.with_file_name(format!("{stem}.{name}.jsonl"))
+}
