@@ -176,5 +176,44 @@ fn kind_modes(c: &mut Criterion) {
     let _ = std::fs::remove_dir_all(file.parent().unwrap());
 }
 
-criterion_group!(benches, modes, typed_modes, kind_modes);
+/// `modes_stream/{map,reduce,process,window}/{thread,process}/{rows}`: the DataStream workloads of
+/// `udfpool bench` (rows of 100 keys; map, keyed rolling reduce, keyed process function with value
+/// state, tumbling-window aggregate of 1000-row windows), one worker. One job per mode stays up; each
+/// iteration pushes the next rows (timestamps keep rising, so windows keep firing) and waits for what
+/// they emit: a batch's latency through the stage, keyed routing and order merge included.
+fn stream_modes(c: &mut Criterion) {
+    let file = workloads_file();
+    for w in Workload::STREAM {
+        let mut g = c.benchmark_group(format!("modes_stream/{}", w.name()));
+        g.sample_size(10).warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2));
+        let exe = PathBuf::from(common::worker_exe());
+        let mut jobs: Vec<(&str, host::datastream::StreamJob)> = [Mode::Thread, Mode::Process]
+            .into_iter()
+            .map(|m| (m.name(), udfpool::bench::stream::job(w, &file, m, 1, &[], Some(&exe)).unwrap()))
+            .collect();
+        for rows in [1024usize, 16384] {
+            g.throughput(Throughput::Elements(rows as u64));
+            for (mode, job) in jobs.iter_mut() {
+                let mut next = 0usize;
+                g.bench_function(BenchmarkId::new(*mode, rows), |bench| {
+                    bench.iter_batched(
+                        || {
+                            next += rows;
+                            udfpool::bench::stream::batch(next - rows, next)
+                        },
+                        |b| job.push("input", b).unwrap(),
+                        criterion::BatchSize::LargeInput,
+                    )
+                });
+            }
+        }
+        for (_, job) in jobs {
+            job.finish().unwrap();
+        }
+        g.finish();
+    }
+    let _ = std::fs::remove_dir_all(file.parent().unwrap());
+}
+
+criterion_group!(benches, modes, typed_modes, kind_modes, stream_modes);
 criterion_main!(benches);

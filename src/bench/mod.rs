@@ -10,6 +10,7 @@ mod breakdown;
 mod peer;
 mod plots;
 mod report;
+pub mod stream;
 
 pub use breakdown::{Breakdown, StageTime};
 pub use peer::PeerStatus;
@@ -47,6 +48,14 @@ pub enum Workload {
     /// A vectorized `x + 1` on a pandas Series of int64 (opt-in; needs numpy and pandas through
     /// `--config python.executable=...`; no floor or multiprocessing figure).
     Vectorized,
+    /// DataStream `map` over rows (k, ts, v) (opt-in; see [`stream`]).
+    Map,
+    /// DataStream `key_by(k).reduce(sum)` (opt-in).
+    Reduce,
+    /// DataStream keyed process function with value state (opt-in).
+    Process,
+    /// DataStream tumbling-window aggregate (opt-in).
+    Window,
 }
 
 impl Workload {
@@ -54,6 +63,13 @@ impl Workload {
     pub const ALL: [Workload; 4] = [Workload::Trivial, Workload::String, Workload::Json, Workload::Compute];
     /// The other function kinds, measured when asked for by name.
     pub const KINDS: [Workload; 3] = [Workload::Filter, Workload::Table, Workload::Vectorized];
+    /// The DataStream operators, measured when asked for by name.
+    pub const STREAM: [Workload; 4] = [Workload::Map, Workload::Reduce, Workload::Process, Workload::Window];
+
+    /// Whether the workload is a DataStream job rather than a pool's function.
+    pub fn is_stream(self) -> bool {
+        Workload::STREAM.contains(&self)
+    }
 
     /// The name used on the command line and in results.
     pub fn name(self) -> &'static str {
@@ -65,6 +81,10 @@ impl Workload {
             Workload::Filter => "filter",
             Workload::Table => "table",
             Workload::Vectorized => "vectorized",
+            Workload::Map => "map",
+            Workload::Reduce => "reduce",
+            Workload::Process => "process",
+            Workload::Window => "window",
         }
     }
 
@@ -84,7 +104,7 @@ impl Workload {
         match self {
             Workload::Filter => Some("[x for x in xs if f(x)]"),
             Workload::Table => Some("[r for x in xs for r in f(x)]"),
-            Workload::Vectorized => None,
+            Workload::Vectorized | Workload::Map | Workload::Reduce | Workload::Process | Workload::Window => None,
             _ => Some("[f(x) for x in xs]"),
         }
     }
@@ -101,6 +121,7 @@ impl Workload {
             Workload::Trivial | Workload::Compute | Workload::Filter | Workload::Table | Workload::Vectorized => {
                 "int64"
             }
+            Workload::Map | Workload::Reduce | Workload::Process | Workload::Window => "rows",
             Workload::String => "utf8",
             Workload::Json => "json",
         }
@@ -117,7 +138,7 @@ impl Workload {
     fn base_rows(self) -> f64 {
         match self {
             Workload::Trivial | Workload::Filter | Workload::Vectorized => 400_000.0,
-            Workload::Table => 100_000.0,
+            Workload::Table | Workload::Map | Workload::Reduce | Workload::Process | Workload::Window => 100_000.0,
             Workload::String => 200_000.0,
             Workload::Json => 60_000.0,
             Workload::Compute => 8_000.0,
@@ -126,14 +147,25 @@ impl Workload {
 
     /// The workload named `s`.
     pub fn parse(s: &str) -> Result<Self> {
-        Workload::ALL.into_iter().chain(Workload::KINDS).find(|w| w.name() == s.trim()).with_context(|| {
-            format!("unknown workload {s:?}; workloads: trivial, string, json, compute (and filter, table, vectorized)")
-        })
+        Workload::ALL
+            .into_iter()
+            .chain(Workload::KINDS)
+            .chain(Workload::STREAM)
+            .find(|w| w.name() == s.trim())
+            .with_context(|| {
+                format!(
+                    "unknown workload {s:?}; workloads: trivial, string, json, compute (and filter, table, vectorized; \
+                     DataStream: map, reduce, process, window)"
+                )
+            })
     }
 }
 
 /// The batches of a workload's input column, `rows` rows in batches of `batch_size`.
 pub fn batches(w: Workload, rows: usize, batch_size: usize) -> Vec<RecordBatch> {
+    if w.is_stream() {
+        return (0..rows).step_by(batch_size).map(|s| stream::batch(s, (s + batch_size).min(rows))).collect();
+    }
     let schema = Schema::new(vec![Field::new("x", w.column())]);
     (0..rows)
         .step_by(batch_size)
@@ -146,7 +178,11 @@ pub fn batches(w: Workload, rows: usize, batch_size: usize) -> Vec<RecordBatch> 
                     | Workload::Compute
                     | Workload::Filter
                     | Workload::Table
-                    | Workload::Vectorized => b.push_i64(i as i64),
+                    | Workload::Vectorized
+                    | Workload::Map
+                    | Workload::Reduce
+                    | Workload::Process
+                    | Workload::Window => b.push_i64(i as i64),
                     Workload::String => b.push_str(&format!("value-{i:08}-abcdefghijkl")).expect("small"),
                     Workload::Json => b
                         .push_str(&format!("{{\"id\": {i}, \"name\": \"user-{i}\", \"tags\": [\"a\", \"b\"]}}"))
@@ -248,6 +284,22 @@ pub struct Measurement {
     pub rows_per_sec: Spread,
     /// Nanoseconds per row (from the same repeats).
     pub ns_per_row: Spread,
+}
+
+impl Measurement {
+    /// The figures of `secs` (one per repeat) over `rows` rows.
+    fn of(w: Workload, mode: String, batch_size: usize, workers: usize, rows: usize, secs: &[f64]) -> Self {
+        Self {
+            workload: w.name().to_owned(),
+            mode,
+            batch_size,
+            workers,
+            rows,
+            repeats: secs.len(),
+            rows_per_sec: Spread::of(secs.iter().map(|t| rows as f64 / t).collect()),
+            ns_per_row: Spread::of(secs.iter().map(|t| t * 1e9 / rows as f64).collect()),
+        }
+    }
 }
 
 /// Where and with what the run happened.
@@ -504,7 +556,10 @@ pub fn run(quick: bool, o: Overrides, out: &Path, worker_exe: Option<PathBuf>) -
     let workloads: Vec<Workload> = s.workloads.iter().map(|w| Workload::parse(w)).collect::<Result<_>>()?;
     let has = |m: &str| s.modes.iter().any(|x| x == m);
     let breakdown_here = s.breakdown && has("thread") && has("process");
-    let configs: usize = workloads.len() * s.batch_sizes.len() * (s.workers.len() + usize::from(breakdown_here));
+    let configs: usize = workloads
+        .iter()
+        .map(|w| s.batch_sizes.len() * (s.workers.len() + usize::from(breakdown_here && !w.is_stream())))
+        .sum();
     let progress = indicatif::ProgressBar::new(configs as u64);
     progress.set_style(
         indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} [{elapsed}, eta {eta}]")
@@ -520,6 +575,26 @@ pub fn run(quick: bool, o: Overrides, out: &Path, worker_exe: Option<PathBuf>) -
             let input = batches(w, rows, bs);
             for &workers in &s.workers {
                 progress.set_message(format!("{} batch {bs} x{workers}", w.name()));
+                if w.is_stream() {
+                    let file = dir.join("workloads.py");
+                    let modes: Vec<Mode> =
+                        [Mode::Thread, Mode::Process].into_iter().filter(|m| has(m.name())).collect();
+                    let mut times: Vec<(String, Vec<f64>)> =
+                        modes.iter().map(|m| (m.name().to_owned(), Vec::new())).collect();
+                    for r in 0..s.repeats {
+                        // Alternating which mode runs first, as for the pools below.
+                        for k in 0..modes.len() {
+                            let i = (r + k) % modes.len();
+                            let job = stream::job(w, &file, modes[i], workers, &s.config, worker_exe.as_ref())?;
+                            times[i].1.push(stream::time_job(job, input.clone())?);
+                        }
+                    }
+                    for (mode, secs) in times {
+                        results.push(Measurement::of(w, mode, bs, workers, rows, &secs));
+                    }
+                    progress.inc(1);
+                    continue;
+                }
                 let mut pools: Vec<(Mode, Pool)> = Vec::new();
                 for (name, mode) in [("thread", Mode::Thread), ("process", Mode::Process)] {
                     if has(name) {
@@ -570,20 +645,11 @@ pub fn run(quick: bool, o: Overrides, out: &Path, worker_exe: Option<PathBuf>) -
                 }
                 for (mode, secs) in times {
                     let workers = if mode == "floor" { 1 } else { workers };
-                    results.push(Measurement {
-                        workload: w.name().to_owned(),
-                        mode,
-                        batch_size: bs,
-                        workers,
-                        rows,
-                        repeats: secs.len(),
-                        rows_per_sec: Spread::of(secs.iter().map(|t| rows as f64 / t).collect()),
-                        ns_per_row: Spread::of(secs.iter().map(|t| t * 1e9 / rows as f64).collect()),
-                    });
+                    results.push(Measurement::of(w, mode, bs, workers, rows, &secs));
                 }
                 progress.inc(1);
             }
-            if breakdown_here {
+            if breakdown_here && !w.is_stream() {
                 progress.set_message(format!("{} batch {bs}: stage breakdown", w.name()));
                 // Half the rows, to keep `--quick` under a minute: one batch in flight is slow at small
                 // batches, and the comparison it makes is within one pool.

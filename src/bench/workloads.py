@@ -69,3 +69,41 @@ from udfpool import vectorized_udf
 
 # numpy and pandas are imported when the pool starts, not here: the file loads without them.
 vectorized_plus_one = vectorized_udf(lambda x: x + 1, result_type="int64")
+
+
+# DataStream workloads (`--workloads map,reduce,process,window`): rows k (100 keys), ts (the row's
+# index), v.
+from udfpool import KeyedProcessFunction, ValueStateDescriptor
+
+
+def stream_map(row):
+    return (row.k, row.ts, row.v + 1)
+
+
+def stream_sum(a, b):
+    return (a.k, b.ts, a.v + b.v)
+
+
+class StreamCount(KeyedProcessFunction):
+    """A keyed process function with value state: each key's count so far."""
+
+    def open(self, runtime_context):
+        self.count = runtime_context.get_state(ValueStateDescriptor("count"))
+
+    def process_element(self, row, ctx):
+        n = (self.count.value() or 0) + 1
+        self.count.update(n)
+        yield (row.k, row.ts, n)
+
+
+class StreamWindowSum:
+    """A window aggregate: the sum of v."""
+
+    def create_accumulator(self):
+        return 0
+
+    def add(self, row, acc):
+        return acc + row.v
+
+    def get_result(self, acc):
+        return acc

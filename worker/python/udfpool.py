@@ -30,6 +30,7 @@ list, dict, Row (a tuple with field names), or None for SQL NULL; the same is ex
 
 import datetime as _datetime
 import functools
+import operator
 import importlib.util
 import os
 import sys
@@ -96,8 +97,14 @@ class Row(tuple):
 
 @functools.lru_cache(maxsize=None)
 def _row_type(names):
-    """The Row subclass whose fields are ``names`` (one class per distinct tuple of names)."""
-    return type("Row", (Row,), {"__slots__": (), "_fields": tuple(names)})
+    """The Row subclass whose fields are ``names`` (one class per distinct tuple of names). Each field
+    is a property, as in a namedtuple: ``row.name`` without the failed lookup (and the AttributeError
+    it builds) that sends other names to ``__getattr__``."""
+    attrs = {"__slots__": (), "_fields": tuple(names)}
+    for i, name in enumerate(names):
+        if isinstance(name, str) and name.isidentifier() and not hasattr(Row, name) and name not in attrs:
+            attrs[name] = property(operator.itemgetter(i), doc=f"field {i}, {name!r}")
+    return type("Row", (Row,), attrs)
 
 
 _EPOCH_UTC = _datetime.datetime(1970, 1, 1, tzinfo=_datetime.timezone.utc)
