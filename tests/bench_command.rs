@@ -102,3 +102,33 @@ fn bench_measures_the_other_function_kinds_when_asked() {
         ["filter/floor", "filter/process", "filter/thread", "table/floor", "table/process", "table/thread"]
     );
 }
+
+#[test]
+fn bench_measures_the_datastream_operators_in_both_modes() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_udfpool"))
+        .args(["bench", "--quick", "--workloads", "map,reduce,process,window", "--batch-sizes", "256"])
+        .args(["--workers", "1", "--repeats", "1", "--out"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let results: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("results.json")).unwrap()).unwrap();
+    let mut seen: Vec<String> = results["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .inspect(|e| assert!(e["rows_per_sec"]["median"].as_f64().unwrap() > 0.0, "{e}"))
+        .map(|e| format!("{}/{}", e["workload"].as_str().unwrap(), e["mode"].as_str().unwrap()))
+        .collect();
+    seen.sort();
+    // No floor or multiprocessing figure: a job, not a function over values.
+    let expected: Vec<String> = ["map", "process", "reduce", "window"]
+        .iter()
+        .flat_map(|w| [format!("{w}/process"), format!("{w}/thread")])
+        .collect();
+    assert_eq!(seen, expected);
+    let report = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
+    assert!(report.contains("### window"), "{report}");
+}

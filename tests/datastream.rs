@@ -199,7 +199,7 @@ fn reference(job: &Json) -> Json {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-/// Rows `[k, ts, v]`: keys a..d, timestamps rising with jitter (out of order), values -2..10.
+/// Rows `[k, ts, v]`: keys a..d, timestamps rising with jitter (out of order, some negative), values -2..10.
 fn arb_rows() -> impl Strategy<Value = Vec<(u8, i64, i64)>> {
     prop::collection::vec((0u8..4, -6i64..7, -2i64..10), 1..40)
 }
@@ -210,14 +210,16 @@ fn as_pushes(rows: &[(u8, i64, i64)], batch: usize, source: &str) -> Json {
         .enumerate()
         .map(|(i, &(k, jitter, v))| {
             let key = ["a", "b", "c", "d"][k as usize];
-            json!([key, (i as i64 * 3 + jitter).max(0), v])
+            // From -10: negative timestamps too.
+            json!([key, i as i64 * 3 + jitter - 10, v])
         })
         .collect();
     Json::Array(rows.chunks(batch).map(|c| json!([source, c])).collect())
 }
 
+/// Random jobs per property: each runs the reference and four jobs (`UDFPOOL_STREAM_CASES`, default 6).
 fn cases() -> u32 {
-    std::env::var("UDFPOOL_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(6u32).min(256)
+    std::env::var("UDFPOOL_STREAM_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(6u32)
 }
 
 const KTV: [&str; 3] = ["k", "ts", "v"];
@@ -554,4 +556,20 @@ fn every_example_job_runs_the_same_in_both_modes() {
         }
     }
     let _ = std::fs::remove_dir_all(&tmp);
+}
+
+#[test]
+fn timers_set_in_on_timer_and_order_sensitive_windows() {
+    check_against_reference(job(json!([{ "key": ["k"], "ops": [
+        { "kind": "process", "fn": "Heartbeat", "fields": KTV },
+        { "kind": "map", "fn": "swapped", "fields": KTV },
+        { "kind": "map", "fn": "double", "fields": KTV },
+    ]}])));
+    check_against_reference(job(json!([{ "key": ["k"], "ops": [
+        { "kind": "window", "fn": "ordered", "assigner": { "session": 6 }, "function": "apply", "fields": KTV },
+    ]}])));
+    // Slide beyond size: rows between windows belong to none (dropped, not late).
+    check_against_reference(job(json!([{ "key": ["k"], "ops": [
+        { "kind": "window", "fn": "ordered", "assigner": { "size": 3, "slide": 5 }, "function": "apply", "fields": KTV },
+    ]}])));
 }

@@ -97,6 +97,9 @@ class RuntimeContext:
 
 
 def normalize(row, fields):
+    names = getattr(type(row), "_fields", None) if isinstance(row, tuple) else None
+    if names and fields and tuple(names) != tuple(fields):
+        row = dict(zip(names, row))
     if isinstance(row, dict):
         return [row[f] for f in fields]
     if isinstance(row, tuple):
@@ -122,28 +125,26 @@ class Stage:
         self.windows = {}
         self.counts = {}
 
-    # The operators after the head, applied to one main-output row.
+    # The operators after the head, applied depth-first to one main-output row (Flink's chaining).
     def tail(self, row, start):
-        rows = [row]
-        for op, f in zip(self.ops[start:], self.funcs[start:]):
-            nxt = []
-            for r in rows:
-                if op["kind"] == "map":
-                    res = method(f, "map")(r)
-                    if inspect.iscoroutine(res):
-                        res = asyncio.run(res)
-                    nxt.append(self.as_row(res, op["fields"]))
-                elif op["kind"] == "filter":
-                    if method(f, "filter")(r):
-                        nxt.append(r)
+        if start == len(self.ops):
+            self.out.append(("main", list(row)))
+            return
+        op, f = self.ops[start], self.funcs[start]
+        if op["kind"] == "map":
+            res = method(f, "map")(row)
+            if inspect.iscoroutine(res):
+                res = asyncio.run(res)
+            self.tail(self.as_row(res, op["fields"]), start + 1)
+        elif op["kind"] == "filter":
+            if method(f, "filter")(row):
+                self.tail(row, start + 1)
+        else:
+            for item in method(f, "flat_map")(row) or ():
+                if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], U.OutputTag):
+                    self.side(item[0].tag_id, item[1])
                 else:
-                    for item in method(f, "flat_map")(r) or ():
-                        if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], U.OutputTag):
-                            self.side(item[0].tag_id, item[1])
-                        else:
-                            nxt.append(self.as_row(item, op["fields"]))
-            rows = nxt
-        return rows
+                    self.tail(self.as_row(item, op["fields"]), start + 1)
 
     def as_row(self, value, fields):
         values = normalize(value, fields)
@@ -153,9 +154,7 @@ class Stage:
         self.out.append((tag, normalize(row, self.job["side_outputs"][tag])))
 
     def main(self, row, fields):
-        start = 1 if self.head else 0
-        for r in self.tail(self.as_row(row, fields), start):
-            self.out.append(("main", list(r)))
+        self.tail(self.as_row(row, fields), 1 if self.head else 0)
 
     def emit_all(self, produced, fields):
         for item in produced or ():
@@ -197,12 +196,13 @@ class Stage:
                     self.emit_all(res, fields)
                 continue
             key = self.key(r, self.spec["key"])
+            self.row_index = i
             self.st.key = key
             self.first_row.setdefault(key, i)
             ts = r[event_time[0]] if event_time else None
             if kind == "reduce":
                 prev = self.st.values.get(("reduce", key))
-                new = r if prev is None else self.as_row(f(prev, r), self.in_fields)
+                new = r if prev is None else self.as_row(method(f, "reduce")(prev, r), self.in_fields)
                 self.st.values[("reduce", key)] = new
                 self.main(new, self.in_fields)
             elif kind == "process":
@@ -261,11 +261,15 @@ class Stage:
             for w in overlapping:
                 contents += wins.pop(w)
                 self.pending.discard((key, w[1] - 1))
-            wins[(start, end)] = contents + [row]
+            # A session's rows in input order.
+            wins[(start, end)] = sorted(contents + [(self.row_index, row)], key=lambda c: c[0])
             self.register(end - 1, key)
             return
         size, slide = a["size"], a.get("slide", a["size"])
-        starts = [s for s in range(ts - ts % slide - size * 2, ts + 1, slide) if s <= ts < s + size]
+        last = ts - ts % slide  # the latest window start at or before ts (floored, negatives too)
+        starts = sorted(s for s in range(last, last - size - slide, -slide) if s <= ts < s + size)
+        if not starts:
+            return  # between windows: dropped
         live = [s for s in starts if s + size - 1 > self.wm]
         if not live:
             self.side(late, row)
@@ -279,7 +283,10 @@ class Stage:
     def window_fire(self, key, ts, fields):
         wins = self.windows.get(key, {})
         for w in sorted(w for w in wins if w[1] - 1 == ts):
-            self.window_emit(key, U.TimeWindow(*w), wins.pop(w), fields)
+            rows = wins.pop(w)
+            if "session" in self.ops[0]["assigner"]:
+                rows = [r for _i, r in rows]
+            self.window_emit(key, U.TimeWindow(*w), rows, fields)
 
     def window_emit(self, key, window, rows, fields):
         f, function = self.funcs[0], self.ops[0]["function"]

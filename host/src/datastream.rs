@@ -206,6 +206,19 @@ impl DataStream {
                 );
                 return self.fail(message);
             }
+            if let Some(e) = other.error {
+                return self.fail(e);
+            }
+            match (self.event_time.clone(), other.event_time) {
+                (Some(a), Some(b)) if a != b => {
+                    return self.fail(format!("union of inputs with different event time: {a:?} and {b:?}"))
+                }
+                (None, Some(b)) => self.event_time = Some(b),
+                _ => {}
+            }
+            for (n, schema) in other.side_outputs {
+                self = self.side_output(n, schema);
+            }
             if let (Inputs::Sources(mine), Inputs::Sources(theirs)) = (&mut self.inputs, other.inputs) {
                 for name in theirs {
                     if mine.contains(&name) {
@@ -307,6 +320,10 @@ impl DataStream {
                 stream: self.fail("connect takes sources (before any operator): put operators after it".into()),
             };
         }
+        if let Some(shared) = first.iter().find(|n| second.contains(n)) {
+            let message = format!("source {shared:?} is on both sides of connect");
+            return ConnectedStreams { stream: self.fail(message) };
+        }
         let input = Schema::new(vec![
             Field::new("first", DataType::Struct(self.schema.fields.clone())),
             Field::new("second", DataType::Struct(other.schema.fields.clone())),
@@ -390,7 +407,13 @@ impl DataStream {
         if stages.is_empty() {
             return Err(PoolError::Usage("a stream job needs at least one operator".into()));
         }
-        Ok(StreamJob { stages, inputs: self.inputs, output_schema: self.schema, side_outputs: self.side_outputs })
+        Ok(StreamJob {
+            stages,
+            failed: None,
+            inputs: self.inputs,
+            output_schema: self.schema,
+            side_outputs: self.side_outputs,
+        })
     }
 }
 
@@ -534,6 +557,8 @@ pub struct StreamOutput {
 /// A running job: push batches from its sources, then finish.
 pub struct StreamJob {
     stages: Vec<StageRun>,
+    /// Set by the first failure: the stages' state is then partly applied, so the job takes no more.
+    failed: Option<String>,
     inputs: Inputs,
     output_schema: Schema,
     side_outputs: Vec<(String, Schema)>,
@@ -572,16 +597,33 @@ impl StreamJob {
         }
     }
 
-    /// Runs `batch` of the source `source` through the job; returns what it emitted.
+    fn check_usable(&self) -> Result<(), PoolError> {
+        match &self.failed {
+            Some(why) => {
+                Err(PoolError::Broken(format!("the stream job failed earlier and takes no more input: {why}")))
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Runs `batch` of the source `source` through the job; returns what it emitted. A batch that fails
+    /// in a function fails the job: its stages' state is partly applied, so later input is refused.
     pub fn push(&mut self, source: &str, batch: RecordBatch) -> Result<StreamOutput, PoolError> {
+        self.check_usable()?;
         let input = self.stage_input(source, batch)?;
         let mut sides = self.empty_sides();
-        let main = self.run_from(0, input, &mut sides)?;
-        Ok(self.output(main, sides))
+        match self.run_from(0, input, &mut sides) {
+            Ok(main) => Ok(self.output(main, sides)),
+            Err(e) => {
+                self.failed = Some(e.to_string());
+                Err(e)
+            }
+        }
     }
 
     /// The input has ended: every pending timer and window fires; then the workers stop.
     pub fn finish(mut self) -> Result<StreamOutput, PoolError> {
+        self.check_usable()?;
         let mut sides = self.empty_sides();
         let mut mains = Vec::new();
         for i in 0..self.stages.len() {

@@ -177,3 +177,35 @@ def crash_on_seven(row):
 
 def undeclared_tag(row):
     yield OutputTag("nowhere"), row
+
+
+class Heartbeat(KeyedProcessFunction):
+    """Re-arms its timer from on_timer: per key, a first timer 5 after its first row, then every 7, three
+    times; each firing emits (key, ts, firings so far)."""
+
+    def open(self, runtime_context):
+        self.fired = runtime_context.get_state(ValueStateDescriptor("fired"))
+
+    def process_element(self, row, ctx):
+        if self.fired.value() is None:
+            self.fired.update(0)
+            ctx.timer_service().register_event_time_timer(ctx.timestamp() + 5)
+
+    def on_timer(self, timestamp, ctx):
+        n = self.fired.value() + 1
+        self.fired.update(n)
+        if n < 3:
+            ctx.timer_service().register_event_time_timer(timestamp + 7)
+        yield (ctx.get_current_key(), timestamp, n)
+
+
+def ordered(key, window, rows):
+    """Order-sensitive: the rows' values weighted by position."""
+    yield (key, window.start, sum((i + 1) * r.v for i, r in enumerate(rows)))
+
+
+def swapped(row):
+    """Returns a Row whose fields come in another order than the output's (matched by name)."""
+    from udfpool import Row
+
+    return Row(v=row.v + 1, k=row.k, ts=row.ts)

@@ -287,8 +287,10 @@ class _TimerService:
             return
         self._pending.add((key, ts))
         order = self._stage.order
-        # A timer set while a timer fires keeps the firing timer's place in the output order.
-        parent = order if order[1] == 1 else (order[0], 1, ts, self._stage.ranks[key])
+        # A timer set while a timer fires, for a time the watermark has already passed, fires right after
+        # it and keeps its place in the output order; any other timer has its own.
+        firing_past = order[1] == 1 and ts <= order[2]
+        parent = order if firing_past else (order[0], 1, ts, self._stage.ranks[key])
         _heapq.heappush(self._heap, (ts, self._stage.ranks[key], next(self._stage.seq), key, parent))
 
     def delete(self, ts, key):
@@ -342,6 +344,8 @@ class _Context:
         self._stage.timers.delete(timestamp, self._stage.store.current_key)
 
     def output(self, tag, value):
+        if not isinstance(tag, OutputTag):
+            raise TypeError(f"output() takes an OutputTag, got {tag!r}")
         self._stage.emit(self._stage.order, (tag, value))
 
 
@@ -359,6 +363,8 @@ class _WindowContext:
         return timers.watermark if timers is not None else None
 
     def output(self, tag, value):
+        if not isinstance(tag, OutputTag):
+            raise TypeError(f"output() takes an OutputTag, got {tag!r}")
         self._stage.emit(self._stage.order, (tag, value))
 
 
@@ -439,9 +445,17 @@ class _Op:
         if self.bare and not isinstance(value, (tuple, dict)):
             value = (value,)
         if self.named and type(value) is not self.row_type:
+            names = getattr(type(value), "_fields", None) if isinstance(value, tuple) else None
+            if names and names != self.fields:
+                # A Row matches by name, as the Rust side matches the last operator's rows.
+                value = value.as_dict()
             if isinstance(value, dict):
-                return self.row_type(**{f: value[f] for f in self.fields}) if self.fields else value
+                if sorted(value) != sorted(self.fields):
+                    raise ValueError(f"{self.label} returned fields {sorted(value)}; its output has {list(self.fields)}")
+                return tuple.__new__(self.row_type, [value[f] for f in self.fields])
             if isinstance(value, tuple):
+                if len(value) != len(self.fields):
+                    raise ValueError(f"{self.label} returned {len(value)} values; its output has {len(self.fields)} columns")
                 return tuple.__new__(self.row_type, value)
         return value
 
@@ -659,8 +673,8 @@ class _Stage:
             if kind == "Map":
                 out.append((order, 0, op.row(call(row))))
             elif kind == "Filter":
-                keep = call(row)
-                if keep is True or (keep is not None and keep is not False and _truthy(keep, op)):
+                # Python truthiness, as PyFlink's FilterFunction.
+                if call(row):
                     out.append(item)
             else:
                 self.out = out
@@ -681,9 +695,16 @@ class _Stage:
                 return await op.call(row)
 
         async def run_all():
-            return await _asyncio.gather(*(one(row) for _order, tag, row in items if tag == 0))
+            # Every call finishes before the batch does, failed or not: nothing is left on the loop.
+            return await _asyncio.gather(*(one(row) for _order, tag, row in items if tag == 0), return_exceptions=True)
 
-        results = iter(loop.run_until_complete(run_all()))
+        mains = [order for order, tag, _row in items if tag == 0]
+        results = loop.run_until_complete(run_all())
+        for order, result in zip(mains, results):
+            if isinstance(result, BaseException):
+                self.failed_row = order[0]
+                raise result
+        results = iter(results)
         return [(order, tag, row) if tag != 0 else (order, 0, op.row(next(results))) for order, tag, row in items]
 
     # -- windows ------------------------------------------------------------------------------------
@@ -716,6 +737,9 @@ class _Stage:
             size, slide, offset = args["size"], args["slide"], args["offset"]
             last_start = ts - (ts - offset) % slide
             starts = range(last_start, ts - size, -slide)
+            if not starts:
+                # Between windows (slide > size): no window holds the row; Flink drops it too.
+                return
             live = [TimeWindow(s, s + size) for s in starts if s + size - 1 > watermark]
             if not live:
                 self.out.append(((r, 0, 0, 0), self.late_tag, row))
@@ -773,10 +797,6 @@ class _Stage:
             for row in rows:
                 acc = agg.add(row, acc)
             self.out.append((order, 0, head.row(agg.get_result(acc))))
-
-
-def _truthy(keep, op):
-    raise TypeError(f"{op.label} returned {keep!r}: a filter returns True, False or None")
 
 
 def _stream_stage(spec_json, worker_index, num_workers, job_parameters):
