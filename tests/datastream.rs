@@ -510,8 +510,50 @@ fn a_dead_worker_fails_the_job_clearly_and_leaves_nothing_behind() {
         None => job.finish().map(|_| ()).unwrap_err(),
     }
     .to_string();
-    assert!(err.contains("not replayed"), "{err}");
+    // The replacement gets the history replayed, then dies on the same row: after udfpool.max-retries
+    // attempts the job gives up, loudly.
+    assert!(err.contains("replacements failed too") && err.contains("exited"), "{err}");
     common::assert_nothing_left(&pids, &segments);
+}
+
+/// A worker killed from outside mid-job is replaced and its keys' state, timers and windows rebuilt by
+/// replaying its input: the output equals an undisturbed run's, row for row.
+#[test]
+fn a_killed_worker_is_replaced_and_its_state_replayed() {
+    let rows: Vec<(String, i64, i64)> = (0..60).map(|i| (format!("k{}", i % 5), i * 2 - (i % 3) * 3, i % 7)).collect();
+    let run = |kill: bool| {
+        let mut job = DataStream::source("a", ktv())
+            .assign_timestamps("ts", 4)
+            .key_by(["k"])
+            .process(&udf("CountWithTimeout"), ktv())
+            .key_by(["k"])
+            .window(Window::tumbling(10))
+            .reduce(&udf("sum_v"))
+            .build(JobSettings::default().mode(Mode::Process).workers(2).worker_exe(worker_exe()))
+            .unwrap();
+        let mut out = Vec::new();
+        for (i, chunk) in rows.chunks(7).enumerate() {
+            if kill && i == 4 {
+                for info in job.stage_info() {
+                    let pid = info.pids[1].to_string();
+                    assert!(Command::new("kill").args(["-9", &pid]).status().unwrap().success());
+                }
+            }
+            let chunk: Vec<(&str, i64, i64)> = chunk.iter().map(|(k, t, v)| (k.as_str(), *t, *v)).collect();
+            let o = job.push("a", ktv_batch(&chunk)).unwrap_or_else(|e| panic!("{e}"));
+            out.extend(o.main.to_rows());
+            out.extend(o.side_outputs.into_iter().flat_map(|(_, b)| b.to_rows()));
+        }
+        let restarts = job.restarts();
+        let o = job.finish().unwrap();
+        out.extend(o.main.to_rows());
+        (out, restarts)
+    };
+    let (calm, none) = run(false);
+    let (killed, restarts) = run(true);
+    assert_eq!((none, restarts), (0, 2), "one replacement per stage");
+    assert!(!calm.is_empty());
+    assert_eq!(killed, calm);
 }
 
 /// Every example job in `examples/jobs/` runs with `udfpool run --job`, writes something, and writes
@@ -572,4 +614,26 @@ fn timers_set_in_on_timer_and_order_sensitive_windows() {
     check_against_reference(job(json!([{ "key": ["k"], "ops": [
         { "kind": "window", "fn": "ordered", "assigner": { "size": 3, "slide": 5 }, "function": "apply", "fields": KTV },
     ]}])));
+}
+
+#[test]
+fn past_the_replay_limit_a_killed_worker_fails_the_job() {
+    let mut job = DataStream::source("a", ktv())
+        .key_by(["k"])
+        .reduce(&udf("add"))
+        .build(
+            JobSettings::default()
+                .mode(Mode::Process)
+                .workers(1)
+                .config("udfpool.stream-replay-rows", "5")
+                .worker_exe(worker_exe()),
+        )
+        .unwrap();
+    job.push("a", ktv_batch(&[("a", 1, 1), ("b", 2, 2), ("a", 3, 3), ("a", 4, 4), ("b", 5, 5), ("c", 6, 6)])).unwrap();
+    let pid = job.stage_info()[0].pids[0].to_string();
+    assert!(Command::new("kill").args(["-9", &pid]).status().unwrap().success());
+    let err = job.push("a", ktv_batch(&[("a", 7, 7)])).unwrap_err().to_string();
+    assert!(err.contains("passed udfpool.stream-replay-rows"), "{err}");
+    let err = job.push("a", ktv_batch(&[("a", 8, 8)])).unwrap_err().to_string();
+    assert!(err.contains("failed earlier and takes no more input"), "{err}");
 }

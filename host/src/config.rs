@@ -67,9 +67,11 @@ pub const MAX_RETRIES: &str = "udfpool.max-retries";
 pub const WORKER_MEMORY_MB: &str = "udfpool.worker-memory-mb";
 /// Whether to time every batch's stages (see [`crate::stages`]).
 pub const TRACE_STAGES: &str = "udfpool.trace-stages";
+/// DataStream stages: rows of input each kept to rebuild a dead worker's state (0: none kept).
+pub const STREAM_REPLAY_ROWS: &str = "udfpool.stream-replay-rows";
 
 /// Every key udfpool itself understands, with a one-line description.
-pub const KEYS: [(&str, &str); 10] = [
+pub const KEYS: [(&str, &str); 11] = [
     (EXECUTION_MODE, "process (default) or thread"),
     (PYTHON_EXECUTABLE, "python of a virtualenv whose packages UDFs import (default: $VIRTUAL_ENV's)"),
     (MAX_IN_FLIGHT, "batches queued per worker to hide latency (default 2)"),
@@ -83,6 +85,11 @@ pub const KEYS: [(&str, &str); 10] = [
         "address-space limit per worker process in MiB; Python raises MemoryError past it (default 0: none)",
     ),
     (TRACE_STAGES, "true to time each batch's stages for the breakdown in Pool::stage_totals (default false)"),
+    (
+        STREAM_REPLAY_ROWS,
+        "DataStream stages: input rows kept to replay into a replacement for a dead worker; past it, a \
+         worker death fails the job (default 1000000; 0: keep none)",
+    ),
 ];
 
 /// A setting that cannot be used.
@@ -132,6 +139,8 @@ pub struct PoolConfig {
     pub worker_memory: Option<u64>,
     /// Time each batch's stages.
     pub trace_stages: bool,
+    /// DataStream stages: input rows kept for replay.
+    pub stream_replay_rows: u64,
     /// All pairs as given (job parameters included), for the UDF's context.
     pub raw: BTreeMap<String, String>,
 }
@@ -151,6 +160,7 @@ impl Default for PoolConfig {
             max_retries: 2,
             worker_memory: None,
             trace_stages: false,
+            stream_replay_rows: 1_000_000,
             raw: BTreeMap::new(),
         }
     }
@@ -222,6 +232,7 @@ impl PoolConfig {
                     }
                 }
             }
+            STREAM_REPLAY_ROWS => self.stream_replay_rows = number(key, value, "a number of rows", |_: &u64| true)?,
             k if k.starts_with("python.") || k.starts_with("udfpool.") => {
                 return Err(ConfigError::UnknownKey { key: k.to_owned() })
             }

@@ -34,8 +34,12 @@
 //! host merges the workers' outputs by it: the output is the same in both modes and for any number of
 //! workers.
 //!
-//! A worker that dies takes its keys' state with it: the job then fails with a clear error (stages are
-//! not replayed yet).
+//! A PROCESS worker that dies is replaced, and the replacement rebuilds its keys' state, timers and
+//! windows from the parts of the input that worker had finished (kept per worker, up to
+//! `udfpool.stream-replay-rows` rows a stage; what they emit again is dropped); then the batch it died
+//! on is sent again, up to `udfpool.max-retries` times. Past the limit, or in THREAD mode, a dead
+//! worker fails the job with a clear error. Replay assumes deterministic functions, as Flink's
+//! recovery does.
 
 use crate::config::Mode;
 use crate::error::PoolError;
@@ -589,6 +593,11 @@ impl StreamJob {
         self.stages.iter().map(|s| s.pool.info()).collect()
     }
 
+    /// Workers replaced after dying, over every stage (PROCESS mode).
+    pub fn restarts(&self) -> u64 {
+        self.stages.iter().map(|s| s.pool.restarts()).sum()
+    }
+
     /// The names rows can be pushed under.
     pub fn sources(&self) -> Vec<&str> {
         match &self.inputs {
@@ -780,6 +789,10 @@ struct StageRun {
     batches: u64,
     /// The main output's schema, then each side output's.
     outputs: Vec<Schema>,
+    /// Each worker's parts so far, to replay into a replacement; `None` once past `replay_limit` rows.
+    history: Option<Vec<Vec<Arc<RecordBatch>>>>,
+    kept_rows: u64,
+    replay_limit: u64,
 }
 
 /// FNV-1a over bytes: stable across runs and machines, unlike std's hashers.
@@ -843,13 +856,33 @@ impl StageRun {
             }
             e => e,
         })?;
-        Ok(Self { pool, stage, key, rows: 0, watermark: i64::MIN, batches: 0, outputs })
+        let replay_limit =
+            crate::config::PoolConfig::from_pairs(settings.config.iter().map(|(k, v)| (k, v)))?.stream_replay_rows;
+        let lanes = pool.lanes.len();
+        let history = (replay_limit > 0).then(|| vec![Vec::new(); lanes]);
+        Ok(Self {
+            pool,
+            stage,
+            key,
+            rows: 0,
+            watermark: i64::MIN,
+            batches: 0,
+            outputs,
+            history,
+            kept_rows: 0,
+            replay_limit,
+        })
     }
 
     fn lost(&self, index: usize, e: PoolError) -> PoolError {
+        let why = match (&self.history, self.pool.info().mode) {
+            (_, Mode::Thread) => "THREAD-mode workers are not replaced",
+            (None, _) if self.replay_limit == 0 => "udfpool.stream-replay-rows is 0: no input kept for replay",
+            (None, _) => "its input passed udfpool.stream-replay-rows: no longer kept for replay",
+            (Some(_), _) => "replacements failed too (udfpool.max-retries)",
+        };
         PoolError::Broken(format!(
-            "a worker of stream stage {} failed, and the state, timers and windows of its keys with it \
-             (stream stages are not replayed yet): {e}",
+            "a worker of stream stage {} failed, and the state, timers and windows of its keys with it ({why}): {e}",
             index + 1
         ))
     }
@@ -962,17 +995,19 @@ impl StageRun {
                 len,
             )
             .map_err(|e| PoolError::Protocol { index: lane, message: e.to_string() })?;
-            let id = self.pool.next_seq;
-            self.pool.next_seq += 1;
-            self.pool.lanes[lane].submit(id, &Arc::new(part), &[0, 1, 2, 3]).map_err(|e| self.lost(index, e))?;
-            submitted.push(lane);
+            let part = Arc::new(part);
+            if let Err(e) = self.submit(lane, &part) {
+                self.recover(index, lane, e)?;
+                self.submit(lane, &part).map_err(|e| self.lost(index, e))?;
+            }
+            submitted.push((lane, part));
         }
         let mut results = Vec::with_capacity(submitted.len());
         let mut failure = None;
-        for &lane in &submitted {
-            match self.pool.lanes[lane].next_result().map_err(|e| self.lost(index, e))? {
-                (_, Ok(output)) => results.push(output.result),
-                (_, Err(error)) => {
+        for (lane, part) in &submitted {
+            match self.result(index, *lane, part)? {
+                Ok(output) => results.push(output),
+                Err(error) => {
                     failure.get_or_insert(error);
                 }
             }
@@ -983,6 +1018,7 @@ impl StageRun {
         if let Some(error) = failure {
             return Err(self.failed(index, batch, n, error));
         }
+        self.keep(submitted);
         // A timer's output belongs to the first row whose watermark reached it (or the row that set it,
         // if later).
         let reached = |ts: i64| base + watermarks[1..].partition_point(|&w| w < ts).min(n - 1) as u64;
@@ -999,11 +1035,85 @@ impl StageRun {
         }
     }
 
+    /// Sends `part` to worker `lane`.
+    fn submit(&mut self, lane: usize, part: &Arc<RecordBatch>) -> Result<(), PoolError> {
+        let id = self.pool.next_seq;
+        self.pool.next_seq += 1;
+        self.pool.lanes[lane].submit(id, part, &[0, 1, 2, 3])
+    }
+
+    /// Worker `lane`'s answer to `part`, the last thing it was sent; if the worker dies, a replacement
+    /// gets the lane's history and then `part` again, up to `udfpool.max-retries` times.
+    fn result(
+        &mut self,
+        index: usize,
+        lane: usize,
+        part: &Arc<RecordBatch>,
+    ) -> Result<Result<Column, UdfError>, PoolError> {
+        let mut attempts = 0;
+        loop {
+            match self.pool.lanes[lane].next_result() {
+                Ok((_, outcome)) => return Ok(outcome.map(|o| o.result)),
+                Err(e) if e.is_worker_failure() && attempts < self.pool.max_retries() => {
+                    attempts += 1;
+                    self.recover(index, lane, e)?;
+                    self.submit(lane, part).map_err(|e| self.lost(index, e))?;
+                }
+                Err(e) => return Err(self.lost(index, e)),
+            }
+        }
+    }
+
+    /// Replaces dead worker `lane` and replays the parts it finished, discarding what they emit again,
+    /// so the replacement holds the state, timers and windows its keys had.
+    fn recover(&mut self, index: usize, lane: usize, cause: PoolError) -> Result<(), PoolError> {
+        if !cause.is_worker_failure() || self.history.is_none() {
+            return Err(self.lost(index, cause));
+        }
+        tracing::warn!(stage = index + 1, worker = lane, "replacing a stream worker and replaying its input: {cause}");
+        self.pool.replace_lane(lane).map_err(|e| self.lost(index, e))?;
+        let parts = self.history.as_ref().map(|h| h[lane].clone()).unwrap_or_default();
+        for part in &parts {
+            self.submit(lane, part).map_err(|e| self.lost(index, e))?;
+            match self.pool.lanes[lane].next_result().map_err(|e| self.lost(index, e))? {
+                (_, Ok(_)) => {}
+                (_, Err(error)) => {
+                    let message = format!("replaying its input into a replacement worker failed: {error}");
+                    return Err(self.lost(index, PoolError::Broken(message)));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Keeps a batch's parts for replay, up to `udfpool.stream-replay-rows` rows; past it, none.
+    fn keep(&mut self, parts: Vec<(usize, Arc<RecordBatch>)>) {
+        let Some(history) = &mut self.history else { return };
+        for (lane, part) in parts {
+            self.kept_rows += part.num_rows() as u64;
+            history[lane].push(part);
+        }
+        if self.kept_rows > self.replay_limit {
+            tracing::warn!("a stream stage's input passed udfpool.stream-replay-rows: worker deaths now fail the job");
+            self.history = None;
+        }
+    }
+
     fn finish(&mut self, index: usize) -> Result<Outputs, PoolError> {
         let mut results = Vec::new();
         let mut failure = None;
         for lane in 0..self.pool.lanes.len() {
-            match self.pool.lanes[lane].finish_groups().map_err(|e| self.lost(index, e))? {
+            let mut attempts = 0;
+            let finished = loop {
+                match self.pool.lanes[lane].finish_groups() {
+                    Err(e) if e.is_worker_failure() && attempts < self.pool.max_retries() => {
+                        attempts += 1;
+                        self.recover(index, lane, e)?;
+                    }
+                    other => break other.map_err(|e| self.lost(index, e))?,
+                }
+            };
+            match finished {
                 Ok(mut columns) if columns.len() == 1 => results.push(columns.remove(0)),
                 Ok(_) => return Err(PoolError::Protocol { index: lane, message: "a stream stage's finish".into() }),
                 Err(error) => {

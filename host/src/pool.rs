@@ -624,6 +624,25 @@ impl Pool {
         self.restarts
     }
 
+    /// Replaces worker `lane` with a fresh one that has loaded the UDF, for callers that replay its
+    /// input themselves (DataStream stages). PROCESS mode only: THREAD-mode workers are not replaced.
+    pub(crate) fn replace_lane(&mut self, lane: usize) -> Result<(), PoolError> {
+        let respawn =
+            self.respawn.as_mut().ok_or_else(|| PoolError::Broken("THREAD-mode workers are not replaced".into()))?;
+        self.lanes[lane].kill();
+        let mut fresh = respawn(lane)?;
+        fresh.set_trace(self.trace);
+        let old = std::mem::replace(&mut self.lanes[lane], fresh);
+        self.retired_stages.merge(old.stages());
+        self.restarts += 1;
+        Ok(())
+    }
+
+    /// Retries of a batch whose worker died (`udfpool.max-retries`).
+    pub(crate) fn max_retries(&self) -> u32 {
+        self.max_retries
+    }
+
     /// The current workers' process ids (PROCESS mode; replacements included).
     pub fn worker_pids(&self) -> Vec<u32> {
         self.lanes.iter().map(|l| l.info().pid).collect()
