@@ -523,6 +523,7 @@ fn run_stream(a: RunArgs, job: crate::job::Job) -> Result<()> {
     }
     let stages: Vec<String> = running.stage_info().iter().map(|i| i.udf.clone()).collect();
     let first = running.stage_info().first().map(|i| (i.mode, i.workers));
+    let restarts = running.restarts();
     write(running.finish()?)?;
     let elapsed = run_start.elapsed();
     out.flush().with_context(|| format!("cannot write {}", output.display()))?;
@@ -534,7 +535,7 @@ fn run_stream(a: RunArgs, job: crate::job::Job) -> Result<()> {
     let (mode, workers) = first.unwrap_or((Mode::Process, 0));
     let summary = format!(
         "rows in {rows_in}, rows out {rows_out}{side_summary}, elapsed {:.3} s (job start {:.3} s), {:.0} rows/s\n\
-         mode {mode}, workers {workers} per stage, {} stages: {}",
+         mode {mode}, workers {workers} per stage, worker restarts {restarts}, {} stages: {}",
         elapsed.as_secs_f64(),
         ready.as_secs_f64(),
         rows_in as f64 / elapsed.as_secs_f64().max(1e-9),

@@ -22,6 +22,9 @@ import itertools as _itertools
 import json as _json
 
 
+_tuple_item = tuple.__getitem__
+
+
 class OutputTag:
     """A named side output: ``yield OutputTag("late"), row`` (or ``ctx.output(tag, row)``) sends the row
     there instead of to the main output. Its schema is declared with the job (Rust API or job file)."""
@@ -542,10 +545,11 @@ class _Stage:
     # -- keys ---------------------------------------------------------------------------------------
 
     def key_of(self, row, side=0):
+        # tuple.__getitem__: Row's own __getitem__ (which also takes names) is a Python-level call.
         index = self.key_index[side] if self.connected else self.key_index
         if len(index) == 1:
-            return row[index[0]]
-        return tuple(row[i] for i in index)
+            return _tuple_item(row, index[0])
+        return tuple([_tuple_item(row, i) for i in index])
 
     # -- the batch loop -----------------------------------------------------------------------------
 
