@@ -87,15 +87,7 @@ fn bench_measures_the_other_function_kinds_when_asked() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let results: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.path().join("results.json")).unwrap()).unwrap();
-    let mut seen: Vec<String> = results["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| format!("{}/{}", e["workload"].as_str().unwrap(), e["mode"].as_str().unwrap()))
-        .collect();
-    seen.sort();
+    let seen = measured(dir.path());
     // No multiprocessing figure: it maps a function over values, which is not what these kinds do.
     assert_eq!(
         seen,
@@ -113,16 +105,7 @@ fn bench_measures_the_datastream_operators_in_both_modes() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let results: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.path().join("results.json")).unwrap()).unwrap();
-    let mut seen: Vec<String> = results["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .inspect(|e| assert!(e["rows_per_sec"]["median"].as_f64().unwrap() > 0.0, "{e}"))
-        .map(|e| format!("{}/{}", e["workload"].as_str().unwrap(), e["mode"].as_str().unwrap()))
-        .collect();
-    seen.sort();
+    let seen = measured(dir.path());
     // No floor or multiprocessing figure: a job, not a function over values.
     let expected: Vec<String> = ["map", "process", "reduce", "window"]
         .iter()
@@ -131,4 +114,19 @@ fn bench_measures_the_datastream_operators_in_both_modes() {
     assert_eq!(seen, expected);
     let report = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
     assert!(report.contains("### window"), "{report}");
+}
+
+/// `workload/mode` of every figure in `dir`'s results.json, sorted; each figure checked positive.
+fn measured(dir: &std::path::Path) -> Vec<String> {
+    let results: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("results.json")).unwrap()).unwrap();
+    let mut seen: Vec<String> = results["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .inspect(|e| assert!(e["rows_per_sec"]["median"].as_f64().unwrap() > 0.0, "{e}"))
+        .map(|e| format!("{}/{}", e["workload"].as_str().unwrap(), e["mode"].as_str().unwrap()))
+        .collect();
+    seen.sort();
+    seen
 }

@@ -573,12 +573,9 @@ class _Stage:
                     continue
                 self.failed_op = head
                 self._element(head, r, timestamps[i], row)
-            out = self.out
-            for op in self.tail:
-                out = self._run_tail(op, out)
+            return self._through_tail()
         finally:
             self.out = []
-        return [(o[0], o[1], o[2], o[3], tag, row) for o, tag, row in out]
 
     def finish(self):
         """The input has ended: every timer fires (event time), then the outputs."""
@@ -588,11 +585,15 @@ class _Stage:
         try:
             if self.timers is not None:
                 self.timers.advance((1 << 63) - 1, self._fire)
-            out = self.out
-            for op in self.tail:
-                out = self._run_tail(op, out)
+            return self._through_tail()
         finally:
             self.out = []
+
+    def _through_tail(self):
+        """What the head emitted, through the operators after it: [(row, phase, ts, rank, tag, value)]."""
+        out = self.out
+        for op in self.tail:
+            out = self._run_tail(op, out)
         return [(o[0], o[1], o[2], o[3], tag, row) for o, tag, row in out]
 
     def close(self):
