@@ -449,6 +449,9 @@ fn create_output(path: &std::path::Path) -> Result<Box<dyn Write>> {
 /// the main output to the output file, each side output to its own file beside it.
 fn run_stream(a: RunArgs, job: crate::job::Job) -> Result<()> {
     use crate::stream_job::{build_stream, side_output_path};
+    if a.bad_rows.is_some() || a.skip_failed_batches.is_some() {
+        bail!("--bad-rows and --skip-failed-batches are not supported for [[stream]] jobs yet: a bad row or batch fails the job");
+    }
     let started = Instant::now();
     let input = if a.input.as_os_str().is_empty() { job.input.clone() } else { a.input.clone() };
     let output = if a.output.as_os_str().is_empty() { job.output.clone() } else { a.output.clone() };

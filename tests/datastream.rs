@@ -637,3 +637,25 @@ fn past_the_replay_limit_a_killed_worker_fails_the_job() {
     let err = job.push("a", ktv_batch(&[("a", 8, 8)])).unwrap_err().to_string();
     assert!(err.contains("failed earlier and takes no more input"), "{err}");
 }
+
+/// Keyed state is the current key's alone: interleaved keys each see only their own list and map state.
+#[test]
+fn keyed_state_is_isolated_between_keys() {
+    for mode in MODES {
+        for workers in [1, 2] {
+            let mut job = DataStream::source("a", ktv())
+                .assign_timestamps("ts", 0)
+                .key_by(["k"])
+                .process(&udf("ListAndMap"), ktv())
+                .build(JobSettings::default().mode(mode).workers(workers).worker_exe(worker_exe()))
+                .unwrap();
+            let out =
+                job.push("a", ktv_batch(&[("x", 1, 1), ("y", 2, 10), ("x", 3, 2), ("y", 4, 20), ("x", 5, 3)])).unwrap();
+            job.finish().unwrap();
+            let got: Vec<i64> =
+                out.main.to_rows().iter().map(|r| if let Value::Int64(v) = r[2] { v } else { 0 }).collect();
+            // sum of the key's values so far * 100 + rows of the same parity so far, per key.
+            assert_eq!(got, vec![101, 1001, 301, 3002, 602], "{mode} x{workers}");
+        }
+    }
+}
