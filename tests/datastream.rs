@@ -659,3 +659,12 @@ fn keyed_state_is_isolated_between_keys() {
         }
     }
 }
+
+/// What `ctx.current_watermark()` says, in process_element and in on_timer, is the same for any number
+/// of workers: the watermark before the row, or the one that fired the timer.
+#[test]
+fn the_watermark_a_function_sees_does_not_depend_on_workers() {
+    check_against_reference(job(json!([{ "key": ["k"], "ops": [
+        { "kind": "process", "fn": "WatermarkProbe", "fields": KTV },
+    ]}])));
+}

@@ -29,7 +29,8 @@
 //! advanced after every row (in input order, over the whole stage input, not per worker); a timer fires
 //! once the watermark reaches it, a time window once it reaches the window's last timestamp
 //! (`end - 1`); a row whose windows are all past the watermark is late and goes to the side output for
-//! late data. At the end of input every timer fires. Each worker's output carries its order (the input
+//! late data. Each worker gets the watermark before each of its rows and, on a closing marker row, the
+//! watermark after every row of the batch, so timers fire, and see the watermark, as in one process. At the end of input every timer fires. Each worker's output carries its order (the input
 //! row that caused it, element before timer output, then timestamp, then the key's first row) and the
 //! host merges the workers' outputs by it: the output is the same in both modes and for any number of
 //! workers.
@@ -984,12 +985,24 @@ impl StageRun {
                 ),
             };
             let len = take.len();
+            // The marker's `__steps`: the watermark after each row of the batch.
+            let steps = if event_time.is_some() { &watermarks[1..] } else { &[][..] };
+            let mut offsets = vec![0u32; len];
+            offsets.push(steps.len() as u32);
+            let steps = Column {
+                data: ColumnData::List {
+                    offsets: LeBuffer(offsets),
+                    values: Box::new(int_column(steps.to_vec(), None)),
+                },
+                validity: None,
+            };
             let part = RecordBatch::try_new(
                 self.stage.worker_input(),
                 vec![
                     int_column(index_col, None),
                     int_column(wm_col, None),
                     int_column(ts_col, ts_valid),
+                    steps,
                     rows_data.take(&take),
                 ],
                 len,
@@ -1039,7 +1052,7 @@ impl StageRun {
     fn submit(&mut self, lane: usize, part: &Arc<RecordBatch>) -> Result<(), PoolError> {
         let id = self.pool.next_seq;
         self.pool.next_seq += 1;
-        self.pool.lanes[lane].submit(id, part, &[0, 1, 2, 3])
+        self.pool.lanes[lane].submit(id, part, &[0, 1, 2, 3, 4])
     }
 
     /// Worker `lane`'s answer to `part`, the last thing it was sent; if the worker dies, a replacement

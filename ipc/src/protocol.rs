@@ -238,9 +238,12 @@ pub struct EventTime {
 
 /// A chain of DataStream operators that runs in one worker per row: after a `key_by`, the keyed operator
 /// first. The worker gets the columns `__row` (the row's index in the stage's input), `__wm` (the
-/// watermark before the row), `__ts` (its timestamp) and `data` (a struct of the row's columns; for two
-/// connected inputs, a struct of two structs `first`, `second`, one of them null). Event-time stages get
-/// one more row at the end of each batch, with a null `data`, carrying the watermark after the batch.
+/// watermark before the row), `__ts` (its timestamp), `__steps` (empty but on the marker row) and
+/// `data` (a struct of the row's columns; for two connected inputs, a struct of two structs `first`,
+/// `second`, one of them null). Event-time stages get one more row at the end of each batch, the
+/// marker: a null `__ts`, the watermark after the batch in `__wm`, and in `__steps` the watermark after
+/// each of the batch's rows (all workers' rows), from which a firing timer learns the exact watermark
+/// that fired it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StreamStage {
     /// The schema of `data`.
@@ -266,12 +269,13 @@ impl StreamStage {
         matches!(self.ops.first().map(|o| o.kind), Some(StreamOpKind::CoMap | StreamOpKind::CoFlatMap))
     }
 
-    /// The columns the worker gets: `__row`, `__wm`, `__ts`, `data`.
+    /// The columns the worker gets: `__row`, `__wm`, `__ts`, `__steps`, `data`.
     pub fn worker_input(&self) -> Schema {
         Schema::new(vec![
             Field::new("__row", DataType::Int64),
             Field::new("__wm", DataType::Int64),
             Field::new("__ts", DataType::Int64),
+            Field::new("__steps", DataType::List(Box::new(DataType::Int64))),
             Field::new("data", DataType::Struct(self.input.fields.clone())),
         ])
     }

@@ -209,3 +209,14 @@ def swapped(row):
     from udfpool import Row
 
     return Row(v=row.v + 1, k=row.k, ts=row.ts)
+
+
+class WatermarkProbe(KeyedProcessFunction):
+    """Emits the watermark each row and each timer sees (a timer 3 after each row)."""
+
+    def process_element(self, row, ctx):
+        ctx.timer_service().register_event_time_timer(ctx.timestamp() + 3)
+        yield (row.k, ctx.timestamp(), ctx.current_watermark())
+
+    def on_timer(self, timestamp, ctx):
+        yield (ctx.get_current_key(), timestamp, ctx.current_watermark())

@@ -16,6 +16,7 @@
 # ---------------------------------------------------------------------------------------------------
 
 import asyncio as _asyncio
+from bisect import bisect_left as _bisect_left
 import heapq as _heapq
 import inspect as _inspect
 import itertools as _itertools
@@ -328,7 +329,8 @@ class _Context:
         return self._ts
 
     def current_watermark(self):
-        return self._stage.timers.watermark
+        stage = self._stage
+        return stage.firing_watermark if stage.order[1] == 1 else stage.timers.watermark
 
     def timer_service(self):
         return self
@@ -362,8 +364,10 @@ class _WindowContext:
         return self._window
 
     def current_watermark(self):
-        timers = self._stage.timers
-        return timers.watermark if timers is not None else None
+        stage = self._stage
+        if stage.timers is None:
+            return None
+        return stage.firing_watermark if stage.order[1] == 1 else stage.timers.watermark
 
     def output(self, tag, value):
         if not isinstance(tag, OutputTag):
@@ -492,6 +496,9 @@ class _Stage:
         self.out = []
         self.failed_row = None
         self.failed_op = None
+        self.steps = ()
+        self.steps_base = 0
+        self.firing_watermark = -(1 << 63)
         self.tags = {name: i + 1 for i, name in enumerate(spec["side_outputs"])}
         ops = [_Op(self, op, i) for i, op in enumerate(spec["ops"])]
         for op in ops[:-1]:
@@ -553,9 +560,12 @@ class _Stage:
 
     # -- the batch loop -----------------------------------------------------------------------------
 
-    def process(self, rows_index, watermarks, timestamps, rows):
-        """Runs the stage over one batch; returns [(order, tag, row)] in order."""
+    def process(self, rows_index, watermarks, timestamps, rows, steps=()):
+        """Runs the stage over one batch; returns [(row, phase, ts, rank, tag, value)] in order. `steps`
+        (event time): the watermark after each row of the whole batch, every worker's rows included."""
         self.out = []
+        self.steps = steps
+        self.steps_base = rows_index[-1] - len(steps) if steps else 0
         head = self.head
         timers = self.timers
         try:
@@ -582,6 +592,7 @@ class _Stage:
         self.out = []
         self.failed_row = None
         self.failed_op = self.head
+        self.steps = None
         try:
             if self.timers is not None:
                 self.timers.advance((1 << 63) - 1, self._fire)
@@ -650,6 +661,16 @@ class _Stage:
     def _fire(self, ts, key, order):
         self.store.current_key = key
         self.order = order
+        # The watermark that fired the timer: after the first row of the batch whose watermark reached it
+        # (or the row that set it, if later); at the end of input, the largest.
+        steps = self.steps
+        if steps is None:
+            self.firing_watermark = (1 << 63) - 1
+        elif steps:
+            at = max(_bisect_left(steps, ts), order[0] - self.steps_base)
+            self.firing_watermark = steps[min(at, len(steps) - 1)]
+        else:
+            self.firing_watermark = self.timers.watermark
         head = self.head
         self.failed_op = head
         if head.kind == "Window":

@@ -106,10 +106,21 @@ impl StreamDriver {
         &self.result_type
     }
 
-    /// Runs the stage over a batch of the columns `__row`, `__wm`, `__ts`, `data`.
+    /// Runs the stage over a batch of the columns `__row`, `__wm`, `__ts`, `__steps`, `data`.
     pub fn process(&self, py: Python<'_>, cols: &[&Column], rows: usize) -> Result<Column, UdfError> {
-        let [index, watermarks, timestamps, data] = cols else {
-            return Err(definition(format!("a stream stage takes 4 columns, got {}", cols.len())));
+        let [index, watermarks, timestamps, steps, data] = cols else {
+            return Err(definition(format!("a stream stage takes 5 columns, got {}", cols.len())));
+        };
+        // Only the marker row (the last) carries steps.
+        let steps: Vec<i64> = match &steps.data {
+            ColumnData::List { offsets, values } if rows > 0 && offsets.0.len() == rows + 1 => {
+                let (start, end) = (offsets.0[rows - 1] as usize, offsets.0[rows] as usize);
+                match &values.data {
+                    ColumnData::Int64(v) if end <= v.0.len() && start <= end => v.0[start..end].to_vec(),
+                    _ => return Err(UdfError::plain(UdfErrorKind::BadResult, "stream column __steps is not int64")),
+                }
+            }
+            _ => Vec::new(),
         };
         let ints = |c: &Column, what: &str| match &c.data {
             ColumnData::Int64(v) if v.0.len() == rows => {
@@ -130,6 +141,7 @@ impl StreamDriver {
             PyList::new(py, watermarks).map_err(failed)?,
             PyList::new(py, timestamps).map_err(failed)?,
             PyList::new(py, values).map_err(failed)?,
+            PyList::new(py, steps).map_err(failed)?,
         );
         let out = self.stage.bind(py).call_method1("process", args).map_err(failed)?;
         self.collect(py, &out)
