@@ -460,15 +460,27 @@ fn run_stream(a: RunArgs, job: crate::job::Job) -> Result<()> {
         bail!("batch_size must be at least 1");
     }
     let schema_text = a.schema.clone().or(job.schema.clone());
-    let open = |path: &std::path::Path, schema: Option<&str>| -> Result<BatchReader> {
-        let format = Format::from_path(path)
-            .with_context(|| format!("cannot tell the format of {} from its extension", path.display()))?;
+    if output.as_os_str() == "-" && !job.side_outputs.is_empty() {
+        bail!("side outputs are written beside the output file: give an output file, not -");
+    }
+    let asked_format = match a.format {
+        Some(InputFormat::Csv) => Some(Format::Csv),
+        Some(InputFormat::Jsonl) => Some(Format::JsonLines),
+        None => None,
+    };
+    let open = |path: &std::path::Path, schema: Option<&str>, format: Option<Format>| -> Result<BatchReader> {
+        let format = format.or_else(|| Format::from_path(path)).with_context(|| {
+            format!("cannot tell the format of {} from its extension; pass --format", path.display())
+        })?;
         let declared = schema.map(parse_schema_arg).transpose()?.unwrap_or_default();
         Ok(BatchReader::open(path, format, &declared, batch_size)?)
     };
-    let mut readers = vec![("input".to_owned(), open(&input, schema_text.as_deref())?)];
+    let mut readers = vec![("input".to_owned(), open(&input, schema_text.as_deref(), asked_format)?)];
+    // A union's sources share the main input's schema unless they declare one; others are their own.
+    let in_union = |name: &str| job.stream.iter().any(|s| s.sources.iter().flatten().any(|n| n == name));
     for (name, source) in &job.sources {
-        readers.push((name.clone(), open(&source.input, source.schema.as_deref().or(schema_text.as_deref()))?));
+        let schema = source.schema.as_deref().or(schema_text.as_deref().filter(|_| in_union(name)));
+        readers.push((name.clone(), open(&source.input, schema, None)?));
     }
     let schemas = readers.iter().map(|(n, r)| (n.clone(), r.schema().clone())).collect();
     let stream = build_stream(&job.stream, &schemas, job.event_time.as_ref(), &job.side_outputs)?;

@@ -87,7 +87,8 @@ pub struct StreamStep {
 pub struct Source {
     /// Records (CSV or JSON Lines), relative to the job file.
     pub input: PathBuf,
-    /// Column types, as `--schema` (default: the main input's `schema`).
+    /// Column types, as `--schema` (default: the main input's `schema` for a union's sources, else
+    /// inferred from the file).
     pub schema: Option<String>,
 }
 
@@ -134,6 +135,11 @@ pub fn build_stream(
         }
         Ok(s)
     };
+    let used: std::cell::RefCell<Vec<String>> = std::cell::RefCell::new(Vec::new());
+    let source = |name: &str| -> Result<DataStream> {
+        used.borrow_mut().push(name.to_owned());
+        source(name)
+    };
     let mut at = At::Stream(source("input")?);
     for (i, step) in steps.iter().enumerate() {
         let here = || format!("[[stream]] {} (op = {:?})", i + 1, step.op);
@@ -169,8 +175,17 @@ pub fn build_stream(
                     _ => bail!("{}: give both key and second_key, or neither", here()),
                 })
             }
-            ("co_map", At::Connected(c)) => At::Stream(c.map(&udf()?, output()?)),
-            ("co_flat_map", At::Connected(c)) => At::Stream(c.flat_map(&udf()?, output()?)),
+            ("co_map" | "co_flat_map", At::Connected(c)) => {
+                let output = output()?;
+                // Connected inputs have no timestamp column of their own: event time starts after the
+                // co-function, if its output has the column.
+                let timed = event_time.filter(|et| output.index_of(&et.column).is_some());
+                let s = if step.op == "co_map" { c.map(&udf()?, output) } else { c.flat_map(&udf()?, output) };
+                At::Stream(match timed {
+                    Some(et) => s.assign_timestamps(et.column.clone(), et.out_of_orderness),
+                    None => s,
+                })
+            }
             ("reduce", At::Keyed(k)) => At::Stream(k.reduce(&udf()?)),
             ("process", At::Keyed(k)) => At::Stream(k.process(&udf()?, output()?)),
             ("window", At::Keyed(k)) => {
@@ -209,6 +224,9 @@ pub fn build_stream(
                 here()
             ),
         };
+    }
+    if let Some(unused) = schemas.keys().find(|n| !used.borrow().contains(n)) {
+        bail!("source {unused:?} is declared but no [[stream]] step reads it (union sources = [...] or connect source = ...)");
     }
     match at {
         At::Stream(s) => Ok(s),

@@ -860,7 +860,8 @@ impl StageRun {
         let replay_limit =
             crate::config::PoolConfig::from_pairs(settings.config.iter().map(|(k, v)| (k, v)))?.stream_replay_rows;
         let lanes = pool.lanes.len();
-        let history = (replay_limit > 0).then(|| vec![Vec::new(); lanes]);
+        // Only PROCESS workers are replaced: THREAD mode keeps nothing.
+        let history = (replay_limit > 0 && pool.info().mode == Mode::Process).then(|| vec![Vec::new(); lanes]);
         Ok(Self {
             pool,
             stage,
@@ -1103,7 +1104,12 @@ impl StageRun {
     fn keep(&mut self, parts: Vec<(usize, Arc<RecordBatch>)>) {
         let Some(history) = &mut self.history else { return };
         for (lane, part) in parts {
-            self.kept_rows += part.num_rows() as u64;
+            // The marker's watermark steps count too: one value per row of the batch.
+            let steps = match &part.column(3).data {
+                ColumnData::List { values, .. } => values.len() as u64,
+                _ => 0,
+            };
+            self.kept_rows += part.num_rows() as u64 + steps;
             history[lane].push(part);
         }
         if self.kept_rows > self.replay_limit {

@@ -330,6 +330,8 @@ class _Context:
 
     def current_watermark(self):
         stage = self._stage
+        if stage.timers is None:
+            return -(1 << 63)  # no event time: no watermark yet, as Flink's Long.MIN_VALUE
         return stage.firing_watermark if stage.order[1] == 1 else stage.timers.watermark
 
     def timer_service(self):
