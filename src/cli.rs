@@ -118,8 +118,11 @@ struct RunArgs {
     /// Number of workers (processes in PROCESS mode, threads in THREAD mode). Default: number of cores.
     #[arg(long, value_name = "N")]
     workers: Option<usize>,
-    /// Records per batch.
-    #[arg(long, value_name = "N", default_value_t = 1024)]
+    /// Records per batch (default: the job file's batch_size, else 1024).
+    #[arg(long = "batch-size", value_name = "N")]
+    batch_size_flag: Option<usize>,
+    /// The batch size in effect: the flag, else the job file's, else 1024.
+    #[arg(skip = 1024usize)]
     batch_size: usize,
     /// Column types, e.g. id:int64,price:DECIMAL(10, 2),tags:ARRAY<STRING>: udfpool's or Flink's type
     /// names, nested ones included (README, "Types"). Columns not named are inferred from the first
@@ -218,9 +221,8 @@ fn with_job(mut a: RunArgs, path: &std::path::Path) -> Result<RunArgs> {
         a.output = job.output.clone();
     }
     a.schema = a.schema.or(job.schema.clone());
-    if let Some(n) = job.batch_size {
-        a.batch_size = n;
-    }
+    // A flag beside the job overrides it.
+    a.batch_size = a.batch_size_flag.or(job.batch_size).unwrap_or(1024);
     a.workers = a.workers.or(job.workers);
     // Job settings first, so flags given beside the job override them.
     a.config = job.config_pairs().into_iter().chain(a.config).collect();
@@ -257,6 +259,7 @@ fn run(mut a: RunArgs) -> Result<()> {
     a.udf = a.udf_flag.clone().unwrap_or_default();
     a.input = a.input_flag.clone().unwrap_or_default();
     a.output = a.output_flag.clone().unwrap_or_default();
+    a.batch_size = a.batch_size_flag.unwrap_or(1024);
     let a = match a.job.clone() {
         Some(path) => {
             let job = crate::job::Job::load(&path)?;
@@ -455,7 +458,7 @@ fn run_stream(a: RunArgs, job: crate::job::Job) -> Result<()> {
     let started = Instant::now();
     let input = if a.input.as_os_str().is_empty() { job.input.clone() } else { a.input.clone() };
     let output = if a.output.as_os_str().is_empty() { job.output.clone() } else { a.output.clone() };
-    let batch_size = job.batch_size.unwrap_or(a.batch_size);
+    let batch_size = a.batch_size_flag.or(job.batch_size).unwrap_or(1024);
     if batch_size == 0 {
         bail!("batch_size must be at least 1");
     }

@@ -375,3 +375,29 @@ fn job_files_run_pipelines_and_a_final_aggregate() {
     let err = run_err(&["run", "--job", bad.to_str().unwrap()]);
     assert!(err.contains("bad.toml") && err.contains("unknown field `operators`"), "{err}");
 }
+
+/// `--batch-size` beside a job file overrides the job's `batch_size` (as every flag beside a job does).
+#[test]
+fn a_batch_size_flag_overrides_the_job_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = env!("CARGO_MANIFEST_DIR");
+    let job = dir.path().join("job.toml");
+    std::fs::write(
+        &job,
+        format!(
+            "input = \"{root}/examples/data.csv\"\noutput = \"out.jsonl\"\nbatch_size = 1000\n\n[[operator]]\nudf = \"{root}/examples/udfs.py:plus_one\"\nargs = [\"x\"]\n"
+        ),
+    )
+    .unwrap();
+    for (flag, batches) in [(None, "batches 1,"), (Some("250"), "batches 4,")] {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_udfpool"));
+        cmd.args(["run", "--job"]).arg(&job).args(["--mode", "thread", "--workers", "1"]);
+        if let Some(n) = flag {
+            cmd.args(["--batch-size", n]);
+        }
+        let out = cmd.output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(stdout.contains(batches), "{flag:?}: {stdout}");
+    }
+}

@@ -1085,16 +1085,27 @@ impl StageRun {
             return Err(self.lost(index, cause));
         }
         tracing::warn!(stage = index + 1, worker = lane, "replacing a stream worker and replaying its input: {cause}");
-        self.pool.replace_lane(lane).map_err(|e| self.lost(index, e))?;
         let parts = self.history.as_ref().map(|h| h[lane].clone()).unwrap_or_default();
-        for part in &parts {
-            self.submit(lane, part).map_err(|e| self.lost(index, e))?;
-            match self.pool.lanes[lane].next_result().map_err(|e| self.lost(index, e))? {
-                (_, Ok(_)) => {}
-                (_, Err(error)) => {
-                    let message = format!("replaying its input into a replacement worker failed: {error}");
-                    return Err(self.lost(index, PoolError::Broken(message)));
-                }
+        // A replacement that dies while catching up is replaced again, up to udfpool.max-retries times.
+        let mut attempts = 0;
+        loop {
+            self.pool.replace_lane(lane).map_err(|e| self.lost(index, e))?;
+            match self.replay(lane, &parts) {
+                Ok(()) => return Ok(()),
+                Err(e) if e.is_worker_failure() && attempts < self.pool.max_retries() => attempts += 1,
+                Err(e) => return Err(self.lost(index, e)),
+            }
+        }
+    }
+
+    /// Sends `parts` to worker `lane` one after another, dropping what they emit.
+    fn replay(&mut self, lane: usize, parts: &[Arc<RecordBatch>]) -> Result<(), PoolError> {
+        for part in parts {
+            self.submit(lane, part)?;
+            if let (_, Err(error)) = self.pool.lanes[lane].next_result()? {
+                return Err(PoolError::Broken(format!(
+                    "replaying its input into a replacement worker failed: {error}"
+                )));
             }
         }
         Ok(())
