@@ -2,21 +2,28 @@
 //! process functions with state and event-time timers, windows, union, connect with co-functions, side
 //! outputs and `async def` maps — in either mode.
 //!
-//! ```no_run
+//! ```
 //! use host::datastream::{DataStream, JobSettings, Window};
+//! use host::Mode;
 //! use ipc::batch::{DataType, Field, RecordBatch, Schema, Value};
 //!
-//! let schema = Schema::new(vec![Field::new("k", DataType::Utf8), Field::new("ts", DataType::Int64)]);
-//! let counts = Schema::new(vec![Field::new("k", DataType::Utf8), Field::new("n", DataType::Int64)]);
-//! let mut job = DataStream::source("events", schema.clone())
+//! let field = |n: &str, t| Field::new(n, t);
+//! let events = Schema::new(vec![field("user", DataType::Utf8), field("ts", DataType::Int64), field("amount", DataType::Int64)]);
+//! let totals = Schema::new(vec![field("user", DataType::Utf8), field("rows", DataType::Int64), field("total", DataType::Int64)]);
+//! let udfs = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/stream.py");
+//! let mut job = DataStream::source("events", events.clone())
 //!     .assign_timestamps("ts", 5)
-//!     .key_by(["k"])
+//!     .key_by(["user"])
 //!     .window(Window::tumbling(10))
-//!     .aggregate("examples/stream.py:CountRows", counts)
-//!     .build(JobSettings::default().workers(2))?;
-//! let batch = RecordBatch::from_rows(schema, &[vec![Value::Utf8("a".into()), Value::Int64(3)]])?;
-//! let early = job.push("events", batch)?; // what fired so far
-//! let rest = job.finish()?; // every window left, then the job stops
+//!     .aggregate(&format!("{udfs}:Total"), totals) // create_accumulator, add, get_result
+//!     .build(JobSettings::default().mode(Mode::Thread).workers(1))?;
+//! let row = |u: &str, ts, a| vec![Value::Utf8(u.into()), Value::Int64(ts), Value::Int64(a)];
+//! let batch = RecordBatch::from_rows(events, &[row("ana", 3, 20), row("bo", 4, 5), row("ana", 21, 1)])?;
+//! let early = job.push("events", batch)?; // the watermark reached 16: window [0, 10) fired
+//! assert_eq!(early.main.row(0), row("ana", 1, 20));
+//! assert_eq!(early.main.row(1), row("bo", 1, 5));
+//! let rest = job.finish()?; // every window left, then the workers stop
+//! assert_eq!(rest.main.row(0), row("ana", 1, 1));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!

@@ -18,6 +18,9 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! DataStream jobs (map, keyed state and timers, windows, connect, async maps) are built with
+//! [`datastream::DataStream`] and run on pools of the same lanes.
+//!
 //! Sharpest invariant: results come back in input order, each exactly once, and when a `Pool` is gone
 //! (dropped, closed, or unwound by a panic) none of its worker processes or segments remain.
 
