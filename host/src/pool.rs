@@ -630,7 +630,18 @@ impl Pool {
         let respawn =
             self.respawn.as_mut().ok_or_else(|| PoolError::Broken("THREAD-mode workers are not replaced".into()))?;
         self.lanes[lane].kill();
-        let mut fresh = respawn(lane)?;
+        // As in `recover`: a replacement that dies while starting is retried, with back-off, a few times.
+        let mut failed_starts = 0u32;
+        let mut fresh = loop {
+            match respawn(lane) {
+                Ok(fresh) => break fresh,
+                Err(e) if e.is_worker_failure() && failed_starts < 10 => {
+                    failed_starts += 1;
+                    std::thread::sleep(Duration::from_millis((10u64 << failed_starts.min(7)).min(1000)));
+                }
+                Err(e) => return Err(e),
+            }
+        };
         fresh.set_trace(self.trace);
         let old = std::mem::replace(&mut self.lanes[lane], fresh);
         self.retired_stages.merge(old.stages());
