@@ -356,12 +356,7 @@ fn run(mut a: RunArgs) -> Result<()> {
     let ready = started.elapsed();
 
     let to_stdout = a.output.as_os_str() == "-";
-    let mut out: Box<dyn Write> = if to_stdout {
-        Box::new(BufWriter::new(std::io::stdout().lock()))
-    } else {
-        let f = std::fs::File::create(&a.output).with_context(|| format!("cannot create {}", a.output.display()))?;
-        Box::new(BufWriter::new(f))
-    };
+    let mut out = create_output(&a.output)?;
 
     let mut input_error = None;
     let input = reader.by_ref().map_while(|b| {
@@ -439,7 +434,7 @@ fn run(mut a: RunArgs) -> Result<()> {
     Ok(())
 }
 
-/// Opens `path` for JSON Lines (`-`: standard output).
+/// Opens `path` for JSON Lines, buffered (`-`: standard output).
 fn create_output(path: &std::path::Path) -> Result<Box<dyn Write>> {
     if path.as_os_str() == "-" {
         return Ok(Box::new(BufWriter::new(std::io::stdout().lock())));
@@ -611,12 +606,7 @@ fn aggregate(
     let info = agg.info().clone();
     let groups = agg.finish()?;
     let elapsed = run_start.elapsed();
-    let mut out: Box<dyn Write> = if a.output.as_os_str() == "-" {
-        Box::new(BufWriter::new(std::io::stdout().lock()))
-    } else {
-        let f = std::fs::File::create(&a.output).with_context(|| format!("cannot create {}", a.output.display()))?;
-        Box::new(BufWriter::new(f))
-    };
+    let mut out = create_output(&a.output)?;
     write_jsonl(&mut out, &groups)
         .and_then(|()| out.flush())
         .with_context(|| format!("cannot write {}", a.output.display()))?;

@@ -34,15 +34,6 @@ impl std::fmt::Debug for Aggregation {
     }
 }
 
-/// FNV-1a over bytes: stable across runs and machines, unlike std's hashers.
-fn fnv1a(bytes: &[u8], mut h: u64) -> u64 {
-    for &b in bytes {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h
-}
-
 impl Aggregation {
     pub(crate) fn new(pool: Pool) -> Self {
         let key_count = pool.result_fields.len() - 1;
@@ -61,13 +52,8 @@ impl Aggregation {
 
     /// The worker that owns row `row`'s group; `scratch` holds the encoded keys (reused across rows).
     fn lane_of(&self, batch: &RecordBatch, row: usize, scratch: &mut Vec<u8>) -> usize {
-        scratch.clear();
-        for &k in &self.pool.arg_indices[..self.key_count] {
-            // Serializing a Value into a Vec cannot fail: no size limit applies, every variant is plain data.
-            let _ = ipc::codec::encode_into(&batch.column(k).value(row), scratch);
-        }
-        let h = fnv1a(scratch, 0xcbf2_9ce4_8422_2325);
-        (h % self.pool.lanes.len() as u64) as usize
+        let keys = &self.pool.arg_indices[..self.key_count];
+        crate::key_route::lane_of_key(batch.columns(), keys, row, self.pool.lanes.len(), scratch)
     }
 
     fn lost(e: PoolError) -> PoolError {

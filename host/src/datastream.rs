@@ -629,8 +629,8 @@ impl StreamJob {
         self.check_usable()?;
         let input = self.stage_input(source, batch)?;
         let mut sides = self.empty_sides();
-        match self.run_from(0, input, &mut sides) {
-            Ok(main) => Ok(self.output(main, sides)),
+        match self.run_from(0, input, &mut sides).and_then(|main| self.output(main, sides)) {
+            Ok(output) => Ok(output),
             Err(e) => {
                 self.failed = Some(e.to_string());
                 Err(e)
@@ -649,7 +649,7 @@ impl StreamJob {
             mains.push(self.run_from(i + 1, main, &mut sides)?);
         }
         let main = concat_batches(&self.output_schema, &mains)?;
-        let output = self.output(main, sides);
+        let output = self.output(main, sides)?;
         let mut closing = Vec::new();
         for stage in self.stages {
             if let Err(e) = stage.pool.close() {
@@ -666,17 +666,14 @@ impl StreamJob {
         vec![Vec::new(); self.side_outputs.len()]
     }
 
-    fn output(&self, main: RecordBatch, sides: Vec<Vec<RecordBatch>>) -> StreamOutput {
+    fn output(&self, main: RecordBatch, sides: Vec<Vec<RecordBatch>>) -> Result<StreamOutput, PoolError> {
         let side_outputs = self
             .side_outputs
             .iter()
             .zip(sides)
-            .map(|((name, schema), parts)| {
-                let batch = concat_batches(schema, &parts).unwrap_or_else(|_| RecordBatch::empty(schema.clone()));
-                (name.clone(), batch)
-            })
-            .collect();
-        StreamOutput { main, side_outputs }
+            .map(|((name, schema), parts)| Ok((name.clone(), concat_batches(schema, &parts)?)))
+            .collect::<Result<_, PoolError>>()?;
+        Ok(StreamOutput { main, side_outputs })
     }
 
     /// Keeps a stage's side outputs; returns its main output.
@@ -736,7 +733,9 @@ impl StreamJob {
                 };
                 expected(if side == 0 { first_schema } else { second_schema }, &batch)?;
                 let n = batch.num_rows();
-                let present = struct_of(&batch);
+                let names = batch.schema().fields.iter().map(|f| f.name.clone()).collect();
+                let columns = batch.columns().to_vec();
+                let present = Column { data: ColumnData::Struct { names, columns, len: n as u64 }, validity: None };
                 let absent_type =
                     DataType::Struct(if side == 0 { &second_schema.fields } else { &first_schema.fields }.clone());
                 let mut absent = ColumnBuilder::new(&absent_type, n);
@@ -750,13 +749,11 @@ impl StreamJob {
     }
 }
 
-/// A batch's columns as one struct column.
-fn struct_of(batch: &RecordBatch) -> Column {
+/// The rows `indices` of `batch` as one struct column of its columns.
+fn struct_of(batch: &RecordBatch, indices: &[u32]) -> Column {
     let names = batch.schema().fields.iter().map(|f| f.name.clone()).collect();
-    Column {
-        data: ColumnData::Struct { names, columns: batch.columns().to_vec(), len: batch.num_rows() as u64 },
-        validity: None,
-    }
+    let columns = batch.columns().iter().map(|c| c.take(indices)).collect();
+    Column { data: ColumnData::Struct { names, columns, len: indices.len() as u64 }, validity: None }
 }
 
 fn concat_batches(schema: &Schema, parts: &[RecordBatch]) -> Result<RecordBatch, PoolError> {
@@ -801,11 +798,6 @@ struct StageRun {
     history: Option<Vec<Vec<Arc<RecordBatch>>>>,
     kept_rows: u64,
     replay_limit: u64,
-}
-
-/// FNV-1a over bytes: stable across runs and machines, unlike std's hashers.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
 }
 
 fn int_column(values: Vec<i64>, validity: Option<ipc::batch::Bitmap>) -> Column {
@@ -930,12 +922,7 @@ impl StageRun {
                 }
             }
         };
-        scratch.clear();
-        for &k in keys {
-            // Serializing a Value into a Vec cannot fail: no size limit applies.
-            let _ = ipc::codec::encode_into(&column[k].value(row), scratch);
-        }
-        (fnv1a(scratch) % lanes as u64) as usize
+        crate::key_route::lane_of_key(column, keys, row, lanes, scratch)
     }
 
     fn push(&mut self, index: usize, data: RecordBatch) -> Result<Outputs, PoolError> {
@@ -964,7 +951,6 @@ impl StageRun {
         for row in 0..n {
             per_lane[self.lane_of(&data, row, lanes, &mut scratch)].push(row as u32);
         }
-        let rows_data = struct_of(&data);
         let mut submitted = Vec::new();
         for (lane, rows) in per_lane.iter().enumerate() {
             // Event-time stages: every worker hears of the watermark, through a closing marker row.
@@ -1011,7 +997,7 @@ impl StageRun {
                     int_column(wm_col, None),
                     int_column(ts_col, ts_valid),
                     steps,
-                    rows_data.take(&take),
+                    struct_of(&data, &take),
                 ],
                 len,
             )

@@ -28,6 +28,7 @@ pub mod aggregate;
 pub mod config;
 pub mod datastream;
 pub mod error;
+mod key_route;
 pub mod lane;
 pub mod pool;
 pub mod process;

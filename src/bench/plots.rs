@@ -21,7 +21,7 @@ fn mode_colour(mode: &str) -> RGBColor {
     }
 }
 
-/// Twelve distinguishable colours, one per stage.
+/// Thirteen distinguishable colours, one per stage.
 const STAGE_COLOURS: [RGBColor; 13] = [
     RGBColor(31, 119, 180),
     RGBColor(174, 199, 232),
