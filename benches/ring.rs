@@ -4,7 +4,7 @@
 //! round trip: `ring/{shm,pipe,unix_socket,memcpy}/{bytes}`, throughput counted both ways.
 
 use criterion::{BenchmarkId, Criterion, Throughput};
-use ipc::{Segment, Side};
+use ipc::Segment;
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::process::{Child, Command, Stdio};
@@ -31,8 +31,7 @@ fn echo_stream(mut r: impl Read, mut w: impl Write) {
 fn child(kind: &str, arg: &str) {
     match kind {
         "shm" => {
-            let seg = Segment::open(arg).unwrap();
-            let mut ep = seg.endpoint(Side::Worker);
+            let mut ep = Segment::open(arg).unwrap();
             while let Ok(Some(m)) = ep.recv(LONG) {
                 if m.is_empty() {
                     return;
@@ -74,9 +73,8 @@ fn ring(c: &mut Criterion) {
     let mut g = c.benchmark_group("ring");
     g.measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
 
-    let seg = Segment::create(16 << 20).unwrap();
-    let mut shm_child = spawn("shm", seg.name(), false);
-    let mut ep = seg.endpoint(Side::Host);
+    let mut ep = Segment::create(16 << 20).unwrap();
+    let mut shm_child = spawn("shm", ep.segment().name(), false);
 
     let mut pipe_child = spawn("pipe", "", true);
     let mut pipe_w = BufWriter::new(pipe_child.stdin.take().unwrap());

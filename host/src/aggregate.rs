@@ -17,76 +17,88 @@
 //! aggregation then fails with a clear error rather than give wrong groups (no replay yet).
 
 use crate::error::PoolError;
-use crate::pool::{Pool, PoolInfo};
-use ipc::batch::{RecordBatch, Schema, Value};
+use crate::pool::{PoolInfo, Started};
+use crate::supervisor::Supervisor;
+use ipc::batch::{Column, RecordBatch, Schema};
 use std::sync::Arc;
 
 /// A running aggregate function (see the module docs).
 pub struct Aggregation {
-    pool: Pool,
+    info: PoolInfo,
+    workers: Supervisor,
+    input_schema: Schema,
+    /// The input columns each part sends: the keys, then the arguments.
+    columns: Vec<usize>,
     key_count: usize,
+    output_schema: Schema,
     rows: u64,
 }
 
 impl std::fmt::Debug for Aggregation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Aggregation").field("info", &self.pool.info).field("rows", &self.rows).finish()
+        f.debug_struct("Aggregation").field("info", &self.info).field("rows", &self.rows).finish()
     }
 }
 
 impl Aggregation {
-    pub(crate) fn new(pool: Pool) -> Self {
-        let key_count = pool.result_fields.len() - 1;
-        Self { pool, key_count, rows: 0 }
+    pub(crate) fn new(started: Started) -> Self {
+        Self {
+            info: started.info,
+            workers: started.workers,
+            input_schema: started.input_schema,
+            columns: started.arg_indices,
+            key_count: started.key_count,
+            output_schema: Schema::new(started.result_fields),
+            rows: 0,
+        }
     }
 
     /// What runs.
     pub fn info(&self) -> &PoolInfo {
-        &self.pool.info
+        &self.info
     }
 
     /// The schema of [`finish`](Self::finish)'s batch: the key columns, then the value.
     pub fn output_schema(&self) -> Schema {
-        Schema::new(self.pool.result_fields.clone())
-    }
-
-    /// The worker that owns row `row`'s group; `scratch` holds the encoded keys (reused across rows).
-    fn lane_of(&self, batch: &RecordBatch, row: usize, scratch: &mut Vec<u8>) -> usize {
-        let keys = &self.pool.arg_indices[..self.key_count];
-        crate::key_route::lane_of_key(batch.columns(), keys, row, self.pool.lanes.len(), scratch)
+        self.output_schema.clone()
     }
 
     fn lost(e: PoolError) -> PoolError {
-        PoolError::Broken(format!(
+        PoolError::broken(
             "an aggregate's worker failed, and the accumulators of its groups with it (aggregates are not \
-             replayed yet): {e}"
-        ))
+             replayed yet)",
+            e,
+        )
     }
 
     /// Adds a batch's rows to their groups.
     pub fn push(&mut self, batch: RecordBatch) -> Result<(), PoolError> {
-        if batch.schema() != &self.pool.input_schema {
+        if batch.schema() != &self.input_schema {
             return Err(PoolError::Usage(format!(
                 "batch schema {:?} differs from the aggregation's input schema {:?}",
                 batch.schema().fields,
-                self.pool.input_schema.fields
+                self.input_schema.fields
             )));
         }
-        let mut per_lane = vec![Vec::new(); self.pool.lanes.len()];
-        let mut scratch = Vec::new();
+        let workers = self.workers.workers();
+        let keys = &self.columns[..self.key_count];
+        let mut per_lane = vec![Vec::new(); workers];
         for row in 0..batch.num_rows() {
-            per_lane[self.lane_of(&batch, row, &mut scratch)].push(row as u32);
+            per_lane[crate::key_route::lane_of_key(batch.columns(), keys, row, workers)].push(row as u32);
         }
         for (lane, rows) in per_lane.iter().enumerate().filter(|(_, r)| !r.is_empty()) {
             let part = Arc::new(batch.take(rows));
-            let id = self.pool.next_seq;
-            self.pool.next_seq += 1;
-            self.pool.lanes[lane].submit(id, &part, &self.pool.arg_indices).map_err(Self::lost)?;
-            if let (_, Err(error)) = self.pool.lanes[lane].next_result().map_err(Self::lost)? {
+            let id = self.workers.next_id();
+            self.workers.submit(lane, id, &part, &self.columns).map_err(Self::lost)?;
+            let (answered, outcome) = self.workers.next_result(lane).map_err(Self::lost)?;
+            if answered != id {
+                let message = format!("answered batch {answered}, expected {id}");
+                return Err(Self::lost(PoolError::Protocol { index: lane, message }));
+            }
+            if let Err(error) = outcome {
                 // The input row is not known here (the part gathers rows from across the batch).
-                let udf = self.pool.info.udf.clone();
                 return Err(PoolError::Batch {
-                    udf,
+                    udf: self.info.udf.clone(),
                     batch: id,
                     first_row: self.rows,
                     rows: part.num_rows() as u64,
@@ -101,18 +113,39 @@ impl Aggregation {
     /// The input has ended: one row per group, the key columns then the value, groups in no particular
     /// order.
     pub fn finish(mut self) -> Result<RecordBatch, PoolError> {
-        let schema = self.output_schema();
-        let mut rows: Vec<Vec<Value>> = Vec::new();
-        for lane in &mut self.pool.lanes {
-            let columns = lane
-                .finish_groups()
+        let mut parts: Vec<Vec<Column>> = Vec::with_capacity(self.workers.workers());
+        for lane in 0..self.workers.workers() {
+            let columns = self
+                .workers
+                .finish(lane)
                 .map_err(Self::lost)?
-                .map_err(|error| PoolError::Load { udf: format!("{} (get_value)", self.pool.info.udf), error })?;
+                .map_err(|error| PoolError::Load { udf: format!("{} (get_value)", self.info.udf), error })?;
+            // Checked per worker, so a bad answer names its worker.
             let n = columns.first().map_or(0, |c| c.len());
-            let part = RecordBatch::try_new(schema.clone(), columns, n)
-                .map_err(|e| PoolError::Protocol { index: 0, message: format!("groups: {e}") })?;
-            rows.extend(part.to_rows());
+            let fields = &self.output_schema.fields;
+            if columns.len() != fields.len()
+                || columns.iter().zip(fields).any(|(c, f)| c.len() != n || c.data_type() != f.data_type)
+            {
+                let message =
+                    format!("its groups have {} columns, not the {} of {:?}", columns.len(), fields.len(), fields);
+                return Err(PoolError::Protocol { index: lane, message });
+            }
+            parts.push(columns);
         }
-        RecordBatch::from_rows(schema, &rows).map_err(|e| PoolError::Protocol { index: 0, message: e.to_string() })
+        let assemble = |message: String| PoolError::Assemble { what: format!("{}'s groups", self.info.udf), message };
+        let columns = (0..self.output_schema.fields.len())
+            .map(|i| {
+                let of_field: Vec<&Column> = parts.iter().map(|p| &p[i]).collect();
+                Column::concat(&self.output_schema.fields[i].data_type, &of_field).map_err(|e| assemble(e.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let n = columns.first().map_or(0, |c| c.len());
+        RecordBatch::try_new(self.output_schema.clone(), columns, n).map_err(|e| assemble(e.to_string()))
+    }
+}
+
+impl Drop for Aggregation {
+    fn drop(&mut self) {
+        let _ = self.workers.close();
     }
 }

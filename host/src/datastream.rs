@@ -51,7 +51,8 @@
 
 use crate::config::Mode;
 use crate::error::PoolError;
-use crate::pool::{Pool, PoolBuilder, PoolInfo};
+use crate::pool::{PoolBuilder, PoolInfo};
+use crate::supervisor::{CatchUp, Supervisor};
 use ipc::batch::{Column, ColumnBuilder, ColumnData, DataType, Field, LeBuffer, RecordBatch, Schema};
 use ipc::protocol::{
     EventTime, StreamOp, StreamOpKind, StreamStage, UdfError, WindowAssigner, WindowFunctionKind, WindowSpec,
@@ -570,7 +571,7 @@ pub struct StreamOutput {
 pub struct StreamJob {
     stages: Vec<StageRun>,
     /// Set by the first failure: the stages' state is then partly applied, so the job takes no more.
-    failed: Option<String>,
+    failed: Option<Arc<PoolError>>,
     inputs: Inputs,
     output_schema: Schema,
     side_outputs: Vec<(String, Schema)>,
@@ -598,12 +599,12 @@ impl StreamJob {
 
     /// What runs: one pool per stage.
     pub fn stage_info(&self) -> Vec<&PoolInfo> {
-        self.stages.iter().map(|s| s.pool.info()).collect()
+        self.stages.iter().map(|s| &s.info).collect()
     }
 
     /// Workers replaced after dying, over every stage (PROCESS mode).
     pub fn restarts(&self) -> u64 {
-        self.stages.iter().map(|s| s.pool.restarts()).sum()
+        self.stages.iter().map(|s| s.workers.restarts()).sum()
     }
 
     /// The names rows can be pushed under.
@@ -616,9 +617,10 @@ impl StreamJob {
 
     fn check_usable(&self) -> Result<(), PoolError> {
         match &self.failed {
-            Some(why) => {
-                Err(PoolError::Broken(format!("the stream job failed earlier and takes no more input: {why}")))
-            }
+            Some(cause) => Err(PoolError::Broken {
+                context: "the stream job failed earlier and takes no more input".into(),
+                source: cause.clone(),
+            }),
             None => Ok(()),
         }
     }
@@ -632,8 +634,10 @@ impl StreamJob {
         match self.run_from(0, input, &mut sides).and_then(|main| self.output(main, sides)) {
             Ok(output) => Ok(output),
             Err(e) => {
-                self.failed = Some(e.to_string());
-                Err(e)
+                // The caller gets the error; later calls get it as the cause of `Broken`.
+                let cause = Arc::new(e);
+                self.failed = Some(cause.clone());
+                Err(PoolError::Broken { context: "the stream job failed".into(), source: cause })
             }
         }
     }
@@ -651,8 +655,8 @@ impl StreamJob {
         let main = concat_batches(&self.output_schema, &mains)?;
         let output = self.output(main, sides)?;
         let mut closing = Vec::new();
-        for stage in self.stages {
-            if let Err(e) = stage.pool.close() {
+        for mut stage in self.stages {
+            if let Err(e) = stage.workers.close() {
                 closing.push(e);
             }
         }
@@ -679,7 +683,10 @@ impl StreamJob {
     /// Keeps a stage's side outputs; returns its main output.
     fn collect_sides(&self, outputs: Outputs, sides: &mut [Vec<RecordBatch>]) -> Result<RecordBatch, PoolError> {
         let mut outputs = outputs.into_iter();
-        let main = outputs.next().ok_or_else(|| PoolError::Broken("a stage returned no main output".into()))?;
+        let main = outputs.next().ok_or_else(|| PoolError::Assemble {
+            what: "a stream stage's output".into(),
+            message: "the stage returned no main output".into(),
+        })?;
         for (side, batch) in sides.iter_mut().zip(outputs) {
             if batch.num_rows() > 0 {
                 side.push(batch);
@@ -769,9 +776,9 @@ fn concat_batches(schema: &Schema, parts: &[RecordBatch]) -> Result<RecordBatch,
                     Column::concat(&schema.fields[c].data_type, &cols)
                 })
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| PoolError::Protocol { index: 0, message: e.to_string() })?;
+                .map_err(|e| PoolError::Assemble { what: "a stream job's output".into(), message: e.to_string() })?;
             RecordBatch::try_new(schema.clone(), columns, rows)
-                .map_err(|e| PoolError::Protocol { index: 0, message: e.to_string() })
+                .map_err(|e| PoolError::Assemble { what: "a stream job's output".into(), message: e.to_string() })
         }
     }
 }
@@ -783,9 +790,52 @@ enum KeyColumns {
     Connected(Vec<usize>, Vec<usize>),
 }
 
-/// One stage's pool and its position in the stream: rows seen, watermark.
+/// The columns a stream stage's workers get: `__row`, `__wm`, `__ts`, `__steps`, `data`.
+const WORKER_COLUMNS: [usize; 5] = [0, 1, 2, 3, 4];
+
+/// How a stream stage brings a replacement worker up to date: the parts its predecessor finished are
+/// sent again, what they emit dropped, so it holds the state, timers and windows its keys had; then
+/// the part it died on, if any. Each failure counts against `udfpool.max-retries`.
+struct Replay<'a> {
+    /// What the dead worker had finished.
+    finished: &'a [Arc<RecordBatch>],
+    /// What it was running, answered by the caller.
+    resend: Option<&'a Arc<RecordBatch>>,
+    attempts: &'a mut u32,
+    max_retries: u32,
+}
+
+impl CatchUp for Replay<'_> {
+    fn charge(&mut self, _lane: usize, cause: &PoolError) -> Result<(), PoolError> {
+        if *self.attempts >= self.max_retries {
+            return Err(PoolError::Usage(format!("gave up after {} retries: {cause}", self.max_retries)));
+        }
+        *self.attempts += 1;
+        Ok(())
+    }
+
+    fn catch_up(&mut self, lane: usize, workers: &mut Supervisor) -> Result<(), PoolError> {
+        for part in self.finished {
+            let id = workers.next_id();
+            workers.submit(lane, id, part, &WORKER_COLUMNS)?;
+            if let (_, Err(error)) = workers.next_result(lane)? {
+                return Err(PoolError::Usage(format!("replaying its input into a replacement worker failed: {error}")));
+            }
+        }
+        match self.resend {
+            Some(part) => {
+                let id = workers.next_id();
+                workers.submit(lane, id, part, &WORKER_COLUMNS)
+            }
+            None => Ok(()),
+        }
+    }
+}
+
+/// One stage's workers and its position in the stream: rows seen, watermark.
 struct StageRun {
-    pool: Pool,
+    info: PoolInfo,
+    workers: Supervisor,
     stage: StreamStage,
     key: KeyColumns,
     /// Rows of the stage's input so far: the next row's index.
@@ -850,19 +900,19 @@ impl StageRun {
         if let Some(exe) = &settings.worker_exe {
             builder = builder.worker_exe(exe.clone());
         }
-        let pool = builder.build().map_err(|e| match e {
+        let started = builder.build_stream().map_err(|e| match e {
             PoolError::Load { udf, error } => {
                 PoolError::Load { udf: format!("stream stage {} ({udf})", index + 1), error }
             }
             e => e,
         })?;
-        let replay_limit =
-            crate::config::PoolConfig::from_pairs(settings.config.iter().map(|(k, v)| (k, v)))?.stream_replay_rows;
-        let lanes = pool.lanes.len();
+        let replay_limit = started.config.stream_replay_rows;
+        let workers = started.workers;
         // Only PROCESS workers are replaced: THREAD mode keeps nothing.
-        let history = (replay_limit > 0 && pool.info().mode == Mode::Process).then(|| vec![Vec::new(); lanes]);
+        let history = (replay_limit > 0 && workers.replaces_workers()).then(|| vec![Vec::new(); workers.workers()]);
         Ok(Self {
-            pool,
+            info: started.info,
+            workers,
             stage,
             key,
             rows: 0,
@@ -876,16 +926,19 @@ impl StageRun {
     }
 
     fn lost(&self, index: usize, e: PoolError) -> PoolError {
-        let why = match (&self.history, self.pool.info().mode) {
+        let why = match (&self.history, self.workers.mode()) {
             (_, Mode::Thread) => "THREAD-mode workers are not replaced",
             (None, _) if self.replay_limit == 0 => "udfpool.stream-replay-rows is 0: no input kept for replay",
             (None, _) => "its input passed udfpool.stream-replay-rows: no longer kept for replay",
             (Some(_), _) => "replacements failed too (udfpool.max-retries)",
         };
-        PoolError::Broken(format!(
-            "a worker of stream stage {} failed, and the state, timers and windows of its keys with it ({why}): {e}",
-            index + 1
-        ))
+        PoolError::broken(
+            format!(
+                "a worker of stream stage {} failed, and the state, timers and windows of its keys with it ({why})",
+                index + 1
+            ),
+            e,
+        )
     }
 
     /// Each row's timestamp (event-time stages).
@@ -910,7 +963,7 @@ impl StageRun {
             .collect()
     }
 
-    fn lane_of(&self, data: &RecordBatch, row: usize, lanes: usize, scratch: &mut Vec<u8>) -> usize {
+    fn lane_of(&self, data: &RecordBatch, row: usize, lanes: usize) -> usize {
         let (column, keys): (&[Column], &[usize]) = match &self.key {
             KeyColumns::None => return row * lanes / data.num_rows().max(1),
             KeyColumns::Plain(keys) => (data.columns(), keys),
@@ -922,7 +975,7 @@ impl StageRun {
                 }
             }
         };
-        crate::key_route::lane_of_key(column, keys, row, lanes, scratch)
+        crate::key_route::lane_of_key(column, keys, row, lanes)
     }
 
     fn push(&mut self, index: usize, data: RecordBatch) -> Result<Outputs, PoolError> {
@@ -945,11 +998,10 @@ impl StageRun {
             }
             None => (Vec::new(), Vec::new()),
         };
-        let lanes = self.pool.lanes.len();
+        let lanes = self.workers.workers();
         let mut per_lane = vec![Vec::new(); lanes];
-        let mut scratch = Vec::new();
         for row in 0..n {
-            per_lane[self.lane_of(&data, row, lanes, &mut scratch)].push(row as u32);
+            per_lane[self.lane_of(&data, row, lanes)].push(row as u32);
         }
         let mut submitted = Vec::new();
         for (lane, rows) in per_lane.iter().enumerate() {
@@ -1001,11 +1053,14 @@ impl StageRun {
                 ],
                 len,
             )
-            .map_err(|e| PoolError::Protocol { index: lane, message: e.to_string() })?;
+            .map_err(|e| PoolError::Assemble {
+                what: format!("stream stage {}'s input", index + 1),
+                message: e.to_string(),
+            })?;
             let part = Arc::new(part);
+            let mut attempts = 0;
             if let Err(e) = self.submit(lane, &part) {
-                self.recover(index, lane, e)?;
-                self.submit(lane, &part).map_err(|e| self.lost(index, e))?;
+                self.recover(index, lane, e, Some(&part), &mut attempts)?;
             }
             submitted.push((lane, part));
         }
@@ -1034,7 +1089,7 @@ impl StageRun {
 
     fn failed(&self, index: usize, batch: u64, rows: usize, error: UdfError) -> PoolError {
         PoolError::Batch {
-            udf: format!("stream stage {} ({})", index + 1, self.pool.info().udf),
+            udf: format!("stream stage {} ({})", index + 1, self.info.udf),
             batch,
             first_row: 0,
             rows: rows as u64,
@@ -1044,13 +1099,12 @@ impl StageRun {
 
     /// Sends `part` to worker `lane`.
     fn submit(&mut self, lane: usize, part: &Arc<RecordBatch>) -> Result<(), PoolError> {
-        let id = self.pool.next_seq;
-        self.pool.next_seq += 1;
-        self.pool.lanes[lane].submit(id, part, &[0, 1, 2, 3, 4])
+        let id = self.workers.next_id();
+        self.workers.submit(lane, id, part, &WORKER_COLUMNS)
     }
 
     /// Worker `lane`'s answer to `part`, the last thing it was sent; if the worker dies, a replacement
-    /// gets the lane's history and then `part` again, up to `udfpool.max-retries` times.
+    /// gets the lane's history and then `part` again (see [`Replay`]).
     fn result(
         &mut self,
         index: usize,
@@ -1059,49 +1113,35 @@ impl StageRun {
     ) -> Result<Result<Column, UdfError>, PoolError> {
         let mut attempts = 0;
         loop {
-            match self.pool.lanes[lane].next_result() {
+            match self.workers.next_result(lane) {
                 Ok((_, outcome)) => return Ok(outcome.map(|o| o.result)),
-                Err(e) if e.is_worker_failure() && attempts < self.pool.max_retries() => {
-                    attempts += 1;
-                    self.recover(index, lane, e)?;
-                    self.submit(lane, part).map_err(|e| self.lost(index, e))?;
-                }
-                Err(e) => return Err(self.lost(index, e)),
+                Err(e) => self.recover(index, lane, e, Some(part), &mut attempts)?,
             }
         }
     }
 
-    /// Replaces dead worker `lane` and replays the parts it finished, discarding what they emit again,
-    /// so the replacement holds the state, timers and windows its keys had.
-    fn recover(&mut self, index: usize, lane: usize, cause: PoolError) -> Result<(), PoolError> {
-        if !cause.is_worker_failure() || self.history.is_none() {
-            return Err(self.lost(index, cause));
+    /// Replaces dead worker `lane`, replays the parts it finished and then sends `part` (if any) again;
+    /// `attempts` counts this part's failures against `udfpool.max-retries`.
+    fn recover(
+        &mut self,
+        index: usize,
+        lane: usize,
+        cause: PoolError,
+        part: Option<&Arc<RecordBatch>>,
+        attempts: &mut u32,
+    ) -> Result<(), PoolError> {
+        let Some(history) = &self.history else { return Err(self.lost(index, cause)) };
+        if cause.is_worker_failure() {
+            tracing::warn!(
+                stage = index + 1,
+                worker = lane,
+                "replacing a stream worker and replaying its input: {cause}"
+            );
         }
-        tracing::warn!(stage = index + 1, worker = lane, "replacing a stream worker and replaying its input: {cause}");
-        let parts = self.history.as_ref().map(|h| h[lane].clone()).unwrap_or_default();
-        // A replacement that dies while catching up is replaced again, up to udfpool.max-retries times.
-        let mut attempts = 0;
-        loop {
-            self.pool.replace_lane(lane).map_err(|e| self.lost(index, e))?;
-            match self.replay(lane, &parts) {
-                Ok(()) => return Ok(()),
-                Err(e) if e.is_worker_failure() && attempts < self.pool.max_retries() => attempts += 1,
-                Err(e) => return Err(self.lost(index, e)),
-            }
-        }
-    }
-
-    /// Sends `parts` to worker `lane` one after another, dropping what they emit.
-    fn replay(&mut self, lane: usize, parts: &[Arc<RecordBatch>]) -> Result<(), PoolError> {
-        for part in parts {
-            self.submit(lane, part)?;
-            if let (_, Err(error)) = self.pool.lanes[lane].next_result()? {
-                return Err(PoolError::Broken(format!(
-                    "replaying its input into a replacement worker failed: {error}"
-                )));
-            }
-        }
-        Ok(())
+        let mut replay =
+            Replay { finished: &history[lane], resend: part, attempts, max_retries: self.workers.max_retries() };
+        let recovered = self.workers.recover(lane, cause, &mut replay);
+        recovered.map_err(|e| self.lost(index, e))
     }
 
     /// Keeps a batch's parts for replay, up to `udfpool.stream-replay-rows` rows; past it, none.
@@ -1125,20 +1165,20 @@ impl StageRun {
     fn finish(&mut self, index: usize) -> Result<Outputs, PoolError> {
         let mut results = Vec::new();
         let mut failure = None;
-        for lane in 0..self.pool.lanes.len() {
+        for lane in 0..self.workers.workers() {
             let mut attempts = 0;
             let finished = loop {
-                match self.pool.lanes[lane].finish_groups() {
-                    Err(e) if e.is_worker_failure() && attempts < self.pool.max_retries() => {
-                        attempts += 1;
-                        self.recover(index, lane, e)?;
-                    }
-                    other => break other.map_err(|e| self.lost(index, e))?,
+                match self.workers.finish(lane) {
+                    Ok(finished) => break finished,
+                    Err(e) => self.recover(index, lane, e, None, &mut attempts)?,
                 }
             };
             match finished {
                 Ok(mut columns) if columns.len() == 1 => results.push(columns.remove(0)),
-                Ok(_) => return Err(PoolError::Protocol { index: lane, message: "a stream stage's finish".into() }),
+                Ok(columns) => {
+                    let message = format!("a stream stage's finish answered {} columns, not 1", columns.len());
+                    return Err(PoolError::Protocol { index: lane, message });
+                }
                 Err(error) => {
                     failure.get_or_insert(error);
                 }
@@ -1157,7 +1197,12 @@ impl StageRun {
         let mut entries: Vec<(u64, i64, i64, i64, usize, u32)> = Vec::new();
         for (lane, result) in results.iter().enumerate() {
             let cols = children(result);
-            if cols.len() != order_len + self.outputs.len() {
+            let n = result.len();
+            // Checked here, so that no malformed answer can make the merge index out of bounds.
+            if cols.len() != order_len + self.outputs.len()
+                || cols[..order_len].iter().any(|c| ints(c).len() != n)
+                || cols[order_len..].iter().any(|c| c.len() != n)
+            {
                 return Err(PoolError::Protocol { index: lane, message: "a stream result of another shape".into() });
             }
             let (row, phase, ts, rank) = (ints(&cols[0]), ints(&cols[1]), ints(&cols[2]), ints(&cols[3]));
@@ -1183,11 +1228,12 @@ impl StageRun {
                 if indices.is_empty() {
                     return Ok(RecordBatch::empty(schema.clone()));
                 }
+                let assemble = |e: String| PoolError::Assemble { what: "a stream stage's output".into(), message: e };
                 let all = Column::concat(&DataType::Struct(schema.fields.clone()), &parts)
-                    .map_err(|e| PoolError::Protocol { index: 0, message: e.to_string() })?;
+                    .map_err(|e| assemble(e.to_string()))?;
                 let taken = all.take(&indices);
                 RecordBatch::try_new(schema.clone(), children(&taken).to_vec(), indices.len())
-                    .map_err(|e| PoolError::Protocol { index: 0, message: e.to_string() })
+                    .map_err(|e| assemble(e.to_string()))
             })
             .collect()
     }

@@ -2,6 +2,7 @@
 
 use crate::config::ConfigError;
 use ipc::protocol::UdfError;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// An error from building or running a [`crate::Pool`].
@@ -23,6 +24,23 @@ pub enum PoolError {
         udf: String,
         /// The Python-side error.
         error: UdfError,
+    },
+    /// A function's `close()` raised when its worker was stopped.
+    #[error("worker {index}: close() failed: {error}{}", traceback_suffix(&error.traceback))]
+    Close {
+        /// Worker index.
+        index: usize,
+        /// The Python-side error.
+        error: UdfError,
+    },
+    /// The workers' answers could not be put together into the output (they disagree with each
+    /// other or with the declared schema); no single worker is to blame.
+    #[error("cannot assemble the output of {what}: {message}")]
+    Assemble {
+        /// What was being assembled.
+        what: String,
+        /// Why it failed.
+        message: String,
     },
     /// The UDF failed on a batch. The pool keeps working.
     #[error("batch {batch}{} in {udf}: {}{}", error.row.map(|r| format!(", input row {}", first_row + r)).unwrap_or_default(), error.summary(), traceback_suffix(&error.traceback))]
@@ -111,9 +129,18 @@ pub enum PoolError {
         /// Why, as far as known.
         message: String,
     },
-    /// A previous error left the pool unusable (a worker is gone).
-    #[error("the pool is broken by an earlier error: {0}")]
-    Broken(String),
+    /// The pool was closed.
+    #[error("the pool is closed")]
+    Closed,
+    /// A previous error left the pool unusable (a worker is gone); `source` is that error.
+    #[error("{context}: {source}")]
+    Broken {
+        /// What the failure cost.
+        context: String,
+        /// The failure.
+        #[source]
+        source: Arc<PoolError>,
+    },
 }
 
 fn traceback_suffix(tb: &str) -> String {
@@ -157,5 +184,12 @@ impl PoolError {
                 | PoolError::SharedMemory { .. }
                 | PoolError::Protocol { .. }
         )
+    }
+}
+
+impl PoolError {
+    /// `source` left the pool unusable: what later calls get, with `source` kept as the cause.
+    pub fn broken(context: impl Into<String>, source: PoolError) -> Self {
+        PoolError::Broken { context: context.into(), source: Arc::new(source) }
     }
 }

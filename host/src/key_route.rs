@@ -1,27 +1,182 @@
-//! Which worker owns a key: FNV-1a over the key values' encoded bytes, modulo the workers. Stable
-//! across runs and machines (unlike std's hashers), so a key's rows meet in one worker wherever they
-//! come from. Aggregates and keyed DataStream stages route with it.
+//! Which worker owns a key: a stable hash of the key's column values, modulo the workers.
+//!
+//! The hash is 64-bit FNV-1a over a canonical byte form of each key column's value at the row, fed
+//! straight from the columns' buffers (no value built, nothing allocated per row):
+//!
+//! - null: the byte `0`; otherwise the byte `1`, then the value:
+//! - booleans one byte (0 or 1); integers, dates, times and timestamps little-endian at their width;
+//!   decimals their unscaled `i128`, little-endian; floats their IEEE bits little-endian, with `-0.0`
+//!   taken as `0.0` and every NaN as one NaN (Python groups them so);
+//! - strings and byte strings: their length as a little-endian `u64`, then their bytes;
+//! - lists and maps: their entry count as a little-endian `u64`, then each item (a map: key, then
+//!   value); structs: each field in order.
+//!
+//! This form is part of udfpool's contract — stable across releases, runs and machines (unlike std's
+//! hashers) and independent of the codec — so a key's rows meet in one worker wherever they come from.
+//! Routing runs in the host, so both modes give equal keys the same worker. Aggregates and keyed
+//! DataStream stages route with it.
 
-use ipc::batch::Column;
+use ipc::batch::{Column, ColumnData};
 
-/// FNV-1a over bytes.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0100_0000_01b3;
+
+/// A running FNV-1a hash.
+struct Fnv(u64);
+
+impl Fnv {
+    fn bytes(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(FNV_PRIME);
+        }
+    }
+
+    fn len(&mut self, n: usize) {
+        self.bytes(&(n as u64).to_le_bytes());
+    }
+
+    fn float(&mut self, bits: u64, is_nan: bool, is_zero: bool) {
+        let bits = if is_nan {
+            f64::NAN.to_bits()
+        } else if is_zero {
+            0
+        } else {
+            bits
+        };
+        self.bytes(&bits.to_le_bytes());
+    }
+
+    /// Feeds row `row` of `column`.
+    fn value(&mut self, column: &Column, row: usize) {
+        if column.is_null(row) {
+            self.bytes(&[0]);
+            return;
+        }
+        self.bytes(&[1]);
+        match &column.data {
+            ColumnData::Bool(bits) => self.bytes(&[u8::from(bits.get(row))]),
+            ColumnData::Int8(v) => self.bytes(&v.0[row].to_le_bytes()),
+            ColumnData::Int16(v) => self.bytes(&v.0[row].to_le_bytes()),
+            ColumnData::Int32(v) | ColumnData::Date(v) => self.bytes(&v.0[row].to_le_bytes()),
+            ColumnData::Int64(v) | ColumnData::Time(v) | ColumnData::Timestamp(v) | ColumnData::TimestampTz(v) => {
+                self.bytes(&v.0[row].to_le_bytes())
+            }
+            ColumnData::Float32(v) => {
+                let x = f64::from(v.0[row]);
+                self.float(x.to_bits(), x.is_nan(), x == 0.0)
+            }
+            ColumnData::Float64(v) => {
+                let x = v.0[row];
+                self.float(x.to_bits(), x.is_nan(), x == 0.0)
+            }
+            ColumnData::Decimal { values, .. } => self.bytes(&values.0[row].to_le_bytes()),
+            ColumnData::Utf8(data) | ColumnData::Binary(data) => {
+                let bytes = data.get(row);
+                self.len(bytes.len());
+                self.bytes(bytes);
+            }
+            ColumnData::List { offsets, values } => {
+                let (start, end) = (offsets.0[row] as usize, offsets.0[row + 1] as usize);
+                self.len(end - start);
+                for i in start..end {
+                    self.value(values, i);
+                }
+            }
+            ColumnData::Map { offsets, keys, values } => {
+                let (start, end) = (offsets.0[row] as usize, offsets.0[row + 1] as usize);
+                self.len(end - start);
+                for i in start..end {
+                    self.value(keys, i);
+                    self.value(values, i);
+                }
+            }
+            ColumnData::Struct { columns, .. } => {
+                for c in columns {
+                    self.value(c, row);
+                }
+            }
+        }
+    }
 }
 
-/// The worker, of `lanes`, that owns row `row`'s key: the values of `columns[k]` for each `k` in
-/// `keys`. `scratch` holds the encoded key (reused across rows: no allocation per row).
-pub(crate) fn lane_of_key(
-    columns: &[Column],
-    keys: &[usize],
-    row: usize,
-    lanes: usize,
-    scratch: &mut Vec<u8>,
-) -> usize {
-    scratch.clear();
+/// The hash of row `row`'s key: the values of `columns[k]` for each `k` in `keys` (see the module docs).
+pub(crate) fn key_hash(columns: &[Column], keys: &[usize], row: usize) -> u64 {
+    let mut h = Fnv(FNV_OFFSET);
     for &k in keys {
-        // Serializing a Value into a Vec cannot fail: no size limit applies, every variant is plain data.
-        let _ = ipc::codec::encode_into(&columns[k].value(row), scratch);
+        h.value(&columns[k], row);
     }
-    (fnv1a(scratch) % lanes as u64) as usize
+    h.0
+}
+
+/// The worker, of `lanes`, that owns row `row`'s key.
+pub(crate) fn lane_of_key(columns: &[Column], keys: &[usize], row: usize, lanes: usize) -> usize {
+    (key_hash(columns, keys, row) % lanes as u64) as usize
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ipc::batch::{DataType, Field, RecordBatch, Schema, Value};
+
+    fn batch(rows: &[Vec<Value>], types: &[DataType]) -> RecordBatch {
+        let fields = types.iter().enumerate().map(|(i, t)| Field::new(format!("c{i}"), t.clone())).collect();
+        RecordBatch::from_rows(Schema::new(fields), rows).unwrap()
+    }
+
+    #[test]
+    fn the_hash_is_the_documented_byte_form() {
+        // One int64 key 7, and one null: FNV-1a of [1, 7, 0, 0, 0, 0, 0, 0, 0] and of [0].
+        let b = batch(&[vec![Value::Int64(7)], vec![Value::Null]], &[DataType::Int64]);
+        let fnv = |bytes: &[u8]| {
+            let mut h = Fnv(FNV_OFFSET);
+            h.bytes(bytes);
+            h.0
+        };
+        assert_eq!(key_hash(b.columns(), &[0], 0), fnv(&[1, 7, 0, 0, 0, 0, 0, 0, 0]));
+        assert_eq!(key_hash(b.columns(), &[0], 1), fnv(&[0]));
+        // Pinned: a change of the form changes which worker owns a key, so it must be deliberate.
+        assert_eq!(key_hash(b.columns(), &[0], 0), 0x339f_65d3_8505_e98b);
+    }
+
+    #[test]
+    fn equal_keys_hash_equal_and_python_equal_floats_too() {
+        let types = [DataType::Utf8, DataType::Float64];
+        let rows = vec![
+            vec![Value::Utf8("ab".into()), Value::Float64(0.0)],
+            vec![Value::Utf8("ab".into()), Value::Float64(-0.0)],
+            vec![Value::Utf8("a".into()), Value::Float64(0.0)],
+            vec![Value::Utf8("ab".into()), Value::Float64(f64::NAN)],
+            vec![Value::Utf8("ab".into()), Value::Float64(-f64::NAN)],
+        ];
+        let b = batch(&rows, &types);
+        let h = |r| key_hash(b.columns(), &[0, 1], r);
+        assert_eq!(h(0), h(1));
+        assert_ne!(h(0), h(2));
+        assert_eq!(h(3), h(4));
+        // Length prefixes keep ("ab", "c") apart from ("a", "bc").
+        let s = batch(
+            &[
+                vec![Value::Utf8("ab".into()), Value::Utf8("c".into())],
+                vec![Value::Utf8("a".into()), Value::Utf8("bc".into())],
+            ],
+            &[DataType::Utf8, DataType::Utf8],
+        );
+        assert_ne!(key_hash(s.columns(), &[0, 1], 0), key_hash(s.columns(), &[0, 1], 1));
+    }
+
+    #[test]
+    fn nested_keys_route_by_value() {
+        let t = DataType::List(Box::new(DataType::Int32));
+        let rows = vec![
+            vec![Value::List(vec![Value::Int32(1), Value::Null])],
+            vec![Value::List(vec![Value::Int32(1), Value::Null])],
+            vec![Value::List(vec![Value::Int32(1)])],
+        ];
+        let b = batch(&rows, &[t]);
+        assert_eq!(key_hash(b.columns(), &[0], 0), key_hash(b.columns(), &[0], 1));
+        assert_ne!(key_hash(b.columns(), &[0], 0), key_hash(b.columns(), &[0], 2));
+        for lanes in 1..5 {
+            assert!(lane_of_key(b.columns(), &[0], 2, lanes) < lanes);
+        }
+    }
 }

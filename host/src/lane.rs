@@ -5,10 +5,11 @@
 use crate::error::PoolError;
 use crate::stages::StageTotals;
 use ipc::batch::{Column, RecordBatch};
-use ipc::protocol::{UdfError, WorkerInfo};
+use ipc::protocol::{Response, UdfError, WorkerInfo};
+use ipc::trace::WorkerTimes;
 use std::sync::Arc;
 
-pub use worker::assemble::Output;
+pub use ipc::assemble::Output;
 
 /// The outcome of one batch: what the UDF returned, or its error.
 pub type BatchOutcome = Result<Output, UdfError>;
@@ -31,9 +32,9 @@ pub trait Lane: Send {
     /// Traces the batches submitted from now on, or stops tracing them.
     fn set_trace(&mut self, on: bool);
 
-    /// Aggregates: the input has ended; every group's key columns and value column (or the UDF's
-    /// error). Call after every submitted batch's result was taken.
-    fn finish_groups(&mut self) -> Result<Result<Vec<Column>, UdfError>, PoolError>;
+    /// The input has ended: an aggregate's groups (key columns, then the value column) or a stream
+    /// stage's last rows, or the function's error. Call after every submitted batch's result was taken.
+    fn finish(&mut self) -> Result<Result<Vec<Column>, UdfError>, PoolError>;
 
     /// The shared-memory segment's name, for lanes that have one (unlinked once the worker attached).
     fn segment_name(&self) -> Option<String> {
@@ -49,4 +50,34 @@ pub trait Lane: Send {
     /// Finishes queued batches (discarding their results), calls the UDF's `close()`, and stops the
     /// worker. Reports `close()`'s failure. Idempotent; dropping a lane without it still stops the worker.
     fn close(&mut self) -> Result<(), PoolError>;
+}
+
+/// What a worker's answer to a batch means, the same for every lane: its id, the outcome, and the
+/// worker's timings if it traced the batch. Anything but a batch answer breaks the protocol.
+pub(crate) fn batch_answer(
+    index: usize,
+    response: Response,
+) -> Result<(u64, BatchOutcome, Option<WorkerTimes>), PoolError> {
+    Ok(match response {
+        Response::Batch { id, result } => (id, Ok(Output::per_row(result)), None),
+        Response::TableBatch { id, input_rows, result } => {
+            (id, Ok(Output { result, input_rows: Some(input_rows.0) }), None)
+        }
+        Response::TracedBatch { id, times, result } => (id, Ok(Output::per_row(result)), Some(times)),
+        Response::Failed { id, error } => (id, Err(error), None),
+        other => {
+            return Err(PoolError::Protocol {
+                index,
+                message: format!("expected a batch result, got {}", other.name()),
+            })
+        }
+    })
+}
+
+/// What a worker's answer to `Finish` means.
+pub(crate) fn finish_answer(index: usize, response: Response) -> Result<Result<Vec<Column>, UdfError>, PoolError> {
+    match response {
+        Response::Finished(groups) => Ok(groups),
+        other => Err(PoolError::Protocol { index, message: format!("expected Finished, got {}", other.name()) }),
+    }
 }

@@ -34,6 +34,8 @@ pub mod pool;
 pub mod process;
 pub mod python_env;
 pub mod stages;
+mod supervisor;
+#[cfg(feature = "thread")]
 pub mod thread;
 
 pub use config::{Mode, PoolConfig};

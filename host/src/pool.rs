@@ -9,16 +9,15 @@
 
 use crate::config::{Mode, PoolConfig};
 use crate::error::PoolError;
-use crate::lane::{Lane, Output};
-use crate::process::{SpawnSettings, Starting};
 use crate::stages::StageTotals;
-use crate::thread::{InlineLane, ThreadLane};
+use crate::supervisor::{CatchUp, Supervisor};
 use ipc::batch::{DataType, Field, RecordBatch, Schema};
-use ipc::protocol::{OpenRequest, PythonInfo, StepSpec, UdfError, UdfErrorKind, UdfKind, UdfSpec};
+use ipc::protocol::{
+    OpenRequest, Operator, PythonInfo, StepSpec, StreamStage, UdfError, UdfErrorKind, UdfKind, UdfSpec,
+};
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// What a running pool is.
 #[derive(Debug, Clone)]
@@ -44,19 +43,34 @@ pub struct PoolInfo {
 /// Builds a [`Pool`].
 #[derive(Debug, Clone)]
 pub struct PoolBuilder {
-    udf: String,
     input_schema: Schema,
+    target: Target,
+    workers: Option<usize>,
+    pairs: Vec<(String, String)>,
+    worker_exe: Option<PathBuf>,
+}
+
+/// What a pool is being built to run: the host-side draft of an [`Operator`].
+#[derive(Debug, Clone)]
+enum Target {
+    /// One function (or an aggregate, by [`PoolBuilder::build_aggregate`]).
+    Function(FunctionDraft),
+    /// Several functions in a row ([`PoolBuilder::pipeline`]).
+    Pipeline(Vec<Step>),
+    /// A DataStream stage ([`crate::datastream`]).
+    Stream(Box<StreamStage>),
+}
+
+/// A single function's settings.
+#[derive(Debug, Clone)]
+struct FunctionDraft {
+    udf: String,
     args: Option<Vec<String>>,
     output: String,
     outputs: Option<Vec<String>>,
     kind: Option<UdfKind>,
     group_by: Option<Vec<String>>,
-    pipeline: Vec<Step>,
-    stream: Option<Box<ipc::protocol::StreamStage>>,
-    workers: Option<usize>,
     result_type: Option<DataType>,
-    pairs: Vec<(String, String)>,
-    worker_exe: Option<PathBuf>,
 }
 
 /// One operator of a pipeline ([`PoolBuilder::pipeline`]).
@@ -119,49 +133,67 @@ impl PoolBuilder {
     /// A pool for the UDF `path/to/file.py:name` over batches of `input_schema`.
     pub fn new(udf: impl Into<String>, input_schema: Schema) -> Self {
         Self {
-            udf: udf.into(),
             input_schema,
-            args: None,
-            output: "result".into(),
-            outputs: None,
-            kind: None,
-            group_by: None,
-            pipeline: Vec::new(),
-            stream: None,
+            target: Target::Function(FunctionDraft {
+                udf: udf.into(),
+                args: None,
+                output: "result".into(),
+                outputs: None,
+                kind: None,
+                group_by: None,
+                result_type: None,
+            }),
             workers: None,
-            result_type: None,
             pairs: Vec::new(),
             worker_exe: None,
         }
     }
 
+    /// The single function's settings; `None` (and the setting ignored) for a pipeline or stream.
+    fn function(&mut self) -> Option<&mut FunctionDraft> {
+        match &mut self.target {
+            Target::Function(f) => Some(f),
+            Target::Pipeline(_) | Target::Stream(_) => None,
+        }
+    }
+
     /// The argument columns, by name, in call order (default: every input column).
     pub fn args<S: Into<String>>(mut self, names: impl IntoIterator<Item = S>) -> Self {
-        self.args = Some(names.into_iter().map(Into::into).collect());
+        if let Some(f) = self.function() {
+            f.args = Some(names.into_iter().map(Into::into).collect());
+        }
         self
     }
 
     /// Name of the result column appended to each batch (default `result`).
     pub fn output_column(mut self, name: impl Into<String>) -> Self {
-        self.output = name.into();
+        if let Some(f) = self.function() {
+            f.output = name.into();
+        }
         self
     }
 
     /// Names of a table function's result columns (default: the names it declares, `f0`, `f1`, ...).
     pub fn output_columns<S: Into<String>>(mut self, names: impl IntoIterator<Item = S>) -> Self {
-        self.outputs = Some(names.into_iter().map(Into::into).collect());
+        if let Some(f) = self.function() {
+            f.outputs = Some(names.into_iter().map(Into::into).collect());
+        }
         self
     }
 
     /// Runs a plain function as this kind (`Filter` for a predicate); a declared kind must match.
     pub fn kind(mut self, kind: UdfKind) -> Self {
-        self.kind = Some(kind);
+        if let Some(f) = self.function() {
+            f.kind = Some(kind);
+        }
         self
     }
 
     /// The key columns an aggregate function groups rows by (see [`PoolBuilder::build_aggregate`]).
     pub fn group_by<S: Into<String>>(mut self, names: impl IntoIterator<Item = S>) -> Self {
-        self.group_by = Some(names.into_iter().map(Into::into).collect());
+        if let Some(f) = self.function() {
+            f.group_by = Some(names.into_iter().map(Into::into).collect());
+        }
         self
     }
 
@@ -173,7 +205,9 @@ impl PoolBuilder {
 
     /// Result type, for a plain function that does not declare one.
     pub fn result_type(mut self, t: DataType) -> Self {
-        self.result_type = Some(t);
+        if let Some(f) = self.function() {
+            f.result_type = Some(t);
+        }
         self
     }
 
@@ -198,185 +232,146 @@ impl PoolBuilder {
     /// in PROCESS mode): the output is the last step's batch. `args` and `output_column(s)` of the
     /// builder do not apply; each step names its own.
     pub fn pipeline(mut self, steps: Vec<Step>) -> Self {
-        self.pipeline = steps;
+        self.target = Target::Pipeline(steps);
         self
     }
 
     /// A stage of DataStream operators (see [`crate::datastream`], which builds them); the input schema
     /// given to [`PoolBuilder::new`] is ignored.
-    pub(crate) fn stream_stage(mut self, stage: ipc::protocol::StreamStage) -> Self {
+    pub(crate) fn stream_stage(mut self, stage: StreamStage) -> Self {
         self.input_schema = stage.worker_input();
-        self.udf = stage.ops.iter().map(|o| o.udf.to_string()).collect::<Vec<_>>().join(" -> ");
-        self.stream = Some(Box::new(stage));
+        self.target = Target::Stream(Box::new(stage));
         self
-    }
-
-    fn spec(&self) -> Result<UdfSpec, PoolError> {
-        spec_of(&self.udf, self.result_type.clone(), self.kind)
     }
 
     /// Starts the workers and loads the UDF in each; fails with the first worker's error. For every
     /// kind but aggregates, which [`build_aggregate`](Self::build_aggregate) starts.
     pub fn build(self) -> Result<Pool, PoolError> {
-        let pool = self.start()?;
-        if pool.info.kind == UdfKind::Aggregate {
+        let started = self.start(false)?;
+        if started.info.kind == UdfKind::Aggregate {
             return Err(PoolError::Usage(format!(
                 "{} is an aggregate function: start it with build_aggregate (--group-by on the command line)",
-                pool.info.udf
+                started.info.udf
             )));
         }
-        Ok(pool)
+        Ok(Pool::new(started))
     }
 
     /// Starts an aggregate function's workers: rows are routed to workers by their key columns
     /// ([`group_by`](Self::group_by); none: one group of all rows).
     pub fn build_aggregate(self) -> Result<crate::aggregate::Aggregation, PoolError> {
-        let pool = self.start()?;
-        if pool.info.kind != UdfKind::Aggregate {
-            return Err(PoolError::Usage(format!(
-                "{} is a {} function, not an aggregate (declare it with udaf(...))",
-                pool.info.udf,
-                pool.info.kind.name()
-            )));
+        if !matches!(self.target, Target::Function(_)) {
+            return Err(PoolError::Usage("only a single function can be an aggregate".into()));
         }
-        Ok(crate::aggregate::Aggregation::new(pool))
+        Ok(crate::aggregate::Aggregation::new(self.start(true)?))
     }
 
-    fn start(self) -> Result<Pool, PoolError> {
-        let config = PoolConfig::from_pairs(self.pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
-        let steps = self
-            .pipeline
+    /// Starts a DataStream stage's workers.
+    pub(crate) fn build_stream(self) -> Result<Started, PoolError> {
+        self.start(false)
+    }
+
+    /// The input columns `names`, by index; `what` says what they are for, in errors.
+    fn columns(&self, names: &[String], what: &str) -> Result<Vec<usize>, PoolError> {
+        names
             .iter()
-            .map(|s| {
-                Ok(StepSpec {
-                    udf: spec_of(&s.udf, s.result_type.clone(), s.kind)?,
-                    args: s.args.clone(),
-                    outputs: s.outputs.clone(),
+            .map(|n| {
+                self.input_schema.index_of(n).ok_or_else(|| {
+                    let have: Vec<_> = self.input_schema.fields.iter().map(|f| f.name.as_str()).collect();
+                    PoolError::Usage(format!("no input column {n:?} {what}; columns: {}", have.join(", ")))
                 })
             })
-            .collect::<Result<Vec<_>, PoolError>>()?;
-        let spec = match (steps.first(), &self.stream) {
-            (_, Some(stage)) => stage
-                .ops
-                .first()
-                .map(|o| o.udf.clone())
-                .ok_or_else(|| PoolError::Usage("a stream stage needs at least one operator".into()))?,
-            (Some(first), None) => first.udf.clone(),
-            (None, None) => self.spec()?,
+            .collect()
+    }
+
+    /// The operator the workers load, the input columns each batch sends them (an aggregate's keys
+    /// first), how many of those are keys, and the operator's name for messages.
+    fn operator(&self, aggregate: bool) -> Result<(Operator, Vec<usize>, usize, String), PoolError> {
+        let all: Vec<usize> = (0..self.input_schema.fields.len()).collect();
+        let types = |indices: &[usize]| -> Vec<DataType> {
+            indices.iter().map(|&i| self.input_schema.fields[i].data_type.clone()).collect()
         };
+        Ok(match &self.target {
+            Target::Function(f) => {
+                let udf = spec_of(&f.udf, f.result_type.clone(), f.kind)?;
+                let args = match &f.args {
+                    Some(names) => self.columns(names, "for the UDF's arguments")?,
+                    None => all,
+                };
+                let keys = self.columns(f.group_by.as_deref().unwrap_or_default(), "to group by")?;
+                // Key columns make it an aggregate whichever way it is built: a function that is not
+                // one is then refused as such, and `build` refuses one that is.
+                let operator = if aggregate || !keys.is_empty() {
+                    Operator::Aggregate { udf, key_types: types(&keys), arg_types: types(&args) }
+                } else {
+                    Operator::Function { udf, arg_types: types(&args) }
+                };
+                let key_count = keys.len();
+                (operator, keys.into_iter().chain(args).collect(), key_count, f.udf.clone())
+            }
+            Target::Pipeline(steps) => {
+                let steps = steps
+                    .iter()
+                    .map(|s| {
+                        Ok(StepSpec {
+                            udf: spec_of(&s.udf, s.result_type.clone(), s.kind)?,
+                            args: s.args.clone(),
+                            outputs: s.outputs.clone(),
+                        })
+                    })
+                    .collect::<Result<Vec<_>, PoolError>>()?;
+                if steps.is_empty() {
+                    return Err(PoolError::Usage("a pipeline needs at least one step".into()));
+                }
+                let operator = Operator::Pipeline { input: self.input_schema.clone(), steps };
+                let name = operator.describe();
+                (operator, all, 0, name)
+            }
+            Target::Stream(stage) => {
+                if stage.ops.is_empty() {
+                    return Err(PoolError::Usage("a stream stage needs at least one operator".into()));
+                }
+                let operator = Operator::Stream(stage.clone());
+                let name = operator.describe();
+                (operator, all, 0, name)
+            }
+        })
+    }
+
+    /// Starts the workers with the operator loaded; `aggregate` says the function is one.
+    fn start(self, aggregate: bool) -> Result<Started, PoolError> {
+        let config = PoolConfig::from_pairs(self.pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
+        let (operator, arg_indices, key_count, name) = self.operator(aggregate)?;
         let workers = self.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
         if workers == 0 {
             return Err(PoolError::Usage("a pool needs at least one worker".into()));
         }
-        let arg_indices = match &self.args {
-            _ if !steps.is_empty() || self.stream.is_some() => (0..self.input_schema.fields.len()).collect(),
-            None => (0..self.input_schema.fields.len()).collect(),
-            Some(names) => names
-                .iter()
-                .map(|n| {
-                    self.input_schema.index_of(n).ok_or_else(|| {
-                        let have: Vec<_> = self.input_schema.fields.iter().map(|f| f.name.as_str()).collect();
-                        PoolError::Usage(format!(
-                            "no input column {n:?} for the UDF's arguments; columns: {}",
-                            have.join(", ")
-                        ))
-                    })
-                })
-                .collect::<Result<Vec<_>, _>>()?,
-        };
-        let column_index = |n: &String| {
-            self.input_schema.index_of(n).ok_or_else(|| {
-                let have: Vec<_> = self.input_schema.fields.iter().map(|f| f.name.as_str()).collect();
-                PoolError::Usage(format!("no input column {n:?} to group by; columns: {}", have.join(", ")))
-            })
-        };
-        let key_indices: Vec<usize> = self.group_by.iter().flatten().map(column_index).collect::<Result<_, _>>()?;
-        let key_count = key_indices.len();
-        // The keys travel first, then the arguments.
-        let arg_indices: Vec<usize> = key_indices.into_iter().chain(arg_indices).collect();
         let site_dirs = crate::python_env::site_dirs(config.python_executable.as_deref())?;
         let opens: Vec<OpenRequest> = (0..workers)
             .map(|index| OpenRequest {
-                udf: spec.clone(),
-                arg_types: arg_indices.iter().map(|&i: &usize| self.input_schema.fields[i].data_type.clone()).collect(),
-                key_count: key_count as u32,
-                pipeline: steps.clone(),
-                input_schema: self.input_schema.clone(),
+                operator: operator.clone(),
                 site_dirs: site_dirs.clone(),
                 worker_index: index as u32,
                 num_workers: workers as u32,
                 config: config.raw.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-                stream: self.stream.clone(),
             })
             .collect();
-        let mut respawn: Option<Respawn> = None;
-        let lanes: Vec<Box<dyn Lane>> = match config.mode {
-            Mode::Process => {
-                let settings = SpawnSettings {
-                    exe: self.worker_exe.clone().unwrap_or_else(default_worker_exe).display().to_string(),
-                    ring_bytes: config.ring_bytes,
-                    spin: config.spin,
-                    startup_timeout: config.startup_timeout,
-                    batch_timeout: config.batch_timeout,
-                    memory_limit: config.worker_memory,
-                    trace: config.trace_stages,
-                };
-                // Start all, then send all Opens, then wait: interpreters start in parallel.
-                let mut starting =
-                    (0..workers).map(|i| Starting::spawn(i, &settings)).collect::<Result<Vec<_>, _>>()?;
-                for (s, open) in starting.iter_mut().zip(&opens) {
-                    s.send_open(open)?;
-                }
-                let mut lanes: Vec<Box<dyn Lane>> = Vec::with_capacity(workers);
-                for s in starting {
-                    lanes.push(Box::new(s.wait_ready(&self.udf, settings.startup_timeout)?));
-                }
-                let udf = self.udf.clone();
-                respawn = Some(Box::new(move |index| {
-                    let mut s = Starting::spawn(index, &settings)?;
-                    s.send_open(&opens[index])?;
-                    Ok(Box::new(s.wait_ready(&udf, settings.startup_timeout)?) as Box<dyn Lane>)
-                }));
-                lanes
-            }
-            Mode::Thread => {
-                let python = worker::interpreter::prepare(&site_dirs)
-                    .map_err(|error| PoolError::Environment(error.to_string()))?;
-                if workers == 1 {
-                    vec![Box::new(InlineLane::open(&opens[0], python, &self.udf, config.trace_stages)?)]
-                } else {
-                    opens
-                        .iter()
-                        .enumerate()
-                        .map(|(i, open)| {
-                            ThreadLane::open(
-                                i,
-                                open,
-                                python.clone(),
-                                &self.udf,
-                                config.max_in_flight,
-                                config.trace_stages,
-                            )
-                            .map(|l| Box::new(l) as Box<dyn Lane>)
-                        })
-                        .collect::<Result<_, _>>()?
-                }
-            }
-        };
-        let first = lanes[0].info().clone();
+        let exe = self.worker_exe.clone().unwrap_or_else(default_worker_exe);
+        let supervisor = Supervisor::start(opens, &config, &exe, &name)?;
+        let first = supervisor.info(0).clone();
         let info = PoolInfo {
             mode: config.mode,
             workers,
-            udf: if self.pipeline.is_empty() || self.stream.is_some() {
-                self.udf.clone()
-            } else {
-                self.pipeline.iter().map(|s| s.udf.as_str()).collect::<Vec<_>>().join(" -> ")
-            },
+            udf: name,
             kind: first.kind,
             result_type: first.result_type,
             python: first.python,
-            pids: lanes.iter().map(|l| l.info().pid).collect(),
-            segments: lanes.iter().filter_map(|l| l.segment_name()).collect(),
+            pids: supervisor.pids(),
+            segments: supervisor.segments(),
+        };
+        let (output, outputs) = match self.target {
+            Target::Function(f) => (f.output, f.outputs),
+            Target::Pipeline(_) | Target::Stream(_) => ("result".to_owned(), None),
         };
         let result_fields = match info.kind {
             // Output rows are groups: the key columns, then the value.
@@ -384,12 +379,11 @@ impl PoolBuilder {
                 .iter()
                 .map(|&i| self.input_schema.fields[i].clone())
                 .chain([Field::new(
-                    self.outputs.and_then(|o| o.into_iter().next()).unwrap_or(self.output),
+                    outputs.and_then(|o| o.into_iter().next()).unwrap_or(output),
                     info.result_type.clone(),
                 )])
                 .collect(),
-            kind => worker::assemble::added_fields(kind, &info.result_type, self.outputs, &self.output)
-                .map_err(PoolError::Usage)?,
+            kind => ipc::assemble::added_fields(kind, &info.result_type, outputs, &output).map_err(PoolError::Usage)?,
         };
         let added = match info.kind {
             UdfKind::Aggregate => &result_fields[key_count..],
@@ -403,33 +397,40 @@ impl PoolBuilder {
                 f.name
             )));
         }
-        Ok(Pool {
-            result_fields,
+        Ok(Started {
             info,
-            lanes,
+            workers: supervisor,
             input_schema: self.input_schema,
             arg_indices,
+            key_count,
+            result_fields,
             max_in_flight: config.max_in_flight,
-            pending: VecDeque::new(),
-            next_seq: 0,
-            rows_submitted: 0,
-            broken: None,
-            respawn,
-            max_retries: config.max_retries,
-            restarts: 0,
-            retired_stages: StageTotals::default(),
-            trace: config.trace_stages,
+            config,
         })
     }
 }
 
-/// Starts a replacement for worker `index` (PROCESS mode).
-type Respawn = Box<dyn FnMut(usize) -> Result<Box<dyn Lane>, PoolError> + Send>;
+/// A pool's workers, started and loaded, and what the kinds of pool built on them need to know.
+pub(crate) struct Started {
+    pub(crate) info: PoolInfo,
+    pub(crate) workers: Supervisor,
+    pub(crate) input_schema: Schema,
+    /// The input columns each batch sends the workers (an aggregate's keys first).
+    pub(crate) arg_indices: Vec<usize>,
+    /// How many of `arg_indices`, from the first, are an aggregate's keys.
+    pub(crate) key_count: usize,
+    /// The columns the operator adds (an aggregate's: its keys, then its value).
+    pub(crate) result_fields: Vec<Field>,
+    pub(crate) max_in_flight: usize,
+    pub(crate) config: PoolConfig,
+}
 
-/// A batch handed to a lane and not yet returned to the caller. Kept (with its input) until then, so
+/// A batch handed to a worker and not yet returned to the caller. Kept (with its input) until then, so
 /// it can be sent again to a replacement worker.
 struct Pending {
     seq: u64,
+    /// The worker it went to.
+    lane: usize,
     batch: Arc<RecordBatch>,
     first_row: u64,
     /// Workers this batch was being processed by when they failed.
@@ -443,24 +444,18 @@ struct Pending {
 /// Dropping it stops every worker (gracefully, with the UDF's `close()`); no process or shared-memory
 /// segment outlives it.
 pub struct Pool {
-    pub(crate) info: PoolInfo,
-    pub(crate) lanes: Vec<Box<dyn Lane>>,
-    pub(crate) input_schema: Schema,
-    pub(crate) arg_indices: Vec<usize>,
+    info: PoolInfo,
+    workers: Supervisor,
+    input_schema: Schema,
+    arg_indices: Vec<usize>,
     /// The columns the UDF adds (none for a filter).
-    pub(crate) result_fields: Vec<Field>,
+    result_fields: Vec<Field>,
     max_in_flight: usize,
     pending: VecDeque<Pending>,
-    pub(crate) next_seq: u64,
+    next_seq: u64,
     rows_submitted: u64,
-    broken: Option<String>,
-    respawn: Option<Respawn>,
-    max_retries: u32,
-    restarts: u64,
-    /// Stage timings of lanes that were replaced.
-    retired_stages: StageTotals,
-    /// Whether batches are traced now.
-    trace: bool,
+    /// The error that left the pool unusable, if one did.
+    broken: Option<Arc<PoolError>>,
 }
 
 impl std::fmt::Debug for Pool {
@@ -469,10 +464,59 @@ impl std::fmt::Debug for Pool {
     }
 }
 
+/// How a pool brings a replacement worker up to date: the batches its predecessor had not answered
+/// are sent again, in order; the oldest, the one it was running, is charged with the failure and
+/// given up as poison after `max_retries` retries.
+struct Resend<'a> {
+    pending: &'a mut VecDeque<Pending>,
+    args: &'a [usize],
+    max_retries: u32,
+}
+
+impl CatchUp for Resend<'_> {
+    fn charge(&mut self, lane: usize, cause: &PoolError) -> Result<(), PoolError> {
+        if let Some(p) = self.pending.iter_mut().find(|p| p.lane == lane && p.failed.is_none()) {
+            p.failures += 1;
+            if p.failures > self.max_retries {
+                p.failed = Some(PoolError::PoisonBatch {
+                    batch: p.seq,
+                    first_row: p.first_row,
+                    rows: p.batch.num_rows() as u64,
+                    attempts: p.failures,
+                    cause: cause.to_string(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn catch_up(&mut self, lane: usize, workers: &mut Supervisor) -> Result<(), PoolError> {
+        self.pending
+            .iter()
+            .filter(|p| p.lane == lane && p.failed.is_none())
+            .try_for_each(|p| workers.submit(lane, p.seq, &p.batch, self.args))
+    }
+}
+
 impl Pool {
     /// Starts building a pool for `udf` (`path/to/file.py:name`) over batches of `input_schema`.
     pub fn builder(udf: impl Into<String>, input_schema: Schema) -> PoolBuilder {
         PoolBuilder::new(udf, input_schema)
+    }
+
+    fn new(started: Started) -> Self {
+        Self {
+            info: started.info,
+            workers: started.workers,
+            input_schema: started.input_schema,
+            arg_indices: started.arg_indices,
+            result_fields: started.result_fields,
+            max_in_flight: started.max_in_flight,
+            pending: VecDeque::new(),
+            next_seq: 0,
+            rows_submitted: 0,
+            broken: None,
+        }
     }
 
     /// What runs.
@@ -492,16 +536,23 @@ impl Pool {
 
     fn check_usable(&self) -> Result<(), PoolError> {
         match &self.broken {
-            Some(why) => Err(PoolError::Broken(why.clone())),
+            Some(cause) => Err(PoolError::Broken {
+                context: "the pool is broken by an earlier error".into(),
+                source: cause.clone(),
+            }),
             None => Ok(()),
         }
     }
 
+    /// Returns `e`; an error the pool cannot go on after also breaks it: the caller and every later
+    /// call get [`PoolError::Broken`] with `e` as its source.
     fn fail<T>(&mut self, e: PoolError) -> Result<T, PoolError> {
-        if !e.is_recoverable() {
-            self.broken = Some(e.to_string());
+        if e.is_recoverable() {
+            return Err(e);
         }
-        Err(e)
+        let cause = Arc::new(e);
+        self.broken = Some(cause.clone());
+        Err(PoolError::Broken { context: "a worker failed and the pool cannot go on".into(), source: cause })
     }
 
     fn submit(&mut self, batch: RecordBatch) -> Result<(), PoolError> {
@@ -514,13 +565,13 @@ impl Pool {
             )));
         }
         let seq = self.next_seq;
-        let lane = self.lane_of(seq);
-        let batch = Arc::new(batch);
         self.next_seq += 1;
+        let lane = (seq % self.workers.workers() as u64) as usize;
+        let batch = Arc::new(batch);
         let first_row = self.rows_submitted;
         self.rows_submitted += batch.num_rows() as u64;
-        self.pending.push_back(Pending { seq, batch: batch.clone(), first_row, failures: 0, failed: None });
-        if let Err(e) = self.lanes[lane].submit(seq, &batch, &self.arg_indices) {
+        self.pending.push_back(Pending { seq, lane, batch: batch.clone(), first_row, failures: 0, failed: None });
+        if let Err(e) = self.workers.submit(lane, seq, &batch, &self.arg_indices) {
             // Still pending: a replacement worker gets it with the lane's other batches.
             if let Err(fatal) = self.recover(lane, e) {
                 return self.fail(fatal);
@@ -529,134 +580,35 @@ impl Pool {
         Ok(())
     }
 
-    fn lane_of(&self, seq: u64) -> usize {
-        (seq % self.lanes.len() as u64) as usize
-    }
-
-    /// Replaces worker `lane` after `cause` (it died, hung or corrupted its ring) and sends it the
-    /// lane's unfinished batches again, in order. The oldest of them is the one the worker was running:
-    /// it is charged with the failure, and after `max_retries` retries it is given up as poison. Each
-    /// batch's result is still taken exactly once, in input order. Errors only if no replacement starts.
-    fn recover(&mut self, lane: usize, mut cause: PoolError) -> Result<(), PoolError> {
-        // A replacement that dies while starting is retried a few times (it may have been killed from
-        // outside); one that never starts breaks the pool instead of spinning in a restart loop.
-        const MAX_FAILED_STARTS: u32 = 10;
-        let mut failed_starts = 0;
-        let mut charge_suspect = true;
-        loop {
-            if !cause.is_worker_failure() || self.respawn.is_none() {
-                return Err(cause);
-            }
-            self.lanes[lane].kill();
-            let lanes = self.lanes.len() as u64;
-            if charge_suspect {
-                let max_retries = self.max_retries;
-                let on_lane = |p: &&mut Pending| (p.seq % lanes) as usize == lane && p.failed.is_none();
-                if let Some(p) = self.pending.iter_mut().find(on_lane) {
-                    p.failures += 1;
-                    if p.failures > max_retries {
-                        p.failed = Some(PoolError::PoisonBatch {
-                            batch: p.seq,
-                            first_row: p.first_row,
-                            rows: p.batch.num_rows() as u64,
-                            attempts: p.failures,
-                            cause: cause.to_string(),
-                        });
-                    }
-                }
-            }
-            tracing::warn!(worker = lane, "replacing worker: {cause}");
-            let respawn = self.respawn.as_mut().expect("checked above");
-            match respawn(lane) {
-                Ok(mut fresh) => {
-                    fresh.set_trace(self.trace);
-                    let old = std::mem::replace(&mut self.lanes[lane], fresh);
-                    self.retired_stages.merge(old.stages());
-                }
-                Err(e) if e.is_worker_failure() && failed_starts < MAX_FAILED_STARTS => {
-                    failed_starts += 1;
-                    // Back off (10 ms, 20 ms, ... 1 s) so a worker that dies at start-up is not
-                    // restarted in a tight loop.
-                    std::thread::sleep(Duration::from_millis((10u64 << failed_starts.min(7)).min(1000)));
-                    charge_suspect = false;
-                    cause = e;
-                    continue;
-                }
-                Err(e) => return Err(e),
-            }
-            self.restarts += 1;
-            let resent = self
-                .pending
-                .iter()
-                .filter(|p| (p.seq % lanes) as usize == lane && p.failed.is_none())
-                .try_for_each(|p| self.lanes[lane].submit(p.seq, &p.batch, &self.arg_indices));
-            match resent {
-                Ok(()) => return Ok(()),
-                Err(e) => {
-                    charge_suspect = true;
-                    cause = e;
-                }
-            }
-        }
+    /// Replaces worker `lane` after `cause` and sends it the lane's unfinished batches again (see
+    /// [`Resend`]). Each batch's result is still taken exactly once, in input order. Errors only if no
+    /// replacement starts (or in THREAD mode, where workers are not replaced).
+    fn recover(&mut self, lane: usize, cause: PoolError) -> Result<(), PoolError> {
+        let mut resend =
+            Resend { pending: &mut self.pending, args: &self.arg_indices, max_retries: self.workers.max_retries() };
+        self.workers.recover(lane, cause, &mut resend)
     }
 
     /// Where the time of the batches returned so far went, summed over workers (replaced ones
     /// included). Empty unless the pool was built with `udfpool.trace-stages=true`.
     pub fn stage_totals(&self) -> StageTotals {
-        let mut total = self.retired_stages.clone();
-        for lane in &self.lanes {
-            total.merge(lane.stages());
-        }
-        total
+        self.workers.stage_totals()
     }
 
     /// Traces the batches submitted from now on (`on`), or stops tracing them: the run-time switch for
     /// `udfpool.trace-stages`. Batches already in flight keep the setting they were submitted with.
     pub fn set_trace_stages(&mut self, on: bool) {
-        self.trace = on;
-        for lane in &mut self.lanes {
-            lane.set_trace(on);
-        }
+        self.workers.set_trace(on);
     }
 
     /// How many workers were replaced after failing.
     pub fn restarts(&self) -> u64 {
-        self.restarts
-    }
-
-    /// Replaces worker `lane` with a fresh one that has loaded the UDF, for callers that replay its
-    /// input themselves (DataStream stages). PROCESS mode only: THREAD-mode workers are not replaced.
-    pub(crate) fn replace_lane(&mut self, lane: usize) -> Result<(), PoolError> {
-        let respawn =
-            self.respawn.as_mut().ok_or_else(|| PoolError::Broken("THREAD-mode workers are not replaced".into()))?;
-        self.lanes[lane].kill();
-        // As in `recover`: a replacement that dies while starting is retried, with back-off, a few times.
-        let mut failed_starts = 0u32;
-        let mut fresh = loop {
-            match respawn(lane) {
-                Ok(fresh) => break fresh,
-                Err(e) if e.is_worker_failure() && failed_starts < 10 => {
-                    failed_starts += 1;
-                    std::thread::sleep(Duration::from_millis((10u64 << failed_starts.min(7)).min(1000)));
-                }
-                Err(e) => return Err(e),
-            }
-        };
-        fresh.set_trace(self.trace);
-        let old = std::mem::replace(&mut self.lanes[lane], fresh);
-        self.retired_stages.merge(old.stages());
-        self.restarts += 1;
-        Ok(())
-    }
-
-    /// Retries of a batch whose worker died (`udfpool.max-retries`).
-    pub(crate) fn max_retries(&self) -> u32 {
-        self.max_retries
+        self.workers.restarts()
     }
 
     /// The current workers' process ids (PROCESS mode; replacements included).
     pub fn worker_pids(&self) -> Vec<u32> {
-        self.lanes.iter().map(|l| l.info().pid).collect()
+        self.workers.pids()
     }
 
     fn complete_oldest(&mut self) -> Option<Result<RecordBatch, PoolError>> {
@@ -666,9 +618,8 @@ impl Pool {
                 self.pending.pop_front();
                 return Some(Err(poison));
             }
-            let seq = front.seq;
-            let lane = self.lane_of(seq);
-            match self.lanes[lane].next_result() {
+            let lane = front.lane;
+            match self.workers.next_result(lane) {
                 Ok(r) => break r,
                 Err(e) => {
                     if let Err(fatal) = self.recover(lane, e) {
@@ -679,7 +630,10 @@ impl Pool {
             }
         };
         let p = self.pending.pop_front().expect("front exists");
-        debug_assert_eq!(id, p.seq);
+        if id != p.seq {
+            let message = format!("answered batch {id}, expected {}", p.seq);
+            return Some(self.fail(PoolError::Protocol { index: p.lane, message }));
+        }
         let column = match outcome {
             Ok(c) => c,
             Err(error) => {
@@ -690,15 +644,10 @@ impl Pool {
             }
         };
         let batch = Arc::try_unwrap(p.batch).unwrap_or_else(|shared| (*shared).clone());
-        let lane = self.lane_of(p.seq);
-        Some(self.assemble(batch, column).or_else(|e| {
-            self.fail(PoolError::Protocol { index: lane, message: format!("result of batch {}: {e}", p.seq) })
+        let assembled = ipc::assemble::assemble(self.info.kind, batch, column, &self.result_fields);
+        Some(assembled.or_else(|e| {
+            self.fail(PoolError::Protocol { index: p.lane, message: format!("result of batch {}: {e}", p.seq) })
         }))
-    }
-
-    /// The output batch for `batch` and what the UDF returned for it, by kind.
-    fn assemble(&self, batch: RecordBatch, output: Output) -> Result<RecordBatch, String> {
-        worker::assemble::assemble(self.info.kind, batch, output, &self.result_fields)
     }
 
     /// Applies the UDF to one batch: returns it with the result column appended (a filter: its kept
@@ -707,7 +656,7 @@ impl Pool {
         // Results of an abandoned stream come first: drain them.
         while self.complete_oldest().is_some() {}
         self.submit(batch)?;
-        self.complete_oldest().expect("one batch is pending")
+        self.complete_oldest().unwrap_or_else(|| Err(PoolError::Usage("the batch was not kept".into())))
     }
 
     /// Applies the UDF to every batch of `input`, yielding results in input order with up to
@@ -722,19 +671,12 @@ impl Pool {
 
     /// Stops every worker, calling the UDF's `close()`; reports the first failure.
     pub fn close(mut self) -> Result<(), PoolError> {
-        self.close_lanes()
+        self.close_workers()
     }
 
-    fn close_lanes(&mut self) -> Result<(), PoolError> {
+    fn close_workers(&mut self) -> Result<(), PoolError> {
         self.pending.clear();
-        let mut first = Ok(());
-        for lane in &mut self.lanes {
-            let r = lane.close();
-            if first.is_ok() {
-                first = r;
-            }
-        }
-        first
+        self.workers.close()
     }
 }
 
@@ -746,7 +688,7 @@ const _: fn() = || {
 
 impl Drop for Pool {
     fn drop(&mut self) {
-        let _ = self.close_lanes();
+        let _ = self.close_workers();
     }
 }
 
@@ -761,7 +703,7 @@ impl<I: Iterator<Item = RecordBatch>> Iterator for Stream<'_, I> {
     type Item = Result<RecordBatch, PoolError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let window = self.pool.lanes.len() * self.pool.max_in_flight;
+        let window = self.pool.workers.workers() * self.pool.max_in_flight;
         // A broken pool (a worker gone) takes no more input; what is in flight still reports.
         while !self.input_done && self.pool.broken.is_none() && self.pool.pending.len() < window {
             match self.input.next() {

@@ -6,14 +6,14 @@
 //! rings is sliced so the host notices a dead worker within [`LIVENESS_POLL`].
 
 use crate::error::PoolError;
-use crate::lane::{BatchOutcome, Lane, Output};
+use crate::lane::{BatchOutcome, Lane};
 use crate::stages::{HostMarks, StageTotals};
 use ipc::batch::{Column, RecordBatch};
 use ipc::codec::{decode, encode_into};
 use ipc::protocol::UdfError;
 use ipc::protocol::{BatchRef, OpenRequest, RequestRef, Response, WorkerInfo};
 use ipc::trace::now_ns;
-use ipc::{Endpoint, Segment, Side};
+use ipc::{Endpoint, Segment};
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
@@ -107,9 +107,9 @@ impl Starting {
     /// Creates the segment and starts the process; does not wait for it.
     pub fn spawn(index: usize, settings: &SpawnSettings) -> Result<Self, PoolError> {
         let shm_err = |e: &dyn std::fmt::Display| PoolError::SharedMemory { index, message: e.to_string() };
-        let segment = Segment::create(settings.ring_bytes).map_err(|e| shm_err(&e))?;
-        let mut endpoint = segment.endpoint(Side::Host);
+        let mut endpoint = Segment::create(settings.ring_bytes).map_err(|e| shm_err(&e))?;
         endpoint.set_spin(settings.spin);
+        let segment = endpoint.segment();
         let mut command = Command::new(&settings.exe);
         command
             .args(["--segment", segment.name()])
@@ -325,27 +325,13 @@ impl Lane for WorkerProcess {
     fn next_result(&mut self) -> Result<(u64, BatchOutcome), PoolError> {
         let (expected, rows, marks) = self.pending.pop_front().expect("next_result without a pending batch");
         let wait_start = if marks.is_some() { now_ns() } else { 0 };
-        let (id, outcome) = match self.recv(self.batch_timeout, "answer a batch")? {
-            Response::Batch { id, result } => (id, Ok(Output::per_row(result))),
-            Response::TableBatch { id, input_rows, result } => {
-                (id, Ok(Output { result, input_rows: Some(input_rows.0) }))
-            }
-            Response::Failed { id, error } => (id, Err(error)),
-            Response::TracedBatch { id, times, result } => {
-                if let Some(marks) = marks {
-                    let (received, decode_ns) = self.last_received;
-                    let host = HostMarks { wait_start, received, decode_ns, ..marks };
-                    self.stages.record_process(rows, &host, &times);
-                }
-                (id, Ok(Output::per_row(result)))
-            }
-            other => {
-                return Err(PoolError::Protocol {
-                    index: self.index,
-                    message: format!("expected a batch result, got {other:?}"),
-                })
-            }
-        };
+        let response = self.recv(self.batch_timeout, "answer a batch")?;
+        let (id, outcome, times) = crate::lane::batch_answer(self.index, response)?;
+        if let (Some(marks), Some(times)) = (marks, times) {
+            let (received, decode_ns) = self.last_received;
+            let host = HostMarks { wait_start, received, decode_ns, ..marks };
+            self.stages.record_process(rows, &host, &times);
+        }
         if id != expected {
             return Err(PoolError::Protocol {
                 index: self.index,
@@ -363,13 +349,10 @@ impl Lane for WorkerProcess {
         &self.stages
     }
 
-    fn finish_groups(&mut self) -> Result<Result<Vec<Column>, UdfError>, PoolError> {
+    fn finish(&mut self) -> Result<Result<Vec<Column>, UdfError>, PoolError> {
         self.send(&RequestRef::Finish)?;
-        match self.recv(self.batch_timeout, "finish its groups")? {
-            Response::Groups { columns } => Ok(Ok(columns)),
-            Response::Failed { error, .. } => Ok(Err(error)),
-            other => Err(PoolError::Protocol { index: self.index, message: format!("expected Groups, got {other:?}") }),
-        }
+        let response = self.recv(self.batch_timeout, "finish")?;
+        crate::lane::finish_answer(self.index, response)
     }
 
     fn set_trace(&mut self, on: bool) {
@@ -398,18 +381,18 @@ impl Lane for WorkerProcess {
                 match self.recv(Some(CLOSE_GRACE), "close")? {
                     Response::Closed { error: None } => return Ok(()),
                     Response::Closed { error: Some(error) } => {
-                        return Err(PoolError::Load { udf: "close()".into(), error });
+                        return Err(PoolError::Close { index: self.index, error });
                     }
                     // Results of batches nobody waited for.
                     Response::Batch { .. }
                     | Response::Failed { .. }
                     | Response::TracedBatch { .. }
                     | Response::TableBatch { .. }
-                    | Response::Groups { .. } => continue,
+                    | Response::Finished(_) => continue,
                     other => {
                         return Err(PoolError::Protocol {
                             index: self.index,
-                            message: format!("expected Closed, got {other:?}"),
+                            message: format!("expected Closed, got {}", other.name()),
                         })
                     }
                 }

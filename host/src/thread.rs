@@ -1,73 +1,94 @@
 //! THREAD mode's lanes: the worker library running in the host's own embedded interpreter.
 //!
-//! With one worker the UDF runs inline on the caller's thread, as Flink's THREAD mode runs it on the
-//! task thread: no hand-off at all. With several, each worker is a thread with its own UDF instance
-//! (`open` called once per thread, as once per process in PROCESS mode); they share one interpreter
-//! and take turns holding its GIL, so they do not run Python in parallel. That is the mode's
-//! trade-off, shown by the benchmarks rather than hidden.
+//! With one worker the operator runs inline on the caller's thread, as Flink's THREAD mode runs it on
+//! the task thread: no hand-off at all. With several, each worker is a thread with its own operator
+//! instance (`open` called once per thread, as once per process in PROCESS mode); they share one
+//! interpreter and take turns holding its GIL, so they do not run Python in parallel. That is the
+//! mode's trade-off, shown by the benchmarks rather than hidden.
+//!
+//! Either way a batch runs through [`LoadedOperator::handle`], the same function a worker process
+//! calls after decoding a request: the lanes here differ from PROCESS mode's only in having no codec
+//! and no ring.
 
+use crate::config::PoolConfig;
 use crate::error::PoolError;
-use crate::lane::{BatchOutcome, Lane, Output};
+use crate::lane::{batch_answer, finish_answer, BatchOutcome, Lane};
 use crate::stages::StageTotals;
 use ipc::batch::{Column, RecordBatch};
-use ipc::protocol::{OpenRequest, PythonInfo, UdfError, UdfKind, WorkerInfo};
-use ipc::trace::{now_ns, ApplyTimes};
+use ipc::protocol::{OpenRequest, PythonInfo, Response, UdfError, WorkerInfo};
+use ipc::trace::now_ns;
 use pyo3::Python;
 use std::collections::VecDeque;
 use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
 use std::sync::Arc;
-use worker::udf::Udf;
+use worker::operator::{Args, Call, LoadedOperator};
 
-/// A traced batch's wait for the GIL (ns) and its phases.
-type Traced = Option<(u64, ApplyTimes)>;
+/// Starts THREAD mode's lanes for `opens` (one inline lane for one worker, else a thread each).
+pub(crate) fn start_lanes(
+    opens: &[OpenRequest],
+    config: &PoolConfig,
+    name: &str,
+) -> Result<Vec<Box<dyn Lane>>, PoolError> {
+    let site_dirs = opens.first().map(|o| o.site_dirs.clone()).unwrap_or_default();
+    let python = worker::interpreter::prepare(&site_dirs).map_err(|error| PoolError::Environment(error.to_string()))?;
+    if let [open] = opens {
+        return Ok(vec![Box::new(InlineLane::open(open, python, name, config.trace_stages)?)]);
+    }
+    opens
+        .iter()
+        .enumerate()
+        .map(|(i, open)| {
+            ThreadLane::open(i, open, python.clone(), name, config.max_in_flight, config.trace_stages)
+                .map(|l| Box::new(l) as Box<dyn Lane>)
+        })
+        .collect()
+}
 
-fn run(udf: &Udf, batch: &RecordBatch, args: &[usize], trace: bool) -> (BatchOutcome, Traced) {
-    let cols: Vec<&Column> = args.iter().map(|&i| batch.column(i)).collect();
-    let rows = batch.num_rows();
-    if udf.kind() == UdfKind::Aggregate {
-        // An aggregate's rows come at finish_groups; a batch is acknowledged with an empty column.
-        let outcome = Python::attach(|py| udf.aggregate(py, &cols, rows));
-        return (
-            outcome.map(|()| Output::per_row(ipc::batch::ColumnBuilder::new(udf.result_type(), 0).finish())),
-            None,
-        );
-    }
-    if udf.kind() == UdfKind::Table {
-        // Table functions are not traced (see the stage breakdown's docs).
-        let outcome = Python::attach(|py| udf.apply_table(py, &cols, rows));
-        return (outcome.map(|(input_rows, result)| Output { result, input_rows: Some(input_rows) }), None);
-    }
-    if !trace {
-        return (Python::attach(|py| udf.apply(py, &cols, rows)).map(Output::per_row), None);
-    }
-    let asked = now_ns();
+/// A batch's answer, and for a traced one the wait for the GIL (ns) before it ran.
+type Answer = (Response, Option<u64>);
+
+/// Runs batch `id` (the columns `args` of `batch`) through the operator, holding the GIL.
+fn run(op: &LoadedOperator, id: u64, batch: &RecordBatch, args: &[usize], trace: bool) -> Answer {
+    let asked = if trace { now_ns() } else { 0 };
     Python::attach(|py| {
-        let gil_wait = now_ns() - asked;
-        let (outcome, apply) = udf.apply_timed(py, &cols, rows);
-        (outcome.map(Output::per_row), Some((gil_wait, apply)))
+        let gil_wait = trace.then(|| now_ns() - asked);
+        let call = Call::Batch { id, args: Args::Borrowed { batch, columns: args }, trace };
+        (op.handle(py, call), gil_wait)
     })
 }
 
-fn record(stages: &mut StageTotals, rows: usize, outcome: &BatchOutcome, traced: Traced) {
-    if let (Ok(_), Some((gil_wait, apply))) = (outcome, traced) {
-        stages.record_thread(rows, gil_wait, &apply);
+/// The answer as the pool takes it, its timings recorded.
+fn take(
+    index: usize,
+    stages: &mut StageTotals,
+    rows: usize,
+    (response, gil_wait): Answer,
+) -> Result<(u64, BatchOutcome), PoolError> {
+    let (id, outcome, times) = batch_answer(index, response)?;
+    if let (Some(gil_wait), Some(times)) = (gil_wait, times) {
+        stages.record_thread(rows, gil_wait, &times.apply);
     }
+    Ok((id, outcome))
 }
 
-fn load(req: &OpenRequest, python: PythonInfo) -> Result<(Udf, WorkerInfo), UdfError> {
-    let udf = Python::attach(|py| Udf::load(py, req))?;
-    let info = WorkerInfo { pid: std::process::id(), python, kind: udf.kind(), result_type: udf.result_type().clone() };
-    Ok((udf, info))
+fn load(req: &OpenRequest, python: PythonInfo) -> Result<(LoadedOperator, WorkerInfo), UdfError> {
+    let op = Python::attach(|py| LoadedOperator::open(py, req))?;
+    let info = op.info(std::process::id(), python);
+    Ok((op, info))
 }
 
-fn close_udf(udf: Udf) -> Result<(), UdfError> {
-    Python::attach(|py| udf.close(py))
+fn finish(op: &LoadedOperator) -> Response {
+    Python::attach(|py| op.handle(py, Call::Finish))
 }
 
-/// The UDF on the caller's thread.
+fn close_op(op: LoadedOperator) -> Result<(), UdfError> {
+    Python::attach(|py| op.close(py))
+}
+
+/// The operator on the caller's thread.
 #[derive(Debug)]
 pub struct InlineLane {
-    udf: Option<Udf>,
+    op: Option<LoadedOperator>,
     info: WorkerInfo,
     done: VecDeque<(u64, BatchOutcome)>,
     trace: bool,
@@ -75,24 +96,24 @@ pub struct InlineLane {
 }
 
 impl InlineLane {
-    /// Loads the UDF into the (already prepared) interpreter.
+    /// Loads the operator into the (already prepared) interpreter.
     pub fn open(req: &OpenRequest, python: PythonInfo, udf_name: &str, trace: bool) -> Result<Self, PoolError> {
-        let (udf, info) = load(req, python).map_err(|error| PoolError::Load { udf: udf_name.to_owned(), error })?;
-        Ok(Self { udf: Some(udf), info, done: VecDeque::new(), trace, stages: StageTotals::default() })
+        let (op, info) = load(req, python).map_err(|error| PoolError::Load { udf: udf_name.to_owned(), error })?;
+        Ok(Self { op: Some(op), info, done: VecDeque::new(), trace, stages: StageTotals::default() })
     }
 }
 
 impl Lane for InlineLane {
     fn submit(&mut self, id: u64, batch: &Arc<RecordBatch>, args: &[usize]) -> Result<(), PoolError> {
-        let udf = self.udf.as_ref().ok_or_else(|| PoolError::Broken("the pool is closed".into()))?;
-        let (outcome, traced) = run(udf, batch, args, self.trace);
-        record(&mut self.stages, batch.num_rows(), &outcome, traced);
-        self.done.push_back((id, outcome));
+        let op = self.op.as_ref().ok_or(PoolError::Closed)?;
+        let answer = run(op, id, batch, args, self.trace);
+        let taken = take(0, &mut self.stages, batch.num_rows(), answer)?;
+        self.done.push_back(taken);
         Ok(())
     }
 
     fn next_result(&mut self) -> Result<(u64, BatchOutcome), PoolError> {
-        Ok(self.done.pop_front().expect("next_result without a pending batch"))
+        self.done.pop_front().ok_or_else(|| PoolError::Usage("next_result without a pending batch".into()))
     }
 
     fn info(&self) -> &WorkerInfo {
@@ -107,15 +128,15 @@ impl Lane for InlineLane {
         self.trace = on;
     }
 
-    fn finish_groups(&mut self) -> Result<Result<Vec<Column>, UdfError>, PoolError> {
-        let udf = self.udf.as_ref().ok_or_else(|| PoolError::Broken("the pool is closed".into()))?;
-        Ok(Python::attach(|py| udf.finish_groups(py)))
+    fn finish(&mut self) -> Result<Result<Vec<Column>, UdfError>, PoolError> {
+        let op = self.op.as_ref().ok_or(PoolError::Closed)?;
+        finish_answer(0, finish(op))
     }
 
     fn close(&mut self) -> Result<(), PoolError> {
         self.done.clear();
-        match self.udf.take() {
-            Some(udf) => close_udf(udf).map_err(|error| PoolError::Load { udf: "close()".into(), error }),
+        match self.op.take() {
+            Some(op) => close_op(op).map_err(|error| PoolError::Close { index: 0, error }),
             None => Ok(()),
         }
     }
@@ -135,12 +156,12 @@ enum Job {
 
 enum Reply {
     Ready(Result<WorkerInfo, UdfError>),
-    Done { id: u64, rows: usize, outcome: BatchOutcome, traced: Traced },
-    Groups(Result<Vec<Column>, UdfError>),
+    Done { rows: usize, answer: Answer },
+    Finished(Response),
     Closed(Result<(), UdfError>),
 }
 
-/// The UDF on a thread of its own.
+/// The operator on a thread of its own.
 #[derive(Debug)]
 pub struct ThreadLane {
     index: usize,
@@ -171,10 +192,10 @@ impl std::fmt::Debug for Reply {
 }
 
 fn thread_main(req: OpenRequest, python: PythonInfo, jobs: Receiver<Job>, replies: Sender<Reply>) {
-    let udf = match load(&req, python) {
-        Ok((udf, info)) => {
+    let op = match load(&req, python) {
+        Ok((op, info)) => {
             let _ = replies.send(Reply::Ready(Ok(info)));
-            udf
+            op
         }
         Err(e) => {
             let _ = replies.send(Reply::Ready(Err(e)));
@@ -182,29 +203,26 @@ fn thread_main(req: OpenRequest, python: PythonInfo, jobs: Receiver<Job>, replie
         }
     };
     for job in jobs {
-        match job {
+        let reply = match job {
             Job::Batch { id, batch, args, trace } => {
-                let (outcome, traced) = run(&udf, &batch, &args, trace);
+                let answer = run(&op, id, &batch, &args, trace);
                 let rows = batch.num_rows();
                 // Give the batch back before replying, so the pool can reuse it without copying.
                 drop(batch);
-                if replies.send(Reply::Done { id, rows, outcome, traced }).is_err() {
-                    break;
-                }
+                Reply::Done { rows, answer }
             }
-            Job::Finish => {
-                if replies.send(Reply::Groups(Python::attach(|py| udf.finish_groups(py)))).is_err() {
-                    break;
-                }
-            }
+            Job::Finish => Reply::Finished(finish(&op)),
             Job::Close => break,
+        };
+        if replies.send(reply).is_err() {
+            break;
         }
     }
-    let _ = replies.send(Reply::Closed(close_udf(udf)));
+    let _ = replies.send(Reply::Closed(close_op(op)));
 }
 
 impl ThreadLane {
-    /// Starts the thread and waits until it has loaded the UDF.
+    /// Starts the thread and waits until it has loaded the operator.
     pub fn open(
         index: usize,
         req: &OpenRequest,
@@ -268,17 +286,14 @@ impl Lane for ThreadLane {
             Some(a) if **a == *args => a.clone(),
             _ => self.args.insert(Arc::from(args)).clone(),
         };
-        let jobs = self.jobs.as_ref().ok_or_else(|| PoolError::Broken("the pool is closed".into()))?;
+        let jobs = self.jobs.as_ref().ok_or(PoolError::Closed)?;
         jobs.send(Job::Batch { id, batch: batch.clone(), args, trace: self.trace })
             .map_err(|_| self.stopped("stopped taking batches"))
     }
 
     fn next_result(&mut self) -> Result<(u64, BatchOutcome), PoolError> {
         match self.reply()? {
-            Reply::Done { id, rows, outcome, traced } => {
-                record(&mut self.stages, rows, &outcome, traced);
-                Ok((id, outcome))
-            }
+            Reply::Done { rows, answer } => take(self.index, &mut self.stages, rows, answer),
             _ => Err(self.stopped("replied out of protocol")),
         }
     }
@@ -295,11 +310,11 @@ impl Lane for ThreadLane {
         self.trace = on;
     }
 
-    fn finish_groups(&mut self) -> Result<Result<Vec<Column>, UdfError>, PoolError> {
-        let jobs = self.jobs.as_ref().ok_or_else(|| PoolError::Broken("the pool is closed".into()))?;
+    fn finish(&mut self) -> Result<Result<Vec<Column>, UdfError>, PoolError> {
+        let jobs = self.jobs.as_ref().ok_or(PoolError::Closed)?;
         jobs.send(Job::Finish).map_err(|_| self.stopped("stopped taking batches"))?;
         match self.reply()? {
-            Reply::Groups(groups) => Ok(groups),
+            Reply::Finished(response) => finish_answer(self.index, response),
             _ => Err(self.stopped("replied out of protocol")),
         }
     }
@@ -311,9 +326,10 @@ impl Lane for ThreadLane {
         let Some(jobs) = self.jobs.take() else { return Ok(()) };
         let _ = jobs.send(Job::Close);
         drop(jobs);
+        let index = self.index;
         let result = loop {
             match self.replies.recv() {
-                Ok(Reply::Closed(r)) => break r.map_err(|error| PoolError::Load { udf: "close()".into(), error }),
+                Ok(Reply::Closed(r)) => break r.map_err(|error| PoolError::Close { index, error }),
                 Ok(_) => continue,
                 Err(_) => break Err(self.stopped("ended without closing")),
             }

@@ -80,7 +80,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(crate::ring::tests::fuzz_cases()))]
+        #![proptest_config(ProptestConfig::with_cases(crate::fuzz_cases()))]
 
         #[test]
         fn batches_round_trip(b in arb_batch()) {

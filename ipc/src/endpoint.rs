@@ -42,11 +42,10 @@ fn own_bell(segment: &Segment, side: Side) -> &Doorbell {
     }
 }
 
-/// One side of a segment.
+/// One side of a segment: made only by [`Segment::create`] (the host's) and [`Segment::open`] (the
+/// worker's), one per side, so each ring has exactly one producer and one consumer.
 #[derive(Debug)]
 pub struct Endpoint {
-    // Keeps the mapping alive for the raw pointers inside `tx` and `rx`.
-    segment: Segment,
     side: Side,
     tx: Producer,
     rx: Consumer,
@@ -58,12 +57,14 @@ pub struct Endpoint {
     /// a large message does not allocate (and page-fault in) fresh memory each time.
     spare: Vec<Vec<u8>>,
     spin: Duration,
+    // Keeps the mapping alive for the raw pointers inside `tx` and `rx` (declared last: dropped last).
+    segment: Segment,
 }
 
 impl Endpoint {
     /// # Safety
     /// The ring pointers must lie inside `segment`'s mapping, and there must be exactly one endpoint per
-    /// side for the segment.
+    /// side for the segment, in all processes together.
     pub(crate) unsafe fn new(
         segment: Segment,
         side: Side,
@@ -81,14 +82,14 @@ impl Endpoint {
             }
         };
         Self {
-            segment,
             side,
-            tx: tx.expect("fresh ring"),
-            rx: rx.expect("fresh ring"),
+            tx,
+            rx,
             partial: Vec::new(),
             inbox: VecDeque::new(),
             spare: Vec::new(),
             spin: Duration::from_micros(50),
+            segment,
         }
     }
 
@@ -195,9 +196,14 @@ impl Endpoint {
         Ok(())
     }
 
-    /// The segment this endpoint belongs to.
+    /// The segment this endpoint belongs to (its name, ring capacity, and unlinking the name).
     pub fn segment(&self) -> &Segment {
         &self.segment
+    }
+
+    /// Which side of the segment this endpoint is.
+    pub fn side(&self) -> Side {
+        self.side
     }
 
     /// Wakes the peer if it sleeps (e.g. after setting a flag it polls). Cheap when it does not.
@@ -212,9 +218,8 @@ mod tests {
 
     #[test]
     fn messages_larger_than_the_ring_stream_through_both_ways() {
-        let seg = Segment::create(64).unwrap();
-        let mut host = seg.endpoint(Side::Host);
-        let mut worker = seg.endpoint(Side::Worker);
+        let mut host = Segment::create(64).unwrap();
+        let mut worker = Segment::open(host.segment().name()).unwrap();
         let big: Vec<u8> = (0..10_000u32).map(|i| (i * 7) as u8).collect();
         let expect = big.clone();
         std::thread::scope(|s| {
@@ -234,26 +239,46 @@ mod tests {
         });
     }
 
+    /// The worker is asleep in the futex before the host sends, so only the host's ring of the worker's
+    /// bell can deliver the message before the 10 s receive timeout; a lost or misdirected wake-up
+    /// leaves it asleep for the whole timeout and fails the test.
+    #[test]
+    fn send_wakes_a_receiver_asleep_in_the_futex() {
+        let mut host = Segment::create(64).unwrap();
+        let mut worker = Segment::open(host.segment().name()).unwrap();
+        worker.set_spin(Duration::ZERO);
+        let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+        let receiver = std::thread::spawn(move || {
+            tid_tx.send(crate::sync::tests::gettid()).unwrap();
+            let got = worker.recv(Duration::from_secs(10)).unwrap();
+            (got, Instant::now())
+        });
+        crate::sync::tests::until_asleep(host.peer_bell(), tid_rx.recv().unwrap());
+        let sent = Instant::now();
+        host.send(b"wake up", Duration::from_secs(10), || false).unwrap();
+        let (got, received) = receiver.join().unwrap();
+        assert_eq!(got.as_deref(), Some(&b"wake up"[..]));
+        let took = received - sent;
+        assert!(took < Duration::from_secs(5), "the receiver woke after {took:?}: the wake-up was lost");
+    }
+
     #[test]
     fn empty_message_round_trips() {
-        let seg = Segment::create(64).unwrap();
-        let mut host = seg.endpoint(Side::Host);
-        let mut worker = seg.endpoint(Side::Worker);
+        let mut host = Segment::create(64).unwrap();
+        let mut worker = Segment::open(host.segment().name()).unwrap();
         host.send(&[], Duration::from_secs(1), || false).unwrap();
         assert_eq!(worker.recv(Duration::from_secs(1)).unwrap(), Some(vec![]));
     }
 
     #[test]
     fn recv_times_out_without_a_sender() {
-        let seg = Segment::create(64).unwrap();
-        let mut host = seg.endpoint(Side::Host);
+        let mut host = Segment::create(64).unwrap();
         assert_eq!(host.recv(Duration::from_millis(10)).unwrap(), None);
     }
 
     #[test]
     fn send_times_out_when_peer_never_reads() {
-        let seg = Segment::create(64).unwrap();
-        let mut host = seg.endpoint(Side::Host);
+        let mut host = Segment::create(64).unwrap();
         let mut asked = 0;
         let err = host
             .send(&[0u8; 1000], Duration::from_millis(5), || {

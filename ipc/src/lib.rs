@@ -31,16 +31,29 @@
 
 #[cfg(any(test, feature = "arbitrary"))]
 pub mod arbitrary;
+pub mod assemble;
 pub mod batch;
 pub mod codec;
+// Shared memory needs the real atomics: under `--cfg loom` (the models of `ring` and `sync`), the
+// segment and its endpoints are left out.
+#[cfg(not(loom))]
 pub mod endpoint;
 pub mod protocol;
 pub mod ring;
+#[cfg(not(loom))]
 pub mod segment;
 pub mod sync;
 pub mod temporal;
 pub mod trace;
 pub mod types;
 
+#[cfg(not(loom))]
 pub use endpoint::{Endpoint, Side, TransferError};
+#[cfg(not(loom))]
 pub use segment::Segment;
+
+/// Cases for the fuzz-style properties: `UDFPOOL_FUZZ_CASES` (CI sets a larger bounded number).
+#[cfg(test)]
+pub(crate) fn fuzz_cases() -> u32 {
+    std::env::var("UDFPOOL_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(256)
+}

@@ -93,20 +93,68 @@ pub struct StepSpec {
     pub outputs: Option<Vec<String>>,
 }
 
-/// Everything a worker needs to load the UDF.
+/// What a worker runs: exactly one operator, each variant with the fields it needs.
+///
+/// Adding an operator kind starts here (see `docs/design.md`, "Adding an operator kind").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Operator {
+    /// One function (scalar, filter, table or vectorized) over its argument columns.
+    Function {
+        /// The function.
+        udf: UdfSpec,
+        /// Types of the argument columns, in order.
+        arg_types: Vec<DataType>,
+    },
+    /// Several functions run one after another on each batch, in one worker: whole batches in, the
+    /// last step's batch out (a struct column of its columns).
+    Pipeline {
+        /// The input columns' names and types (steps find their arguments by name).
+        input: Schema,
+        /// The operators, in order.
+        steps: Vec<StepSpec>,
+    },
+    /// An aggregate function: rows grouped by the key columns into accumulators, one row per group at
+    /// [`Request::Finish`].
+    Aggregate {
+        /// The function.
+        udf: UdfSpec,
+        /// Types of the key columns, which travel first in each batch.
+        key_types: Vec<DataType>,
+        /// Types of the argument columns, after the keys.
+        arg_types: Vec<DataType>,
+    },
+    /// A stage of DataStream operators.
+    Stream(Box<StreamStage>),
+}
+
+impl Operator {
+    /// A short description for messages: `path:name`, or the steps joined by `->`.
+    pub fn describe(&self) -> String {
+        match self {
+            Operator::Function { udf, .. } | Operator::Aggregate { udf, .. } => udf.to_string(),
+            Operator::Pipeline { steps, .. } => {
+                steps.iter().map(|s| s.udf.to_string()).collect::<Vec<_>>().join(" -> ")
+            }
+            Operator::Stream(stage) => stage.ops.iter().map(|o| o.udf.to_string()).collect::<Vec<_>>().join(" -> "),
+        }
+    }
+
+    /// The types of the columns each batch carries, in order.
+    pub fn input_types(&self) -> Vec<DataType> {
+        match self {
+            Operator::Function { arg_types, .. } => arg_types.clone(),
+            Operator::Pipeline { input, .. } => input.fields.iter().map(|f| f.data_type.clone()).collect(),
+            Operator::Aggregate { key_types, arg_types, .. } => key_types.iter().chain(arg_types).cloned().collect(),
+            Operator::Stream(stage) => stage.worker_input().fields.into_iter().map(|f| f.data_type).collect(),
+        }
+    }
+}
+
+/// Everything a worker needs to load its operator.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OpenRequest {
-    /// The function.
-    pub udf: UdfSpec,
-    /// Types of the argument columns, in order (for an aggregate: its key columns first).
-    pub arg_types: Vec<DataType>,
-    /// Aggregates: how many of the argument columns, from the first, are the grouping keys.
-    pub key_count: u32,
-    /// A pipeline's operators, in order (then `udf` is ignored and the arguments are every input
-    /// column, named by `input_schema`); empty for a single function.
-    pub pipeline: Vec<StepSpec>,
-    /// The input columns' names and types (pipelines find their arguments by name).
-    pub input_schema: Schema,
+    /// What to run.
+    pub operator: Operator,
     /// Extra site-packages directories (a virtualenv's), added before loading.
     pub site_dirs: Vec<String>,
     /// This worker's index, `0..num_workers`.
@@ -115,8 +163,6 @@ pub struct OpenRequest {
     pub num_workers: u32,
     /// The pool's configuration, handed to the UDF's `open(context)`.
     pub config: Vec<(String, String)>,
-    /// A stage of DataStream operators (then `udf` and `pipeline` are ignored).
-    pub stream: Option<Box<StreamStage>>,
 }
 
 /// What one DataStream operator does.
@@ -336,7 +382,7 @@ pub enum Request {
         /// The argument columns.
         args: RecordBatch,
     },
-    /// Aggregates: the input has ended; answered by `Groups` (or `Failed`).
+    /// The input has ended (aggregates, stream stages); answered by `Finished`.
     Finish,
 }
 
@@ -516,11 +562,26 @@ pub enum Response {
         /// The produced rows: a struct column of the result columns.
         result: Column,
     },
-    /// An aggregate's groups: the key columns, then the value column; one row per group.
-    Groups {
-        /// Keys, then values.
-        columns: Vec<Column>,
-    },
+    /// The answer to [`Request::Finish`]: an aggregate's groups (the key columns, then the value
+    /// column; one row per group) or a DataStream stage's last rows (one column), or the function's
+    /// failure.
+    Finished(Result<Vec<Column>, UdfError>),
+}
+
+impl Response {
+    /// The variant's name, for messages (a whole response may hold a large column).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Response::Ready(_) => "Ready",
+            Response::OpenFailed(_) => "OpenFailed",
+            Response::Batch { .. } => "Batch",
+            Response::Failed { .. } => "Failed",
+            Response::Closed { .. } => "Closed",
+            Response::TracedBatch { .. } => "TracedBatch",
+            Response::TableBatch { .. } => "TableBatch",
+            Response::Finished(_) => "Finished",
+        }
+    }
 }
 
 /// Index of [`Response::TracedBatch`] among the variants (bincode writes it as a `u32`).

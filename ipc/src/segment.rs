@@ -6,30 +6,38 @@
 //! opens it, checks magic (Acquire), layout version and sizes before trusting any offset, and unlinks the
 //! name at once: from then on nothing is left in `/dev/shm` even if both processes are SIGKILLed, and the
 //! mappings stay valid until each side unmaps. The host also unlinks on drop in case no worker attached.
+//!
+//! One producer and one consumer per ring, by construction: [`Segment::create`] returns the host's
+//! [`Endpoint`] and nothing else ever makes a host endpoint (a segment cannot be opened as the host), and
+//! [`Segment::open`] returns the worker's endpoint after claiming the segment's worker side with an
+//! atomic flag in the header, so a second open of the same segment fails with
+//! [`SegmentOpenError::AlreadyAttached`], in this process or any other. (Usually it fails before that:
+//! the first open unlinked the name.) An opener in the creating process, such as a test, just opens by
+//! name. [`Segment`] is not `Clone` and exposes no raw header; an endpoint owns its segment.
 
 use crate::endpoint::{Endpoint, Side};
 use crate::ring::{valid_capacity, RingHeader};
 use crate::sync::{AtomicU32, AtomicU64, Doorbell, Ordering};
 use shared_memory::{Shmem, ShmemConf, ShmemError};
 use std::ptr::NonNull;
-use std::sync::Arc;
 
 /// First 8 bytes of every segment once initialized: "UDFPOOL" and a NUL.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"UDFPOOL\0");
-/// Bumped whenever the header layout or the framing changes.
-pub const LAYOUT_VERSION: u32 = 1;
+/// Bumped whenever the header layout or the framing changes (2: the worker-attached flag).
+pub const LAYOUT_VERSION: u32 = 2;
 /// Bytes before the first ring's data: the header, rounded up to a page.
 pub const DATA_OFFSET: usize = 4096;
 
 /// The segment header. Lives at offset 0 of the mapping.
 #[repr(C, align(64))]
 #[derive(Debug, Default)]
-pub struct SegmentHeader {
+pub(crate) struct SegmentHeader {
     /// [`MAGIC`] once the creator has initialized everything else; 0 before. Written once by the host.
     magic: AtomicU64,
     /// [`LAYOUT_VERSION`]. Written once by the host before `magic`.
     version: AtomicU32,
-    _pad0: u32,
+    /// 0 until a worker opens the segment, then 1: set once, by the one [`Segment::open`] that wins.
+    worker_attached: AtomicU32,
     /// Capacity of each ring in bytes. Written once by the host before `magic`.
     ring_capacity: AtomicU64,
     /// Total mapping length the host created. Written once by the host before `magic`.
@@ -37,20 +45,24 @@ pub struct SegmentHeader {
     _pad1: [u8; 32],
     /// The host sleeps on this; the worker rings it after publishing a response frame or consuming a
     /// request frame.
-    pub host_bell: Doorbell,
+    pub(crate) host_bell: Doorbell,
     /// The worker sleeps on this; the host rings it after publishing a request frame or consuming a
     /// response frame.
-    pub worker_bell: Doorbell,
+    pub(crate) worker_bell: Doorbell,
     /// Host -> worker ring.
-    pub requests: RingHeader,
+    requests: RingHeader,
     /// Worker -> host ring.
-    pub responses: RingHeader,
+    responses: RingHeader,
 }
 
 #[cfg(not(loom))]
 const _: () = {
     assert!(std::mem::size_of::<SegmentHeader>() <= DATA_OFFSET);
     assert!(std::mem::offset_of!(SegmentHeader, magic) == 0);
+    assert!(std::mem::offset_of!(SegmentHeader, version) == 8);
+    assert!(std::mem::offset_of!(SegmentHeader, worker_attached) == 12);
+    assert!(std::mem::offset_of!(SegmentHeader, ring_capacity) == 16);
+    assert!(std::mem::offset_of!(SegmentHeader, total_len) == 24);
     assert!(std::mem::offset_of!(SegmentHeader, host_bell) == 64);
     assert!(std::mem::offset_of!(SegmentHeader, worker_bell) == 128);
     assert!(std::mem::offset_of!(SegmentHeader, requests) == 192);
@@ -100,19 +112,19 @@ pub enum SegmentOpenError {
         /// Length actually mapped.
         mapped_len: usize,
     },
+    /// A worker already opened this segment: each segment has one worker endpoint.
+    #[error("shared-memory segment {0} already has a worker attached")]
+    AlreadyAttached(String),
 }
 
-/// The mapping, shareable between the endpoint and whoever keeps the segment alive.
-pub struct Mapping {
+/// The mapping, owned by the segment (and so by the endpoint that owns the segment).
+struct Mapping {
     shmem: Shmem,
 }
 
 // SAFETY: `Shmem` is !Send only because it holds a raw pointer; the mapping is process-wide, has no
-// thread affinity, and is unmapped exactly once when the last `Arc<Mapping>` drops.
+// thread affinity, and is unmapped exactly once, when its one owner drops it.
 unsafe impl Send for Mapping {}
-// SAFETY: shared access only reads the pointer and length; all access to the mapped bytes goes through
-// atomics or the ring protocol, which gives each byte range a single owner at a time.
-unsafe impl Sync for Mapping {}
 
 impl std::fmt::Debug for Mapping {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -120,10 +132,11 @@ impl std::fmt::Debug for Mapping {
     }
 }
 
-/// A mapped segment, from either side.
-#[derive(Debug, Clone)]
+/// A mapped segment, seen from one side: owned by that side's [`Endpoint`] (see
+/// [`Endpoint::segment`]), which is the only way to reach it.
+#[derive(Debug)]
 pub struct Segment {
-    map: Arc<Mapping>,
+    map: Mapping,
     name: String,
     ring_capacity: u64,
 }
@@ -142,8 +155,10 @@ pub fn fresh_name() -> String {
 }
 
 impl Segment {
-    /// Creates and initializes a new segment with two rings of `ring_capacity` bytes each.
-    pub fn create(ring_capacity: u64) -> Result<Self, SegmentCreateError> {
+    /// Creates and initializes a new segment with two rings of `ring_capacity` bytes each, and returns
+    /// its host endpoint: the only one there is, since a segment cannot be opened as the host. The
+    /// worker endpoint comes from [`Segment::open`] with [`Segment::name`].
+    pub fn create(ring_capacity: u64) -> Result<Endpoint, SegmentCreateError> {
         if !valid_capacity(ring_capacity) {
             return Err(SegmentCreateError::BadCapacity(ring_capacity));
         }
@@ -154,30 +169,37 @@ impl Segment {
                 other => break other?,
             }
         };
-        let seg = Segment { name: shmem.get_os_id().to_owned(), map: Arc::new(Mapping { shmem }), ring_capacity };
+        let seg = Segment { name: shmem.get_os_id().to_owned(), map: Mapping { shmem }, ring_capacity };
         let h = seg.header();
-        // Relaxed: published by the Release store of `magic` below.
+        // Relaxed: published by the Release store of `magic` below (`worker_attached` starts at 0: the
+        // mapping is zero-filled).
         h.version.store(LAYOUT_VERSION, Ordering::Relaxed);
         h.ring_capacity.store(ring_capacity, Ordering::Relaxed);
         h.total_len.store(total, Ordering::Relaxed);
-        // SYNC(magic): publishes the fields above (and the zeroed rings); pairs with Acquire in `open`.
+        // SYNC(magic): publishes the fields above (and the zeroed rings); pairs with Acquire in `attach`.
         h.magic.store(MAGIC, Ordering::Release);
-        Ok(seg)
+        Ok(seg.into_endpoint(Side::Host))
     }
 
-    /// Opens a segment another process created, validating it, and unlinks its name.
-    pub fn open(name: &str) -> Result<Self, SegmentOpenError> {
+    /// Opens a segment another process (or this one) created, validates it, unlinks its name, claims
+    /// its worker side and returns the worker endpoint. Fails with
+    /// [`SegmentOpenError::AlreadyAttached`] if a worker already opened it.
+    pub fn open(name: &str) -> Result<Endpoint, SegmentOpenError> {
         let shmem = ShmemConf::new()
             .os_id(name)
             .open()
             .map_err(|source| SegmentOpenError::Os { name: name.to_owned(), source })?;
         unlink(name);
+        Self::attach(shmem, name)
+    }
+
+    /// Validates an opened mapping and claims its worker side.
+    fn attach(shmem: Shmem, name: &str) -> Result<Endpoint, SegmentOpenError> {
         let mapped_len = shmem.len();
         if mapped_len < DATA_OFFSET {
             return Err(SegmentOpenError::NotInitialized(name.to_owned()));
         }
-        let map = Arc::new(Mapping { shmem });
-        let probe = Segment { map, name: name.to_owned(), ring_capacity: 0 };
+        let probe = Segment { map: Mapping { shmem }, name: name.to_owned(), ring_capacity: 0 };
         let h = probe.header();
         // SYNC(magic): the layout fields are visible after this; pairs with Release in `create`.
         if h.magic.load(Ordering::Acquire) != MAGIC {
@@ -196,7 +218,12 @@ impl Segment {
         if !consistent {
             return Err(SegmentOpenError::BadSizes { ring_capacity, header_len, mapped_len });
         }
-        Ok(Segment { ring_capacity, ..probe })
+        // Relaxed: the claim publishes nothing and reads nothing else; the atomicity of the
+        // read-modify-write alone lets exactly one opener, in any process, see 0 and set 1.
+        if h.worker_attached.compare_exchange(0, 1, Ordering::Relaxed, Ordering::Relaxed).is_err() {
+            return Err(SegmentOpenError::AlreadyAttached(name.to_owned()));
+        }
+        Ok(Segment { ring_capacity, ..probe }.into_endpoint(Side::Worker))
     }
 
     /// The name the segment was created under (unlinked once the worker attached).
@@ -219,7 +246,7 @@ impl Segment {
     }
 
     /// The header. Valid as long as `self` (which holds the mapping) lives.
-    pub fn header(&self) -> &SegmentHeader {
+    pub(crate) fn header(&self) -> &SegmentHeader {
         // SAFETY: the mapping is at least DATA_OFFSET bytes (checked or created so), page-aligned (mmap),
         // and lives as long as `self.map`; every field is an atomic, so shared access is fine.
         unsafe { self.header_ptr().as_ref() }
@@ -227,12 +254,13 @@ impl Segment {
 
     fn data_ptr(&self, ring: usize) -> NonNull<u8> {
         let offset = DATA_OFFSET + ring * self.ring_capacity as usize;
-        // SAFETY: offset + capacity <= total length, checked in `open` and by construction in `create`.
+        // SAFETY: offset + capacity <= total length, checked in `attach` and by construction in `create`.
         unsafe { NonNull::new_unchecked(self.map.shmem.as_ptr().add(offset)) }
     }
 
-    /// The endpoint of one side. Each side must take its endpoint exactly once per segment.
-    pub fn endpoint(&self, side: Side) -> Endpoint {
+    /// The endpoint of `side`, owning this segment. Called once per side per segment: by `create` for
+    /// the host (the segment it just made) and by `attach` for the worker (after winning the claim).
+    fn into_endpoint(self, side: Side) -> Endpoint {
         let h = self.header_ptr();
         // SAFETY: `h` points at a live SegmentHeader (see `header`); field projections stay in it.
         let (requests, responses) = unsafe {
@@ -242,9 +270,13 @@ impl Segment {
             )
         };
         let (req_data, resp_data) = (self.data_ptr(0), self.data_ptr(1));
-        // SAFETY: the pointers are inside the mapping, which the Endpoint keeps alive through a clone of
-        // `self`; the caller takes one endpoint per side, so there is one producer and one consumer per ring.
-        unsafe { Endpoint::new(self.clone(), side, requests, req_data, responses, resp_data, self.ring_capacity) }
+        let cap = self.ring_capacity;
+        // SAFETY: the pointers are inside the mapping, which the Endpoint keeps alive by owning `self`.
+        // One endpoint per side: the host endpoint is made only by `create`, for a segment nobody else
+        // can reach as the host, and the worker endpoint only by `attach` after its claim of
+        // `worker_attached` succeeded, which happens once per segment across all processes. So each
+        // ring has one producer and one consumer.
+        unsafe { Endpoint::new(self, side, requests, req_data, responses, resp_data, cap) }
     }
 }
 
@@ -254,15 +286,30 @@ mod tests {
 
     #[test]
     fn open_validates_and_unlinks() {
-        let seg = Segment::create(1024).unwrap();
-        let path = format!("/dev/shm{}", seg.name());
+        let host = Segment::create(1024).unwrap();
+        assert_eq!(host.side(), Side::Host);
+        let path = format!("/dev/shm{}", host.segment().name());
         assert!(std::path::Path::new(&path).exists());
         let meta = std::fs::metadata(&path).unwrap();
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(meta.permissions().mode() & 0o777, 0o600);
-        let other = Segment::open(seg.name()).unwrap();
-        assert_eq!(other.ring_capacity(), 1024);
+        let worker = Segment::open(host.segment().name()).unwrap();
+        assert_eq!(worker.side(), Side::Worker);
+        assert_eq!(worker.segment().ring_capacity(), 1024);
         assert!(!std::path::Path::new(&path).exists(), "open unlinks the name");
+    }
+
+    #[test]
+    fn a_segment_has_one_worker_endpoint() {
+        let host = Segment::create(1024).unwrap();
+        let name = host.segment().name().to_owned();
+        // A second mapping of the name, taken before the first open unlinks it, as a second worker
+        // process racing the first would have.
+        let racing = ShmemConf::new().os_id(&name).open().unwrap();
+        let _worker = Segment::open(&name).unwrap();
+        assert!(matches!(Segment::attach(racing, &name), Err(SegmentOpenError::AlreadyAttached(n)) if n == name));
+        // Opening by name again fails earlier: the first open unlinked it.
+        assert!(matches!(Segment::open(&name), Err(SegmentOpenError::Os { .. })));
     }
 
     #[test]
@@ -277,7 +324,7 @@ mod tests {
     fn open_never_trusts_an_arbitrary_header() {
         use proptest::prelude::*;
         let mut runner = proptest::test_runner::TestRunner::new(proptest::test_runner::Config {
-            cases: crate::ring::tests::fuzz_cases().min(512),
+            cases: crate::fuzz_cases().min(512),
             failure_persistence: None,
             ..Default::default()
         });
@@ -298,8 +345,8 @@ mod tests {
                 }
                 // Whatever the header says, opening returns a value: never a panic, never a mapping
                 // whose rings would extend past its end.
-                if let Ok(seg) = Segment::open(&name) {
-                    prop_assert!(DATA_OFFSET as u64 + 2 * seg.ring_capacity() <= 8192);
+                if let Ok(worker) = Segment::open(&name) {
+                    prop_assert!(DATA_OFFSET as u64 + 2 * worker.segment().ring_capacity() <= 8192);
                 }
                 Ok(())
             })

@@ -13,7 +13,21 @@
 //! fences are ordered, so either the owner sees the published data and does not sleep, or the ringer sees
 //! `sleeping = 1`, bumps `seq` and wakes; `FUTEX_WAIT` on the `seq` value read before announcing returns
 //! at once if that bump already happened.
+//!
+//! Under `--cfg loom` the atomics, fences and `Arc` are loom's, and the two futex calls are modelled
+//! with a loom mutex and condition variable standing for the kernel's futex queue (check the word and
+//! sleep atomically under the lock; wake under the lock). The models in `loom_tests` run the real
+//! [`Doorbell::ring`] and [`Doorbell::wait_until`] against it: a lost wake-up leaves the owner asleep
+//! for ever, which loom reports as a deadlock. Run them with
+//! `RUSTFLAGS="--cfg loom" cargo test -p udfpool-ipc --release --lib loom`.
 
+#[cfg(loom)]
+pub(crate) use loom::sync::Arc;
+#[cfg(loom)]
+pub use loom::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
+#[cfg(not(loom))]
+pub(crate) use std::sync::Arc;
+#[cfg(not(loom))]
 pub use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -31,6 +45,9 @@ pub struct Doorbell {
     /// 1 while the owner is (about to be) inside `FUTEX_WAIT`, else 0. Written by the owner; the ringer
     /// only reads it.
     sleeping: AtomicU32,
+    /// The model of the kernel's futex queue for `seq` (loom only; see the module docs).
+    #[cfg(loom)]
+    kernel: loom_futex::Queue,
 }
 
 #[cfg(not(loom))]
@@ -39,9 +56,22 @@ const _: () = assert!(std::mem::size_of::<Doorbell>() == 64 && std::mem::align_o
 /// How a [`Doorbell::wait_until`] ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Wait {
-    /// The condition became true.
+    /// The condition became true before the timeout.
     Ready,
-    /// The timeout passed first.
+    /// The timeout passed, then a last check found the condition true. Callers may go on as after
+    /// `Ready`; it means the condition was published but no wake-up came in time, which, when the ringer
+    /// rang promptly, is a lost wake-up (tests treat it as one).
+    ReadyAfterTimeout,
+    /// The timeout passed and the condition is still false.
+    TimedOut,
+}
+
+/// How one `FUTEX_WAIT` ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slept {
+    /// Woken, interrupted, or the word had already changed: the caller re-checks its condition.
+    Returned,
+    /// The timeout passed without a wake-up.
     TimedOut,
 }
 
@@ -50,115 +80,207 @@ impl Doorbell {
     #[inline]
     pub fn ring(&self) {
         // SYNC(bell): orders the caller's publishing store before the load of `sleeping`; pairs with the
-        // fence in `wait_until` (see the module docs for why this is Dekker-safe).
+        // fence in `sleep_once` (see the module docs for why this is Dekker-safe).
         fence(Ordering::SeqCst);
         // Relaxed: the fence above orders it; the value only decides whether a syscall is needed.
         if self.sleeping.load(Ordering::Relaxed) != 0 {
-            // Relaxed: the futex syscall itself is the synchronization point for the sleeper's re-check.
+            // Relaxed: the futex syscall itself is the synchronization point for the sleeper's re-check
+            // (the kernel reads the word under its queue lock: a FUTEX_WAIT that starts after this bump
+            // sees it and returns at once; one already queued is woken below).
             self.seq.fetch_add(1, Ordering::Relaxed);
-            futex_wake(&self.seq);
+            self.futex_wake();
         }
     }
 
-    /// Waits until `ready()` returns true: first spinning for `spin`, then sleeping on the futex, for at
-    /// most `timeout` in all. `ready` must read what the ringer publishes with Acquire loads.
+    /// Waits until `ready()` returns true: first spinning for `spin` (not at all for zero), then
+    /// sleeping on the futex, for at most `timeout` in all (`Duration::MAX`: no limit). `ready` must read
+    /// what the ringer publishes with Acquire loads.
     pub fn wait_until(&self, spin: Duration, timeout: Duration, mut ready: impl FnMut() -> bool) -> Wait {
         if ready() {
             return Wait::Ready;
         }
         let start = Instant::now();
-        let spin_end = start + spin.min(timeout);
         let deadline = start.checked_add(timeout);
-        let mut polls = 0u32;
-        loop {
-            if ready() {
-                return Wait::Ready;
-            }
-            std::hint::spin_loop();
-            polls = polls.wrapping_add(1);
-            // Reading the clock costs ~20 ns; every 32 polls keeps the spin responsive and cheap.
-            if polls.is_multiple_of(32) && Instant::now() >= spin_end {
-                break;
+        if !spin.is_zero() {
+            let spin_end = start + spin.min(timeout);
+            let mut polls = 0u32;
+            loop {
+                if ready() {
+                    return Wait::Ready;
+                }
+                std::hint::spin_loop();
+                polls = polls.wrapping_add(1);
+                // Reading the clock costs ~20 ns; every 32 polls keeps the spin responsive and cheap.
+                if polls.is_multiple_of(32) && Instant::now() >= spin_end {
+                    break;
+                }
             }
         }
         loop {
-            // Relaxed: only compared by the kernel against the current value; any bump after this load
-            // makes FUTEX_WAIT return at once.
-            let seq = self.seq.load(Ordering::Relaxed);
-            // Relaxed store, ordered by the fence below.
-            self.sleeping.store(1, Ordering::Relaxed);
-            // SYNC(bell): pairs with the fence in `ring`: either we see the publication in `ready()`, or
-            // the ringer sees `sleeping == 1` and bumps `seq`.
-            fence(Ordering::SeqCst);
-            if ready() {
-                self.sleeping.store(0, Ordering::Relaxed);
-                return Wait::Ready;
-            }
             let remaining = match deadline {
                 Some(d) => match d.checked_duration_since(Instant::now()) {
                     Some(r) if !r.is_zero() => Some(r),
-                    _ => {
-                        self.sleeping.store(0, Ordering::Relaxed);
-                        return if ready() { Wait::Ready } else { Wait::TimedOut };
-                    }
+                    _ => return if ready() { Wait::ReadyAfterTimeout } else { Wait::TimedOut },
                 },
                 None => None,
             };
-            futex_wait(&self.seq, seq, remaining);
-            // Relaxed: only this side reads it for its own purposes; the ringer tolerates stale values
-            // (at worst one spurious syscall).
-            self.sleeping.store(0, Ordering::Relaxed);
-            if ready() {
+            if self.sleep_once(&mut ready, remaining) {
                 return Wait::Ready;
             }
         }
     }
-}
 
-/// `FUTEX_WAIT` on a word that may be shared between processes (so not `FUTEX_PRIVATE_FLAG`).
-/// Returns on wake-up, timeout, signal, or at once if `*word != expected`; callers re-check.
-fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
-    let ts = timeout.map(|t| libc::timespec {
-        tv_sec: t.as_secs().min(i64::MAX as u64) as libc::time_t,
-        tv_nsec: t.subsec_nanos() as libc::c_long,
-    });
-    let ts_ptr = ts.as_ref().map_or(std::ptr::null(), |t| t as *const libc::timespec);
-    // SAFETY: `word` is a live, 4-byte aligned AtomicU32 for the whole call; the kernel only reads it
-    // atomically. `ts_ptr` is null or points at a timespec on this stack frame. FUTEX_WAIT ignores the
-    // last two arguments.
-    unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            word.as_ptr(),
-            libc::FUTEX_WAIT,
-            expected,
-            ts_ptr,
-            std::ptr::null::<u32>(),
-            0u32,
-        );
+    /// One round of the owner's side of the protocol: announce, re-check, sleep on the futex. Returns
+    /// whether `ready()` held before the futex wait or after it returned for any reason but its timeout
+    /// (after a timeout the caller's deadline check does the last check).
+    fn sleep_once(&self, ready: &mut impl FnMut() -> bool, timeout: Option<Duration>) -> bool {
+        // Relaxed: only compared by the kernel against the current value; any bump after this load
+        // makes FUTEX_WAIT return at once.
+        let seq = self.seq.load(Ordering::Relaxed);
+        // Relaxed store, ordered by the fence below.
+        self.sleeping.store(1, Ordering::Relaxed);
+        // SYNC(bell): pairs with the fence in `ring`: either we see the publication in `ready()`, or
+        // the ringer sees `sleeping == 1` and bumps `seq`.
+        fence(Ordering::SeqCst);
+        if ready() {
+            // Relaxed: the ringer tolerates a stale 1 (at worst one spurious syscall).
+            self.sleeping.store(0, Ordering::Relaxed);
+            return true;
+        }
+        let slept = self.futex_wait(seq, timeout);
+        // Relaxed: only this side reads it for its own purposes; the ringer tolerates stale values
+        // (at worst one spurious syscall).
+        self.sleeping.store(0, Ordering::Relaxed);
+        slept == Slept::Returned && ready()
+    }
+
+    /// `FUTEX_WAIT` on `seq`, a word that may be shared between processes (so not
+    /// `FUTEX_PRIVATE_FLAG`). Returns on wake-up, timeout, signal, or at once if `seq != expected`.
+    #[cfg(not(loom))]
+    fn futex_wait(&self, expected: u32, timeout: Option<Duration>) -> Slept {
+        let ts = timeout.map(|t| libc::timespec {
+            tv_sec: t.as_secs().min(i64::MAX as u64) as libc::time_t,
+            tv_nsec: t.subsec_nanos() as libc::c_long,
+        });
+        let ts_ptr = ts.as_ref().map_or(std::ptr::null(), |t| t as *const libc::timespec);
+        // SAFETY: `seq` is a live, 4-byte aligned AtomicU32 for the whole call; the kernel only reads it
+        // atomically. `ts_ptr` is null or points at a timespec on this stack frame. FUTEX_WAIT ignores
+        // the last two arguments.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_futex,
+                self.seq.as_ptr(),
+                libc::FUTEX_WAIT,
+                expected,
+                ts_ptr,
+                std::ptr::null::<u32>(),
+                0u32,
+            )
+        };
+        if rc == -1 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ETIMEDOUT) {
+            Slept::TimedOut
+        } else {
+            Slept::Returned
+        }
+    }
+
+    /// `FUTEX_WAKE` one waiter on `seq`.
+    #[cfg(not(loom))]
+    fn futex_wake(&self) {
+        // SAFETY: `seq` is a live AtomicU32; FUTEX_WAKE only uses its address as a key.
+        unsafe {
+            libc::syscall(
+                libc::SYS_futex,
+                self.seq.as_ptr(),
+                libc::FUTEX_WAKE,
+                1i32,
+                std::ptr::null::<libc::timespec>(),
+                std::ptr::null::<u32>(),
+                0u32,
+            );
+        }
+    }
+
+    /// The model of `FUTEX_WAIT`: under the queue lock, return at once if `seq` moved, else sleep until
+    /// woken. Loom has no time, so a model waits without a timeout.
+    #[cfg(loom)]
+    fn futex_wait(&self, expected: u32, timeout: Option<Duration>) -> Slept {
+        assert!(timeout.is_none(), "loom models wait with Duration::MAX (no timeout)");
+        self.kernel.wait(&self.seq, expected);
+        Slept::Returned
+    }
+
+    /// The model of `FUTEX_WAKE`: wake one sleeper, under the queue lock.
+    #[cfg(loom)]
+    fn futex_wake(&self) {
+        self.kernel.wake();
     }
 }
 
-/// `FUTEX_WAKE` one waiter on `word`.
-fn futex_wake(word: &AtomicU32) {
-    // SAFETY: `word` is a live AtomicU32; FUTEX_WAKE only uses its address as a key.
-    unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            word.as_ptr(),
-            libc::FUTEX_WAKE,
-            1i32,
-            std::ptr::null::<libc::timespec>(),
-            std::ptr::null::<u32>(),
-            0u32,
-        );
+/// The loom stand-in for the kernel's futex queue of one word.
+#[cfg(loom)]
+mod loom_futex {
+    use super::{AtomicU32, Ordering};
+    use loom::sync::{Condvar, Mutex};
+
+    #[derive(Debug)]
+    pub(super) struct Queue {
+        lock: Mutex<()>,
+        sleepers: Condvar,
+    }
+
+    impl Default for Queue {
+        fn default() -> Self {
+            Self { lock: Mutex::new(()), sleepers: Condvar::new() }
+        }
+    }
+
+    impl Queue {
+        pub(super) fn wait(&self, word: &AtomicU32, expected: u32) {
+            let guard = self.lock.lock().unwrap();
+            // SeqCst: the kernel's full barrier before it reads the word; the lock orders this read
+            // after any earlier `wake` (whose bump precedes its lock), so a bump is never missed.
+            if word.load(Ordering::SeqCst) != expected {
+                return;
+            }
+            drop(self.sleepers.wait(guard).unwrap());
+        }
+
+        pub(super) fn wake(&self) {
+            let _guard = self.lock.lock().unwrap();
+            self.sleepers.notify_one();
+        }
     }
 }
 
-#[cfg(test)]
-mod tests {
+#[cfg(all(test, not(loom)))]
+pub(crate) mod tests {
     use super::*;
     use std::sync::Arc;
+
+    /// The calling thread's kernel id.
+    pub(crate) fn gettid() -> i32 {
+        // SAFETY: gettid(2) has no preconditions and cannot fail.
+        unsafe { libc::gettid() }
+    }
+
+    /// Waits until `bell`'s owner, thread `tid` of this process, is provably asleep inside
+    /// `FUTEX_WAIT`: it has announced itself (`sleeping == 1`) and the kernel shows the thread blocked
+    /// (state `S`). Between announcing and the syscall the owner only runs (an atomic load in `ready`,
+    /// a clock read), so both together mean it is inside the wait, and whatever is published from now on
+    /// reaches it only through a wake-up. Fails the test after 10 s.
+    pub(crate) fn until_asleep(bell: &Doorbell, tid: i32) {
+        let blocked = || {
+            std::fs::read_to_string(format!("/proc/self/task/{tid}/stat"))
+                .is_ok_and(|stat| stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('S')))
+        };
+        let start = Instant::now();
+        // Relaxed: a test-only probe; the thread state read after it is what proves the sleep.
+        while !(bell.sleeping.load(Ordering::Relaxed) == 1 && blocked()) {
+            assert!(start.elapsed() < Duration::from_secs(10), "the owner never went to sleep");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
 
     #[test]
     fn wait_times_out_when_never_ready() {
@@ -169,17 +291,98 @@ mod tests {
         assert!(start.elapsed() >= Duration::from_millis(20));
     }
 
+    /// The owner is asleep in the futex before the flag is published, so only `ring` can end its wait
+    /// before the 10 s timeout; a lost wake-up makes it `ReadyAfterTimeout` and fails the test.
     #[test]
     fn ring_wakes_a_sleeping_owner() {
         let bell = Arc::new(Doorbell::default());
         let flag = Arc::new(AtomicU32::new(0));
         let (b, f) = (bell.clone(), flag.clone());
+        let (tid_tx, tid_rx) = std::sync::mpsc::channel();
         let t = std::thread::spawn(move || {
-            b.wait_until(Duration::ZERO, Duration::from_secs(30), || f.load(Ordering::Acquire) == 1)
+            tid_tx.send(gettid()).unwrap();
+            // Acquire: pairs with the Release store of the flag below.
+            b.wait_until(Duration::ZERO, Duration::from_secs(10), || f.load(Ordering::Acquire) == 1)
         });
-        std::thread::sleep(Duration::from_millis(30));
+        until_asleep(&bell, tid_rx.recv().unwrap());
+        // Release: publishes to the owner's Acquire load in `ready`.
         flag.store(1, Ordering::Release);
         bell.ring();
-        assert_eq!(t.join().unwrap(), Wait::Ready);
+        assert_eq!(t.join().unwrap(), Wait::Ready, "woken by ring(), not found ready after the timeout");
+    }
+
+    /// The same publication without `ring` is only noticed at the deadline: what the test above would
+    /// see on a lost wake-up.
+    #[test]
+    fn publishing_without_ringing_is_seen_only_after_the_timeout() {
+        let bell = Arc::new(Doorbell::default());
+        let flag = Arc::new(AtomicU32::new(0));
+        let (b, f) = (bell.clone(), flag.clone());
+        let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+        let t = std::thread::spawn(move || {
+            tid_tx.send(gettid()).unwrap();
+            // Acquire: pairs with the Release store of the flag below.
+            b.wait_until(Duration::ZERO, Duration::from_millis(200), || f.load(Ordering::Acquire) == 1)
+        });
+        until_asleep(&bell, tid_rx.recv().unwrap());
+        // Release: publishes to the owner's Acquire load in `ready`.
+        flag.store(1, Ordering::Release);
+        assert_eq!(t.join().unwrap(), Wait::ReadyAfterTimeout);
+    }
+}
+
+/// Loom models of the doorbell: the real `ring` and `wait_until`, with the futex modelled (see the
+/// module docs). A lost wake-up leaves the owner asleep with no one left to wake it, which loom reports
+/// as a deadlock; a missing fence lets loom find exactly that interleaving.
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use super::*;
+    use loom::thread;
+
+    /// One publication, one wake-up.
+    #[test]
+    fn loom_doorbell_wakes_the_owner() {
+        loom::model(|| {
+            let bell = Arc::new(Doorbell::default());
+            let flag = Arc::new(AtomicU32::new(0));
+            let ringer = {
+                let (bell, flag) = (bell.clone(), flag.clone());
+                thread::spawn(move || {
+                    // Release: pairs with the owner's Acquire load in `ready`.
+                    flag.store(1, Ordering::Release);
+                    bell.ring();
+                })
+            };
+            // Acquire: pairs with the ringer's Release store.
+            let w = bell.wait_until(Duration::ZERO, Duration::MAX, || flag.load(Ordering::Acquire) == 1);
+            assert_eq!(w, Wait::Ready);
+            ringer.join().unwrap();
+        });
+    }
+
+    /// Two publications, each waited for in turn: `seq` and `sleeping` carry over from one round to the
+    /// next (a stale `sleeping`, a bump the owner already saw).
+    #[test]
+    fn loom_doorbell_wakes_the_owner_twice() {
+        loom::model(|| {
+            let bell = Arc::new(Doorbell::default());
+            let flag = Arc::new(AtomicU32::new(0));
+            let ringer = {
+                let (bell, flag) = (bell.clone(), flag.clone());
+                thread::spawn(move || {
+                    for v in 1..=2 {
+                        // Release: pairs with the owner's Acquire loads in `ready`.
+                        flag.store(v, Ordering::Release);
+                        bell.ring();
+                    }
+                })
+            };
+            for v in 1..=2 {
+                // Acquire: pairs with the ringer's Release stores.
+                let w = bell.wait_until(Duration::ZERO, Duration::MAX, || flag.load(Ordering::Acquire) >= v);
+                assert_eq!(w, Wait::Ready);
+            }
+            ringer.join().unwrap();
+        });
     }
 }

@@ -1,7 +1,7 @@
 //! Two processes on one segment: the test binary re-runs itself as the worker side (selected by an
 //! environment variable), echoing messages of many sizes, including ones larger than the ring.
 
-use ipc::{Segment, Side};
+use ipc::Segment;
 use std::process::Command;
 use std::time::Duration;
 
@@ -16,8 +16,7 @@ fn message(i: usize) -> Vec<u8> {
 fn echo_child() {
     // Runs as the child only when the parent test started it.
     let Ok(name) = std::env::var(CHILD_ENV) else { return };
-    let seg = Segment::open(&name).unwrap();
-    let mut ep = seg.endpoint(Side::Worker);
+    let mut ep = Segment::open(&name).unwrap();
     loop {
         let Some(m) = ep.recv(Duration::from_secs(30)).unwrap() else { panic!("parent went quiet") };
         if m == b"stop" {
@@ -29,13 +28,13 @@ fn echo_child() {
 
 #[test]
 fn messages_cross_processes_intact_and_in_order() {
-    let seg = Segment::create(16 * 1024).unwrap();
+    let mut ep = Segment::create(16 * 1024).unwrap();
+    let name = ep.segment().name().to_owned();
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "echo_child", "--nocapture"])
-        .env(CHILD_ENV, seg.name())
+        .env(CHILD_ENV, &name)
         .spawn()
         .unwrap();
-    let mut ep = seg.endpoint(Side::Host);
     // Keep a few in flight so both rings wrap and fill.
     let n = 300;
     let mut received = 0;
@@ -54,5 +53,5 @@ fn messages_cross_processes_intact_and_in_order() {
     }
     ep.send(b"stop", Duration::from_secs(30), || true).unwrap();
     assert!(child.wait().unwrap().success());
-    assert!(!std::path::Path::new(&format!("/dev/shm{}", seg.name())).exists(), "child unlinked the name");
+    assert!(!std::path::Path::new(&format!("/dev/shm{name}")).exists(), "child unlinked the name");
 }

@@ -5,7 +5,8 @@
 //! traced (`Pool::set_trace_stages`), interleaved. The traced runs give the stages; the untraced ones
 //! the latency the stages are a breakdown of, and so what tracing itself costs.
 
-use super::{time_pool, Spread, Workload};
+use super::runner::time_pool;
+use super::{Spread, Workload};
 use anyhow::Result;
 use host::{Mode, Pool, Stage, StageTotals};
 use ipc::batch::RecordBatch;

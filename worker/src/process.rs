@@ -6,12 +6,11 @@
 //! way (SIGKILL included). So a worker is never an orphan, and costs no CPU while it waits.
 
 use crate::interpreter;
-use crate::udf::Udf;
-use ipc::batch::LeBuffer;
+use crate::operator::{Args, Call, LoadedOperator};
 use ipc::codec::{decode, encode_into};
-use ipc::protocol::{encode_traced_result, Request, Response, UdfError, UdfErrorKind, UdfKind, WorkerInfo};
+use ipc::protocol::{encode_traced_result, Request, Response};
 use ipc::trace::{now_ns, WorkerTimes};
-use ipc::{Endpoint, Segment, Side};
+use ipc::{Endpoint, Segment};
 use pyo3::prelude::*;
 use std::io::Read;
 use std::process::ExitCode;
@@ -141,23 +140,18 @@ impl Session {
 
 /// Runs the worker protocol on segment `name` until `Close`.
 pub fn serve(name: &str) -> Result<(), ServeError> {
-    let segment = Segment::open(name)?;
-    let mut s = Session { endpoint: segment.endpoint(Side::Worker), buf: Vec::new(), times: WorkerTimes::default() };
+    let endpoint = Segment::open(name)?;
+    let mut s = Session { endpoint, buf: Vec::new(), times: WorkerTimes::default() };
     let open = match s.recv()? {
         Request::Open(open) => open,
         other => return Err(ServeError::Protocol(format!("expected Open first, got {other:?}"))),
     };
     let loaded = interpreter::prepare(&open.site_dirs)
-        .and_then(|python| Python::attach(|py| Udf::load(py, &open)).map(|udf| (udf, python)));
-    let udf = match loaded {
-        Ok((udf, python)) => {
-            s.send(&Response::Ready(WorkerInfo {
-                pid: std::process::id(),
-                python,
-                kind: udf.kind(),
-                result_type: udf.result_type().clone(),
-            }))?;
-            udf
+        .and_then(|python| Python::attach(|py| LoadedOperator::open(py, &open)).map(|op| (op, python)));
+    let op = match loaded {
+        Ok((op, python)) => {
+            s.send(&Response::Ready(op.info(std::process::id(), python)))?;
+            op
         }
         Err(e) => {
             s.send(&Response::OpenFailed(e))?;
@@ -165,63 +159,13 @@ pub fn serve(name: &str) -> Result<(), ServeError> {
         }
     };
     loop {
-        match s.recv()? {
-            // Table functions are not traced: their batches answer untraced whichever request came.
-            Request::Batch { id, args } | Request::TracedBatch { id, args } if udf.kind() == UdfKind::Table => {
-                let cols: Vec<_> = args.columns().iter().collect();
-                let response = match Python::attach(|py| udf.apply_table(py, &cols, args.num_rows())) {
-                    Ok((input_rows, result)) => Response::TableBatch { id, input_rows: LeBuffer(input_rows), result },
-                    Err(error) => Response::Failed { id, error },
-                };
-                s.send(&response)?;
-            }
-            Request::Batch { id, args } | Request::TracedBatch { id, args } if udf.kind() == UdfKind::Aggregate => {
-                let cols: Vec<_> = args.columns().iter().collect();
-                // An aggregate's batches are acknowledged with an empty column; its rows come at Finish.
-                let response = match Python::attach(|py| udf.aggregate(py, &cols, args.num_rows())) {
-                    Ok(()) => {
-                        Response::Batch { id, result: ipc::batch::ColumnBuilder::new(udf.result_type(), 0).finish() }
-                    }
-                    Err(error) => Response::Failed { id, error },
-                };
-                s.send(&response)?;
-            }
-            Request::Finish => {
-                let response = match Python::attach(|py| udf.finish_groups(py)) {
-                    Ok(columns) => Response::Groups { columns },
-                    Err(error) => Response::Failed { id: u64::MAX, error },
-                };
-                s.send(&response)?;
-            }
-            Request::Batch { id, args } if udf.kind() == UdfKind::Pipeline => {
-                let response = match Python::attach(|py| udf.run_pipeline_owned(py, args)) {
-                    Ok(result) => Response::Batch { id, result },
-                    Err(error) => Response::Failed { id, error },
-                };
-                s.send(&response)?;
-            }
-            Request::Batch { id, args } => {
-                let response = match Python::attach(|py| udf.apply_batch(py, &args)) {
-                    Ok(result) => Response::Batch { id, result },
-                    Err(error) => Response::Failed { id, error },
-                };
-                s.send(&response)?;
-            }
-            Request::TracedBatch { id, args } => {
-                let cols: Vec<_> = args.columns().iter().collect();
-                let (result, apply) = Python::attach(|py| udf.apply_timed(py, &cols, args.num_rows()));
-                match result {
-                    Ok(result) => {
-                        let times = WorkerTimes { apply, ..s.times };
-                        encode_traced_result(id, times, &result, &mut s.buf)?;
-                        s.send_buf()?;
-                    }
-                    Err(error) => s.send(&Response::Failed { id, error })?,
-                }
-            }
+        let call = match s.recv()? {
+            Request::Batch { id, args } => Call::Batch { id, args: Args::Owned(args), trace: false },
+            Request::TracedBatch { id, args } => Call::Batch { id, args: Args::Owned(args), trace: true },
+            Request::Finish => Call::Finish,
             Request::Close => {
                 let error = Python::attach(|py| {
-                    let closed = udf.close(py);
+                    let closed = op.close(py);
                     flush_stdio(py);
                     closed
                 })
@@ -229,10 +173,16 @@ pub fn serve(name: &str) -> Result<(), ServeError> {
                 s.send(&Response::Closed { error })?;
                 return Ok(());
             }
-            Request::Open(_) => {
-                let e = UdfError::plain(UdfErrorKind::Definition, "worker is already open");
-                return Err(ServeError::Protocol(e.to_string()));
+            Request::Open(_) => return Err(ServeError::Protocol("Open sent to a worker that is already open".into())),
+        };
+        match Python::attach(|py| op.handle(py, call)) {
+            // The worker's timings ride in the response's head, written after the column is encoded so
+            // they include the encoding.
+            Response::TracedBatch { id, times, result } => {
+                encode_traced_result(id, WorkerTimes { apply: times.apply, ..s.times }, &result, &mut s.buf)?;
+                s.send_buf()?;
             }
+            response => s.send(&response)?,
         }
     }
 }

@@ -1,10 +1,9 @@
 //! Loading a UDF from its file and applying it to batches: the code both modes run.
 
-use crate::assemble::Output;
 use crate::convert::{push_result, to_py};
 use crate::error::from_py;
-use ipc::batch::{Column, ColumnBuilder, ColumnData, DataType, Field, RecordBatch, Schema};
-use ipc::protocol::{OpenRequest, UdfError, UdfErrorKind, UdfKind};
+use ipc::batch::{Column, ColumnBuilder, DataType, RecordBatch};
+use ipc::protocol::{OpenRequest, UdfError, UdfErrorKind, UdfKind, UdfSpec};
 use ipc::trace::{now_ns, ApplyTimes};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
@@ -21,68 +20,54 @@ static LOADS: AtomicU64 = AtomicU64::new(0);
 /// What `udfpool._resolve` returns: kind, declared result type, and the eval/open/close callables.
 type Resolved = (Option<String>, Option<String>, Py<PyAny>, Option<Py<PyAny>>, Option<Py<PyAny>>);
 
-/// One operator of a pipeline: its function, its argument columns (indices into the batch as it
-/// reaches the step), and the columns it adds.
-#[derive(Debug)]
-struct Step {
-    udf: Udf,
-    args: Vec<usize>,
-    fields: Vec<Field>,
-}
-
-/// A loaded UDF — scalar function, filter or table function: one instance per worker, `open` already
-/// called.
+/// A loaded function — scalar, filter, table, vectorized or aggregate: one instance per worker, `open`
+/// already called.
 #[derive(Debug)]
 pub struct Udf {
     kind: UdfKind,
     /// Vectorized functions: pandas Series (true) or numpy arrays (false) as arguments.
     as_pandas: bool,
-    /// Aggregates: the first `key_count` argument columns are the grouping keys.
-    key_count: usize,
-    /// Pipelines: the operators, in order, and the input schema they start from.
-    steps: Vec<Step>,
-    input_schema: Schema,
     eval: Py<PyAny>,
     close: Option<Py<PyAny>>,
     result_type: DataType,
     arg_types: Vec<DataType>,
-    /// DataStream stages: the loaded operators.
-    stream: Option<crate::stream::StreamDriver>,
+}
+
+/// What a function was asked to be: the operator variant it is loaded for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// A function applied to batches (any kind but aggregate).
+    Function,
+    /// An aggregate function whose batches start with `keys` key columns.
+    Aggregate {
+        /// How many of the argument columns, from the first, are the grouping keys.
+        keys: usize,
+    },
 }
 
 impl Udf {
     /// Imports the file, finds the function, checks its declaration and calls its `open(context)`.
-    pub fn load(py: Python<'_>, req: &OpenRequest) -> Result<Self, UdfError> {
-        if let Some(stage) = &req.stream {
-            let driver = crate::stream::StreamDriver::load(py, req, stage)?;
-            return Ok(Self {
-                kind: UdfKind::Stream,
-                as_pandas: false,
-                key_count: 0,
-                steps: Vec::new(),
-                input_schema: stage.worker_input(),
-                eval: py.None(),
-                close: None,
-                result_type: driver.result_type().clone(),
-                arg_types: stage.worker_input().fields.into_iter().map(|f| f.data_type).collect(),
-                stream: Some(driver),
-            });
-        }
-        if !req.pipeline.is_empty() {
-            return Self::load_pipeline(py, req);
-        }
+    /// `spec` is the function, `arg_types` the columns each batch carries (an aggregate's keys first),
+    /// `role` what the operator asks of it, and `req` the worker's open request (for `open(context)`).
+    pub fn load(
+        py: Python<'_>,
+        spec: &UdfSpec,
+        arg_types: &[DataType],
+        role: Role,
+        req: &OpenRequest,
+    ) -> Result<Self, UdfError> {
         let udfpool = py.import("udfpool").map_err(|e| from_py(py, &e, UdfErrorKind::Environment, None))?;
-        let stem: String = std::path::Path::new(&req.udf.path)
+        let stem: String = std::path::Path::new(&spec.path)
             .file_stem()
             .map(|s| s.to_string_lossy().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect())
             .unwrap_or_default();
         // Relaxed: only uniqueness matters.
         let module_name = format!("udfpool_user_{}_{}", stem, LOADS.fetch_add(1, Ordering::Relaxed));
         let module = udfpool
-            .call_method1("_load_file", (&req.udf.path, &module_name))
+            .call_method1("_load_file", (&spec.path, &module_name))
             .map_err(|e| from_py(py, &e, UdfErrorKind::Load, None))?;
         let resolved = udfpool
-            .call_method1("_resolve", (&module, &req.udf.name))
+            .call_method1("_resolve", (&module, &spec.name))
             .map_err(|e| from_py(py, &e, UdfErrorKind::Definition, None))?;
         let (declared_kind, declared, eval, open, close): Resolved =
             resolved.extract().map_err(|e| from_py(py, &e, UdfErrorKind::Definition, None))?;
@@ -100,13 +85,13 @@ impl Udf {
             // Missing numpy or pandas is an error now, not at the first batch.
             udfpool.call_method0("_vector_libraries").map_err(|e| from_py(py, &e, UdfErrorKind::Environment, None))?;
         }
-        let kind = match (declared_kind, req.udf.kind) {
+        let kind = match (declared_kind, spec.kind) {
             (Some(d), Some(asked)) if d != asked => {
                 return Err(UdfError::plain(
                     UdfErrorKind::Definition,
                     format!(
                         "{} is declared as a {} function but was asked to run as a {}",
-                        req.udf,
+                        spec,
                         d.name(),
                         asked.name()
                     ),
@@ -118,28 +103,28 @@ impl Udf {
         if kind == UdfKind::Table && declared_kind != Some(UdfKind::Table) {
             return Err(UdfError::plain(
                 UdfErrorKind::Definition,
-                format!("{}: a table function must be declared with @udtf(result_types=[...])", req.udf),
+                format!("{}: a table function must be declared with @udtf(result_types=[...])", spec),
             ));
         }
         if kind == UdfKind::Aggregate && declared_kind != Some(UdfKind::Aggregate) {
             return Err(UdfError::plain(
                 UdfErrorKind::Definition,
-                format!("{}: an aggregate function must be an AggregateFunction declared with udaf(...)", req.udf),
+                format!("{}: an aggregate function must be an AggregateFunction declared with udaf(...)", spec),
             ));
         }
         // A filter's result is a bool, whatever the function says.
-        let given = if kind == UdfKind::Filter { Some(DataType::Bool) } else { req.udf.result_type.clone() };
+        let given = if kind == UdfKind::Filter { Some(DataType::Bool) } else { spec.result_type.clone() };
         let declared = declared
             .map(|t| {
                 t.parse::<DataType>()
-                    .map_err(|e| UdfError::plain(UdfErrorKind::Definition, format!("{}: result_type: {e}", req.udf)))
+                    .map_err(|e| UdfError::plain(UdfErrorKind::Definition, format!("{}: result_type: {e}", spec)))
             })
             .transpose()?;
         let result_type = match (declared, given) {
             (Some(d), Some(given)) if d != given => {
                 return Err(UdfError::plain(
                     UdfErrorKind::Definition,
-                    format!("{} declares result type {d} but {given} was asked for", req.udf),
+                    format!("{} declares result type {d} but {given} was asked for", spec),
                 ))
             }
             (Some(t), _) | (None, Some(t)) => t,
@@ -149,139 +134,37 @@ impl Udf {
                     format!(
                         "{} is a plain callable with no declared result type: decorate it with \
                          @udf(result_type=...) or pass --result-type",
-                        req.udf
+                        spec
                     ),
                 ))
             }
         };
+        match (role, kind) {
+            (Role::Function, UdfKind::Aggregate) => {
+                return Err(UdfError::plain(
+                    UdfErrorKind::Definition,
+                    format!(
+                        "{spec} is an aggregate function: start it with build_aggregate (--group-by on the \
+                         command line)"
+                    ),
+                ))
+            }
+            (Role::Aggregate { keys }, k) if k != UdfKind::Aggregate => {
+                let why =
+                    if keys > 0 { "only aggregate functions group rows (--group-by)" } else { "not an aggregate" };
+                return Err(UdfError::plain(
+                    UdfErrorKind::Definition,
+                    format!("{spec} is a {} function; {why} (declare one with udaf(...))", k.name()),
+                ));
+            }
+            _ => {}
+        }
         if let Some(open) = &open {
             let context =
                 function_context(py, &udfpool, req).map_err(|e| from_py(py, &e, UdfErrorKind::Lifecycle, None))?;
             open.call1(py, (context,)).map_err(|e| from_py(py, &e, UdfErrorKind::Lifecycle, None))?;
         }
-        if kind != UdfKind::Aggregate && req.key_count > 0 {
-            return Err(UdfError::plain(
-                UdfErrorKind::Definition,
-                format!("{} is a {} function; only aggregate functions group rows (--group-by)", req.udf, kind.name()),
-            ));
-        }
-        Ok(Self {
-            kind,
-            as_pandas,
-            key_count: req.key_count as usize,
-            steps: Vec::new(),
-            input_schema: req.input_schema.clone(),
-            eval,
-            close,
-            result_type,
-            arg_types: req.arg_types.clone(),
-            stream: None,
-        })
-    }
-
-    /// Loads every step of a pipeline, each over the columns the steps before it leave.
-    fn load_pipeline(py: Python<'_>, req: &OpenRequest) -> Result<Self, UdfError> {
-        let mut schema = req.input_schema.clone();
-        let mut steps = Vec::new();
-        let mut scalars = 0;
-        for (i, spec) in req.pipeline.iter().enumerate() {
-            let what = |m: String| {
-                UdfError::plain(UdfErrorKind::Definition, format!("pipeline step {} ({}): {m}", i + 1, spec.udf))
-            };
-            let args: Vec<usize> = if spec.args.is_empty() {
-                (0..schema.fields.len()).collect()
-            } else {
-                spec.args
-                    .iter()
-                    .map(|n| {
-                        schema.index_of(n).ok_or_else(|| {
-                            let have: Vec<&str> = schema.fields.iter().map(|f| f.name.as_str()).collect();
-                            what(format!("no column {n:?} at this step; columns: {}", have.join(", ")))
-                        })
-                    })
-                    .collect::<Result<_, _>>()?
-            };
-            let open = OpenRequest {
-                udf: spec.udf.clone(),
-                arg_types: args.iter().map(|&a| schema.fields[a].data_type.clone()).collect(),
-                key_count: 0,
-                pipeline: Vec::new(),
-                input_schema: schema.clone(),
-                stream: None,
-                ..req.clone()
-            };
-            let udf = Udf::load(py, &open).map_err(|mut e| {
-                e.message = format!("pipeline step {} ({}): {}", i + 1, spec.udf, e.message);
-                e
-            })?;
-            if matches!(udf.kind, UdfKind::Aggregate | UdfKind::Pipeline) {
-                return Err(what(format!("{} functions cannot be pipeline steps yet", udf.kind.name())));
-            }
-            let default = if scalars == 0 { "result".to_owned() } else { format!("result_{}", scalars + 1) };
-            if matches!(udf.kind, UdfKind::Scalar | UdfKind::Vectorized) {
-                scalars += 1;
-            }
-            let fields = crate::assemble::added_fields(udf.kind, &udf.result_type, spec.outputs.clone(), &default)
-                .map_err(what)?;
-            if let Some(f) = fields.iter().find(|f| schema.index_of(&f.name).is_some()) {
-                return Err(what(format!(
-                    "the batch already has a column {:?}; name the step's output otherwise",
-                    f.name
-                )));
-            }
-            schema.fields.extend(fields.iter().cloned());
-            steps.push(Step { udf, args, fields });
-        }
-        Ok(Self {
-            kind: UdfKind::Pipeline,
-            as_pandas: false,
-            key_count: 0,
-            steps,
-            input_schema: req.input_schema.clone(),
-            eval: py.None(),
-            close: None,
-            result_type: DataType::Struct(schema.fields),
-            arg_types: req.input_schema.fields.iter().map(|f| f.data_type.clone()).collect(),
-            stream: None,
-        })
-    }
-
-    /// Runs every step of a pipeline; the output batch as a struct column of its columns.
-    fn run_pipeline(&self, py: Python<'_>, cols: &[&Column], rows: usize) -> Result<Column, UdfError> {
-        // Borrowed columns (THREAD mode: the pool keeps the batch to resend it): a copy to own them.
-        let batch = RecordBatch::try_new(self.input_schema.clone(), cols.iter().map(|c| (*c).clone()).collect(), rows)
-            .map_err(|e| UdfError::plain(UdfErrorKind::BadResult, e.to_string()))?;
-        self.run_pipeline_owned(py, batch)
-    }
-
-    /// Runs every step of a pipeline on a batch it owns (PROCESS mode: the decoded request, no copy).
-    pub fn run_pipeline_owned(&self, py: Python<'_>, mut batch: RecordBatch) -> Result<Column, UdfError> {
-        let bad = |m: String| UdfError::plain(UdfErrorKind::BadResult, m);
-        let types: Vec<&DataType> = batch.schema().fields.iter().map(|f| &f.data_type).collect();
-        if types != self.arg_types.iter().collect::<Vec<_>>() {
-            return Err(bad(format!("a pipeline got columns of {types:?}, it was opened for {:?}", self.arg_types)));
-        }
-        for (i, step) in self.steps.iter().enumerate() {
-            let in_step = |mut e: UdfError| {
-                e.message = format!("pipeline step {} ({}): {}", i + 1, step.udf.kind.name(), e.message);
-                e
-            };
-            let step_cols: Vec<&Column> = step.args.iter().map(|&a| batch.column(a)).collect();
-            let n = batch.num_rows();
-            let output = match step.udf.kind {
-                UdfKind::Table => step
-                    .udf
-                    .apply_table(py, &step_cols, n)
-                    .map(|(input_rows, result)| Output { result, input_rows: Some(input_rows) }),
-                _ => step.udf.apply(py, &step_cols, n).map(Output::per_row),
-            }
-            .map_err(in_step)?;
-            batch =
-                crate::assemble::assemble(step.udf.kind, batch, output, &step.fields).map_err(|m| in_step(bad(m)))?;
-        }
-        let len = batch.num_rows() as u64;
-        let names = batch.schema().fields.iter().map(|f| f.name.clone()).collect();
-        Ok(Column { data: ColumnData::Struct { names, columns: batch.columns().to_vec(), len }, validity: None })
+        Ok(Self { kind, as_pandas, eval, close, result_type, arg_types: arg_types.to_vec() })
     }
 
     /// What the function does with a row.
@@ -339,12 +222,6 @@ impl Udf {
         mut times: Option<&mut ApplyTimes>,
     ) -> Result<Column, UdfError> {
         self.check_args(cols, rows)?;
-        if let Some(stream) = &self.stream {
-            return stream.process(py, cols, rows);
-        }
-        if self.kind == UdfKind::Pipeline {
-            return self.run_pipeline(py, cols, rows);
-        }
         if self.kind == UdfKind::Vectorized {
             return self.run_vectorized(py, cols, rows, times);
         }
@@ -436,8 +313,9 @@ impl Udf {
         Ok(column)
     }
 
-    /// Aggregates: adds `rows` rows (key columns first, then arguments) to their groups' accumulators.
-    pub fn aggregate(&self, py: Python<'_>, cols: &[&Column], rows: usize) -> Result<(), UdfError> {
+    /// Aggregates: adds `rows` rows (the `keys` key columns first, then arguments) to their groups'
+    /// accumulators.
+    pub fn aggregate(&self, py: Python<'_>, keys: usize, cols: &[&Column], rows: usize) -> Result<(), UdfError> {
         self.check_args(cols, rows)?;
         let raised = |e: PyErr| from_py(py, &e, UdfErrorKind::Raised, None);
         let lists = cols
@@ -445,7 +323,7 @@ impl Udf {
             .map(|c| (0..rows).map(|r| to_py(py, c, r)).collect::<PyResult<Vec<_>>>().and_then(|v| PyList::new(py, v)))
             .collect::<PyResult<Vec<_>>>()
             .map_err(raised)?;
-        let (keys, args) = lists.split_at(self.key_count.min(lists.len()));
+        let (keys, args) = lists.split_at(keys.min(lists.len()));
         self.eval
             .bind(py)
             .call_method1("add", (PyList::new(py, keys).map_err(raised)?, PyList::new(py, args).map_err(raised)?))
@@ -455,15 +333,11 @@ impl Udf {
 
     /// Aggregates: every group's key columns and value column, one row per group; the groups are
     /// forgotten.
-    /// DataStream stages: what pending timers and windows emit at the end of input, as one column.
-    pub fn finish_groups(&self, py: Python<'_>) -> Result<Vec<Column>, UdfError> {
-        if let Some(stream) = &self.stream {
-            return stream.finish(py).map(|c| vec![c]);
-        }
+    pub fn finish_groups(&self, py: Python<'_>, keys: usize) -> Result<Vec<Column>, UdfError> {
         let raised = |e: PyErr| from_py(py, &e, UdfErrorKind::Raised, None);
         let groups = self.eval.bind(py).call_method0("finish").map_err(raised)?;
         let groups: Vec<(Bound<'_, PyTuple>, Bound<'_, PyAny>)> = groups.extract().map_err(raised)?;
-        let key_types = &self.arg_types[..self.key_count];
+        let key_types = &self.arg_types[..keys.min(self.arg_types.len())];
         let mut keys: Vec<ColumnBuilder> = key_types.iter().map(|t| ColumnBuilder::new(t, groups.len())).collect();
         let mut values = ColumnBuilder::new(&self.result_type, groups.len());
         for (row, (key, value)) in groups.iter().enumerate() {
@@ -524,12 +398,6 @@ impl Udf {
 
     /// Calls the UDF's `close()`, if it has one.
     pub fn close(self, py: Python<'_>) -> Result<(), UdfError> {
-        if let Some(stream) = &self.stream {
-            stream.close(py)?;
-        }
-        for step in self.steps {
-            step.udf.close(py)?;
-        }
         match &self.close {
             Some(close) => close.call0(py).map(drop).map_err(|e| from_py(py, &e, UdfErrorKind::Lifecycle, None)),
             None => Ok(()),

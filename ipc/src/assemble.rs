@@ -2,9 +2,12 @@
 //! keeps rows, a table function's rows are joined to the rows they came from. The host does this for a
 //! single function; a pipeline does it in the worker between its steps. Everything is checked, as the
 //! output may come from another process.
+//!
+//! It lives here, beside the protocol, rather than in the Python worker crate: it has no Python in
+//! it, and a host built without THREAD mode must not link libpython to use it.
 
-use ipc::batch::{Column, ColumnData, DataType, Field, RecordBatch};
-use ipc::protocol::UdfKind;
+use crate::batch::{Column, ColumnData, DataType, Field, RecordBatch};
+use crate::protocol::UdfKind;
 
 /// What a function returned for one batch.
 #[derive(Debug, Clone, PartialEq)]
@@ -99,7 +102,7 @@ pub fn assemble(kind: UdfKind, batch: RecordBatch, output: Output, fields: &[Fie
             let ColumnData::Struct { columns, .. } = output.result.data else {
                 return Err("a pipeline's answer is not a struct column".into());
             };
-            let schema = ipc::batch::Schema::new(fields.to_vec());
+            let schema = crate::batch::Schema::new(fields.to_vec());
             RecordBatch::try_new(schema, columns, n).map_err(|e| e.to_string())
         }
     }
