@@ -125,7 +125,7 @@ struct RunArgs {
     #[arg(skip = 1024usize)]
     batch_size: usize,
     /// Column types, e.g. id:int64,price:DECIMAL(10, 2),tags:ARRAY<STRING>: udfpool's or Flink's type
-    /// names, nested ones included (README, "Types"). Columns not named are inferred from the first
+    /// names, nested ones included (docs/types.md). Columns not named are inferred from the first
     /// 1000 records.
     #[arg(long, value_name = "NAME:TYPE,...")]
     schema: Option<String>,

@@ -65,7 +65,7 @@ use std::sync::Arc;
 /// another.
 pub const DEFAULT_LATE_OUTPUT: &str = "late";
 
-/// How a job runs: mode and settings, as for a [`Pool`].
+/// How a job runs: mode and settings, as for a [`crate::Pool`].
 #[derive(Debug, Clone, Default)]
 pub struct JobSettings {
     workers: Option<usize>,

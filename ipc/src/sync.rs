@@ -22,13 +22,13 @@
 //! `RUSTFLAGS="--cfg loom" cargo test -p udfpool-ipc --release --lib loom`.
 
 #[cfg(loom)]
-pub(crate) use loom::sync::Arc;
-#[cfg(loom)]
 pub use loom::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
-#[cfg(not(loom))]
-pub(crate) use std::sync::Arc;
+#[cfg(loom)]
+pub(crate) use loom::sync::Arc;
 #[cfg(not(loom))]
 pub use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
+#[cfg(not(loom))]
+pub(crate) use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// A value alone on its own 64-byte cache line, so the two sides' indices do not false-share.

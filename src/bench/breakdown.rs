@@ -17,7 +17,7 @@ use std::path::PathBuf;
 /// Mean time per batch in one stage, over the repeats.
 #[derive(Debug, Clone, Serialize)]
 pub struct StageTime {
-    /// The stage's name (see the README's stage table).
+    /// The stage's name (see the stage table in docs/benchmarks.md).
     pub stage: &'static str,
     /// Microseconds per batch.
     pub us_per_batch: Spread,
