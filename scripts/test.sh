@@ -20,6 +20,10 @@ cargo clippy --workspace --all-targets -- -D warnings
 # Unit, property and integration tests with real worker processes and real CPython. The fuzz-style
 # properties of the ring and codec run a bounded number of cases; the soak test 4 s of input.
 UDFPOOL_FUZZ_CASES="${UDFPOOL_FUZZ_CASES:-4096}" cargo test --workspace
+# Loom models of the doorbell and the ring (ipc/src/sync.rs, ipc/src/ring.rs): the real code over
+# loom's atomics, a modelled futex and one tracked cell per ring byte, preemption-bounded to seconds.
+# Own target directory, since --cfg loom rebuilds every crate.
+RUSTFLAGS="${RUSTFLAGS:-} --cfg loom" CARGO_TARGET_DIR=target/loom cargo test -p udfpool-ipc --release --lib loom
 # Each benchmark runs once (test mode), so they stay compiling and working.
 cargo test --benches
 # Docs build without broken links or missing docs.

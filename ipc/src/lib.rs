@@ -52,6 +52,19 @@ pub use endpoint::{Endpoint, Side, TransferError};
 #[cfg(not(loom))]
 pub use segment::Segment;
 
+/// Runs a loom model, exploring interleavings with at most `preemptions` preemptions per execution
+/// (`None`: all of them); `LOOM_MAX_PREEMPTIONS` overrides, e.g. for a longer exhaustive run by hand.
+/// The bounds are chosen to keep CI's run to seconds while still catching every weakened ordering and
+/// lost wake-up tried against the models (see the models' docs).
+#[cfg(all(test, loom))]
+pub(crate) fn loom_model(preemptions: Option<usize>, model: impl Fn() + Sync + Send + 'static) {
+    let mut builder = loom::model::Builder::new();
+    if std::env::var_os("LOOM_MAX_PREEMPTIONS").is_none() {
+        builder.preemption_bound = preemptions;
+    }
+    builder.check(model);
+}
+
 /// Cases for the fuzz-style properties: `UDFPOOL_FUZZ_CASES` (CI sets a larger bounded number).
 #[cfg(test)]
 pub(crate) fn fuzz_cases() -> u32 {

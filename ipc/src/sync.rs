@@ -72,6 +72,7 @@ enum Slept {
     /// Woken, interrupted, or the word had already changed: the caller re-checks its condition.
     Returned,
     /// The timeout passed without a wake-up.
+    #[cfg_attr(loom, allow(dead_code))] // loom models wait without a timeout
     TimedOut,
 }
 
@@ -339,10 +340,10 @@ mod loom_tests {
     use super::*;
     use loom::thread;
 
-    /// One publication, one wake-up.
+    /// One publication, one wake-up. Exhaustive (a fraction of a second).
     #[test]
     fn loom_doorbell_wakes_the_owner() {
-        loom::model(|| {
+        crate::loom_model(None, || {
             let bell = Arc::new(Doorbell::default());
             let flag = Arc::new(AtomicU32::new(0));
             let ringer = {
@@ -361,10 +362,11 @@ mod loom_tests {
     }
 
     /// Two publications, each waited for in turn: `seq` and `sleeping` carry over from one round to the
-    /// next (a stale `sleeping`, a bump the owner already saw).
+    /// next (a stale `sleeping`, a bump the owner already saw). Up to 6 preemptions (~2 s; exhaustive
+    /// takes about a minute).
     #[test]
     fn loom_doorbell_wakes_the_owner_twice() {
-        loom::model(|| {
+        crate::loom_model(Some(6), || {
             let bell = Arc::new(Doorbell::default());
             let flag = Arc::new(AtomicU32::new(0));
             let ringer = {

@@ -1,5 +1,7 @@
 //! Two processes on one segment: the test binary re-runs itself as the worker side (selected by an
 //! environment variable), echoing messages of many sizes, including ones larger than the ring.
+// Segments need real shared memory: loom builds (`--cfg loom`) leave them out.
+#![cfg(not(loom))]
 
 use ipc::Segment;
 use std::process::Command;
