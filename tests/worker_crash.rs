@@ -77,15 +77,29 @@ fn hung_worker_is_killed_after_the_batch_timeout_and_replaced() {
 #[test]
 fn worker_killed_from_outside_is_replaced_without_losing_rows() {
     let dir = tempfile::tempdir().unwrap();
-    let mut pool = pool("slow", &dir, &[]);
-    let victim = pool.worker_pids()[1];
-    let killer = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(100));
-        // SAFETY: kill(2) has no memory-safety preconditions; the pid is a live worker of this pool.
-        unsafe { libc::kill(victim as i32, libc::SIGKILL) };
+    let mut pool = pool("awaits_kill", &dir, &[]);
+    let first_pids = pool.worker_pids();
+    // The worker that meets x == 13 writes its pid here from inside that batch, then waits to be
+    // killed: the kill lands mid-batch by construction, with no timing window to hit.
+    let pid_file = dir.path().join("fired.pid");
+    let killer = std::thread::spawn(move || -> Result<u32, String> {
+        if !eventually(Duration::from_secs(60), || pid_file.exists()) {
+            return Err("no worker published its pid within 60 s".into());
+        }
+        let text = std::fs::read_to_string(&pid_file).map_err(|e| format!("reading {pid_file:?}: {e}"))?;
+        let victim: u32 = text.trim().parse().map_err(|e| format!("pid file holds {text:?}: {e}"))?;
+        // SAFETY: kill(2) has no memory-safety preconditions; the pid is a live worker of this pool,
+        // blocked inside the UDF until this signal.
+        if unsafe { libc::kill(victim as i32, libc::SIGKILL) } != 0 {
+            return Err(format!("kill({victim}): {}", std::io::Error::last_os_error()));
+        }
+        Ok(victim)
     });
-    let out = values(pool.apply_stream(batches()).collect());
-    killer.join().unwrap();
+    let results: Vec<_> = pool.apply_stream(batches()).collect();
+    // The killer's own failure explains a failed batch better than the batch does.
+    let victim = killer.join().unwrap().unwrap_or_else(|e| panic!("the killer failed: {e}"));
+    let out = values(results);
+    assert!(first_pids.contains(&victim), "victim {victim} is one of {first_pids:?}");
     assert_eq!(out, (0..200).collect::<Vec<_>>());
     assert_eq!(pool.restarts(), 1);
     assert!(!pool.worker_pids().contains(&victim));

@@ -1,5 +1,6 @@
-"""UDFs that kill, crash or hang their worker when they meet x == 13: once in the whole pool (a marker
-file, created atomically, says it already happened), or every time with job parameter always=yes."""
+"""UDFs that kill, crash or hang their worker, or wait to be killed, when they meet x == 13: once in the
+whole pool (a marker file, created atomically, says it already happened), or every time with job
+parameter always=yes."""
 import ctypes
 import os
 import time
@@ -45,16 +46,26 @@ class HangOnce(_Faulty):
         return x
 
 
-class Slow(ScalarFunction):
+class AwaitKillOnce(_Faulty):
+    """Once inside the batch with x == 13, publishes the worker's pid in `<marker>.pid` (written aside,
+    then renamed into place, so a reader sees all of it or nothing) and waits to be killed from outside.
+    Not killed within 60 s, it fails the batch, so a test that meant to kill it fails."""
+
     def eval(self, x):
-        time.sleep(0.002)
+        if self.fires(x):
+            pid_file = self.marker + ".pid"
+            with open(pid_file + ".tmp", "w") as f:
+                f.write(str(os.getpid()))
+            os.rename(pid_file + ".tmp", pid_file)
+            time.sleep(60)
+            raise RuntimeError("the worker was not killed within 60 s")
         return x
 
 
 exits = udf(ExitOnce, result_type="int64")
 segfaults = udf(SegfaultOnce, result_type="int64")
 hangs = udf(HangOnce, result_type="int64")
-slow = udf(Slow, result_type="int64")
+awaits_kill = udf(AwaitKillOnce, result_type="int64")
 
 
 @udf(result_type="int64")
