@@ -31,6 +31,7 @@
 
 #[cfg(any(test, feature = "arbitrary"))]
 pub mod arbitrary;
+pub mod arrow;
 pub mod assemble;
 pub mod batch;
 pub mod codec;

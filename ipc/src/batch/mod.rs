@@ -173,6 +173,11 @@ impl Bitmap {
         &self.bits
     }
 
+    /// The packed bits (bits past `len` are zero), without a copy.
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.bits
+    }
+
     /// `len` bits packed in `bytes` (least significant first), if `bytes` holds exactly enough of them.
     pub fn from_bytes(bytes: &[u8], len: usize) -> Option<Self> {
         if bytes.len() != len.div_ceil(8) {
@@ -214,6 +219,33 @@ impl VarData {
     /// Whether there are no values.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Values from their `offsets` (from 0, non-decreasing, the last one `bytes.len()`) and bytes, no
+    /// copy. Whether the bytes are UTF-8 is checked where the column's type is known: when its batch is
+    /// built ([`RecordBatch::try_new`]).
+    pub fn from_parts(offsets: Vec<u32>, bytes: Vec<u8>) -> Result<Self, String> {
+        if offsets.is_empty() {
+            return Err("offsets must hold at least one entry".into());
+        }
+        let v = Self { offsets: LeBuffer(offsets), bytes };
+        v.check(false)?;
+        Ok(v)
+    }
+
+    /// The offsets (`len + 1` of them, from 0) and the bytes they delimit, without a copy.
+    pub fn into_parts(self) -> (Vec<u32>, Vec<u8>) {
+        (self.offsets.0, self.bytes)
+    }
+
+    /// The offsets: `len + 1` of them, from 0.
+    pub fn offsets(&self) -> &[u32] {
+        &self.offsets.0
+    }
+
+    /// All values' bytes, one after another.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
     }
 
     /// Bytes of value `i`.
@@ -856,6 +888,11 @@ impl RecordBatch {
     /// The schema.
     pub fn schema(&self) -> &Schema {
         &self.schema
+    }
+
+    /// The schema, the columns and the row count, without a copy.
+    pub fn into_parts(self) -> (Schema, Vec<Column>, usize) {
+        (self.schema, self.columns, self.num_rows as usize)
     }
 
     /// The columns.
