@@ -1,7 +1,8 @@
 //! The `udfpool` command line.
 
+use crate::columnar::Columnar;
 use crate::input::{parse_schema_arg, BadRows, BatchReader, Format};
-use crate::output::write_jsonl;
+use crate::output::BatchWriter;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use host::{Mode, Pool};
@@ -75,11 +76,14 @@ struct RunArgs {
     /// object, a ScalarFunction subclass, or a plain callable (then give --result-type).
     #[arg(long = "udf", value_name = "FILE.py:NAME", required_unless_present = "job")]
     udf_flag: Option<String>,
-    /// Input records: CSV with a header row (.csv) or JSON Lines (.jsonl, .ndjson, .json).
+    /// Input records: CSV with a header row (.csv), JSON Lines (.jsonl, .ndjson, .json), Parquet
+    /// (.parquet; also a directory or glob pattern of them) or Arrow IPC (.arrow/.feather file,
+    /// .arrows stream).
     #[arg(long = "input", value_name = "FILE", required_unless_present = "job")]
     input_flag: Option<PathBuf>,
-    /// Output file (JSON Lines), or - for standard output.
-    #[arg(long = "output", value_name = "FILE.jsonl", required_unless_present = "job")]
+    /// Output file: JSON Lines (.jsonl, or any other extension), Parquet (.parquet, snappy) or Arrow
+    /// IPC (.arrow/.feather, .arrows); - for JSON Lines on standard output.
+    #[arg(long = "output", value_name = "FILE", required_unless_present = "job")]
     output_flag: Option<PathBuf>,
     /// The UDF, input and output, from the flags or the job file.
     #[arg(skip)]
@@ -144,6 +148,9 @@ struct RunArgs {
     /// Input format, if the file extension does not tell.
     #[arg(long, value_enum)]
     format: Option<InputFormat>,
+    /// Output format, if the file extension does not tell (default: JSON Lines).
+    #[arg(long, value_enum)]
+    output_format: Option<InputFormat>,
     /// A setting (python.execution-mode, python.executable, udfpool.max-in-flight, udfpool.ring-bytes,
     /// udfpool.spin-us, udfpool.startup-timeout-s, udfpool.batch-timeout-s, udfpool.max-retries) or a
     /// job parameter for the UDF's open(context).
@@ -155,6 +162,23 @@ struct RunArgs {
 enum InputFormat {
     Csv,
     Jsonl,
+    Parquet,
+    /// Arrow IPC file (Feather v2).
+    Arrow,
+    /// Arrow IPC stream.
+    Arrows,
+}
+
+impl From<InputFormat> for Format {
+    fn from(f: InputFormat) -> Format {
+        match f {
+            InputFormat::Csv => Format::Csv,
+            InputFormat::Jsonl => Format::JsonLines,
+            InputFormat::Parquet => Format::Columnar(Columnar::Parquet),
+            InputFormat::Arrow => Format::Columnar(Columnar::ArrowFile),
+            InputFormat::Arrows => Format::Columnar(Columnar::ArrowStream),
+        }
+    }
 }
 
 /// Parses the command line and runs it.
@@ -272,11 +296,10 @@ fn run(mut a: RunArgs) -> Result<()> {
     };
     let started = Instant::now();
     let format = match a.format {
-        Some(InputFormat::Csv) => Format::Csv,
-        Some(InputFormat::Jsonl) => Format::JsonLines,
+        Some(f) => f.into(),
         None => Format::from_path(&a.input).with_context(|| {
             format!(
-                "cannot tell the format of {} from its extension; pass --format csv or --format jsonl",
+                "cannot tell the format of {} from its extension; pass --format (csv, jsonl, parquet, arrow, arrows)",
                 a.input.display()
             )
         })?,
@@ -356,7 +379,7 @@ fn run(mut a: RunArgs) -> Result<()> {
     let ready = started.elapsed();
 
     let to_stdout = a.output.as_os_str() == "-";
-    let mut out = create_output(&a.output)?;
+    let mut out = BatchWriter::create(&a.output, a.output_format.map(Format::from), &pool.output_schema())?;
 
     let mut input_error = None;
     let input = reader.by_ref().map_while(|b| {
@@ -381,15 +404,20 @@ fn run(mut a: RunArgs) -> Result<()> {
             }
             (Err(e), _) => return Err(e.into()),
         };
-        write_jsonl(&mut out, &batch).with_context(|| format!("cannot write {}", a.output.display()))?;
         rows += batch.num_rows() as u64;
         batches += 1;
+        out.write(batch)?;
     }
     let elapsed = run_start.elapsed();
-    out.flush().with_context(|| format!("cannot write {}", a.output.display()))?;
-    drop(out);
     if let Some(e) = input_error {
         return Err(e.into());
+    }
+    let interrupted = INTERRUPTED.load(Ordering::Relaxed);
+    if interrupted {
+        // What was written stays where the format allows (JSON Lines); a columnar file is not put in place.
+        out.abandon();
+    } else {
+        out.finish()?;
     }
     let failed_batches = match failed {
         Some(side) => {
@@ -404,7 +432,7 @@ fn run(mut a: RunArgs) -> Result<()> {
         }
         None => String::new(),
     };
-    if INTERRUPTED.load(Ordering::Relaxed) {
+    if interrupted {
         bail!("interrupted after {rows} rows; output is incomplete");
     }
     let info = pool.info().clone();
@@ -434,15 +462,6 @@ fn run(mut a: RunArgs) -> Result<()> {
     Ok(())
 }
 
-/// Opens `path` for JSON Lines, buffered (`-`: standard output).
-fn create_output(path: &std::path::Path) -> Result<Box<dyn Write>> {
-    if path.as_os_str() == "-" {
-        return Ok(Box::new(BufWriter::new(std::io::stdout().lock())));
-    }
-    let f = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
-    Ok(Box::new(BufWriter::new(f)))
-}
-
 /// `run` for a job file of DataStream operators (`[[stream]]`): every source read in turns of one batch,
 /// the main output to the output file, each side output to its own file beside it.
 fn run_stream(a: RunArgs, job: crate::job::Job) -> Result<()> {
@@ -461,11 +480,7 @@ fn run_stream(a: RunArgs, job: crate::job::Job) -> Result<()> {
     if output.as_os_str() == "-" && !job.side_outputs.is_empty() {
         bail!("side outputs are written beside the output file: give an output file, not -");
     }
-    let asked_format = match a.format {
-        Some(InputFormat::Csv) => Some(Format::Csv),
-        Some(InputFormat::Jsonl) => Some(Format::JsonLines),
-        None => None,
-    };
+    let asked_format = a.format.map(Format::from);
     let open = |path: &std::path::Path, schema: Option<&str>, format: Option<Format>| -> Result<BatchReader> {
         let format = format.or_else(|| Format::from_path(path)).with_context(|| {
             format!("cannot tell the format of {} from its extension; pass --format", path.display())
@@ -495,22 +510,26 @@ fn run_stream(a: RunArgs, job: crate::job::Job) -> Result<()> {
     }
     let mut running = stream.build(settings)?;
     let ready = started.elapsed();
-    let mut out = create_output(&output)?;
+    let output_format = a.output_format.map(Format::from);
+    let mut out = BatchWriter::create(&output, output_format, running.output_schema())?;
     let mut sides = running
         .side_output_schemas()
         .iter()
-        .map(|(name, _)| {
+        .map(|(name, schema)| {
             let path = side_output_path(&output, name);
-            Ok((path.clone(), create_output(&path)?, 0u64))
+            Ok((BatchWriter::create(&path, output_format, schema)?, 0u64))
         })
         .collect::<Result<Vec<_>>>()?;
     let (mut rows_in, mut rows_out) = (0u64, 0u64);
-    let mut write = |result: host::datastream::StreamOutput| -> Result<()> {
-        write_jsonl(&mut out, &result.main).with_context(|| format!("cannot write {}", output.display()))?;
+    let mut write = |result: host::datastream::StreamOutput,
+                     out: &mut BatchWriter,
+                     sides: &mut Vec<(BatchWriter, u64)>|
+     -> Result<()> {
         rows_out += result.main.num_rows() as u64;
-        for ((path, w, n), (_, batch)) in sides.iter_mut().zip(&result.side_outputs) {
-            write_jsonl(w, batch).with_context(|| format!("cannot write {}", path.display()))?;
+        out.write(result.main)?;
+        for ((w, n), (_, batch)) in sides.iter_mut().zip(result.side_outputs) {
             *n += batch.num_rows() as u64;
+            w.write(batch)?;
         }
         Ok(())
     };
@@ -525,7 +544,7 @@ fn run_stream(a: RunArgs, job: crate::job::Job) -> Result<()> {
                 Some(batch) => {
                     let batch = batch?;
                     rows_in += batch.num_rows() as u64;
-                    write(running.push(name, batch)?)?;
+                    write(running.push(name, batch)?, &mut out, &mut sides)?;
                 }
                 None => live[i] = false,
             }
@@ -537,13 +556,13 @@ fn run_stream(a: RunArgs, job: crate::job::Job) -> Result<()> {
     let stages: Vec<String> = running.stage_info().iter().map(|i| i.udf.clone()).collect();
     let first = running.stage_info().first().map(|i| (i.mode, i.workers));
     let restarts = running.restarts();
-    write(running.finish()?)?;
+    write(running.finish()?, &mut out, &mut sides)?;
     let elapsed = run_start.elapsed();
-    out.flush().with_context(|| format!("cannot write {}", output.display()))?;
+    out.finish()?;
     let mut side_summary = String::new();
-    for (path, w, n) in &mut sides {
-        w.flush().with_context(|| format!("cannot write {}", path.display()))?;
-        side_summary += &format!(", {n} rows to {}", path.display());
+    for (w, n) in sides {
+        side_summary += &format!(", {n} rows to {}", w.path().display());
+        w.finish()?;
     }
     let (mode, workers) = first.unwrap_or((Mode::Process, 0));
     let summary = format!(
@@ -606,14 +625,14 @@ fn aggregate(
     let info = agg.info().clone();
     let groups = agg.finish()?;
     let elapsed = run_start.elapsed();
-    let mut out = create_output(&a.output)?;
-    write_jsonl(&mut out, &groups)
-        .and_then(|()| out.flush())
-        .with_context(|| format!("cannot write {}", a.output.display()))?;
+    let mut out = BatchWriter::create(&a.output, a.output_format.map(Format::from), groups.schema())?;
+    let group_count = groups.num_rows();
+    out.write(groups)?;
+    out.finish()?;
     let summary = format!(
         "rows {rows}, batches {batches}, groups {}, elapsed {:.3} s (pool start {:.3} s)\n\
          mode {} (asked: {asked_mode}), workers {}, aggregate function {} -> {}",
-        groups.num_rows(),
+        group_count,
         elapsed.as_secs_f64(),
         ready.as_secs_f64(),
         info.mode,

@@ -1,4 +1,6 @@
-//! Reading records from CSV (with a header) or JSON Lines into record batches, streaming.
+//! Reading records from CSV (with a header), JSON Lines, Parquet or Arrow IPC files into record
+//! batches, streaming. Parquet and Arrow files carry their schema and are read by [`crate::columnar`];
+//! the rest of this module is about the text formats.
 //!
 //! Column types come from `--schema name:type,...` (any type, nested ones included: see
 //! [`crate::values`] for how each is written) or are inferred from the first
@@ -7,6 +9,7 @@
 //! values are a CSV field's raw bytes, or base64 strings in JSON. Every error names the file, the line,
 //! the column and the value.
 
+use crate::columnar::{expand_input, Columnar, ColumnarReader};
 use crate::values::{parse_bool, parse_float, push_json, push_text, short};
 use ipc::batch::{ColumnBuilder, DataType, Field, RecordBatch, Schema, Value};
 use std::collections::VecDeque;
@@ -41,24 +44,53 @@ pub enum InputError {
     /// The `--schema` argument is malformed or does not match the file.
     #[error("--schema: {0}")]
     Schema(String),
+    /// A Parquet or Arrow file is malformed, or cannot be read as udfpool batches.
+    #[error("{path}: {message}")]
+    File {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A value in a Parquet or Arrow file has no exact udfpool equivalent.
+    #[error("{path}: {}column {column:?}: {message}", row.map(|r| format!("row {r}, ")).unwrap_or_default())]
+    Value {
+        /// The file.
+        path: String,
+        /// 1-based row within the file, where one value is at fault.
+        row: Option<u64>,
+        /// The column (with the path to a nested field).
+        column: String,
+        /// What is wrong.
+        message: String,
+    },
 }
 
-/// Input file formats.
+/// Input and output file formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     /// Comma-separated values with a header row.
     Csv,
     /// One JSON object per line.
     JsonLines,
+    /// Parquet, or Arrow IPC (file or stream).
+    Columnar(Columnar),
 }
 
 impl Format {
-    /// The format a file name suggests: `.csv` or `.tsv`-less CSV, else JSON Lines for `.jsonl`/`.json`/`.ndjson`.
+    /// The format a file name suggests: `.csv`; `.jsonl`/`.ndjson`/`.json`; `.parquet`/`.pq`;
+    /// `.arrow`/`.feather`/`.ipc`; `.arrows`. A directory's format is that of the first columnar file
+    /// in it (by name); a glob pattern's, that of its extension.
     pub fn from_path(path: &Path) -> Option<Format> {
-        match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
+        if path.is_dir() {
+            let first = crate::columnar::expand_input(path).ok()?.into_iter().next()?;
+            return Format::from_path(&first);
+        }
+        let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+        match ext.as_str() {
             "csv" => Some(Format::Csv),
             "jsonl" | "ndjson" | "json" => Some(Format::JsonLines),
-            _ => None,
+            _ => Columnar::from_extension(&ext).map(Format::Columnar),
         }
     }
 }
@@ -156,8 +188,77 @@ impl BadRows {
     }
 }
 
-/// Streams record batches out of a file.
-pub struct BatchReader {
+/// Streams record batches out of a file, whatever its format.
+pub struct BatchReader(Reader);
+
+enum Reader {
+    Text(TextReader),
+    Columnar(ColumnarReader),
+}
+
+impl BatchReader {
+    /// Opens `path` (a file, or for Parquet and Arrow a directory or glob pattern of them). CSV and
+    /// JSON Lines take their schema from `declared` types (any column not declared is inferred);
+    /// Parquet and Arrow files from the file, so `declared` must be empty for them.
+    pub fn open(
+        path: &Path,
+        format: Format,
+        declared: &[(String, DataType)],
+        batch_size: usize,
+    ) -> Result<Self, InputError> {
+        Ok(BatchReader(match format {
+            Format::Columnar(c) => {
+                if !declared.is_empty() {
+                    return Err(InputError::Schema(format!(
+                        "{} carries its own schema; --schema is for CSV and JSON Lines",
+                        path.display()
+                    )));
+                }
+                Reader::Columnar(ColumnarReader::open(expand_input(path)?, c, batch_size)?)
+            }
+            text => Reader::Text(TextReader::open(path, text, declared, batch_size)?),
+        }))
+    }
+
+    /// The schema of the batches.
+    pub fn schema(&self) -> &Schema {
+        match &self.0 {
+            Reader::Text(r) => r.schema(),
+            Reader::Columnar(r) => r.schema(),
+        }
+    }
+
+    /// Writes malformed records to `bad_rows` and goes on, instead of stopping at the first. Parquet
+    /// and Arrow files have no malformed records: a value that cannot be read stops the run.
+    pub fn with_bad_rows(self, bad_rows: BadRows) -> Self {
+        match self.0 {
+            Reader::Text(r) => BatchReader(Reader::Text(r.with_bad_rows(bad_rows))),
+            columnar => BatchReader(columnar),
+        }
+    }
+
+    /// The bad-rows file, if one was set (to finish it and read its count).
+    pub fn take_bad_rows(&mut self) -> Option<BadRows> {
+        match &mut self.0 {
+            Reader::Text(r) => r.take_bad_rows(),
+            Reader::Columnar(_) => None,
+        }
+    }
+}
+
+impl Iterator for BatchReader {
+    type Item = Result<RecordBatch, InputError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match &mut self.0 {
+            Reader::Text(r) => r.next(),
+            Reader::Columnar(r) => r.next(),
+        }
+    }
+}
+
+/// Streams record batches out of a CSV or JSON Lines file.
+struct TextReader {
     path: String,
     source: Source,
     schema: Schema,
@@ -205,9 +306,9 @@ fn merge_json_type(a: Option<DataType>, v: &serde_json::Value) -> Option<DataTyp
     })
 }
 
-impl BatchReader {
+impl TextReader {
     /// Opens `path`, determining the schema from `declared` types (any column not declared is inferred).
-    pub fn open(
+    fn open(
         path: &Path,
         format: Format,
         declared: &[(String, DataType)],
@@ -241,7 +342,8 @@ impl BatchReader {
                 }
                 (Source::Csv(r), names, line)
             }
-            Format::JsonLines => {
+            // Columnar formats never get here (`BatchReader::open` reads them).
+            Format::JsonLines | Format::Columnar(_) => {
                 let mut lines = BufReader::new(file).lines();
                 let mut names: Vec<String> = Vec::new();
                 let mut line = 0;
@@ -292,7 +394,7 @@ impl BatchReader {
                                 .collect();
                             infer(&samples)
                         }
-                        Format::JsonLines => buffered
+                        Format::JsonLines | Format::Columnar(_) => buffered
                             .iter()
                             .fold(None, |acc, (_, r)| match r {
                                 Raw::Json(o) => match o.get(name) {
@@ -448,7 +550,7 @@ fn parse_json_line(text: std::io::Result<String>) -> Option<Raw> {
     })
 }
 
-impl Iterator for BatchReader {
+impl Iterator for TextReader {
     type Item = Result<RecordBatch, InputError>;
 
     fn next(&mut self) -> Option<Self::Item> {

@@ -1,8 +1,10 @@
-//! The `udfpool` command's pieces: reading records into batches, writing results, the CLI itself.
+//! The `udfpool` command's pieces: reading records into batches, writing results (JSON Lines, Parquet,
+//! Arrow IPC), the CLI itself.
 //! The pool lives in the `host` crate, the Python side in `worker`, batches and rings in `ipc`.
 
 pub mod bench;
 pub mod cli;
+pub mod columnar;
 pub mod input;
 pub mod job;
 pub mod output;

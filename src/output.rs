@@ -1,11 +1,16 @@
-//! Writing record batches as JSON Lines: one object per row, keys in column order.
+//! Writing record batches: JSON Lines here (one object per row, keys in column order), Parquet and
+//! Arrow IPC through [`crate::columnar`], all behind [`BatchWriter`].
 //!
 //! Values are written as [`crate::values`] describes (and the JSON Lines reader reads back): non-finite
 //! floats as the strings `"NaN"`, `"inf"` and `"-inf"`, binary as base64, decimals and temporal values
 //! as strings, nested values as arrays and objects.
 
-use ipc::batch::RecordBatch;
+use crate::columnar::ColumnarWriter;
+use crate::input::Format;
+use anyhow::{bail, Context};
+use ipc::batch::{RecordBatch, Schema};
 use std::io::Write;
+use std::path::{Path, PathBuf};
 
 /// Writes every row of `batch` as a JSON object on its own line.
 pub fn write_jsonl(out: &mut impl Write, batch: &RecordBatch) -> std::io::Result<()> {
@@ -27,4 +32,73 @@ pub fn write_jsonl(out: &mut impl Write, batch: &RecordBatch) -> std::io::Result
         out.write_all(line.as_bytes())?;
     }
     Ok(())
+}
+
+/// Where a run's result batches go: a JSON Lines file or standard output, or a Parquet or Arrow IPC
+/// file (written under a temporary name, renamed into place by [`BatchWriter::finish`]).
+pub struct BatchWriter {
+    path: PathBuf,
+    sink: Sink,
+}
+
+enum Sink {
+    JsonLines(Box<dyn Write>),
+    Columnar(Box<ColumnarWriter>),
+}
+
+impl BatchWriter {
+    /// Creates `path` (`-`: standard output, JSON Lines) for batches of `schema`, in `format` if given,
+    /// else the one its extension names (JSON Lines for any other extension).
+    pub fn create(path: &Path, format: Option<Format>, schema: &Schema) -> anyhow::Result<Self> {
+        let stdout = path.as_os_str() == "-";
+        let format = format.or_else(|| (!stdout).then(|| Format::from_path(path)).flatten());
+        let sink = match format {
+            None | Some(Format::JsonLines) if stdout => {
+                Sink::JsonLines(Box::new(std::io::BufWriter::new(std::io::stdout().lock())))
+            }
+            None | Some(Format::JsonLines) => {
+                let f = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+                Sink::JsonLines(Box::new(std::io::BufWriter::new(f)))
+            }
+            Some(Format::Csv) => {
+                bail!("{}: CSV output is not supported; write .jsonl, .parquet, .arrow or .arrows", path.display())
+            }
+            Some(Format::Columnar(_)) if stdout => {
+                bail!("Parquet and Arrow output go to a file, not standard output")
+            }
+            Some(Format::Columnar(c)) => Sink::Columnar(Box::new(ColumnarWriter::create(path, c, schema)?)),
+        };
+        Ok(Self { path: path.to_owned(), sink })
+    }
+
+    /// The output's path (`-` for standard output).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Writes one batch.
+    pub fn write(&mut self, batch: RecordBatch) -> anyhow::Result<()> {
+        match &mut self.sink {
+            Sink::JsonLines(out) => {
+                write_jsonl(out, &batch).with_context(|| format!("cannot write {}", self.path.display()))
+            }
+            Sink::Columnar(w) => Ok(w.write(batch)?),
+        }
+    }
+
+    /// Stops writing after a failure or an interrupt: JSON Lines written so far are flushed (best
+    /// effort), a columnar file's temporary is removed.
+    pub fn abandon(self) {
+        if let Sink::JsonLines(mut out) = self.sink {
+            let _ = out.flush();
+        }
+    }
+
+    /// Completes the output: flushes it, and puts a columnar file in place.
+    pub fn finish(self) -> anyhow::Result<()> {
+        match self.sink {
+            Sink::JsonLines(mut out) => out.flush().with_context(|| format!("cannot write {}", self.path.display())),
+            Sink::Columnar(w) => Ok(w.finish()?),
+        }
+    }
 }

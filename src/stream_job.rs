@@ -238,5 +238,10 @@ pub fn build_stream(
 /// Where side output `name` of a job writing `output` goes: `OUTPUT_STEM.NAME.jsonl` beside it.
 pub fn side_output_path(output: &Path, name: &str) -> PathBuf {
     let stem = output.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "output".into());
-    output.with_file_name(format!("{stem}.{name}.jsonl"))
+    // The output's own format: a Parquet output's side outputs are Parquet too.
+    let ext = match crate::input::Format::from_path(output) {
+        Some(crate::input::Format::Columnar(_)) => output.extension().map(|e| e.to_string_lossy().into_owned()),
+        _ => None,
+    };
+    output.with_file_name(format!("{stem}.{name}.{}", ext.as_deref().unwrap_or("jsonl")))
 }
