@@ -439,12 +439,14 @@ fn run(mut a: RunArgs) -> Result<()> {
     let restarts = pool.restarts();
     pool.close()?;
     let summary = format!(
-        "rows {rows}{bad_rows}{failed_batches}, batches {batches}, elapsed {:.3} s (pool start {:.3} s), {:.0} rows/s\n\
+        "rows {rows}{bad_rows}{failed_batches}, batches {batches}, elapsed {:.3} s (pool start {:.3} s), {:.0} rows/s, \
+         host peak RSS {}\n\
          mode {} (asked: {asked_mode}), workers {}, worker restarts {restarts}, {} function {} -> {}\n\
          python {} ({}), library {}",
         elapsed.as_secs_f64(),
         ready.as_secs_f64(),
         rows as f64 / elapsed.as_secs_f64().max(1e-9),
+        peak_rss(),
         info.mode,
         info.workers,
         info.kind.name(),
@@ -460,6 +462,15 @@ fn run(mut a: RunArgs) -> Result<()> {
         println!("{summary}");
     }
     Ok(())
+}
+
+/// This process's peak resident memory (Linux's `VmHWM`), e.g. "23.1 MiB"; "unknown" elsewhere. The
+/// workers' memory is their own and not counted.
+fn peak_rss() -> String {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kib =
+        status.lines().find_map(|l| l.strip_prefix("VmHWM:")?.trim().strip_suffix("kB")?.trim().parse::<f64>().ok());
+    kib.map_or_else(|| "unknown".into(), |k| format!("{:.1} MiB", k / 1024.0))
 }
 
 /// `run` for a job file of DataStream operators (`[[stream]]`): every source read in turns of one batch,

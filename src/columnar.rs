@@ -226,8 +226,10 @@ impl Iterator for ColumnarReader {
 /// An output file in a columnar format, written under a temporary name and renamed into place by
 /// [`ColumnarWriter::finish`]; dropped unfinished, it removes the temporary file.
 pub struct ColumnarWriter {
+    /// The output (a symbolic link resolved).
     path: PathBuf,
-    temporary: PathBuf,
+    /// Where the file is written until it is complete; `None` for a special file written directly.
+    temporary: Option<PathBuf>,
     sink: Option<Sink>,
     schema: arrow_schema::SchemaRef,
 }
@@ -246,9 +248,18 @@ pub fn temporary_beside(path: &Path) -> PathBuf {
 
 impl ColumnarWriter {
     /// Creates the output for batches of `schema`.
+    ///
+    /// A path that exists and is not a regular file (`/dev/null`, a named pipe) is written directly:
+    /// renaming onto it would replace it. A symbolic link is followed: the file it names is replaced.
     pub fn create(path: &Path, format: Columnar, schema: &Schema) -> Result<Self, InputError> {
-        let temporary = temporary_beside(path);
-        let file = BufWriter::new(File::create(&temporary).map_err(io_error(path))?);
+        let special = std::fs::metadata(path).is_ok_and(|m| !m.file_type().is_file());
+        let target = if path.exists() { std::fs::canonicalize(path).map_err(io_error(path))? } else { path.to_owned() };
+        let temporary = if special { None } else { Some(temporary_beside(&target)) };
+        let file = match &temporary {
+            Some(t) => File::create(t),
+            None => std::fs::OpenOptions::new().write(true).open(path),
+        };
+        let file = BufWriter::new(file.map_err(io_error(path))?);
         let arrow_schema = Arc::new(ipc::arrow::to_arrow_schema(schema));
         let failed = |e: &dyn std::fmt::Display| file_error(path, format!("cannot write: {e}"));
         let sink = match format {
@@ -269,7 +280,7 @@ impl ColumnarWriter {
                 arrow_ipc::writer::StreamWriter::try_new(file, &arrow_schema).map_err(|e| failed(&e))?,
             ),
         };
-        Ok(Self { path: path.to_owned(), temporary, sink: Some(sink), schema: arrow_schema })
+        Ok(Self { path: target, temporary, sink: Some(sink), schema: arrow_schema })
     }
 
     /// Writes one batch (its buffers move into Arrow without a copy).
@@ -302,16 +313,21 @@ impl ColumnarWriter {
             }
         };
         let file = file.into_inner().map_err(|e| failed(&e.error()))?;
-        file.sync_all().map_err(io_error(&self.path))?;
-        std::fs::rename(&self.temporary, &self.path).map_err(io_error(&self.path))
+        match &self.temporary {
+            Some(temporary) => {
+                file.sync_all().map_err(io_error(&self.path))?;
+                std::fs::rename(temporary, &self.path).map_err(io_error(&self.path))
+            }
+            None => Ok(()),
+        }
     }
 }
 
 impl Drop for ColumnarWriter {
     fn drop(&mut self) {
-        if self.sink.is_some() {
+        if let (Some(_), Some(temporary)) = (&self.sink, &self.temporary) {
             // Not finished: the run failed; leave nothing that looks like output.
-            let _ = std::fs::remove_file(&self.temporary);
+            let _ = std::fs::remove_file(temporary);
         }
     }
 }

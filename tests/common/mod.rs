@@ -79,31 +79,37 @@ pub fn assert_nothing_left(pids: &[u32], segments: &[String]) {
     }
 }
 
-/// A Python with numpy and pandas, for vectorized functions: a virtualenv under cargo's target
-/// directory, made on first use (`python3 -m venv`, then `pip install numpy pandas`; PyPI must be
-/// reachable the first time).
+/// A Python with numpy and pandas, for vectorized functions: see [`venv_python`].
 pub fn numpy_python() -> String {
-    static PYTHON: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    PYTHON
-        .get_or_init(|| {
-            let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("py-vector");
-            let python = venv.join("bin").join("python");
-            let ready = |p: &PathBuf| {
-                std::process::Command::new(p).args(["-c", "import numpy, pandas"]).status().is_ok_and(|s| s.success())
-            };
-            if !ready(&python) {
-                let ok = |c: &mut std::process::Command| c.status().is_ok_and(|s| s.success());
-                assert!(
-                    ok(std::process::Command::new("python3").args(["-m", "venv"]).arg(&venv)),
-                    "python3 -m venv failed"
-                );
-                assert!(
-                    ok(std::process::Command::new(&python).args(["-m", "pip", "install", "-q", "numpy", "pandas"])),
-                    "pip install numpy pandas failed (is PyPI reachable?)"
-                );
-                assert!(ready(&python), "numpy and pandas do not import in {}", python.display());
-            }
-            python.display().to_string()
-        })
-        .clone()
+    venv_python(&["numpy", "pandas"])
+}
+
+/// A Python with pyarrow (and numpy and pandas), for Arrow files and pyarrow-input functions.
+pub fn pyarrow_python() -> String {
+    venv_python(&["numpy", "pandas", "pyarrow"])
+}
+
+/// The tests' virtualenv under cargo's target directory, with `packages` importable: made on first
+/// use (`python3 -m venv`), packages missing from it `pip install`ed (PyPI must be reachable then).
+pub fn venv_python(packages: &[&str]) -> String {
+    // One installer at a time within a test binary; binaries run one after another.
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("py-vector");
+    let python = venv.join("bin").join("python");
+    let ok = |c: &mut std::process::Command| c.status().is_ok_and(|s| s.success());
+    let imports = format!("import {}", packages.join(", "));
+    if ok(std::process::Command::new(&python).args(["-c", &imports])) {
+        return python.display().to_string();
+    }
+    if !python.exists() {
+        assert!(ok(std::process::Command::new("python3").args(["-m", "venv"]).arg(&venv)), "python3 -m venv failed");
+    }
+    assert!(
+        ok(std::process::Command::new(&python).args(["-m", "pip", "install", "-q"]).args(packages)),
+        "pip install {} failed (is PyPI reachable?)",
+        packages.join(" ")
+    );
+    assert!(ok(std::process::Command::new(&python).args(["-c", &imports])), "{imports} fails in {}", python.display());
+    python.display().to_string()
 }
