@@ -274,8 +274,8 @@ class UserDefinedVectorizedFunctionWrapper(UserDefinedScalarFunctionWrapper):
     _udfpool_kind = "vectorized"
 
     def __init__(self, func, result_type, vectorized_input="pandas", name=None):
-        if vectorized_input not in ("pandas", "numpy"):
-            raise TypeError(f"vectorized_input must be 'pandas' or 'numpy', got {vectorized_input!r}")
+        if vectorized_input not in _VECTOR_INPUTS:
+            raise TypeError(f"vectorized_input must be 'pandas', 'numpy' or 'pyarrow', got {vectorized_input!r}")
         super().__init__(func, result_type, name)
         self._vectorized_input = vectorized_input
 
@@ -285,9 +285,11 @@ class UserDefinedVectorizedFunctionWrapper(UserDefinedScalarFunctionWrapper):
 
 def vectorized_udf(f=None, *, result_type, vectorized_input="pandas", name=None, deterministic=None):
     """Declare a vectorized scalar function: called once per batch with each argument column as a
-    ``pandas.Series`` (or a numpy array with ``vectorized_input="numpy"``), it returns a Series or array
-    of the same length. Numeric and bool columns arrive without a Python object per value (nullable
-    pandas arrays, or numpy masked arrays, where there are nulls). Needs numpy and pandas."""
+    ``pandas.Series`` (or a numpy array with ``vectorized_input="numpy"``, a ``pyarrow.Array`` with
+    ``vectorized_input="pyarrow"``), it returns a Series, array, pyarrow array or any object with
+    ``__arrow_c_array__``/``__arrow_c_stream__`` (a Polars Series) of the same length. Numeric and bool
+    columns arrive without a Python object per value (nullable pandas arrays, or numpy masked arrays,
+    where there are nulls); with pyarrow every type does. Needs numpy and pandas, or pyarrow."""
     if f is None:
         return functools.partial(
             vectorized_udf, result_type=result_type, vectorized_input=vectorized_input, name=name, deterministic=deterministic
@@ -389,8 +391,8 @@ class UserDefinedVectorizedAggregateFunctionWrapper:
     def __init__(self, func, result_type, vectorized_input="pandas", name=None):
         if not callable(func):
             raise TypeError(f"vectorized_udaf() needs a callable, got {func!r}")
-        if vectorized_input not in ("pandas", "numpy"):
-            raise TypeError(f"vectorized_input must be 'pandas' or 'numpy', got {vectorized_input!r}")
+        if vectorized_input not in _VECTOR_INPUTS:
+            raise TypeError(f"vectorized_input must be 'pandas', 'numpy' or 'pyarrow', got {vectorized_input!r}")
         if not isinstance(result_type, str):
             raise TypeError(f"result_type must be a type name such as 'DOUBLE', got {result_type!r}")
         self._func = func
@@ -418,9 +420,9 @@ class _VectorGroups:
     """A vectorized aggregate's groups: each group's argument values, until ``finish`` calls the
     function once per group on them as Series (or arrays)."""
 
-    def __init__(self, func, as_pandas):
+    def __init__(self, func, vectorized_input):
         self._func = func
-        self._as_pandas = as_pandas
+        self._input = vectorized_input
         self._rows = {}
 
     def add(self, keys, args):
@@ -437,10 +439,15 @@ class _VectorGroups:
                 values.append(v)
 
     def finish(self):
-        np, pd = _vector_libraries()
+        if self._input == "pyarrow":
+            pa = _vector_libraries("pyarrow")
+            as_column = pa.array
+        else:
+            np, pd = _vector_libraries()
+            as_column = pd.Series if self._input == "pandas" else np.array
         out = []
         for key, group in self._rows.items():
-            cols = [pd.Series(values) if self._as_pandas else np.array(values) for values in group]
+            cols = [as_column(values) for values in group]
             value = self._func(*cols)
             if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
                 value = value.item()  # a numpy scalar as the plain Python value
@@ -461,7 +468,23 @@ _PANDAS_DTYPES = {
 }
 
 
-def _vector_libraries():
+_VECTOR_INPUTS = ("pandas", "numpy", "pyarrow")
+
+
+def _vector_libraries(vectorized_input="pandas"):
+    """numpy and pandas, or for ``vectorized_input="pyarrow"`` the pyarrow module (with numpy, which
+    its conversions use); a clear ImportError naming what to install where one is missing."""
+    if vectorized_input == "pyarrow":
+        try:
+            import numpy  # noqa: F401  (pyarrow's to_numpy needs it)
+            import pyarrow
+        except ImportError as e:
+            raise ImportError(
+                f"vectorized functions with vectorized_input='pyarrow' need pyarrow and numpy ({e}); install them "
+                "where the UDF's Python finds them: `pip install pyarrow numpy` into the virtualenv given as "
+                "python.executable (or $VIRTUAL_ENV)"
+            ) from None
+        return pyarrow
     try:
         import numpy
         import pandas
@@ -471,6 +494,99 @@ def _vector_libraries():
             "them: `pip install numpy pandas` into the virtualenv given as python.executable (or $VIRTUAL_ENV)"
         ) from None
     return numpy, pandas
+
+
+def _arrow_type(pa, tag, params, children):
+    """The pyarrow type of a column described by udfpool's Rust side (``vector::arrow_parts``)."""
+    simple = {
+        "bool": pa.bool_, "int8": pa.int8, "int16": pa.int16, "int32": pa.int32, "int64": pa.int64,
+        "float32": pa.float32, "float64": pa.float64, "date": pa.date32, "utf8": pa.string,
+        "binary": pa.binary, "large_utf8": pa.large_string, "large_binary": pa.large_binary,
+    }
+    if tag in simple:
+        return simple[tag]()
+    if tag == "decimal":
+        return pa.decimal128(*params)
+    if tag == "time":
+        return pa.time64("us")
+    if tag == "timestamp":
+        return pa.timestamp("us")
+    if tag == "timestamp_tz":
+        return pa.timestamp("us", tz="UTC")
+    if tag == "list":
+        return pa.list_(children[0].type)
+    if tag == "map":
+        return pa.map_(children[0].type, children[1].type)
+    if tag == "struct":
+        return pa.struct([pa.field(name, c.type) for name, c in zip(params, children)])
+    raise TypeError(f"udfpool has no pyarrow type for {tag!r}")
+
+
+def _to_pyarrow(parts):
+    """A column as a ``pyarrow.Array`` over the buffers udfpool's Rust side handed over (each a
+    ``bytes``, wrapped without a copy): ``(tag, params, length, validity, buffers, children)``."""
+    import pyarrow as pa
+
+    tag, params, length, validity, buffers, children = parts
+    children = [_to_pyarrow(c) for c in children]
+    typ = _arrow_type(pa, tag, params, children)
+    if tag == "map":
+        entries = pa.StructArray.from_arrays(
+            children, fields=[pa.field("key", children[0].type, nullable=False), pa.field("value", children[1].type)]
+        )
+        children = [entries]
+    bufs = [None if validity is None else pa.py_buffer(validity)] + [pa.py_buffer(b) for b in buffers]
+    return pa.Array.from_buffers(typ, length, bufs, children=children or None)
+
+
+def _as_arrow(result):
+    """``result`` as a ``pyarrow.Array`` if it is Arrow data (a pyarrow array or chunked array, or any
+    object with ``__arrow_c_array__`` or ``__arrow_c_stream__``, such as a Polars Series), else None."""
+    module = type(result).__module__ or ""
+    if not (module.startswith("pyarrow") or hasattr(result, "__arrow_c_array__") or hasattr(result, "__arrow_c_stream__")):
+        return None
+    pa = _vector_libraries("pyarrow")
+    if isinstance(result, pa.ChunkedArray):
+        return result.combine_chunks()
+    if isinstance(result, pa.Array):
+        return result
+    if hasattr(result, "__arrow_c_array__"):
+        return pa.array(result)
+    return pa.chunked_array(result).combine_chunks()
+
+
+def _plain(v, t, pa):
+    """A value of pyarrow's ``to_pylist`` as the scalar path takes it: maps (lists of pairs there) as
+    dicts, at any depth."""
+    if v is None:
+        return None
+    if pa.types.is_map(t):
+        return {_plain(k, t.key_type, pa): _plain(x, t.item_type, pa) for k, x in v}
+    if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
+        return [_plain(x, t.value_type, pa) for x in v]
+    if pa.types.is_struct(t):
+        return {f.name: _plain(v[f.name], f.type, pa) for f in t}
+    return v
+
+
+def _from_arrow(arr, n, kind):
+    """A returned Arrow array as ``_from_vector`` returns it; values are cast safely to the result
+    type (an overflow or a lossy cast is an error)."""
+    import numpy as np
+    import pyarrow as pa
+
+    if len(arr) != n:
+        raise ValueError(f"returned {len(arr)} values for {n} rows")
+    if kind not in _NUMPY_DTYPES and kind != "bool":
+        return [_plain(v, arr.type, pa) for v in arr.to_pylist()]
+    target = pa.bool_() if kind == "bool" else pa.from_numpy_dtype(np.dtype(_NUMPY_DTYPES[kind]))
+    if arr.type != target:
+        arr = arr.cast(target)
+    null = arr.is_null().to_numpy(zero_copy_only=False) if arr.null_count else None
+    values = arr.fill_null(False if kind == "bool" else 0) if arr.null_count else arr
+    values = values.to_numpy(zero_copy_only=False)
+    data = np.packbits(values, bitorder="little").tobytes() if kind == "bool" else np.ascontiguousarray(values).tobytes()
+    return data, (None if null is None else np.packbits(~null, bitorder="little").tobytes())
 
 
 def _valid_mask(np, validity, n):
@@ -508,6 +624,9 @@ def _masked_pandas(pd, values, mask, kind):
 def _from_vector(result, n, kind):
     """A returned Series or array of ``n`` values as (little-endian bytes, null mask bytes or None) for
     numeric and bool result types, or as a list of Python values (None for null) for the others."""
+    arrow = _as_arrow(result)
+    if arrow is not None:
+        return _from_arrow(arrow, n, kind)
     np, pd = _vector_libraries()
     if not isinstance(result, (pd.Series, np.ndarray)) and not hasattr(result, "__len__"):
         raise TypeError(f"a vectorized function must return a pandas Series or numpy array, got {type(result).__name__}")
@@ -591,8 +710,8 @@ def _resolve(module, name):
             f"{module.__file__} defines no {name!r}; callables there: {', '.join(public) or 'none'}"
         ) from None
     if isinstance(obj, UserDefinedVectorizedAggregateFunctionWrapper):
-        _vector_libraries()
-        return "aggregate", obj._result_type, _VectorGroups(obj._func, obj._vectorized_input == "pandas"), None, None
+        _vector_libraries(obj._vectorized_input)
+        return "aggregate", obj._result_type, _VectorGroups(obj._func, obj._vectorized_input), None, None
     if isinstance(obj, UserDefinedAggregateFunctionWrapper):
         return "aggregate", obj._result_type, _Groups(obj._func), obj._func.open, obj._func.close
     if isinstance(obj, AggregateFunction) or (isinstance(obj, type) and issubclass(obj, AggregateFunction)):

@@ -2,6 +2,7 @@
 
 use crate::convert::{push_result, to_py};
 use crate::error::from_py;
+use crate::vector::VectorInput;
 use ipc::batch::{Column, ColumnBuilder, DataType, RecordBatch};
 use ipc::protocol::{OpenRequest, UdfError, UdfErrorKind, UdfKind, UdfSpec};
 use ipc::trace::{now_ns, ApplyTimes};
@@ -25,8 +26,8 @@ type Resolved = (Option<String>, Option<String>, Py<PyAny>, Option<Py<PyAny>>, O
 #[derive(Debug)]
 pub struct Udf {
     kind: UdfKind,
-    /// Vectorized functions: pandas Series (true) or numpy arrays (false) as arguments.
-    as_pandas: bool,
+    /// Vectorized functions: what their arguments are handed as.
+    input: VectorInput,
     eval: Py<PyAny>,
     close: Option<Py<PyAny>>,
     result_type: DataType,
@@ -71,7 +72,11 @@ impl Udf {
             .map_err(|e| from_py(py, &e, UdfErrorKind::Definition, None))?;
         let (declared_kind, declared, eval, open, close): Resolved =
             resolved.extract().map_err(|e| from_py(py, &e, UdfErrorKind::Definition, None))?;
-        let as_pandas = declared_kind.as_deref() != Some("vectorized:numpy");
+        let input = match declared_kind.as_deref() {
+            Some("vectorized:numpy") => VectorInput::Numpy,
+            Some("vectorized:pyarrow") => VectorInput::Pyarrow,
+            _ => VectorInput::Pandas,
+        };
         let declared_kind = declared_kind
             .map(|k| {
                 k.split(':')
@@ -82,8 +87,10 @@ impl Udf {
             })
             .transpose()?;
         if declared_kind == Some(UdfKind::Vectorized) {
-            // Missing numpy or pandas is an error now, not at the first batch.
-            udfpool.call_method0("_vector_libraries").map_err(|e| from_py(py, &e, UdfErrorKind::Environment, None))?;
+            // A missing library (numpy and pandas, or pyarrow) is an error now, not at the first batch.
+            udfpool
+                .call_method1("_vector_libraries", (input.name(),))
+                .map_err(|e| from_py(py, &e, UdfErrorKind::Environment, None))?;
         }
         let kind = match (declared_kind, spec.kind) {
             (Some(d), Some(asked)) if d != asked => {
@@ -164,7 +171,7 @@ impl Udf {
                 function_context(py, &udfpool, req).map_err(|e| from_py(py, &e, UdfErrorKind::Lifecycle, None))?;
             open.call1(py, (context,)).map_err(|e| from_py(py, &e, UdfErrorKind::Lifecycle, None))?;
         }
-        Ok(Self { kind, as_pandas, eval, close, result_type, arg_types: arg_types.to_vec() })
+        Ok(Self { kind, input, eval, close, result_type, arg_types: arg_types.to_vec() })
     }
 
     /// What the function does with a row.
@@ -294,7 +301,7 @@ impl Udf {
         let start = now_ns();
         let args = cols
             .iter()
-            .map(|c| crate::vector::to_vector(py, &udfpool, c, rows, self.as_pandas))
+            .map(|c| crate::vector::to_vector(py, &udfpool, c, rows, self.input))
             .collect::<PyResult<Vec<_>>>()
             .map_err(environment)?;
         let converted = now_ns();

@@ -243,6 +243,11 @@ impl VarData {
         &self.offsets.0
     }
 
+    /// The offsets as little-endian bytes (Arrow's `int32` offsets, while they stay below 2^31).
+    pub fn offsets_le_bytes(&self) -> &[u8] {
+        self.offsets.as_bytes()
+    }
+
     /// All values' bytes, one after another.
     pub fn bytes(&self) -> &[u8] {
         &self.bytes
