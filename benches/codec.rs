@@ -3,6 +3,12 @@
 //! binary of 16 bytes, decimal(18, 2), timestamp and list<int64> of 4 items, without nulls and with 10%
 //! nulls, at 1, 64, 1024 and 65 536 rows. Throughput is
 //! in rows and in bytes of the encoded column, so criterion reports both rows/s and MB/s.
+//!
+//! The Arrow boundary, per type at 1024 and 65 536 rows: `arrow/{from_arrow,to_arrow}/...` (an Arrow
+//! batch into udfpool's columns, one copy; and back, moving the buffers), `arrow/request/...` (an Arrow
+//! batch to the bytes of a PROCESS-mode request: `from_arrow` then encode) and `arrow/response/...`
+//! (response bytes to an Arrow batch: decode then `to_arrow`), each against `arrow/memcpy/...` of the
+//! encoded bytes.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use ipc::batch::{DataType, Field, RecordBatch, Schema, Value};
@@ -74,5 +80,49 @@ fn codec(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, codec);
+fn arrow(c: &mut Criterion) {
+    let mut g = c.benchmark_group("arrow");
+    g.warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_secs(1));
+    for (kind, t) in kinds() {
+        for nulls in [false, true] {
+            for rows in [1024usize, 65536] {
+                let b = batch(kind, t.clone(), rows, nulls);
+                let arrow = ipc::arrow::to_arrow(b.clone()).unwrap();
+                let bytes = ipc::codec::encode(&b).unwrap();
+                g.throughput(Throughput::ElementsAndBytes { elements: rows as u64, bytes: bytes.len() as u64 });
+                let id = format!("{kind}/{}/{rows}", if nulls { "nulls10" } else { "nonull" });
+                g.bench_with_input(BenchmarkId::new("from_arrow", &id), &arrow, |bench, a| {
+                    bench.iter(|| ipc::arrow::from_arrow(black_box(a)).unwrap())
+                });
+                g.bench_with_input(BenchmarkId::new("to_arrow", &id), &b, |bench, b| {
+                    bench.iter_batched(
+                        || b.clone(),
+                        |b| ipc::arrow::to_arrow(black_box(b)).unwrap(),
+                        criterion::BatchSize::LargeInput,
+                    )
+                });
+                let mut out = Vec::with_capacity(bytes.len());
+                g.bench_with_input(BenchmarkId::new("request", &id), &arrow, |bench, a| {
+                    bench.iter(|| {
+                        out.clear();
+                        let b = ipc::arrow::from_arrow(black_box(a)).unwrap();
+                        ipc::codec::encode_into(&b, &mut out).unwrap();
+                    })
+                });
+                g.bench_with_input(BenchmarkId::new("response", &id), &bytes, |bench, bytes| {
+                    bench.iter(|| {
+                        ipc::arrow::to_arrow(ipc::codec::decode::<RecordBatch>(black_box(bytes)).unwrap()).unwrap()
+                    })
+                });
+                let mut dst = vec![0u8; bytes.len()];
+                g.bench_with_input(BenchmarkId::new("memcpy", &id), &bytes, |bench, bytes| {
+                    bench.iter(|| dst.copy_from_slice(black_box(bytes)))
+                });
+            }
+        }
+    }
+    g.finish();
+}
+
+criterion_group!(benches, codec, arrow);
 criterion_main!(benches);

@@ -58,7 +58,11 @@ fn modes(c: &mut Criterion) {
             g.throughput(Throughput::Elements(rows as u64));
             for (name, pool) in pools.iter_mut() {
                 g.bench_with_input(BenchmarkId::new(*name, rows), &batch, |bench, b| {
-                    bench.iter_batched(|| b.clone(), |b| pool.apply(b).unwrap(), criterion::BatchSize::LargeInput)
+                    bench.iter_batched(
+                        || ipc::arrow::to_arrow(b.clone()).unwrap(),
+                        |b| pool.apply(b).unwrap(),
+                        criterion::BatchSize::LargeInput,
+                    )
                 });
             }
             Python::attach(|py| {
@@ -116,7 +120,11 @@ fn typed_modes(c: &mut Criterion) {
             g.throughput(Throughput::Elements(rows as u64));
             for (mode, pool) in pools.iter_mut() {
                 g.bench_with_input(BenchmarkId::new(*mode, rows), &batch, |bench, b| {
-                    bench.iter_batched(|| b.clone(), |b| pool.apply(b).unwrap(), criterion::BatchSize::LargeInput)
+                    bench.iter_batched(
+                        || ipc::arrow::to_arrow(b.clone()).unwrap(),
+                        |b| pool.apply(b).unwrap(),
+                        criterion::BatchSize::LargeInput,
+                    )
                 });
             }
             Python::attach(|py| {
@@ -167,7 +175,11 @@ fn kind_modes(c: &mut Criterion) {
             g.throughput(Throughput::Elements(rows as u64));
             for (mode, pool) in pools.iter_mut() {
                 g.bench_with_input(BenchmarkId::new(*mode, rows), &batch, |bench, b| {
-                    bench.iter_batched(|| b.clone(), |b| pool.apply(b).unwrap(), criterion::BatchSize::LargeInput)
+                    bench.iter_batched(
+                        || ipc::arrow::to_arrow(b.clone()).unwrap(),
+                        |b| pool.apply(b).unwrap(),
+                        criterion::BatchSize::LargeInput,
+                    )
                 });
             }
         }
@@ -199,7 +211,7 @@ fn stream_modes(c: &mut Criterion) {
                     bench.iter_batched(
                         || {
                             next += rows;
-                            udfpool::bench::stream::batch(next - rows, next)
+                            ipc::arrow::to_arrow(udfpool::bench::stream::batch(next - rows, next)).unwrap()
                         },
                         |b| job.push("input", b).unwrap(),
                         criterion::BatchSize::LargeInput,

@@ -41,7 +41,7 @@ fn scaling(c: &mut Criterion) {
                     .unwrap();
                 g.bench_with_input(BenchmarkId::new(mode.name(), workers), &input, |bench, input| {
                     bench.iter_batched(
-                        || input.clone(),
+                        || input.iter().map(|b| ipc::arrow::to_arrow(b.clone()).unwrap()).collect::<Vec<_>>(),
                         |input| {
                             for r in pool.apply_stream(input) {
                                 r.unwrap();

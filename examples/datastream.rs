@@ -5,9 +5,17 @@
 //! cargo run --release --example datastream
 //! ```
 
+use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
 use host::datastream::{DataStream, JobSettings, Window};
 use host::Mode;
-use ipc::batch::{DataType, Field, RecordBatch, Schema, Value};
+use ipc::batch::{DataType, Field, Schema};
+use std::sync::Arc;
+
+/// A batch's rows as text, for printing.
+fn rows(batch: &RecordBatch) -> Vec<String> {
+    let batch = ipc::arrow::from_arrow(batch).expect("udfpool's own output converts back");
+    batch.to_rows().iter().map(|r| format!("{r:?}")).collect()
+}
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let events = Schema::new(vec![
@@ -21,11 +29,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Field::new("total", DataType::Int64),
     ]);
     let udfs = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/stream.py");
-    let rows: Vec<Vec<Value>> =
-        [("ana", 1000, 20), ("bo", 1200, 75), ("ana", 2500, 60), ("bo", 4200, 250), ("ana", 900, 5)]
-            .iter()
-            .map(|&(u, ts, a)| vec![Value::Utf8(u.into()), Value::Int64(ts), Value::Int64(a)])
-            .collect();
+    // Input as Arrow arrays, the way an engine hands batches over.
+    let input = RecordBatch::try_from_iter([
+        ("user", Arc::new(StringArray::from(vec!["ana", "bo", "ana", "bo", "ana"])) as ArrayRef),
+        ("ts", Arc::new(Int64Array::from(vec![1000, 1200, 2500, 4200, 900])) as ArrayRef),
+        ("amount", Arc::new(Int64Array::from(vec![20, 75, 60, 250, 5])) as ArrayRef),
+    ])?;
     for mode in [Mode::Thread, Mode::Process] {
         let mut job = DataStream::source("events", events.clone())
             .assign_timestamps("ts", 500)
@@ -34,13 +43,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .aggregate(&format!("{udfs}:Total"), totals.clone())
             .build(JobSettings::default().mode(mode).workers(2))?;
         let mut shown = Vec::new();
-        let early = job.push("events", RecordBatch::from_rows(events.clone(), &rows)?)?;
-        shown.extend(early.main.to_rows());
+        let early = job.push("events", input.clone())?;
+        shown.extend(rows(&early.main));
         let rest = job.finish()?;
-        shown.extend(rest.main.to_rows());
+        shown.extend(rows(&rest.main));
         println!("{mode}: windows {shown:?}");
         for (name, batch) in early.side_outputs.iter().chain(&rest.side_outputs).filter(|(_, b)| b.num_rows() > 0) {
-            println!("{mode}: side output {name}: {:?}", batch.to_rows());
+            println!("{mode}: side output {name}: {:?}", rows(batch));
         }
     }
     Ok(())

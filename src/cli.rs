@@ -1,7 +1,7 @@
 //! The `udfpool` command line.
 
 use crate::columnar::Columnar;
-use crate::input::{parse_schema_arg, BadRows, BatchReader, Format};
+use crate::input::{parse_schema_arg, BadRows, BatchReader, Format, InputError};
 use crate::output::BatchWriter;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
@@ -386,7 +386,7 @@ fn run(mut a: RunArgs) -> Result<()> {
         if INTERRUPTED.load(Ordering::Relaxed) {
             return None;
         }
-        b.map_err(|e| input_error = Some(e)).ok()
+        b.and_then(|b| arrow_in(&a.input, b)).map_err(|e| input_error = Some(e)).ok()
     });
     // Rows written: a filter writes fewer than it reads, a table function any number.
     let (mut rows, mut batches) = (0u64, 0u64);
@@ -464,6 +464,17 @@ fn run(mut a: RunArgs) -> Result<()> {
     Ok(())
 }
 
+/// A batch read from `path` as Arrow, for the pool: its buffers move without a copy. Fails only for
+/// what Arrow cannot hold (a map with a null key).
+fn arrow_in(path: &std::path::Path, batch: ipc::batch::RecordBatch) -> Result<arrow_array::RecordBatch, InputError> {
+    ipc::arrow::to_arrow(batch).map_err(|e| InputError::Value {
+        path: path.display().to_string(),
+        row: None,
+        column: e.column,
+        message: e.message,
+    })
+}
+
 /// This process's peak resident memory (Linux's `VmHWM`), e.g. "23.1 MiB"; "unknown" elsewhere. The
 /// workers' memory is their own and not counted.
 fn peak_rss() -> String {
@@ -499,14 +510,14 @@ fn run_stream(a: RunArgs, job: crate::job::Job) -> Result<()> {
         let declared = schema.map(parse_schema_arg).transpose()?.unwrap_or_default();
         Ok(BatchReader::open(path, format, &declared, batch_size)?)
     };
-    let mut readers = vec![("input".to_owned(), open(&input, schema_text.as_deref(), asked_format)?)];
+    let mut readers = vec![("input".to_owned(), input.clone(), open(&input, schema_text.as_deref(), asked_format)?)];
     // A union's sources share the main input's schema unless they declare one; others are their own.
     let in_union = |name: &str| job.stream.iter().any(|s| s.sources.iter().flatten().any(|n| n == name));
     for (name, source) in &job.sources {
         let schema = source.schema.as_deref().or(schema_text.as_deref().filter(|_| in_union(name)));
-        readers.push((name.clone(), open(&source.input, schema, None)?));
+        readers.push((name.clone(), source.input.clone(), open(&source.input, schema, None)?));
     }
-    let schemas = readers.iter().map(|(n, r)| (n.clone(), r.schema().clone())).collect();
+    let schemas = readers.iter().map(|(n, _, r)| (n.clone(), r.schema().clone())).collect();
     let stream = build_stream(&job.stream, &schemas, job.event_time.as_ref(), &job.side_outputs)?;
     let mut settings = host::datastream::JobSettings::default();
     for pair in job.config_pairs().iter().chain(&a.config) {
@@ -547,13 +558,13 @@ fn run_stream(a: RunArgs, job: crate::job::Job) -> Result<()> {
     let run_start = Instant::now();
     let mut live: Vec<bool> = vec![true; readers.len()];
     while live.iter().any(|&l| l) && !INTERRUPTED.load(Ordering::Relaxed) {
-        for (i, (name, reader)) in readers.iter_mut().enumerate() {
+        for (i, (name, path, reader)) in readers.iter_mut().enumerate() {
             if !live[i] {
                 continue;
             }
             match reader.next() {
                 Some(batch) => {
-                    let batch = batch?;
+                    let batch = arrow_in(path, batch?)?;
                     rows_in += batch.num_rows() as u64;
                     write(running.push(name, batch)?, &mut out, &mut sides)?;
                 }
@@ -611,9 +622,9 @@ fn aggregate(
         if INTERRUPTED.load(Ordering::Relaxed) {
             return None;
         }
-        b.map_err(|e| input_error = Some(e)).ok()
+        b.and_then(|b| arrow_in(&a.input, b)).map_err(|e| input_error = Some(e)).ok()
     });
-    let mut push = |batch: ipc::batch::RecordBatch| -> Result<()> {
+    let mut push = |batch: arrow_array::RecordBatch| -> Result<()> {
         rows += batch.num_rows() as u64;
         batches += 1;
         agg.push(batch)?;
@@ -634,9 +645,10 @@ fn aggregate(
         bail!("interrupted after {rows} rows; no groups written");
     }
     let info = agg.info().clone();
+    let schema = agg.output_schema();
     let groups = agg.finish()?;
     let elapsed = run_start.elapsed();
-    let mut out = BatchWriter::create(&a.output, a.output_format.map(Format::from), groups.schema())?;
+    let mut out = BatchWriter::create(&a.output, a.output_format.map(Format::from), &schema)?;
     let group_count = groups.num_rows();
     out.write(groups)?;
     out.finish()?;

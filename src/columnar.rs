@@ -283,11 +283,10 @@ impl ColumnarWriter {
         Ok(Self { path: target, temporary, sink: Some(sink), schema: arrow_schema })
     }
 
-    /// Writes one batch (its buffers move into Arrow without a copy).
-    pub fn write(&mut self, batch: RecordBatch) -> Result<(), InputError> {
+    /// Writes one batch.
+    pub fn write(&mut self, batch: arrow_array::RecordBatch) -> Result<(), InputError> {
         let path = self.path.clone();
         let failed = |e: &dyn std::fmt::Display| file_error(&path, format!("cannot write: {e}"));
-        let batch = ipc::arrow::to_arrow(batch).map_err(|e| failed(&e))?;
         // The writers want the schema they were made with (a column past 2 GiB would be large_utf8).
         let batch = batch.with_schema(self.schema.clone()).map_err(|e| failed(&e))?;
         match self.sink.as_mut().expect("not finished") {

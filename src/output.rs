@@ -77,9 +77,11 @@ impl BatchWriter {
     }
 
     /// Writes one batch.
-    pub fn write(&mut self, batch: RecordBatch) -> anyhow::Result<()> {
+    pub fn write(&mut self, batch: arrow_array::RecordBatch) -> anyhow::Result<()> {
         match &mut self.sink {
             Sink::JsonLines(out) => {
+                let batch =
+                    ipc::arrow::from_arrow(&batch).with_context(|| format!("cannot write {}", self.path.display()))?;
                 write_jsonl(out, &batch).with_context(|| format!("cannot write {}", self.path.display()))
             }
             Sink::Columnar(w) => Ok(w.write(batch)?),

@@ -19,7 +19,7 @@ fn input_is_pulled_no_further_ahead_than_the_in_flight_window() {
         });
         let mut yielded = 0usize;
         let mut max_ahead = 0usize;
-        for result in pool.apply_stream(input) {
+        for result in pool.apply_stream(arrows(input)).map(|r| r.map(native)) {
             result.unwrap();
             yielded += 1;
             max_ahead = max_ahead.max(pulled.get() - yielded);

@@ -77,7 +77,7 @@ fn plain_function_needs_a_result_type() {
             .worker_exe(worker_exe())
             .build()
             .unwrap();
-        let out = pool.apply(int_batch("x", &[Some(21)])).unwrap();
+        let out = pool.apply(arrow(int_batch("x", &[Some(21)]))).map(native).unwrap();
         assert_eq!(out.row(0)[1], ipc::batch::Value::Int64(42));
     }
 }

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{udf_file, worker_exe, MODES};
+use common::{arrow, emitted, udf_file, worker_exe, Emitted, MODES};
 use host::datastream::{DataStream, JobSettings, StreamJob, Window};
 use host::Mode;
 use ipc::batch::{DataType, Field, RecordBatch, Schema, Value};
@@ -155,7 +155,7 @@ fn run(job: &Json, mode: Mode, workers: usize) -> Json {
     let mut main = Vec::new();
     let mut sides: serde_json::Map<String, Json> =
         job["side_outputs"].as_object().unwrap().keys().map(|k| (k.clone(), json!([]))).collect();
-    let mut take = |out: host::datastream::StreamOutput| {
+    let mut take = |out: Emitted| {
         main.extend(rows_of(&out.main));
         for (name, batch) in &out.side_outputs {
             sides[name].as_array_mut().unwrap().extend(rows_of(batch));
@@ -179,9 +179,13 @@ fn run(job: &Json, mode: Mode, workers: usize) -> Json {
                     .collect()
             })
             .collect();
-        take(j.push(source, RecordBatch::from_rows(schema, &rows).unwrap()).unwrap_or_else(|e| panic!("{e}")));
+        take(
+            j.push(source, arrow(RecordBatch::from_rows(schema, &rows).unwrap()))
+                .map(emitted)
+                .unwrap_or_else(|e| panic!("{e}")),
+        );
     }
-    take(j.finish().unwrap_or_else(|e| panic!("{e}")));
+    take(j.finish().map(emitted).unwrap_or_else(|e| panic!("{e}")));
     json!({ "main": main, "sides": sides })
 }
 
@@ -396,13 +400,13 @@ fn async_calls_run_concurrently_up_to_the_limit() {
             .build(JobSettings::default().mode(mode).workers(1).worker_exe(worker_exe()))
             .unwrap();
         let rows: Vec<(&str, i64, i64)> = (0..20).map(|i| ("a", 0, i)).collect();
-        let out = job.push("a", ktv_batch(&rows)).unwrap();
+        let out = job.push("a", arrow(ktv_batch(&rows))).map(emitted).unwrap();
         let peaks: Vec<i64> =
             out.main.to_rows().iter().map(|r| if let Value::Int64(p) = r[1] { p } else { 0 }).collect();
         let values: Vec<Value> = out.main.to_rows().iter().map(|r| r[2].clone()).collect();
         assert_eq!(values, (0..20).map(Value::Int64).collect::<Vec<_>>(), "{mode}: in input order");
         assert_eq!(peaks.iter().max(), Some(&3), "{mode}: at most 3 at once, and 3 reached: {peaks:?}");
-        job.finish().unwrap();
+        job.finish().map(emitted).unwrap();
     }
 }
 
@@ -417,7 +421,10 @@ fn late_rows_reach_the_side_output() {
             .apply(&udf("window_rows"), ktv())
             .build(JobSettings::default().mode(mode).workers(2).worker_exe(worker_exe()))
             .unwrap();
-        let first = job.push("a", ktv_batch(&[("a", 3, 1), ("a", 12, 4), ("b", 25, 2), ("a", 8, 100)])).unwrap();
+        let first = job
+            .push("a", arrow(ktv_batch(&[("a", 3, 1), ("a", 12, 4), ("b", 25, 2), ("a", 8, 100)])))
+            .map(emitted)
+            .unwrap();
         // ts 25 moved the watermark to 25: [0, 10) and [10, 20) of "a" fired; ts 8 came after: late.
         assert_eq!(
             first.main.to_rows(),
@@ -430,7 +437,7 @@ fn late_rows_reach_the_side_output() {
         let (name, late) = &first.side_outputs[0];
         assert_eq!(name, "too_late");
         assert_eq!(late.to_rows(), vec![vec![Value::Utf8("a".into()), Value::Int64(8), Value::Int64(100)]], "{mode}");
-        let rest = job.finish().unwrap();
+        let rest = job.finish().map(emitted).unwrap();
         assert_eq!(rest.main.to_rows(), vec![vec![Value::Utf8("b".into()), Value::Int64(20), Value::Int64(2001)]]);
     }
 }
@@ -443,7 +450,11 @@ fn a_failing_function_names_its_operator_and_row() {
             .map(&udf("fails_on_seven"), ktv())
             .build(JobSettings::default().mode(mode).workers(2).worker_exe(worker_exe()))
             .unwrap();
-        let err = job.push("a", ktv_batch(&[("a", 1, 1), ("a", 2, 7), ("a", 3, 3)])).unwrap_err().to_string();
+        let err = job
+            .push("a", arrow(ktv_batch(&[("a", 1, 1), ("a", 2, 7), ("a", 3, 3)])))
+            .map(emitted)
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("input row 1") && err.contains("operator 2 (map") && err.contains("ValueError: seven"),
             "{err}"
@@ -452,7 +463,8 @@ fn a_failing_function_names_its_operator_and_row() {
             .flat_map(&udf("undeclared_tag"), ktv())
             .build(JobSettings::default().mode(mode).workers(1).worker_exe(worker_exe()))
             .unwrap()
-            .push("a", ktv_batch(&[("a", 1, 1)]))
+            .push("a", arrow(ktv_batch(&[("a", 1, 1)])))
+            .map(emitted)
             .unwrap_err()
             .to_string();
         assert!(err.contains("side output 'nowhere' is not declared"), "{err}");
@@ -492,12 +504,12 @@ fn a_dead_worker_fails_the_job_clearly_and_leaves_nothing_behind() {
         .unwrap();
     let pids: Vec<u32> = job.stage_info().iter().flat_map(|i| i.pids.clone()).collect();
     let segments: Vec<String> = job.stage_info().iter().flat_map(|i| i.segments.clone()).collect();
-    job.push("a", ktv_batch(&[("a", 1, 1)])).unwrap();
+    job.push("a", arrow(ktv_batch(&[("a", 1, 1)]))).map(emitted).unwrap();
     // CountWithTimeout emits (key, ts, count) once a key is quiet: at the end, count 7 kills the worker.
     let rows: Vec<(&str, i64, i64)> = (0..6).map(|i| ("a", 2 + i, 0)).collect();
     let mut failed = None;
     for r in rows {
-        if let Err(e) = job.push("a", ktv_batch(&[r])) {
+        if let Err(e) = job.push("a", arrow(ktv_batch(&[r]))).map(emitted) {
             failed = Some(e);
             break;
         }
@@ -540,12 +552,12 @@ fn a_killed_worker_is_replaced_and_its_state_replayed() {
                 }
             }
             let chunk: Vec<(&str, i64, i64)> = chunk.iter().map(|(k, t, v)| (k.as_str(), *t, *v)).collect();
-            let o = job.push("a", ktv_batch(&chunk)).unwrap_or_else(|e| panic!("{e}"));
+            let o = job.push("a", arrow(ktv_batch(&chunk))).map(emitted).unwrap_or_else(|e| panic!("{e}"));
             out.extend(o.main.to_rows());
             out.extend(o.side_outputs.into_iter().flat_map(|(_, b)| b.to_rows()));
         }
         let restarts = job.restarts();
-        let o = job.finish().unwrap();
+        let o = job.finish().map(emitted).unwrap();
         out.extend(o.main.to_rows());
         (out, restarts)
     };
@@ -629,12 +641,14 @@ fn past_the_replay_limit_a_killed_worker_fails_the_job() {
                 .worker_exe(worker_exe()),
         )
         .unwrap();
-    job.push("a", ktv_batch(&[("a", 1, 1), ("b", 2, 2), ("a", 3, 3), ("a", 4, 4), ("b", 5, 5), ("c", 6, 6)])).unwrap();
+    job.push("a", arrow(ktv_batch(&[("a", 1, 1), ("b", 2, 2), ("a", 3, 3), ("a", 4, 4), ("b", 5, 5), ("c", 6, 6)])))
+        .map(emitted)
+        .unwrap();
     let pid = job.stage_info()[0].pids[0].to_string();
     assert!(Command::new("kill").args(["-9", &pid]).status().unwrap().success());
-    let err = job.push("a", ktv_batch(&[("a", 7, 7)])).unwrap_err().to_string();
+    let err = job.push("a", arrow(ktv_batch(&[("a", 7, 7)]))).map(emitted).unwrap_err().to_string();
     assert!(err.contains("passed udfpool.stream-replay-rows"), "{err}");
-    let err = job.push("a", ktv_batch(&[("a", 8, 8)])).unwrap_err().to_string();
+    let err = job.push("a", arrow(ktv_batch(&[("a", 8, 8)]))).map(emitted).unwrap_err().to_string();
     assert!(err.contains("failed earlier and takes no more input"), "{err}");
 }
 
@@ -649,9 +663,11 @@ fn keyed_state_is_isolated_between_keys() {
                 .process(&udf("ListAndMap"), ktv())
                 .build(JobSettings::default().mode(mode).workers(workers).worker_exe(worker_exe()))
                 .unwrap();
-            let out =
-                job.push("a", ktv_batch(&[("x", 1, 1), ("y", 2, 10), ("x", 3, 2), ("y", 4, 20), ("x", 5, 3)])).unwrap();
-            job.finish().unwrap();
+            let out = job
+                .push("a", arrow(ktv_batch(&[("x", 1, 1), ("y", 2, 10), ("x", 3, 2), ("y", 4, 20), ("x", 5, 3)])))
+                .map(emitted)
+                .unwrap();
+            job.finish().map(emitted).unwrap();
             let got: Vec<i64> =
                 out.main.to_rows().iter().map(|r| if let Value::Int64(v) = r[2] { v } else { 0 }).collect();
             // sum of the key's values so far * 100 + rows of the same parity so far, per key.

@@ -18,7 +18,7 @@ fn cpu_ticks(pid: u32) -> u64 {
 fn idle_workers_use_no_cpu() {
     let schema = int_batch("x", &[]).schema().clone();
     let mut pool = builder("plus_one", &schema, Mode::Process, 2).build().unwrap();
-    pool.apply(int_batch("x", &[Some(1)])).unwrap();
+    pool.apply(arrow(int_batch("x", &[Some(1)]))).map(native).unwrap();
     let pids = pool.worker_pids();
     // Let start-up work settle, then measure a second of idleness.
     std::thread::sleep(Duration::from_millis(200));
@@ -30,5 +30,5 @@ fn idle_workers_use_no_cpu() {
         assert!(a - b <= 5, "idle worker {pid} used {} ticks of CPU in 1 s", a - b);
     }
     // And it still answers at once after being idle.
-    pool.apply(int_batch("x", &[Some(2)])).unwrap();
+    pool.apply(arrow(int_batch("x", &[Some(2)]))).map(native).unwrap();
 }

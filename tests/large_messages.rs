@@ -17,7 +17,8 @@ fn batches_larger_than_the_ring_are_neither_truncated_nor_stuck() {
         .config("udfpool.max-in-flight", "4")
         .build()
         .unwrap();
-    let outs: Vec<RecordBatch> = pool.apply_stream(vec![batch.clone(); 8]).map(|r| r.unwrap()).collect();
+    let outs: Vec<RecordBatch> =
+        pool.apply_stream(arrows(vec![batch.clone(); 8])).map(|r| r.map(native)).map(|r| r.unwrap()).collect();
     assert_eq!(outs.len(), 8);
     for out in outs {
         for (r, row) in rows.iter().enumerate() {

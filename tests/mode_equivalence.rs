@@ -131,7 +131,7 @@ fn process_and_thread_equal_direct_python() {
             let expected = direct_describe(&rows);
             for pools in &by_mode {
                 let pools = &mut *pools.borrow_mut();
-                let out = pools.describe.apply(batch.clone()).unwrap();
+                let out = pools.describe.apply(arrow(batch.clone())).map(native).unwrap();
                 prop_assert_eq!(out.num_rows(), rows.len());
                 // Input columns come back untouched, the result column equals direct Python.
                 for (r, row) in rows.iter().enumerate() {
@@ -139,7 +139,7 @@ fn process_and_thread_equal_direct_python() {
                 }
                 prop_assert!(same(&last_column(&out), &expected), "describe differs from direct Python");
                 for (c, echo) in pools.echo.iter_mut().enumerate() {
-                    let out = echo.apply(batch.clone()).unwrap();
+                    let out = echo.apply(arrow(batch.clone())).map(native).unwrap();
                     let input: Vec<Value> = rows.iter().map(|r| r[c].clone()).collect();
                     prop_assert!(same(&last_column(&out), &input), "echo of column {} changed values", c);
                 }
@@ -165,7 +165,12 @@ fn streaming_keeps_input_order_across_workers() {
                 _ => unreachable!(),
             })
             .collect();
-        let got: Vec<Value> = pool.apply_stream(batches).map(|b| b.unwrap()).flat_map(|b| last_column(&b)).collect();
+        let got: Vec<Value> = pool
+            .apply_stream(arrows(batches))
+            .map(|r| r.map(native))
+            .map(|b| b.unwrap())
+            .flat_map(|b| last_column(&b))
+            .collect();
         assert_eq!(got, expected, "{mode}");
     }
 }

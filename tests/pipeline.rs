@@ -36,9 +36,10 @@ fn one_by_one(mode: Mode, input: &[RecordBatch]) -> Vec<Vec<Value>> {
         .args(["y"])
         .build()
         .unwrap();
-    let a: Vec<RecordBatch> = plus.apply_stream(input.to_vec()).map(|b| b.unwrap()).collect();
-    let b: Vec<RecordBatch> = even.apply_stream(a).map(|b| b.unwrap()).collect();
-    explode.apply_stream(b).flat_map(|b| b.unwrap().to_rows()).collect()
+    let a: Vec<RecordBatch> =
+        plus.apply_stream(arrows(input.to_vec())).map(|r| r.map(native)).map(|b| b.unwrap()).collect();
+    let b: Vec<RecordBatch> = even.apply_stream(arrows(a)).map(|r| r.map(native)).map(|b| b.unwrap()).collect();
+    explode.apply_stream(arrows(b)).map(|r| r.map(native)).flat_map(|b| b.unwrap().to_rows()).collect()
 }
 
 #[test]
@@ -64,8 +65,11 @@ fn a_pipeline_equals_its_steps_run_one_after_another() {
                         .unwrap();
                     let names: Vec<String> = pool.output_schema().fields.iter().map(|f| f.name.clone()).collect();
                     prop_assert_eq!(names, vec!["x", "y", "i", "label"]);
-                    let got: Vec<Vec<Value>> =
-                        pool.apply_stream(input.clone()).flat_map(|b| b.unwrap().to_rows()).collect();
+                    let got: Vec<Vec<Value>> = pool
+                        .apply_stream(arrows(input.clone()))
+                        .map(|r| r.map(native))
+                        .flat_map(|b| b.unwrap().to_rows())
+                        .collect();
                     prop_assert_eq!(&got, &expected, "{} x{}", mode, workers);
                 }
             }
@@ -96,7 +100,7 @@ fn pipeline_errors_name_the_step() {
             .worker_exe(worker_exe())
             .build()
             .unwrap();
-        let e = failing.apply(int_batch("x", &[Some(1), Some(12)])).unwrap_err().to_string();
+        let e = failing.apply(arrow(int_batch("x", &[Some(1), Some(12)]))).map(native).unwrap_err().to_string();
         assert!(e.contains("pipeline step 2") && e.contains("13 is unlucky"), "{mode}: {e}");
     }
 }
@@ -178,7 +182,8 @@ fn a_pipeline_of_every_kind_equals_plain_python() {
                 .config("python.executable", &python)
                 .build()
                 .unwrap();
-            let out: Vec<RecordBatch> = pool.apply_stream(input.clone()).map(|b| b.unwrap()).collect();
+            let out: Vec<RecordBatch> =
+                pool.apply_stream(arrows(input.clone())).map(|r| r.map(native)).map(|b| b.unwrap()).collect();
             let got: Vec<Vec<Value>> = out.iter().flat_map(|b| b.to_rows()).collect();
             assert_eq!(got, rows, "{mode} x{workers}: pipeline rows");
             // The aggregate, grouped by the label's last character, over the pipeline's output.
@@ -209,10 +214,11 @@ fn a_pipeline_of_every_kind_equals_plain_python() {
                 .build_aggregate()
                 .unwrap();
             for b in with_key {
-                agg.push(b).unwrap();
+                agg.push(arrow(b)).unwrap();
             }
             let mut got_groups: Vec<(String, i64)> = agg
                 .finish()
+                .map(native)
                 .unwrap()
                 .to_rows()
                 .into_iter()

@@ -35,7 +35,7 @@ fn segments_are_unlinked_once_workers_attach_and_all_is_gone_after_drop() {
     assert_eq!(info.segments.len(), 3);
     assert!(shm_names_of(std::process::id()).is_empty(), "names are unlinked while the pool runs");
     assert_eq!(worker_children(std::process::id()).len(), 3);
-    pool.apply(int_batch("x", &[Some(1)])).unwrap();
+    pool.apply(arrow(int_batch("x", &[Some(1)]))).map(native).unwrap();
     drop(pool);
     assert_nothing_left(&info.pids, &info.segments);
     assert!(worker_children(std::process::id()).is_empty());
@@ -49,8 +49,8 @@ fn nothing_left_after_an_error_or_an_abandoned_stream() {
     let info = pool.info().clone();
     let batches = (0..20).map(|i| int_batch("x", &[Some(i)]));
     // Abandon a stream after its first result, with batches still in flight.
-    assert!(pool.apply_stream(batches).next().unwrap().is_ok());
-    assert!(pool.apply(int_batch("x", &[Some(13)])).is_err());
+    assert!(pool.apply_stream(arrows(batches)).map(|r| r.map(native)).next().unwrap().is_ok());
+    assert!(pool.apply(arrow(int_batch("x", &[Some(13)]))).map(native).is_err());
     drop(pool);
     assert_nothing_left(&info.pids, &info.segments);
 
@@ -69,7 +69,7 @@ fn nothing_left_after_a_panic_in_the_caller() {
     let result = std::panic::catch_unwind(|| {
         let mut pool = builder("plus_one", &schema, Mode::Process, 2).build().unwrap();
         *info.lock().unwrap() = Some(pool.info().clone());
-        pool.apply(int_batch("x", &[Some(1)])).unwrap();
+        pool.apply(arrow(int_batch("x", &[Some(1)]))).map(native).unwrap();
         panic!("caller bug");
     });
     assert!(result.is_err());
@@ -122,7 +122,7 @@ fn thread_mode_starts_no_process() {
     let mut pool = builder("plus_one", &schema, Mode::Thread, 2).build().unwrap();
     assert!(worker_children(std::process::id()).is_empty());
     assert!(pool.info().segments.is_empty());
-    pool.apply(int_batch("x", &[Some(1)])).unwrap();
+    pool.apply(arrow(int_batch("x", &[Some(1)]))).map(native).unwrap();
 }
 
 #[test]

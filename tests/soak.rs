@@ -79,7 +79,7 @@ fn rows_survive_random_worker_kills_with_flat_memory() {
         (start.elapsed().as_secs_f64() < secs).then(|| int_batch("x", &xs))
     });
     let (mut next, mut rss_early) = (0i64, None);
-    for result in pool.apply_stream(input) {
+    for result in pool.apply_stream(arrows(input)).map(|r| r.map(native)) {
         let batch: RecordBatch = result.unwrap();
         let (ColumnData::Int64(x), ColumnData::Int64(y)) = (&batch.column(0).data, &batch.column(1).data) else {
             panic!("unexpected columns")

@@ -27,7 +27,7 @@ fn run(
     let schema = input[0].schema().clone();
     let mut pool =
         builder(name, &schema, mode, workers).config("udfpool.trace-stages", trace.to_string()).build().unwrap();
-    let out = pool.apply_stream(input).map(|r| r.map_err(|e| e.to_string())).collect();
+    let out = pool.apply_stream(arrows(input)).map(|r| r.map(native)).map(|r| r.map_err(|e| e.to_string())).collect();
     if !trace {
         assert_eq!(pool.stage_totals().batches, 0, "an untraced pool reports no stages");
     }
@@ -72,7 +72,7 @@ fn every_traced_batch_is_accounted_for_in_its_modes_stages() {
                 .build()
                 .unwrap();
             let start = Instant::now();
-            assert_eq!(pool.apply_stream(input).filter(|r| r.is_ok()).count(), 12);
+            assert_eq!(pool.apply_stream(arrows(input)).map(|r| r.map(native)).filter(|r| r.is_ok()).count(), 12);
             let wall_ns = start.elapsed().as_nanos() as u64;
             let t = pool.stage_totals();
             assert_eq!((t.batches, t.rows), (12, 12 * 64), "{mode} x{workers}");

@@ -58,9 +58,9 @@ fn groups_equal_a_reference_in_every_mode_and_worker_count() {
                     let mut agg = aggs("total", mode, workers).build_aggregate().unwrap();
                     for b in &batches {
                         let rows: Vec<_> = b.iter().map(|(k, x)| (KEYS[*k], *x)).collect();
-                        agg.push(batch(&rows)).unwrap();
+                        agg.push(arrow(batch(&rows))).unwrap();
                     }
-                    let out = agg.finish().unwrap();
+                    let out = agg.finish().map(native).unwrap();
                     prop_assert_eq!(out.schema().fields[1].name.as_str(), "result");
                     prop_assert_eq!(sorted(&out), expected.clone(), "{} x{}", mode, workers);
                 }
@@ -74,8 +74,8 @@ fn groups_equal_a_reference_in_every_mode_and_worker_count() {
 fn row_results_classes_and_a_global_aggregate() {
     for mode in MODES {
         let mut agg = aggs("stats", mode, 2).output_column("s").build_aggregate().unwrap();
-        agg.push(batch(&[(Some("a"), Some(3)), (Some("b"), None), (Some("a"), Some(9))])).unwrap();
-        let out = agg.finish().unwrap();
+        agg.push(arrow(batch(&[(Some("a"), Some(3)), (Some("b"), None), (Some("a"), Some(9))]))).unwrap();
+        let out = agg.finish().map(native).unwrap();
         assert_eq!(out.schema().fields.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(), ["k", "s"]);
         let s = |n, m: Option<i64>| Value::Struct(vec![Value::Int64(n), m.map_or(Value::Null, Value::Int64)]);
         assert_eq!(
@@ -91,9 +91,9 @@ fn row_results_classes_and_a_global_aggregate() {
             .args(["x"])
             .build_aggregate()
             .unwrap();
-        global.push(batch(&[(Some("a"), Some(3)), (None, Some(4))])).unwrap();
-        global.push(batch(&[(Some("b"), Some(5))])).unwrap();
-        assert_eq!(global.finish().unwrap().to_rows(), vec![vec![Value::Int64(12)]], "{mode}");
+        global.push(arrow(batch(&[(Some("a"), Some(3)), (None, Some(4))]))).unwrap();
+        global.push(arrow(batch(&[(Some("b"), Some(5))]))).unwrap();
+        assert_eq!(global.finish().map(native).unwrap().to_rows(), vec![vec![Value::Int64(12)]], "{mode}");
     }
 }
 
@@ -119,7 +119,7 @@ fn bad_declarations_and_failures_are_clear_errors() {
             .to_string();
         assert!(e.contains("only aggregate functions group rows"), "{mode}: {e}");
         let mut agg = aggs("fails", mode, 2).build_aggregate().unwrap();
-        let e = agg.push(batch(&[(Some("a"), Some(1)), (Some("b"), Some(13))])).unwrap_err().to_string();
+        let e = agg.push(arrow(batch(&[(Some("a"), Some(1)), (Some("b"), Some(13))]))).unwrap_err().to_string();
         assert!(e.contains("ValueError: 13 is unlucky"), "{mode}: {e}");
     }
 }
@@ -131,14 +131,14 @@ fn a_dead_worker_fails_the_aggregation_loudly() {
     let mut agg = aggs("total", Mode::Process, 2).build_aggregate().unwrap();
     let keys: Vec<String> = (0..40).map(|i| format!("k{i}")).collect();
     let rows: Vec<(Option<&str>, Option<i64>)> = keys.iter().map(|k| (Some(k.as_str()), Some(1))).collect();
-    agg.push(batch(&rows)).unwrap();
+    agg.push(arrow(batch(&rows))).unwrap();
     let pid = agg.info().pids[0];
     // SAFETY: kill(2) on a pid this test's pool started; no memory is involved.
     unsafe { libc::kill(pid as i32, libc::SIGKILL) };
     assert!(eventually(std::time::Duration::from_secs(5), || !process_alive(pid)));
-    let err = match agg.push(batch(&rows)) {
+    let err = match agg.push(arrow(batch(&rows))) {
         Err(e) => e.to_string(),
-        Ok(()) => agg.finish().unwrap_err().to_string(),
+        Ok(()) => agg.finish().map(native).unwrap_err().to_string(),
     };
     assert!(err.contains("accumulators of its groups"), "{err}");
 }

@@ -19,7 +19,7 @@ fn raise_reports_traceback_and_row_then_pool_keeps_working() {
             int_batch("x", &[Some(3), Some(13), Some(4)]),
             int_batch("x", &[Some(5)]),
         ];
-        let results: Vec<_> = pool.apply_stream(batches).collect();
+        let results: Vec<_> = pool.apply_stream(arrows(batches)).map(|r| r.map(native)).collect();
         assert!(results[0].is_ok() && results[2].is_ok(), "{mode}: other batches go through");
         let err = results[1].as_ref().unwrap_err();
         let PoolError::Batch { udf, batch, first_row, rows: 3, error } = err else { panic!("{mode}: {err}") };
@@ -36,7 +36,7 @@ fn raise_reports_traceback_and_row_then_pool_keeps_working() {
         );
         messages.push(text);
         // Still usable.
-        let out = pool.apply(int_batch("x", &[Some(7)])).unwrap();
+        let out = pool.apply(arrow(int_batch("x", &[Some(7)]))).map(native).unwrap();
         assert_eq!(out.row(0), vec![Value::Int64(7), Value::Int64(7)]);
     }
     assert_eq!(messages[0], messages[1], "both modes report the same error");
@@ -53,7 +53,7 @@ fn wrong_result_types_are_errors_naming_row_and_value() {
     for mode in MODES {
         for (name, message) in cases {
             let mut pool = builder(name, &schema, mode, 1).build().unwrap();
-            let err = pool.apply(int_batch("x", &[Some(1), Some(2)])).unwrap_err();
+            let err = pool.apply(arrow(int_batch("x", &[Some(1), Some(2)]))).map(native).unwrap_err();
             let PoolError::Batch { error, .. } = &err else { panic!("{err}") };
             assert_eq!(error.kind, UdfErrorKind::BadResult, "{mode} {name}");
             assert_eq!(error.row, Some(0));

@@ -18,7 +18,7 @@ fn kinds(name: &str, schema: &Schema, mode: Mode, workers: usize) -> PoolBuilder
 }
 
 fn run(pool: &mut Pool, input: Vec<RecordBatch>) -> Vec<Vec<Value>> {
-    pool.apply_stream(input).flat_map(|b| b.unwrap().to_rows()).collect()
+    pool.apply_stream(arrows(input)).map(|r| r.map(native)).flat_map(|b| b.unwrap().to_rows()).collect()
 }
 
 fn int_batches() -> impl Strategy<Value = Vec<Vec<Option<i64>>>> {
@@ -105,7 +105,7 @@ fn bad_declarations_and_results_are_clear_errors() {
         let schema = int_batch("x", &[]).schema().clone();
         let err = |name: &str| {
             let mut pool = kinds(name, &schema, mode, 1).build().unwrap();
-            pool.apply(int_batch("x", &[Some(1), Some(4)])).unwrap_err().to_string()
+            pool.apply(arrow(int_batch("x", &[Some(1), Some(4)]))).map(native).unwrap_err().to_string()
         };
         let e = err("bad_width");
         assert!(e.contains("input row 0") && e.contains("1 values for a struct of 2 fields"), "{mode}: {e}");

@@ -27,7 +27,7 @@ fn apply(name: &str, t: DataType, values: &[Value], mode: Mode, python: String) 
     let rows: Vec<Vec<Value>> = values.iter().map(|v| vec![v.clone()]).collect();
     let batch = RecordBatch::from_rows(schema.clone(), &rows).unwrap();
     let mut pool = arrow_udf(name, &schema, mode, python).build()?;
-    pool.apply(batch).map(|b| result_column(&b))
+    pool.apply(arrow(batch)).map(native).map(|b| result_column(&b))
 }
 
 #[test]
@@ -107,8 +107,8 @@ fn vectorized_aggregates_take_pyarrow_arrays() {
     for mode in MODES {
         let mut agg =
             arrow_udf("total", &schema, mode, pyarrow_python()).args(["x"]).group_by(["k"]).build_aggregate().unwrap();
-        agg.push(RecordBatch::from_rows(schema.clone(), &rows).unwrap()).unwrap();
-        let mut groups = agg.finish().unwrap().to_rows();
+        agg.push(arrow(RecordBatch::from_rows(schema.clone(), &rows).unwrap())).unwrap();
+        let mut groups = agg.finish().map(native).unwrap().to_rows();
         groups.sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
         assert_eq!(
             groups,

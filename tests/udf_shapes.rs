@@ -23,7 +23,7 @@ fn results(name: &str, args: &[&str], mode: host::Mode, config: &[(&str, &str)])
     for (k, v) in config {
         b = b.config(*k, *v);
     }
-    let out = b.build().unwrap().apply(batch).unwrap();
+    let out = b.build().unwrap().apply(arrow(batch)).map(native).unwrap();
     (0..out.num_rows()).map(|r| out.row(r)[2].clone()).collect()
 }
 
@@ -59,7 +59,8 @@ fn rows_across_chunk_boundaries_keep_their_values_and_error_rows() {
                 .args(args.iter().copied())
                 .build()
                 .unwrap()
-                .apply(batch.clone())
+                .apply(arrow(batch.clone()))
+                .map(native)
                 .unwrap()
         };
         let out = run("adder", &["a", "b"]);
@@ -74,7 +75,8 @@ fn rows_across_chunk_boundaries_keep_their_values_and_error_rows() {
             (0..n as i64).map(|i| vec![Value::Int64(i - worker::udf::CHUNK as i64 * 2 + 13)]).collect();
         let s = Schema::new(vec![Field::new("x", DataType::Int64)]);
         let b = RecordBatch::from_rows(s.clone(), &shifted).unwrap();
-        let err = builder("fails_on_13", &s, mode, 1).build().unwrap().apply(b).unwrap_err().to_string();
+        let err =
+            builder("fails_on_13", &s, mode, 1).build().unwrap().apply(arrow(b)).map(native).unwrap_err().to_string();
         let row = worker::udf::CHUNK * 2;
         assert!(err.contains(&format!("input row {row} in ")), "{mode}: {err}");
     }

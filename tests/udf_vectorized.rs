@@ -48,10 +48,20 @@ fn vectorized_results_equal_the_row_by_row_reference_in_both_modes() {
             let big: Vec<Value> = rows.iter().map(|(x, _)| x.map_or(Value::Null, |x| Value::Bool(x > 10))).collect();
             for cell in &pools {
                 let (mode, p, s, b) = &mut *cell.borrow_mut();
-                prop_assert_eq!(last(&p.apply(batch.clone()).unwrap()), plus.clone(), "{} plus_one", mode);
-                prop_assert_eq!(last(&b.apply(batch.clone()).unwrap()), big.clone(), "{} is_big", mode);
+                prop_assert_eq!(
+                    last(&p.apply(arrow(batch.clone())).map(native).unwrap()),
+                    plus.clone(),
+                    "{} plus_one",
+                    mode
+                );
+                prop_assert_eq!(
+                    last(&b.apply(arrow(batch.clone())).map(native).unwrap()),
+                    big.clone(),
+                    "{} is_big",
+                    mode
+                );
                 // numpy input: a masked array where x has nulls; the masked rows come back null.
-                let scaled = last(&s.apply(batch.clone()).unwrap());
+                let scaled = last(&s.apply(arrow(batch.clone())).map(native).unwrap());
                 for ((x, y), got) in rows.iter().zip(&scaled) {
                     match x {
                         Some(x) => {
@@ -75,24 +85,25 @@ fn strings_classes_and_bad_results() {
     )
     .unwrap();
     for mode in MODES {
-        let out = vectorized("shout", &s, mode, 1).build().unwrap().apply(strings.clone()).unwrap();
+        let out = vectorized("shout", &s, mode, 1).build().unwrap().apply(arrow(strings.clone())).map(native).unwrap();
         assert_eq!(last(&out), vec![Value::Utf8("AB".into()), Value::Null, Value::Utf8("É".into())], "{mode}");
 
         let ints = int_batch("x", &[Some(1), Some(2)]);
-        let out =
-            vectorized("offset", ints.schema(), mode, 1).config("offset", "10").build().unwrap().apply(ints.clone());
-        assert_eq!(last(&out.unwrap()), vec![Value::Int64(11), Value::Int64(12)], "{mode}");
-
-        let e =
-            vectorized("too_big", ints.schema(), mode, 1).build().unwrap().apply(ints.clone()).unwrap_err().to_string();
-        assert!(e.contains("200 is out of the range of int8"), "{mode}: {e}");
-        let e = vectorized("wrong_length", ints.schema(), mode, 1)
+        let out = vectorized("offset", ints.schema(), mode, 1)
+            .config("offset", "10")
             .build()
             .unwrap()
-            .apply(ints.clone())
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("returned 1 values for 2 rows"), "{mode}: {e}");
+            .apply(arrow(ints.clone()))
+            .map(native);
+        assert_eq!(last(&out.unwrap()), vec![Value::Int64(11), Value::Int64(12)], "{mode}");
+
+        for (name, expected) in
+            [("too_big", "200 is out of the range of int8"), ("wrong_length", "returned 1 values for 2 rows")]
+        {
+            let mut pool = vectorized(name, ints.schema(), mode, 1).build().unwrap();
+            let e = pool.apply(arrow(ints.clone())).unwrap_err().to_string();
+            assert!(e.contains(expected), "{mode} {name}: {e}");
+        }
     }
 }
 
@@ -125,9 +136,9 @@ fn vectorized_aggregates_see_each_groups_column() {
             let mut agg =
                 vectorized("mean", &schema, mode, workers).group_by(["k"]).args(["x"]).build_aggregate().unwrap();
             for b in &batches {
-                agg.push(b.clone()).unwrap();
+                agg.push(arrow(b.clone())).unwrap();
             }
-            let mut rows = agg.finish().unwrap().to_rows();
+            let mut rows = agg.finish().map(native).unwrap().to_rows();
             rows.sort_by_key(|r| format!("{r:?}"));
             let g = |k: &str, m: f64| vec![Value::Utf8(k.into()), Value::Float64(m)];
             assert_eq!(rows, vec![g("a", 3.0), g("b", 10.0), g("c", -4.0)], "{mode} x{workers}");

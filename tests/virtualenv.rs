@@ -41,7 +41,7 @@ fn both_modes_see_the_virtualenv_site_packages() {
             .config("python.executable", venv.join("bin/python").display().to_string())
             .build()
             .unwrap();
-        let out = pool.apply(int_batch("x", &[Some(1)])).unwrap();
+        let out = pool.apply(arrow(int_batch("x", &[Some(1)]))).map(native).unwrap();
         assert_eq!(out.row(0)[1], Value::Int64(1001), "{mode}");
     }
 }

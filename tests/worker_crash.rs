@@ -48,7 +48,7 @@ fn exactly_once_after_one_failure(name: &str, extra: &[(&str, &str)]) {
     let dir = tempfile::tempdir().unwrap();
     let mut pool = pool(name, &dir, extra);
     let first_pids = pool.worker_pids();
-    let out = values(pool.apply_stream(batches()).collect());
+    let out = values(pool.apply_stream(arrows(batches())).map(|r| r.map(native)).collect());
     assert_eq!(out, (0..200).collect::<Vec<_>>(), "{name}: every row exactly once, in order");
     assert!(dir.path().join("fired").exists(), "{name}: the fault really happened");
     assert_eq!(pool.restarts(), 1, "{name}");
@@ -95,7 +95,7 @@ fn worker_killed_from_outside_is_replaced_without_losing_rows() {
         }
         Ok(victim)
     });
-    let results: Vec<_> = pool.apply_stream(batches()).collect();
+    let results: Vec<_> = pool.apply_stream(arrows(batches())).map(|r| r.map(native)).collect();
     // The killer's own failure explains a failed batch better than the batch does.
     let victim = killer.join().unwrap().unwrap_or_else(|e| panic!("the killer failed: {e}"));
     let out = values(results);
@@ -109,7 +109,7 @@ fn worker_killed_from_outside_is_replaced_without_losing_rows() {
 fn a_batch_that_kills_every_worker_is_poison_and_the_rest_goes_through() {
     let dir = tempfile::tempdir().unwrap();
     let mut pool = pool("exits", &dir, &[("always", "yes"), ("udfpool.max-retries", "2")]);
-    let results: Vec<_> = pool.apply_stream(batches()).collect();
+    let results: Vec<_> = pool.apply_stream(arrows(batches())).map(|r| r.map(native)).collect();
     assert_eq!(results.len(), 40);
     for (i, r) in results.iter().enumerate() {
         match (i, r) {
@@ -122,14 +122,14 @@ fn a_batch_that_kills_every_worker_is_poison_and_the_rest_goes_through() {
     }
     assert_eq!(pool.restarts(), 3);
     // Still usable.
-    assert!(pool.apply(int_batch("x", &[Some(1)])).is_ok());
+    assert!(pool.apply(arrow(int_batch("x", &[Some(1)]))).map(native).is_ok());
 }
 
 #[test]
 fn a_worker_over_its_memory_limit_fails_the_batch_not_the_pool() {
     let dir = tempfile::tempdir().unwrap();
     let mut pool = pool("hungry", &dir, &[("udfpool.worker-memory-mb", "512")]);
-    let results: Vec<_> = pool.apply_stream(batches()).collect();
+    let results: Vec<_> = pool.apply_stream(arrows(batches())).map(|r| r.map(native)).collect();
     for (i, r) in results.iter().enumerate() {
         match (i, r) {
             (2, Err(PoolError::Batch { error, .. })) => {

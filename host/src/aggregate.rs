@@ -7,8 +7,10 @@
 //!
 //! let schema = Schema::new(vec![Field::new("k", DataType::Utf8), Field::new("x", DataType::Int64)]);
 //! let mut agg = Pool::builder("examples/udfs.py:total", schema.clone()).group_by(["k"]).args(["x"]).build_aggregate()?;
-//! agg.push(RecordBatch::from_rows(schema, &[vec![Value::Utf8("a".into()), Value::Int64(2)]])?)?;
-//! let groups = agg.finish()?; // columns k, result
+//! // Batches are Arrow; here built from udfpool rows and converted (the buffers move, no copy).
+//! let batch = RecordBatch::from_rows(schema, &[vec![Value::Utf8("a".into()), Value::Int64(2)]])?;
+//! agg.push(ipc::arrow::to_arrow(batch)?)?;
+//! let groups = agg.finish()?; // an Arrow batch: columns k, result
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
@@ -71,8 +73,9 @@ impl Aggregation {
         )
     }
 
-    /// Adds a batch's rows to their groups.
-    pub fn push(&mut self, batch: RecordBatch) -> Result<(), PoolError> {
+    /// Adds a batch's rows to their groups (copied once into udfpool's columns).
+    pub fn push(&mut self, batch: arrow_array::RecordBatch) -> Result<(), PoolError> {
+        let batch = ipc::arrow::from_arrow(&batch)?;
         if batch.schema() != &self.input_schema {
             return Err(PoolError::Usage(format!(
                 "batch schema {:?} differs from the aggregation's input schema {:?}",
@@ -112,7 +115,11 @@ impl Aggregation {
 
     /// The input has ended: one row per group, the key columns then the value, groups in no particular
     /// order.
-    pub fn finish(mut self) -> Result<RecordBatch, PoolError> {
+    pub fn finish(self) -> Result<arrow_array::RecordBatch, PoolError> {
+        Ok(ipc::arrow::to_arrow(self.finish_groups()?)?)
+    }
+
+    fn finish_groups(mut self) -> Result<RecordBatch, PoolError> {
         let mut parts: Vec<Vec<Column>> = Vec::with_capacity(self.workers.workers());
         for lane in 0..self.workers.workers() {
             let columns = self

@@ -19,11 +19,13 @@
 //!     .build(JobSettings::default().mode(Mode::Thread).workers(1))?;
 //! let row = |u: &str, ts, a| vec![Value::Utf8(u.into()), Value::Int64(ts), Value::Int64(a)];
 //! let batch = RecordBatch::from_rows(events, &[row("ana", 3, 20), row("bo", 4, 5), row("ana", 21, 1)])?;
-//! let early = job.push("events", batch)?; // the watermark reached 16: window [0, 10) fired
-//! assert_eq!(early.main.row(0), row("ana", 1, 20));
-//! assert_eq!(early.main.row(1), row("bo", 1, 5));
+//! // Batches in and out are Arrow: udfpool's rows converted here, to compare values.
+//! let early = job.push("events", ipc::arrow::to_arrow(batch)?)?; // watermark 16: window [0, 10) fired
+//! let early = ipc::arrow::from_arrow(&early.main)?;
+//! assert_eq!(early.row(0), row("ana", 1, 20));
+//! assert_eq!(early.row(1), row("bo", 1, 5));
 //! let rest = job.finish()?; // every window left, then the workers stop
-//! assert_eq!(rest.main.row(0), row("ana", 1, 1));
+//! assert_eq!(ipc::arrow::from_arrow(&rest.main)?.row(0), row("ana", 1, 1));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
@@ -562,9 +564,9 @@ fn names(schema: &Schema) -> String {
 #[derive(Debug, Clone, PartialEq)]
 pub struct StreamOutput {
     /// The main output.
-    pub main: RecordBatch,
+    pub main: arrow_array::RecordBatch,
     /// Every declared side output, in declaration order (empty batches included).
-    pub side_outputs: Vec<(String, RecordBatch)>,
+    pub side_outputs: Vec<(String, arrow_array::RecordBatch)>,
 }
 
 /// A running job: push batches from its sources, then finish.
@@ -627,8 +629,9 @@ impl StreamJob {
 
     /// Runs `batch` of the source `source` through the job; returns what it emitted. A batch that fails
     /// in a function fails the job: its stages' state is partly applied, so later input is refused.
-    pub fn push(&mut self, source: &str, batch: RecordBatch) -> Result<StreamOutput, PoolError> {
+    pub fn push(&mut self, source: &str, batch: arrow_array::RecordBatch) -> Result<StreamOutput, PoolError> {
         self.check_usable()?;
+        let batch = ipc::arrow::from_arrow(&batch)?;
         let input = self.stage_input(source, batch)?;
         let mut sides = self.empty_sides();
         match self.run_from(0, input, &mut sides).and_then(|main| self.output(main, sides)) {
@@ -675,9 +678,9 @@ impl StreamJob {
             .side_outputs
             .iter()
             .zip(sides)
-            .map(|((name, schema), parts)| Ok((name.clone(), concat_batches(schema, &parts)?)))
+            .map(|((name, schema), parts)| Ok((name.clone(), ipc::arrow::to_arrow(concat_batches(schema, &parts)?)?)))
             .collect::<Result<_, PoolError>>()?;
-        Ok(StreamOutput { main, side_outputs })
+        Ok(StreamOutput { main: ipc::arrow::to_arrow(main)?, side_outputs })
     }
 
     /// Keeps a stage's side outputs; returns its main output.

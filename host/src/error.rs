@@ -14,6 +14,9 @@ pub enum PoolError {
     /// The pool was asked for something its input does not have.
     #[error("{0}")]
     Usage(String),
+    /// An Arrow batch in (or a result out) has a type or value udfpool cannot hold.
+    #[error("Arrow batch: {0}")]
+    Arrow(#[from] ipc::arrow::ArrowConvertError),
     /// The Python environment could not be resolved (virtualenv, interpreter version).
     #[error("python environment: {0}")]
     Environment(String),
@@ -162,7 +165,10 @@ fn stderr_suffix(stderr: &str) -> String {
 impl PoolError {
     /// Whether the pool can go on after this error (true for a UDF failing on one batch).
     pub fn is_recoverable(&self) -> bool {
-        matches!(self, PoolError::Batch { .. } | PoolError::PoisonBatch { .. } | PoolError::Usage(_))
+        matches!(
+            self,
+            PoolError::Batch { .. } | PoolError::PoisonBatch { .. } | PoolError::Usage(_) | PoolError::Arrow(_)
+        )
     }
 
     /// For an error that concerns one batch: its sequence number, first input row and row count.

@@ -2,19 +2,25 @@
 //! `udfpool-worker` processes fed through shared-memory rings) or THREAD mode (CPython embedded in this
 //! process), with identical results.
 //!
-//! ```no_run
-//! use host::{Mode, Pool};
-//! use ipc::batch::{DataType, Field, RecordBatch, Schema, Value};
+//! Batches in and out are Apache Arrow [`arrow_array::RecordBatch`]es; types and schemas are declared
+//! in udfpool's type names (`int64`, `list<utf8>`, Flink's `BIGINT`, ...), and
+//! [`ipc::arrow::from_arrow_schema`] turns an Arrow schema into one.
 //!
-//! let schema = Schema::new(vec![Field::new("x", DataType::Int64)]);
-//! let mut pool = Pool::builder("examples/udfs.py:plus_one", schema.clone())
+//! ```no_run
+//! use arrow_array::{Int64Array, RecordBatch};
+//! use host::{Mode, Pool};
+//! use std::sync::Arc;
+//!
+//! let batch = RecordBatch::try_from_iter([("x", Arc::new(Int64Array::from(vec![Some(1), None])) as _)])?;
+//! let schema = ipc::arrow::from_arrow_schema(batch.schema_ref())?;
+//! let mut pool = Pool::builder("examples/udfs.py:plus_one", schema)
 //!     .mode(Mode::Process)
 //!     .workers(2)
 //!     .output_column("y")
 //!     .build()?;
-//! let batch = RecordBatch::from_rows(schema, &[vec![Value::Int64(1)], vec![Value::Null]])?;
 //! let out = pool.apply(batch)?;
-//! assert_eq!(out.row(0), vec![Value::Int64(1), Value::Int64(2)]);
+//! let y = out.column_by_name("y").unwrap();
+//! assert_eq!(y.as_any().downcast_ref::<Int64Array>().unwrap(), &Int64Array::from(vec![Some(2), None]));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!

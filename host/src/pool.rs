@@ -11,6 +11,7 @@ use crate::config::{Mode, PoolConfig};
 use crate::error::PoolError;
 use crate::stages::StageTotals;
 use crate::supervisor::{CatchUp, Supervisor};
+use arrow_array::RecordBatch as ArrowBatch;
 use ipc::batch::{DataType, Field, RecordBatch, Schema};
 use ipc::protocol::{
     OpenRequest, Operator, PythonInfo, StepSpec, StreamStage, UdfError, UdfErrorKind, UdfKind, UdfSpec,
@@ -652,18 +653,22 @@ impl Pool {
 
     /// Applies the UDF to one batch: returns it with the result column appended (a filter: its kept
     /// rows; a table function: each produced row joined to its input row).
-    pub fn apply(&mut self, batch: RecordBatch) -> Result<RecordBatch, PoolError> {
+    ///
+    /// The batch is copied once into udfpool's columns (see [`ipc::arrow`]); the result's buffers
+    /// move into the returned Arrow batch without a copy.
+    pub fn apply(&mut self, batch: ArrowBatch) -> Result<ArrowBatch, PoolError> {
         // Results of an abandoned stream come first: drain them.
         while self.complete_oldest().is_some() {}
-        self.submit(batch)?;
-        self.complete_oldest().unwrap_or_else(|| Err(PoolError::Usage("the batch was not kept".into())))
+        self.submit(ipc::arrow::from_arrow(&batch)?)?;
+        let result = self.complete_oldest().expect("a submitted batch is pending until it completes");
+        Ok(ipc::arrow::to_arrow(result?)?)
     }
 
     /// Applies the UDF to every batch of `input`, yielding results in input order with up to
     /// `max_in_flight` batches queued per worker. A failed batch yields an error and the stream goes on.
     pub fn apply_stream<I>(&mut self, input: I) -> Stream<'_, I::IntoIter>
     where
-        I: IntoIterator<Item = RecordBatch>,
+        I: IntoIterator<Item = ArrowBatch>,
     {
         while self.complete_oldest().is_some() {}
         Stream { pool: self, input: input.into_iter(), input_done: false }
@@ -699,8 +704,8 @@ pub struct Stream<'p, I> {
     input_done: bool,
 }
 
-impl<I: Iterator<Item = RecordBatch>> Iterator for Stream<'_, I> {
-    type Item = Result<RecordBatch, PoolError>;
+impl<I: Iterator<Item = ArrowBatch>> Iterator for Stream<'_, I> {
+    type Item = Result<ArrowBatch, PoolError>;
 
     fn next(&mut self) -> Option<Self::Item> {
         let window = self.pool.workers.workers() * self.pool.max_in_flight;
@@ -708,13 +713,16 @@ impl<I: Iterator<Item = RecordBatch>> Iterator for Stream<'_, I> {
         while !self.input_done && self.pool.broken.is_none() && self.pool.pending.len() < window {
             match self.input.next() {
                 Some(batch) => {
-                    if let Err(e) = self.pool.submit(batch) {
+                    let submitted =
+                        ipc::arrow::from_arrow(&batch).map_err(PoolError::from).and_then(|b| self.pool.submit(b));
+                    if let Err(e) = submitted {
                         return Some(Err(e));
                     }
                 }
                 None => self.input_done = true,
             }
         }
-        self.pool.complete_oldest()
+        let result = self.pool.complete_oldest()?;
+        Some(result.and_then(|b| Ok(ipc::arrow::to_arrow(b)?)))
     }
 }

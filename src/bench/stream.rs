@@ -74,6 +74,7 @@ pub fn job(
 
 /// Seconds to push every batch of `input` through a started job and finish it.
 pub fn time_job(mut job: StreamJob, input: Vec<RecordBatch>) -> Result<f64> {
+    let input = input.into_iter().map(ipc::arrow::to_arrow).collect::<Result<Vec<_>, _>>()?;
     let start = Instant::now();
     for b in input {
         job.push("input", b)?;

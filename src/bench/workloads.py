@@ -69,6 +69,16 @@ from udfpool import vectorized_udf
 
 # numpy and pandas are imported when the pool starts, not here: the file loads without them.
 vectorized_plus_one = vectorized_udf(lambda x: x + 1, result_type="int64")
+vectorized_numpy_plus_one = vectorized_udf(lambda x: x + 1, result_type="int64", vectorized_input="numpy")
+
+
+def _arrow_plus_one(x):
+    import pyarrow.compute as pc
+
+    return pc.add(x, 1)
+
+
+vectorized_arrow_plus_one = vectorized_udf(_arrow_plus_one, result_type="int64", vectorized_input="pyarrow")
 
 
 # DataStream workloads (`--workloads map,reduce,process,window`): rows k (100 keys), ts (the row's

@@ -28,6 +28,11 @@ pub enum Workload {
     /// A vectorized `x + 1` on a pandas Series of int64 (opt-in; needs numpy and pandas through
     /// `--config python.executable=...`; no floor or multiprocessing figure).
     Vectorized,
+    /// The same on a numpy array (`vectorized_input="numpy"`; opt-in).
+    VectorizedNumpy,
+    /// The same on a pyarrow array, `pyarrow.compute.add(x, 1)` (`vectorized_input="pyarrow"`; opt-in;
+    /// needs pyarrow).
+    VectorizedArrow,
     /// DataStream `map` over rows (k, ts, v) (opt-in; see [`stream`](super::stream)).
     Map,
     /// DataStream `key_by(k).reduce(sum)` (opt-in).
@@ -42,7 +47,8 @@ impl Workload {
     /// The scalar workloads, the default matrix.
     pub const ALL: [Workload; 4] = [Workload::Trivial, Workload::String, Workload::Json, Workload::Compute];
     /// The other function kinds, measured when asked for by name.
-    pub const KINDS: [Workload; 3] = [Workload::Filter, Workload::Table, Workload::Vectorized];
+    pub const KINDS: [Workload; 5] =
+        [Workload::Filter, Workload::Table, Workload::Vectorized, Workload::VectorizedNumpy, Workload::VectorizedArrow];
     /// The DataStream operators, measured when asked for by name.
     pub const STREAM: [Workload; 4] = [Workload::Map, Workload::Reduce, Workload::Process, Workload::Window];
 
@@ -61,6 +67,8 @@ impl Workload {
             Workload::Filter => "filter",
             Workload::Table => "table",
             Workload::Vectorized => "vectorized",
+            Workload::VectorizedNumpy => "vectorized_numpy",
+            Workload::VectorizedArrow => "vectorized_arrow",
             Workload::Map => "map",
             Workload::Reduce => "reduce",
             Workload::Process => "process",
@@ -75,6 +83,8 @@ impl Workload {
             Workload::Filter => "keep_even",
             Workload::Table => "repeat_twice",
             Workload::Vectorized => "vectorized_plus_one",
+            Workload::VectorizedNumpy => "vectorized_numpy_plus_one",
+            Workload::VectorizedArrow => "vectorized_arrow_plus_one",
             other => other.name(),
         }
     }
@@ -84,7 +94,13 @@ impl Workload {
         match self {
             Workload::Filter => Some("[x for x in xs if f(x)]"),
             Workload::Table => Some("[r for x in xs for r in f(x)]"),
-            Workload::Vectorized | Workload::Map | Workload::Reduce | Workload::Process | Workload::Window => None,
+            Workload::Vectorized
+            | Workload::VectorizedNumpy
+            | Workload::VectorizedArrow
+            | Workload::Map
+            | Workload::Reduce
+            | Workload::Process
+            | Workload::Window => None,
             _ => Some("[f(x) for x in xs]"),
         }
     }
@@ -98,9 +114,13 @@ impl Workload {
 
     pub(super) fn column_kind(self) -> &'static str {
         match self {
-            Workload::Trivial | Workload::Compute | Workload::Filter | Workload::Table | Workload::Vectorized => {
-                "int64"
-            }
+            Workload::Trivial
+            | Workload::Compute
+            | Workload::Filter
+            | Workload::Table
+            | Workload::Vectorized
+            | Workload::VectorizedNumpy
+            | Workload::VectorizedArrow => "int64",
             Workload::Map | Workload::Reduce | Workload::Process | Workload::Window => "rows",
             Workload::String => "utf8",
             Workload::Json => "json",
@@ -118,6 +138,7 @@ impl Workload {
     pub(super) fn base_rows(self) -> f64 {
         match self {
             Workload::Trivial | Workload::Filter | Workload::Vectorized => 400_000.0,
+            Workload::VectorizedNumpy | Workload::VectorizedArrow => 400_000.0,
             Workload::Table | Workload::Map | Workload::Reduce | Workload::Process | Workload::Window => 100_000.0,
             Workload::String => 200_000.0,
             Workload::Json => 60_000.0,
@@ -134,7 +155,8 @@ impl Workload {
             .find(|w| w.name() == s.trim())
             .with_context(|| {
                 format!(
-                    "unknown workload {s:?}; workloads: trivial, string, json, compute (and filter, table, vectorized; \
+                    "unknown workload {s:?}; workloads: trivial, string, json, compute (and filter, table, vectorized, \
+                     vectorized_numpy, vectorized_arrow; \
                      DataStream: map, reduce, process, window)"
                 )
             })
@@ -154,19 +176,12 @@ pub fn batches(w: Workload, rows: usize, batch_size: usize) -> Vec<RecordBatch> 
             let mut b = ColumnBuilder::new(&w.column(), end - start);
             for i in start..end {
                 match w {
-                    Workload::Trivial
-                    | Workload::Compute
-                    | Workload::Filter
-                    | Workload::Table
-                    | Workload::Vectorized
-                    | Workload::Map
-                    | Workload::Reduce
-                    | Workload::Process
-                    | Workload::Window => b.push_i64(i as i64),
                     Workload::String => b.push_str(&format!("value-{i:08}-abcdefghijkl")).expect("small"),
                     Workload::Json => b
                         .push_str(&format!("{{\"id\": {i}, \"name\": \"user-{i}\", \"tags\": [\"a\", \"b\"]}}"))
                         .expect("small"),
+                    // Every other workload's column is int64 (`Workload::column`).
+                    _ => b.push_i64(i as i64),
                 }
             }
             RecordBatch::try_new(schema.clone(), vec![b.finish()], end - start).expect("well-formed")

@@ -113,3 +113,32 @@ pub fn venv_python(packages: &[&str]) -> String {
     assert!(ok(std::process::Command::new(&python).args(["-c", &imports])), "{imports} fails in {}", python.display());
     python.display().to_string()
 }
+
+/// A udfpool batch as the Arrow batch the pool API takes (buffers moved, no copy).
+pub fn arrow(b: RecordBatch) -> arrow_array::RecordBatch {
+    ipc::arrow::to_arrow(b).unwrap()
+}
+
+/// An Arrow batch the pool API returned, as a udfpool batch (rows and values to compare).
+pub fn native(b: arrow_array::RecordBatch) -> RecordBatch {
+    ipc::arrow::from_arrow(&b).unwrap()
+}
+
+/// Batches for [`host::Pool::apply_stream`].
+pub fn arrows(batches: impl IntoIterator<Item = RecordBatch>) -> impl Iterator<Item = arrow_array::RecordBatch> {
+    batches.into_iter().map(arrow)
+}
+
+/// A stream job's output with udfpool batches: the main output and each side output.
+#[derive(Debug)]
+pub struct Emitted {
+    /// The main output.
+    pub main: RecordBatch,
+    /// Each side output, in declaration order.
+    pub side_outputs: Vec<(String, RecordBatch)>,
+}
+
+/// A stream job's output as udfpool batches.
+pub fn emitted(o: host::datastream::StreamOutput) -> Emitted {
+    Emitted { main: native(o.main), side_outputs: o.side_outputs.into_iter().map(|(n, b)| (n, native(b))).collect() }
+}

@@ -62,3 +62,8 @@ def float32_overflow(x):
 @udf(result_type="MAP<STRING, ARRAY<DECIMAL(4, 1)>>")
 def nested_map(x):
     return {"k": [decimal.Decimal("1.25"), None], "bad": ["x"]} if x == 2 else {"k": [decimal.Decimal("-1.25")]}
+
+
+@udf(result_type="MAP<STRING, BIGINT>")
+def null_key(x):
+    return {None: 1} if x == 2 else {"k": x}

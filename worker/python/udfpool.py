@@ -543,6 +543,9 @@ def _as_arrow(result):
     """``result`` as a ``pyarrow.Array`` if it is Arrow data (a pyarrow array or chunked array, or any
     object with ``__arrow_c_array__`` or ``__arrow_c_stream__``, such as a Polars Series), else None."""
     module = type(result).__module__ or ""
+    if module.startswith(("pandas", "numpy")):
+        # pandas Series have `__arrow_c_stream__` too; they keep their own checks in `_from_vector`.
+        return None
     if not (module.startswith("pyarrow") or hasattr(result, "__arrow_c_array__") or hasattr(result, "__arrow_c_stream__")):
         return None
     pa = _vector_libraries("pyarrow")
