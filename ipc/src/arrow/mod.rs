@@ -1,6 +1,6 @@
 //! udfpool batches to and from Apache Arrow (arrow-rs) record batches.
 //!
-//! udfpool's own [`RecordBatch`] has Arrow's memory layout (little-endian value buffers, LSB-first
+//! udfpool's own [`RecordBatch`](crate::batch::RecordBatch) has Arrow's memory layout (little-endian value buffers, LSB-first
 //! validity bitmaps, offsets into value bytes or child columns), so crossing over is cheap:
 //!
 //! - **to Arrow** ([`to_arrow`]) moves every buffer into an Arrow buffer without a copy; only string,
