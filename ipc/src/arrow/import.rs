@@ -107,12 +107,22 @@ fn time_micros(v: i64, unit: TimeUnit) -> Result<i64, String> {
         .ok_or_else(|| format!("time {v} ({unit:?}s) is not within a day"))
 }
 
-fn decimal(v: i128, precision: u8) -> Result<i128, String> {
-    if temporal::decimal_fits(v, precision) {
-        Ok(v)
-    } else {
-        Err(format!("unscaled decimal {v} has more than {precision} digits"))
+/// Decimals as udfpool stores them: `i128` unscaled values, null slots zeroed, each within
+/// `precision` digits (Arrow does not check that; the first one that is not is an error).
+fn decimals(
+    mut values: Vec<i128>,
+    valid: &Option<Bitmap>,
+    (precision, scale): (u8, i8),
+    column: &str,
+) -> Result<ColumnData, ArrowConvertError> {
+    clear_nulls(&mut values, valid);
+    let bound = temporal::decimal_bound(precision);
+    if let Some(row) = values.iter().position(|v| v.unsigned_abs() >= bound) {
+        let message = format!("unscaled decimal {} has more than {precision} digits", values[row]);
+        return Err(ArrowConvertError::at(column, row, message));
     }
+    // `from_arrow_type` accepted the type: 0 <= scale <= precision.
+    Ok(ColumnData::Decimal { precision, scale: scale as u8, values: LeBuffer(values) })
 }
 
 /// Values delimited by `offsets` into `bytes`, rebased to start at 0 (a sliced array's first offset
@@ -191,21 +201,13 @@ pub fn from_arrow_column(array: &dyn Array, column: &str) -> Result<Column, Arro
         ArrowType::UInt64 => ColumnData::Int64(LeBuffer(convert::<UInt64Type, _>(array, &valid, unsigned, column)?)),
         ArrowType::Float32 => ColumnData::Float32(LeBuffer(values::<Float32Type>(array))),
         ArrowType::Float64 => ColumnData::Float64(LeBuffer(values::<Float64Type>(array))),
-        &ArrowType::Decimal32(precision, scale) => ColumnData::Decimal {
-            precision,
-            scale: scale as u8,
-            values: LeBuffer(convert::<Decimal32Type, _>(array, &valid, |v| decimal(v.into(), precision), column)?),
-        },
-        &ArrowType::Decimal64(precision, scale) => ColumnData::Decimal {
-            precision,
-            scale: scale as u8,
-            values: LeBuffer(convert::<Decimal64Type, _>(array, &valid, |v| decimal(v.into(), precision), column)?),
-        },
-        &ArrowType::Decimal128(precision, scale) => ColumnData::Decimal {
-            precision,
-            scale: scale as u8,
-            values: LeBuffer(convert::<Decimal128Type, _>(array, &valid, |v| decimal(v, precision), column)?),
-        },
+        &ArrowType::Decimal32(p, s) => {
+            decimals(values::<Decimal32Type>(array).into_iter().map(i128::from).collect(), &valid, (p, s), column)?
+        }
+        &ArrowType::Decimal64(p, s) => {
+            decimals(values::<Decimal64Type>(array).into_iter().map(i128::from).collect(), &valid, (p, s), column)?
+        }
+        &ArrowType::Decimal128(p, s) => decimals(values::<Decimal128Type>(array), &valid, (p, s), column)?,
         ArrowType::Utf8 => {
             let a = array.as_string::<i32>();
             ColumnData::Utf8(var_data(a.value_offsets(), a.values(), column)?)

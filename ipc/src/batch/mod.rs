@@ -769,7 +769,8 @@ impl Column {
             ColumnData::Binary(v) => v.check(false),
             ColumnData::Decimal { precision, scale, values } => {
                 DataType::decimal(*precision, *scale)?;
-                range(values.0.iter().all(|&x| temporal::decimal_fits(x, *precision)), "decimal")
+                let bound = temporal::decimal_bound(*precision);
+                range(values.0.iter().all(|&x| x.unsigned_abs() < bound), "decimal")
             }
             ColumnData::Date(v) => {
                 range(v.0.iter().all(|d| (temporal::MIN_DAYS..=temporal::MAX_DAYS).contains(d)), "date")
