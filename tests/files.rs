@@ -71,6 +71,22 @@ fn every_type_pyarrow_writes_crosses_python_and_back_in_both_modes() {
         assert!(text(&run).contains("rows 7,"), "{}", text(&run));
         let checked = python(&script("check_same.py"), &[parquet_in.to_str().unwrap(), out.to_str().unwrap()]);
         assert!(checked.starts_with("ok"), "{checked}");
+        // Polars reads it too (maps come back as lists of key/value structs, its way).
+        let polars = venv_python(&["numpy", "pandas", "pyarrow", "polars"]);
+        let read = Command::new(polars)
+            .args(["-c", "import sys, polars as pl; df = pl.read_parquet(sys.argv[1]); print(df.height, df.width)"])
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(read.status.success(), "polars: {}", text(&read));
+        assert_eq!(String::from_utf8_lossy(&read.stdout).trim(), format!("7 {}", 2 * columns.len()), "polars' view");
+        // And DuckDB: the values of a few columns through SQL.
+        let duckdb = venv_python(&["duckdb"]);
+        let sql = "import sys, duckdb\n\
+                   print(duckdb.sql(f\"select count(*), sum(i64_out), max(s_out), count(m_out) from read_parquet('{sys.argv[1]}')\").fetchall())";
+        let read = Command::new(duckdb).args(["-c", sql]).arg(&out).output().unwrap();
+        assert!(read.status.success(), "duckdb: {}", text(&read));
+        assert_eq!(String::from_utf8_lossy(&read.stdout).trim(), "[(7, 11, 'ünïcödé', 6)]", "duckdb's view");
         // Arrow IPC file in, Arrow IPC file out: the same values.
         let out = dir.path().join(format!("out-{mode}.arrow"));
         let arrow_in = dir.path().join("all.arrow");
