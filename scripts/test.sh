@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it (.ci/run calls this). Installs nothing by hand: cargo fetches the
 # crates; Python is the machine's python3, which must have a shared libpython.
-# The vectorized-function tests make their own virtualenv with numpy and pandas under target/ on first
-# use (from PyPI).
+# The vectorized-function and file tests make their own virtualenv under target/ on first use, with
+# numpy, pandas, pyarrow, polars and duckdb from PyPI (pyarrow writes the Parquet and Arrow files read,
+# and it, Polars and DuckDB read back what udfpool writes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
