@@ -142,3 +142,20 @@ fn without_pyarrow_the_error_says_what_to_install() {
         .unwrap_err();
     assert!(e.to_string().contains("`pip install pyarrow numpy`"), "{mode}: {e}");
 }
+
+#[test]
+fn arrays_kept_past_their_call_keep_their_values() {
+    // The arrays view the batch's own memory (no copy): a function that keeps them must still read
+    // the same values after the pool has moved on to other batches and answered the earlier ones.
+    let schema = Schema::new(vec![Field::new("v", DataType::Int64)]);
+    for mode in MODES {
+        let mut pool = arrow_udf("remembers", &schema, mode, pyarrow_python()).build().unwrap();
+        let mut totals = Vec::new();
+        for b in [[1, 2], [10, 20], [100, 200]] {
+            let batch = int_batch("v", &[Some(b[0]), Some(b[1])]);
+            let out = native(pool.apply(arrow(batch)).unwrap());
+            totals.push(result_column(&out)[0].clone());
+        }
+        assert_eq!(totals, [Value::Int64(3), Value::Int64(33), Value::Int64(333)], "{mode}");
+    }
+}

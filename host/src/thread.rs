@@ -48,7 +48,7 @@ pub(crate) fn start_lanes(
 type Answer = (Response, Option<u64>);
 
 /// Runs batch `id` (the columns `args` of `batch`) through the operator, holding the GIL.
-fn run(op: &LoadedOperator, id: u64, batch: &RecordBatch, args: &[usize], trace: bool) -> Answer {
+fn run(op: &LoadedOperator, id: u64, batch: &Arc<RecordBatch>, args: &[usize], trace: bool) -> Answer {
     let asked = if trace { now_ns() } else { 0 };
     Python::attach(|py| {
         let gil_wait = trace.then(|| now_ns() - asked);

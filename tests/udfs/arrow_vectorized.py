@@ -65,3 +65,15 @@ def polars_plus_one(x):
 def total(x):
     assert isinstance(x, pa.Array), type(x)
     return pc.sum(x).as_py()
+
+
+_kept = []
+
+
+@vectorized_udf(result_type="BIGINT", vectorized_input="pyarrow")
+def remembers(x):
+    """Keeps every input array past its call: the views must keep their batch's memory alive, so
+    earlier arrays still hold their values when later batches run."""
+    _kept.append(x)
+    total = sum(pc.sum(a).as_py() for a in _kept)
+    return pa.array([total] * len(x), pa.int64())

@@ -588,7 +588,7 @@ def _from_arrow(arr, n, kind):
     null = arr.is_null().to_numpy(zero_copy_only=False) if arr.null_count else None
     values = arr.fill_null(False if kind == "bool" else 0) if arr.null_count else arr
     values = values.to_numpy(zero_copy_only=False)
-    data = np.packbits(values, bitorder="little").tobytes() if kind == "bool" else np.ascontiguousarray(values).tobytes()
+    data = np.packbits(values, bitorder="little").tobytes() if kind == "bool" else np.ascontiguousarray(values)
     return data, (None if null is None else np.packbits(~null, bitorder="little").tobytes())
 
 
@@ -625,8 +625,10 @@ def _masked_pandas(pd, values, mask, kind):
 
 
 def _from_vector(result, n, kind):
-    """A returned Series or array of ``n`` values as (little-endian bytes, null mask bytes or None) for
-    numeric and bool result types, or as a list of Python values (None for null) for the others."""
+    """A returned Series or array of ``n`` values as (values, packed validity bits or None) for numeric
+    and bool result types — the values a C-contiguous numpy array of the result's dtype (read by the
+    Rust side through the buffer protocol, one copy), or packed bits for bool — or as a list of Python
+    values (None for null) for the others."""
     arrow = _as_arrow(result)
     if arrow is not None:
         return _from_arrow(arrow, n, kind)
@@ -651,7 +653,7 @@ def _from_vector(result, n, kind):
                 low, high = int(arr.min()), int(arr.max())
                 if low < info.min or high > info.max:
                     raise OverflowError(f"{low if low < info.min else high} is out of the range of {kind}")
-            return np.ascontiguousarray(arr, dtype=target).tobytes(), None
+            return np.ascontiguousarray(arr, dtype=target), None
     series = result if isinstance(result, pd.Series) else pd.Series(
         result.filled(0) if isinstance(result, np.ma.MaskedArray) else result,
         dtype=object if getattr(result, "dtype", None) is None else None,
@@ -680,7 +682,7 @@ def _from_vector(result, n, kind):
             raise OverflowError(f"{bad} is out of the range of {kind}")
     filled = series.where(~null, 0)
     values = np.ascontiguousarray(filled.to_numpy(dtype=target))
-    return values.tobytes(), (np.packbits(~null, bitorder="little").tobytes() if null.any() else None)
+    return values, (np.packbits(~null, bitorder="little").tobytes() if null.any() else None)
 
 def _load_file(path, module_name):
     """Imports the file at ``path`` as a fresh module named ``module_name``."""

@@ -33,6 +33,7 @@
 //! Sharpest invariant: no borrowed Python object (`Bound`) outlives the `Python::attach` scope it was
 //! made in, and every Python exception becomes an owned [`ipc::protocol::UdfError`] inside that scope.
 
+pub mod buffer_view;
 pub mod convert;
 pub mod error;
 pub mod interpreter;

@@ -12,8 +12,9 @@ use crate::udf::{Role, Udf};
 use ipc::batch::LeBuffer;
 use ipc::batch::{Column, ColumnBuilder, DataType, RecordBatch};
 use ipc::protocol::{OpenRequest, Operator, PythonInfo, Response, UdfError, UdfErrorKind, UdfKind, WorkerInfo};
-use ipc::trace::WorkerTimes;
+use ipc::trace::{ApplyTimes, WorkerTimes};
 use pyo3::prelude::*;
+use std::sync::Arc;
 
 /// An operator loaded into this worker's interpreter, its functions' `open` already called.
 #[derive(Debug)]
@@ -40,8 +41,8 @@ pub enum Args<'a> {
     Owned(RecordBatch),
     /// The columns `columns` of a batch the caller keeps (THREAD mode keeps it to resend it).
     Borrowed {
-        /// The whole batch.
-        batch: &'a RecordBatch,
+        /// The whole batch (shared: vectorized functions' arguments view it without a copy).
+        batch: &'a Arc<RecordBatch>,
         /// The operator's columns, in order.
         columns: &'a [usize],
     },
@@ -52,6 +53,17 @@ impl Args<'_> {
         match self {
             Args::Owned(batch) => batch.columns().iter().collect(),
             Args::Borrowed { batch, columns } => columns.iter().map(|&i| batch.column(i)).collect(),
+        }
+    }
+
+    /// The batch shared, and the operator's columns in it: an owned batch moves into the `Arc`.
+    fn shared(self) -> (Arc<RecordBatch>, Vec<usize>) {
+        match self {
+            Args::Owned(batch) => {
+                let columns = (0..batch.columns().len()).collect();
+                (Arc::new(batch), columns)
+            }
+            Args::Borrowed { batch, columns } => (batch.clone(), columns.to_vec()),
         }
     }
 
@@ -138,6 +150,16 @@ impl LoadedOperator {
                 match udf.apply_table(py, &args.columns(), rows) {
                     Ok((input_rows, result)) => Response::TableBatch { id, input_rows: LeBuffer(input_rows), result },
                     Err(error) => Response::Failed { id, error },
+                }
+            }
+            LoadedOperator::Function(udf) if udf.kind() == UdfKind::Vectorized => {
+                let (batch, columns) = args.shared();
+                let mut times = trace.then(ApplyTimes::default);
+                match (udf.apply_vectorized(py, &batch, &columns, times.as_mut()), times) {
+                    (Ok(result), Some(apply)) => {
+                        Response::TracedBatch { id, times: WorkerTimes { apply, ..Default::default() }, result }
+                    }
+                    (result, _) => answer(result),
                 }
             }
             LoadedOperator::Function(udf) if trace => match udf.apply_timed(py, &args.columns(), rows) {

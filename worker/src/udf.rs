@@ -3,12 +3,13 @@
 use crate::convert::{push_result, to_py};
 use crate::error::from_py;
 use crate::vector::VectorInput;
-use ipc::batch::{Column, ColumnBuilder, DataType, RecordBatch};
+use ipc::batch::{Column, ColumnBuilder, DataType, Field, RecordBatch, Schema};
 use ipc::protocol::{OpenRequest, UdfError, UdfErrorKind, UdfKind, UdfSpec};
 use ipc::trace::{now_ns, ApplyTimes};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// Rows converted, called and collected per phase: bounds the Python objects alive at once while
 /// keeping each phase's loop long. 256 measured as good as 64 and 1024 (`s.upper()`, `x + 1`).
@@ -230,7 +231,13 @@ impl Udf {
     ) -> Result<Column, UdfError> {
         self.check_args(cols, rows)?;
         if self.kind == UdfKind::Vectorized {
-            return self.run_vectorized(py, cols, rows, times);
+            // Columns without their batch (a pipeline's steps): a batch of copies to view. The
+            // operator hands its own batch to `apply_vectorized` instead, without a copy.
+            let fields = cols.iter().enumerate().map(|(i, c)| Field::new(format!("arg{i}"), c.data_type())).collect();
+            let batch = RecordBatch::try_new(Schema::new(fields), cols.iter().map(|&c| c.clone()).collect(), rows)
+                .map_err(|e| UdfError::plain(UdfErrorKind::BadResult, e.to_string()))?;
+            let columns: Vec<usize> = (0..cols.len()).collect();
+            return self.run_vectorized(py, &Arc::new(batch), &columns, rows, times);
         }
         let timed = times.is_some();
         let clock = || if timed { now_ns() } else { 0 };
@@ -288,20 +295,36 @@ impl Udf {
         Ok(out.finish())
     }
 
+    /// A vectorized function over the columns `columns` of `batch`, which its arguments view without
+    /// a copy (the views keep the batch alive for as long as Python keeps them).
+    pub fn apply_vectorized(
+        &self,
+        py: Python<'_>,
+        batch: &Arc<RecordBatch>,
+        columns: &[usize],
+        times: Option<&mut ApplyTimes>,
+    ) -> Result<Column, UdfError> {
+        let rows = batch.num_rows();
+        let cols: Vec<&Column> = columns.iter().map(|&i| batch.column(i)).collect();
+        self.check_args(&cols, rows)?;
+        self.run_vectorized(py, batch, columns, rows, times)
+    }
+
     /// A vectorized function: one call with every argument column as a Series or array.
     fn run_vectorized(
         &self,
         py: Python<'_>,
-        cols: &[&Column],
+        batch: &Arc<RecordBatch>,
+        columns: &[usize],
         rows: usize,
         times: Option<&mut ApplyTimes>,
     ) -> Result<Column, UdfError> {
         let environment = |e: PyErr| from_py(py, &e, UdfErrorKind::Environment, None);
         let udfpool = py.import("udfpool").map_err(environment)?;
         let start = now_ns();
-        let args = cols
+        let args = columns
             .iter()
-            .map(|c| crate::vector::to_vector(py, &udfpool, c, rows, self.input))
+            .map(|&c| crate::vector::to_vector(py, &udfpool, batch, c, rows, self.input))
             .collect::<PyResult<Vec<_>>>()
             .map_err(environment)?;
         let converted = now_ns();
