@@ -308,6 +308,12 @@ fn run(mut a: RunArgs) -> Result<()> {
     if a.batch_size == 0 {
         bail!("--batch-size must be at least 1");
     }
+    let written = [
+        ("--output", Some(&a.output)),
+        ("--bad-rows", a.bad_rows.as_ref()),
+        ("--skip-failed-batches", a.skip_failed_batches.as_ref()),
+    ];
+    refuse_overwriting_inputs(&[a.input.clone()], &written)?;
     let mut reader = BatchReader::open(&a.input, format, &declared, a.batch_size)?;
     if let Some(path) = &a.bad_rows {
         reader = reader.with_bad_rows(BadRows::create(path)?);
@@ -464,6 +470,42 @@ fn run(mut a: RunArgs) -> Result<()> {
     Ok(())
 }
 
+/// Refuses to run when a file the run writes (`written`: what it is, and its path) is one of the files
+/// it reads: writing would destroy the input while it is being read. Compares the files themselves
+/// (device and inode), so links and other spellings of the same path are caught too.
+fn refuse_overwriting_inputs(inputs: &[PathBuf], written: &[(&str, Option<&PathBuf>)]) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let mut files = Vec::new();
+    for input in inputs {
+        // A directory or glob input (Parquet, Arrow) is its files.
+        let expanded = crate::columnar::expand_input(input).unwrap_or_else(|_| vec![input.clone()]);
+        for file in expanded {
+            if let Ok(m) = std::fs::metadata(&file) {
+                files.push((file, m.dev(), m.ino()));
+            }
+        }
+    }
+    for (what, path) in written.iter().filter_map(|(w, p)| Some((w, (*p)?))) {
+        if path.as_os_str() == "-" {
+            continue;
+        }
+        let Ok(m) = std::fs::metadata(path) else { continue };
+        // Only regular files are replaced; writing to /dev/null or a pipe that is also read is the
+        // user's business.
+        if !m.file_type().is_file() {
+            continue;
+        }
+        if let Some((input, ..)) = files.iter().find(|(_, dev, ino)| (*dev, *ino) == (m.dev(), m.ino())) {
+            bail!(
+                "{what} {} is the input file {}: writing it would destroy the input; write somewhere else",
+                path.display(),
+                input.display()
+            );
+        }
+    }
+    Ok(())
+}
+
 /// A batch read from `path` as Arrow, for the pool: its buffers move without a copy. Fails only for
 /// what Arrow cannot hold (a map with a null key).
 fn arrow_in(path: &std::path::Path, batch: ipc::batch::RecordBatch) -> Result<arrow_array::RecordBatch, InputError> {
@@ -517,6 +559,11 @@ fn run_stream(a: RunArgs, job: crate::job::Job) -> Result<()> {
         let schema = source.schema.as_deref().or(schema_text.as_deref().filter(|_| in_union(name)));
         readers.push((name.clone(), source.input.clone(), open(&source.input, schema, None)?));
     }
+    let inputs: Vec<PathBuf> = readers.iter().map(|(_, path, _)| path.clone()).collect();
+    let side_paths: Vec<PathBuf> = job.side_outputs.keys().map(|name| side_output_path(&output, name)).collect();
+    let mut written = vec![("the output", Some(&output))];
+    written.extend(side_paths.iter().map(|p| ("a side output", Some(p))));
+    refuse_overwriting_inputs(&inputs, &written)?;
     let schemas = readers.iter().map(|(n, _, r)| (n.clone(), r.schema().clone())).collect();
     let stream = build_stream(&job.stream, &schemas, job.event_time.as_ref(), &job.side_outputs)?;
     let mut settings = host::datastream::JobSettings::default();

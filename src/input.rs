@@ -516,7 +516,26 @@ fn read_csv(
     let mut rec = csv::ByteRecord::new();
     match r.read_byte_record(&mut rec) {
         Ok(false) => Ok(None),
-        Ok(true) => Ok(Some((rec.position().map_or(prev_line + 1, |p| p.line()), Raw::Csv(rec)))),
+        Ok(true) => {
+            let line = rec.position().map_or(prev_line + 1, |p| p.line());
+            // A quote that is never closed makes the rest of the file one value, which the csv parser
+            // accepts: a record with a line break in a field that runs to the end of the file is
+            // checked for one.
+            if rec.iter().any(|f| f.contains(&b'\n') || f.contains(&b'\r')) {
+                let start = rec.position().map_or(0, |p| p.byte());
+                let at_end = r.get_ref().get_ref().metadata().is_ok_and(|m| r.position().byte() >= m.len());
+                if at_end && unterminated_quote(path, start)? {
+                    return Err(bad(
+                        path,
+                        line,
+                        "a quoted field opened in this record is never closed: the rest of the file would be one value; \
+                         close the quote (a quote inside a quoted field is written twice: \"\")"
+                            .into(),
+                    ));
+                }
+            }
+            Ok(Some((line, Raw::Csv(rec))))
+        }
         Err(e) => match csv_error(path, e) {
             InputError::Bad { line, message, .. } => {
                 Ok(Some((line.max(prev_line + 1), Raw::Bad { text: String::new(), message })))
@@ -524,6 +543,41 @@ fn read_csv(
             other => Err(other),
         },
     }
+}
+
+/// Whether the CSV text of `path` from byte `start` (a record's start) to its end leaves a quoted field
+/// open, as RFC 4180 quoting reads it (the csv parser's: a quote opens a field only at its start, and a
+/// doubled quote inside one is a quote).
+fn unterminated_quote(path: &str, start: u64) -> Result<bool, InputError> {
+    use std::io::{Read, Seek, SeekFrom};
+    let io = |source| InputError::Io { path: path.to_owned(), source };
+    let mut f = BufReader::new(File::open(path).map_err(io)?);
+    f.seek(SeekFrom::Start(start)).map_err(io)?;
+    let (mut in_quotes, mut field_start, mut quote_pending) = (false, true, false);
+    for byte in f.bytes() {
+        let b = byte.map_err(io)?;
+        if in_quotes {
+            if quote_pending {
+                quote_pending = false;
+                if b == b'"' {
+                    continue; // a doubled quote: one quote inside the field
+                }
+                in_quotes = false; // the quote before this byte closed the field
+            } else if b == b'"' {
+                quote_pending = true;
+                continue;
+            } else {
+                continue;
+            }
+        }
+        if b == b'"' && field_start {
+            in_quotes = true;
+            field_start = false;
+        } else {
+            field_start = matches!(b, b',' | b'\n' | b'\r');
+        }
+    }
+    Ok(in_quotes && !quote_pending)
 }
 
 fn csv_error(path: &str, e: csv::Error) -> InputError {

@@ -401,3 +401,78 @@ fn a_batch_size_flag_overrides_the_job_file() {
         assert!(stdout.contains(batches), "{flag:?}: {stdout}");
     }
 }
+
+/// Writing a file the run reads would destroy it while it is read (issue 19: 100 000 rows became 1 860
+/// and the run said it succeeded). Every file a run writes is checked against every file it reads, by
+/// device and inode, so links and other spellings are caught; the input is left as it was.
+#[test]
+fn an_output_that_is_an_input_is_refused_and_the_input_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("same.csv");
+    let text: String = std::iter::once("x\n".to_owned()).chain((0..100_000).map(|i| format!("{i}\n"))).collect();
+    std::fs::write(&input, &text).unwrap();
+    let link = dir.path().join("link.jsonl");
+    std::os::unix::fs::symlink(&input, &link).unwrap();
+    let udf = format!("{}:plus_one", example("udfs.py"));
+    let spelled_otherwise = dir.path().join(".").join("same.csv");
+    let base = ["run", "--udf", &udf, "--args", "x", "--input", input.to_str().unwrap()];
+    for (flag, target) in [
+        ("--output", input.to_str().unwrap()),
+        ("--output", link.to_str().unwrap()),
+        ("--output", spelled_otherwise.to_str().unwrap()),
+        ("--bad-rows", input.to_str().unwrap()),
+        ("--skip-failed-batches", link.to_str().unwrap()),
+    ] {
+        let mut args = base.to_vec();
+        if flag != "--output" {
+            args.extend(["--output", "-"]);
+        }
+        args.extend([flag, target]);
+        let err = run_err(&args);
+        assert!(err.contains("is the input file") && err.contains("same.csv"), "{flag} {target}: {err}");
+        assert_eq!(std::fs::read_to_string(&input).unwrap(), text, "{flag} {target}: the input changed");
+    }
+    // A job file naming its input as its output too.
+    let job = dir.path().join("job.toml");
+    std::fs::write(
+        &job,
+        format!("input = \"same.csv\"\noutput = \"same.csv\"\n[[operator]]\nudf = {udf:?}\nargs = [\"x\"]\n"),
+    )
+    .unwrap();
+    let err = run_err(&["run", "--job", job.to_str().unwrap()]);
+    assert!(err.contains("is the input file"), "{err}");
+    assert_eq!(std::fs::read_to_string(&input).unwrap(), text);
+}
+
+/// One unterminated quote used to make the rest of the file one value and the run succeed with 51 rows
+/// of 100 000 (issue 19); it is now an error naming the line where the quote opened. A quoted field
+/// that legitimately spans lines at the end of the file still reads.
+#[test]
+fn an_unterminated_quote_is_an_error_naming_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("quotes.csv");
+    let mut text = String::from("x,s\n");
+    for i in 0..100_000 {
+        text += &if i == 50 { format!("{i},\"oops\n") } else { format!("{i},v{i}\n") };
+    }
+    std::fs::write(&input, &text).unwrap();
+    let udf = format!("{}:plus_one", example("udfs.py"));
+    let out = dir.path().join("out.jsonl");
+    let args =
+        ["run", "--udf", &udf, "--args", "x", "--input", input.to_str().unwrap(), "--output", out.to_str().unwrap()];
+    let err = run_err(&args);
+    assert!(err.contains("quotes.csv:52: a quoted field opened in this record is never closed"), "{err}");
+    // With --bad-rows too: the rest of the file is not one bad row to skip.
+    let bad = dir.path().join("bad.jsonl");
+    let mut with_bad_rows = args.to_vec();
+    with_bad_rows.extend(["--bad-rows", bad.to_str().unwrap()]);
+    let err = run_err(&with_bad_rows);
+    assert!(err.contains("never closed"), "{err}");
+
+    // Closed quotes spanning lines, doubled quotes, a quote closing at the very end: all fine.
+    std::fs::write(&input, "x,s\n1,\"a \"\"quoted\"\" word\"\n2,\"two\nlines\"").unwrap();
+    let summary = run_ok(&args);
+    assert!(summary.contains("rows 2,"), "{summary}");
+    let written = std::fs::read_to_string(&out).unwrap();
+    assert!(written.contains(r#""s":"two\nlines""#), "{written}");
+}
