@@ -313,7 +313,7 @@ fn run(mut a: RunArgs) -> Result<()> {
         ("--bad-rows", a.bad_rows.as_ref()),
         ("--skip-failed-batches", a.skip_failed_batches.as_ref()),
     ];
-    refuse_overwriting_inputs(&[a.input.clone()], &written)?;
+    refuse_overwriting_inputs(std::slice::from_ref(&a.input), &written)?;
     let mut reader = BatchReader::open(&a.input, format, &declared, a.batch_size)?;
     if let Some(path) = &a.bad_rows {
         reader = reader.with_bad_rows(BadRows::create(path)?);
