@@ -43,6 +43,7 @@ pub mod stages;
 mod supervisor;
 #[cfg(feature = "thread")]
 pub mod thread;
+mod worker_stderr;
 
 pub use config::{Mode, PoolConfig};
 pub use error::PoolError;

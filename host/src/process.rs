@@ -8,6 +8,7 @@
 use crate::error::PoolError;
 use crate::lane::{BatchOutcome, Lane};
 use crate::stages::{HostMarks, StageTotals};
+use crate::worker_stderr::{Forwarder, FINISH_WAIT};
 use ipc::batch::{Column, RecordBatch};
 use ipc::codec::{decode, encode_into};
 use ipc::protocol::UdfError;
@@ -15,38 +16,15 @@ use ipc::protocol::{BatchRef, OpenRequest, RequestRef, Response, WorkerInfo};
 use ipc::trace::now_ns;
 use ipc::{Endpoint, Segment};
 use std::collections::VecDeque;
-use std::io::{BufRead, BufReader};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How often a wait on a worker checks that the process is still alive.
 pub const LIVENESS_POLL: Duration = Duration::from_millis(50);
 /// How long a closing worker gets to finish before it is killed.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
-/// Bytes of a worker's stderr kept for error messages.
-const STDERR_TAIL: usize = 8 * 1024;
-
-/// The last bytes a worker wrote to stderr.
-#[derive(Debug, Default)]
-struct Tail(Mutex<VecDeque<u8>>);
-
-impl Tail {
-    fn push_line(&self, line: &str) {
-        let mut t = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        t.extend(line.as_bytes());
-        t.push_back(b'\n');
-        let excess = t.len().saturating_sub(STDERR_TAIL);
-        t.drain(..excess);
-    }
-
-    fn text(&self) -> String {
-        let t = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        String::from_utf8_lossy(&t.iter().copied().collect::<Vec<u8>>()).into_owned()
-    }
-}
-
 /// Settings a worker process starts with.
 #[derive(Debug, Clone)]
 pub struct SpawnSettings {
@@ -80,8 +58,7 @@ pub struct WorkerProcess {
     child: Child,
     stdin: Option<ChildStdin>,
     endpoint: Endpoint,
-    stderr: Arc<Tail>,
-    stderr_thread: Option<std::thread::JoinHandle<()>>,
+    stderr: Forwarder,
     info: Option<WorkerInfo>,
     batch_timeout: Option<Duration>,
     buf: Vec<u8>,
@@ -140,20 +117,12 @@ impl Starting {
                 return Err(PoolError::Spawn { index, exe: settings.exe.clone(), source });
             }
         };
-        let stderr = Arc::new(Tail::default());
         let pipe = child.stderr.take().expect("stderr is piped");
-        let tail = stderr.clone();
-        let pid = child.id();
-        let stderr_thread = std::thread::Builder::new()
-            .name(format!("udfpool-worker-{index}-stderr"))
-            .spawn(move || {
-                for line in BufReader::new(pipe).lines() {
-                    let Ok(line) = line else { break };
-                    eprintln!("[udfpool-worker {index} pid {pid}] {line}");
-                    tail.push_line(&line);
-                }
-            })
-            .map_err(|source| PoolError::Spawn { index, exe: settings.exe.clone(), source })?;
+        let stderr = Forwarder::start(pipe, index, child.id()).map_err(|source| PoolError::Spawn {
+            index,
+            exe: settings.exe.clone(),
+            source,
+        })?;
         let stdin = child.stdin.take();
         Ok(Self {
             worker: Some(WorkerProcess {
@@ -162,7 +131,6 @@ impl Starting {
                 stdin,
                 endpoint,
                 stderr,
-                stderr_thread: Some(stderr_thread),
                 info: None,
                 batch_timeout: settings.batch_timeout,
                 buf: Vec::new(),
@@ -213,9 +181,7 @@ impl WorkerProcess {
 
     fn exited_error(&mut self, status: ExitStatus) -> PoolError {
         // Let the stderr thread read what the process wrote before it died.
-        if let Some(t) = self.stderr_thread.take() {
-            let _ = t.join();
-        }
+        self.stderr.finish(FINISH_WAIT);
         PoolError::WorkerExited {
             index: self.index,
             pid: self.child.id(),
@@ -297,9 +263,7 @@ impl WorkerProcess {
             let _ = self.child.kill();
             self.exited = self.child.wait().ok();
         }
-        if let Some(t) = self.stderr_thread.take() {
-            let _ = t.join();
-        }
+        self.stderr.finish(FINISH_WAIT);
         self.endpoint.segment().unlink();
     }
 }

@@ -35,6 +35,10 @@ fn register_module(py: Python<'_>) -> Result<(), UdfError> {
     let sys = py.import("sys").map_err(|e| from_py(py, &e, UdfErrorKind::Environment, None))?;
     sys.getattr("modules")
         .and_then(|m| m.set_item("udfpool", module))
+        .map_err(|e| from_py(py, &e, UdfErrorKind::Environment, None))?;
+    // A UDF's print() goes to stderr, in both modes: in THREAD mode stdout is the host's, where
+    // `udfpool run --output -` writes results (PROCESS workers also point fd 1 at stderr).
+    sys.setattr("stdout", sys.getattr("stderr").map_err(|e| from_py(py, &e, UdfErrorKind::Environment, None))?)
         .map_err(|e| from_py(py, &e, UdfErrorKind::Environment, None))
 }
 

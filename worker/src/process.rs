@@ -33,6 +33,7 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    stdout_to_stderr();
     start_host_watchdog();
     keep_freed_memory();
     match serve(&segment) {
@@ -41,6 +42,18 @@ pub fn main() -> ExitCode {
             eprintln!("udfpool-worker[{}]: {e}", std::process::id());
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Points this process's standard output at its standard error, which the host forwards line by line
+/// with the worker's name: whatever a UDF or a native extension prints cannot land in the host's
+/// output (`udfpool run --output -` writes results to the same terminal or pipe).
+fn stdout_to_stderr() {
+    // SAFETY: dup2(2) on two file descriptors this process owns (0-2 are open in every process the
+    // host starts); no Rust object owns fd 1 (std's `Stdout` writes to fd 1 by number and is not in
+    // use yet). On failure stdout stays as it was.
+    unsafe {
+        libc::dup2(libc::STDERR_FILENO, libc::STDOUT_FILENO);
     }
 }
 
