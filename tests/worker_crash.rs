@@ -142,3 +142,29 @@ fn a_worker_over_its_memory_limit_fails_the_batch_not_the_pool() {
     }
     assert_eq!(pool.restarts(), 0);
 }
+
+/// A worker that dies while it has nothing to do is replaced before its next batch, and that batch is
+/// not charged for it: even with no retries allowed, it goes through (issue 19: it was declared poison).
+#[test]
+fn a_worker_that_died_idle_is_replaced_without_charging_the_next_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let schema = int_batch("x", &[]).schema().clone();
+    let mut pool = Pool::builder(format!("{}:exits", udf_file("faults.py")), schema)
+        .mode(Mode::Process)
+        .workers(1)
+        .worker_exe(worker_exe())
+        .config("marker", dir.path().join("fired").display().to_string())
+        .config("udfpool.max-retries", "0")
+        .build()
+        .unwrap();
+    let first = native(pool.apply(arrow(int_batch("x", &[Some(1)]))).unwrap());
+    assert_eq!(first.num_rows(), 1);
+    let victim = pool.worker_pids()[0];
+    // SAFETY: kill(2) has no memory-safety preconditions; the pid is this pool's idle worker.
+    assert_eq!(unsafe { libc::kill(victim as i32, libc::SIGKILL) }, 0);
+    assert!(eventually(Duration::from_secs(10), || !process_alive(victim)), "the worker did not die");
+    let second = native(pool.apply(arrow(int_batch("x", &[Some(2), Some(3)]))).unwrap());
+    assert_eq!(second.num_rows(), 2);
+    assert_eq!(pool.restarts(), 1);
+    assert!(!pool.worker_pids().contains(&victim));
+}

@@ -36,6 +36,12 @@ pub trait Lane: Send {
     /// stage's last rows, or the function's error. Call after every submitted batch's result was taken.
     fn finish(&mut self) -> Result<Result<Vec<Column>, UdfError>, PoolError>;
 
+    /// Whether the worker has died while it had nothing to do (no batch submitted and unanswered), and
+    /// how; such a death is no batch's fault.
+    fn died_idle(&mut self) -> Option<PoolError> {
+        None
+    }
+
     /// The shared-memory segment's name, for lanes that have one (unlinked once the worker attached).
     fn segment_name(&self) -> Option<String> {
         None

@@ -568,6 +568,9 @@ impl Pool {
         let seq = self.next_seq;
         self.next_seq += 1;
         let lane = (seq % self.workers.workers() as u64) as usize;
+        if let Err(fatal) = self.workers.revive_if_died_idle(lane) {
+            return self.fail(fatal);
+        }
         let batch = Arc::new(batch);
         let first_row = self.rows_submitted;
         self.rows_submitted += batch.num_rows() as u64;

@@ -268,7 +268,25 @@ impl WorkerProcess {
     }
 }
 
+/// Whether process `pid`'s main thread has exited (state `Z` in `/proc/PID/stat`).
+fn is_zombie(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|stat| stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z')))
+}
+
 impl Lane for WorkerProcess {
+    fn died_idle(&mut self) -> Option<PoolError> {
+        if !self.pending.is_empty() {
+            return None;
+        }
+        if self.exited.is_none() && is_zombie(self.child.id()) {
+            // Killed, but its other threads are still exiting, so waitpid(WNOHANG) does not report it
+            // yet: a zombie leader is past running anything, and waiting for it is brief.
+            self.exited = self.child.wait().ok();
+        }
+        self.check_alive().err()
+    }
+
     fn submit(&mut self, id: u64, batch: &Arc<RecordBatch>, args: &[usize]) -> Result<(), PoolError> {
         let args = BatchRef::project(batch, args);
         let marks = if self.trace {

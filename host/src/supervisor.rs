@@ -149,6 +149,20 @@ impl Supervisor {
         self.lanes[lane].submit(id, batch, args)
     }
 
+    /// Replaces worker `lane` if it died while idle, before it is given a batch: the death is no
+    /// batch's fault, so nothing is charged (with `udfpool.max-retries=0` the next batch would otherwise
+    /// be declared poison). For stateless operators only: a dead worker's state is not rebuilt here.
+    pub(crate) fn revive_if_died_idle(&mut self, lane: usize) -> Result<(), PoolError> {
+        if self.respawn.is_none() {
+            return Ok(());
+        }
+        if let Some(cause) = self.lanes[lane].died_idle() {
+            tracing::warn!(worker = lane, "replacing worker that died while idle: {cause}");
+            self.replace(lane)?;
+        }
+        Ok(())
+    }
+
     /// The answer to the oldest batch worker `lane` has not answered yet.
     pub(crate) fn next_result(&mut self, lane: usize) -> Result<(u64, BatchOutcome), PoolError> {
         self.lanes[lane].next_result()
