@@ -274,19 +274,39 @@ fn bad(path: &str, line: u64, message: String) -> InputError {
     InputError::Bad { path: path.to_owned(), line, message }
 }
 
-fn infer(samples: &[Option<String>]) -> DataType {
-    let present: Vec<&str> = samples.iter().flatten().map(String::as_str).collect();
-    if present.is_empty() {
+/// The type of a CSV column from its sampled values (with their lines): int64, float64, bool or utf8.
+/// An integer beyond int64's range in a column that would be float64 is an error (its line and what
+/// to declare instead): inferring float64 would round it, and every other integer of the column with
+/// it, silently.
+fn infer(samples: &[(u64, Option<String>)], name: &str) -> Result<DataType, (u64, String)> {
+    let present: Vec<(u64, &str)> = samples.iter().filter_map(|(l, s)| Some((*l, s.as_deref()?))).collect();
+    Ok(if present.is_empty() {
         DataType::Utf8
-    } else if present.iter().all(|s| s.trim().parse::<i64>().is_ok()) {
+    } else if present.iter().all(|(_, s)| s.trim().parse::<i64>().is_ok()) {
         DataType::Int64
-    } else if present.iter().all(|s| parse_float(s).is_some()) {
+    } else if present.iter().all(|(_, s)| parse_float(s).is_some()) {
+        let integer = |s: &str| {
+            let digits = s.trim().strip_prefix(['-', '+']).unwrap_or(s.trim());
+            !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
+        };
+        if let Some((line, s)) = present.iter().find(|(_, s)| integer(s) && s.trim().parse::<i64>().is_err()) {
+            return Err((*line, beyond_int64(s.trim(), name)));
+        }
         DataType::Float64
-    } else if present.iter().all(|s| parse_bool(s).is_some()) {
+    } else if present.iter().all(|(_, s)| parse_bool(s).is_some()) {
         DataType::Bool
     } else {
         DataType::Utf8
-    }
+    })
+}
+
+/// Why an integer beyond int64 is not inferred, and what to declare instead.
+fn beyond_int64(value: &str, name: &str) -> String {
+    format!(
+        "{} is an integer beyond int64's range, which inference would make float64 and round; declare the \
+         column with --schema {name}:decimal(38, 0) to keep it exactly, or {name}:float64 to accept rounding",
+        short(value)
+    )
 }
 
 fn merge_json_type(a: Option<DataType>, v: &serde_json::Value) -> Option<DataType> {
@@ -379,35 +399,49 @@ impl TextReader {
             .iter()
             .enumerate()
             .map(|(i, name)| {
-                let t =
-                    declared.iter().find(|(n, _)| n == name).map(|(_, t)| t.clone()).unwrap_or_else(|| match format {
-                        Format::Csv => {
-                            let samples: Vec<Option<String>> = buffered
-                                .iter()
-                                .map(|(_, r)| match r {
-                                    Raw::Csv(rec) => rec
-                                        .get(i)
+                if let Some((_, t)) = declared.iter().find(|(n, _)| n == name) {
+                    return Ok(Field::new(name.clone(), t.clone()));
+                }
+                let t = match format {
+                    Format::Csv => {
+                        let samples: Vec<(u64, Option<String>)> = buffered
+                            .iter()
+                            .map(|(line, r)| match r {
+                                Raw::Csv(rec) => (
+                                    *line,
+                                    rec.get(i)
                                         .filter(|f| !f.is_empty())
                                         .map(|f| String::from_utf8_lossy(f).into_owned()),
-                                    _ => None,
-                                })
-                                .collect();
-                            infer(&samples)
-                        }
-                        Format::JsonLines | Format::Columnar(_) => buffered
-                            .iter()
-                            .fold(None, |acc, (_, r)| match r {
-                                Raw::Json(o) => match o.get(name) {
-                                    Some(v) => merge_json_type(acc, v),
-                                    None => acc,
-                                },
-                                _ => acc,
+                                ),
+                                _ => (*line, None),
                             })
-                            .unwrap_or(DataType::Utf8),
-                    });
-                Field::new(name.clone(), t)
+                            .collect();
+                        infer(&samples, name)
+                            .map_err(|(line, message)| bad(&p, line, format!("column {name:?}: {message}")))?
+                    }
+                    // Columnar formats never get here (`BatchReader::open` reads them).
+                    Format::JsonLines | Format::Columnar(_) => {
+                        let mut t = None;
+                        for (line, r) in &buffered {
+                            if let Raw::Json(o) = r {
+                                if let Some(v) = o.get(name) {
+                                    if v.as_u64().is_some_and(|u| i64::try_from(u).is_err()) {
+                                        return Err(bad(
+                                            &p,
+                                            *line,
+                                            format!("column {name:?}: {}", beyond_int64(&v.to_string(), name)),
+                                        ));
+                                    }
+                                    t = merge_json_type(t, v);
+                                }
+                            }
+                        }
+                        t.unwrap_or(DataType::Utf8)
+                    }
+                };
+                Ok(Field::new(name.clone(), t))
             })
-            .collect();
+            .collect::<Result<Vec<_>, InputError>>()?;
         Ok(Self {
             path: p,
             source,

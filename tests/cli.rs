@@ -476,3 +476,45 @@ fn an_unterminated_quote_is_an_error_naming_its_line() {
     let written = std::fs::read_to_string(&out).unwrap();
     assert!(written.contains(r#""s":"two\nlines""#), "{written}");
 }
+
+/// An integer beyond int64 used to make its column float64, rounding it and every other integer with
+/// it (9007199254740993 reached the UDF as 9007199254740992.0, issue 19). Inference now stops at it,
+/// naming the line and what to declare; declared as a decimal, every value arrives exactly.
+#[test]
+fn integers_beyond_int64_are_not_rounded_silently() {
+    let dir = tempfile::tempdir().unwrap();
+    let describe = format!("{}/tests/udfs/types.py:describe", env!("CARGO_MANIFEST_DIR"));
+    let csv = dir.path().join("big.csv");
+    std::fs::write(&csv, "x\n1\n9007199254740993\n10000000000000000000\n").unwrap();
+    let jsonl = dir.path().join("big.jsonl");
+    std::fs::write(&jsonl, "{\"x\": 1}\n{\"x\": 9007199254740993}\n{\"x\": 10000000000000000000}\n").unwrap();
+    let out = dir.path().join("out.jsonl");
+    for input in [&csv, &jsonl] {
+        let args = [
+            "run",
+            "--udf",
+            &describe,
+            "--args",
+            "x",
+            "--input",
+            input.to_str().unwrap(),
+            "--output",
+            out.to_str().unwrap(),
+        ];
+        let err = run_err(&args);
+        let name = input.file_name().unwrap().to_str().unwrap();
+        assert!(
+            err.contains(&format!("{name}:")) && err.contains("10000000000000000000 is an integer beyond int64"),
+            "{err}"
+        );
+        assert!(err.contains("--schema x:decimal(38, 0)"), "{err}");
+        let mut declared = args.to_vec();
+        declared.extend(["--schema", "x:decimal(38, 0)"]);
+        run_ok(&declared);
+        let written = std::fs::read_to_string(&out).unwrap();
+        assert!(
+            written.contains("Decimal('9007199254740993')") && written.contains("Decimal('10000000000000000000')"),
+            "{written}"
+        );
+    }
+}
