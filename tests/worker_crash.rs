@@ -168,3 +168,31 @@ fn a_worker_that_died_idle_is_replaced_without_charging_the_next_batch() {
     assert_eq!(pool.restarts(), 1);
     assert!(!pool.worker_pids().contains(&victim));
 }
+
+/// The batch timeout fires while the host is blocked handing over a batch larger than the ring, not
+/// only while it waits for an answer (issue 19: a worker hung in batch 1 never took batch 2, and the
+/// host waited forever). The hung worker is replaced and every row still comes out exactly once.
+#[test]
+fn the_batch_timeout_fires_while_a_large_batch_waits_for_ring_space() {
+    let dir = tempfile::tempdir().unwrap();
+    let schema = int_batch("x", &[]).schema().clone();
+    let mut pool = Pool::builder(format!("{}:hangs", udf_file("faults.py")), schema)
+        .mode(Mode::Process)
+        .workers(1)
+        .worker_exe(worker_exe())
+        .config("marker", dir.path().join("fired").display().to_string())
+        .config("udfpool.batch-timeout-s", "1")
+        .config("udfpool.ring-bytes", "65536")
+        .config("udfpool.max-in-flight", "2")
+        .build()
+        .unwrap();
+    // Batches of 20 000 int64 rows (160 KB) do not fit a 64 KiB ring; x == 13 hangs batch 0.
+    let batches: Vec<RecordBatch> =
+        (0..4).map(|b| int_batch("x", &(0..20_000).map(|i| Some(b * 20_000 + i)).collect::<Vec<_>>())).collect();
+    let start = std::time::Instant::now();
+    let out = values(pool.apply_stream(arrows(batches)).map(|r| r.map(native)).collect());
+    assert_eq!(out, (0..80_000).collect::<Vec<_>>(), "every row exactly once, in order");
+    assert!(dir.path().join("fired").exists(), "the hang really happened");
+    assert_eq!(pool.restarts(), 1);
+    assert!(start.elapsed() < Duration::from_secs(60), "took {:?}", start.elapsed());
+}

@@ -202,15 +202,20 @@ impl WorkerProcess {
     }
 
     /// Sends the encoded request in `buf`.
+    /// Sends the encoded message, waiting for ring space while the worker lives — and, with a batch
+    /// timeout, no longer than that: a worker stuck in an earlier batch stops taking a request larger
+    /// than the ring, and the timeout must fire there too, not only while waiting for an answer.
     fn transfer(&mut self) -> Result<(), PoolError> {
         let (child, exited) = (&mut self.child, &mut self.exited);
+        let started = Instant::now();
+        let deadline = self.batch_timeout;
         let sent = self.endpoint.send(&self.buf, LIVENESS_POLL, || {
             *exited = child.try_wait().ok().flatten();
-            exited.is_none()
+            exited.is_none() && deadline.is_none_or(|limit| started.elapsed() < limit)
         });
         match sent {
             Ok(()) => Ok(()),
-            // `keep_waiting` only says no once the worker has exited.
+            // `keep_waiting` says no once the worker has exited or the batch timeout has passed.
             Err(ipc::TransferError::TimedOut(after)) => {
                 self.check_alive()?;
                 Err(PoolError::Timeout { index: self.index, what: "take a request", after, stderr: self.stderr.text() })

@@ -86,7 +86,17 @@ impl Supervisor {
                 (lanes, Some(respawn))
             }
             #[cfg(feature = "thread")]
-            Mode::Thread => (crate::thread::start_lanes(&opens, config, name)?, None),
+            Mode::Thread => {
+                if let Some(limit) = config.batch_timeout {
+                    // A thread running Python cannot be stopped from outside: say so, not nothing.
+                    tracing::warn!(
+                        "udfpool.batch-timeout-s ({} s) has no effect in THREAD mode: a running Python function \
+                         cannot be stopped there; PROCESS mode kills and replaces a hung worker",
+                        limit.as_secs_f64()
+                    );
+                }
+                (crate::thread::start_lanes(&opens, config, name)?, None)
+            }
             #[cfg(not(feature = "thread"))]
             Mode::Thread => {
                 return Err(PoolError::Usage(
