@@ -231,6 +231,8 @@ fn install_signal_handler() {
         if INTERRUPTED.swap(true, Ordering::SeqCst) {
             std::process::exit(130);
         }
+        // Waits on a hung worker give up too, so the first signal stops the run.
+        host::stop::request_stop();
     });
 }
 
@@ -408,6 +410,8 @@ fn run(mut a: RunArgs) -> Result<()> {
                 side.record(&e)?;
                 continue;
             }
+            // Interrupted: what was written stays, the summary says so below.
+            (Err(_), _) if INTERRUPTED.load(Ordering::Relaxed) => break,
             (Err(e), _) => return Err(e.into()),
         };
         rows += batch.num_rows() as u64;

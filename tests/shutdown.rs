@@ -139,3 +139,42 @@ fn sigterm_to_the_command_stops_it_cleanly() {
     assert!(workers.iter().all(|&p| !process_alive(p)), "workers outlived the command");
     assert!(shm_names_of(host_pid).is_empty());
 }
+
+/// One SIGTERM stops a run whose worker hangs in a function, without a batch timeout: every wait on a
+/// worker gives up at the stop request (issue 19: the first signal was ignored until the batch ended).
+#[test]
+fn one_sigterm_stops_a_run_stuck_on_a_hung_worker() {
+    let _g = lock();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.csv");
+    std::fs::write(&input, format!("x\n{}", (0..100).map(|i| format!("{i}\n")).collect::<String>())).unwrap();
+    let mut host = Command::new(env!("CARGO_BIN_EXE_udfpool"))
+        .args(["run", "--udf", &format!("{}:hangs", udf_file("faults.py")), "--batch-size", "10", "--workers", "1"])
+        .args(["--config", &format!("marker={}", dir.path().join("fired").display())])
+        .arg("--input")
+        .arg(&input)
+        .arg("--output")
+        .arg(dir.path().join("out.jsonl"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let host_pid = host.id();
+    assert!(eventually(Duration::from_secs(30), || dir.path().join("fired").exists()), "the worker hung");
+    let workers = worker_children(host_pid);
+    let start = std::time::Instant::now();
+    // SAFETY: kill(2) has no memory-safety preconditions; the pid is our own, not yet reaped, child.
+    assert_eq!(unsafe { libc::kill(host_pid as i32, libc::SIGTERM) }, 0);
+    let stopped = eventually(Duration::from_secs(20), || host.try_wait().unwrap().is_some());
+    if !stopped {
+        let _ = host.kill();
+    }
+    let out = host.wait_with_output().unwrap();
+    assert!(stopped, "one SIGTERM did not stop the run within 20 s");
+    assert!(start.elapsed() < Duration::from_secs(20), "took {:?} to stop", start.elapsed());
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("interrupted after"), "{stderr}");
+    assert!(workers.iter().all(|&p| !process_alive(p)), "workers outlived the command");
+    assert!(shm_names_of(host_pid).is_empty());
+}

@@ -14,6 +14,14 @@ pub enum PoolError {
     /// The pool was asked for something its input does not have.
     #[error("{0}")]
     Usage(String),
+    /// A stop was requested ([`crate::stop::request_stop`]) while waiting on a worker.
+    #[error("interrupted while waiting for worker {index} to {what}")]
+    Interrupted {
+        /// The worker.
+        index: usize,
+        /// What it was waited for.
+        what: &'static str,
+    },
     /// An Arrow batch in (or a result out) has a type or value udfpool cannot hold.
     #[error("Arrow batch: {0}")]
     Arrow(#[from] ipc::arrow::ArrowConvertError),

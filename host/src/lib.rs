@@ -40,6 +40,7 @@ pub mod pool;
 pub mod process;
 pub mod python_env;
 pub mod stages;
+pub mod stop;
 mod supervisor;
 #[cfg(feature = "thread")]
 pub mod thread;

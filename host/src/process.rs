@@ -8,6 +8,7 @@
 use crate::error::PoolError;
 use crate::lane::{BatchOutcome, Lane};
 use crate::stages::{HostMarks, StageTotals};
+use crate::stop::stop_requested;
 use crate::worker_stderr::{Forwarder, FINISH_WAIT};
 use ipc::batch::{Column, RecordBatch};
 use ipc::codec::{decode, encode_into};
@@ -211,13 +212,16 @@ impl WorkerProcess {
         let deadline = self.batch_timeout;
         let sent = self.endpoint.send(&self.buf, LIVENESS_POLL, || {
             *exited = child.try_wait().ok().flatten();
-            exited.is_none() && deadline.is_none_or(|limit| started.elapsed() < limit)
+            exited.is_none() && deadline.is_none_or(|limit| started.elapsed() < limit) && !stop_requested()
         });
         match sent {
             Ok(()) => Ok(()),
             // `keep_waiting` says no once the worker has exited or the batch timeout has passed.
             Err(ipc::TransferError::TimedOut(after)) => {
                 self.check_alive()?;
+                if stop_requested() {
+                    return Err(PoolError::Interrupted { index: self.index, what: "take a request" });
+                }
                 Err(PoolError::Timeout { index: self.index, what: "take a request", after, stderr: self.stderr.text() })
             }
             Err(ipc::TransferError::Ring(e)) => {
@@ -252,6 +256,9 @@ impl WorkerProcess {
             }
             if let Some(t) = timeout.filter(|t| start.elapsed() >= *t) {
                 return Err(PoolError::Timeout { index: self.index, what, after: t, stderr: self.stderr.text() });
+            }
+            if stop_requested() {
+                return Err(PoolError::Interrupted { index: self.index, what });
             }
         }
     }
