@@ -178,3 +178,44 @@ fn one_sigterm_stops_a_run_stuck_on_a_hung_worker() {
     assert!(workers.iter().all(|&p| !process_alive(p)), "workers outlived the command");
     assert!(shm_names_of(host_pid).is_empty());
 }
+
+/// A host SIGKILLed between creating a segment and its worker attaching cannot unlink it (issue 19: 2 of
+/// 20 runs left one in /dev/shm). The next PROCESS-mode pool in any process removes such segments —
+/// named for a pid that no longer exists, owned by this user, older than 10 minutes — and nothing else.
+#[test]
+fn segments_left_by_dead_hosts_are_swept_by_the_next_pool() {
+    let _g = lock();
+    // A pid that existed and is gone: a reaped child's.
+    let mut gone = Command::new("true").spawn().unwrap();
+    let dead = gone.id();
+    gone.wait().unwrap();
+    let fake = |pid: u32, tag: &str, age: Duration| {
+        let path = std::path::PathBuf::from(format!("/dev/shm/udfpool-{pid}-{tag:0>32}"));
+        let f = std::fs::File::create(&path).unwrap();
+        f.set_modified(std::time::SystemTime::now() - age).unwrap();
+        path
+    };
+    let orphan = fake(dead, "0a", Duration::from_secs(1200));
+    let young = fake(dead, "0b", Duration::from_secs(0));
+    let living = fake(std::process::id(), "0c", Duration::from_secs(1200));
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.csv");
+    std::fs::write(&input, "x\n1\n").unwrap();
+    let run = Command::new(env!("CARGO_BIN_EXE_udfpool"))
+        .args(["run", "--udf", &format!("{}:plus_one", udf_file("types.py")), "--mode", "process", "--workers", "1"])
+        .arg("--input")
+        .arg(&input)
+        .arg("--output")
+        .arg(dir.path().join("out.jsonl"))
+        .output()
+        .unwrap();
+    let (young_left, living_left) = (young.exists(), living.exists());
+    let orphan_left = orphan.exists();
+    for p in [&orphan, &young, &living] {
+        let _ = std::fs::remove_file(p);
+    }
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(!orphan_left, "the dead host's old segment was removed");
+    assert!(young_left, "a segment younger than 10 minutes stays (its worker may be about to attach)");
+    assert!(living_left, "a live host's segment stays");
+}

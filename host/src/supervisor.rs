@@ -46,6 +46,21 @@ pub(crate) struct Supervisor {
     next_id: u64,
 }
 
+/// Removes, once per process, the segments of udfpool hosts that were killed before their workers
+/// attached (see [`ipc::segment::sweep_orphans`]); older than 10 minutes, far past any start-up.
+fn sweep_orphan_segments_once() {
+    static SWEPT: std::sync::Once = std::sync::Once::new();
+    SWEPT.call_once(|| {
+        let removed = ipc::segment::sweep_orphans(ORPHAN_AGE);
+        if removed > 0 {
+            tracing::warn!("removed {removed} shared-memory segments left by udfpool hosts that are gone");
+        }
+    });
+}
+
+/// How old a dead host's segment must be before [`sweep_orphan_segments_once`] removes it.
+const ORPHAN_AGE: Duration = Duration::from_secs(600);
+
 impl Supervisor {
     /// Starts one worker per open request, in the mode `config` says, each loading its operator;
     /// fails with the first worker's error. `name` describes the operator in errors.
@@ -58,6 +73,7 @@ impl Supervisor {
         let workers = opens.len();
         let (lanes, respawn): (Vec<Box<dyn Lane>>, Option<Respawn>) = match config.mode {
             Mode::Process => {
+                sweep_orphan_segments_once();
                 let settings = SpawnSettings {
                     exe: worker_exe.display().to_string(),
                     ring_bytes: config.ring_bytes,

@@ -154,6 +154,41 @@ pub fn fresh_name() -> String {
     format!("/udfpool-{}-{:032x}", std::process::id(), rand::random::<u128>())
 }
 
+/// Removes segments that udfpool hosts no longer running left behind, and returns how many.
+///
+/// A host unlinks each segment's name as soon as its worker has attached, and on every way it ends
+/// that runs code; killed with SIGKILL between creating a segment and its worker attaching, it cannot.
+/// Such a segment is recognised by its name (`udfpool-PID-...`, PID the creator's): it is removed
+/// when no process PID exists, it belongs to this user, and it is older than `min_age` — longer than a
+/// worker takes to attach, so a live host elsewhere (another PID namespace sharing `/dev/shm`) keeps a
+/// segment its worker is about to open.
+pub fn sweep_orphans(min_age: std::time::Duration) -> usize {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(dir) = std::fs::read_dir("/dev/shm") else { return 0 };
+    // SAFETY: getuid(2) has no preconditions and cannot fail.
+    let uid = unsafe { libc::getuid() };
+    let mut removed = 0;
+    for entry in dir.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix("udfpool-")).and_then(|r| r.split_once('-')) else {
+            continue;
+        };
+        let Ok(pid) = pid.0.parse::<libc::pid_t>() else { continue };
+        if pid <= 0 || pid as u32 == std::process::id() {
+            continue;
+        }
+        // SAFETY: kill(2) with signal 0 sends nothing: it only asks whether `pid` exists.
+        let exists =
+            unsafe { libc::kill(pid, 0) } == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH);
+        let Ok(meta) = entry.metadata() else { continue };
+        let old = meta.modified().ok().and_then(|m| m.elapsed().ok()).is_some_and(|age| age >= min_age);
+        if !exists && meta.uid() == uid && old && std::fs::remove_file(entry.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
 impl Segment {
     /// Creates and initializes a new segment with two rings of `ring_capacity` bytes each, and returns
     /// its host endpoint: the only one there is, since a segment cannot be opened as the host. The
