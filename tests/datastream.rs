@@ -684,3 +684,38 @@ fn the_watermark_a_function_sees_does_not_depend_on_workers() {
         { "kind": "process", "fn": "WatermarkProbe", "fields": KTV },
     ]}])));
 }
+
+/// A window that ends past int64's largest timestamp fires at the end of input like every other; its
+/// rows used to vanish, neither output nor late (issue 19).
+#[test]
+fn windows_ending_past_the_largest_timestamp_fire_at_the_end_of_input() {
+    let near_end = i64::MAX - 5;
+    let start = near_end - near_end % 10;
+    for mode in MODES {
+        let mut job = DataStream::source("a", ktv())
+            .assign_timestamps("ts", 0)
+            .key_by(["k"])
+            .window(Window::tumbling(10))
+            .apply(&udf("window_rows"), ktv())
+            .build(JobSettings::default().mode(mode).workers(2).worker_exe(worker_exe()))
+            .unwrap();
+        let first = job
+            .push("a", arrow(ktv_batch(&[("a", 3, 1), ("a", near_end, 4), ("b", near_end, 2)])))
+            .map(emitted)
+            .unwrap();
+        assert_eq!(
+            first.main.to_rows(),
+            vec![vec![Value::Utf8("a".into()), Value::Int64(0), Value::Int64(1001)]],
+            "{mode}"
+        );
+        let rest = job.finish().map(emitted).unwrap();
+        assert_eq!(
+            rest.main.to_rows(),
+            vec![
+                vec![Value::Utf8("a".into()), Value::Int64(start), Value::Int64(4001)],
+                vec![Value::Utf8("b".into()), Value::Int64(start), Value::Int64(2001)],
+            ],
+            "{mode}"
+        );
+    }
+}

@@ -26,6 +26,10 @@ import json as _json
 _tuple_item = tuple.__getitem__
 
 
+# The largest timestamp (Flink's Long.MAX_VALUE): the watermark at the end of input.
+_END_OF_TIME = (1 << 63) - 1
+
+
 class OutputTag:
     """A named side output: ``yield OutputTag("late"), row`` (or ``ctx.output(tag, row)``) sends the row
     there instead of to the main output. Its schema is declared with the job (Rust API or job file)."""
@@ -294,11 +298,19 @@ class _TimerService:
         # A timer set while a timer fires, for a time the watermark has already passed, fires right after
         # it and keeps its place in the output order; any other timer has its own.
         firing_past = order[1] == 1 and ts <= order[2]
-        parent = order if firing_past else (order[0], 1, ts, self._stage.ranks[key])
+        # The order's timestamp is an int64 on the host: a timer past int64 (a window ending beyond it)
+        # sorts as the largest, after every other.
+        parent = order if firing_past else (order[0], 1, min(ts, _END_OF_TIME), self._stage.ranks[key])
         _heapq.heappush(self._heap, (ts, self._stage.ranks[key], next(self._stage.seq), key, parent))
 
     def delete(self, ts, key):
         self._pending.discard((key, int(ts)))
+
+    def advance_to_end(self, fire):
+        """The input has ended: every timer fires, those past int64's largest value too (a window
+        whose end lies beyond it would otherwise never fire, and its rows would vanish)."""
+        last = max((t[0] for t in self._heap), default=_END_OF_TIME)
+        self.advance(max(last, _END_OF_TIME), fire)
 
     def advance(self, watermark, fire):
         """Raises the watermark and fires every timer it passed, by (timestamp, key rank)."""
@@ -597,7 +609,7 @@ class _Stage:
         self.steps = None
         try:
             if self.timers is not None:
-                self.timers.advance((1 << 63) - 1, self._fire)
+                self.timers.advance_to_end(self._fire)
             return self._through_tail()
         finally:
             self.out = []
@@ -667,7 +679,7 @@ class _Stage:
         # (or the row that set it, if later); at the end of input, the largest.
         steps = self.steps
         if steps is None:
-            self.firing_watermark = (1 << 63) - 1
+            self.firing_watermark = _END_OF_TIME
         elif steps:
             at = max(_bisect_left(steps, ts), order[0] - self.steps_base)
             self.firing_watermark = steps[min(at, len(steps) - 1)]
