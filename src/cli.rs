@@ -213,12 +213,13 @@ pub fn main() -> Result<()> {
                 peers: a.peers,
             };
             let results = crate::bench::run(a.quick, overrides, &a.out, None)?;
-            println!(
+            let done = format!(
                 "{} measurements written to {}/results.json and {}/report.md",
                 results.results.len(),
                 a.out.display(),
                 a.out.display()
             );
+            say(&mut std::io::stdout(), &done);
             Ok(())
         }
     }
@@ -307,9 +308,7 @@ fn run(mut a: RunArgs) -> Result<()> {
         })?,
     };
     let declared = a.schema.as_deref().map(parse_schema_arg).transpose()?.unwrap_or_default();
-    if a.batch_size == 0 {
-        bail!("--batch-size must be at least 1");
-    }
+    check_batch_size(a.batch_size)?;
     let written = [
         ("--output", Some(&a.output)),
         ("--bad-rows", a.bad_rows.as_ref()),
@@ -467,9 +466,9 @@ fn run(mut a: RunArgs) -> Result<()> {
         info.python.library,
     );
     if to_stdout {
-        eprintln!("{summary}");
+        say(&mut std::io::stderr(), &summary);
     } else {
-        println!("{summary}");
+        say(&mut std::io::stdout(), &summary);
     }
     Ok(())
 }
@@ -521,6 +520,23 @@ fn arrow_in(path: &std::path::Path, batch: ipc::batch::RecordBatch) -> Result<ar
     })
 }
 
+/// The most rows one batch may hold: 16 Mi. Batches are a unit of work and of memory (each is built,
+/// sent and answered whole); larger ones only risk running out of memory.
+pub const MAX_BATCH_ROWS: usize = 1 << 24;
+
+fn check_batch_size(rows: usize) -> Result<()> {
+    if rows == 0 || rows > MAX_BATCH_ROWS {
+        bail!("--batch-size (or a job's batch_size) must be 1 to {MAX_BATCH_ROWS} rows, not {rows}");
+    }
+    Ok(())
+}
+
+/// Writes the run's summary. A closed stdout (`udfpool run ... | head -0`) must not turn a complete run
+/// into a panic: the summary is informational, the output is already written.
+fn say(out: &mut dyn Write, text: &str) {
+    let _ = writeln!(out, "{text}");
+}
+
 /// This process's peak resident memory (Linux's `VmHWM`), e.g. "23.1 MiB"; "unknown" elsewhere. The
 /// workers' memory is their own and not counted.
 fn peak_rss() -> String {
@@ -541,9 +557,7 @@ fn run_stream(a: RunArgs, job: crate::job::Job) -> Result<()> {
     let input = if a.input.as_os_str().is_empty() { job.input.clone() } else { a.input.clone() };
     let output = if a.output.as_os_str().is_empty() { job.output.clone() } else { a.output.clone() };
     let batch_size = a.batch_size_flag.or(job.batch_size).unwrap_or(1024);
-    if batch_size == 0 {
-        bail!("batch_size must be at least 1");
-    }
+    check_batch_size(batch_size)?;
     let schema_text = a.schema.clone().or(job.schema.clone());
     if output.as_os_str() == "-" && !job.side_outputs.is_empty() {
         bail!("side outputs are written beside the output file: give an output file, not -");
@@ -648,9 +662,9 @@ fn run_stream(a: RunArgs, job: crate::job::Job) -> Result<()> {
         stages.join(" | "),
     );
     if output.as_os_str() == "-" {
-        eprintln!("{summary}");
+        say(&mut std::io::stderr(), &summary);
     } else {
-        println!("{summary}");
+        say(&mut std::io::stdout(), &summary);
     }
     Ok(())
 }
@@ -715,9 +729,9 @@ fn aggregate(
         info.result_type
     );
     if a.output.as_os_str() == "-" {
-        eprintln!("{summary}");
+        say(&mut std::io::stderr(), &summary);
     } else {
-        println!("{summary}");
+        say(&mut std::io::stdout(), &summary);
     }
     Ok(())
 }

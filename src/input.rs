@@ -17,6 +17,10 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 
+/// Rows a batch's columns reserve room for up front; larger batches grow as they fill, so a huge
+/// `--batch-size` over a small file allocates only what the rows need.
+const PREALLOCATE_ROWS: usize = 64 * 1024;
+
 /// Records examined to infer column types.
 pub const INFER_ROWS: usize = 1000;
 
@@ -97,17 +101,18 @@ impl Format {
 
 /// Parses `name:type,name:type`.
 pub fn parse_schema_arg(s: &str) -> Result<Vec<(String, DataType)>, InputError> {
-    split_top_level(s)
-        .into_iter()
-        .filter(|p| !p.trim().is_empty())
-        .map(|pair| {
-            let (name, ty) =
-                pair.split_once(':').ok_or_else(|| InputError::Schema(format!("{pair:?} is not name:type")))?;
-            let ty =
-                ty.parse::<DataType>().map_err(|e| InputError::Schema(format!("column {:?}: {e}", name.trim())))?;
-            Ok((name.trim().to_owned(), ty))
-        })
-        .collect()
+    let mut declared: Vec<(String, DataType)> = Vec::new();
+    for pair in split_top_level(s).into_iter().filter(|p| !p.trim().is_empty()) {
+        let (name, ty) =
+            pair.split_once(':').ok_or_else(|| InputError::Schema(format!("{pair:?} is not name:type")))?;
+        let name = name.trim();
+        let ty = ty.parse::<DataType>().map_err(|e| InputError::Schema(format!("column {name:?}: {e}")))?;
+        if declared.iter().any(|(n, _)| n == name) {
+            return Err(InputError::Schema(format!("column {name:?} is declared twice")));
+        }
+        declared.push((name.to_owned(), ty));
+    }
+    Ok(declared)
 }
 
 /// `s` split at the commas outside brackets: `a:int64,m:map<utf8, int32>` is two parts.
@@ -350,6 +355,13 @@ impl TextReader {
                             .map_err(|_| bad(&p, 1, format!("header of column {} is not valid UTF-8", i + 1)))
                     })
                     .collect::<Result<_, _>>()?;
+                if let Some((i, name)) = names.iter().enumerate().find(|(i, n)| names[..*i].contains(n)) {
+                    return Err(bad(
+                        &p,
+                        1,
+                        format!("column {} of the header, {name:?}, names an earlier column too", i + 1),
+                    ));
+                }
                 let mut line = 1;
                 for _ in 0..INFER_ROWS {
                     match read_csv(&mut r, &p, line)? {
@@ -642,8 +654,12 @@ impl Iterator for TextReader {
     type Item = Result<RecordBatch, InputError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let mut builders: Vec<ColumnBuilder> =
-            self.schema.fields.iter().map(|f| ColumnBuilder::new(&f.data_type, self.batch_size)).collect();
+        let mut builders: Vec<ColumnBuilder> = self
+            .schema
+            .fields
+            .iter()
+            .map(|f| ColumnBuilder::new(&f.data_type, self.batch_size.min(PREALLOCATE_ROWS)))
+            .collect();
         let mut rows = 0;
         while rows < self.batch_size {
             let (line, raw) = match self.next_raw() {

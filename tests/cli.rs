@@ -518,3 +518,54 @@ fn integers_beyond_int64_are_not_rounded_silently() {
         );
     }
 }
+
+/// The lesser faults of issue 19: a typo's worth of workers or rows is refused with the limit, a
+/// duplicate column name in a header or `--schema` is an error, and a closed stdout does not turn a
+/// complete run into a panic.
+#[test]
+fn limits_duplicate_names_and_a_closed_stdout() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.csv");
+    std::fs::write(&input, "x\n1\n2\n").unwrap();
+    let out = dir.path().join("out.jsonl");
+    let udf = format!("{}:plus_one", example("udfs.py"));
+    let base =
+        ["run", "--udf", &udf, "--args", "x", "--input", input.to_str().unwrap(), "--output", out.to_str().unwrap()];
+    fn with<'a>(base: &[&'a str], extra: &[&'a str]) -> Vec<&'a str> {
+        base.iter().chain(extra).copied().collect()
+    }
+
+    let err = run_err(&with(&base, &["--workers", "10000"]));
+    assert!(err.contains("10000 workers asked for; a pool has at most 1024"), "{err}");
+    let err = run_err(&with(&base, &["--batch-size", "100000000"]));
+    assert!(err.contains("must be 1 to 16777216 rows, not 100000000"), "{err}");
+    let err = run_err(&with(&base, &["--schema", "x:int64,x:utf8"]));
+    assert!(err.contains("column \"x\" is declared twice"), "{err}");
+    let twice = dir.path().join("twice.csv");
+    std::fs::write(&twice, "x,y,x\n1,2,3\n").unwrap();
+    let err = run_err(&[
+        "run",
+        "--udf",
+        &udf,
+        "--args",
+        "x",
+        "--input",
+        twice.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+    ]);
+    assert!(err.contains("twice.csv:1: column 3 of the header, \"x\", names an earlier column too"), "{err}");
+
+    // The summary goes to a stdout whose reader is gone: the run still succeeds.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_udfpool"))
+        .args(base)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let done = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&done.stderr);
+    assert!(done.status.success() && !stderr.contains("panicked"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&out).unwrap().lines().count(), 2);
+}

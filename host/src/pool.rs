@@ -20,6 +20,9 @@ use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+/// The most workers one pool starts: far past any useful parallelism on one machine, and a bound on
+/// what a typo (`--workers 10000`) can spawn.
+pub const MAX_WORKERS: usize = 1024;
 /// What a running pool is.
 #[derive(Debug, Clone)]
 pub struct PoolInfo {
@@ -346,6 +349,12 @@ impl PoolBuilder {
         let workers = self.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
         if workers == 0 {
             return Err(PoolError::Usage("a pool needs at least one worker".into()));
+        }
+        if workers > MAX_WORKERS {
+            return Err(PoolError::Usage(format!(
+                "{workers} workers asked for; a pool has at most {MAX_WORKERS} (each is a process or thread with \
+                 its own interpreter state)"
+            )));
         }
         let site_dirs = crate::python_env::site_dirs(config.python_executable.as_deref())?;
         let opens: Vec<OpenRequest> = (0..workers)
