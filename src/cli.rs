@@ -409,7 +409,7 @@ fn run(mut a: RunArgs) -> Result<()> {
                 side.record(&e)?;
                 continue;
             }
-            // Interrupted: what was written stays, the summary says so below.
+            // Interrupted: the error below says so; no output file is put in place.
             (Err(_), _) if INTERRUPTED.load(Ordering::Relaxed) => break,
             (Err(e), _) => return Err(e.into()),
         };
@@ -423,7 +423,7 @@ fn run(mut a: RunArgs) -> Result<()> {
     }
     let interrupted = INTERRUPTED.load(Ordering::Relaxed);
     if interrupted {
-        // What was written stays where the format allows (JSON Lines); a columnar file is not put in place.
+        // Standard output keeps what was written; a file is not put in place.
         out.abandon();
     } else {
         out.finish()?;

@@ -3,12 +3,12 @@
 //! Reading takes the schema from the file (no inference) and streams: Parquet row group by row group,
 //! page by page, Arrow IPC message by message, so a file larger than memory runs in bounded memory.
 //! A directory or a glob pattern is one input: its files in name order, all of one format and schema.
-//! Writing goes to a temporary file beside the output, renamed into place only when the run
-//! succeeded, so a failed run never leaves an output that looks complete. Parquet output is
+//! Writing goes aside and into place only when the run succeeded ([`OutputFile`]). Parquet output is
 //! snappy-compressed (the codec pyarrow, DuckDB and Polars read fastest), in row groups of
 //! [`ROW_GROUP_ROWS`] rows.
 
 use crate::input::InputError;
+use crate::output_file::OutputFile;
 use arrow_array::RecordBatchReader;
 use ipc::batch::{RecordBatch, Schema};
 use std::fs::File;
@@ -223,14 +223,11 @@ impl Iterator for ColumnarReader {
     }
 }
 
-/// An output file in a columnar format, written under a temporary name and renamed into place by
-/// [`ColumnarWriter::finish`]; dropped unfinished, it removes the temporary file.
+/// An output file in a columnar format, written aside and put in place by
+/// [`ColumnarWriter::finish`] ([`OutputFile`]).
 pub struct ColumnarWriter {
-    /// The output (a symbolic link resolved).
-    path: PathBuf,
-    /// Where the file is written until it is complete; `None` for a special file written directly.
-    temporary: Option<PathBuf>,
-    sink: Option<Sink>,
+    file: OutputFile,
+    sink: Sink,
     schema: arrow_schema::SchemaRef,
 }
 
@@ -240,26 +237,11 @@ enum Sink {
     ArrowStream(arrow_ipc::writer::StreamWriter<BufWriter<File>>),
 }
 
-/// A temporary name beside `path`, in the same directory (so the final rename is atomic).
-pub fn temporary_beside(path: &Path) -> PathBuf {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    path.with_file_name(format!(".{name}.udfpool-{}.tmp", std::process::id()))
-}
-
 impl ColumnarWriter {
     /// Creates the output for batches of `schema`.
-    ///
-    /// A path that exists and is not a regular file (`/dev/null`, a named pipe) is written directly:
-    /// renaming onto it would replace it. A symbolic link is followed: the file it names is replaced.
     pub fn create(path: &Path, format: Columnar, schema: &Schema) -> Result<Self, InputError> {
-        let special = std::fs::metadata(path).is_ok_and(|m| !m.file_type().is_file());
-        let target = if path.exists() { std::fs::canonicalize(path).map_err(io_error(path))? } else { path.to_owned() };
-        let temporary = if special { None } else { Some(temporary_beside(&target)) };
-        let file = match &temporary {
-            Some(t) => File::create(t),
-            None => std::fs::OpenOptions::new().write(true).open(path),
-        };
-        let file = BufWriter::new(file.map_err(io_error(path))?);
+        let (output, file) = OutputFile::create(path).map_err(io_error(path))?;
+        let file = BufWriter::new(file);
         let arrow_schema = Arc::new(ipc::arrow::to_arrow_schema(schema));
         let failed = |e: &dyn std::fmt::Display| file_error(path, format!("cannot write: {e}"));
         let sink = match format {
@@ -280,27 +262,27 @@ impl ColumnarWriter {
                 arrow_ipc::writer::StreamWriter::try_new(file, &arrow_schema).map_err(|e| failed(&e))?,
             ),
         };
-        Ok(Self { path: target, temporary, sink: Some(sink), schema: arrow_schema })
+        Ok(Self { file: output, sink, schema: arrow_schema })
     }
 
     /// Writes one batch.
     pub fn write(&mut self, batch: arrow_array::RecordBatch) -> Result<(), InputError> {
-        let path = self.path.clone();
+        let path = self.file.path().to_owned();
         let failed = |e: &dyn std::fmt::Display| file_error(&path, format!("cannot write: {e}"));
         // The writers want the schema they were made with (a column past 2 GiB would be large_utf8).
         let batch = batch.with_schema(self.schema.clone()).map_err(|e| failed(&e))?;
-        match self.sink.as_mut().expect("not finished") {
+        match &mut self.sink {
             Sink::Parquet(w) => w.write(&batch).map_err(|e| failed(&e)),
             Sink::ArrowFile(w) => w.write(&batch).map_err(|e| failed(&e)),
             Sink::ArrowStream(w) => w.write(&batch).map_err(|e| failed(&e)),
         }
     }
 
-    /// Completes the file (footer, flush, sync) and renames it into place.
-    pub fn finish(mut self) -> Result<(), InputError> {
-        let path = self.path.clone();
+    /// Completes the file (footer, flush, sync) and puts it in place.
+    pub fn finish(self) -> Result<(), InputError> {
+        let path = self.file.path().to_owned();
         let failed = |e: &dyn std::fmt::Display| file_error(&path, format!("cannot write: {e}"));
-        let file = match self.sink.take().expect("finished once") {
+        let file = match self.sink {
             Sink::Parquet(w) => w.into_inner().map_err(|e| failed(&e))?,
             Sink::ArrowFile(mut w) => {
                 w.finish().map_err(|e| failed(&e))?;
@@ -312,21 +294,6 @@ impl ColumnarWriter {
             }
         };
         let file = file.into_inner().map_err(|e| failed(&e.error()))?;
-        match &self.temporary {
-            Some(temporary) => {
-                file.sync_all().map_err(io_error(&self.path))?;
-                std::fs::rename(temporary, &self.path).map_err(io_error(&self.path))
-            }
-            None => Ok(()),
-        }
-    }
-}
-
-impl Drop for ColumnarWriter {
-    fn drop(&mut self) {
-        if let (Some(_), Some(temporary)) = (&self.sink, &self.temporary) {
-            // Not finished: the run failed; leave nothing that looks like output.
-            let _ = std::fs::remove_file(temporary);
-        }
+        self.file.commit(file).map_err(io_error(&path))
     }
 }

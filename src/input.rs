@@ -10,6 +10,7 @@
 //! the column and the value.
 
 use crate::columnar::{expand_input, Columnar, ColumnarReader};
+use crate::line_cap::{LineCap, LineTooLong};
 use crate::values::{parse_bool, parse_float, push_json, push_text, short};
 use ipc::batch::{ColumnBuilder, DataType, Field, RecordBatch, Schema, Value};
 use std::collections::VecDeque;
@@ -154,8 +155,8 @@ impl Raw {
 }
 
 enum Source {
-    Csv(csv::Reader<BufReader<File>>),
-    Json(std::io::Lines<BufReader<File>>),
+    Csv(csv::Reader<BufReader<LineCap<File>>>),
+    Json(std::io::Lines<BufReader<LineCap<File>>>),
 }
 
 /// Where malformed records go when the user asked to keep going: a JSON Lines file, one object per
@@ -344,8 +345,10 @@ impl TextReader {
         let mut buffered = VecDeque::new();
         let (source, names, line) = match format {
             Format::Csv => {
-                let mut r =
-                    csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(BufReader::new(file));
+                let mut r = csv::ReaderBuilder::new()
+                    .has_headers(true)
+                    .flexible(true)
+                    .from_reader(BufReader::new(LineCap::new(file)));
                 let headers = r.byte_headers().map_err(|e| csv_error(&p, e))?.clone();
                 let names: Vec<String> = headers
                     .iter()
@@ -376,12 +379,13 @@ impl TextReader {
             }
             // Columnar formats never get here (`BatchReader::open` reads them).
             Format::JsonLines | Format::Columnar(_) => {
-                let mut lines = BufReader::new(file).lines();
+                let mut lines = BufReader::new(LineCap::new(file)).lines();
                 let mut names: Vec<String> = Vec::new();
                 let mut line = 0;
                 while buffered.len() < INFER_ROWS {
                     let Some(text) = lines.next() else { break };
                     line += 1;
+                    too_long(&p, &text)?;
                     if let Some(raw) = parse_json_line(text) {
                         if let Raw::Json(obj) = &raw {
                             for k in obj.keys() {
@@ -495,6 +499,7 @@ impl TextReader {
                     return Ok(None);
                 };
                 self.line += 1;
+                too_long(&self.path, &text)?;
                 if let Some(raw) = parse_json_line(text) {
                     return Ok(Some((self.line, raw)));
                 }
@@ -555,7 +560,7 @@ impl TextReader {
 
 /// Reads the next CSV record; a record the csv parser rejects becomes `Raw::Bad`.
 fn read_csv(
-    r: &mut csv::Reader<BufReader<File>>,
+    r: &mut csv::Reader<BufReader<LineCap<File>>>,
     path: &str,
     prev_line: u64,
 ) -> Result<Option<(u64, Raw)>, InputError> {
@@ -569,7 +574,7 @@ fn read_csv(
             // checked for one.
             if rec.iter().any(|f| f.contains(&b'\n') || f.contains(&b'\r')) {
                 let start = rec.position().map_or(0, |p| p.byte());
-                let at_end = r.get_ref().get_ref().metadata().is_ok_and(|m| r.position().byte() >= m.len());
+                let at_end = r.get_ref().get_ref().get_ref().metadata().is_ok_and(|m| r.position().byte() >= m.len());
                 if at_end && unterminated_quote(path, start)? {
                     return Err(bad(
                         path,
@@ -629,8 +634,20 @@ fn unterminated_quote(path: &str, start: u64) -> Result<bool, InputError> {
 fn csv_error(path: &str, e: csv::Error) -> InputError {
     let line = e.position().map_or(0, |p| p.line());
     match e.kind() {
-        csv::ErrorKind::Io(_) => InputError::Io { path: path.to_owned(), source: std::io::Error::other(e.to_string()) },
+        csv::ErrorKind::Io(io) => match LineTooLong::within(io) {
+            Some(long) => bad(path, long.line, long.to_string()),
+            None => InputError::Io { path: path.to_owned(), source: std::io::Error::other(e.to_string()) },
+        },
         _ => bad(path, line, format!("malformed CSV: {e}")),
+    }
+}
+
+/// A line longer than the cap stops the run (it is no record to divert to `--bad-rows`: its end was
+/// never read).
+fn too_long(path: &str, text: &std::io::Result<String>) -> Result<(), InputError> {
+    match text.as_ref().err().and_then(LineTooLong::within) {
+        Some(long) => Err(bad(path, long.line, long.to_string())),
+        None => Ok(()),
     }
 }
 

@@ -7,6 +7,8 @@ pub mod cli;
 pub mod columnar;
 pub mod input;
 pub mod job;
+pub mod line_cap;
 pub mod output;
+pub mod output_file;
 pub mod stream_job;
 pub mod values;

@@ -7,13 +7,14 @@
 
 use crate::columnar::ColumnarWriter;
 use crate::input::Format;
+use crate::output_file::OutputFile;
 use anyhow::{bail, Context};
 use ipc::batch::{RecordBatch, Schema};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Writes every row of `batch` as a JSON object on its own line.
-pub fn write_jsonl(out: &mut impl Write, batch: &RecordBatch) -> std::io::Result<()> {
+pub fn write_jsonl(out: &mut (impl Write + ?Sized), batch: &RecordBatch) -> std::io::Result<()> {
     let keys: Vec<String> =
         batch.schema().fields.iter().map(|f| serde_json::to_string(&f.name).expect("strings serialize")).collect();
     let mut line = String::new();
@@ -34,15 +35,17 @@ pub fn write_jsonl(out: &mut impl Write, batch: &RecordBatch) -> std::io::Result
     Ok(())
 }
 
-/// Where a run's result batches go: a JSON Lines file or standard output, or a Parquet or Arrow IPC
-/// file (written under a temporary name, renamed into place by [`BatchWriter::finish`]).
+/// Where a run's result batches go: JSON Lines on standard output, or a file — JSON Lines, Parquet
+/// or Arrow IPC — written aside and put in place by [`BatchWriter::finish`] ([`OutputFile`]), so a
+/// failed or interrupted run leaves no output that looks complete.
 pub struct BatchWriter {
     path: PathBuf,
     sink: Sink,
 }
 
 enum Sink {
-    JsonLines(Box<dyn Write>),
+    Stdout(std::io::BufWriter<std::io::StdoutLock<'static>>),
+    JsonLines(OutputFile, std::io::BufWriter<std::fs::File>),
     Columnar(Box<ColumnarWriter>),
 }
 
@@ -53,12 +56,11 @@ impl BatchWriter {
         let stdout = path.as_os_str() == "-";
         let format = format.or_else(|| (!stdout).then(|| Format::from_path(path)).flatten());
         let sink = match format {
-            None | Some(Format::JsonLines) if stdout => {
-                Sink::JsonLines(Box::new(std::io::BufWriter::new(std::io::stdout().lock())))
-            }
+            None | Some(Format::JsonLines) if stdout => Sink::Stdout(std::io::BufWriter::new(std::io::stdout().lock())),
             None | Some(Format::JsonLines) => {
-                let f = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
-                Sink::JsonLines(Box::new(std::io::BufWriter::new(f)))
+                let (output, file) =
+                    OutputFile::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+                Sink::JsonLines(output, std::io::BufWriter::new(file))
             }
             Some(Format::Csv) => {
                 bail!("{}: CSV output is not supported; write .jsonl, .parquet, .arrow or .arrows", path.display())
@@ -78,28 +80,33 @@ impl BatchWriter {
 
     /// Writes one batch.
     pub fn write(&mut self, batch: arrow_array::RecordBatch) -> anyhow::Result<()> {
-        match &mut self.sink {
-            Sink::JsonLines(out) => {
-                let batch =
-                    ipc::arrow::from_arrow(&batch).with_context(|| format!("cannot write {}", self.path.display()))?;
-                write_jsonl(out, &batch).with_context(|| format!("cannot write {}", self.path.display()))
-            }
-            Sink::Columnar(w) => Ok(w.write(batch)?),
-        }
+        let failed = || format!("cannot write {}", self.path.display());
+        let out: &mut dyn Write = match &mut self.sink {
+            Sink::Stdout(out) => out,
+            Sink::JsonLines(_, out) => out,
+            Sink::Columnar(w) => return Ok(w.write(batch)?),
+        };
+        let batch = ipc::arrow::from_arrow(&batch).with_context(failed)?;
+        write_jsonl(out, &batch).with_context(failed)
     }
 
-    /// Stops writing after a failure or an interrupt: JSON Lines written so far are flushed (best
-    /// effort), a columnar file's temporary is removed.
+    /// Stops writing after a failure or an interrupt: what went to standard output stays (flushed,
+    /// best effort); a file is not put in place.
     pub fn abandon(self) {
-        if let Sink::JsonLines(mut out) = self.sink {
+        if let Sink::Stdout(mut out) = self.sink {
             let _ = out.flush();
         }
     }
 
-    /// Completes the output: flushes it, and puts a columnar file in place.
+    /// Completes the output: flushes it, and puts a file in place.
     pub fn finish(self) -> anyhow::Result<()> {
+        let failed = || format!("cannot write {}", self.path.display());
         match self.sink {
-            Sink::JsonLines(mut out) => out.flush().with_context(|| format!("cannot write {}", self.path.display())),
+            Sink::Stdout(mut out) => out.flush().with_context(failed),
+            Sink::JsonLines(output, out) => {
+                let file = out.into_inner().map_err(|e| e.into_error()).with_context(failed)?;
+                output.commit(file).with_context(failed)
+            }
             Sink::Columnar(w) => Ok(w.finish()?),
         }
     }

@@ -569,3 +569,71 @@ fn limits_duplicate_names_and_a_closed_stdout() {
     assert!(done.status.success() && !stderr.contains("panicked"), "{stderr}");
     assert_eq!(std::fs::read_to_string(&out).unwrap().lines().count(), 2);
 }
+
+/// An input line without an end (`/dev/zero`) used to grow the host until it aborted (issue 19); a
+/// line longer than 64 MiB is now an error naming it, in CSV and JSON Lines, also with `--bad-rows`.
+#[test]
+fn an_endless_line_is_an_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let udf = format!("{}:plus_one", example("udfs.py"));
+    let out = dir.path().join("out.jsonl");
+    let bad = dir.path().join("bad.jsonl");
+    for format in ["csv", "jsonl"] {
+        let args = [
+            "run",
+            "--udf",
+            &udf,
+            "--args",
+            "x",
+            "--input",
+            "/dev/zero",
+            "--format",
+            format,
+            "--output",
+            out.to_str().unwrap(),
+        ];
+        let err = run_err(&args);
+        assert!(err.contains("/dev/zero:1: line 1 is longer than 64 MiB"), "{format}: {err}");
+        let mut diverted = args.to_vec();
+        diverted.extend(["--bad-rows", bad.to_str().unwrap()]);
+        let err = run_err(&diverted);
+        assert!(err.contains("longer than 64 MiB"), "{format} with --bad-rows: {err}");
+    }
+}
+
+/// A run that fails part-way leaves no JSON Lines output that looks complete, and an earlier file of
+/// that name as it was: outputs are written aside and put in place only on success (issue 19).
+#[test]
+fn a_failed_run_leaves_no_output_and_keeps_an_earlier_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.csv");
+    std::fs::write(&input, format!("x\n{}", (0..2000).map(|i| format!("{i}\n")).collect::<String>())).unwrap();
+    let failing = format!("{}/tests/udfs/types.py:fails_on_13", env!("CARGO_MANIFEST_DIR"));
+    let fresh = dir.path().join("fresh.jsonl");
+    let earlier = dir.path().join("earlier.jsonl");
+    std::fs::write(&earlier, "{\"from\": \"an earlier run\"}\n").unwrap();
+    for out in [&fresh, &earlier] {
+        let err = run_err(&[
+            "run",
+            "--udf",
+            &failing,
+            "--args",
+            "x",
+            "--input",
+            input.to_str().unwrap(),
+            "--output",
+            out.to_str().unwrap(),
+            "--batch-size",
+            "10",
+        ]);
+        assert!(err.contains("13 is unlucky"), "{err}");
+    }
+    assert!(!fresh.exists(), "a failed run created its output");
+    assert_eq!(std::fs::read_to_string(&earlier).unwrap(), "{\"from\": \"an earlier run\"}\n");
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+}
