@@ -216,16 +216,18 @@ impl Segment {
         Ok(seg.into_endpoint(Side::Host))
     }
 
-    /// Opens a segment another process (or this one) created, validates it, unlinks its name, claims
-    /// its worker side and returns the worker endpoint. Fails with
-    /// [`SegmentOpenError::AlreadyAttached`] if a worker already opened it.
+    /// Opens a segment another process (or this one) created, validates it, claims its worker side,
+    /// unlinks its name and returns the worker endpoint. Fails with
+    /// [`SegmentOpenError::AlreadyAttached`] if a worker already opened it. A name that is not a
+    /// udfpool segment is left alone: only a segment that passed validation is unlinked.
     pub fn open(name: &str) -> Result<Endpoint, SegmentOpenError> {
         let shmem = ShmemConf::new()
             .os_id(name)
             .open()
             .map_err(|source| SegmentOpenError::Os { name: name.to_owned(), source })?;
+        let endpoint = Self::attach(shmem, name)?;
         unlink(name);
-        Self::attach(shmem, name)
+        Ok(endpoint)
     }
 
     /// Validates an opened mapping and claims its worker side.
@@ -353,6 +355,8 @@ mod tests {
         let mut shmem = ShmemConf::new().size(8192).os_id(&name).create().unwrap();
         shmem.set_owner(true);
         assert!(matches!(Segment::open(&name), Err(SegmentOpenError::NotInitialized(_))));
+        // Someone else's object: refused, and left where it was.
+        assert!(std::path::Path::new(&format!("/dev/shm{name}")).exists(), "a foreign object was unlinked");
     }
 
     #[test]
