@@ -446,9 +446,18 @@ fn run(mut a: RunArgs) -> Result<()> {
     }
     let info = pool.info().clone();
     let restarts = pool.restarts();
-    pool.close()?;
+    // Every result is written: a worker that dies while closing (killed from outside, say) costs no
+    // row, so it is a warning; a function's close() raising stays an error.
+    let closing = match pool.close() {
+        Ok(()) => String::new(),
+        Err(e) if e.is_worker_failure() => {
+            let _ = writeln!(std::io::stderr(), "udfpool: warning: after every result was written: {e}");
+            ", a worker died while closing".to_owned()
+        }
+        Err(e) => return Err(e.into()),
+    };
     let summary = format!(
-        "rows {rows}{bad_rows}{failed_batches}, batches {batches}, elapsed {:.3} s (pool start {:.3} s), {:.0} rows/s, \
+        "rows {rows}{bad_rows}{failed_batches}{closing}, batches {batches}, elapsed {:.3} s (pool start {:.3} s), {:.0} rows/s, \
          host peak RSS {}\n\
          mode {} (asked: {asked_mode}), workers {}, worker restarts {restarts}, {} function {} -> {}\n\
          python {} ({}), library {}",

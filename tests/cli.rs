@@ -637,3 +637,35 @@ fn a_failed_run_leaves_no_output_and_keeps_an_earlier_one() {
         .collect();
     assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
 }
+
+/// A worker that dies while closing, after every result was written, costs no row: the run succeeds
+/// and says so, where it used to fail (issue 19). A function's close() raising is still an error.
+#[test]
+fn a_worker_dying_in_close_after_every_result_is_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.csv");
+    std::fs::write(&input, "x\n1\n2\n3\n").unwrap();
+    let out = dir.path().join("out.jsonl");
+    let udf = format!("{}/tests/udfs/faults.py:dies_in_close", env!("CARGO_MANIFEST_DIR"));
+    let run = udfpool(&[
+        "run",
+        "--udf",
+        &udf,
+        "--args",
+        "x",
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+        "--mode",
+        "process",
+        "--workers",
+        "1",
+        "--config",
+        "marker=unused",
+    ]);
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(stdout.contains("rows 3, a worker died while closing"), "{stdout}");
+    assert_eq!(std::fs::read_to_string(&out).unwrap().lines().count(), 3);
+}

@@ -74,3 +74,16 @@ def hungry(x):
     if x == 13:
         return len(bytearray(1 << 30))
     return x
+
+
+class DiesInClose(ScalarFunction):
+    """Returns its argument; its worker process dies in close(), after every result was sent."""
+
+    def eval(self, x):
+        return x
+
+    def close(self):
+        os._exit(9)
+
+
+dies_in_close = udf(DiesInClose, result_type="int64")
