@@ -316,6 +316,7 @@ fn run(mut a: RunArgs) -> Result<()> {
     ];
     refuse_overwriting_inputs(std::slice::from_ref(&a.input), &written)?;
     let mut reader = BatchReader::open(&a.input, format, &declared, a.batch_size)?;
+    check_batch_width(&a.input, reader.schema().fields.len(), a.batch_size)?;
     if let Some(path) = &a.bad_rows {
         reader = reader.with_bad_rows(BadRows::create(path)?);
     }
@@ -533,6 +534,22 @@ fn arrow_in(path: &std::path::Path, batch: ipc::batch::RecordBatch) -> Result<ar
 /// sent and answered whole); larger ones only risk running out of memory.
 pub const MAX_BATCH_ROWS: usize = 1 << 24;
 
+/// The most values (rows × columns) one batch may hold: 2^28. A file of a million columns at the
+/// default 1024 rows would otherwise reserve gigabytes before the first row is read.
+pub const MAX_BATCH_VALUES: usize = 1 << 28;
+
+fn check_batch_width(input: &std::path::Path, columns: usize, rows: usize) -> Result<()> {
+    if columns.saturating_mul(rows) > MAX_BATCH_VALUES {
+        bail!(
+            "{}: {columns} columns × {rows} rows per batch is more than {MAX_BATCH_VALUES} values; pass \
+             --batch-size {} or less",
+            input.display(),
+            (MAX_BATCH_VALUES / columns.max(1)).max(1)
+        );
+    }
+    Ok(())
+}
+
 fn check_batch_size(rows: usize) -> Result<()> {
     if rows == 0 || rows > MAX_BATCH_ROWS {
         bail!("--batch-size (or a job's batch_size) must be 1 to {MAX_BATCH_ROWS} rows, not {rows}");
@@ -577,7 +594,9 @@ fn run_stream(a: RunArgs, job: crate::job::Job) -> Result<()> {
             format!("cannot tell the format of {} from its extension; pass --format", path.display())
         })?;
         let declared = schema.map(parse_schema_arg).transpose()?.unwrap_or_default();
-        Ok(BatchReader::open(path, format, &declared, batch_size)?)
+        let reader = BatchReader::open(path, format, &declared, batch_size)?;
+        check_batch_width(path, reader.schema().fields.len(), batch_size)?;
+        Ok(reader)
     };
     let mut readers = vec![("input".to_owned(), input.clone(), open(&input, schema_text.as_deref(), asked_format)?)];
     // A union's sources share the main input's schema unless they declare one; others are their own.

@@ -358,7 +358,8 @@ impl TextReader {
                             .map_err(|_| bad(&p, 1, format!("header of column {} is not valid UTF-8", i + 1)))
                     })
                     .collect::<Result<_, _>>()?;
-                if let Some((i, name)) = names.iter().enumerate().find(|(i, n)| names[..*i].contains(n)) {
+                let mut seen = std::collections::HashSet::with_capacity(names.len());
+                if let Some((i, name)) = names.iter().enumerate().find(|(_, n)| !seen.insert(n.as_str())) {
                     return Err(bad(
                         &p,
                         1,

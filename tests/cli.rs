@@ -669,3 +669,26 @@ fn a_worker_dying_in_close_after_every_result_is_a_warning() {
     assert!(stdout.contains("rows 3, a worker died while closing"), "{stdout}");
     assert_eq!(std::fs::read_to_string(&out).unwrap().lines().count(), 3);
 }
+
+/// Rows × columns per batch is bounded: a file of 300 000 columns at 1024 rows a batch is refused
+/// before anything is reserved, with the batch size that fits (issue 19: memory grew with columns ×
+/// batch size into gigabytes).
+#[test]
+fn a_batch_too_wide_is_refused_with_the_size_that_fits() {
+    let dir = tempfile::tempdir().unwrap();
+    let wide = dir.path().join("wide.csv");
+    let columns = 300_000;
+    let header: Vec<String> = (0..columns).map(|i| format!("c{i}")).collect();
+    std::fs::write(&wide, format!("{}\n{}\n", header.join(","), vec!["1"; columns].join(","))).unwrap();
+    let udf = format!("{}:plus_one", example("udfs.py"));
+    let out = dir.path().join("out.jsonl");
+    let args =
+        ["run", "--udf", &udf, "--args", "c0", "--input", wide.to_str().unwrap(), "--output", out.to_str().unwrap()];
+    let err = run_err(&args);
+    assert!(
+        err.contains(
+            "300000 columns × 1024 rows per batch is more than 268435456 values; pass --batch-size 894 or less"
+        ),
+        "{err}"
+    );
+}

@@ -159,8 +159,9 @@ pub fn from_arrow_type(t: &ArrowType, column: &str) -> Result<DataType, ArrowCon
 /// The udfpool schema that holds Arrow `schema`; its field names must be distinct.
 pub fn from_arrow_schema(schema: &ArrowSchema) -> Result<Schema, ArrowConvertError> {
     let mut fields = Vec::with_capacity(schema.fields().len());
+    let mut seen = std::collections::HashSet::with_capacity(schema.fields().len());
     for f in schema.fields() {
-        if fields.iter().any(|g: &Field| g.name == *f.name()) {
+        if !seen.insert(f.name().as_str()) {
             return Err(ArrowConvertError::new(f.name(), "appears twice in the schema"));
         }
         fields.push(Field::new(f.name(), from_arrow_type(f.data_type(), f.name())?));
