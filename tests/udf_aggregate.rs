@@ -124,21 +124,33 @@ fn bad_declarations_and_failures_are_clear_errors() {
     }
 }
 
-/// A dead worker takes its groups' accumulators with it: the aggregation fails and says so, rather
-/// than give groups with rows missing.
+/// A worker SIGKILLed between two batches takes its groups' accumulators with it: the replacement
+/// rebuilds them from the parts the dead one had finished, so every group comes out exact. With the
+/// replay switched off (`udfpool.stream-replay-rows=0`) the aggregation fails and says so, rather than
+/// give groups with rows missing.
 #[test]
-fn a_dead_worker_fails_the_aggregation_loudly() {
-    let mut agg = aggs("total", Mode::Process, 2).build_aggregate().unwrap();
-    let keys: Vec<String> = (0..40).map(|i| format!("k{i}")).collect();
-    let rows: Vec<(Option<&str>, Option<i64>)> = keys.iter().map(|k| (Some(k.as_str()), Some(1))).collect();
-    agg.push(arrow(batch(&rows))).unwrap();
-    let pid = agg.info().pids[0];
-    // SAFETY: kill(2) on a pid this test's pool started; no memory is involved.
-    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-    assert!(eventually(std::time::Duration::from_secs(5), || !process_alive(pid)));
-    let err = match agg.push(arrow(batch(&rows))) {
-        Err(e) => e.to_string(),
-        Ok(()) => agg.finish().map(native).unwrap_err().to_string(),
-    };
-    assert!(err.contains("accumulators of its groups"), "{err}");
+fn a_dead_worker_is_replayed_or_fails_the_aggregation_loudly() {
+    for replay_rows in ["1000000", "0"] {
+        let mut agg =
+            aggs("total", Mode::Process, 2).config("udfpool.stream-replay-rows", replay_rows).build_aggregate().unwrap();
+        let keys: Vec<String> = (0..40).map(|i| format!("k{i}")).collect();
+        let rows: Vec<(Option<&str>, Option<i64>)> = keys.iter().map(|k| (Some(k.as_str()), Some(1))).collect();
+        agg.push(arrow(batch(&rows))).unwrap();
+        let pid = agg.info().pids[0];
+        // SAFETY: kill(2) on a pid this test's pool started; no memory is involved.
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        assert!(eventually(std::time::Duration::from_secs(5), || !process_alive(pid)));
+        let result = agg.push(arrow(batch(&rows))).and_then(|()| agg.finish().map(native));
+        match (replay_rows, result) {
+            ("0", result) => {
+                let err = result.unwrap_err().to_string();
+                assert!(err.contains("accumulators of its groups"), "{err}");
+            }
+            (_, result) => {
+                let groups = result.unwrap().to_rows();
+                assert_eq!(groups.len(), 40);
+                assert!(groups.iter().all(|g| g[1] == Value::Int64(2)), "every group counts both batches: {groups:?}");
+            }
+        }
+    }
 }

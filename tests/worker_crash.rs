@@ -7,7 +7,7 @@ mod common;
 
 use common::*;
 use host::{Mode, Pool, PoolError};
-use ipc::batch::{RecordBatch, Value};
+use ipc::batch::{DataType, Field, RecordBatch, Schema, Value};
 use std::time::Duration;
 
 /// 40 batches of 5 rows holding 0..200; x == 13 sits in batch 2.
@@ -195,4 +195,43 @@ fn the_batch_timeout_fires_while_a_large_batch_waits_for_ring_space() {
     assert!(dir.path().join("fired").exists(), "the hang really happened");
     assert_eq!(pool.restarts(), 1);
     assert!(start.elapsed() < Duration::from_secs(60), "took {:?}", start.elapsed());
+}
+
+/// An aggregate's worker that dies mid-way is replaced and its groups rebuilt from the parts it had
+/// finished: the groups equal an undisturbed run's (issue 19: the aggregation failed).
+#[test]
+fn an_aggregates_dead_worker_is_replayed_and_the_groups_are_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let schema = Schema::new(vec![Field::new("k", DataType::Utf8), Field::new("x", DataType::Int64)]);
+    let mut agg = Pool::builder(format!("{}:sum_exits_once", udf_file("faults.py")), schema.clone())
+        .mode(Mode::Process)
+        .workers(2)
+        .worker_exe(worker_exe())
+        .config("marker", dir.path().join("fired").display().to_string())
+        .group_by(["k"])
+        .args(["x"])
+        .build_aggregate()
+        .unwrap();
+    let mut expected = std::collections::BTreeMap::new();
+    for b in 0..10i64 {
+        let rows: Vec<Vec<Value>> = (0..10)
+            .map(|i| {
+                let x = b * 10 + i;
+                let k = format!("k{}", x % 7);
+                *expected.entry(k.clone()).or_insert(0) += x;
+                vec![Value::Utf8(k), Value::Int64(x)]
+            })
+            .collect();
+        agg.push(arrow(RecordBatch::from_rows(schema.clone(), &rows).unwrap())).unwrap();
+    }
+    assert!(dir.path().join("fired").exists(), "the worker really died");
+    let groups: std::collections::BTreeMap<String, i64> = native(agg.finish().unwrap())
+        .to_rows()
+        .into_iter()
+        .map(|r| match (&r[0], &r[1]) {
+            (Value::Utf8(k), Value::Int64(v)) => (k.clone(), *v),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(groups, expected);
 }

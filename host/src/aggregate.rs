@@ -15,13 +15,17 @@
 //! ```
 //!
 //! Each batch is split by key and each part is sent to its worker and acknowledged before the next
-//! batch (no pipelining yet). A worker that dies takes its groups' accumulators with it: the
-//! aggregation then fails with a clear error rather than give wrong groups (no replay yet).
+//! batch (no pipelining yet). A PROCESS worker that dies takes its groups' accumulators with it: it is
+//! replaced, and the replacement rebuilds them from the parts the dead one had finished (kept per
+//! worker, up to `udfpool.stream-replay-rows` rows in all), then gets the part it died on, up to
+//! `udfpool.max-retries` times. Past the limit, or in THREAD mode, a dead worker fails the aggregation
+//! with a clear error rather than give wrong groups. Replay assumes deterministic functions.
 
 use crate::error::PoolError;
 use crate::pool::{PoolInfo, Started};
-use crate::supervisor::Supervisor;
+use crate::supervisor::{Replay, Supervisor};
 use ipc::batch::{Column, RecordBatch, Schema};
+use ipc::protocol::UdfError;
 use std::sync::Arc;
 
 /// A running aggregate function (see the module docs).
@@ -34,6 +38,11 @@ pub struct Aggregation {
     key_count: usize,
     output_schema: Schema,
     rows: u64,
+    /// Each worker's parts so far, to replay into a replacement; `None` once past `replay_limit` rows
+    /// (or where workers are not replaced).
+    history: Option<Vec<Vec<Arc<RecordBatch>>>>,
+    kept_rows: u64,
+    replay_limit: u64,
 }
 
 impl std::fmt::Debug for Aggregation {
@@ -44,9 +53,15 @@ impl std::fmt::Debug for Aggregation {
 
 impl Aggregation {
     pub(crate) fn new(started: Started) -> Self {
+        let replay_limit = started.config.stream_replay_rows;
+        let workers = started.workers;
+        let history = (replay_limit > 0 && workers.replaces_workers()).then(|| vec![Vec::new(); workers.workers()]);
         Self {
             info: started.info,
-            workers: started.workers,
+            workers,
+            history,
+            kept_rows: 0,
+            replay_limit,
             input_schema: started.input_schema,
             columns: started.arg_indices,
             key_count: started.key_count,
@@ -67,10 +82,51 @@ impl Aggregation {
 
     fn lost(e: PoolError) -> PoolError {
         PoolError::broken(
-            "an aggregate's worker failed, and the accumulators of its groups with it (aggregates are not \
-             replayed yet)",
+            "an aggregate's worker failed, and the accumulators of its groups with it (not replayed: past \
+             udfpool.stream-replay-rows rows, past udfpool.max-retries, or in THREAD mode)",
             e,
         )
+    }
+
+    /// Replaces worker `lane` after `cause` and replays its finished parts into the replacement; the
+    /// caller sends the part it was running again.
+    fn recover(&mut self, lane: usize, cause: PoolError, attempts: &mut u32) -> Result<(), PoolError> {
+        let Some(history) = &self.history else { return Err(Self::lost(cause)) };
+        let max_retries = self.workers.max_retries();
+        let mut replay =
+            Replay { finished: &history[lane], resend: None, columns: &self.columns, attempts, max_retries };
+        self.workers.recover(lane, cause, &mut replay).map_err(Self::lost)
+    }
+
+    /// Sends `part` to worker `lane` and takes its acknowledgement (with the request's id), recovering
+    /// a worker that dies.
+    fn run_part(&mut self, lane: usize, part: &Arc<RecordBatch>) -> Result<(u64, Result<(), UdfError>), PoolError> {
+        let mut attempts = 0;
+        loop {
+            let id = self.workers.next_id();
+            let answer =
+                self.workers.submit(lane, id, part, &self.columns).and_then(|()| self.workers.next_result(lane));
+            match answer {
+                Ok((answered, outcome)) if answered == id => return Ok((id, outcome.map(drop))),
+                Ok((answered, _)) => {
+                    let message = format!("answered batch {answered}, expected {id}");
+                    return Err(Self::lost(PoolError::Protocol { index: lane, message }));
+                }
+                Err(e) if e.is_worker_failure() => self.recover(lane, e, &mut attempts)?,
+                Err(e) => return Err(Self::lost(e)),
+            }
+        }
+    }
+
+    /// Keeps `part`, done by worker `lane`, for a replay; drops every kept part past the limit.
+    fn keep(&mut self, lane: usize, part: Arc<RecordBatch>) {
+        let Some(history) = &mut self.history else { return };
+        self.kept_rows += part.num_rows() as u64;
+        if self.kept_rows > self.replay_limit {
+            self.history = None;
+        } else {
+            history[lane].push(part);
+        }
     }
 
     /// Adds a batch's rows to their groups (copied once into udfpool's columns).
@@ -91,14 +147,7 @@ impl Aggregation {
         }
         for (lane, rows) in per_lane.iter().enumerate().filter(|(_, r)| !r.is_empty()) {
             let part = Arc::new(batch.take(rows));
-            let id = self.workers.next_id();
-            self.workers.submit(lane, id, &part, &self.columns).map_err(Self::lost)?;
-            let (answered, outcome) = self.workers.next_result(lane).map_err(Self::lost)?;
-            if answered != id {
-                let message = format!("answered batch {answered}, expected {id}");
-                return Err(Self::lost(PoolError::Protocol { index: lane, message }));
-            }
-            if let Err(error) = outcome {
+            if let (id, Err(error)) = self.run_part(lane, &part)? {
                 // The input row is not known here (the part gathers rows from across the batch).
                 return Err(PoolError::Batch {
                     udf: self.info.udf.clone(),
@@ -108,6 +157,7 @@ impl Aggregation {
                     error: Box::new(error),
                 });
             }
+            self.keep(lane, part);
         }
         self.rows += batch.num_rows() as u64;
         Ok(())
@@ -122,11 +172,15 @@ impl Aggregation {
     fn finish_groups(mut self) -> Result<RecordBatch, PoolError> {
         let mut parts: Vec<Vec<Column>> = Vec::with_capacity(self.workers.workers());
         for lane in 0..self.workers.workers() {
-            let columns = self
-                .workers
-                .finish(lane)
-                .map_err(Self::lost)?
-                .map_err(|error| PoolError::Load { udf: format!("{} (get_value)", self.info.udf), error })?;
+            let mut attempts = 0;
+            let finished = loop {
+                match self.workers.finish(lane) {
+                    Err(e) if e.is_worker_failure() => self.recover(lane, e, &mut attempts)?,
+                    other => break other.map_err(Self::lost)?,
+                }
+            };
+            let columns =
+                finished.map_err(|error| PoolError::Load { udf: format!("{} (get_value)", self.info.udf), error })?;
             // Checked per worker, so a bad answer names its worker.
             let n = columns.first().map_or(0, |c| c.len());
             let fields = &self.output_schema.fields;

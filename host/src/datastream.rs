@@ -54,7 +54,7 @@
 use crate::config::Mode;
 use crate::error::PoolError;
 use crate::pool::{PoolBuilder, PoolInfo};
-use crate::supervisor::{CatchUp, Supervisor};
+use crate::supervisor::{Replay, Supervisor};
 use ipc::batch::{Column, ColumnBuilder, ColumnData, DataType, Field, LeBuffer, RecordBatch, Schema};
 use ipc::protocol::{
     EventTime, StreamOp, StreamOpKind, StreamStage, UdfError, WindowAssigner, WindowFunctionKind, WindowSpec,
@@ -796,45 +796,6 @@ enum KeyColumns {
 /// The columns a stream stage's workers get: `__row`, `__wm`, `__ts`, `__steps`, `data`.
 const WORKER_COLUMNS: [usize; 5] = [0, 1, 2, 3, 4];
 
-/// How a stream stage brings a replacement worker up to date: the parts its predecessor finished are
-/// sent again, what they emit dropped, so it holds the state, timers and windows its keys had; then
-/// the part it died on, if any. Each failure counts against `udfpool.max-retries`.
-struct Replay<'a> {
-    /// What the dead worker had finished.
-    finished: &'a [Arc<RecordBatch>],
-    /// What it was running, answered by the caller.
-    resend: Option<&'a Arc<RecordBatch>>,
-    attempts: &'a mut u32,
-    max_retries: u32,
-}
-
-impl CatchUp for Replay<'_> {
-    fn charge(&mut self, _lane: usize, cause: &PoolError) -> Result<(), PoolError> {
-        if *self.attempts >= self.max_retries {
-            return Err(PoolError::Usage(format!("gave up after {} retries: {cause}", self.max_retries)));
-        }
-        *self.attempts += 1;
-        Ok(())
-    }
-
-    fn catch_up(&mut self, lane: usize, workers: &mut Supervisor) -> Result<(), PoolError> {
-        for part in self.finished {
-            let id = workers.next_id();
-            workers.submit(lane, id, part, &WORKER_COLUMNS)?;
-            if let (_, Err(error)) = workers.next_result(lane)? {
-                return Err(PoolError::Usage(format!("replaying its input into a replacement worker failed: {error}")));
-            }
-        }
-        match self.resend {
-            Some(part) => {
-                let id = workers.next_id();
-                workers.submit(lane, id, part, &WORKER_COLUMNS)
-            }
-            None => Ok(()),
-        }
-    }
-}
-
 /// One stage's workers and its position in the stream: rows seen, watermark.
 struct StageRun {
     info: PoolInfo,
@@ -1141,8 +1102,13 @@ impl StageRun {
                 "replacing a stream worker and replaying its input: {cause}"
             );
         }
-        let mut replay =
-            Replay { finished: &history[lane], resend: part, attempts, max_retries: self.workers.max_retries() };
+        let mut replay = Replay {
+            finished: &history[lane],
+            resend: part,
+            columns: &WORKER_COLUMNS,
+            attempts,
+            max_retries: self.workers.max_retries(),
+        };
         let recovered = self.workers.recover(lane, cause, &mut replay);
         recovered.map_err(|e| self.lost(index, e))
     }

@@ -33,6 +33,48 @@ pub(crate) trait CatchUp {
     fn catch_up(&mut self, lane: usize, workers: &mut Supervisor) -> Result<(), PoolError>;
 }
 
+/// Catching a stateful worker's replacement up by replaying what the dead one had finished (its
+/// keys' state is rebuilt from the same input; what the replay emits again is dropped), then sending
+/// what it was running. Failures are charged against `max_retries`. Used by DataStream stages and
+/// aggregates.
+pub(crate) struct Replay<'a> {
+    /// What the dead worker had finished.
+    pub(crate) finished: &'a [Arc<RecordBatch>],
+    /// What it was running, answered by the caller.
+    pub(crate) resend: Option<&'a Arc<RecordBatch>>,
+    /// The columns of each part the worker gets.
+    pub(crate) columns: &'a [usize],
+    pub(crate) attempts: &'a mut u32,
+    pub(crate) max_retries: u32,
+}
+
+impl CatchUp for Replay<'_> {
+    fn charge(&mut self, _lane: usize, cause: &PoolError) -> Result<(), PoolError> {
+        if *self.attempts >= self.max_retries {
+            return Err(PoolError::Usage(format!("gave up after {} retries: {cause}", self.max_retries)));
+        }
+        *self.attempts += 1;
+        Ok(())
+    }
+
+    fn catch_up(&mut self, lane: usize, workers: &mut Supervisor) -> Result<(), PoolError> {
+        for part in self.finished {
+            let id = workers.next_id();
+            workers.submit(lane, id, part, self.columns)?;
+            if let (_, Err(error)) = workers.next_result(lane)? {
+                return Err(PoolError::Usage(format!("replaying its input into a replacement worker failed: {error}")));
+            }
+        }
+        match self.resend {
+            Some(part) => {
+                let id = workers.next_id();
+                workers.submit(lane, id, part, self.columns)
+            }
+            None => Ok(()),
+        }
+    }
+}
+
 /// A pool's workers (see the module docs).
 pub(crate) struct Supervisor {
     lanes: Vec<Box<dyn Lane>>,

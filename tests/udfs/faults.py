@@ -87,3 +87,32 @@ class DiesInClose(ScalarFunction):
 
 
 dies_in_close = udf(DiesInClose, result_type="int64")
+
+
+from udfpool import AggregateFunction, udaf  # noqa: E402
+
+
+class SumExitsOnce(AggregateFunction):
+    """A sum whose worker exits (once in the whole pool: a marker file) when it meets x == 13, after
+    some groups have accumulated rows: the replacement must rebuild them."""
+
+    def open(self, context):
+        self.marker = context.get_job_parameter("marker")
+
+    def create_accumulator(self):
+        return [0]
+
+    def accumulate(self, acc, x):
+        if x == 13:
+            try:
+                os.close(os.open(self.marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+                os._exit(3)
+            except FileExistsError:
+                pass
+        acc[0] += x
+
+    def get_value(self, acc):
+        return acc[0]
+
+
+sum_exits_once = udaf(SumExitsOnce(), result_type="BIGINT")
