@@ -131,8 +131,10 @@ fn bad_declarations_and_failures_are_clear_errors() {
 #[test]
 fn a_dead_worker_is_replayed_or_fails_the_aggregation_loudly() {
     for replay_rows in ["1000000", "0"] {
-        let mut agg =
-            aggs("total", Mode::Process, 2).config("udfpool.stream-replay-rows", replay_rows).build_aggregate().unwrap();
+        let mut agg = aggs("total", Mode::Process, 2)
+            .config("udfpool.stream-replay-rows", replay_rows)
+            .build_aggregate()
+            .unwrap();
         let keys: Vec<String> = (0..40).map(|i| format!("k{i}")).collect();
         let rows: Vec<(Option<&str>, Option<i64>)> = keys.iter().map(|k| (Some(k.as_str()), Some(1))).collect();
         agg.push(arrow(batch(&rows))).unwrap();
