@@ -28,8 +28,9 @@ pub const INFER_ROWS: usize = 1000;
 /// Bad input, with where it is.
 #[derive(Debug, thiserror::Error)]
 pub enum InputError {
-    /// The file could not be read.
-    #[error("{path}: {source}")]
+    /// The file could not be read (or a side file written). The cause is the error's `source`, which
+    /// `{:#}` (anyhow's chain) prints after the path; it is not repeated in the message itself.
+    #[error("{path}")]
     Io {
         /// The file.
         path: String,
