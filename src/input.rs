@@ -383,6 +383,8 @@ impl TextReader {
             Format::JsonLines | Format::Columnar(_) => {
                 let mut lines = BufReader::new(LineCap::new(file)).lines();
                 let mut names: Vec<String> = Vec::new();
+                // Names in first-seen order, and a set to ask "seen?" in constant time (wide objects).
+                let mut seen = std::collections::HashSet::new();
                 let mut line = 0;
                 while buffered.len() < INFER_ROWS {
                     let Some(text) = lines.next() else { break };
@@ -391,7 +393,7 @@ impl TextReader {
                     if let Some(raw) = parse_json_line(text) {
                         if let Raw::Json(obj) = &raw {
                             for k in obj.keys() {
-                                if !names.contains(k) {
+                                if seen.insert(k.clone()) {
                                     names.push(k.clone());
                                 }
                             }
