@@ -42,6 +42,15 @@ fn own_bell(segment: &Segment, side: Side) -> &Doorbell {
     }
 }
 
+/// The tag frame `n` of a direction carries in its flags, above [`FLAG_LAST`]: its sequence number
+/// mixed with its payload length. The receiver recomputes it for every frame, so a frame lost,
+/// repeated or reordered, or a header scribbled over by another process, is an error rather than
+/// wrong data — one shift, multiply and compare per frame. (The payload itself is not checksummed:
+/// the codec still refuses a malformed message, and nothing reads outside the ring.)
+fn frame_tag(n: u32, len: usize) -> u32 {
+    (n ^ (len as u32).wrapping_mul(0x9E37_79B1)) << 1
+}
+
 /// One side of a segment: made only by [`Segment::create`] (the host's) and [`Segment::open`] (the
 /// worker's), one per side, so each ring has exactly one producer and one consumer.
 #[derive(Debug)]
@@ -57,6 +66,9 @@ pub struct Endpoint {
     /// a large message does not allocate (and page-fault in) fresh memory each time.
     spare: Vec<Vec<u8>>,
     spin: Duration,
+    /// Frames sent and received so far, for the frames' tags.
+    sent_frames: u32,
+    received_frames: u32,
     // Keeps the mapping alive for the raw pointers inside `tx` and `rx` (declared last: dropped last).
     segment: Segment,
 }
@@ -89,6 +101,8 @@ impl Endpoint {
             inbox: VecDeque::new(),
             spare: Vec::new(),
             spin: Duration::from_micros(50),
+            sent_frames: 0,
+            received_frames: 0,
             segment,
         }
     }
@@ -110,10 +124,22 @@ impl Endpoint {
         }
     }
 
-    /// Moves every complete frame available now out of the ring. Returns whether anything was consumed.
+    /// Moves every complete frame available now out of the ring, checking each one's tag. Returns
+    /// whether anything was consumed.
     fn drain(&mut self) -> Result<bool, RingError> {
         let mut consumed = false;
-        while let Some(flags) = self.rx.try_pop(&mut self.partial)? {
+        loop {
+            let start = self.partial.len();
+            let Some(flags) = self.rx.try_pop(&mut self.partial)? else { break };
+            let expected = frame_tag(self.received_frames, self.partial.len() - start);
+            if flags & !FLAG_LAST != expected {
+                return Err(RingError::OutOfSequence {
+                    frame: self.received_frames,
+                    expected,
+                    got: flags & !FLAG_LAST,
+                });
+            }
+            self.received_frames = self.received_frames.wrapping_add(1);
             consumed = true;
             if flags & FLAG_LAST != 0 {
                 let next = self.spare.pop().unwrap_or_default();
@@ -175,7 +201,8 @@ impl Endpoint {
         let empty: &[u8] = &[];
         let mut next = chunks.next().or(Some(empty));
         while let Some(chunk) = next {
-            let flags = if chunks.peek().is_none() { FLAG_LAST } else { 0 };
+            let last = if chunks.peek().is_none() { FLAG_LAST } else { 0 };
+            let flags = last | frame_tag(self.sent_frames, chunk.len());
             while !self.tx.try_push(chunk, flags)? {
                 // Wait for space, or for incoming data to drain so the peer can go on.
                 if self.drain()? {
@@ -190,6 +217,7 @@ impl Endpoint {
                     return Err(TransferError::TimedOut(poll));
                 }
             }
+            self.sent_frames = self.sent_frames.wrapping_add(1);
             self.peer_bell().ring();
             next = chunks.next();
         }
@@ -215,6 +243,28 @@ impl Endpoint {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A frame that is not the peer's next one — written by another process into the ring, or the
+    /// peer's frame again — is an error naming the frame, never a message.
+    #[test]
+    fn a_frame_out_of_sequence_is_an_error_not_data() {
+        let mut host = Segment::create(1024).unwrap();
+        let mut worker = Segment::open(host.segment().name()).unwrap();
+        host.send(b"first", Duration::from_secs(1), || false).unwrap();
+        assert_eq!(worker.try_recv().unwrap().as_deref(), Some(&b"first"[..]));
+        // A stranger's frame with a plausible header: tagged as frame 0 again, not frame 1.
+        assert!(host.tx.try_push(b"forged", FLAG_LAST | frame_tag(0, 6)).unwrap());
+        match worker.try_recv() {
+            Err(RingError::OutOfSequence { frame: 1, expected, got }) => {
+                assert_eq!((expected, got), (frame_tag(1, 6), frame_tag(0, 6)));
+            }
+            other => panic!("{other:?}"),
+        }
+        // Tags differ for every frame number and length nearby.
+        let tags: std::collections::HashSet<u32> =
+            (0..64).flat_map(|n| (0..64).map(move |l| frame_tag(n, l))).collect();
+        assert_eq!(tags.len(), 64 * 64);
+    }
 
     #[test]
     fn messages_larger_than_the_ring_stream_through_both_ways() {

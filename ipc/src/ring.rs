@@ -118,6 +118,17 @@ pub enum RingError {
         /// Bytes published after the header.
         available: u64,
     },
+    /// A frame's tag (its sequence number and length, see `crate::endpoint`) is not the next one's:
+    /// a frame was lost, repeated, or written by something other than the peer.
+    #[error("frame {frame} carries tag {got:#x}, expected {expected:#x}: the ring was not written by its peer alone")]
+    OutOfSequence {
+        /// The frame's number in this direction.
+        frame: u32,
+        /// The tag it should carry.
+        expected: u32,
+        /// The tag it carries.
+        got: u32,
+    },
 }
 
 /// Raw view of one ring: header and data region. Shared by [`Producer`] and [`Consumer`].

@@ -24,7 +24,7 @@ use std::ptr::NonNull;
 /// First 8 bytes of every segment once initialized: "UDFPOOL" and a NUL.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"UDFPOOL\0");
 /// Bumped whenever the header layout or the framing changes (2: the worker-attached flag).
-pub const LAYOUT_VERSION: u32 = 2;
+pub const LAYOUT_VERSION: u32 = 3;
 /// Bytes before the first ring's data: the header, rounded up to a page.
 pub const DATA_OFFSET: usize = 4096;
 
