@@ -36,6 +36,11 @@ fn values<T: ArrowPrimitiveType>(array: &dyn Array) -> Vec<T::Native> {
     array.as_primitive::<T>().values().to_vec()
 }
 
+/// The values of `T`, each widened into `U` (one pass, no intermediate copy).
+fn widened<T: ArrowPrimitiveType, U: From<T::Native>>(array: &dyn Array) -> Vec<U> {
+    array.as_primitive::<T>().values().iter().map(|&v| U::from(v)).collect()
+}
+
 /// Each value converted by `f` (called with the row), null slots left at the default.
 fn convert<T: ArrowPrimitiveType, U: Default + Copy>(
     array: &dyn Array,
@@ -77,32 +82,28 @@ fn check_range<T: Copy + std::fmt::Display>(
     }
 }
 
-fn timestamp_micros(v: i64, unit: TimeUnit) -> Result<i64, String> {
-    let micros = match unit {
+/// `v` in `unit` as microseconds, exactly (`what` names the value in the error): `None` if it
+/// overflows, an error if nanoseconds leave a fraction of a microsecond.
+fn exact_micros(v: i64, unit: TimeUnit, what: &str) -> Result<Option<i64>, String> {
+    Ok(match unit {
         TimeUnit::Second => v.checked_mul(1_000_000),
         TimeUnit::Millisecond => v.checked_mul(1_000),
         TimeUnit::Microsecond => Some(v),
         TimeUnit::Nanosecond if v % 1_000 == 0 => Some(v / 1_000),
         TimeUnit::Nanosecond => {
-            return Err(format!("timestamp {v} ns has a fraction of a microsecond, and udfpool stores microseconds"))
+            return Err(format!("{what} {v} ns has a fraction of a microsecond, and udfpool stores microseconds"))
         }
-    };
-    micros
+    })
+}
+
+fn timestamp_micros(v: i64, unit: TimeUnit) -> Result<i64, String> {
+    exact_micros(v, unit, "timestamp")?
         .filter(|m| (MIN_MICROS..=MAX_MICROS).contains(m))
         .ok_or_else(|| format!("timestamp {v} ({unit:?}s since 1970) is outside years 1..=9999"))
 }
 
 fn time_micros(v: i64, unit: TimeUnit) -> Result<i64, String> {
-    let micros = match unit {
-        TimeUnit::Second => v.checked_mul(1_000_000),
-        TimeUnit::Millisecond => v.checked_mul(1_000),
-        TimeUnit::Microsecond => Some(v),
-        TimeUnit::Nanosecond if v % 1_000 == 0 => Some(v / 1_000),
-        TimeUnit::Nanosecond => {
-            return Err(format!("time {v} ns has a fraction of a microsecond, and udfpool stores microseconds"))
-        }
-    };
-    micros
+    exact_micros(v, unit, "time")?
         .filter(|m| (0..MICROS_PER_DAY).contains(m))
         .ok_or_else(|| format!("time {v} ({unit:?}s) is not within a day"))
 }
@@ -189,24 +190,14 @@ pub fn from_arrow_column(array: &dyn Array, column: &str) -> Result<Column, Arro
         ArrowType::Int16 => ColumnData::Int16(LeBuffer(values::<Int16Type>(array))),
         ArrowType::Int32 => ColumnData::Int32(LeBuffer(values::<Int32Type>(array))),
         ArrowType::Int64 => ColumnData::Int64(LeBuffer(values::<Int64Type>(array))),
-        ArrowType::UInt8 => {
-            ColumnData::Int16(LeBuffer(values::<UInt8Type>(array).into_iter().map(i16::from).collect()))
-        }
-        ArrowType::UInt16 => {
-            ColumnData::Int32(LeBuffer(values::<UInt16Type>(array).into_iter().map(i32::from).collect()))
-        }
-        ArrowType::UInt32 => {
-            ColumnData::Int64(LeBuffer(values::<UInt32Type>(array).into_iter().map(i64::from).collect()))
-        }
+        ArrowType::UInt8 => ColumnData::Int16(LeBuffer(widened::<UInt8Type, i16>(array))),
+        ArrowType::UInt16 => ColumnData::Int32(LeBuffer(widened::<UInt16Type, i32>(array))),
+        ArrowType::UInt32 => ColumnData::Int64(LeBuffer(widened::<UInt32Type, i64>(array))),
         ArrowType::UInt64 => ColumnData::Int64(LeBuffer(convert::<UInt64Type, _>(array, &valid, unsigned, column)?)),
         ArrowType::Float32 => ColumnData::Float32(LeBuffer(values::<Float32Type>(array))),
         ArrowType::Float64 => ColumnData::Float64(LeBuffer(values::<Float64Type>(array))),
-        &ArrowType::Decimal32(p, s) => {
-            decimals(values::<Decimal32Type>(array).into_iter().map(i128::from).collect(), &valid, (p, s), column)?
-        }
-        &ArrowType::Decimal64(p, s) => {
-            decimals(values::<Decimal64Type>(array).into_iter().map(i128::from).collect(), &valid, (p, s), column)?
-        }
+        &ArrowType::Decimal32(p, s) => decimals(widened::<Decimal32Type, i128>(array), &valid, (p, s), column)?,
+        &ArrowType::Decimal64(p, s) => decimals(widened::<Decimal64Type, i128>(array), &valid, (p, s), column)?,
         &ArrowType::Decimal128(p, s) => decimals(values::<Decimal128Type>(array), &valid, (p, s), column)?,
         ArrowType::Utf8 => {
             let a = array.as_string::<i32>();
