@@ -151,6 +151,12 @@ fn rows_of(batch: &RecordBatch) -> Vec<Json> {
 
 /// Runs the job in `mode` with `workers`: main rows and side output rows.
 fn run(job: &Json, mode: Mode, workers: usize) -> Json {
+    run_restarted(job, mode, workers, None)
+}
+
+/// As [`run`]; with `restart = Some((k, other))`, the job is checkpointed after its first `k` pushes and
+/// dropped, and a new job in mode `other` restores the checkpoint and takes the rest.
+fn run_restarted(job: &Json, mode: Mode, workers: usize, restart: Option<(usize, Mode)>) -> Json {
     let mut j = build(job, mode, workers).unwrap_or_else(|e| panic!("{e}"));
     let mut main = Vec::new();
     let mut sides: serde_json::Map<String, Json> =
@@ -161,7 +167,14 @@ fn run(job: &Json, mode: Mode, workers: usize) -> Json {
             sides[name].as_array_mut().unwrap().extend(rows_of(batch));
         }
     };
-    for push in job["pushes"].as_array().unwrap() {
+    for (i, push) in job["pushes"].as_array().unwrap().iter().enumerate() {
+        if let Some((k, other)) = restart.filter(|&(k, _)| k == i) {
+            let checkpoint = j.checkpoint().unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(checkpoint.id, 1);
+            drop(j);
+            j = build(job, other, workers).unwrap_or_else(|e| panic!("{e}"));
+            j.restore(checkpoint).unwrap_or_else(|e| panic!("restoring after push {k}: {e}"));
+        }
         let source = push[0].as_str().unwrap();
         let schema = schema_of(&job["sources"][source]);
         let rows: Vec<Vec<Value>> = push[1]
@@ -237,7 +250,7 @@ fn check_against_reference(job: Json) {
 fn check_with_pushes(job: Json, pushes: impl Fn(&[(u8, i64, i64)], usize) -> Json) {
     let mut runner = TestRunner::new(Config { cases: cases(), failure_persistence: None, ..Config::default() });
     runner
-        .run(&(arb_rows(), 1usize..9), |(rows, batch)| {
+        .run(&(arb_rows(), 1usize..9, 0usize..8), |(rows, batch, split)| {
             let mut job = job.clone();
             job["pushes"] = pushes(&rows, batch);
             let expected = reference(&job);
@@ -246,6 +259,17 @@ fn check_with_pushes(job: Json, pushes: impl Fn(&[(u8, i64, i64)], usize) -> Jso
                     let got = run(&job, mode, workers);
                     prop_assert_eq!(&got, &expected, "{} with {} workers, batch {}", mode, workers, batch);
                 }
+            }
+            // Checkpointed after some pushes, restored by a new job in the other mode: the same output.
+            // (Not for functions that keep state in their attributes, which checkpoints do not cover.)
+            if job["attribute_state"] == json!(true) {
+                return Ok(());
+            }
+            let k = split % job["pushes"].as_array().unwrap().len();
+            let [first, second] = MODES;
+            for (mode, other, workers) in [(first, second, 1), (second, first, 3)] {
+                let got = run_restarted(&job, mode, workers, Some((k, other)));
+                prop_assert_eq!(&got, &expected, "checkpoint after push {} in {}, restored in {}", k, mode, other);
             }
             Ok(())
         })
@@ -364,11 +388,14 @@ fn connected_inputs_with_co_map_and_keyed_co_flat_map_sharing_state() {
     let mut j = job(json!([{ "ops": [{ "kind": "co_map", "fn": "Tag", "fields": KTV }] }]));
     j["sources"] = json!({ "a": KTV, "b": ["name", "n"] });
     check_with_pushes(j, |rows, batch| alternating(rows, batch, |r| json!([r[0], r[2]])));
-    let mut j = job(
-        json!([{ "key": ["k"], "second_key": ["k"], "ops": [{ "kind": "co_flat_map", "fn": "Enrich", "fields": KTV }] }]),
-    );
-    j["sources"] = json!({ "a": KTV, "b": KTV });
-    check_with_pushes(j, |rows, batch| alternating(rows, batch, Json::clone));
+    for (function, attribute_state) in [("Enrich", true), ("EnrichWithState", false)] {
+        let mut j = job(json!([{
+            "key": ["k"], "second_key": ["k"], "ops": [{ "kind": "co_flat_map", "fn": function, "fields": KTV }]
+        }]));
+        j["sources"] = json!({ "a": KTV, "b": KTV });
+        j["attribute_state"] = json!(attribute_state);
+        check_with_pushes(j, |rows, batch| alternating(rows, batch, Json::clone));
+    }
 }
 
 #[test]

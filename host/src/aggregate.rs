@@ -93,8 +93,14 @@ impl Aggregation {
     fn recover(&mut self, lane: usize, cause: PoolError, attempts: &mut u32) -> Result<(), PoolError> {
         let Some(history) = &self.history else { return Err(Self::lost(cause)) };
         let max_retries = self.workers.max_retries();
-        let mut replay =
-            Replay { finished: &history[lane], resend: None, columns: &self.columns, attempts, max_retries };
+        let mut replay = Replay {
+            restore: None,
+            finished: &history[lane],
+            resend: None,
+            columns: &self.columns,
+            attempts,
+            max_retries,
+        };
         self.workers.recover(lane, cause, &mut replay).map_err(Self::lost)
     }
 

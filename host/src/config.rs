@@ -69,9 +69,13 @@ pub const WORKER_MEMORY_MB: &str = "udfpool.worker-memory-mb";
 pub const TRACE_STAGES: &str = "udfpool.trace-stages";
 /// DataStream stages: rows of input each kept to rebuild a dead worker's state (0: none kept).
 pub const STREAM_REPLAY_ROWS: &str = "udfpool.stream-replay-rows";
+/// DataStream jobs: how often to checkpoint (Flink's key; a duration such as `10 s`, `500 ms`, `1 min`).
+pub const CHECKPOINT_INTERVAL: &str = "execution.checkpointing.interval";
+/// DataStream jobs run by `udfpool run`: the directory checkpoints are written to (Flink's key).
+pub const CHECKPOINT_DIR: &str = "execution.checkpointing.dir";
 
 /// Every key udfpool itself understands, with a one-line description.
-pub const KEYS: [(&str, &str); 11] = [
+pub const KEYS: [(&str, &str); 13] = [
     (EXECUTION_MODE, "process (default) or thread"),
     (PYTHON_EXECUTABLE, "python of a virtualenv whose packages UDFs import (default: $VIRTUAL_ENV's)"),
     (MAX_IN_FLIGHT, "batches queued per worker to hide latency (default 2)"),
@@ -90,6 +94,16 @@ pub const KEYS: [(&str, &str); 11] = [
         "DataStream stages: input rows kept to replay into a replacement for a dead worker; past it, a \
          worker death fails the job (default 1000000; 0: keep none)",
     ),
+    (
+        CHECKPOINT_INTERVAL,
+        "DataStream jobs: checkpoint every so often, e.g. 10 s, 500 ms, 1 min (default: none); replay \
+         after a worker death then starts at the last checkpoint",
+    ),
+    (
+        CHECKPOINT_DIR,
+        "DataStream jobs of udfpool run: write checkpoints here, so that --resume can continue a job whose \
+         host died (default: none, checkpoints stay in memory)",
+    ),
 ];
 
 /// A setting that cannot be used.
@@ -105,7 +119,7 @@ pub enum ConfigError {
         /// What would be valid.
         expected: String,
     },
-    /// A `python.*` or `udfpool.*` key udfpool does not know.
+    /// A `python.*`, `udfpool.*` or `execution.checkpointing.*` key udfpool does not know.
     #[error("unknown setting {key:?}; udfpool's settings are: {}", KEYS.iter().map(|k| k.0).collect::<Vec<_>>().join(", "))]
     UnknownKey {
         /// The key.
@@ -141,6 +155,10 @@ pub struct PoolConfig {
     pub trace_stages: bool,
     /// DataStream stages: input rows kept for replay.
     pub stream_replay_rows: u64,
+    /// DataStream jobs: how often to checkpoint, if at all.
+    pub checkpoint_interval: Option<Duration>,
+    /// DataStream jobs of `udfpool run`: where checkpoints are written, if anywhere.
+    pub checkpoint_dir: Option<std::path::PathBuf>,
     /// All pairs as given (job parameters included), for the UDF's context.
     pub raw: BTreeMap<String, String>,
 }
@@ -161,6 +179,8 @@ impl Default for PoolConfig {
             worker_memory: None,
             trace_stages: false,
             stream_replay_rows: 1_000_000,
+            checkpoint_interval: None,
+            checkpoint_dir: None,
             raw: BTreeMap::new(),
         }
     }
@@ -177,6 +197,24 @@ fn number<T: std::str::FromStr>(
         value: value.into(),
         expected: expected.into(),
     })
+}
+
+/// A duration as Flink writes them: a number and a unit (`ms`, `s`, `min`, `h`, `d`, or their long
+/// names), with or without a space; a bare number is milliseconds.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().ok().filter(|n: &f64| n.is_finite() && *n >= 0.0)?;
+    let seconds = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "ms" | "milli" | "millis" | "millisecond" | "milliseconds" => 1e-3,
+        "s" | "sec" | "secs" | "second" | "seconds" => 1.0,
+        "m" | "min" | "minute" | "minutes" => 60.0,
+        "h" | "hour" | "hours" => 3600.0,
+        "d" | "day" | "days" => 86400.0,
+        _ => return None,
+    };
+    Duration::try_from_secs_f64(number * seconds).ok()
 }
 
 impl PoolConfig {
@@ -233,7 +271,16 @@ impl PoolConfig {
                 }
             }
             STREAM_REPLAY_ROWS => self.stream_replay_rows = number(key, value, "a number of rows", |_: &u64| true)?,
-            k if k.starts_with("python.") || k.starts_with("udfpool.") => {
+            CHECKPOINT_INTERVAL => {
+                let interval = parse_duration(value).ok_or_else(|| ConfigError::BadValue {
+                    key: key.into(),
+                    value: value.into(),
+                    expected: "a duration such as 10 s, 500 ms, 2 min or 1 h (0: no checkpoints)".into(),
+                })?;
+                self.checkpoint_interval = (!interval.is_zero()).then_some(interval);
+            }
+            CHECKPOINT_DIR => self.checkpoint_dir = Some(value.trim()).filter(|v| !v.is_empty()).map(Into::into),
+            k if k.starts_with("python.") || k.starts_with("udfpool.") || k.starts_with("execution.checkpointing.") => {
                 return Err(ConfigError::UnknownKey { key: k.to_owned() })
             }
             _ => {}
@@ -278,5 +325,21 @@ mod tests {
         assert!(matches!(PoolConfig::from_pairs([("udfpool.spin", "3")]), Err(ConfigError::UnknownKey { .. })));
         let c = PoolConfig::from_pairs([("model.path", "/tmp/m")]).unwrap();
         assert_eq!(c.raw["model.path"], "/tmp/m");
+        let typo = PoolConfig::from_pairs([("execution.checkpointing.intervall", "1 s")]);
+        assert!(matches!(typo, Err(ConfigError::UnknownKey { .. })));
+    }
+
+    #[test]
+    fn checkpoint_intervals_are_flink_durations() {
+        let interval = |v: &str| PoolConfig::from_pairs([(CHECKPOINT_INTERVAL, v)]).map(|c| c.checkpoint_interval);
+        assert_eq!(interval("10 s"), Ok(Some(Duration::from_secs(10))));
+        assert_eq!(interval("10s"), Ok(Some(Duration::from_secs(10))));
+        assert_eq!(interval("500"), Ok(Some(Duration::from_millis(500))));
+        assert_eq!(interval("2 min"), Ok(Some(Duration::from_secs(120))));
+        assert_eq!(interval("1.5 h"), Ok(Some(Duration::from_secs(5400))));
+        assert_eq!(interval("0"), Ok(None));
+        for bad in ["", "ten s", "5 fortnights", "-1 s", "1e400 s"] {
+            assert!(matches!(interval(bad), Err(ConfigError::BadValue { .. })), "{bad:?} was accepted");
+        }
     }
 }

@@ -51,6 +51,7 @@
 //! worker fails the job with a clear error. Replay assumes deterministic functions, as Flink's
 //! recovery does.
 
+use crate::checkpoint::{Checkpoint, StageCheckpoint};
 use crate::config::Mode;
 use crate::error::PoolError;
 use crate::pool::{PoolBuilder, PoolInfo};
@@ -62,6 +63,7 @@ use ipc::protocol::{
 };
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// The side output late rows of a window go to unless [`WindowedStream::side_output_late_data`] names
 /// another.
@@ -422,12 +424,20 @@ impl DataStream {
         if stages.is_empty() {
             return Err(PoolError::Usage("a stream job needs at least one operator".into()));
         }
+        let described: Vec<_> =
+            stages.iter().map(|s| serde_json::json!({ "stage": &s.stage, "workers": s.workers.workers() })).collect();
+        let interval = stages[0].checkpoint_interval;
         Ok(StreamJob {
             stages,
             failed: None,
             inputs: self.inputs,
             output_schema: self.schema,
             side_outputs: self.side_outputs,
+            fingerprint: serde_json::Value::Array(described).to_string(),
+            checkpoint_interval: interval,
+            last_checkpoint: Instant::now(),
+            next_checkpoint_id: 1,
+            taken: None,
         })
     }
 }
@@ -577,6 +587,14 @@ pub struct StreamJob {
     inputs: Inputs,
     output_schema: Schema,
     side_outputs: Vec<(String, Schema)>,
+    /// What a checkpoint must have been taken of to be restored here (see [`Checkpoint`]).
+    fingerprint: String,
+    /// `execution.checkpointing.interval`.
+    checkpoint_interval: Option<Duration>,
+    last_checkpoint: Instant,
+    next_checkpoint_id: u64,
+    /// The checkpoint the last `push` took, until the caller takes it.
+    taken: Option<Checkpoint>,
 }
 
 impl std::fmt::Debug for StreamJob {
@@ -629,12 +647,23 @@ impl StreamJob {
 
     /// Runs `batch` of the source `source` through the job; returns what it emitted. A batch that fails
     /// in a function fails the job: its stages' state is partly applied, so later input is refused.
+    ///
+    /// With `execution.checkpointing.interval` set, the first push after each interval then takes a
+    /// checkpoint (see [`checkpoint`](Self::checkpoint)), which [`take_checkpoint`](Self::take_checkpoint)
+    /// hands over; one that fails fails the job (with this batch's output undelivered).
     pub fn push(&mut self, source: &str, batch: arrow_array::RecordBatch) -> Result<StreamOutput, PoolError> {
         self.check_usable()?;
         let batch = ipc::arrow::from_arrow(&batch)?;
         let input = self.stage_input(source, batch)?;
         let mut sides = self.empty_sides();
-        match self.run_from(0, input, &mut sides).and_then(|main| self.output(main, sides)) {
+        let due = |job: &Self| job.checkpoint_interval.is_some_and(|i| job.last_checkpoint.elapsed() >= i);
+        let ran = self.run_from(0, input, &mut sides).and_then(|main| self.output(main, sides)).and_then(|output| {
+            if due(self) {
+                self.taken = Some(self.checkpoint()?);
+            }
+            Ok(output)
+        });
+        match ran {
             Ok(output) => Ok(output),
             Err(e) => {
                 // The caller gets the error; later calls get it as the cause of `Broken`.
@@ -643,6 +672,63 @@ impl StreamJob {
                 Err(PoolError::Broken { context: "the stream job failed".into(), source: cause })
             }
         }
+    }
+
+    /// Takes a checkpoint now: every stage's position and every worker's state (keyed state, reduce
+    /// values, timers, window contents). From now on a dead worker's replacement starts from it and
+    /// replays only the input since (so `udfpool.stream-replay-rows` bounds the input between
+    /// checkpoints, not the whole job's). Fails, naming the value, if some state cannot be pickled;
+    /// the job itself goes on.
+    pub fn checkpoint(&mut self) -> Result<Checkpoint, PoolError> {
+        self.check_usable()?;
+        let id = self.next_checkpoint_id;
+        let mut stages = Vec::with_capacity(self.stages.len());
+        for (index, stage) in self.stages.iter_mut().enumerate() {
+            stages.push(stage.snapshot(index, id)?);
+        }
+        // Only now, all stages taken: each stage's replay starts over at this checkpoint.
+        for (stage, taken) in self.stages.iter_mut().zip(&stages) {
+            stage.checkpointed(taken.workers.clone());
+        }
+        self.next_checkpoint_id += 1;
+        self.last_checkpoint = Instant::now();
+        Ok(Checkpoint { id, job: self.fingerprint.clone(), stages })
+    }
+
+    /// The checkpoint the last [`push`](Self::push) took (with `execution.checkpointing.interval`), once.
+    pub fn take_checkpoint(&mut self) -> Option<Checkpoint> {
+        self.taken.take()
+    }
+
+    /// Continues from `checkpoint` (taken of the same job, with as many workers per stage): every
+    /// stage's position and its workers' state. Only before the first batch.
+    pub fn restore(&mut self, checkpoint: Checkpoint) -> Result<(), PoolError> {
+        self.check_usable()?;
+        let refuse = |message: String| PoolError::Checkpoint { context: format!("chk-{}", checkpoint.id), message };
+        if self.stages.iter().any(|s| s.batches > 0) {
+            return Err(refuse("a job restores a checkpoint before its first batch, not after".into()));
+        }
+        if checkpoint.job != self.fingerprint || checkpoint.stages.len() != self.stages.len() {
+            return Err(refuse(
+                "it was taken of another job: the stages, their functions, columns, settings or workers per \
+                 stage differ (resume with the same job and --workers)"
+                    .into(),
+            ));
+        }
+        for (index, (stage, taken)) in self.stages.iter_mut().zip(checkpoint.stages).enumerate() {
+            if taken.workers.len() != stage.workers.workers() {
+                return Err(refuse(format!(
+                    "stage {} had {} workers, this job has {}",
+                    index + 1,
+                    taken.workers.len(),
+                    stage.workers.workers()
+                )));
+            }
+            stage.restore(index, taken)?;
+        }
+        self.next_checkpoint_id = checkpoint.id + 1;
+        self.last_checkpoint = Instant::now();
+        Ok(())
     }
 
     /// The input has ended: every pending timer and window fires; then the workers stop.
@@ -808,10 +894,14 @@ struct StageRun {
     batches: u64,
     /// The main output's schema, then each side output's.
     outputs: Vec<Schema>,
-    /// Each worker's parts so far, to replay into a replacement; `None` once past `replay_limit` rows.
+    /// Each worker's parts since the last checkpoint (or the start), to replay into a replacement;
+    /// `None` once past `replay_limit` rows, until the next checkpoint.
     history: Option<Vec<Vec<Arc<RecordBatch>>>>,
     kept_rows: u64,
     replay_limit: u64,
+    /// Each worker's state at the last checkpoint: where a replacement starts.
+    snapshots: Option<Vec<Vec<u8>>>,
+    checkpoint_interval: Option<Duration>,
 }
 
 fn int_column(values: Vec<i64>, validity: Option<ipc::batch::Bitmap>) -> Column {
@@ -871,6 +961,7 @@ impl StageRun {
             e => e,
         })?;
         let replay_limit = started.config.stream_replay_rows;
+        let checkpoint_interval = started.config.checkpoint_interval;
         let workers = started.workers;
         // Only PROCESS workers are replaced: THREAD mode keeps nothing.
         let history = (replay_limit > 0 && workers.replaces_workers()).then(|| vec![Vec::new(); workers.workers()]);
@@ -886,14 +977,76 @@ impl StageRun {
             history,
             kept_rows: 0,
             replay_limit,
+            snapshots: None,
+            checkpoint_interval,
         })
+    }
+
+    /// Every worker's state and the stage's position, for checkpoint `id`. A worker that died is
+    /// replaced (from the last checkpoint and replay) and asked again.
+    fn snapshot(&mut self, index: usize, id: u64) -> Result<StageCheckpoint, PoolError> {
+        let mut workers = Vec::with_capacity(self.workers.workers());
+        for lane in 0..self.workers.workers() {
+            let mut attempts = 0;
+            let state = loop {
+                match self.workers.snapshot(lane) {
+                    Ok(state) => break state,
+                    Err(e) => self.recover(index, lane, e, None, &mut attempts)?,
+                }
+            };
+            workers.push(state.map_err(|error| PoolError::Checkpoint {
+                context: format!("chk-{id}, stream stage {} ({}), worker {lane}", index + 1, self.info.udf),
+                message: error.to_string(),
+            })?);
+        }
+        Ok(StageCheckpoint { rows: self.rows, watermark: self.watermark, batches: self.batches, workers })
+    }
+
+    /// A checkpoint holds `states`: replacements start from them, replay starts over.
+    fn checkpointed(&mut self, states: Vec<Vec<u8>>) {
+        if self.workers.replaces_workers() && self.replay_limit > 0 {
+            self.history = Some(vec![Vec::new(); self.workers.workers()]);
+            self.kept_rows = 0;
+        }
+        self.snapshots = Some(states);
+    }
+
+    /// Loads a checkpoint's stage into this fresh stage.
+    fn restore(&mut self, index: usize, taken: StageCheckpoint) -> Result<(), PoolError> {
+        for (lane, state) in taken.workers.iter().enumerate() {
+            let mut attempts = 0;
+            let restored = match self.workers.restore(lane, state.clone()) {
+                Ok(restored) => restored,
+                Err(e) => {
+                    // Died while restoring: the replacement restores from `snapshots`.
+                    self.snapshots = Some(taken.workers.clone());
+                    self.recover(index, lane, e, None, &mut attempts)?;
+                    Ok(())
+                }
+            };
+            restored.map_err(|error| PoolError::Checkpoint {
+                context: format!("stream stage {} ({}), worker {lane}", index + 1, self.info.udf),
+                message: format!("restoring its state failed: {error}"),
+            })?;
+        }
+        self.rows = taken.rows;
+        self.watermark = taken.watermark;
+        self.batches = taken.batches;
+        self.checkpointed(taken.workers);
+        Ok(())
     }
 
     fn lost(&self, index: usize, e: PoolError) -> PoolError {
         let why = match (&self.history, self.workers.mode()) {
             (_, Mode::Thread) => "THREAD-mode workers are not replaced",
             (None, _) if self.replay_limit == 0 => "udfpool.stream-replay-rows is 0: no input kept for replay",
-            (None, _) => "its input passed udfpool.stream-replay-rows: no longer kept for replay",
+            (None, _) if self.checkpoint_interval.is_some() => {
+                "its input since the last checkpoint passed udfpool.stream-replay-rows: checkpoint more often"
+            }
+            (None, _) => {
+                "its input passed udfpool.stream-replay-rows: no longer kept for replay (set \
+                 execution.checkpointing.interval to replay only since the last checkpoint)"
+            }
             (Some(_), _) => "replacements failed too (udfpool.max-retries)",
         };
         PoolError::broken(
@@ -1103,6 +1256,7 @@ impl StageRun {
             );
         }
         let mut replay = Replay {
+            restore: self.snapshots.as_ref().map(|s| &s[lane][..]),
             finished: &history[lane],
             resend: part,
             columns: &WORKER_COLUMNS,
@@ -1126,7 +1280,10 @@ impl StageRun {
             history[lane].push(part);
         }
         if self.kept_rows > self.replay_limit {
-            tracing::warn!("a stream stage's input passed udfpool.stream-replay-rows: worker deaths now fail the job");
+            tracing::warn!(
+                "a stream stage's input passed udfpool.stream-replay-rows: worker deaths fail the job until \
+                 the next checkpoint"
+            );
             self.history = None;
         }
     }

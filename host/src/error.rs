@@ -53,6 +53,14 @@ pub enum PoolError {
         /// Why it failed.
         message: String,
     },
+    /// A checkpoint could not be taken, written, read or restored.
+    #[error("checkpoint: {context}: {message}")]
+    Checkpoint {
+        /// Which checkpoint, stage or file.
+        context: String,
+        /// Why.
+        message: String,
+    },
     /// The UDF failed on a batch. The pool keeps working.
     #[error("batch {batch}{} in {udf}: {}{}", error.row.map(|r| format!(", input row {}", first_row + r)).unwrap_or_default(), error.summary(), traceback_suffix(&error.traceback))]
     Batch {

@@ -5,7 +5,7 @@
 use crate::error::PoolError;
 use crate::stages::StageTotals;
 use ipc::batch::{Column, RecordBatch};
-use ipc::protocol::{Response, UdfError, WorkerInfo};
+use ipc::protocol::{Control, Response, UdfError, WorkerInfo};
 use ipc::trace::WorkerTimes;
 use std::sync::Arc;
 
@@ -32,9 +32,10 @@ pub trait Lane: Send {
     /// Traces the batches submitted from now on, or stops tracing them.
     fn set_trace(&mut self, on: bool);
 
-    /// The input has ended: an aggregate's groups (key columns, then the value column) or a stream
-    /// stage's last rows, or the function's error. Call after every submitted batch's result was taken.
-    fn finish(&mut self) -> Result<Result<Vec<Column>, UdfError>, PoolError>;
+    /// Asks the operator something between batches (the input ended; a stream stage's state for a
+    /// checkpoint, or back from one) and returns its answer. Call after every submitted batch's result
+    /// was taken.
+    fn control(&mut self, control: Control) -> Result<Response, PoolError>;
 
     /// Whether the worker has died while it had nothing to do (no batch submitted and unanswered), and
     /// how; such a death is no batch's fault.
@@ -80,10 +81,31 @@ pub(crate) fn batch_answer(
     })
 }
 
-/// What a worker's answer to `Finish` means.
-pub(crate) fn finish_answer(index: usize, response: Response) -> Result<Result<Vec<Column>, UdfError>, PoolError> {
-    match response {
+/// The input has ended: an aggregate's groups (key columns, then the value column) or a stream stage's
+/// last rows, or the function's error.
+pub(crate) fn finish(lane: &mut dyn Lane, index: usize) -> Result<Result<Vec<Column>, UdfError>, PoolError> {
+    match lane.control(Control::Finish)? {
         Response::Finished(groups) => Ok(groups),
-        other => Err(PoolError::Protocol { index, message: format!("expected Finished, got {}", other.name()) }),
+        other => Err(unexpected(index, "Finished", &other)),
     }
+}
+
+/// A stream stage's state, for a checkpoint, or why it could not be taken.
+pub(crate) fn snapshot(lane: &mut dyn Lane, index: usize) -> Result<Result<Vec<u8>, UdfError>, PoolError> {
+    match lane.control(Control::Snapshot)? {
+        Response::Snapshot(state) => Ok(state.map(|s| s.0)),
+        other => Err(unexpected(index, "Snapshot", &other)),
+    }
+}
+
+/// Loads a checkpoint's `state` into a freshly started stream stage.
+pub(crate) fn restore(lane: &mut dyn Lane, index: usize, state: Vec<u8>) -> Result<Result<(), UdfError>, PoolError> {
+    match lane.control(Control::Restore(state))? {
+        Response::Restored(done) => Ok(done),
+        other => Err(unexpected(index, "Restored", &other)),
+    }
+}
+
+fn unexpected(index: usize, expected: &str, got: &Response) -> PoolError {
+    PoolError::Protocol { index, message: format!("expected {expected}, got {}", got.name()) }
 }

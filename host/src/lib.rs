@@ -31,6 +31,7 @@
 //! (dropped, closed, or unwound by a panic) none of its worker processes or segments remain.
 
 pub mod aggregate;
+pub mod checkpoint;
 pub mod config;
 pub mod datastream;
 pub mod error;

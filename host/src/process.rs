@@ -10,10 +10,9 @@ use crate::lane::{BatchOutcome, Lane};
 use crate::stages::{HostMarks, StageTotals};
 use crate::stop::stop_requested;
 use crate::worker_stderr::{Forwarder, FINISH_WAIT};
-use ipc::batch::{Column, RecordBatch};
+use ipc::batch::RecordBatch;
 use ipc::codec::{decode, encode_into};
-use ipc::protocol::UdfError;
-use ipc::protocol::{BatchRef, OpenRequest, RequestRef, Response, WorkerInfo};
+use ipc::protocol::{BatchRef, Control, OpenRequest, RequestRef, Response, WorkerInfo};
 use ipc::trace::now_ns;
 use ipc::{Endpoint, Segment};
 use std::collections::VecDeque;
@@ -343,10 +342,9 @@ impl Lane for WorkerProcess {
         &self.stages
     }
 
-    fn finish(&mut self) -> Result<Result<Vec<Column>, UdfError>, PoolError> {
-        self.send(&RequestRef::Finish)?;
-        let response = self.recv(self.batch_timeout, "finish")?;
-        crate::lane::finish_answer(self.index, response)
+    fn control(&mut self, control: Control) -> Result<Response, PoolError> {
+        self.send(&control.request())?;
+        self.recv(self.batch_timeout, control.name())
     }
 
     fn set_trace(&mut self, on: bool) {
@@ -382,7 +380,9 @@ impl Lane for WorkerProcess {
                     | Response::Failed { .. }
                     | Response::TracedBatch { .. }
                     | Response::TableBatch { .. }
-                    | Response::Finished(_) => continue,
+                    | Response::Finished(_)
+                    | Response::Snapshot(_)
+                    | Response::Restored(_) => continue,
                     other => {
                         return Err(PoolError::Protocol {
                             index: self.index,

@@ -33,12 +33,14 @@ pub(crate) trait CatchUp {
     fn catch_up(&mut self, lane: usize, workers: &mut Supervisor) -> Result<(), PoolError>;
 }
 
-/// Catching a stateful worker's replacement up by replaying what the dead one had finished (its
-/// keys' state is rebuilt from the same input; what the replay emits again is dropped), then sending
-/// what it was running. Failures are charged against `max_retries`. Used by DataStream stages and
-/// aggregates.
+/// Catching a stateful worker's replacement up by restoring its last checkpoint (if any) and replaying
+/// what the dead one had finished since (its keys' state is rebuilt from the same input; what the
+/// replay emits again is dropped), then sending what it was running. Failures are charged against
+/// `max_retries`. Used by DataStream stages and aggregates.
 pub(crate) struct Replay<'a> {
-    /// What the dead worker had finished.
+    /// The dead worker's state at the last checkpoint.
+    pub(crate) restore: Option<&'a [u8]>,
+    /// What the dead worker had finished (since that checkpoint).
     pub(crate) finished: &'a [Arc<RecordBatch>],
     /// What it was running, answered by the caller.
     pub(crate) resend: Option<&'a Arc<RecordBatch>>,
@@ -58,6 +60,13 @@ impl CatchUp for Replay<'_> {
     }
 
     fn catch_up(&mut self, lane: usize, workers: &mut Supervisor) -> Result<(), PoolError> {
+        if let Some(state) = self.restore {
+            if let Err(error) = workers.restore(lane, state.to_vec())? {
+                return Err(PoolError::Usage(format!(
+                    "restoring its checkpoint into a replacement worker failed: {error}"
+                )));
+            }
+        }
         for part in self.finished {
             let id = workers.next_id();
             workers.submit(lane, id, part, self.columns)?;
@@ -238,7 +247,17 @@ impl Supervisor {
 
     /// Tells worker `lane` the input has ended; its groups or last rows.
     pub(crate) fn finish(&mut self, lane: usize) -> Result<Result<Vec<Column>, UdfError>, PoolError> {
-        self.lanes[lane].finish()
+        crate::lane::finish(self.lanes[lane].as_mut(), lane)
+    }
+
+    /// Worker `lane`'s stream stage state, for a checkpoint.
+    pub(crate) fn snapshot(&mut self, lane: usize) -> Result<Result<Vec<u8>, UdfError>, PoolError> {
+        crate::lane::snapshot(self.lanes[lane].as_mut(), lane)
+    }
+
+    /// Loads a checkpoint's `state` into worker `lane`'s (fresh) stream stage.
+    pub(crate) fn restore(&mut self, lane: usize, state: Vec<u8>) -> Result<Result<(), UdfError>, PoolError> {
+        crate::lane::restore(self.lanes[lane].as_mut(), lane, state)
     }
 
     /// Replaces worker `lane` after `cause` (it died, hung or corrupted its ring) and lets `owner`

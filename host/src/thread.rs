@@ -12,10 +12,10 @@
 
 use crate::config::PoolConfig;
 use crate::error::PoolError;
-use crate::lane::{batch_answer, finish_answer, BatchOutcome, Lane};
+use crate::lane::{batch_answer, BatchOutcome, Lane};
 use crate::stages::StageTotals;
-use ipc::batch::{Column, RecordBatch};
-use ipc::protocol::{OpenRequest, PythonInfo, Response, UdfError, WorkerInfo};
+use ipc::batch::RecordBatch;
+use ipc::protocol::{Control, OpenRequest, PythonInfo, Response, UdfError, WorkerInfo};
 use ipc::trace::now_ns;
 use pyo3::Python;
 use std::collections::VecDeque;
@@ -77,8 +77,8 @@ fn load(req: &OpenRequest, python: PythonInfo) -> Result<(LoadedOperator, Worker
     Ok((op, info))
 }
 
-fn finish(op: &LoadedOperator) -> Response {
-    Python::attach(|py| op.handle(py, Call::Finish))
+fn control(op: &LoadedOperator, control: Control) -> Response {
+    Python::attach(|py| op.handle(py, Call::Control(control)))
 }
 
 fn close_op(op: LoadedOperator) -> Result<(), UdfError> {
@@ -128,9 +128,9 @@ impl Lane for InlineLane {
         self.trace = on;
     }
 
-    fn finish(&mut self) -> Result<Result<Vec<Column>, UdfError>, PoolError> {
+    fn control(&mut self, call: Control) -> Result<Response, PoolError> {
         let op = self.op.as_ref().ok_or(PoolError::Closed)?;
-        finish_answer(0, finish(op))
+        Ok(control(op, call))
     }
 
     fn close(&mut self) -> Result<(), PoolError> {
@@ -150,14 +150,14 @@ impl Drop for InlineLane {
 
 enum Job {
     Batch { id: u64, batch: Arc<RecordBatch>, args: Arc<[usize]>, trace: bool },
-    Finish,
+    Control(Control),
     Close,
 }
 
 enum Reply {
     Ready(Result<WorkerInfo, UdfError>),
     Done { rows: usize, answer: Answer },
-    Finished(Response),
+    Answered(Response),
     Closed(Result<(), UdfError>),
 }
 
@@ -179,7 +179,7 @@ impl std::fmt::Debug for Job {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Job::Batch { id, .. } => write!(f, "Batch({id})"),
-            Job::Finish => f.write_str("Finish"),
+            Job::Control(c) => write!(f, "Control({})", c.name()),
             Job::Close => f.write_str("Close"),
         }
     }
@@ -211,7 +211,7 @@ fn thread_main(req: OpenRequest, python: PythonInfo, jobs: Receiver<Job>, replie
                 drop(batch);
                 Reply::Done { rows, answer }
             }
-            Job::Finish => Reply::Finished(finish(&op)),
+            Job::Control(call) => Reply::Answered(control(&op, call)),
             Job::Close => break,
         };
         if replies.send(reply).is_err() {
@@ -310,11 +310,11 @@ impl Lane for ThreadLane {
         self.trace = on;
     }
 
-    fn finish(&mut self) -> Result<Result<Vec<Column>, UdfError>, PoolError> {
+    fn control(&mut self, call: Control) -> Result<Response, PoolError> {
         let jobs = self.jobs.as_ref().ok_or(PoolError::Closed)?;
-        jobs.send(Job::Finish).map_err(|_| self.stopped("stopped taking batches"))?;
+        jobs.send(Job::Control(call)).map_err(|_| self.stopped("stopped taking batches"))?;
         match self.reply()? {
-            Reply::Finished(response) => finish_answer(self.index, response),
+            Reply::Answered(response) => Ok(response),
             _ => Err(self.stopped("replied out of protocol")),
         }
     }

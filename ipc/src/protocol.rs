@@ -384,6 +384,14 @@ pub enum Request {
     },
     /// The input has ended (aggregates, stream stages); answered by `Finished`.
     Finish,
+    /// A DataStream stage's state for a checkpoint, taken between batches; answered by `Snapshot`.
+    Snapshot,
+    /// Loads a checkpoint's state into a fresh stage before its first batch; answered by `Restored`.
+    Restore {
+        /// What the stage's `Snapshot` answered.
+        #[serde(with = "serde_bytes")]
+        state: Vec<u8>,
+    },
 }
 
 /// Some columns of a batch, borrowed: serializes to exactly the bytes of the [`RecordBatch`] they would
@@ -432,6 +440,46 @@ pub enum RequestRef<'a> {
     },
     /// See [`Request::Finish`].
     Finish,
+    /// See [`Request::Snapshot`].
+    Snapshot,
+    /// See [`Request::Restore`].
+    Restore {
+        /// See [`Request::Restore`].
+        #[serde(with = "serde_bytes")]
+        state: &'a [u8],
+    },
+}
+
+/// What the host asks of an operator between batches, in either mode (owned, so THREAD mode can hand
+/// it to a worker thread); PROCESS mode sends it as [`Control::request`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Control {
+    /// The input has ended: an aggregate's groups, or a stream stage's pending timers and windows.
+    Finish,
+    /// A stream stage's state for a checkpoint: keyed state, timers, windows.
+    Snapshot,
+    /// Loads a stream stage's state from a checkpoint (before its first batch).
+    Restore(Vec<u8>),
+}
+
+impl Control {
+    /// The request that carries it to a worker process.
+    pub fn request(&self) -> RequestRef<'_> {
+        match self {
+            Control::Finish => RequestRef::Finish,
+            Control::Snapshot => RequestRef::Snapshot,
+            Control::Restore(state) => RequestRef::Restore { state },
+        }
+    }
+
+    /// What it asks, for messages.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Control::Finish => "finish",
+            Control::Snapshot => "snapshot",
+            Control::Restore(_) => "restore",
+        }
+    }
 }
 
 /// What the worker's interpreter is, for the run summary.
@@ -566,7 +614,16 @@ pub enum Response {
     /// column; one row per group) or a DataStream stage's last rows (one column), or the function's
     /// failure.
     Finished(Result<Vec<Column>, UdfError>),
+    /// The answer to [`Request::Snapshot`]: the stage's state (opaque to the host), or why it could
+    /// not be taken (a state value that cannot be pickled).
+    Snapshot(Result<SnapshotBytes, UdfError>),
+    /// The answer to [`Request::Restore`].
+    Restored(Result<(), UdfError>),
 }
+
+/// A stage's checkpointed state, as bytes (serialized as one byte string, not a sequence of bytes).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotBytes(#[serde(with = "serde_bytes")] pub Vec<u8>);
 
 impl Response {
     /// The variant's name, for messages (a whole response may hold a large column).
@@ -580,6 +637,8 @@ impl Response {
             Response::TracedBatch { .. } => "TracedBatch",
             Response::TableBatch { .. } => "TableBatch",
             Response::Finished(_) => "Finished",
+            Response::Snapshot(_) => "Snapshot",
+            Response::Restored(_) => "Restored",
         }
     }
 }
@@ -643,6 +702,14 @@ mod tests {
         let owned = Request::TracedBatch { id: 3, args: batch.project(&[1]) };
         let borrowed = RequestRef::TracedBatch { id: 3, args: BatchRef::project(&batch, &[1]) };
         assert_eq!(encode(&owned).unwrap(), encode(&borrowed).unwrap());
+        assert_eq!(encode(&Request::Snapshot).unwrap(), encode(&RequestRef::Snapshot).unwrap());
+        let state = b"pickled state \x00\xff".to_vec();
+        let owned = Request::Restore { state: state.clone() };
+        let bytes = encode(&owned).unwrap();
+        assert_eq!(bytes, encode(&RequestRef::Restore { state: &state }).unwrap());
+        // The variant, the length, the bytes.
+        assert_eq!(bytes.len(), 4 + 8 + state.len());
+        assert_eq!(crate::codec::decode::<Request>(&bytes).unwrap(), owned);
     }
 
     #[test]

@@ -129,6 +129,28 @@ class Enrich(CoFlatMapFunction):
             self.waiting.setdefault(row.k, []).append(row)
 
 
+class EnrichWithState(CoFlatMapFunction):
+    """Enrich, its state in state descriptors: checkpoints cover it (function attributes, as in Flink,
+    they do not)."""
+
+    def open(self, runtime_context):
+        self.factor = runtime_context.get_state(ValueStateDescriptor("factor"))
+        self.waiting = runtime_context.get_list_state(ListStateDescriptor("waiting"))
+
+    def flat_map1(self, row):
+        self.factor.update(row.v)
+        for held in self.waiting.get():
+            yield (held.k, held.ts, held.v * row.v)
+        self.waiting.clear()
+
+    def flat_map2(self, row):
+        factor = self.factor.value()
+        if factor is not None:
+            yield (row.k, row.ts, row.v * factor)
+        else:
+            self.waiting.add(row)
+
+
 class Tag(CoMapFunction):
     """Connected: both inputs to one schema."""
 

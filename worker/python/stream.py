@@ -19,8 +19,10 @@ import asyncio as _asyncio
 from bisect import bisect_left as _bisect_left
 import heapq as _heapq
 import inspect as _inspect
+import io as _io
 import itertools as _itertools
 import json as _json
+import pickle as _pickle
 
 
 _tuple_item = tuple.__getitem__
@@ -402,6 +404,7 @@ class _Op:
         udf = spec["udf"]
         self.label = f"operator {index + 1} ({_OP_NAMES[self.kind]} {udf['path']}:{udf['name']})"
         module = _load_file(udf["path"], f"udfpool_stream_{udf['name']}_{next(_STREAM_LOADS)}")
+        self.module = module
         try:
             obj = getattr(module, udf["name"])
         except AttributeError:
@@ -493,6 +496,23 @@ _OP_NAMES = {
 }
 _STREAM_LOADS = _itertools.count()
 
+# The layout of `_Stage.snapshot`'s state.
+_SNAPSHOT_VERSION = 1
+
+
+class _StateUnpickler(_pickle.Unpickler):
+    """Unpickles checkpointed state, finding classes of the functions' files in this stage's modules."""
+
+    def __init__(self, file, modules):
+        super().__init__(file)
+        self._modules = modules
+
+    def find_class(self, module, name):
+        loaded = self._modules.get(module)
+        if loaded is not None:
+            return getattr(loaded, name)
+        return super().find_class(module, name)
+
 
 class _StreamFailure(Exception):
     """Marks where a user function raised: the operator and the stage input row."""
@@ -538,6 +558,60 @@ class _Stage:
         self.ops = ops
         if self.head is not None and self.head.kind == "Window":
             self._window_setup()
+
+    # -- checkpoints --------------------------------------------------------------------------------
+
+    def snapshot(self):
+        """The stage's state as bytes, taken between batches: keyed state (reduce values included), key
+        ranks, the order counter, timers and window contents. Function attributes are not state (as in
+        Flink): keep what must survive in state descriptors."""
+        seq = next(self.seq)
+        self.seq = _itertools.count(seq)
+        timers = self.timers
+        state = {
+            "tables": self.store.tables,
+            "ranks": self.ranks,
+            "seq": seq,
+            "timers": None if timers is None else (timers._heap, timers._pending, timers.watermark),
+            "windows": self.windows,
+        }
+        try:
+            payload = _pickle.dumps(state, protocol=5)
+        except Exception as e:
+            raise TypeError(f"the stage's state cannot be checkpointed: {self._unpicklable(state, e)}") from e
+        # Classes from the functions' files are pickled under their modules' names, which differ from
+        # load to load: the restoring stage maps them back by operator.
+        modules = {op.module.__name__: i for i, op in enumerate(self.ops)}
+        return _pickle.dumps((_SNAPSHOT_VERSION, modules, payload), protocol=5)
+
+    def _unpicklable(self, state, error):
+        """Which value of `state` cannot be pickled, for the error message."""
+        for name, table in state["tables"].items():
+            for key, value in table.items():
+                try:
+                    _pickle.dumps(value, protocol=5)
+                except Exception as e:
+                    what = "a reduce's value" if name == "__reduce__" else f"state {name!r}"
+                    return f"{what} of key {key!r} holds {value!r} ({type(e).__name__}: {e})"
+        return f"{type(error).__name__}: {error}"
+
+    def restore(self, data):
+        """Loads what `snapshot` returned into this freshly opened stage (before its first batch)."""
+        version, modules, payload = _pickle.loads(data)
+        if version != _SNAPSHOT_VERSION:
+            raise ValueError(f"checkpoint state of version {version}; this udfpool reads version {_SNAPSHOT_VERSION}")
+        ops = self.ops
+        state = _StateUnpickler(_io.BytesIO(payload), {name: ops[i].module for name, i in modules.items() if i < len(ops)}).load()
+        # In place: the state objects the functions opened hold their tables.
+        for name, table in state["tables"].items():
+            self.store.table(name).update(table)
+        self.ranks.update(state["ranks"])
+        self.seq = _itertools.count(state["seq"])
+        if (state["timers"] is None) != (self.timers is None):
+            raise ValueError("checkpoint state of a stage with other event-time settings")
+        if self.timers is not None:
+            self.timers._heap, self.timers._pending, self.timers.watermark = state["timers"]
+        self.windows = state["windows"]
 
     # -- emitting -----------------------------------------------------------------------------------
 

@@ -70,6 +70,10 @@ class Row(tuple):
             return tuple.__new__(_row_type(tuple(named)), named.values())
         return tuple.__new__(cls, values)
 
+    def __reduce__(self):
+        # Row classes are made per tuple of field names (`_row_type`): pickle the names, not the class.
+        return (_row_of, (type(self)._fields, tuple(self)))
+
     def __getattr__(self, name):
         try:
             return tuple.__getitem__(self, type(self)._fields.index(name))
@@ -105,6 +109,11 @@ def _row_type(names):
         if isinstance(name, str) and name.isidentifier() and not hasattr(Row, name) and name not in attrs:
             attrs[name] = property(operator.itemgetter(i), doc=f"field {i}, {name!r}")
     return type("Row", (Row,), attrs)
+
+
+def _row_of(fields, values):
+    """A Row with field names `fields` (unpickling)."""
+    return tuple.__new__(_row_type(tuple(fields)) if fields else Row, values)
 
 
 _EPOCH_UTC = _datetime.datetime(1970, 1, 1, tzinfo=_datetime.timezone.utc)

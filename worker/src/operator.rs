@@ -11,7 +11,10 @@ use crate::stream::StreamDriver;
 use crate::udf::{Role, Udf};
 use ipc::batch::LeBuffer;
 use ipc::batch::{Column, ColumnBuilder, DataType, RecordBatch};
-use ipc::protocol::{OpenRequest, Operator, PythonInfo, Response, UdfError, UdfErrorKind, UdfKind, WorkerInfo};
+pub use ipc::protocol::Control;
+use ipc::protocol::{
+    OpenRequest, Operator, PythonInfo, Response, SnapshotBytes, UdfError, UdfErrorKind, UdfKind, WorkerInfo,
+};
 use ipc::trace::{ApplyTimes, WorkerTimes};
 use pyo3::prelude::*;
 use std::sync::Arc;
@@ -88,8 +91,8 @@ pub enum Call<'a> {
         /// Answer with [`Response::TracedBatch`] where the operator can.
         trace: bool,
     },
-    /// The input has ended: an aggregate's groups, or a stream stage's pending timers and windows.
-    Finish,
+    /// Anything else asked of the operator between batches.
+    Control(Control),
 }
 
 impl LoadedOperator {
@@ -138,7 +141,13 @@ impl LoadedOperator {
     pub fn handle(&self, py: Python<'_>, call: Call<'_>) -> Response {
         let (id, args, trace) = match call {
             Call::Batch { id, args, trace } => (id, args, trace),
-            Call::Finish => return Response::Finished(self.finish(py)),
+            Call::Control(Control::Finish) => return Response::Finished(self.finish(py)),
+            Call::Control(Control::Snapshot) => {
+                return Response::Snapshot(self.stream(|s| s.snapshot(py)).map(SnapshotBytes))
+            }
+            Call::Control(Control::Restore(state)) => {
+                return Response::Restored(self.stream(|s| s.restore(py, &state)))
+            }
         };
         let rows = args.num_rows();
         let answer = |result: Result<Column, UdfError>| match result {
@@ -195,6 +204,17 @@ impl LoadedOperator {
             LoadedOperator::Function(_) | LoadedOperator::Pipeline(_) => Err(UdfError::plain(
                 UdfErrorKind::Definition,
                 format!("a {} operator has nothing to finish", self.kind().name()),
+            )),
+        }
+    }
+
+    /// `f` of the stream stage; other operators keep no state that checkpoints cover.
+    fn stream<T>(&self, f: impl FnOnce(&StreamDriver) -> Result<T, UdfError>) -> Result<T, UdfError> {
+        match self {
+            LoadedOperator::Stream(stage) => f(stage),
+            _ => Err(UdfError::plain(
+                UdfErrorKind::Definition,
+                format!("checkpoints cover DataStream stages, not a {} operator", self.kind().name()),
             )),
         }
     }

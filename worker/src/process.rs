@@ -6,7 +6,7 @@
 //! way (SIGKILL included). So a worker is never an orphan, and costs no CPU while it waits.
 
 use crate::interpreter;
-use crate::operator::{Args, Call, LoadedOperator};
+use crate::operator::{Args, Call, Control, LoadedOperator};
 use ipc::codec::{decode, encode_into};
 use ipc::protocol::{encode_traced_result, Request, Response};
 use ipc::trace::{now_ns, WorkerTimes};
@@ -175,7 +175,9 @@ pub fn serve(name: &str) -> Result<(), ServeError> {
         let call = match s.recv()? {
             Request::Batch { id, args } => Call::Batch { id, args: Args::Owned(args), trace: false },
             Request::TracedBatch { id, args } => Call::Batch { id, args: Args::Owned(args), trace: true },
-            Request::Finish => Call::Finish,
+            Request::Finish => Call::Control(Control::Finish),
+            Request::Snapshot => Call::Control(Control::Snapshot),
+            Request::Restore { state } => Call::Control(Control::Restore(state)),
             Request::Close => {
                 let error = Python::attach(|py| {
                     let closed = op.close(py);

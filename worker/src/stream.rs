@@ -7,7 +7,7 @@ use crate::error::from_py;
 use ipc::batch::{Column, ColumnBuilder, ColumnData, DataType};
 use ipc::protocol::{OpenRequest, StreamStage, UdfError, UdfErrorKind};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList};
+use pyo3::types::{PyBytes, PyDict, PyList};
 
 /// A loaded stage: the Python `_Stage` object and the column type of its results.
 #[derive(Debug)]
@@ -33,6 +33,11 @@ fn indices(names: &[String], fields: &[ipc::batch::Field], side: &str) -> Result
             })
         })
         .collect()
+}
+
+/// A failure to take or load a checkpoint's state.
+fn checkpoint_failure(py: Python<'_>, e: PyErr) -> UdfError {
+    from_py(py, &e, UdfErrorKind::Raised, None)
 }
 
 /// What the Python runtime needs of the stage, as JSON.
@@ -151,6 +156,20 @@ impl StreamDriver {
     pub fn finish(&self, py: Python<'_>) -> Result<Column, UdfError> {
         let out = self.stage.bind(py).call_method0("finish").map_err(|e| self.failure(py, e))?;
         self.collect(py, &out)
+    }
+
+    /// The stage's state for a checkpoint (pickled by the runtime): keyed state, reduce values, key
+    /// ranks, timers, window contents. Fails, naming the state, if a value cannot be pickled.
+    pub fn snapshot(&self, py: Python<'_>) -> Result<Vec<u8>, UdfError> {
+        let state = self.stage.bind(py).call_method0("snapshot").map_err(|e| checkpoint_failure(py, e))?;
+        let bytes = state.cast::<PyBytes>().map_err(|e| UdfError::plain(UdfErrorKind::BadResult, e.to_string()))?;
+        Ok(bytes.as_bytes().to_vec())
+    }
+
+    /// Loads what [`snapshot`](Self::snapshot) returned into this freshly loaded stage.
+    pub fn restore(&self, py: Python<'_>, state: &[u8]) -> Result<(), UdfError> {
+        let state = PyBytes::new(py, state);
+        self.stage.bind(py).call_method1("restore", (state,)).map(drop).map_err(|e| checkpoint_failure(py, e))
     }
 
     /// Calls every operator's `close()`.
