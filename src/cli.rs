@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 /// Set by the first Ctrl-C / SIGTERM: stop feeding batches and shut the pool down cleanly.
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+pub(crate) static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
 /// Run Python UDFs over record batches in PROCESS or THREAD mode.
 #[derive(Debug, Parser)]
@@ -156,6 +156,10 @@ struct RunArgs {
     /// job parameter for the UDF's open(context).
     #[arg(long = "config", value_name = "KEY=VALUE")]
     config: Vec<String>,
+    /// DataStream jobs: continue from the latest checkpoint in execution.checkpointing.dir (a run
+    /// whose host died or was interrupted); the finished output equals an undisturbed run's.
+    #[arg(long, requires = "job")]
+    resume: bool,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -291,12 +295,36 @@ fn run(mut a: RunArgs) -> Result<()> {
         Some(path) => {
             let job = crate::job::Job::load(&path)?;
             if !job.stream.is_empty() {
-                return run_stream(a, job);
+                if a.bad_rows.is_some() || a.skip_failed_batches.is_some() {
+                    bail!(
+                        "--bad-rows and --skip-failed-batches are not supported for [[stream]] jobs yet: a bad row \
+                         or batch fails the job"
+                    );
+                }
+                let run = crate::stream_run::StreamRun {
+                    input: a.input_flag.clone().unwrap_or_else(|| job.input.clone()),
+                    output: a.output_flag.clone().unwrap_or_else(|| job.output.clone()),
+                    batch_size: a.batch_size_flag.or(job.batch_size).unwrap_or(1024),
+                    schema: a.schema.clone().or(job.schema.clone()),
+                    format: a.format.map(Format::from),
+                    output_format: a.output_format.map(Format::from),
+                    config: job.config_pairs().into_iter().chain(a.config.clone()).collect(),
+                    mode: a.mode.clone(),
+                    workers: a.workers.or(job.workers),
+                    resume: a.resume,
+                };
+                return crate::stream_run::run_stream(run, job);
             }
             with_job(a, &path)?
         }
         None => a,
     };
+    if a.resume {
+        bail!("--resume continues a DataStream job ([[stream]] steps) from its checkpoints; this is not one");
+    }
+    if let Some(pair) = a.config.iter().find(|p| p.trim_start().starts_with("execution.checkpointing.")) {
+        bail!("{pair}: checkpoints are for DataStream jobs ([[stream]] steps); functions and aggregates keep none");
+    }
     let started = Instant::now();
     let format = match a.format {
         Some(f) => f.into(),
@@ -486,7 +514,7 @@ fn run(mut a: RunArgs) -> Result<()> {
 /// Refuses to run when a file the run writes (`written`: what it is, and its path) is one of the files
 /// it reads: writing would destroy the input while it is being read. Compares the files themselves
 /// (device and inode), so links and other spellings of the same path are caught too.
-fn refuse_overwriting_inputs(inputs: &[PathBuf], written: &[(&str, Option<&PathBuf>)]) -> Result<()> {
+pub(crate) fn refuse_overwriting_inputs(inputs: &[PathBuf], written: &[(&str, Option<&PathBuf>)]) -> Result<()> {
     use std::os::unix::fs::MetadataExt;
     let mut files = Vec::new();
     for input in inputs {
@@ -521,7 +549,10 @@ fn refuse_overwriting_inputs(inputs: &[PathBuf], written: &[(&str, Option<&PathB
 
 /// A batch read from `path` as Arrow, for the pool: its buffers move without a copy. Fails only for
 /// what Arrow cannot hold (a map with a null key).
-fn arrow_in(path: &std::path::Path, batch: ipc::batch::RecordBatch) -> Result<arrow_array::RecordBatch, InputError> {
+pub(crate) fn arrow_in(
+    path: &std::path::Path,
+    batch: ipc::batch::RecordBatch,
+) -> Result<arrow_array::RecordBatch, InputError> {
     ipc::arrow::to_arrow(batch).map_err(|e| InputError::Value {
         path: path.display().to_string(),
         row: None,
@@ -538,7 +569,7 @@ pub const MAX_BATCH_ROWS: usize = 1 << 24;
 /// default 1024 rows would otherwise reserve gigabytes before the first row is read.
 pub const MAX_BATCH_VALUES: usize = 1 << 28;
 
-fn check_batch_width(input: &std::path::Path, columns: usize, rows: usize) -> Result<()> {
+pub(crate) fn check_batch_width(input: &std::path::Path, columns: usize, rows: usize) -> Result<()> {
     if columns.saturating_mul(rows) > MAX_BATCH_VALUES {
         bail!(
             "{}: {columns} columns × {rows} rows per batch is more than {MAX_BATCH_VALUES} values; pass \
@@ -550,7 +581,7 @@ fn check_batch_width(input: &std::path::Path, columns: usize, rows: usize) -> Re
     Ok(())
 }
 
-fn check_batch_size(rows: usize) -> Result<()> {
+pub(crate) fn check_batch_size(rows: usize) -> Result<()> {
     if rows == 0 || rows > MAX_BATCH_ROWS {
         bail!("--batch-size (or a job's batch_size) must be 1 to {MAX_BATCH_ROWS} rows, not {rows}");
     }
@@ -559,7 +590,7 @@ fn check_batch_size(rows: usize) -> Result<()> {
 
 /// Writes the run's summary. A closed stdout (`udfpool run ... | head -0`) must not turn a complete run
 /// into a panic: the summary is informational, the output is already written.
-fn say(out: &mut dyn Write, text: &str) {
+pub(crate) fn say(out: &mut dyn Write, text: &str) {
     let _ = writeln!(out, "{text}");
 }
 
@@ -570,131 +601,6 @@ fn peak_rss() -> String {
     let kib =
         status.lines().find_map(|l| l.strip_prefix("VmHWM:")?.trim().strip_suffix("kB")?.trim().parse::<f64>().ok());
     kib.map_or_else(|| "unknown".into(), |k| format!("{:.1} MiB", k / 1024.0))
-}
-
-/// `run` for a job file of DataStream operators (`[[stream]]`): every source read in turns of one batch,
-/// the main output to the output file, each side output to its own file beside it.
-fn run_stream(a: RunArgs, job: crate::job::Job) -> Result<()> {
-    use crate::stream_job::{build_stream, side_output_path};
-    if a.bad_rows.is_some() || a.skip_failed_batches.is_some() {
-        bail!("--bad-rows and --skip-failed-batches are not supported for [[stream]] jobs yet: a bad row or batch fails the job");
-    }
-    let started = Instant::now();
-    let input = if a.input.as_os_str().is_empty() { job.input.clone() } else { a.input.clone() };
-    let output = if a.output.as_os_str().is_empty() { job.output.clone() } else { a.output.clone() };
-    let batch_size = a.batch_size_flag.or(job.batch_size).unwrap_or(1024);
-    check_batch_size(batch_size)?;
-    let schema_text = a.schema.clone().or(job.schema.clone());
-    if output.as_os_str() == "-" && !job.side_outputs.is_empty() {
-        bail!("side outputs are written beside the output file: give an output file, not -");
-    }
-    let asked_format = a.format.map(Format::from);
-    let open = |path: &std::path::Path, schema: Option<&str>, format: Option<Format>| -> Result<BatchReader> {
-        let format = format.or_else(|| Format::from_path(path)).with_context(|| {
-            format!("cannot tell the format of {} from its extension; pass --format", path.display())
-        })?;
-        let declared = schema.map(parse_schema_arg).transpose()?.unwrap_or_default();
-        let reader = BatchReader::open(path, format, &declared, batch_size)?;
-        check_batch_width(path, reader.schema().fields.len(), batch_size)?;
-        Ok(reader)
-    };
-    let mut readers = vec![("input".to_owned(), input.clone(), open(&input, schema_text.as_deref(), asked_format)?)];
-    // A union's sources share the main input's schema unless they declare one; others are their own.
-    let in_union = |name: &str| job.stream.iter().any(|s| s.sources.iter().flatten().any(|n| n == name));
-    for (name, source) in &job.sources {
-        let schema = source.schema.as_deref().or(schema_text.as_deref().filter(|_| in_union(name)));
-        readers.push((name.clone(), source.input.clone(), open(&source.input, schema, None)?));
-    }
-    let inputs: Vec<PathBuf> = readers.iter().map(|(_, path, _)| path.clone()).collect();
-    let side_paths: Vec<PathBuf> = job.side_outputs.keys().map(|name| side_output_path(&output, name)).collect();
-    let mut written = vec![("the output", Some(&output))];
-    written.extend(side_paths.iter().map(|p| ("a side output", Some(p))));
-    refuse_overwriting_inputs(&inputs, &written)?;
-    let schemas = readers.iter().map(|(n, _, r)| (n.clone(), r.schema().clone())).collect();
-    let stream = build_stream(&job.stream, &schemas, job.event_time.as_ref(), &job.side_outputs)?;
-    let mut settings = host::datastream::JobSettings::default();
-    for pair in job.config_pairs().iter().chain(&a.config) {
-        let (k, v) = host::PoolConfig::parse_pair(pair)?;
-        settings = settings.config(k, v);
-    }
-    if let Some(m) = &a.mode {
-        settings = settings.mode(m.parse::<Mode>()?);
-    }
-    if let Some(n) = a.workers.or(job.workers) {
-        settings = settings.workers(n);
-    }
-    let mut running = stream.build(settings)?;
-    let ready = started.elapsed();
-    let output_format = a.output_format.map(Format::from);
-    let mut out = BatchWriter::create(&output, output_format, running.output_schema())?;
-    let mut sides = running
-        .side_output_schemas()
-        .iter()
-        .map(|(name, schema)| {
-            let path = side_output_path(&output, name);
-            Ok((BatchWriter::create(&path, output_format, schema)?, 0u64))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let (mut rows_in, mut rows_out) = (0u64, 0u64);
-    let mut write = |result: host::datastream::StreamOutput,
-                     out: &mut BatchWriter,
-                     sides: &mut Vec<(BatchWriter, u64)>|
-     -> Result<()> {
-        rows_out += result.main.num_rows() as u64;
-        out.write(result.main)?;
-        for ((w, n), (_, batch)) in sides.iter_mut().zip(result.side_outputs) {
-            *n += batch.num_rows() as u64;
-            w.write(batch)?;
-        }
-        Ok(())
-    };
-    let run_start = Instant::now();
-    let mut live: Vec<bool> = vec![true; readers.len()];
-    while live.iter().any(|&l| l) && !INTERRUPTED.load(Ordering::Relaxed) {
-        for (i, (name, path, reader)) in readers.iter_mut().enumerate() {
-            if !live[i] {
-                continue;
-            }
-            match reader.next() {
-                Some(batch) => {
-                    let batch = arrow_in(path, batch?)?;
-                    rows_in += batch.num_rows() as u64;
-                    write(running.push(name, batch)?, &mut out, &mut sides)?;
-                }
-                None => live[i] = false,
-            }
-        }
-    }
-    if INTERRUPTED.load(Ordering::Relaxed) {
-        bail!("interrupted after {rows_in} input rows; output is incomplete");
-    }
-    let stages: Vec<String> = running.stage_info().iter().map(|i| i.udf.clone()).collect();
-    let first = running.stage_info().first().map(|i| (i.mode, i.workers));
-    let restarts = running.restarts();
-    write(running.finish()?, &mut out, &mut sides)?;
-    let elapsed = run_start.elapsed();
-    out.finish()?;
-    let mut side_summary = String::new();
-    for (w, n) in sides {
-        side_summary += &format!(", {n} rows to {}", w.path().display());
-        w.finish()?;
-    }
-    let (mode, workers) = first.unwrap_or((Mode::Process, 0));
-    let summary = format!(
-        "rows in {rows_in}, rows out {rows_out}{side_summary}, elapsed {:.3} s (job start {:.3} s), {:.0} rows/s\n\
-         mode {mode}, workers {workers} per stage, worker restarts {restarts}, {} stages: {}",
-        elapsed.as_secs_f64(),
-        ready.as_secs_f64(),
-        rows_in as f64 / elapsed.as_secs_f64().max(1e-9),
-        stages.len(),
-        stages.join(" | "),
-    );
-    if output.as_os_str() == "-" {
-        say(&mut std::io::stderr(), &summary);
-    } else {
-        say(&mut std::io::stdout(), &summary);
-    }
-    Ok(())
 }
 
 /// `run` for an aggregate function: every batch into the groups, then one record per group.

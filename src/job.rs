@@ -129,6 +129,9 @@ impl Job {
         for source in job.sources.values_mut() {
             source.input = rebase(&source.input);
         }
+        if let Some(toml::Value::String(dir)) = job.settings.get_mut(host::config::CHECKPOINT_DIR) {
+            *dir = rebase(Path::new(dir.as_str())).display().to_string();
+        }
         Ok(job)
     }
 

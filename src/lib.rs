@@ -11,4 +11,5 @@ pub mod line_cap;
 pub mod output;
 pub mod output_file;
 pub mod stream_job;
+pub mod stream_run;
 pub mod values;

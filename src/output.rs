@@ -90,6 +90,34 @@ impl BatchWriter {
         write_jsonl(out, &batch).with_context(failed)
     }
 
+    /// Reopens a checkpointed job's JSON Lines output where the checkpoint left it (see
+    /// [`OutputFile::resume`]).
+    pub fn resume(path: &Path, temporary: Option<&Path>, len: u64) -> anyhow::Result<Self> {
+        let (output, file) = OutputFile::resume(path, temporary, len)
+            .with_context(|| format!("cannot reopen the unfinished output of {}", path.display()))?;
+        Ok(Self { path: path.to_owned(), sink: Sink::JsonLines(output, std::io::BufWriter::new(file)) })
+    }
+
+    /// Whether [`checkpoint`](Self::checkpoint) can cover this output: a JSON Lines file, which can be
+    /// cut back to a length.
+    pub fn can_checkpoint(&self) -> bool {
+        matches!(self.sink, Sink::JsonLines(..))
+    }
+
+    /// For a checkpoint: everything written so far goes to disk; returns where the output is being
+    /// written and its length, and keeps that file if the run fails. `None` for outputs that cannot be
+    /// resumed (see [`can_checkpoint`](Self::can_checkpoint)).
+    pub fn checkpoint(&mut self) -> anyhow::Result<Option<(Option<PathBuf>, u64)>> {
+        let failed = || format!("cannot write {}", self.path.display());
+        let Sink::JsonLines(output, out) = &mut self.sink else { return Ok(None) };
+        out.flush().with_context(failed)?;
+        let file = out.get_ref();
+        file.sync_data().with_context(failed)?;
+        let len = std::io::Seek::stream_position(&mut &*file).with_context(failed)?;
+        output.keep();
+        Ok(Some((output.temporary().map(Path::to_owned), len)))
+    }
+
     /// Stops writing after a failure or an interrupt: what went to standard output stays (flushed,
     /// best effort); a file is not put in place.
     pub fn abandon(self) {

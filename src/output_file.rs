@@ -7,6 +7,10 @@
 //! is removed. A path that exists and is not a regular file (`/dev/null`, a named pipe) is written
 //! directly: renaming onto it would replace it. A symbolic link is followed: the file it names is
 //! replaced.
+//!
+//! A DataStream job with checkpoints keeps its temporary after a failure ([`OutputFile::keep`]): the
+//! checkpoint records its name and length, and `--resume` reopens it cut back to that length
+//! ([`OutputFile::resume`]).
 
 use std::fs::File;
 use std::io;
@@ -19,6 +23,8 @@ pub struct OutputFile {
     path: PathBuf,
     /// Where it is written until it is complete; `None` for a special file written directly.
     temporary: Option<PathBuf>,
+    /// Keep the temporary if the run fails: a checkpoint refers to it.
+    keep: bool,
 }
 
 /// A temporary name beside `path`, in the same directory.
@@ -34,11 +40,43 @@ impl OutputFile {
         let target = if path.exists() { std::fs::canonicalize(path)? } else { path.to_owned() };
         if special {
             let file = std::fs::OpenOptions::new().write(true).open(path)?;
-            return Ok((Self { path: target, temporary: None }, file));
+            return Ok((Self { path: target, temporary: None, keep: false }, file));
         }
         let temporary = temporary_beside(&target);
         let file = File::create(&temporary)?;
-        Ok((Self { path: target, temporary: Some(temporary) }, file))
+        Ok((Self { path: target, temporary: Some(temporary), keep: false }, file))
+    }
+
+    /// Reopens the temporary an earlier run of a checkpointed job left for output `path`, cut back to
+    /// `len` bytes (what the checkpoint covers), positioned at its end; kept if this run fails too.
+    /// `temporary` is `None` where that run wrote a special file directly.
+    pub fn resume(path: &Path, temporary: Option<&Path>, len: u64) -> io::Result<(Self, File)> {
+        let target = if path.exists() { std::fs::canonicalize(path)? } else { path.to_owned() };
+        let Some(temporary) = temporary else {
+            let file = std::fs::OpenOptions::new().write(true).open(path)?;
+            return Ok((Self { path: target, temporary: None, keep: true }, file));
+        };
+        let mut file = std::fs::OpenOptions::new().write(true).open(temporary)?;
+        let found = file.metadata()?.len();
+        if found < len {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("{} holds {found} bytes; the checkpoint covers {len}", temporary.display()),
+            ));
+        }
+        file.set_len(len)?;
+        io::Seek::seek(&mut file, io::SeekFrom::End(0))?;
+        Ok((Self { path: target, temporary: Some(temporary.to_owned()), keep: true }, file))
+    }
+
+    /// From now on the temporary stays if the run fails (a checkpoint refers to it).
+    pub fn keep(&mut self) {
+        self.keep = true;
+    }
+
+    /// Where the output is written until it is complete (`None`: written directly).
+    pub fn temporary(&self) -> Option<&Path> {
+        self.temporary.as_deref()
     }
 
     /// The output's path.
@@ -60,7 +98,7 @@ impl OutputFile {
 
 impl Drop for OutputFile {
     fn drop(&mut self) {
-        if let Some(temporary) = &self.temporary {
+        if let Some(temporary) = self.temporary.as_ref().filter(|_| !self.keep) {
             // Not committed: the run failed; leave nothing that looks like output.
             let _ = std::fs::remove_file(temporary);
         }

@@ -555,41 +555,49 @@ fn a_dead_worker_fails_the_job_clearly_and_leaves_nothing_behind() {
     common::assert_nothing_left(&pids, &segments);
 }
 
+/// Pushes 60 rows in pushes of 7 through a keyed process function (state, timers) and a keyed tumbling
+/// window, SIGKILLing worker 1 of each stage before push `kill` (if given): the rows emitted, worker
+/// restarts, and checkpoints taken.
+fn two_keyed_stages(settings: JobSettings, kill: Option<usize>) -> Result<(Vec<Vec<Value>>, u64, u64), String> {
+    let rows: Vec<(String, i64, i64)> = (0..60).map(|i| (format!("k{}", i % 5), i * 2 - (i % 3) * 3, i % 7)).collect();
+    let mut job = DataStream::source("a", ktv())
+        .assign_timestamps("ts", 4)
+        .key_by(["k"])
+        .process(&udf("CountWithTimeout"), ktv())
+        .key_by(["k"])
+        .window(Window::tumbling(10))
+        .reduce(&udf("sum_v"))
+        .build(settings.worker_exe(worker_exe()))
+        .unwrap();
+    let (mut out, mut checkpoints) = (Vec::new(), 0);
+    for (i, chunk) in rows.chunks(7).enumerate() {
+        if kill == Some(i) {
+            for info in job.stage_info() {
+                let pid = info.pids[1].to_string();
+                assert!(Command::new("kill").args(["-9", &pid]).status().unwrap().success());
+            }
+        }
+        let chunk: Vec<(&str, i64, i64)> = chunk.iter().map(|(k, t, v)| (k.as_str(), *t, *v)).collect();
+        // Past a checkpoint interval of 1 ms before each push: with one, every push checkpoints.
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let o = job.push("a", arrow(ktv_batch(&chunk))).map(emitted).map_err(|e| e.to_string())?;
+        out.extend(o.main.to_rows());
+        out.extend(o.side_outputs.into_iter().flat_map(|(_, b)| b.to_rows()));
+        checkpoints += u64::from(job.take_checkpoint().is_some());
+    }
+    let restarts = job.restarts();
+    let o = job.finish().map(emitted).map_err(|e| e.to_string())?;
+    out.extend(o.main.to_rows());
+    Ok((out, restarts, checkpoints))
+}
+
 /// A worker killed from outside mid-job is replaced and its keys' state, timers and windows rebuilt by
 /// replaying its input: the output equals an undisturbed run's, row for row.
 #[test]
 fn a_killed_worker_is_replaced_and_its_state_replayed() {
-    let rows: Vec<(String, i64, i64)> = (0..60).map(|i| (format!("k{}", i % 5), i * 2 - (i % 3) * 3, i % 7)).collect();
-    let run = |kill: bool| {
-        let mut job = DataStream::source("a", ktv())
-            .assign_timestamps("ts", 4)
-            .key_by(["k"])
-            .process(&udf("CountWithTimeout"), ktv())
-            .key_by(["k"])
-            .window(Window::tumbling(10))
-            .reduce(&udf("sum_v"))
-            .build(JobSettings::default().mode(Mode::Process).workers(2).worker_exe(worker_exe()))
-            .unwrap();
-        let mut out = Vec::new();
-        for (i, chunk) in rows.chunks(7).enumerate() {
-            if kill && i == 4 {
-                for info in job.stage_info() {
-                    let pid = info.pids[1].to_string();
-                    assert!(Command::new("kill").args(["-9", &pid]).status().unwrap().success());
-                }
-            }
-            let chunk: Vec<(&str, i64, i64)> = chunk.iter().map(|(k, t, v)| (k.as_str(), *t, *v)).collect();
-            let o = job.push("a", arrow(ktv_batch(&chunk))).map(emitted).unwrap_or_else(|e| panic!("{e}"));
-            out.extend(o.main.to_rows());
-            out.extend(o.side_outputs.into_iter().flat_map(|(_, b)| b.to_rows()));
-        }
-        let restarts = job.restarts();
-        let o = job.finish().map(emitted).unwrap();
-        out.extend(o.main.to_rows());
-        (out, restarts)
-    };
-    let (calm, none) = run(false);
-    let (killed, restarts) = run(true);
+    let settings = || JobSettings::default().mode(Mode::Process).workers(2);
+    let (calm, none, _) = two_keyed_stages(settings(), None).unwrap();
+    let (killed, restarts, _) = two_keyed_stages(settings(), Some(4)).unwrap();
     assert_eq!((none, restarts), (0, 2), "one replacement per stage");
     assert!(!calm.is_empty());
     assert_eq!(killed, calm);
@@ -677,6 +685,46 @@ fn past_the_replay_limit_a_killed_worker_fails_the_job() {
     assert!(err.contains("passed udfpool.stream-replay-rows"), "{err}");
     let err = job.push("a", arrow(ktv_batch(&[("a", 8, 8)]))).map(emitted).unwrap_err().to_string();
     assert!(err.contains("failed earlier and takes no more input"), "{err}");
+}
+
+/// With checkpoints, a dead worker's replacement restores the last one and replays only the input
+/// since: a replay limit far below the job's input (which fails the job without them) no longer does.
+#[test]
+fn with_checkpoints_a_killed_worker_recovers_past_the_replay_limit() {
+    let settings = |interval: Option<&str>| {
+        let settings = JobSettings::default().mode(Mode::Process).workers(2).config("udfpool.stream-replay-rows", "40");
+        match interval {
+            Some(i) => settings.config("execution.checkpointing.interval", i),
+            None => settings,
+        }
+    };
+    let (calm, _, none) = two_keyed_stages(settings(None), None).unwrap();
+    assert_eq!(none, 0);
+    let err = two_keyed_stages(settings(None), Some(5)).unwrap_err();
+    assert!(err.contains("passed udfpool.stream-replay-rows"), "{err}");
+    let (killed, restarts, checkpoints) = two_keyed_stages(settings(Some("1 ms")), Some(5)).unwrap();
+    assert_eq!((restarts, checkpoints), (2, 9), "one replacement per stage, a checkpoint per push");
+    assert!(!calm.is_empty());
+    assert_eq!(killed, calm);
+}
+
+/// State that cannot be pickled fails the checkpoint with an error naming the state, the key and the
+/// value; the job itself goes on.
+#[test]
+fn a_checkpoint_of_unpicklable_state_names_it_and_the_job_goes_on() {
+    for mode in MODES {
+        let mut job = DataStream::source("a", ktv())
+            .key_by(["k"])
+            .process(&udf("KeepsALambda"), ktv())
+            .build(JobSettings::default().mode(mode).workers(1).worker_exe(worker_exe()))
+            .unwrap();
+        job.push("a", arrow(ktv_batch(&[("a", 1, 5)]))).unwrap();
+        let err = job.checkpoint().unwrap_err().to_string();
+        assert!(err.contains("chk-1, stream stage 1") && err.contains("state 'f' of key 'a' holds <function"), "{err}");
+        let out = job.push("a", arrow(ktv_batch(&[("a", 2, 7)]))).map(emitted).unwrap();
+        assert_eq!(out.main.to_rows(), vec![vec![Value::Utf8("a".into()), Value::Int64(2), Value::Int64(8)]]);
+        job.finish().unwrap();
+    }
 }
 
 /// Keyed state is the current key's alone: interleaved keys each see only their own list and map state.

@@ -242,3 +242,14 @@ class WatermarkProbe(KeyedProcessFunction):
 
     def on_timer(self, timestamp, ctx):
         yield (ctx.get_current_key(), timestamp, ctx.current_watermark())
+
+
+class KeepsALambda(KeyedProcessFunction):
+    """Keeps a function in value state: state that cannot be pickled, so no checkpoint can hold it."""
+
+    def open(self, runtime_context):
+        self.f = runtime_context.get_state(ValueStateDescriptor("f"))
+
+    def process_element(self, row, ctx):
+        self.f.update(lambda x: x + row.v)
+        yield (row.k, row.ts, self.f.value()(1))
