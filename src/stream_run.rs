@@ -269,6 +269,7 @@ pub fn run_stream(a: StreamRun, job: crate::job::Job) -> Result<()> {
     let stages: Vec<String> = running.stage_info().iter().map(|i| i.udf.clone()).collect();
     let first = running.stage_info().first().map(|i| (i.mode, i.workers));
     let restarts = running.restarts();
+    let taking = running.checkpoint_time().as_secs_f64();
     write(running.finish()?, &mut sinks)?;
     let elapsed = run_start.elapsed();
     let mut sinks = sinks.into_iter();
@@ -298,12 +299,13 @@ pub fn run_stream(a: StreamRun, job: crate::job::Job) -> Result<()> {
         summary += &format!("\nresumed from checkpoint chk-{id} at input row {rows}");
     }
     if taken.count > 0 {
+        let written = match &checkpoints {
+            Some(dir) => format!("written to {}, {:.3} s writing them", dir.path().display(), taken.seconds),
+            None => "kept in memory".into(),
+        };
         summary += &format!(
-            "\ncheckpoints {} ({} to disk), {:.3} s in all, last {} bytes of state",
-            taken.count,
-            if checkpoints.is_some() { "written" } else { "kept in memory, not" },
-            taken.seconds,
-            taken.last_bytes
+            "\ncheckpoints {}, {taking:.3} s taking them, {written}; the last held {} bytes of state",
+            taken.count, taken.last_bytes
         );
     }
     if a.output.as_os_str() == "-" {

@@ -438,6 +438,7 @@ impl DataStream {
             last_checkpoint: Instant::now(),
             next_checkpoint_id: 1,
             taken: None,
+            checkpointing: Duration::ZERO,
         })
     }
 }
@@ -595,6 +596,8 @@ pub struct StreamJob {
     next_checkpoint_id: u64,
     /// The checkpoint the last `push` took, until the caller takes it.
     taken: Option<Checkpoint>,
+    /// Time spent taking checkpoints so far.
+    checkpointing: Duration,
 }
 
 impl std::fmt::Debug for StreamJob {
@@ -681,6 +684,7 @@ impl StreamJob {
     /// the job itself goes on.
     pub fn checkpoint(&mut self) -> Result<Checkpoint, PoolError> {
         self.check_usable()?;
+        let start = Instant::now();
         let id = self.next_checkpoint_id;
         let mut stages = Vec::with_capacity(self.stages.len());
         for (index, stage) in self.stages.iter_mut().enumerate() {
@@ -692,7 +696,13 @@ impl StreamJob {
         }
         self.next_checkpoint_id += 1;
         self.last_checkpoint = Instant::now();
+        self.checkpointing += start.elapsed();
         Ok(Checkpoint { id, job: self.fingerprint.clone(), stages })
+    }
+
+    /// Time spent taking checkpoints so far (the workers' snapshots; not writing them anywhere).
+    pub fn checkpoint_time(&self) -> Duration {
+        self.checkpointing
     }
 
     /// The checkpoint the last [`push`](Self::push) took (with `execution.checkpointing.interval`), once.

@@ -66,6 +66,23 @@ pub enum Wait {
     TimedOut,
 }
 
+/// The longest one futex sleep lasts before the owner re-checks its condition by itself (see
+/// [`Doorbell::wait_until`]): what a lost wake-up can cost at most. An idle owner wakes 10 times a
+/// second, which costs microseconds.
+pub const MAX_SLEEP: Duration = Duration::from_millis(100);
+
+/// How one round of [`Doorbell::wait_until`]'s sleeping ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Round {
+    /// The condition holds (before the sleep, or after a wake-up).
+    Ready,
+    /// Woken (or interrupted) without the condition: sleep again.
+    Woken,
+    /// The sleep's timeout passed with no wake-up.
+    #[cfg_attr(loom, allow(dead_code))] // loom models wait without a timeout
+    Expired,
+}
+
 /// How one `FUTEX_WAIT` ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Slept {
@@ -94,8 +111,9 @@ impl Doorbell {
     }
 
     /// Waits until `ready()` returns true: first spinning for `spin` (not at all for zero), then
-    /// sleeping on the futex, for at most `timeout` in all (`Duration::MAX`: no limit). `ready` must read
-    /// what the ringer publishes with Acquire loads.
+    /// sleeping on the futex, for at most `timeout` in all (`Duration::MAX`: no limit), re-checking by
+    /// itself at least every [`MAX_SLEEP`]. `ready` must read what the ringer publishes with Acquire
+    /// loads.
     pub fn wait_until(&self, spin: Duration, timeout: Duration, mut ready: impl FnMut() -> bool) -> Wait {
         if ready() {
             return Wait::Ready;
@@ -125,16 +143,23 @@ impl Doorbell {
                 },
                 None => None,
             };
-            if self.sleep_once(&mut ready, remaining) {
-                return Wait::Ready;
+            // No sleep outlasts MAX_SLEEP: shared memory a peer scribbled on (a zeroed `sleeping` flag
+            // makes the ringer skip the wake-up) costs a delay, never a hang. Loom models the protocol
+            // itself, where a lost wake-up must show as a deadlock.
+            #[cfg(not(loom))]
+            let remaining = Some(remaining.map_or(MAX_SLEEP, |r| r.min(MAX_SLEEP)));
+            match self.sleep_once(&mut ready, remaining) {
+                Round::Ready => return Wait::Ready,
+                Round::Woken => {}
+                // No wake-up came, yet the condition holds: a lost wake-up, reported as one.
+                Round::Expired if ready() => return Wait::ReadyAfterTimeout,
+                Round::Expired => {}
             }
         }
     }
 
-    /// One round of the owner's side of the protocol: announce, re-check, sleep on the futex. Returns
-    /// whether `ready()` held before the futex wait or after it returned for any reason but its timeout
-    /// (after a timeout the caller's deadline check does the last check).
-    fn sleep_once(&self, ready: &mut impl FnMut() -> bool, timeout: Option<Duration>) -> bool {
+    /// One round of the owner's side of the protocol: announce, re-check, sleep on the futex.
+    fn sleep_once(&self, ready: &mut impl FnMut() -> bool, timeout: Option<Duration>) -> Round {
         // Relaxed: only compared by the kernel against the current value; any bump after this load
         // makes FUTEX_WAIT return at once.
         let seq = self.seq.load(Ordering::Relaxed);
@@ -146,13 +171,17 @@ impl Doorbell {
         if ready() {
             // Relaxed: the ringer tolerates a stale 1 (at worst one spurious syscall).
             self.sleeping.store(0, Ordering::Relaxed);
-            return true;
+            return Round::Ready;
         }
         let slept = self.futex_wait(seq, timeout);
         // Relaxed: only this side reads it for its own purposes; the ringer tolerates stale values
         // (at worst one spurious syscall).
         self.sleeping.store(0, Ordering::Relaxed);
-        slept == Slept::Returned && ready()
+        match slept {
+            Slept::Returned if ready() => Round::Ready,
+            Slept::Returned => Round::Woken,
+            Slept::TimedOut => Round::Expired,
+        }
     }
 
     /// `FUTEX_WAIT` on `seq`, a word that may be shared between processes (so not
@@ -312,8 +341,35 @@ pub(crate) mod tests {
         assert_eq!(t.join().unwrap(), Wait::Ready, "woken by ring(), not found ready after the timeout");
     }
 
-    /// The same publication without `ring` is only noticed at the deadline: what the test above would
-    /// see on a lost wake-up.
+    /// A peer that zeroes the owner's `sleeping` flag (a hostile or broken process with the segment
+    /// mapped) makes `ring` skip the wake-up: the owner still finds the publication within
+    /// [`MAX_SLEEP`], reported as a lost wake-up, instead of sleeping out a 10 s (or an hour's) wait.
+    #[test]
+    fn a_zeroed_sleeping_flag_costs_a_short_delay_not_the_whole_wait() {
+        let bell = Arc::new(Doorbell::default());
+        let flag = Arc::new(AtomicU32::new(0));
+        let (b, f) = (bell.clone(), flag.clone());
+        let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+        let t = std::thread::spawn(move || {
+            tid_tx.send(gettid()).unwrap();
+            let start = Instant::now();
+            // Acquire: pairs with the Release store of the flag below.
+            let w = b.wait_until(Duration::ZERO, Duration::from_secs(10), || f.load(Ordering::Acquire) == 1);
+            (w, start.elapsed())
+        });
+        until_asleep(&bell, tid_rx.recv().unwrap());
+        // Relaxed: the scribble of a peer that follows no protocol.
+        bell.sleeping.store(0, Ordering::Relaxed);
+        // Release: publishes to the owner's Acquire load in `ready`.
+        flag.store(1, Ordering::Release);
+        bell.ring();
+        let (wait, took) = t.join().unwrap();
+        assert_eq!(wait, Wait::ReadyAfterTimeout, "the skipped wake-up is reported as lost");
+        assert!(took < Duration::from_secs(5), "slept {took:?} of a 10 s wait");
+    }
+
+    /// The same publication without `ring` is noticed only when a sleep expires: what the test above
+    /// would see on a lost wake-up.
     #[test]
     fn publishing_without_ringing_is_seen_only_after_the_timeout() {
         let bell = Arc::new(Doorbell::default());
