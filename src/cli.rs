@@ -95,12 +95,13 @@ struct RunArgs {
     /// A job file (TOML) naming the input, output, settings and operators in order; several operators
     /// run one after another on each batch in one worker, and an aggregate may come last. Flags given
     /// beside it override its input, output and settings.
-    #[arg(long, value_name = "JOB.toml", conflicts_with_all = ["udf_flag", "args", "as_column", "kind", "group_by", "result_type"])]
+    #[arg(long, value_name = "JOB.toml", conflicts_with_all = ["udf_flag", "args", "as_column", "kind", "group_by", "result_type", "join"])]
     job: Option<PathBuf>,
     /// Operators before the last, from a job file.
     #[arg(skip)]
     steps: Vec<host::Step>,
-    /// Input columns passed to the UDF, in order (default: all columns).
+    /// Input columns passed to the UDF, in order (default: all columns; '' for none: a function of no
+    /// arguments, called once per row).
     #[arg(long, value_delimiter = ',', value_name = "COL,COL")]
     args: Option<Vec<String>>,
     /// Name of the result column; for a table function, its result columns' names, comma-separated
@@ -133,6 +134,10 @@ struct RunArgs {
     /// 1000 records.
     #[arg(long, value_name = "NAME:TYPE,...")]
     schema: Option<String>,
+    /// Table functions: inner (default) drops an input row the function yields nothing for; left keeps
+    /// it once, with null result columns (PyFlink's LEFT JOIN LATERAL TABLE(f(x)) ON TRUE).
+    #[arg(long, value_name = "inner|left")]
+    join: Option<String>,
     /// Result type of a plain (undecorated) function.
     #[arg(long, value_name = "TYPE")]
     result_type: Option<String>,
@@ -268,6 +273,13 @@ fn with_job(mut a: RunArgs, path: &std::path::Path) -> Result<RunArgs> {
                 .map(|k| k.parse::<ipc::protocol::UdfKind>().map_err(anyhow::Error::msg))
                 .transpose()?,
             result_type: o.result_type.as_deref().map(str::parse::<DataType>).transpose()?,
+            join: o
+                .join
+                .as_deref()
+                .map(str::parse::<host::Join>)
+                .transpose()
+                .map_err(anyhow::Error::msg)?
+                .unwrap_or_default(),
         })
     };
     let (last, before) = job.operators.split_last().expect("Job::load checks there is one");
@@ -275,11 +287,12 @@ fn with_job(mut a: RunArgs, path: &std::path::Path) -> Result<RunArgs> {
     if aggregate || job.operators.len() == 1 {
         a.steps = before.iter().map(step).collect::<Result<_>>()?;
         a.udf = last.udf.clone();
-        a.args = (!last.args.is_empty()).then(|| last.args.clone());
+        a.args = last.args.clone();
         a.as_column = last.outputs.as_ref().map(|o| o.join(","));
         a.kind = last.kind.clone();
         a.result_type = last.result_type.clone();
         a.group_by = last.group_by.clone();
+        a.join = last.join.clone();
     } else {
         a.steps = job.operators.iter().map(step).collect::<Result<_>>()?;
     }
@@ -396,7 +409,12 @@ fn run(mut a: RunArgs) -> Result<()> {
             host::PoolConfig::from_pairs(pairs)?.mode
         }
     };
+    if let Some(join) = &a.join {
+        builder = builder.join(join.parse::<host::Join>().map_err(anyhow::Error::msg)?);
+    }
     if let Some(args) = &a.args {
+        // `--args ''`: a function of no arguments, called once per row.
+        let args = if args.iter().all(|s| s.trim().is_empty()) { &[][..] } else { &args[..] };
         builder = builder.args(args.iter().map(|s| s.trim().to_owned()));
     }
     if let Some(n) = a.workers {

@@ -37,9 +37,10 @@ use std::path::{Path, PathBuf};
 pub struct Operator {
     /// `file.py:name`, relative to the job file.
     pub udf: String,
-    /// Argument columns (default: every column).
-    #[serde(default)]
-    pub args: Vec<String>,
+    /// Argument columns (default: every column; `[]`: a function of no arguments).
+    pub args: Option<Vec<String>>,
+    /// Table functions: `inner` (default) or `left` (keep input rows it yields nothing for).
+    pub join: Option<String>,
     /// Names of the columns it adds.
     #[serde(default, rename = "as")]
     pub outputs: Option<Vec<String>>,

@@ -708,6 +708,73 @@ fn with_checkpoints_a_killed_worker_recovers_past_the_replay_limit() {
     assert_eq!(killed, calm);
 }
 
+// PyFlink's API, as its users write it (issue 18).
+
+fn compat(name: &str) -> String {
+    format!("{}:{name}", udf_file("pyflink_compat.py"))
+}
+
+/// Runs `job` over `rows` (one push) and finishes it: every main row.
+fn all_rows(mut job: StreamJob, rows: &[(&str, i64, i64)]) -> Vec<Vec<Value>> {
+    let mut out = job.push("a", arrow(ktv_batch(rows))).map(emitted).unwrap().main.to_rows();
+    out.extend(job.finish().map(emitted).unwrap().main.to_rows());
+    out
+}
+
+fn row(k: &str, a: i64, b: i64) -> Vec<Value> {
+    vec![Value::Utf8(k.into()), Value::Int64(a), Value::Int64(b)]
+}
+
+/// A sliding count window fires only when full (PyFlink's `count_window(2, 1)` over a key's rows
+/// 1, 2, 3, 4 gives [1, 2], [2, 3], [3, 4]: no window of the first row alone).
+#[test]
+fn a_sliding_count_window_fires_only_full_windows() {
+    for mode in MODES {
+        let job = DataStream::source("a", ktv())
+            .key_by(["k"])
+            .window(Window::sliding_count(2, 1))
+            .reduce(&udf("sum_v"))
+            .build(JobSettings::default().mode(mode).workers(1).worker_exe(worker_exe()))
+            .unwrap();
+        let out = all_rows(job, &[("a", 1, 1), ("a", 2, 2), ("a", 3, 3), ("a", 4, 4), ("b", 5, 9)]);
+        assert_eq!(out, vec![row("a", 2, 3), row("a", 3, 5), row("a", 4, 7)], "{mode}");
+    }
+}
+
+/// Function classes subscripted as PyFlink's generic ones (`ProcessWindowFunction[IN, OUT, KEY, W]`,
+/// `ProcessWindowFunction.Context[TimeWindow]` in an annotation) load and run.
+#[test]
+fn generic_function_classes_can_be_subscripted() {
+    for mode in MODES {
+        let job = DataStream::source("a", ktv())
+            .assign_timestamps("ts", 0)
+            .key_by(["k"])
+            .window(Window::tumbling(10))
+            .process(&compat("SumWindow"), ktv())
+            .build(JobSettings::default().mode(mode).workers(2).worker_exe(worker_exe()))
+            .unwrap();
+        let out = all_rows(job, &[("a", 1, 1), ("a", 2, 2), ("b", 3, 5), ("a", 12, 7)]);
+        assert_eq!(out, vec![row("a", 0, 3), row("b", 0, 5), row("a", 10, 7)], "{mode}");
+    }
+}
+
+/// `MapState` has PyFlink's dict protocol: `in`, `state[k]`, `state[k] = v`, `del state[k]`, iteration,
+/// `keys()`, `values()`, `items()`, `is_empty()`.
+#[test]
+fn map_state_has_the_dict_protocol() {
+    for mode in MODES {
+        let job = DataStream::source("a", ktv())
+            .key_by(["k"])
+            .process(&compat("DistinctValues"), ktv())
+            .build(JobSettings::default().mode(mode).workers(1).worker_exe(worker_exe()))
+            .unwrap();
+        let out = all_rows(job, &[("a", 0, 7), ("a", 1, 7), ("a", 2, 8), ("b", 3, 7), ("a", 4, 7), ("a", 5, 7)]);
+        let expected =
+            vec![row("a", 10, 1), row("a", 21, 1), row("a", 10, 2), row("b", 10, 1), row("a", 31, 1), row("a", 10, 2)];
+        assert_eq!(out, expected, "{mode}");
+    }
+}
+
 /// State that cannot be pickled fails the checkpoint with an error naming the state, the key and the
 /// value; the job itself goes on.
 #[test]

@@ -242,8 +242,8 @@ class Stage:
             n, rows = self.counts.get(key, (0, []))
             n += 1
             rows = (rows + [row])[-size:]
-            if n % slide == 0:
-                self.window_emit(key, U.CountWindow(n // slide - 1), rows, fields)
+            if n >= size and (n - size) % slide == 0:
+                self.window_emit(key, U.CountWindow((n - size) // slide), rows, fields)
                 if slide >= size:
                     rows = []
             self.counts[key] = (n, rows)

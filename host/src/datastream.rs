@@ -176,7 +176,9 @@ impl Window {
         WindowAssigner::Count { size, slide: size }
     }
 
-    /// The last `size` rows of a key, every `slide` rows.
+    /// Windows of `size` rows of a key, one starting every `slide` rows: window `k` holds the key's rows
+    /// `k * slide .. k * slide + size` and fires when its last row arrives (only full windows fire, as
+    /// in PyFlink).
     pub fn sliding_count(size: u64, slide: u64) -> WindowAssigner {
         WindowAssigner::Count { size, slide }
     }

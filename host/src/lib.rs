@@ -49,5 +49,5 @@ mod worker_stderr;
 
 pub use config::{Mode, PoolConfig};
 pub use error::PoolError;
-pub use pool::{Pool, PoolBuilder, PoolInfo, Step, Stream};
+pub use pool::{Join, Pool, PoolBuilder, PoolInfo, Step, Stream};
 pub use stages::{Stage, StageTotals};

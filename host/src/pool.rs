@@ -12,6 +12,7 @@ use crate::error::PoolError;
 use crate::stages::StageTotals;
 use crate::supervisor::{CatchUp, Supervisor};
 use arrow_array::RecordBatch as ArrowBatch;
+pub use ipc::assemble::Join;
 use ipc::batch::{DataType, Field, RecordBatch, Schema};
 use ipc::protocol::{
     OpenRequest, Operator, PythonInfo, StepSpec, StreamStage, UdfError, UdfErrorKind, UdfKind, UdfSpec,
@@ -75,6 +76,7 @@ struct FunctionDraft {
     kind: Option<UdfKind>,
     group_by: Option<Vec<String>>,
     result_type: Option<DataType>,
+    join: Join,
 }
 
 /// One operator of a pipeline ([`PoolBuilder::pipeline`]).
@@ -82,8 +84,9 @@ struct FunctionDraft {
 pub struct Step {
     /// `path/to/file.py:name`.
     pub udf: String,
-    /// Argument columns by name, in the batch as it reaches this step (empty: every column).
-    pub args: Vec<String>,
+    /// Argument columns by name, in the batch as it reaches this step (`None`: every column; empty: a
+    /// function of no arguments).
+    pub args: Option<Vec<String>>,
     /// Names of the columns it adds (default: `result`, `result_2`, ... for scalars; a table
     /// function's declared names).
     pub outputs: Option<Vec<String>>,
@@ -91,12 +94,15 @@ pub struct Step {
     pub kind: Option<UdfKind>,
     /// The result type of a plain function.
     pub result_type: Option<DataType>,
+    /// Table functions: keep input rows the function yields nothing for ([`Join::LeftOuter`]).
+    pub join: Join,
 }
 
 impl Step {
-    /// The function `path/to/file.py:name` over `args` (empty: every column).
+    /// The function `path/to/file.py:name` over `args` (empty: no arguments; leave [`Step::args`]
+    /// `None` for every column).
     pub fn new<S: Into<String>>(udf: impl Into<String>, args: impl IntoIterator<Item = S>) -> Self {
-        Self { udf: udf.into(), args: args.into_iter().map(Into::into).collect(), ..Self::default() }
+        Self { udf: udf.into(), args: Some(args.into_iter().map(Into::into).collect()), ..Self::default() }
     }
 }
 
@@ -146,6 +152,7 @@ impl PoolBuilder {
                 kind: None,
                 group_by: None,
                 result_type: None,
+                join: Join::Inner,
             }),
             workers: None,
             pairs: Vec::new(),
@@ -165,6 +172,16 @@ impl PoolBuilder {
     pub fn args<S: Into<String>>(mut self, names: impl IntoIterator<Item = S>) -> Self {
         if let Some(f) = self.function() {
             f.args = Some(names.into_iter().map(Into::into).collect());
+        }
+        self
+    }
+
+    /// Table functions: how their rows join the input row they came from. [`Join::LeftOuter`] keeps an
+    /// input row the function yields nothing for, once, with null result columns (PyFlink's
+    /// `LEFT JOIN LATERAL TABLE(f(x)) ON TRUE`); the default drops it.
+    pub fn join(mut self, join: Join) -> Self {
+        if let Some(f) = self.function() {
+            f.join = join;
         }
         self
     }
@@ -321,6 +338,7 @@ impl PoolBuilder {
                             udf: spec_of(&s.udf, s.result_type.clone(), s.kind)?,
                             args: s.args.clone(),
                             outputs: s.outputs.clone(),
+                            join: s.join,
                         })
                     })
                     .collect::<Result<Vec<_>, PoolError>>()?;
@@ -379,10 +397,17 @@ impl PoolBuilder {
             pids: supervisor.pids(),
             segments: supervisor.segments(),
         };
-        let (output, outputs) = match self.target {
-            Target::Function(f) => (f.output, f.outputs),
-            Target::Pipeline(_) | Target::Stream(_) => ("result".to_owned(), None),
+        let (output, outputs, join) = match self.target {
+            Target::Function(f) => (f.output, f.outputs, f.join),
+            Target::Pipeline(_) | Target::Stream(_) => ("result".to_owned(), None, Join::Inner),
         };
+        if join != Join::Inner && info.kind != UdfKind::Table {
+            return Err(PoolError::Usage(format!(
+                "a left outer join is for table functions; {} is a {} function",
+                info.udf,
+                info.kind.name()
+            )));
+        }
         let result_fields = match info.kind {
             // Output rows are groups: the key columns, then the value.
             UdfKind::Aggregate => arg_indices[..key_count]
@@ -414,6 +439,7 @@ impl PoolBuilder {
             arg_indices,
             key_count,
             result_fields,
+            join,
             max_in_flight: config.max_in_flight,
             config,
         })
@@ -431,6 +457,8 @@ pub(crate) struct Started {
     pub(crate) key_count: usize,
     /// The columns the operator adds (an aggregate's: its keys, then its value).
     pub(crate) result_fields: Vec<Field>,
+    /// How a table function's rows join the input.
+    pub(crate) join: Join,
     pub(crate) max_in_flight: usize,
     pub(crate) config: PoolConfig,
 }
@@ -460,6 +488,7 @@ pub struct Pool {
     arg_indices: Vec<usize>,
     /// The columns the UDF adds (none for a filter).
     result_fields: Vec<Field>,
+    join: Join,
     max_in_flight: usize,
     pending: VecDeque<Pending>,
     next_seq: u64,
@@ -521,6 +550,7 @@ impl Pool {
             input_schema: started.input_schema,
             arg_indices: started.arg_indices,
             result_fields: started.result_fields,
+            join: started.join,
             max_in_flight: started.max_in_flight,
             pending: VecDeque::new(),
             next_seq: 0,
@@ -657,7 +687,7 @@ impl Pool {
             }
         };
         let batch = Arc::try_unwrap(p.batch).unwrap_or_else(|shared| (*shared).clone());
-        let assembled = ipc::assemble::assemble(self.info.kind, batch, column, &self.result_fields);
+        let assembled = ipc::assemble::assemble(self.info.kind, batch, column, &self.result_fields, self.join);
         Some(assembled.or_else(|e| {
             self.fail(PoolError::Protocol { index: p.lane, message: format!("result of batch {}: {e}", p.seq) })
         }))

@@ -6,8 +6,32 @@
 //! It lives here, beside the protocol, rather than in the Python worker crate: it has no Python in
 //! it, and a host built without THREAD mode must not link libpython to use it.
 
-use crate::batch::{Column, ColumnData, DataType, Field, RecordBatch};
+use crate::batch::{Column, ColumnBuilder, ColumnData, DataType, Field, RecordBatch};
 use crate::protocol::UdfKind;
+use serde::{Deserialize, Serialize};
+
+/// How a table function's rows join the input row they came from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Join {
+    /// One output row per produced row; an input row the function yields nothing for is dropped
+    /// (PyFlink's `JOIN LATERAL TABLE(f(x))`, or `CROSS JOIN`).
+    #[default]
+    Inner,
+    /// As `Inner`, and an input row the function yields nothing for is kept once, its function
+    /// columns null (PyFlink's `LEFT JOIN LATERAL TABLE(f(x)) ON TRUE`).
+    LeftOuter,
+}
+
+impl std::str::FromStr for Join {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "inner" => Ok(Join::Inner),
+            "left" | "left_outer" | "left-outer" => Ok(Join::LeftOuter),
+            other => Err(format!("join {other:?}: expected inner or left")),
+        }
+    }
+}
 
 /// What a function returned for one batch.
 #[derive(Debug, Clone, PartialEq)]
@@ -58,8 +82,15 @@ pub fn added_fields(
     })
 }
 
-/// `batch` joined with what a function of `kind` returned for it; `fields` are the columns it adds.
-pub fn assemble(kind: UdfKind, batch: RecordBatch, output: Output, fields: &[Field]) -> Result<RecordBatch, String> {
+/// `batch` joined with what a function of `kind` returned for it; `fields` are the columns it adds;
+/// `join` says what becomes of input rows a table function yields nothing for.
+pub fn assemble(
+    kind: UdfKind,
+    batch: RecordBatch,
+    output: Output,
+    fields: &[Field],
+    join: Join,
+) -> Result<RecordBatch, String> {
     let rows = batch.num_rows();
     match kind {
         UdfKind::Aggregate => Err("an aggregate's batches give no rows; its groups come at finish".into()),
@@ -86,11 +117,16 @@ pub fn assemble(kind: UdfKind, batch: RecordBatch, output: Output, fields: &[Fie
                 return Err("a table function's answer is not a struct column".into());
             };
             if input_rows.iter().any(|&r| r as usize >= rows)
+                || input_rows.windows(2).any(|w| w[0] > w[1])
                 || columns.len() != fields.len()
                 || columns.iter().any(|c| c.len() != input_rows.len())
             {
                 return Err("a table function's answer does not match its input".into());
             }
+            let (input_rows, columns) = match join {
+                Join::Inner => (input_rows, columns),
+                Join::LeftOuter => with_unmatched_rows(rows, &input_rows, columns, fields)?,
+            };
             let mut out = batch.take(&input_rows);
             for (f, c) in fields.iter().zip(columns) {
                 out = out.with_column(f.clone(), c).map_err(|e| e.to_string())?;
@@ -106,4 +142,45 @@ pub fn assemble(kind: UdfKind, batch: RecordBatch, output: Output, fields: &[Fie
             RecordBatch::try_new(schema, columns, n).map_err(|e| e.to_string())
         }
     }
+}
+
+/// A left outer join's rows: every produced row, and after the rows of each input row (or in its
+/// place) one row of nulls for an input row that produced none. `input_rows` is non-decreasing.
+fn with_unmatched_rows(
+    rows: usize,
+    input_rows: &[u32],
+    columns: Vec<Column>,
+    fields: &[Field],
+) -> Result<(Vec<u32>, Vec<Column>), String> {
+    let produced = input_rows.len() as u32;
+    let (mut joined, mut picks) = (Vec::with_capacity(rows.max(input_rows.len())), Vec::new());
+    let mut next = 0;
+    for row in 0..rows as u32 {
+        let start = next;
+        while next < input_rows.len() && input_rows[next] == row {
+            next += 1;
+        }
+        if start == next {
+            joined.push(row);
+            // The null row appended after the produced ones.
+            picks.push(produced);
+        } else {
+            joined.extend_from_slice(&input_rows[start..next]);
+            picks.extend(start as u32..next as u32);
+        }
+    }
+    if joined.len() == input_rows.len() {
+        return Ok((joined, columns));
+    }
+    let columns = columns
+        .into_iter()
+        .zip(fields)
+        .map(|(column, field)| {
+            let mut null = ColumnBuilder::new(&field.data_type, 1);
+            null.push_null();
+            let padded = Column::concat(&field.data_type, &[&column, &null.finish()]).map_err(|e| e.to_string())?;
+            Ok(padded.take(&picks))
+        })
+        .collect::<Result<_, String>>()?;
+    Ok((joined, columns))
 }

@@ -86,11 +86,14 @@ impl std::fmt::Display for UdfSpec {
 pub struct StepSpec {
     /// The function.
     pub udf: UdfSpec,
-    /// Its argument columns, by name, in the batch as it reaches this step (empty: every column).
-    pub args: Vec<String>,
+    /// Its argument columns, by name, in the batch as it reaches this step (`None`: every column;
+    /// empty: a function of no arguments).
+    pub args: Option<Vec<String>>,
     /// Names of the columns it adds (default: `result` numbered for later scalars, or a table
     /// function's declared names).
     pub outputs: Option<Vec<String>>,
+    /// Table functions: how their rows join the input.
+    pub join: crate::assemble::Join,
 }
 
 /// What a worker runs: exactly one operator, each variant with the fields it needs.

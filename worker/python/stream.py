@@ -15,6 +15,7 @@
 # rank (the index of the key's first row) orders timers of different keys firing at the same time.
 # ---------------------------------------------------------------------------------------------------
 
+import abc as _abc
 import asyncio as _asyncio
 from bisect import bisect_left as _bisect_left
 import heapq as _heapq
@@ -53,6 +54,7 @@ class OutputTag:
 class MapFunction(UserDefinedFunction):
     """``map(value)`` returns one row."""
 
+    @_abc.abstractmethod
     def map(self, value):
         raise NotImplementedError
 
@@ -60,6 +62,7 @@ class MapFunction(UserDefinedFunction):
 class FlatMapFunction(UserDefinedFunction):
     """``flat_map(value)`` yields zero or more rows."""
 
+    @_abc.abstractmethod
     def flat_map(self, value):
         raise NotImplementedError
 
@@ -67,6 +70,7 @@ class FlatMapFunction(UserDefinedFunction):
 class FilterFunction(UserDefinedFunction):
     """``filter(value)`` returns True to keep the row."""
 
+    @_abc.abstractmethod
     def filter(self, value):
         raise NotImplementedError
 
@@ -74,6 +78,7 @@ class FilterFunction(UserDefinedFunction):
 class ReduceFunction(UserDefinedFunction):
     """``reduce(value1, value2)`` folds two rows of one key into one."""
 
+    @_abc.abstractmethod
     def reduce(self, value1, value2):
         raise NotImplementedError
 
@@ -82,6 +87,7 @@ class KeyedProcessFunction(UserDefinedFunction):
     """``process_element(value, ctx)`` yields rows; ``on_timer(timestamp, ctx)`` when an event-time timer
     fires. Keyed state comes from the runtime context given to ``open``."""
 
+    @_abc.abstractmethod
     def process_element(self, value, ctx):
         raise NotImplementedError
 
@@ -92,9 +98,11 @@ class KeyedProcessFunction(UserDefinedFunction):
 class CoMapFunction(UserDefinedFunction):
     """``map1`` handles the first connected input's rows, ``map2`` the second's; one row each."""
 
+    @_abc.abstractmethod
     def map1(self, value):
         raise NotImplementedError
 
+    @_abc.abstractmethod
     def map2(self, value):
         raise NotImplementedError
 
@@ -102,9 +110,11 @@ class CoMapFunction(UserDefinedFunction):
 class CoFlatMapFunction(UserDefinedFunction):
     """``flat_map1`` / ``flat_map2`` yield zero or more rows for a row of the first / second input."""
 
+    @_abc.abstractmethod
     def flat_map1(self, value):
         raise NotImplementedError
 
+    @_abc.abstractmethod
     def flat_map2(self, value):
         raise NotImplementedError
 
@@ -112,6 +122,7 @@ class CoFlatMapFunction(UserDefinedFunction):
 class WindowFunction(UserDefinedFunction):
     """``apply(key, window, inputs)`` yields the window's output rows."""
 
+    @_abc.abstractmethod
     def apply(self, key, window, inputs):
         raise NotImplementedError
 
@@ -119,6 +130,7 @@ class WindowFunction(UserDefinedFunction):
 class ProcessWindowFunction(UserDefinedFunction):
     """``process(key, context, elements)`` yields rows; ``context.window()`` has ``start`` and ``end``."""
 
+    @_abc.abstractmethod
     def process(self, key, context, elements):
         raise NotImplementedError
 
@@ -262,6 +274,22 @@ class MapState:
     def clear(self):
         self._table.pop(self._store.current_key, None)
 
+    # The dict protocol, as PyFlink's MapState has it.
+    def __getitem__(self, key):
+        return self.get(key)
+
+    def __setitem__(self, key, value):
+        self.put(key, value)
+
+    def __delitem__(self, key):
+        self.remove(key)
+
+    def __contains__(self, key):
+        return self.contains(key)
+
+    def __iter__(self):
+        return iter(self.keys())
+
 
 class RuntimeContext(FunctionContext):
     """What ``open(runtime_context)`` gets in a DataStream operator: the function context plus keyed
@@ -369,9 +397,17 @@ class _Context:
             raise TypeError(f"output() takes an OutputTag, got {tag!r}")
         self._stage.emit(self._stage.order, (tag, value))
 
+    def __class_getitem__(cls, params):
+        return cls
+
 
 class _WindowContext:
+    """``context`` of process window functions: the window, the watermark, side outputs."""
+
     __slots__ = ("_window", "_stage")
+
+    def __class_getitem__(cls, params):
+        return cls
 
     def __init__(self, window, stage):
         self._window, self._stage = window, stage
@@ -390,6 +426,12 @@ class _WindowContext:
             raise TypeError(f"output() takes an OutputTag, got {tag!r}")
         self._stage.emit(self._stage.order, (tag, value))
 
+
+# PyFlink's nested context classes, for annotations (``ctx: KeyedProcessFunction.Context``,
+# ``context: ProcessWindowFunction.Context[TimeWindow]``): the objects functions get are these.
+KeyedProcessFunction.Context = _Context
+KeyedProcessFunction.OnTimerContext = _Context
+ProcessWindowFunction.Context = _WindowContext
 
 _types_function_like = (type(lambda: 0), type(len))
 
@@ -839,8 +881,11 @@ class _Stage:
             rows.append(row)
             if len(rows) > args["size"]:
                 del rows[0]
-            if state[0] % args["slide"] == 0:
-                window = CountWindow(state[0] // args["slide"] - 1)
+            # Window k holds rows k*slide .. k*slide+size-1 and fires once it is full (PyFlink's
+            # CountSlidingWindowAssigner with its count trigger): never an incomplete first window.
+            past = state[0] - args["size"]
+            if past >= 0 and past % args["slide"] == 0:
+                window = CountWindow(past // args["slide"])
                 contents = list(rows)
                 if args["slide"] >= args["size"]:
                     rows.clear()

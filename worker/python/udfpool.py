@@ -28,6 +28,7 @@ bool, str, bytes, datetime.date, datetime.time, datetime.datetime (naive, or in 
 list, dict, Row (a tuple with field names), or None for SQL NULL; the same is expected back.
 """
 
+import abc as _abc
 import datetime as _datetime
 import functools
 import operator
@@ -146,8 +147,15 @@ class FunctionContext:
         return self._job_parameters.get(key, default_value)
 
 
-class UserDefinedFunction:
-    """Base of the class-based UDFs: ``open`` and ``close`` bracket a worker's life."""
+class UserDefinedFunction(_abc.ABC):
+    """Base of the class-based UDFs: ``open`` and ``close`` bracket a worker's life. As in PyFlink, a
+    subclass without the methods its kind requires (``eval``, ``map``, ...) cannot be instantiated,
+    and the classes can be subscripted as PyFlink's ``Generic`` ones are:
+    ``class F(ProcessWindowFunction[tuple, tuple, str, TimeWindow])``."""
+
+    def __class_getitem__(cls, params):
+        # Type parameters document, they do not check: F[...] is F, in a base list or an annotation.
+        return cls
 
     def open(self, function_context):
         pass
@@ -159,6 +167,7 @@ class UserDefinedFunction:
 class ScalarFunction(UserDefinedFunction):
     """A function of one row's argument values to one value. Override ``eval``."""
 
+    @_abc.abstractmethod
     def eval(self, *args):
         raise NotImplementedError("ScalarFunction subclasses must define eval()")
 
@@ -203,6 +212,7 @@ class TableFunction(UserDefinedFunction):
     yield rows: tuples (or ``Row``s, or dicts) of the declared width, or bare values when there is one
     result column; ``None`` means no rows."""
 
+    @_abc.abstractmethod
     def eval(self, *args):
         raise NotImplementedError("TableFunction subclasses must define eval()")
 
@@ -310,8 +320,10 @@ class AggregateFunction(UserDefinedFunction):
     """An aggregate over the rows of each group: ``create_accumulator()`` makes a group's accumulator,
     ``accumulate(acc, *args)`` adds a row to it, ``get_value(acc)`` gives the group's result.
     ``retract`` and ``merge`` follow PyFlink's signatures (udfpool routes each group to one worker, so
-    it calls neither yet)."""
+    it calls neither yet). The same base serves DataStream window aggregates (``create_accumulator``,
+    ``add``, ``get_result``), so only ``create_accumulator``, which both require, is abstract."""
 
+    @_abc.abstractmethod
     def create_accumulator(self):
         raise NotImplementedError
 

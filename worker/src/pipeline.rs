@@ -2,7 +2,7 @@
 //! output joined to the batch before the next step (one round trip per batch in PROCESS mode).
 
 use crate::udf::{Role, Udf};
-use ipc::assemble::{added_fields, assemble, Output};
+use ipc::assemble::{added_fields, assemble, Join, Output};
 use ipc::batch::{Column, ColumnData, DataType, Field, RecordBatch, Schema};
 use ipc::protocol::{OpenRequest, StepSpec, UdfError, UdfErrorKind, UdfKind};
 use pyo3::prelude::*;
@@ -14,6 +14,7 @@ struct Step {
     udf: Udf,
     args: Vec<usize>,
     fields: Vec<Field>,
+    join: Join,
 }
 
 /// A loaded pipeline.
@@ -35,10 +36,9 @@ impl Pipeline {
             let what = |m: String| {
                 UdfError::plain(UdfErrorKind::Definition, format!("pipeline step {} ({}): {m}", i + 1, spec.udf))
             };
-            let args: Vec<usize> = if spec.args.is_empty() {
-                (0..schema.fields.len()).collect()
-            } else {
-                spec.args
+            let args: Vec<usize> = match &spec.args {
+                None => (0..schema.fields.len()).collect(),
+                Some(names) => names
                     .iter()
                     .map(|n| {
                         schema.index_of(n).ok_or_else(|| {
@@ -46,7 +46,7 @@ impl Pipeline {
                             what(format!("no column {n:?} at this step; columns: {}", have.join(", ")))
                         })
                     })
-                    .collect::<Result<_, _>>()?
+                    .collect::<Result<_, _>>()?,
             };
             let arg_types: Vec<DataType> = args.iter().map(|&a| schema.fields[a].data_type.clone()).collect();
             let udf = Udf::load(py, &spec.udf, &arg_types, Role::Function, req).map_err(|mut e| {
@@ -65,7 +65,10 @@ impl Pipeline {
                 )));
             }
             schema.fields.extend(fields.iter().cloned());
-            steps.push(Step { udf, args, fields });
+            if spec.join != Join::Inner && udf.kind() != UdfKind::Table {
+                return Err(what(format!("a left outer join is for table functions, not a {}", udf.kind().name())));
+            }
+            steps.push(Step { udf, args, fields, join: spec.join });
         }
         Ok(Self { input: input.clone(), steps, result_type: DataType::Struct(schema.fields) })
     }
@@ -105,7 +108,7 @@ impl Pipeline {
                 _ => step.udf.apply(py, &step_cols, n).map(Output::per_row),
             }
             .map_err(in_step)?;
-            batch = assemble(step.udf.kind(), batch, output, &step.fields).map_err(|m| in_step(bad(m)))?;
+            batch = assemble(step.udf.kind(), batch, output, &step.fields, step.join).map_err(|m| in_step(bad(m)))?;
         }
         let len = batch.num_rows() as u64;
         let names = batch.schema().fields.iter().map(|f| f.name.clone()).collect();

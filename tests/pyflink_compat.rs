@@ -1,0 +1,125 @@
+//! PyFlink users' functions run unchanged (issue 18): the details of PyFlink's Python API their code
+//! relies on, each written from PyFlink's documented behaviour and checked in both modes. The
+//! DataStream ones are in `tests/datastream.rs`.
+
+mod common;
+
+use common::*;
+use host::{Join, Pool, Step};
+use ipc::batch::{Schema, Value};
+
+fn compat(name: &str) -> String {
+    format!("{}:{name}", udf_file("pyflink_compat.py"))
+}
+
+fn x_schema() -> Schema {
+    int_batch("x", &[]).schema().clone()
+}
+
+/// A `ScalarFunction` subclass without `eval` is refused when instantiated (PyFlink's `eval` is an
+/// abstract method), so the pool does not start — not at the first row.
+#[test]
+fn a_scalar_function_without_eval_is_refused_when_instantiated() {
+    for mode in MODES {
+        let err = Pool::builder(format!("{}:no_eval", udf_file("pyflink_no_eval.py")), x_schema())
+            .mode(mode)
+            .workers(1)
+            .worker_exe(worker_exe())
+            .build();
+        let err = err.unwrap_err().to_string();
+        assert!(err.contains("Can't instantiate abstract class NoEval") && err.contains("eval"), "{mode}: {err}");
+    }
+}
+
+fn xs(values: &[Option<i64>]) -> arrow_array::RecordBatch {
+    arrow(int_batch("x", values))
+}
+
+/// A UDF without arguments (`udf(lambda: 1, result_type="BIGINT")`) runs from the command line with
+/// `--args ''` and from a job file with `args = []`: called once per row, with no argument.
+#[test]
+fn a_udf_without_arguments_runs_from_the_command_line_and_a_job_file() {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("compat-no-args");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("in.csv"), "x\n5\n6\n7\n").unwrap();
+    std::fs::write(
+        dir.join("job.toml"),
+        format!(
+            "input = \"in.csv\"\noutput = \"-\"\n\n[[operator]]\nudf = \"{}\"\nargs = []\nas = [\"one\"]\n",
+            compat("one")
+        ),
+    )
+    .unwrap();
+    let udfpool = |args: &[&str]| {
+        let out =
+            std::process::Command::new(env!("CARGO_BIN_EXE_udfpool")).current_dir(&dir).args(args).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let expected = "{\"x\":5,\"one\":1}\n{\"x\":6,\"one\":1}\n{\"x\":7,\"one\":1}\n";
+    for mode in ["process", "thread"] {
+        let flags = [
+            "run",
+            "--udf",
+            &compat("one"),
+            "--args",
+            "",
+            "--as",
+            "one",
+            "--input",
+            "in.csv",
+            "--output",
+            "-",
+            "--mode",
+            mode,
+        ];
+        assert_eq!(udfpool(&flags), expected, "{mode}, flags");
+        assert_eq!(udfpool(&["run", "--job", "job.toml", "--mode", mode]), expected, "{mode}, job file");
+    }
+}
+
+/// A table function joined left outer (PyFlink's `LEFT JOIN LATERAL TABLE(f(x)) ON TRUE`) keeps the
+/// input rows it yields nothing for, once each and in their place, with null result columns — as one
+/// function and as a pipeline step; the default inner join drops them.
+#[test]
+fn a_left_outer_join_keeps_rows_a_table_function_yields_nothing_for() {
+    let input = [Some(2), Some(0), None, Some(1), Some(-3)];
+    let expected = vec![
+        vec![Value::Int64(2), Value::Int64(0), Value::Utf8("2-0".into())],
+        vec![Value::Int64(2), Value::Int64(1), Value::Utf8("2-1".into())],
+        vec![Value::Int64(0), Value::Null, Value::Null],
+        vec![Value::Null, Value::Null, Value::Null],
+        vec![Value::Int64(1), Value::Int64(0), Value::Utf8("1-0".into())],
+        vec![Value::Int64(-3), Value::Null, Value::Null],
+    ];
+    for mode in MODES {
+        for workers in [1, 2] {
+            let build = |join| {
+                Pool::builder(compat("left_joined"), x_schema())
+                    .mode(mode)
+                    .workers(workers)
+                    .worker_exe(worker_exe())
+                    .join(join)
+                    .build()
+                    .unwrap()
+            };
+            let left = build(Join::LeftOuter).apply(xs(&input)).map(native).unwrap();
+            assert_eq!(left.to_rows(), expected, "{mode}, {workers} workers");
+            let inner = build(Join::Inner).apply(xs(&input)).map(native).unwrap();
+            assert_eq!(inner.num_rows(), 3, "{mode}: the inner join drops rows without output");
+            let step = Step { join: Join::LeftOuter, ..Step::new(compat("left_joined"), ["x"]) };
+            let mut pipeline = Pool::builder("", x_schema())
+                .pipeline(vec![step])
+                .mode(mode)
+                .workers(workers)
+                .worker_exe(worker_exe())
+                .build()
+                .unwrap();
+            let piped = pipeline.apply(xs(&input)).map(native).unwrap();
+            assert_eq!(piped.to_rows(), expected, "{mode}, {workers} workers, pipeline");
+        }
+        let scalar = Pool::builder(compat("one"), x_schema()).mode(mode).worker_exe(worker_exe()).join(Join::LeftOuter);
+        let err = scalar.args(Vec::<String>::new()).build().unwrap_err().to_string();
+        assert!(err.contains("a left outer join is for table functions"), "{err}");
+    }
+}

@@ -1,0 +1,55 @@
+"""Functions written as PyFlink users write them (PyFlink's documentation and Flink's Python tests),
+imports changed only: tests/pyflink_compat.rs and tests/datastream.rs run them in both modes."""
+
+from udfpool import (
+    KeyedProcessFunction,
+    MapStateDescriptor,
+    ProcessWindowFunction,
+    TableFunction,
+    TimeWindow,
+    udf,
+    udtf,
+)
+
+
+class SumWindow(ProcessWindowFunction[tuple, tuple, str, TimeWindow]):
+    """A generic function class, subscripted as in PyFlink's docs, with an annotated context."""
+
+    def process(self, key: str, context: ProcessWindowFunction.Context[TimeWindow], elements):
+        yield (key, context.window().start, sum(e.v for e in elements))
+
+
+class DistinctValues(KeyedProcessFunction):
+    """MapState through the dict protocol: per key, how often each value was seen; emits, per row, the
+    value's count so far, whether the value had been seen, and how many distinct values are kept
+    (values seen three times are deleted)."""
+
+    def open(self, runtime_context: KeyedProcessFunction.Context):
+        self.seen = runtime_context.get_map_state(MapStateDescriptor("seen"))
+
+    def process_element(self, row, ctx: "KeyedProcessFunction.Context"):
+        before = row.v in self.seen
+        count = (self.seen[row.v] or 0) + 1 if before else 1
+        self.seen[row.v] = count
+        if count == 3:
+            del self.seen[row.v]
+        distinct = len(list(iter(self.seen)))
+        assert distinct == len(self.seen.keys()) == len(self.seen.values()) == len(self.seen.items())
+        assert self.seen.is_empty() == (distinct == 0)
+        yield (row.k, count * 10 + int(before), distinct)
+
+
+# A UDF without arguments, as in PyFlink's docs: called once per row.
+one = udf(lambda: 1, result_type="BIGINT")
+
+
+class LeftJoined(TableFunction):
+    """Yields x copies of (x, "x-i") for x > 0, nothing for the rest: with a left outer join, rows it
+    yields nothing for stay, with nulls (PyFlink: LEFT JOIN LATERAL TABLE(f(x)) ON TRUE)."""
+
+    def eval(self, x):
+        for i in range(x if x is not None and x > 0 else 0):
+            yield (i, f"{x}-{i}")
+
+
+left_joined = udtf(LeftJoined(), result_types=["BIGINT", "STRING"], names=["i", "label"])
