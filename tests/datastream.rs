@@ -775,6 +775,48 @@ fn map_state_has_the_dict_protocol() {
     }
 }
 
+/// A one-column stream hands functions bare values, as PyFlink does (`map(lambda x: x * 2)` doubles the
+/// string, `filter(lambda x: x != '44')` drops "44"), reduces and window functions included; a bare
+/// value sent to a one-column side output is taken, as by a one-column main output.
+#[test]
+fn one_column_streams_hand_functions_bare_values() {
+    let words = Schema::new(vec![Field::new("word", DataType::Utf8)]);
+    let batch = |ws: &[&str]| {
+        let rows: Vec<Vec<Value>> = ws.iter().map(|w| vec![Value::Utf8((*w).into())]).collect();
+        arrow(RecordBatch::from_rows(words.clone(), &rows).unwrap())
+    };
+    let strings = |b: &RecordBatch| -> Vec<String> {
+        b.to_rows().into_iter().map(|r| if let Value::Utf8(s) = &r[0] { s.clone() } else { panic!("{r:?}") }).collect()
+    };
+    for mode in MODES {
+        for workers in [1, 2] {
+            let settings = || JobSettings::default().mode(mode).workers(workers).worker_exe(worker_exe());
+            let mut job = DataStream::source("w", words.clone())
+                .side_output("long", words.clone())
+                .map(&compat("double"), words.clone())
+                .filter(&compat("not_44"))
+                .flat_map(&compat("long_to_side"), words.clone())
+                .key_by(["word"])
+                .reduce(&compat("concat"))
+                .build(settings())
+                .unwrap();
+            let out = job.push("w", batch(&["1", "2", "4", "3", "1", "22"])).map(emitted).unwrap();
+            assert_eq!(strings(&out.main), ["11", "22", "33", "1111", "2222"], "{mode}, {workers} workers");
+            assert_eq!(strings(&out.side_outputs[0].1), ["2222"], "{mode}, {workers} workers");
+            job.finish().unwrap();
+            let mut job = DataStream::source("w", words.clone())
+                .key_by(["word"])
+                .window(Window::count(2))
+                .apply(&compat("joined"), words.clone())
+                .build(settings())
+                .unwrap();
+            let mut got = strings(&job.push("w", batch(&["a", "b", "a", "a", "b"])).map(emitted).unwrap().main);
+            got.extend(strings(&job.finish().map(emitted).unwrap().main));
+            assert_eq!(got, ["a+a", "b+b"], "{mode}, {workers} workers");
+        }
+    }
+}
+
 /// State that cannot be pickled fails the checkpoint with an error naming the state, the key and the
 /// value; the job itself goes on.
 #[test]

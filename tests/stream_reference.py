@@ -96,6 +96,12 @@ class RuntimeContext:
         return MapValue(self.st, d.name)
 
 
+def arg(row):
+    """What a function gets for a stream row: the bare value of a one-column row (PyFlink hands a
+    stream of strings strings), else the row."""
+    return row[0] if isinstance(row, tuple) and len(row) == 1 else row
+
+
 def normalize(row, fields):
     names = getattr(type(row), "_fields", None) if isinstance(row, tuple) else None
     if names and fields and tuple(names) != tuple(fields):
@@ -132,15 +138,15 @@ class Stage:
             return
         op, f = self.ops[start], self.funcs[start]
         if op["kind"] == "map":
-            res = method(f, "map")(row)
+            res = method(f, "map")(arg(row))
             if inspect.iscoroutine(res):
                 res = asyncio.run(res)
             self.tail(self.as_row(res, op["fields"]), start + 1)
         elif op["kind"] == "filter":
-            if method(f, "filter")(row):
+            if method(f, "filter")(arg(row)):
                 self.tail(row, start + 1)
         else:
-            for item in method(f, "flat_map")(row) or ():
+            for item in method(f, "flat_map")(arg(row)) or ():
                 if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], U.OutputTag):
                     self.side(item[0].tag_id, item[1])
                 else:
@@ -189,7 +195,7 @@ class Stage:
                     names = self.spec["key"] if side == 0 else self.spec["second_key"]
                     self.st.key = self.key(value, names)
                 name = ("map1", "map2")[side] if kind == "co_map" else ("flat_map1", "flat_map2")[side]
-                res = getattr(f, name)(value)
+                res = getattr(f, name)(arg(value))
                 if kind == "co_map":
                     self.main(res, fields)
                 else:
@@ -202,11 +208,11 @@ class Stage:
             ts = r[event_time[0]] if event_time else None
             if kind == "reduce":
                 prev = self.st.values.get(("reduce", key))
-                new = r if prev is None else self.as_row(method(f, "reduce")(prev, r), self.in_fields)
+                new = r if prev is None else self.as_row(method(f, "reduce")(arg(prev), arg(r)), self.in_fields)
                 self.st.values[("reduce", key)] = new
                 self.main(new, self.in_fields)
             elif kind == "process":
-                self.emit_all(method(f, "process_element")(r, Ctx(self, ts)), fields)
+                self.emit_all(method(f, "process_element")(arg(r), Ctx(self, ts)), fields)
             else:
                 self.window_element(key, ts, r, fields)
             if event_time:
@@ -290,6 +296,13 @@ class Stage:
 
     def window_emit(self, key, window, rows, fields):
         f, function = self.funcs[0], self.ops[0]["function"]
+        if function == "reduce" and rows and len(rows[0]) == 1:
+            value = arg(rows[0])
+            for r in rows[1:]:
+                value = method(f, "reduce")(value, arg(r))
+            self.main(value, self.in_fields)
+            return
+        rows = [arg(r) for r in rows]
         if function == "apply":
             self.emit_all(method(f, "apply")(key, window, rows), fields)
         elif function == "process":

@@ -4,6 +4,7 @@ imports changed only: tests/pyflink_compat.rs and tests/datastream.rs run them i
 from udfpool import (
     KeyedProcessFunction,
     MapStateDescriptor,
+    OutputTag,
     ProcessWindowFunction,
     TableFunction,
     TimeWindow,
@@ -53,3 +54,26 @@ class LeftJoined(TableFunction):
 
 
 left_joined = udtf(LeftJoined(), result_types=["BIGINT", "STRING"], names=["i", "label"])
+
+
+# One-column streams: functions get bare values, as in PyFlink (a stream of strings is strings).
+def double(word):
+    return word * 2
+
+
+def not_44(word):
+    return word != "44"
+
+
+def long_to_side(word):
+    yield word
+    if len(word) > 2:
+        yield OutputTag("long"), word  # a bare value to a one-column side output
+
+
+def concat(a, b):
+    return a + b
+
+
+def joined(key, window, words):
+    yield "+".join(words)

@@ -461,10 +461,29 @@ class _Op:
         # Rows that another operator reads (or a reduce keeps) get field names; the last one's need not.
         self.named = self.kind == "Reduce" or (self.window or {}).get("function") == "Reduce"
         self.concurrency = spec.get("concurrency") or 0
-        self.call = self._resolve()
-        self.is_async = _inspect.iscoroutinefunction(self.call)
+        # A one-column stream hands functions the bare value, as PyFlink does (a stream of strings is
+        # strings, not 1-tuples); internally rows stay Rows. Connected inputs: per side.
+        self.bare_in = len(spec.get("input_fields", ())) == 1
+        self.bare_sides = tuple(len(f) == 1 for f in stage.side_fields) or (False, False)
+        call = self._resolve()
+        self.is_async = _inspect.iscoroutinefunction(call)
         if self.is_async and self.kind != "Map":
             raise TypeError(f"{self.label}: only map functions may be async def")
+        self.call = self._bare_arguments(call)
+
+    def _bare_arguments(self, call):
+        """`call`, handed the value of one-column rows instead of the row."""
+        kind = self.kind
+        if kind in ("CoMap", "CoFlatMap"):
+            return tuple((lambda row, f=f: f(row[0])) if bare else f for f, bare in zip(call, self.bare_sides))
+        if not self.bare_in or kind == "Window":
+            # Window functions get their rows unwrapped when the window fires.
+            return call
+        if kind == "Reduce":
+            return lambda a, b: call(a[0], b[0])
+        if kind == "Process":
+            return lambda row, ctx: call(row[0], ctx)
+        return lambda row: call(row[0])
 
     def _resolve(self):
         names = {
@@ -576,6 +595,10 @@ class _Stage:
         self.steps_base = 0
         self.firing_watermark = -(1 << 63)
         self.tags = {name: i + 1 for i, name in enumerate(spec["side_outputs"])}
+        # One-column side outputs take bare values, as a one-column main output does.
+        widths = spec.get("side_output_fields") or [()] * len(self.tags)
+        self.bare_tags = {i + 1 for i, fields in enumerate(widths) if len(fields) == 1}
+        self.side_fields = [tuple(f) for f in spec.get("side_fields") or ()]
         ops = [_Op(self, op, i) for i, op in enumerate(spec["ops"])]
         for op in ops[:-1]:
             op.named = True
@@ -664,7 +687,10 @@ class _Stage:
             if tag is None:
                 declared = ", ".join(self.tags) or "none"
                 raise LookupError(f"side output {item[0].tag_id!r} is not declared; declared: {declared}")
-            self.out.append((order, tag, item[1]))
+            value = item[1]
+            if tag in self.bare_tags and not isinstance(value, (tuple, dict)):
+                value = (value,)
+            self.out.append((order, tag, value))
         else:
             self.out.append((order, 0, item))
 
@@ -941,6 +967,14 @@ class _Stage:
     def _window_emit(self, head, key, window, rows, order):
         function = head.window["function"]
         self.order = order
+        if head.bare_in:
+            rows = [row[0] for row in rows]
+            if function == "Reduce":
+                value = rows[0]
+                for row in rows[1:]:
+                    value = head.call(value, row)
+                self.out.append((order, 0, head.row(value)))
+                return
         if function == "Apply":
             self.emit_all(order, head.call(key, window, rows), head)
         elif function == "Process":

@@ -57,17 +57,30 @@ fn python_spec(stage: &StreamStage) -> Result<String, UdfError> {
     } else {
         (indices(&stage.key, &stage.input.fields, "input")?, Vec::new())
     };
-    let mut fields: Vec<&str> = stage.input.fields.iter().map(|f| f.name.as_str()).collect();
+    let names = |fields: &[ipc::batch::Field]| fields.iter().map(|f| f.name.clone()).collect::<Vec<_>>();
+    // Connected inputs: each side's columns.
+    let side_fields: Vec<Vec<String>> = stage
+        .input
+        .fields
+        .iter()
+        .map(|f| match &f.data_type {
+            DataType::Struct(fields) if connected => names(fields),
+            _ => Vec::new(),
+        })
+        .collect();
+    let mut fields: Vec<String> = names(&stage.input.fields);
     let ops: Vec<serde_json::Value> = stage
         .ops
         .iter()
         .map(|op| {
+            let input_fields = fields.clone();
             if let Some(s) = &op.output {
-                fields = s.fields.iter().map(|f| f.name.as_str()).collect();
+                fields = names(&s.fields);
             }
             serde_json::json!({
                 "kind": op.kind,
                 "udf": { "path": op.udf.path, "name": op.udf.name },
+                "input_fields": input_fields,
                 "output_fields": fields,
                 "window": op.window,
                 "concurrency": op.concurrency,
@@ -77,6 +90,8 @@ fn python_spec(stage: &StreamStage) -> Result<String, UdfError> {
     let spec = serde_json::json!({
         "ops": ops,
         "side_outputs": stage.side_outputs.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+        "side_output_fields": stage.side_outputs.iter().map(|(_, s)| names(&s.fields)).collect::<Vec<_>>(),
+        "side_fields": side_fields,
         "connected": connected,
         "key_index": key_index,
         "second_key_index": second_key_index,
