@@ -123,3 +123,50 @@ fn a_left_outer_join_keeps_rows_a_table_function_yields_nothing_for() {
         assert!(err.contains("a left outer join is for table functions"), "{err}");
     }
 }
+
+fn vectorized(name: &str, schema: &Schema, mode: host::Mode) -> host::PoolBuilder {
+    Pool::builder(format!("{}:{name}", udf_file("pyflink_vectorized.py")), schema.clone())
+        .mode(mode)
+        .workers(1)
+        .worker_exe(worker_exe())
+        .config("python.executable", numpy_python())
+}
+
+/// Pandas functions get what PyFlink gives them: an ARRAY value as a `numpy.ndarray`, a ROW column as
+/// a `pandas.DataFrame` (and may return one for a ROW result); a vectorized aggregate's tuple of numpy
+/// scalars is a ROW value.
+#[test]
+fn vectorized_functions_see_arrays_and_rows_as_pyflink_hands_them() {
+    use ipc::batch::{DataType, Field, RecordBatch};
+    let list = Schema::new(vec![Field::new("xs", DataType::List(Box::new(DataType::Int64)))]);
+    let ints = |v: &[i64]| Value::List(v.iter().map(|&x| Value::Int64(x)).collect());
+    let lists =
+        RecordBatch::from_rows(list.clone(), &[vec![ints(&[1, 2, 3])], vec![Value::Null], vec![ints(&[])]]).unwrap();
+    let point_type = DataType::Struct(vec![Field::new("a", DataType::Int64), Field::new("b", DataType::Int64)]);
+    let points = Schema::new(vec![Field::new("point", point_type)]);
+    let point = |a: i64, b: i64| Value::Struct(vec![Value::Int64(a), Value::Int64(b)]);
+    let point_rows = RecordBatch::from_rows(points.clone(), &[vec![point(1, 2)], vec![point(5, -1)]]).unwrap();
+    let grouped = Schema::new(vec![Field::new("k", DataType::Utf8), Field::new("x", DataType::Int64)]);
+    let kx = |k: &str, x: i64| vec![Value::Utf8(k.into()), Value::Int64(x)];
+    let groups = RecordBatch::from_rows(grouped.clone(), &[kx("a", 1), kx("b", 5), kx("a", 2)]).unwrap();
+    for mode in MODES {
+        let out = vectorized("array_sums", &list, mode).build().unwrap().apply(arrow(lists.clone())).map(native);
+        let sums: Vec<Value> = out.unwrap().to_rows().into_iter().map(|r| r[1].clone()).collect();
+        assert_eq!(sums, [Value::Int64(6), Value::Null, Value::Int64(0)], "{mode}");
+
+        let out = vectorized("row_from_frame", &points, mode).build().unwrap().apply(arrow(point_rows.clone()));
+        let rows: Vec<Value> = out.map(native).unwrap().to_rows().into_iter().map(|r| r[1].clone()).collect();
+        let labelled = |t: i64, l: &str| Value::Struct(vec![Value::Int64(t), Value::Utf8(l.into())]);
+        assert_eq!(rows, [labelled(3, "1"), labelled(4, "5")], "{mode}");
+
+        let mut agg =
+            vectorized("count_and_sum", &grouped, mode).group_by(["k"]).args(["x"]).build_aggregate().unwrap();
+        agg.push(arrow(groups.clone())).unwrap();
+        let mut rows = native(agg.finish().unwrap()).to_rows();
+        rows.sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
+        let group = |k: &str, n: i32, t: i64| {
+            vec![Value::Utf8(k.into()), Value::Struct(vec![Value::Int32(n), Value::Int64(t)])]
+        };
+        assert_eq!(rows, [group("a", 2, 3), group("b", 1, 5)], "{mode}");
+    }
+}

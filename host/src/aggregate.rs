@@ -186,7 +186,7 @@ impl Aggregation {
                 }
             };
             let columns =
-                finished.map_err(|error| PoolError::Load { udf: format!("{} (get_value)", self.info.udf), error })?;
+                finished.map_err(|error| PoolError::Finish { udf: self.info.udf.clone(), error: Box::new(error) })?;
             // Checked per worker, so a bad answer names its worker.
             let n = columns.first().map_or(0, |c| c.len());
             let fields = &self.output_schema.fields;

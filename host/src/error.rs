@@ -53,6 +53,15 @@ pub enum PoolError {
         /// Why it failed.
         message: String,
     },
+    /// An aggregate failed at the end of input, giving its groups' values (`get_value`, or a
+    /// vectorized aggregate's call).
+    #[error("{udf} failed at the end of input, giving its groups' values: {error}{}", traceback_suffix(&error.traceback))]
+    Finish {
+        /// `path:name`.
+        udf: String,
+        /// The Python-side error.
+        error: Box<UdfError>,
+    },
     /// A checkpoint could not be taken, written, read or restored.
     #[error("checkpoint: {context}: {message}")]
     Checkpoint {

@@ -469,10 +469,7 @@ class _VectorGroups:
         out = []
         for key, group in self._rows.items():
             cols = [as_column(values) for values in group]
-            value = self._func(*cols)
-            if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
-                value = value.item()  # a numpy scalar as the plain Python value
-            out.append((key, value))
+            out.append((key, _python_value(self._func(*cols))))
         self._rows = {}
         return out
 
@@ -617,17 +614,22 @@ def _valid_mask(np, validity, n):
     return np.unpackbits(np.frombuffer(validity, np.uint8), bitorder="little")[:n].astype(bool)
 
 
-def _to_vector(kind, data, validity, n, as_pandas):
+def _to_vector(kind, data, validity, n, as_pandas, names=()):
     """A column as a pandas Series or numpy array. ``data``: the little-endian values (numeric), the
-    packed bits (bool), or a list of Python values (other types); ``validity``: packed bits or None."""
+    packed bits (bool), or a list of Python values (other types); ``validity``: packed bits or None.
+    As PyFlink does, an ARRAY value (``kind`` "list") arrives as a numpy array, and a ROW column
+    (``kind`` "struct", fields ``names``) for a pandas function as a DataFrame of its fields."""
     np, pd = _vector_libraries()
     if kind in _NUMPY_DTYPES:
         values = np.frombuffer(data, dtype=_NUMPY_DTYPES[kind])
     elif kind == "bool":
         values = np.unpackbits(np.frombuffer(data, np.uint8), bitorder="little")[:n].astype(bool)
+    elif kind == "struct" and as_pandas:
+        empty = (None,) * len(names)
+        return pd.DataFrame.from_records([empty if r is None else tuple(r) for r in data], columns=list(names), nrows=n)
     else:
         values = np.empty(n, dtype=object)
-        values[:] = data
+        values[:] = [None if v is None else np.array(v) for v in data] if kind == "list" else data
         return pd.Series(values, dtype=object) if as_pandas else values
     if validity is None:
         return pd.Series(values) if as_pandas else values
@@ -645,6 +647,25 @@ def _masked_pandas(pd, values, mask, kind):
     return pd.arrays.IntegerArray(values.copy(), mask)
 
 
+def _python_value(value):
+    """A value from numpy or pandas as plain Python: numpy scalars (``np.int64(5)``) as their Python
+    value and arrays as lists, also inside tuples (``Row``s kept), lists and dicts."""
+    if value is None or type(value) in (str, int, float, bool, bytes):
+        return value
+    if getattr(value, "ndim", None) == 0 and hasattr(value, "item"):
+        return value.item()
+    if isinstance(value, tuple):
+        plain = tuple(_python_value(v) for v in value)
+        return plain if type(value) is tuple else tuple.__new__(type(value), plain)
+    if isinstance(value, list):
+        return [_python_value(v) for v in value]
+    if isinstance(value, dict):
+        return {_python_value(k): _python_value(v) for k, v in value.items()}
+    if getattr(value, "ndim", 0) >= 1 and hasattr(value, "tolist"):
+        return [_python_value(v) for v in value.tolist()]
+    return value
+
+
 def _from_vector(result, n, kind):
     """A returned Series or array of ``n`` values as (values, packed validity bits or None) for numeric
     and bool result types — the values a C-contiguous numpy array of the result's dtype (read by the
@@ -654,6 +675,9 @@ def _from_vector(result, n, kind):
     if arrow is not None:
         return _from_arrow(arrow, n, kind)
     np, pd = _vector_libraries()
+    if isinstance(result, pd.DataFrame):
+        # A ROW result as PyFlink's pandas functions return it: a DataFrame, one column per field.
+        result = pd.Series(list(result.itertuples(index=False, name=None)), dtype=object)
     if not isinstance(result, (pd.Series, np.ndarray)) and not hasattr(result, "__len__"):
         raise TypeError(f"a vectorized function must return a pandas Series or numpy array, got {type(result).__name__}")
     if len(result) != n:
@@ -683,7 +707,7 @@ def _from_vector(result, n, kind):
     if isinstance(result, np.ma.MaskedArray):
         null = null | np.ma.getmaskarray(result)
     if kind not in _NUMPY_DTYPES and kind != "bool":
-        return [None if null[i] else v for i, v in enumerate(series.tolist())]
+        return [None if null[i] else _python_value(v) for i, v in enumerate(series.tolist())]
     present = series[~null]
     if kind == "bool":
         if len(present) and not all(isinstance(v, (bool, np.bool_)) for v in present.tolist()):

@@ -73,13 +73,22 @@ pub fn to_vector<'py>(
     }
     let as_pandas = input == VectorInput::Pandas;
     let col = batch.column(column);
-    let kind = vector_kind(&col.data_type());
+    let data_type = col.data_type();
+    let kind = vector_kind(&data_type);
     let data: Bound<'py, PyAny> = match kind {
         Some(_) => view(py, batch, at(Part::Data))?.into_any(),
         None => PyList::new(py, (0..rows).map(|r| to_py(py, col, r)).collect::<PyResult<Vec<_>>>()?)?.into_any(),
     };
     let validity = BufferView::new(py, batch, at(Part::Validity))?;
-    udfpool.getattr("_to_vector")?.call1((kind.unwrap_or("object"), data, validity, rows, as_pandas))
+    // As PyFlink hands them to pandas functions: an ARRAY value as a numpy array, a ROW column as a
+    // DataFrame of its fields.
+    let (kind, names) = match (kind, &data_type) {
+        (Some(kind), _) => (kind, Vec::new()),
+        (None, DataType::List(_)) => ("list", Vec::new()),
+        (None, DataType::Struct(fields)) => ("struct", fields.iter().map(|f| f.name.clone()).collect()),
+        (None, _) => ("object", Vec::new()),
+    };
+    udfpool.getattr("_to_vector")?.call1((kind, data, validity, rows, as_pandas, names))
 }
 
 /// A view of a buffer that exists (the caller matched the column's type).
