@@ -170,3 +170,38 @@ fn vectorized_functions_see_arrays_and_rows_as_pyflink_hands_them() {
         assert_eq!(rows, [group("a", 2, 3), group("b", 1, 5)], "{mode}");
     }
 }
+
+/// `Row` is as mutable as PyFlink's: PyFlink's documented `WeightedAvg` accumulates into a `Row` by
+/// index; `set_field_names`, `as_dict`, keyword construction and assignment by name work as there.
+#[test]
+fn rows_are_assigned_into_as_in_pyflink() {
+    use ipc::batch::{DataType, Field, RecordBatch};
+    let schema = Schema::new(vec![
+        Field::new("k", DataType::Utf8),
+        Field::new("value", DataType::Int64),
+        Field::new("weight", DataType::Int64),
+    ]);
+    let row = |k: &str, v: i64, w: i64| vec![Value::Utf8(k.into()), Value::Int64(v), Value::Int64(w)];
+    let batch = RecordBatch::from_rows(schema.clone(), &[row("a", 1, 1), row("b", 4, 2), row("a", 3, 3)]).unwrap();
+    for mode in MODES {
+        let mut agg = Pool::builder(compat("weighted_avg"), schema.clone())
+            .mode(mode)
+            .workers(2)
+            .worker_exe(worker_exe())
+            .group_by(["k"])
+            .args(["value", "weight"])
+            .build_aggregate()
+            .unwrap();
+        agg.push(arrow(batch.clone())).unwrap();
+        let mut groups = native(agg.finish().unwrap()).to_rows();
+        groups.sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
+        let avg = |k: &str, x: f64| vec![Value::Utf8(k.into()), Value::Float64(x)];
+        assert_eq!(groups, [avg("a", 2.5), avg("b", 4.0)], "{mode}");
+
+        let mut pool =
+            Pool::builder(compat("renamed"), x_schema()).mode(mode).worker_exe(worker_exe()).build().unwrap();
+        let out = pool.apply(xs(&[Some(7)])).map(native).unwrap();
+        let expected = Value::Struct(vec![Value::Int64(8), Value::Utf8("7!".into())]);
+        assert_eq!(out.to_rows(), [vec![Value::Int64(7), expected]], "{mode}");
+    }
+}

@@ -99,16 +99,16 @@ class RuntimeContext:
 def arg(row):
     """What a function gets for a stream row: the bare value of a one-column row (PyFlink hands a
     stream of strings strings), else the row."""
-    return row[0] if isinstance(row, tuple) and len(row) == 1 else row
+    return row[0] if isinstance(row, (tuple, U.Row)) and len(row) == 1 else row
 
 
 def normalize(row, fields):
-    names = getattr(type(row), "_fields", None) if isinstance(row, tuple) else None
+    names = getattr(type(row), "_fields", None) if isinstance(row, (tuple, U.Row)) else None
     if names and fields and tuple(names) != tuple(fields):
         row = dict(zip(names, row))
     if isinstance(row, dict):
         return [row[f] for f in fields]
-    if isinstance(row, tuple):
+    if isinstance(row, (tuple, U.Row)):
         return list(row)
     return [row]
 

@@ -2,12 +2,15 @@
 imports changed only: tests/pyflink_compat.rs and tests/datastream.rs run them in both modes."""
 
 from udfpool import (
+    AggregateFunction,
     KeyedProcessFunction,
     MapStateDescriptor,
     OutputTag,
     ProcessWindowFunction,
+    Row,
     TableFunction,
     TimeWindow,
+    udaf,
     udf,
     udtf,
 )
@@ -77,3 +80,34 @@ def concat(a, b):
 
 def joined(key, window, words):
     yield "+".join(words)
+
+
+class WeightedAvg(AggregateFunction):
+    """PyFlink's documented aggregate, as written there: its accumulator a Row assigned into."""
+
+    def create_accumulator(self):
+        # Row(sum, count)
+        return Row(0, 0)
+
+    def get_value(self, accumulator):
+        if accumulator[1] == 0:
+            return None
+        return accumulator[0] / accumulator[1]
+
+    def accumulate(self, accumulator, value, weight):
+        accumulator[0] += value * weight
+        accumulator[1] += weight
+
+
+weighted_avg = udaf(WeightedAvg(), result_type="DOUBLE")
+
+
+@udf(result_type="ROW<a BIGINT, b STRING>")
+def renamed(x):
+    """A Row built by position, named with set_field_names, read by name, assigned by name and index."""
+    row = Row(x, str(x))
+    row.set_field_names(["a", "b"])
+    assert row.as_dict() == {"a": x, "b": str(x)} and row.b == str(x) and row == Row(a=x, b=str(x))
+    row["a"] = x + 1
+    row[1] = row.b + "!"
+    return row

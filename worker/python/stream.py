@@ -5,7 +5,7 @@
 #
 # A worker runs one *stage*: an optional head operator that needs a key or two inputs (reduce, keyed
 # process function, window, co-function), then plain map / flat_map / filter operators on what it emits.
-# Rows are `Row`s (tuples with field names). Keyed state, timers and window contents live here, in the
+# Rows are `Row`s (lists with field names). Keyed state, timers and window contents live here, in the
 # worker that owns the key (PROCESS mode) or in the host's interpreter (THREAD mode).
 #
 # Every emitted row carries an order key (row, phase, timestamp, key rank): the host merges the workers'
@@ -26,7 +26,14 @@ import json as _json
 import pickle as _pickle
 
 
-_tuple_item = tuple.__getitem__
+_row_item = list.__getitem__
+
+
+def _new_row(row_type, values, _new=list.__new__, _extend=list.extend):
+    """A Row of `row_type` holding `values` (without a Python-level constructor)."""
+    row = _new(row_type)
+    _extend(row, values)
+    return row
 
 
 # The largest timestamp (Flink's Long.MAX_VALUE): the watermark at the end of input.
@@ -527,21 +534,21 @@ class _Op:
 
     def row(self, value):
         """A returned value as an output row: one-column outputs take bare values."""
-        if self.bare and not isinstance(value, (tuple, dict)):
+        if self.bare and not isinstance(value, (tuple, Row, dict)):
             value = (value,)
         if self.named and type(value) is not self.row_type:
-            names = getattr(type(value), "_fields", None) if isinstance(value, tuple) else None
+            names = type(value)._fields if isinstance(value, Row) else None
             if names and names != self.fields:
                 # A Row matches by name, as the Rust side matches the last operator's rows.
                 value = value.as_dict()
             if isinstance(value, dict):
                 if sorted(value) != sorted(self.fields):
                     raise ValueError(f"{self.label} returned fields {sorted(value)}; its output has {list(self.fields)}")
-                return tuple.__new__(self.row_type, [value[f] for f in self.fields])
-            if isinstance(value, tuple):
+                return _new_row(self.row_type, [value[f] for f in self.fields])
+            if isinstance(value, (tuple, Row)):
                 if len(value) != len(self.fields):
                     raise ValueError(f"{self.label} returned {len(value)} values; its output has {len(self.fields)} columns")
-                return tuple.__new__(self.row_type, value)
+                return _new_row(self.row_type, value)
         return value
 
 
@@ -688,7 +695,7 @@ class _Stage:
                 declared = ", ".join(self.tags) or "none"
                 raise LookupError(f"side output {item[0].tag_id!r} is not declared; declared: {declared}")
             value = item[1]
-            if tag in self.bare_tags and not isinstance(value, (tuple, dict)):
+            if tag in self.bare_tags and not isinstance(value, (tuple, Row, dict)):
                 value = (value,)
             self.out.append((order, tag, value))
         else:
@@ -708,11 +715,11 @@ class _Stage:
     # -- keys ---------------------------------------------------------------------------------------
 
     def key_of(self, row, side=0):
-        # tuple.__getitem__: Row's own __getitem__ (which also takes names) is a Python-level call.
+        # list.__getitem__: Row's own __getitem__ (which also takes names) is a Python-level call.
         index = self.key_index[side] if self.connected else self.key_index
         if len(index) == 1:
-            return _tuple_item(row, index[0])
-        return tuple([_tuple_item(row, i) for i in index])
+            return _row_item(row, index[0])
+        return tuple([_row_item(row, i) for i in index])
 
     # -- the batch loop -----------------------------------------------------------------------------
 

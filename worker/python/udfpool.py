@@ -53,12 +53,15 @@ __all__ = [
 ]
 
 
-class Row(tuple):
-    """A value of a ROW (struct) column: a tuple whose fields also have names.
+class Row(list):
+    """A value of a ROW (struct) column, and a row of a DataStream: values whose fields also have
+    names, as PyFlink's ``Row``.
 
-    Read it as ``row[0]``, ``row.name``, ``row["name"]`` or ``row.as_dict()``. Return one as
-    ``Row(a=1, b="x")`` (matched to the struct's fields by name), as a plain tuple (by position) or as a
-    dict (by key).
+    Read it as ``row[0]``, ``row.name``, ``row["name"]`` or ``row.as_dict()``; assign into it as
+    ``row[1] = x`` or ``row["name"] = x`` (accumulators do); build one as ``Row(1, "x")`` or
+    ``Row(a=1, b="x")`` (matched to a struct's fields by name), and name its fields with
+    ``set_field_names``. Return a ``Row``, a plain tuple (by position) or a dict (by key). A ``Row``
+    equals a ``Row`` or list of the same values and hashes as the tuple of its values.
     """
 
     __slots__ = ()
@@ -68,30 +71,50 @@ class Row(tuple):
         if named:
             if values:
                 raise TypeError("Row takes its values by position or by name, not both")
-            return tuple.__new__(_row_type(tuple(named)), named.values())
-        return tuple.__new__(cls, values)
+            cls = _row_type(tuple(named))
+        return list.__new__(cls)
+
+    def __init__(self, *values, **named):
+        list.__init__(self, named.values() if named else values)
 
     def __reduce__(self):
         # Row classes are made per tuple of field names (`_row_type`): pickle the names, not the class.
-        return (_row_of, (type(self)._fields, tuple(self)))
+        return (_row_of, (type(self)._fields, list(self)))
+
+    def __hash__(self):
+        return hash(tuple(self))
+
+    def _index(self, name):
+        try:
+            return type(self)._fields.index(name)
+        except ValueError:
+            raise KeyError(name) from None
 
     def __getattr__(self, name):
         try:
-            return tuple.__getitem__(self, type(self)._fields.index(name))
+            return list.__getitem__(self, type(self)._fields.index(name))
         except ValueError:
             raise AttributeError(f"Row has no field {name!r}; fields: {', '.join(type(self)._fields)}") from None
 
     def __getitem__(self, key):
         if isinstance(key, str):
-            try:
-                return tuple.__getitem__(self, type(self)._fields.index(key))
-            except ValueError:
-                raise KeyError(key) from None
-        return tuple.__getitem__(self, key)
+            return list.__getitem__(self, self._index(key))
+        return list.__getitem__(self, key)
 
-    def as_dict(self):
-        """The fields as a dict, name to value."""
-        return dict(zip(type(self)._fields, self))
+    def __setitem__(self, key, value):
+        if isinstance(key, str):
+            key = self._index(key)
+        list.__setitem__(self, key, value)
+
+    def as_dict(self, recursive=False):
+        """The fields as a dict, name to value (``recursive``: nested Rows as dicts too)."""
+        if not recursive:
+            return dict(zip(type(self)._fields, self))
+        return {n: v.as_dict(True) if isinstance(v, Row) else v for n, v in zip(type(self)._fields, self)}
+
+    def set_field_names(self, field_names):
+        """Names the fields (as PyFlink's ``Row.set_field_names``)."""
+        self.__class__ = _row_type(tuple(field_names))
 
     def __repr__(self):
         fields = type(self)._fields
@@ -104,17 +127,20 @@ class Row(tuple):
 def _row_type(names):
     """The Row subclass whose fields are ``names`` (one class per distinct tuple of names). Each field
     is a property, as in a namedtuple: ``row.name`` without the failed lookup (and the AttributeError
-    it builds) that sends other names to ``__getattr__``."""
+    it builds) that sends other names to ``__getattr__``. A field may shadow a list method
+    (``row.count`` is the field "count"), never one of Row's own."""
     attrs = {"__slots__": (), "_fields": tuple(names)}
     for i, name in enumerate(names):
-        if isinstance(name, str) and name.isidentifier() and not hasattr(Row, name) and name not in attrs:
+        if isinstance(name, str) and name.isidentifier() and name not in vars(Row) and name not in attrs:
             attrs[name] = property(operator.itemgetter(i), doc=f"field {i}, {name!r}")
     return type("Row", (Row,), attrs)
 
 
 def _row_of(fields, values):
-    """A Row with field names `fields` (unpickling)."""
-    return tuple.__new__(_row_type(tuple(fields)) if fields else Row, values)
+    """A Row of `values` with field names `fields` (unpickling, and rows the runtime builds)."""
+    row = list.__new__(_row_type(tuple(fields)) if fields else Row)
+    list.extend(row, values)
+    return row
 
 
 _EPOCH_UTC = _datetime.datetime(1970, 1, 1, tzinfo=_datetime.timezone.utc)
@@ -654,9 +680,10 @@ def _python_value(value):
         return value
     if getattr(value, "ndim", None) == 0 and hasattr(value, "item"):
         return value.item()
+    if isinstance(value, Row):
+        return _row_of(type(value)._fields, [_python_value(v) for v in value])
     if isinstance(value, tuple):
-        plain = tuple(_python_value(v) for v in value)
-        return plain if type(value) is tuple else tuple.__new__(type(value), plain)
+        return tuple(_python_value(v) for v in value)
     if isinstance(value, list):
         return [_python_value(v) for v in value]
     if isinstance(value, dict):

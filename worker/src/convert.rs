@@ -26,6 +26,8 @@ struct Helpers {
     decimal: Py<PyAny>,
     row_type: Py<PyAny>,
     utc_micros: Py<PyAny>,
+    /// `list.__new__`: makes an empty `Row` of a given class without its Python-level `__init__`.
+    list_new: Py<PyAny>,
 }
 
 static HELPERS: PyOnceLock<Helpers> = PyOnceLock::new();
@@ -37,6 +39,7 @@ fn helpers(py: Python<'_>) -> PyResult<&Helpers> {
             decimal: py.import("decimal")?.getattr("Decimal")?.unbind(),
             row_type: udfpool.getattr("_row_type")?.unbind(),
             utc_micros: udfpool.getattr("_utc_micros")?.unbind(),
+            list_new: py.get_type::<PyList>().getattr("__new__")?.unbind(),
         })
     })
 }
@@ -92,8 +95,12 @@ pub fn to_py<'py>(py: Python<'py>, column: &Column, row: usize) -> PyResult<Boun
         }
         ColumnData::Struct { names, columns, .. } => {
             let row_type = row_type(py, names)?;
-            let values = columns.iter().map(|c| to_py(py, c, row)).collect::<PyResult<Vec<_>>>()?;
-            row_type.bind(py).call1(PyTuple::new(py, values)?)?
+            let value = helpers(py)?.list_new.bind(py).call1((row_type,))?;
+            let list = value.cast::<PyList>()?;
+            for c in columns {
+                list.append(to_py(py, c, row)?)?;
+            }
+            value
         }
     })
 }
@@ -307,15 +314,23 @@ fn is_decimal(value: &Bound<'_, PyAny>) -> bool {
     helpers(value.py()).is_ok_and(|h| value.is_instance(h.decimal.bind(value.py())).unwrap_or(false))
 }
 
-/// A struct from a `Row` with names (matched by name), a dict (by name), or a plain tuple (by position).
+/// Whether `value` is a row of values: a tuple, or a `Row` (a list subclass; a plain list is a value).
+pub fn is_row(value: &Bound<'_, PyAny>) -> bool {
+    value.is_instance_of::<PyTuple>() || (value.is_instance_of::<PyList>() && !value.is_exact_instance_of::<PyList>())
+}
+
+/// A struct from a `Row` with names (matched by name), a dict (by name), or a plain tuple or list (by
+/// position).
 fn push_struct(
     out: &mut ColumnBuilder,
     fields: &[ipc::batch::Field],
     value: &Bound<'_, PyAny>,
 ) -> Result<(), Mismatch> {
-    // Only a tuple subclass (a Row) can have field names; asking a plain tuple would raise and catch
-    // an AttributeError per row.
-    let names: Option<Vec<String>> = if value.is_instance_of::<PyTuple>() && !value.is_exact_instance_of::<PyTuple>() {
+    // Only a subclass (a Row, or a named tuple) can have field names; asking a plain tuple or list
+    // would raise and catch an AttributeError per row.
+    let subclass = (value.is_instance_of::<PyList>() && !value.is_exact_instance_of::<PyList>())
+        || (value.is_instance_of::<PyTuple>() && !value.is_exact_instance_of::<PyTuple>());
+    let names: Option<Vec<String>> = if subclass {
         value.getattr("_fields").ok().and_then(|f| f.extract().ok()).filter(|n: &Vec<String>| !n.is_empty())
     } else {
         None
@@ -331,7 +346,7 @@ fn push_struct(
             return Err(top(format!(": its keys must be the fields {expected:?}")));
         }
         fields.iter().map(|f| dict.get_item(&f.name).ok().flatten().expect("key checked")).collect()
-    } else if let (Ok(tuple), Some(names)) = (value.cast::<PyTuple>(), &names) {
+    } else if let Some(names) = &names {
         let mut sorted = names.clone();
         sorted.sort();
         let mut want: Vec<String> = fields.iter().map(|f| f.name.clone()).collect();
@@ -344,8 +359,11 @@ fn push_struct(
         }
         fields
             .iter()
-            .map(|f| tuple.get_item(names.iter().position(|n| *n == f.name).expect("names checked")).expect("in range"))
-            .collect()
+            .map(|f| {
+                let at = names.iter().position(|n| *n == f.name).expect("names checked");
+                value.get_item(at).map_err(|e| top(format!(": {e}")))
+            })
+            .collect::<Result<_, _>>()?
     } else if value.is_instance_of::<PyTuple>() || value.is_instance_of::<PyList>() {
         let items: Vec<Bound<'_, PyAny>> = value
             .try_iter()

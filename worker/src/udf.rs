@@ -414,7 +414,7 @@ impl Udf {
             for item in items {
                 let item = item.map_err(|e| raised(e, row))?;
                 // One result column: a bare value is the row's only field.
-                let item = if bare && !item.is_instance_of::<PyTuple>() {
+                let item = if bare && !crate::convert::is_row(&item) {
                     PyTuple::new(py, [&item]).map_err(|e| raised(e, row))?.into_any()
                 } else {
                     item
