@@ -205,3 +205,25 @@ fn rows_are_assigned_into_as_in_pyflink() {
         assert_eq!(out.to_rows(), [vec![Value::Int64(7), expected]], "{mode}");
     }
 }
+
+/// Functions declared as PyFlink's docs declare them: `DataTypes` for types (nested ones too),
+/// `input_types` given positionally, `func_type="pandas"` for a vectorized function.
+#[test]
+fn functions_declared_with_pyflink_data_types_and_func_type() {
+    for mode in MODES {
+        let build = |name: &str| Pool::builder(compat(name), x_schema()).mode(mode).worker_exe(worker_exe());
+        let mut add = build("add").args(["x", "x"]).build().unwrap();
+        assert_eq!(add.apply(xs(&[Some(4)])).map(native).unwrap().to_rows(), [vec![Value::Int64(4), Value::Int64(8)]]);
+        let mut pair = build("pair").build().unwrap();
+        let expected = Value::Struct(vec![Value::Int64(4), Value::Utf8("4".into())]);
+        assert_eq!(pair.apply(xs(&[Some(4)])).map(native).unwrap().to_rows(), [vec![Value::Int64(4), expected]]);
+        let mut upto = build("upto").build().unwrap();
+        assert_eq!(upto.apply(xs(&[Some(2)])).map(native).unwrap().num_rows(), 2, "{mode}");
+        let mut half = build("half").config("python.executable", numpy_python()).build().unwrap();
+        assert_eq!(half.info().kind, ipc::protocol::UdfKind::Vectorized, "{mode}");
+        assert_eq!(
+            half.apply(xs(&[Some(3)])).map(native).unwrap().to_rows(),
+            [vec![Value::Int64(3), Value::Float64(1.5)]]
+        );
+    }
+}

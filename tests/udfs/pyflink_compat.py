@@ -3,6 +3,7 @@ imports changed only: tests/pyflink_compat.rs and tests/datastream.rs run them i
 
 from udfpool import (
     AggregateFunction,
+    DataTypes,
     KeyedProcessFunction,
     MapStateDescriptor,
     OutputTag,
@@ -111,3 +112,23 @@ def renamed(x):
     row["a"] = x + 1
     row[1] = row.b + "!"
     return row
+
+
+# Declared as PyFlink's docs declare them: DataTypes, input_types (positional, as PyFlink 1.x took
+# them), func_type="pandas".
+add = udf(lambda i, j: i + j, [DataTypes.BIGINT(), DataTypes.BIGINT()], DataTypes.BIGINT())
+
+
+@udf(result_type=DataTypes.ROW([DataTypes.FIELD("a", DataTypes.BIGINT()), DataTypes.FIELD("s", DataTypes.STRING())]))
+def pair(x):
+    return Row(x, str(x))
+
+
+@udf(result_type=DataTypes.DOUBLE(), func_type="pandas")
+def half(x):
+    return x / 2
+
+
+@udtf(result_types=[DataTypes.BIGINT()])
+def upto(x):
+    yield from range(x)

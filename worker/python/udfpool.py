@@ -173,6 +173,90 @@ class FunctionContext:
         return self._job_parameters.get(key, default_value)
 
 
+class DataType:
+    """A Flink SQL type as PyFlink's ``DataTypes`` builds it. Wherever udfpool takes a type name
+    (``result_type=...``), it takes one of these; ``str()`` gives the name."""
+
+    __slots__ = ("_name",)
+
+    def __init__(self, name, nullable=True):
+        self._name = name if nullable else f"{name} NOT NULL"
+
+    def not_null(self):
+        return DataType(self._name.removesuffix(" NOT NULL"), False)
+
+    def nullable(self):
+        return DataType(self._name.removesuffix(" NOT NULL"))
+
+    def __str__(self):
+        return self._name
+
+    def __repr__(self):
+        return f"DataType({self._name})"
+
+    def __eq__(self, other):
+        return isinstance(other, DataType) and other._name == self._name
+
+    def __hash__(self):
+        return hash(self._name)
+
+
+class _Field:
+    __slots__ = ("name", "data_type")
+
+    def __init__(self, name, data_type):
+        self.name, self.data_type = name, data_type
+
+
+def _sized(name, args):
+    return f"{name}({', '.join(str(a) for a in args)})" if args else name
+
+
+class DataTypes:
+    """PyFlink's ``DataTypes``: ``DataTypes.BIGINT()``, ``DataTypes.ARRAY(DataTypes.STRING())``,
+    ``DataTypes.ROW([DataTypes.FIELD("a", DataTypes.INT())])``, ``DataTypes.DECIMAL(10, 2)`` ...; each
+    takes ``nullable`` as PyFlink's (udfpool refuses ``NOT NULL`` types with a clear error)."""
+
+    @staticmethod
+    def _simple(name):
+        return staticmethod(lambda *args, nullable=True: DataType(_sized(name, args), nullable))
+
+    @staticmethod
+    def FIELD(name, data_type, description=None):
+        return _Field(name, data_type)
+
+    @staticmethod
+    def ARRAY(element_type, nullable=True):
+        return DataType(f"ARRAY<{_type_name(element_type, 'ARRAY')}>", nullable)
+
+    @staticmethod
+    def MAP(key_type, value_type, nullable=True):
+        return DataType(f"MAP<{_type_name(key_type, 'MAP')}, {_type_name(value_type, 'MAP')}>", nullable)
+
+    @staticmethod
+    def ROW(row_fields=(), nullable=True):
+        fields = ", ".join(f"{f.name} {_type_name(f.data_type, 'ROW')}" for f in row_fields)
+        return DataType(f"ROW<{fields}>", nullable)
+
+
+for _name in (
+    "BOOLEAN", "TINYINT", "SMALLINT", "INT", "BIGINT", "FLOAT", "DOUBLE", "STRING", "BYTES", "DATE", "DECIMAL",
+    "CHAR", "VARCHAR", "BINARY", "VARBINARY", "TIME", "TIMESTAMP", "TIMESTAMP_LTZ",
+):
+    setattr(DataTypes, _name, DataTypes._simple(_name))
+DataTypes.TIMESTAMP_WITH_LOCAL_TIME_ZONE = DataTypes._simple("TIMESTAMP_LTZ")
+del _name
+
+
+def _type_name(t, what):
+    """A type given as a name or a ``DataType``, as its name."""
+    if isinstance(t, DataType):
+        return str(t)
+    if isinstance(t, str):
+        return t
+    raise TypeError(f"{what} must be a type name such as 'BIGINT' or a DataTypes type, got {t!r}")
+
+
 class UserDefinedFunction(_abc.ABC):
     """Base of the class-based UDFs: ``open`` and ``close`` bracket a worker's life. As in PyFlink, a
     subclass without the methods its kind requires (``eval``, ``map``, ...) cannot be instantiated,
@@ -210,10 +294,8 @@ class UserDefinedScalarFunctionWrapper:
             raise TypeError(f"{type(func).__name__} is a TableFunction: declare it with udtf(..., result_types=[...])")
         if not callable(func) and not isinstance(func, ScalarFunction):
             raise TypeError(f"udf() needs a callable or a ScalarFunction, got {func!r}")
-        if not isinstance(result_type, str):
-            raise TypeError(f"result_type must be a type name such as 'BIGINT', got {result_type!r}")
         self._func = func
-        self._result_type = result_type
+        self._result_type = _type_name(result_type, "result_type")
         self._name = name or getattr(func, "__name__", type(func).__name__)
 
     def __call__(self, *args):
@@ -225,11 +307,22 @@ class UserDefinedScalarFunctionWrapper:
         return f"<udfpool scalar function {self._name} -> {self._result_type}>"
 
 
-def udf(f=None, *, result_type, name=None, deterministic=None):
+def udf(f=None, input_types=None, result_type=None, deterministic=None, name=None, func_type="general", udf_type=None):
     """Declare a scalar UDF: ``@udf(result_type="BIGINT")`` on a function, or ``udf(obj, result_type=...)``
-    on a lambda, a ``functools.partial``, a callable object or a ``ScalarFunction`` instance or subclass."""
+    on a lambda, a ``functools.partial``, a callable object or a ``ScalarFunction`` instance or subclass.
+    PyFlink's signature: types as names or ``DataTypes``; ``input_types`` is accepted and not needed
+    (arguments are the columns' types); ``func_type="pandas"`` makes a vectorized function."""
     if f is None:
-        return functools.partial(udf, result_type=result_type, name=name, deterministic=deterministic)
+        return functools.partial(
+            udf, input_types=input_types, result_type=result_type, deterministic=deterministic, name=name,
+            func_type=func_type, udf_type=udf_type,
+        )
+    if result_type is None:
+        raise TypeError("udf() needs result_type, e.g. result_type='BIGINT' or DataTypes.BIGINT()")
+    if (udf_type or func_type) == "pandas":
+        return UserDefinedVectorizedFunctionWrapper(f, result_type, "pandas", name)
+    if (udf_type or func_type) != "general":
+        raise TypeError(f"func_type must be 'general' or 'pandas', got {udf_type or func_type!r}")
     return UserDefinedScalarFunctionWrapper(f, result_type, name)
 
 
@@ -255,11 +348,11 @@ class UserDefinedTableFunctionWrapper:
             raise TypeError("udtf() needs a function or a TableFunction, not a ScalarFunction")
         if not callable(func) and not isinstance(func, TableFunction):
             raise TypeError(f"udtf() needs a callable or a TableFunction, got {func!r}")
-        if isinstance(result_types, str):
+        if isinstance(result_types, (str, DataType)):
             result_types = [result_types]
-        result_types = list(result_types)
-        if not result_types or not all(isinstance(t, str) for t in result_types):
-            raise TypeError(f"result_types must be a non-empty list of type names, got {result_types!r}")
+        result_types = [_type_name(t, "result_types") for t in result_types or ()]
+        if not result_types:
+            raise TypeError("result_types must be a non-empty list of types")
         names = list(names) if names is not None else [f"f{i}" for i in range(len(result_types))]
         if len(names) != len(result_types) or len(set(names)) != len(names):
             raise TypeError(f"names {names!r} must be distinct, one per result type {result_types!r}")
@@ -282,13 +375,15 @@ class UserDefinedTableFunctionWrapper:
         return f"<udfpool table function {self._name} -> {self._result_types}>"
 
 
-def udtf(f=None, *, result_types, names=None, name=None, deterministic=None):
+def udtf(f=None, input_types=None, result_types=None, deterministic=None, name=None, names=None):
     """Declare a table function: ``@udtf(result_types=["BIGINT", "STRING"])`` on a function or
     generator, or ``udtf(obj, result_types=[...])`` on a ``TableFunction`` instance or subclass. Each
     input row gives zero or more output rows, joined to it (lateral join). ``names`` names the result
     columns (default ``f0``, ``f1``, ...)."""
     if f is None:
-        return functools.partial(udtf, result_types=result_types, names=names, name=name, deterministic=deterministic)
+        return functools.partial(
+            udtf, input_types=input_types, result_types=result_types, deterministic=deterministic, name=name, names=names
+        )
     return UserDefinedTableFunctionWrapper(f, result_types, names, name)
 
 
@@ -379,10 +474,8 @@ class UserDefinedAggregateFunctionWrapper:
         for method in ("create_accumulator", "accumulate", "get_value"):
             if getattr(type(func), method) is getattr(AggregateFunction, method):
                 raise TypeError(f"{type(func).__name__} must define {method}()")
-        if not isinstance(result_type, str):
-            raise TypeError(f"result_type must be a type name such as 'BIGINT', got {result_type!r}")
         self._func = func
-        self._result_type = result_type
+        self._result_type = _type_name(result_type, "result_type")
         self._accumulator_type = accumulator_type
         self._name = name or type(func).__name__
 
@@ -390,12 +483,23 @@ class UserDefinedAggregateFunctionWrapper:
         return f"<udfpool aggregate function {self._name} -> {self._result_type}>"
 
 
-def udaf(f=None, *, result_type, accumulator_type=None, name=None, deterministic=None):
+def udaf(
+    f=None, input_types=None, result_type=None, accumulator_type=None, deterministic=None, name=None, func_type="general"
+):
     """Declare an aggregate function: ``udaf(MyAgg(), result_type="BIGINT")`` for a subclass of
     ``AggregateFunction``. Rows are grouped by the key columns given to the pool (``--group-by``); each
     group's accumulator lives in one worker until the input ends, then gives one row per group."""
     if f is None:
-        return functools.partial(udaf, result_type=result_type, accumulator_type=accumulator_type, name=name)
+        return functools.partial(
+            udaf, input_types=input_types, result_type=result_type, accumulator_type=accumulator_type, name=name,
+            func_type=func_type,
+        )
+    if result_type is None:
+        raise TypeError("udaf() needs result_type, e.g. result_type='BIGINT' or DataTypes.BIGINT()")
+    if func_type == "pandas":
+        return UserDefinedVectorizedAggregateFunctionWrapper(f, result_type, "pandas", name)
+    if func_type != "general":
+        raise TypeError(f"func_type must be 'general' or 'pandas', got {func_type!r}")
     return UserDefinedAggregateFunctionWrapper(f, result_type, accumulator_type, name)
 
 
@@ -440,10 +544,8 @@ class UserDefinedVectorizedAggregateFunctionWrapper:
             raise TypeError(f"vectorized_udaf() needs a callable, got {func!r}")
         if vectorized_input not in _VECTOR_INPUTS:
             raise TypeError(f"vectorized_input must be 'pandas', 'numpy' or 'pyarrow', got {vectorized_input!r}")
-        if not isinstance(result_type, str):
-            raise TypeError(f"result_type must be a type name such as 'DOUBLE', got {result_type!r}")
         self._func = func
-        self._result_type = result_type
+        self._result_type = _type_name(result_type, "result_type")
         self._vectorized_input = vectorized_input
         self._name = name or getattr(func, "__name__", type(func).__name__)
 

@@ -2,7 +2,7 @@
 //!
 //! Arguments become what Flink hands to Python UDFs: `int` (every integer width), `float`, `bool`,
 //! `str`, `bytes`, `decimal.Decimal`, `datetime.date`, `datetime.time`, `datetime.datetime` (naive for
-//! `timestamp`, in UTC for `timestamp_tz`), `list`, `dict`, `udfpool.Row` (a tuple with field names),
+//! `timestamp`, in UTC for `timestamp_tz`), `list`, `dict`, `udfpool.Row` (a list with field names),
 //! or `None`, at any depth.
 //!
 //! Results are checked strictly against the declared type, never coerced silently: a `bool` is not an
