@@ -168,6 +168,13 @@ fn vectorized_functions_see_arrays_and_rows_as_pyflink_hands_them() {
             vec![Value::Utf8(k.into()), Value::Struct(vec![Value::Int32(n), Value::Int64(t)])]
         };
         assert_eq!(rows, [group("a", 2, 3), group("b", 1, 5)], "{mode}");
+
+        let mut mean = vectorized("mean_udaf", &grouped, mode).group_by(["k"]).args(["x"]).build_aggregate().unwrap();
+        mean.push(arrow(groups.clone())).unwrap();
+        let mut rows = native(mean.finish().unwrap()).to_rows();
+        rows.sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
+        let avg = |k: &str, x: f64| vec![Value::Utf8(k.into()), Value::Float64(x)];
+        assert_eq!(rows, [avg("a", 1.5), avg("b", 5.0)], "{mode}: udaf(func_type=\"pandas\")");
     }
 }
 

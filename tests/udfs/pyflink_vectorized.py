@@ -4,7 +4,7 @@ ROW arguments DataFrames, and ROW results tuples of numpy scalars or DataFrames.
 import numpy as np
 import pandas as pd
 
-from udfpool import vectorized_udaf, vectorized_udf
+from udfpool import DataTypes, udaf, vectorized_udaf, vectorized_udf
 
 
 @vectorized_udf(result_type="BIGINT")
@@ -25,3 +25,7 @@ def row_from_frame(point):
 def count_and_sum(x):
     # A tuple of numpy scalars, as pandas gives them, for a ROW result.
     return (np.int64(len(x)), x.sum())
+
+
+# PyFlink's documented pandas aggregate, as written there.
+mean_udaf = udaf(lambda v: v.mean(), result_type=DataTypes.DOUBLE(), func_type="pandas")
