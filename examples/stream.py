@@ -1,7 +1,7 @@
 """DataStream functions for the example jobs in examples/jobs/ and examples/datastream.rs.
 
-Rows are udfpool.Row values: tuples whose fields also have names (row.k, row["k"], row[0]); return
-tuples (by position), Rows or dicts (by name).
+Rows are udfpool.Row values: lists whose fields also have names (row.k, row["k"], row[0]), as
+PyFlink's; return tuples (by position), Rows or dicts (by name).
 """
 
 import asyncio
@@ -10,7 +10,9 @@ from udfpool import (
     AggregateFunction,
     CoFlatMapFunction,
     KeyedProcessFunction,
+    MapFunction,
     OutputTag,
+    ReducingStateDescriptor,
     ProcessWindowFunction,
     ValueStateDescriptor,
 )
@@ -119,3 +121,14 @@ async def lookup_country(row):
     """Async map: stands for a call to a remote service (10 ms each); a batch's calls overlap."""
     await asyncio.sleep(0.01)
     return (row.user, row.ts, "country-of-" + row.user)
+
+
+class EventNumber(MapFunction):
+    """Keyed map with reducing state: each event numbered within its user (1, 2, ...)."""
+
+    def open(self, runtime_context):
+        self.count = runtime_context.get_reducing_state(ReducingStateDescriptor("count", lambda a, b: a + b))
+
+    def map(self, row):
+        self.count.add(1)
+        return (row.user, row.ts, self.count.get())

@@ -187,6 +187,9 @@ pub fn build_stream(
                 })
             }
             ("reduce", At::Keyed(k)) => At::Stream(k.reduce(&udf()?)),
+            ("map", At::Keyed(k)) => At::Stream(k.map(&udf()?, output()?)),
+            ("flat_map", At::Keyed(k)) => At::Stream(k.flat_map(&udf()?, output()?)),
+            ("filter", At::Keyed(k)) => At::Stream(k.filter(&udf()?)),
             ("process", At::Keyed(k)) => At::Stream(k.process(&udf()?, output()?)),
             ("window", At::Keyed(k)) => {
                 let size = || step.size.with_context(|| format!("{}: needs size", here()));
@@ -216,7 +219,9 @@ pub fn build_stream(
                     other => bail!("{}: function = {other:?}; functions: apply, process, aggregate, reduce", here()),
                 })
             }
-            (_, At::Keyed(_)) => return Err(wrong("key_by (a keyed operator must: reduce, process, window)")),
+            (_, At::Keyed(_)) => {
+                return Err(wrong("key_by (a keyed operator must: map, flat_map, filter, reduce, process, window)"))
+            }
             (_, At::Connected(_)) => return Err(wrong("connect (co_map or co_flat_map must)")),
             (op, At::Stream(_)) => bail!(
                 "{}: unknown or misplaced op {op:?}; ops: map, flat_map, filter, key_by, reduce, process, window, \

@@ -86,6 +86,9 @@ fn build(job: &Json, mode: Mode, workers: usize) -> Result<StreamJob, host::Pool
                     let op = &ops[0];
                     let f = udf(op["fn"].as_str().unwrap());
                     s = match head {
+                        "map" => keyed.map(&f, fields(op)),
+                        "flat_map" => keyed.flat_map(&f, fields(op)),
+                        "filter" => keyed.filter(&f),
                         "reduce" => keyed.reduce(&f),
                         "process" => keyed.process(&f, fields(op)),
                         "window" => {
@@ -316,6 +319,23 @@ fn keyed_process_function_with_list_and_map_state() {
     check_against_reference(job(json!([{ "key": ["k"], "ops": [
         { "kind": "process", "fn": "ListAndMap", "fields": KTV },
     ]}])));
+}
+
+/// A map, flat map or filter right after `key_by` keeps keyed state (PyFlink's keyed `map` with a
+/// `RuntimeContext`), reducing and aggregating state among it.
+#[test]
+fn keyed_map_flat_map_and_filter_with_reducing_and_aggregating_state() {
+    check_against_reference(job(json!([{ "key": ["k"], "ops": [
+        { "kind": "map", "fn": "RunningSum", "fields": KTV },
+        { "kind": "filter", "fn": "positive" },
+    ] }])));
+    check_against_reference(job(
+        json!([{ "key": ["k"], "ops": [{ "kind": "flat_map", "fn": "AverageSoFar", "fields": KTV }] }]),
+    ));
+    check_against_reference(job(json!([
+        { "key": ["k"], "ops": [{ "kind": "filter", "fn": "FirstPerKeyAndValue" }] },
+        { "key": ["v"], "ops": [{ "kind": "map", "fn": "RunningSum", "fields": KTV }] },
+    ])));
 }
 
 #[test]

@@ -81,10 +81,49 @@ class MapValue(Value):
         d[k] = v
         self.update(d)
 
+    def __contains__(self, k):
+        return k in (self.value() or {})
+
+    def __setitem__(self, k, v):
+        self.put(k, v)
+
+
+class Reducing(Value):
+    def __init__(self, st, name, f):
+        super().__init__(st, name)
+        self.f = getattr(f, "reduce", f)
+
+    def get(self):
+        return self.value()
+
+    def add(self, v):
+        old = self.value()
+        self.update(v if old is None else self.f(old, v))
+
+
+class Aggregating(Value):
+    def __init__(self, st, name, agg):
+        super().__init__(st, name)
+        self.agg = agg
+
+    def get(self):
+        acc = self.value()
+        return None if acc is None else self.agg.get_result(acc)
+
+    def add(self, v):
+        acc = self.value()
+        self.update(self.agg.add(v, self.agg.create_accumulator() if acc is None else acc))
+
 
 class RuntimeContext:
     def __init__(self, st):
         self.st = st
+
+    def get_reducing_state(self, d):
+        return Reducing(self.st, d.name, d.reduce_function)
+
+    def get_aggregating_state(self, d):
+        return Aggregating(self.st, d.name, d.agg_function)
 
     def get_state(self, d):
         return Value(self.st, d.name)
@@ -180,6 +219,9 @@ class Stage:
     def run(self, rows):
         if not self.head:
             for r in rows:
+                if self.spec.get("key"):
+                    # A keyed map, flat map or filter: its state is the row's key's.
+                    self.st.key = self.key(r, self.spec["key"])
                 self.main(r, self.in_fields)
             return self.out
         kind = self.ops[0]["kind"]

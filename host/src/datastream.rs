@@ -450,6 +450,22 @@ impl KeyedStream {
         self.stream.push_op(kind, udf, output, window)
     }
 
+    /// A keyed map: as [`DataStream::map`], and the function's keyed state (from the runtime context
+    /// given to `open`) is the current row's key's. The stream after it is not keyed.
+    pub fn map(self, udf: &str, output: Schema) -> DataStream {
+        self.keyed(StreamOpKind::Map, udf, Some(output), None)
+    }
+
+    /// A keyed flat map: as [`DataStream::flat_map`], with keyed state.
+    pub fn flat_map(self, udf: &str, output: Schema) -> DataStream {
+        self.keyed(StreamOpKind::FlatMap, udf, Some(output), None)
+    }
+
+    /// A keyed filter: as [`DataStream::filter`], with keyed state.
+    pub fn filter(self, udf: &str) -> DataStream {
+        self.keyed(StreamOpKind::Filter, udf, None, None)
+    }
+
     /// A rolling reduce: `reduce(a, b)` folds each row into its key's value so far, which is emitted.
     pub fn reduce(self, udf: &str) -> DataStream {
         self.keyed(StreamOpKind::Reduce, udf, None, None)

@@ -4,6 +4,11 @@ import asyncio
 import random
 
 from udfpool import (
+    AggregatingStateDescriptor,
+    FilterFunction,
+    FlatMapFunction,
+    MapFunction,
+    ReducingStateDescriptor,
     AggregateFunction,
     CoFlatMapFunction,
     CoMapFunction,
@@ -253,3 +258,53 @@ class KeepsALambda(KeyedProcessFunction):
     def process_element(self, row, ctx):
         self.f.update(lambda x: x + row.v)
         yield (row.k, row.ts, self.f.value()(1))
+
+
+class RunningSum(MapFunction):
+    """A keyed map with reducing state: each key's running sum of v."""
+
+    def open(self, runtime_context):
+        self.sum = runtime_context.get_reducing_state(ReducingStateDescriptor("sum", lambda a, b: a + b))
+
+    def map(self, row):
+        self.sum.add(row.v)
+        return (row.k, row.ts, self.sum.get())
+
+
+class IntAverage(AggregateFunction):
+    """(sum, count) -> the integer mean."""
+
+    def create_accumulator(self):
+        return (0, 0)
+
+    def add(self, value, acc):
+        return (acc[0] + value, acc[1] + 1)
+
+    def get_result(self, acc):
+        return acc[0] // acc[1]
+
+
+class AverageSoFar(FlatMapFunction):
+    """A keyed flat map with aggregating state: each key's mean so far; negative rows also to the side."""
+
+    def open(self, runtime_context):
+        self.mean = runtime_context.get_aggregating_state(AggregatingStateDescriptor("mean", IntAverage()))
+
+    def flat_map(self, row):
+        self.mean.add(row.v)
+        yield (row.k, row.ts, self.mean.get())
+        if row.v < 0:
+            yield OutputTag("negative"), row
+
+
+class FirstPerKeyAndValue(FilterFunction):
+    """A keyed filter with map state: keeps a row only the first time its key sees its value."""
+
+    def open(self, runtime_context):
+        self.seen = runtime_context.get_map_state(MapStateDescriptor("seen"))
+
+    def filter(self, row):
+        if row.v in self.seen:
+            return False
+        self.seen[row.v] = True
+        return True

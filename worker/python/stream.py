@@ -190,6 +190,18 @@ class MapStateDescriptor:
         self.name = name
 
 
+class ReducingStateDescriptor:
+    def __init__(self, name, reduce_function, type_info=None):
+        self.name = name
+        self.reduce_function = reduce_function
+
+
+class AggregatingStateDescriptor:
+    def __init__(self, name, agg_function, state_type_info=None):
+        self.name = name
+        self.agg_function = agg_function
+
+
 class _KeyedStore:
     """Every state of one stage: name -> key -> value, read and written for the current key."""
 
@@ -298,6 +310,47 @@ class MapState:
         return iter(self.keys())
 
 
+class ReducingState:
+    """One value per key, folded with the descriptor's reduce function as values are added."""
+
+    def __init__(self, store, name, reduce_function):
+        self._store, self._table = store, store.table(name)
+        self._reduce = getattr(reduce_function, "reduce", reduce_function)
+
+    def get(self):
+        return self._table.get(self._store.current_key)
+
+    def add(self, value):
+        key = self._store.current_key
+        current = self._table.get(key, _MISSING)
+        self._table[key] = value if current is _MISSING else self._reduce(current, value)
+
+    def clear(self):
+        self._table.pop(self._store.current_key, None)
+
+
+class AggregatingState:
+    """An accumulator per key: ``add`` folds values in with the descriptor's aggregate function
+    (``create_accumulator``, ``add``), ``get`` is its ``get_result`` (None while empty)."""
+
+    def __init__(self, store, name, agg_function):
+        self._store, self._table = store, store.table(name)
+        self._agg = agg_function
+
+    def get(self):
+        acc = self._table.get(self._store.current_key, _MISSING)
+        return None if acc is _MISSING else self._agg.get_result(acc)
+
+    def add(self, value):
+        key = self._store.current_key
+        acc = self._table.get(key, _MISSING)
+        self._table[key] = self._agg.add(value, self._agg.create_accumulator() if acc is _MISSING else acc)
+
+    def clear(self):
+        self._table.pop(self._store.current_key, None)
+
+
+
 class RuntimeContext(FunctionContext):
     """What ``open(runtime_context)`` gets in a DataStream operator: the function context plus keyed
     state, scoped to the key of the row (or timer) being handled."""
@@ -314,6 +367,12 @@ class RuntimeContext(FunctionContext):
 
     def get_map_state(self, descriptor):
         return MapState(self._store, descriptor.name)
+
+    def get_reducing_state(self, descriptor):
+        return ReducingState(self._store, descriptor.name, descriptor.reduce_function)
+
+    def get_aggregating_state(self, descriptor):
+        return AggregatingState(self._store, descriptor.name, descriptor.agg_function)
 
 
 class _TimerService:
@@ -621,6 +680,10 @@ class _Stage:
         else:
             self.key_index = spec["key_index"]
         self.keyed = bool(spec["key_index"])
+        # A map, flat map or filter right after key_by: its keyed state is each row's key's.
+        self.keyed_first = self.keyed and self.head is None and bool(self.tail)
+        if self.keyed_first and self.tail[0].is_async:
+            raise TypeError(f"{self.tail[0].label}: an async def map cannot follow key_by (keyed state per call)")
         self.timers = _TimerService(self) if spec["event_time"] else None
         self.ctx = _Context(self)
         self.windows = {}
@@ -853,12 +916,15 @@ class _Stage:
         out = []
         if op.is_async:
             return self._run_async(op, items)
+        keyed = self.keyed_first and op is self.tail[0]
         for item in items:
             order, tag, row = item
             if tag != 0:
                 out.append(item)
                 continue
             self.failed_row = order[0]
+            if keyed:
+                self.store.current_key = self.key_of(row)
             if kind == "Map":
                 out.append((order, 0, op.row(call(row))))
             elif kind == "Filter":

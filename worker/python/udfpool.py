@@ -50,6 +50,8 @@ __all__ = [
     "ScalarFunction",
     "TableFunction",
     "Row",
+    "DataType",
+    "DataTypes",
 ]
 
 
