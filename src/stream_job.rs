@@ -191,6 +191,7 @@ pub fn build_stream(
             ("flat_map", At::Keyed(k)) => At::Stream(k.flat_map(&udf()?, output()?)),
             ("filter", At::Keyed(k)) => At::Stream(k.filter(&udf()?)),
             ("process", At::Keyed(k)) => At::Stream(k.process(&udf()?, output()?)),
+            ("process", At::Stream(s)) => At::Stream(s.process(&udf()?, output()?)),
             ("window", At::Keyed(k)) => {
                 let size = || step.size.with_context(|| format!("{}: needs size", here()));
                 let positive =

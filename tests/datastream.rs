@@ -131,6 +131,7 @@ fn build(job: &Json, mode: Mode, workers: usize) -> Result<StreamJob, host::Pool
                 }
                 "flat_map" => s.flat_map(&f, fields(op)),
                 "filter" => s.filter(&f),
+                "process" => s.process(&f, fields(op)),
                 other => panic!("not a chained operator: {other}"),
             };
         }
@@ -336,6 +337,27 @@ fn keyed_map_flat_map_and_filter_with_reducing_and_aggregating_state() {
         { "key": ["k"], "ops": [{ "kind": "filter", "fn": "FirstPerKeyAndValue" }] },
         { "key": ["v"], "ops": [{ "kind": "map", "fn": "RunningSum", "fields": KTV }] },
     ])));
+}
+
+/// A process function on a stream that is not keyed (Flink's `ProcessFunction`) after a map, then a
+/// keyed reduce; registering a timer there is an error naming `key_by`.
+#[test]
+fn a_process_function_on_a_stream_that_is_not_keyed() {
+    check_against_reference(job(json!([
+        { "ops": [{ "kind": "map", "fn": "double", "fields": KTV }] },
+        // A process function heads a stage of its own.
+        { "ops": [{ "kind": "process", "fn": "Stamp", "fields": KTV }] },
+        { "key": ["k"], "ops": [{ "kind": "reduce", "fn": "add" }] },
+    ])));
+    for mode in MODES {
+        let mut job = DataStream::source("a", ktv())
+            .assign_timestamps("ts", 0)
+            .process(&udf("TimerWithoutKey"), ktv())
+            .build(JobSettings::default().mode(mode).workers(1).worker_exe(worker_exe()))
+            .unwrap();
+        let err = job.push("a", arrow(ktv_batch(&[("a", 1, 1)]))).unwrap_err().to_string();
+        assert!(err.contains("timers need a keyed stream"), "{mode}: {err}");
+    }
 }
 
 #[test]

@@ -243,7 +243,7 @@ class Stage:
                 else:
                     self.emit_all(res, fields)
                 continue
-            key = self.key(r, self.spec["key"])
+            key = self.key(r, self.spec.get("key") or [])
             self.row_index = i
             self.st.key = key
             self.first_row.setdefault(key, i)
@@ -384,6 +384,9 @@ class Ctx:
 
     def current_watermark(self):
         return self.stage.wm
+
+    def output(self, tag, row):
+        self.stage.side(tag.tag_id, row)
 
 
 def main():

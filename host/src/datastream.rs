@@ -306,6 +306,17 @@ impl DataStream {
         self.push_op(StreamOpKind::Filter, udf, None, None)
     }
 
+    /// A process function on a stream that is not keyed (Flink's `ProcessFunction`):
+    /// `process_element(row, ctx)` yields rows of `output` (or side-output rows); `ctx.timestamp()`
+    /// with event time. Timers and keyed state need [`key_by`](Self::key_by), as in Flink.
+    pub fn process(mut self, udf: &str, output: Schema) -> Self {
+        // It heads a stage of its own, split over the workers as a map's is.
+        if self.stages.last().is_some_and(|s| !s.ops.is_empty()) {
+            self.stages.push(StageDraft { input: self.schema.clone(), ..StageDraft::default() });
+        }
+        self.push_op(StreamOpKind::Process, udf, Some(output), None)
+    }
+
     /// How many calls of the last (`async def`) map run at once; 0 (the default): all of a batch's.
     pub fn concurrency(mut self, limit: u32) -> Self {
         match self.stages.last_mut().and_then(|s| s.ops.last_mut()) {

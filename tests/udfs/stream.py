@@ -16,6 +16,7 @@ from udfpool import (
     ListStateDescriptor,
     MapStateDescriptor,
     OutputTag,
+    ProcessFunction,
     ProcessWindowFunction,
     ValueStateDescriptor,
 )
@@ -308,3 +309,19 @@ class FirstPerKeyAndValue(FilterFunction):
             return False
         self.seen[row.v] = True
         return True
+
+
+class Stamp(ProcessFunction):
+    """A process function on a stream that is not keyed: the row's event time in place of ts, negative
+    rows also to the side output."""
+
+    def process_element(self, row, ctx: ProcessFunction.Context):
+        yield (row.k, ctx.timestamp(), row.v)
+        if row.v < 0:
+            ctx.output(OutputTag("negative"), row)
+
+
+class TimerWithoutKey(ProcessFunction):
+    def process_element(self, row, ctx):
+        ctx.timer_service().register_event_time_timer(ctx.timestamp() + 1)
+        yield row

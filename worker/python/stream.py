@@ -90,6 +90,15 @@ class ReduceFunction(UserDefinedFunction):
         raise NotImplementedError
 
 
+class ProcessFunction(UserDefinedFunction):
+    """On a stream that is not keyed: ``process_element(value, ctx)`` yields rows; ``ctx.timestamp()``,
+    ``ctx.output(tag, row)``. Timers and keyed state need ``key_by`` (a ``KeyedProcessFunction``)."""
+
+    @_abc.abstractmethod
+    def process_element(self, value, ctx):
+        raise NotImplementedError
+
+
 class KeyedProcessFunction(UserDefinedFunction):
     """``process_element(value, ctx)`` yields rows; ``on_timer(timestamp, ctx)`` when an event-time timer
     fires. Keyed state comes from the runtime context given to ``open``."""
@@ -451,6 +460,8 @@ class _Context:
         return int(time.time() * 1000)
 
     def register_event_time_timer(self, timestamp):
+        if not self._stage.keyed:
+            raise RuntimeError("timers need a keyed stream: call key_by before process (as in Flink)")
         if self._stage.timers is None:
             raise RuntimeError("event-time timers need a timestamp column: declare one for the stream")
         self._stage.timers.register(timestamp, self._stage.store.current_key)
@@ -496,6 +507,7 @@ class _WindowContext:
 # PyFlink's nested context classes, for annotations (``ctx: KeyedProcessFunction.Context``,
 # ``context: ProcessWindowFunction.Context[TimeWindow]``): the objects functions get are these.
 KeyedProcessFunction.Context = _Context
+ProcessFunction.Context = _Context
 KeyedProcessFunction.OnTimerContext = _Context
 ProcessWindowFunction.Context = _WindowContext
 
