@@ -179,7 +179,7 @@ fn vectorized_functions_see_arrays_and_rows_as_pyflink_hands_them() {
 }
 
 /// `Row` is as mutable as PyFlink's: PyFlink's documented `WeightedAvg` accumulates into a `Row` by
-/// index; `set_field_names`, `as_dict`, keyword construction and assignment by name work as there.
+/// index, and a `ListView` and `MapView` serve in accumulators; `set_field_names`, `as_dict`, keyword construction and assignment by name work as there.
 #[test]
 fn rows_are_assigned_into_as_in_pyflink() {
     use ipc::batch::{DataType, Field, RecordBatch};
@@ -204,6 +204,17 @@ fn rows_are_assigned_into_as_in_pyflink() {
         groups.sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
         let avg = |k: &str, x: f64| vec![Value::Utf8(k.into()), Value::Float64(x)];
         assert_eq!(groups, [avg("a", 2.5), avg("b", 4.0)], "{mode}");
+
+        // ListView and MapView in an accumulator.
+        let top = Pool::builder(compat("top_two_sum"), schema.clone()).mode(mode).workers(2).worker_exe(worker_exe());
+        let mut top = top.group_by(["k"]).args(["value"]).build_aggregate().unwrap();
+        let more = RecordBatch::from_rows(schema.clone(), &[row("a", 9, 0), row("a", 3, 0), row("b", 1, 0)]).unwrap();
+        top.push(arrow(batch.clone())).unwrap();
+        top.push(arrow(more)).unwrap();
+        let mut groups = native(top.finish().unwrap()).to_rows();
+        groups.sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
+        let sum = |k: &str, x: i64| vec![Value::Utf8(k.into()), Value::Int64(x)];
+        assert_eq!(groups, [sum("a", 12), sum("b", 5)], "{mode}: ListView and MapView");
 
         let mut pool =
             Pool::builder(compat("renamed"), x_schema()).mode(mode).worker_exe(worker_exe()).build().unwrap();

@@ -5,7 +5,9 @@ from udfpool import (
     AggregateFunction,
     DataTypes,
     KeyedProcessFunction,
+    ListView,
     MapStateDescriptor,
+    MapView,
     OutputTag,
     ProcessWindowFunction,
     Row,
@@ -132,3 +134,29 @@ def half(x):
 @udtf(result_types=[DataTypes.BIGINT()])
 def upto(x):
     yield from range(x)
+
+
+class TopTwoSum(AggregateFunction):
+    """An accumulator with a ListView and a MapView, as PyFlink's docs write one: the sum of the two
+    largest distinct values of each group."""
+
+    def create_accumulator(self):
+        return Row(ListView(), MapView())
+
+    def accumulate(self, accumulator, value):
+        if value is not None and value not in accumulator[1]:
+            accumulator[1][value] = True
+            accumulator[0].add(value)
+
+    def get_value(self, accumulator):
+        return sum(sorted(accumulator[0].get(), reverse=True)[:2])
+
+
+top_two_sum = udaf(
+    TopTwoSum(),
+    result_type=DataTypes.BIGINT(),
+    accumulator_type=DataTypes.ROW(
+        [DataTypes.FIELD("f0", DataTypes.LIST_VIEW(DataTypes.BIGINT())),
+         DataTypes.FIELD("f1", DataTypes.MAP_VIEW(DataTypes.BIGINT(), DataTypes.BOOLEAN()))]
+    ),
+)

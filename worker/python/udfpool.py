@@ -52,6 +52,8 @@ __all__ = [
     "Row",
     "DataType",
     "DataTypes",
+    "ListView",
+    "MapView",
 ]
 
 
@@ -234,6 +236,15 @@ class DataTypes:
     @staticmethod
     def MAP(key_type, value_type, nullable=True):
         return DataType(f"MAP<{_type_name(key_type, 'MAP')}, {_type_name(value_type, 'MAP')}>", nullable)
+
+    @staticmethod
+    def LIST_VIEW(element_type):
+        # An accumulator type only: udfpool does not need accumulator types.
+        return DataType(f"LIST_VIEW<{_type_name(element_type, 'LIST_VIEW')}>")
+
+    @staticmethod
+    def MAP_VIEW(key_type, value_type):
+        return DataType(f"MAP_VIEW<{_type_name(key_type, 'MAP_VIEW')}, {_type_name(value_type, 'MAP_VIEW')}>")
 
     @staticmethod
     def ROW(row_fields=(), nullable=True):
@@ -461,6 +472,101 @@ class AggregateFunction(UserDefinedFunction):
 
     def get_value(self, accumulator):
         raise NotImplementedError
+
+
+class ListView:
+    """PyFlink's ``ListView`` for accumulators: a list with ``get``, ``add``, ``add_all``, ``clear`` and
+    iteration. (PyFlink may keep a view's contents in state; here it is the accumulator's own list.)"""
+
+    __slots__ = ("_list",)
+
+    def __init__(self):
+        self._list = []
+
+    def get(self):
+        return self._list
+
+    def add(self, value):
+        self._list.append(value)
+
+    def add_all(self, values):
+        self._list.extend(values)
+
+    def clear(self):
+        self._list = []
+
+    def __iter__(self):
+        return iter(self._list)
+
+    def __len__(self):
+        return len(self._list)
+
+    def __eq__(self, other):
+        return isinstance(other, ListView) and other._list == self._list
+
+    def __repr__(self):
+        return f"ListView({self._list!r})"
+
+
+class MapView:
+    """PyFlink's ``MapView`` for accumulators: a dict with ``get``, ``put``, ``put_all``, ``remove``,
+    ``contains``, ``keys``, ``values``, ``items``, ``is_empty``, ``clear`` and the dict protocol."""
+
+    __slots__ = ("_map",)
+
+    def __init__(self):
+        self._map = {}
+
+    def get(self, key):
+        return self._map.get(key)
+
+    def put(self, key, value):
+        self._map[key] = value
+
+    def put_all(self, entries):
+        self._map.update(entries)
+
+    def remove(self, key):
+        self._map.pop(key, None)
+
+    def contains(self, key):
+        return key in self._map
+
+    def keys(self):
+        return self._map.keys()
+
+    def values(self):
+        return self._map.values()
+
+    def items(self):
+        return self._map.items()
+
+    def is_empty(self):
+        return not self._map
+
+    def clear(self):
+        self._map = {}
+
+    def __getitem__(self, key):
+        return self._map[key]
+
+    def __setitem__(self, key, value):
+        self._map[key] = value
+
+    def __delitem__(self, key):
+        del self._map[key]
+
+    def __contains__(self, key):
+        return key in self._map
+
+    def __iter__(self):
+        return iter(self._map)
+
+    def __len__(self):
+        return len(self._map)
+
+    def __repr__(self):
+        return f"MapView({self._map!r})"
 
 
 class UserDefinedAggregateFunctionWrapper:
