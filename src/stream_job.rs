@@ -36,7 +36,7 @@
 //! ```
 //!
 //! Connected inputs: `op = "connect"` with `source = "more"` (and `key`, `second_key` to key both
-//! sides), then `op = "co_map"` or `"co_flat_map"` with `udf` and `output`.
+//! sides), then `op = "co_map"`, `"co_flat_map"` or `"co_process"` with `udf` and `output`.
 
 use crate::input::parse_schema_arg;
 use anyhow::{bail, Context, Result};
@@ -51,7 +51,7 @@ use std::path::{Path, PathBuf};
 #[serde(deny_unknown_fields)]
 pub struct StreamStep {
     /// `map`, `flat_map`, `filter`, `key_by`, `reduce`, `process`, `window`, `union`, `connect`,
-    /// `co_map`, `co_flat_map`.
+    /// `co_map`, `co_flat_map`, `co_process`.
     pub op: String,
     /// The function, `file.py:name`, relative to the job file.
     pub udf: Option<String>,
@@ -186,6 +186,17 @@ pub fn build_stream(
                     None => s,
                 })
             }
+            ("co_process", At::Connected(c)) => {
+                let output = output()?;
+                // Event time (the job's event_time, on both inputs) reaches the function and its
+                // timers; after it, as after co_map, the stream has it again if its output has the column.
+                let timed = event_time.filter(|et| output.index_of(&et.column).is_some());
+                let s = c.process(&udf()?, output);
+                At::Stream(match timed {
+                    Some(et) => s.assign_timestamps(et.column.clone(), et.out_of_orderness),
+                    None => s,
+                })
+            }
             ("reduce", At::Keyed(k)) => At::Stream(k.reduce(&udf()?)),
             ("map", At::Keyed(k)) => At::Stream(k.map(&udf()?, output()?)),
             ("flat_map", At::Keyed(k)) => At::Stream(k.flat_map(&udf()?, output()?)),
@@ -223,10 +234,10 @@ pub fn build_stream(
             (_, At::Keyed(_)) => {
                 return Err(wrong("key_by (a keyed operator must: map, flat_map, filter, reduce, process, window)"))
             }
-            (_, At::Connected(_)) => return Err(wrong("connect (co_map or co_flat_map must)")),
+            (_, At::Connected(_)) => return Err(wrong("connect (co_map, co_flat_map or co_process must)")),
             (op, At::Stream(_)) => bail!(
                 "{}: unknown or misplaced op {op:?}; ops: map, flat_map, filter, key_by, reduce, process, window, \
-                 union, connect, co_map, co_flat_map",
+                 union, connect, co_map, co_flat_map, co_process",
                 here()
             ),
         };
@@ -237,7 +248,7 @@ pub fn build_stream(
     match at {
         At::Stream(s) => Ok(s),
         At::Keyed(_) => bail!("the last [[stream]] step is key_by: a keyed operator must follow"),
-        At::Connected(_) => bail!("the last [[stream]] step is connect: co_map or co_flat_map must follow"),
+        At::Connected(_) => bail!("the last [[stream]] step is connect: co_map, co_flat_map or co_process must follow"),
     }
 }
 

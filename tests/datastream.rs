@@ -48,6 +48,9 @@ fn build(job: &Json, mode: Mode, workers: usize) -> Result<StreamJob, host::Pool
     if let Some(et) = job.get("event_time").filter(|e| !e.is_null()) {
         streams[0] = streams[0].clone().assign_timestamps(et[0].as_str().unwrap(), et[1].as_i64().unwrap());
     }
+    if let Some(et) = job.get("second_event_time").filter(|e| !e.is_null()) {
+        streams[1] = streams[1].clone().assign_timestamps(et[0].as_str().unwrap(), et[1].as_i64().unwrap());
+    }
     let mut stream: Option<DataStream> = None;
     for stage in job["stages"].as_array().unwrap() {
         let ops = stage["ops"].as_array().unwrap();
@@ -61,7 +64,7 @@ fn build(job: &Json, mode: Mode, workers: usize) -> Result<StreamJob, host::Pool
         let fields = |op: &Json| schema_of(&op["fields"]);
         let head = ops[0]["kind"].as_str().unwrap();
         let mut s = match head {
-            "co_map" | "co_flat_map" => {
+            "co_map" | "co_flat_map" | "co_process" => {
                 let mut c = streams[0].clone().connect(streams[1].clone());
                 if !key.is_empty() {
                     let second: Vec<String> =
@@ -69,10 +72,10 @@ fn build(job: &Json, mode: Mode, workers: usize) -> Result<StreamJob, host::Pool
                     c = c.key_by(key.clone(), second);
                 }
                 let f = udf(ops[0]["fn"].as_str().unwrap());
-                if head == "co_map" {
-                    c.map(&f, fields(&ops[0]))
-                } else {
-                    c.flat_map(&f, fields(&ops[0]))
+                match head {
+                    "co_map" => c.map(&f, fields(&ops[0])),
+                    "co_process" => c.process(&f, fields(&ops[0])),
+                    _ => c.flat_map(&f, fields(&ops[0])),
                 }
             }
             _ => {
@@ -438,6 +441,33 @@ fn connected_inputs_with_co_map_and_keyed_co_flat_map_sharing_state() {
         j["attribute_state"] = json!(attribute_state);
         check_with_pushes(j, |rows, batch| alternating(rows, batch, Json::clone));
     }
+}
+
+/// Connected inputs with a co-process function (Flink's `CoProcessFunction`, keyed
+/// `KeyedCoProcessFunction`): state shared by both inputs' rows of a key, event-time timers, each input
+/// with its own timestamps and bound, the watermark the smaller of the two.
+#[test]
+fn co_process_functions_with_state_and_timers_on_two_watermarks() {
+    for (function, keyed) in [("EnrichOrTimeOut", true), ("Sides", false)] {
+        let stage = if keyed {
+            json!({ "key": ["k"], "second_key": ["k"], "ops": [{ "kind": "co_process", "fn": function, "fields": KTV }] })
+        } else {
+            json!({ "ops": [{ "kind": "co_process", "fn": function, "fields": KTV }] })
+        };
+        let mut j = job(json!([stage]));
+        j["sources"] = json!({ "a": KTV, "b": KTV });
+        j["second_event_time"] = json!(["ts", 2]);
+        check_with_pushes(j, |rows, batch| alternating(rows, batch, Json::clone));
+    }
+    // Event time needs timestamps on both inputs.
+    let no_second = DataStream::source("a", ktv())
+        .assign_timestamps("ts", 1)
+        .connect(DataStream::source("b", ktv()))
+        .key_by(["k"], ["k"])
+        .process(&udf("EnrichOrTimeOut"), ktv())
+        .build(JobSettings::default().mode(Mode::Thread).workers(1));
+    let err = no_second.unwrap_err().to_string();
+    assert!(err.contains("timestamps on both"), "{err}");
 }
 
 #[test]

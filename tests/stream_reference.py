@@ -210,7 +210,7 @@ class Stage:
 
     @property
     def head(self):
-        return self.ops and self.ops[0]["kind"] in ("reduce", "process", "window", "co_map", "co_flat_map")
+        return self.ops and self.ops[0]["kind"] in ("reduce", "process", "window", "co_map", "co_flat_map", "co_process")
 
     def key(self, row, names):
         values = tuple(row[n] for n in names)
@@ -227,10 +227,30 @@ class Stage:
         kind = self.ops[0]["kind"]
         f = self.funcs[0]
         fields = self.ops[0].get("fields") or self.in_fields
-        event_time = self.job.get("event_time") if kind in ("process", "window") else None
+        event_time = self.job.get("event_time") if kind in ("process", "window", "co_process") else None
         if kind == "window" and "count" in self.ops[0]["assigner"]:
             event_time = None
+        # Connected inputs: each side's own watermark; the operator's is the smaller (Flink's rule).
+        side_wm = [-(1 << 63), -(1 << 63)]
         for i, r in enumerate(rows):
+            if kind == "co_process":
+                side, value = r
+                key = ()
+                if self.spec.get("key"):
+                    names = self.spec["key"] if side == 0 else self.spec["second_key"]
+                    key = self.key(value, names)
+                self.row_index = i
+                self.st.key = key
+                self.first_row.setdefault(key, i)
+                bounds = (self.job.get("event_time"), self.job.get("second_event_time"))
+                ts = value[bounds[side][0]] if event_time else None
+                name = ("process_element1", "process_element2")[side]
+                self.emit_all(getattr(f, name)(arg(value), Ctx(self, ts)), fields)
+                if event_time:
+                    side_wm[side] = max(side_wm[side], ts - bounds[side][1])
+                    self.wm = max(self.wm, min(side_wm))
+                    self.fire(fields)
+                continue
             if kind in ("co_map", "co_flat_map"):
                 side, value = r
                 if self.spec.get("key"):
@@ -393,7 +413,7 @@ def main():
     job = json.load(sys.stdin)
     fields_of = job["sources"]
     first = job["stages"][0]
-    if first["ops"][0]["kind"] in ("co_map", "co_flat_map"):
+    if first["ops"][0]["kind"] in ("co_map", "co_flat_map", "co_process"):
         names = list(fields_of)
         rows = [
             (names.index(src), U._row_type(tuple(fields_of[src]))(*row))

@@ -42,10 +42,17 @@ pub(crate) struct StageCheckpoint {
     /// Rows of the stage's input so far.
     pub(crate) rows: u64,
     pub(crate) watermark: i64,
+    /// Connected inputs: each input's own watermark.
+    #[serde(default = "no_watermarks")]
+    pub(crate) side_watermarks: [i64; 2],
     pub(crate) batches: u64,
     /// Each worker's state, as its stage runtime returned it.
     #[serde(skip)]
     pub(crate) workers: Vec<Vec<u8>>,
+}
+
+fn no_watermarks() -> [i64; 2] {
+    [i64::MIN; 2]
 }
 
 impl Checkpoint {
@@ -218,8 +225,20 @@ mod tests {
             id,
             job: "job".into(),
             stages: vec![
-                StageCheckpoint { rows: 10, watermark: -3, batches: 2, workers: vec![b"a".to_vec(), vec![0, 255]] },
-                StageCheckpoint { rows: 7, watermark: i64::MIN, batches: 2, workers: vec![Vec::new()] },
+                StageCheckpoint {
+                    rows: 10,
+                    watermark: -3,
+                    side_watermarks: [1, 2],
+                    batches: 2,
+                    workers: vec![b"a".to_vec(), vec![0, 255]],
+                },
+                StageCheckpoint {
+                    rows: 7,
+                    watermark: i64::MIN,
+                    side_watermarks: no_watermarks(),
+                    batches: 2,
+                    workers: vec![Vec::new()],
+                },
             ],
         }
     }

@@ -126,6 +126,8 @@ pub struct DataStream {
     stages: Vec<StageDraft>,
     schema: Schema,
     event_time: Option<(String, i64)>,
+    /// Connected inputs: the second input's timestamps (`event_time` is then the first's).
+    second_event_time: Option<(String, i64)>,
     side_outputs: Vec<(String, Schema)>,
     error: Option<String>,
 }
@@ -192,6 +194,7 @@ impl DataStream {
             stages: vec![StageDraft { input: schema.clone(), ..StageDraft::default() }],
             schema,
             event_time: None,
+            second_event_time: None,
             side_outputs: Vec::new(),
             error: None,
         }
@@ -368,7 +371,8 @@ impl DataStream {
             inputs,
             stages: vec![StageDraft { input: input.clone(), ..StageDraft::default() }],
             schema: input,
-            event_time: None,
+            event_time: self.event_time,
+            second_event_time: other.event_time,
             side_outputs: self.side_outputs,
             error: self.error.or(other.error),
         };
@@ -393,36 +397,44 @@ impl DataStream {
             }
             let needs_time = match draft.ops[0].kind {
                 StreamOpKind::Process => self.event_time.is_some(),
+                StreamOpKind::CoProcess => self.event_time.is_some() || self.second_event_time.is_some(),
                 StreamOpKind::Window => {
                     !matches!(draft.ops[0].window.as_ref().map(|w| w.assigner), Some(WindowAssigner::Count { .. }))
                 }
                 _ => false,
             };
-            let event_time = match (&self.event_time, needs_time) {
-                (_, false) => None,
-                (None, true) => {
+            let connected = draft.ops[0].kind == StreamOpKind::CoProcess;
+            let event_time = match (&self.event_time, &self.second_event_time, needs_time) {
+                (_, _, false) => None,
+                (Some(first), Some(second), true) if connected => {
+                    let side = |i: usize, (column, bound): &(String, i64)| -> Result<(u32, i64), PoolError> {
+                        let DataType::Struct(fields) = &draft.input.fields[i].data_type else {
+                            return Err(PoolError::Usage("connected inputs travel as two structs".into()));
+                        };
+                        Ok((timestamp_column(&Schema::new(fields.clone()), column, i + 1)?, *bound))
+                    };
+                    let (column, out_of_orderness) = side(0, first)?;
+                    Some(EventTime { column, out_of_orderness, second: Some(side(1, second)?) })
+                }
+                (_, _, true) if connected => {
+                    return Err(PoolError::Usage(
+                        "event time on connected inputs needs timestamps on both: call assign_timestamps on each \
+                         before connect"
+                            .into(),
+                    ))
+                }
+                (None, _, true) => {
                     return Err(PoolError::Usage(
                         "event-time windows need timestamps: call assign_timestamps(column, out_of_orderness) \
                          before key_by"
                             .into(),
                     ))
                 }
-                (Some((column, bound)), true) => {
-                    let index = draft.input.index_of(column).ok_or_else(|| {
-                        PoolError::Usage(format!(
-                            "the timestamp column {column:?} is not among stage {}'s input columns: {}",
-                            stages.len() + 1,
-                            names(&draft.input)
-                        ))
-                    })?;
-                    let t = &draft.input.fields[index].data_type;
-                    if !matches!(t, DataType::Int64 | DataType::Timestamp | DataType::TimestampTz) {
-                        return Err(PoolError::Usage(format!(
-                            "the timestamp column {column:?} is {t}; it must be int64 or a timestamp"
-                        )));
-                    }
-                    Some(EventTime { column: index as u32, out_of_orderness: *bound })
-                }
+                (Some((column, bound)), _, true) => Some(EventTime {
+                    column: timestamp_column(&draft.input, column, stages.len() + 1)?,
+                    out_of_orderness: *bound,
+                    second: None,
+                }),
             };
             let stage = StreamStage {
                 input: draft.input,
@@ -593,6 +605,15 @@ impl ConnectedStreams {
     /// A co-flat-map function: `flat_map1(row)` / `flat_map2(row)` yield rows of `output`.
     pub fn flat_map(self, udf: &str, output: Schema) -> DataStream {
         self.stream.push_op(StreamOpKind::CoFlatMap, udf, Some(output), None)
+    }
+
+    /// A co-process function (Flink's `CoProcessFunction`, keyed: `KeyedCoProcessFunction`):
+    /// `process_element1(row, ctx)` / `process_element2(row, ctx)` yield rows of `output`; keyed, with
+    /// state shared by both inputs' rows of a key and event-time timers (`on_timer(ts, ctx)`). Event
+    /// time needs timestamps on both inputs (`assign_timestamps` on each before `connect`); the
+    /// watermark is the smaller of the two inputs' watermarks.
+    pub fn process(self, udf: &str, output: Schema) -> DataStream {
+        self.stream.push_op(StreamOpKind::CoProcess, udf, Some(output), None)
     }
 }
 
@@ -884,6 +905,24 @@ impl StreamJob {
     }
 }
 
+/// The index of timestamp column `column` in `schema` (stage `stage`'s input, or one connected input):
+/// it must be int64 or a timestamp.
+fn timestamp_column(schema: &Schema, column: &str, stage: usize) -> Result<u32, PoolError> {
+    let index = schema.index_of(column).ok_or_else(|| {
+        PoolError::Usage(format!(
+            "the timestamp column {column:?} is not among stage {stage}'s input columns: {}",
+            names(schema)
+        ))
+    })?;
+    let t = &schema.fields[index].data_type;
+    if !matches!(t, DataType::Int64 | DataType::Timestamp | DataType::TimestampTz) {
+        return Err(PoolError::Usage(format!(
+            "the timestamp column {column:?} is {t}; it must be int64 or a timestamp"
+        )));
+    }
+    Ok(index as u32)
+}
+
 /// The rows `indices` of `batch` as one struct column of its columns.
 fn struct_of(batch: &RecordBatch, indices: &[u32]) -> Column {
     let names = batch.schema().fields.iter().map(|f| f.name.clone()).collect();
@@ -930,6 +969,8 @@ struct StageRun {
     /// Rows of the stage's input so far: the next row's index.
     rows: u64,
     watermark: i64,
+    /// Connected inputs with event time: each input's own watermark (`watermark` is the smaller).
+    side_watermarks: [i64; 2],
     batches: u64,
     /// The main output's schema, then each side output's.
     outputs: Vec<Schema>,
@@ -1011,6 +1052,7 @@ impl StageRun {
             key,
             rows: 0,
             watermark: i64::MIN,
+            side_watermarks: [i64::MIN; 2],
             batches: 0,
             outputs,
             history,
@@ -1038,7 +1080,13 @@ impl StageRun {
                 message: error.to_string(),
             })?);
         }
-        Ok(StageCheckpoint { rows: self.rows, watermark: self.watermark, batches: self.batches, workers })
+        Ok(StageCheckpoint {
+            rows: self.rows,
+            watermark: self.watermark,
+            side_watermarks: self.side_watermarks,
+            batches: self.batches,
+            workers,
+        })
     }
 
     /// A checkpoint holds `states`: replacements start from them, replay starts over.
@@ -1070,6 +1118,7 @@ impl StageRun {
         }
         self.rows = taken.rows;
         self.watermark = taken.watermark;
+        self.side_watermarks = taken.side_watermarks;
         self.batches = taken.batches;
         self.checkpointed(taken.workers);
         Ok(())
@@ -1097,26 +1146,53 @@ impl StageRun {
         )
     }
 
-    /// Each row's timestamp (event-time stages).
-    fn timestamps(&self, data: &RecordBatch, column: usize) -> Result<Vec<i64>, PoolError> {
-        let c = data.column(column);
-        let name = &data.schema().fields[column].name;
+    /// Row `i`'s timestamp in column `c` (named `name`): its integer, or milliseconds of a timestamp.
+    fn timestamp(&self, c: &Column, name: &str, i: usize) -> Result<i64, PoolError> {
         let values: &[i64] = match &c.data {
             ColumnData::Int64(v) | ColumnData::Timestamp(v) | ColumnData::TimestampTz(v) => &v.0,
             _ => return Err(PoolError::Usage(format!("the timestamp column {name:?} is not int64 or a timestamp"))),
         };
-        let millis = !matches!(c.data, ColumnData::Int64(_));
-        (0..data.num_rows())
-            .map(|i| {
-                if c.is_null(i) {
-                    return Err(PoolError::Usage(format!(
-                        "stream stage input row {}: the timestamp column {name:?} is null",
-                        self.rows + i as u64
-                    )));
+        if c.is_null(i) {
+            return Err(PoolError::Usage(format!(
+                "stream stage input row {}: the timestamp column {name:?} is null",
+                self.rows + i as u64
+            )));
+        }
+        Ok(if matches!(c.data, ColumnData::Int64(_)) { values[i] } else { values[i].div_euclid(1000) })
+    }
+
+    /// Each row's timestamp, and the watermark before each row and after the last (event-time stages).
+    /// Connected inputs: each input's watermark advances with its own rows; the stage's is the smaller.
+    fn event_times(&mut self, data: &RecordBatch, et: EventTime) -> Result<(Vec<i64>, Vec<i64>), PoolError> {
+        let n = data.num_rows();
+        let (mut ts, mut wm) = (Vec::with_capacity(n), Vec::with_capacity(n + 1));
+        for i in 0..n {
+            wm.push(self.watermark);
+            match et.second {
+                None => {
+                    let column = et.column as usize;
+                    let t = self.timestamp(data.column(column), &data.schema().fields[column].name, i)?;
+                    self.watermark = self.watermark.max(t.saturating_sub(et.out_of_orderness));
+                    ts.push(t);
                 }
-                Ok(if millis { values[i].div_euclid(1000) } else { values[i] })
-            })
-            .collect()
+                Some((second, second_bound)) => {
+                    let side = usize::from(data.column(0).is_null(i));
+                    let (column, bound) =
+                        if side == 0 { (et.column, et.out_of_orderness) } else { (second, second_bound) };
+                    let ColumnData::Struct { names, columns, .. } = &data.column(side).data else {
+                        return Err(PoolError::Usage("connected inputs travel as two structs".into()));
+                    };
+                    let column = column as usize;
+                    let t = self.timestamp(&columns[column], &names[column], i)?;
+                    let own = &mut self.side_watermarks[side];
+                    *own = (*own).max(t.saturating_sub(bound));
+                    self.watermark = self.watermark.max(self.side_watermarks[0].min(self.side_watermarks[1]));
+                    ts.push(t);
+                }
+            }
+        }
+        wm.push(self.watermark);
+        Ok((ts, wm))
     }
 
     fn lane_of(&self, data: &RecordBatch, row: usize, lanes: usize) -> usize {
@@ -1142,16 +1218,7 @@ impl StageRun {
         let base = self.rows;
         let event_time = self.stage.event_time;
         let (timestamps, watermarks) = match event_time {
-            Some(et) => {
-                let ts = self.timestamps(&data, et.column as usize)?;
-                let mut wm = Vec::with_capacity(n + 1);
-                for &t in &ts {
-                    wm.push(self.watermark);
-                    self.watermark = self.watermark.max(t.saturating_sub(et.out_of_orderness));
-                }
-                wm.push(self.watermark);
-                (ts, wm)
-            }
+            Some(et) => self.event_times(&data, et)?,
             None => (Vec::new(), Vec::new()),
         };
         let lanes = self.workers.workers();

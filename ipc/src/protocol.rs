@@ -187,6 +187,9 @@ pub enum StreamOpKind {
     CoMap,
     /// Two connected inputs: `flat_map1`/`flat_map2`.
     CoFlatMap,
+    /// Two connected inputs: `process_element1(row, ctx)` / `process_element2(row, ctx)`; keyed: state
+    /// and event-time timers (`on_timer`).
+    CoProcess,
 }
 
 impl StreamOpKind {
@@ -201,6 +204,7 @@ impl StreamOpKind {
             StreamOpKind::Window => "window",
             StreamOpKind::CoMap => "co_map",
             StreamOpKind::CoFlatMap => "co_flat_map",
+            StreamOpKind::CoProcess => "co_process",
         }
     }
 
@@ -283,6 +287,11 @@ pub struct EventTime {
     pub column: u32,
     /// How far behind the largest timestamp seen the watermark stays.
     pub out_of_orderness: i64,
+    /// Connected inputs: the second input's timestamp column (in its struct) and bound; `column` is then
+    /// the first input's. The watermark is the smaller of the two inputs' (each the largest timestamp
+    /// seen on it minus its bound), as in Flink's two-input operators.
+    #[serde(default)]
+    pub second: Option<(u32, i64)>,
 }
 
 /// A chain of DataStream operators that runs in one worker per row: after a `key_by`, the keyed operator
@@ -315,7 +324,10 @@ pub const STREAM_ORDER_COLUMNS: [&str; 4] = ["__row", "__phase", "__ts", "__rank
 impl StreamStage {
     /// Whether the stage's head joins two connected inputs.
     pub fn connected(&self) -> bool {
-        matches!(self.ops.first().map(|o| o.kind), Some(StreamOpKind::CoMap | StreamOpKind::CoFlatMap))
+        matches!(
+            self.ops.first().map(|o| o.kind),
+            Some(StreamOpKind::CoMap | StreamOpKind::CoFlatMap | StreamOpKind::CoProcess)
+        )
     }
 
     /// The columns the worker gets: `__row`, `__wm`, `__ts`, `__steps`, `data`.

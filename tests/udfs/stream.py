@@ -12,6 +12,8 @@ from udfpool import (
     AggregateFunction,
     CoFlatMapFunction,
     CoMapFunction,
+    CoProcessFunction,
+    KeyedCoProcessFunction,
     KeyedProcessFunction,
     ListStateDescriptor,
     MapStateDescriptor,
@@ -325,3 +327,45 @@ class TimerWithoutKey(ProcessFunction):
     def process_element(self, row, ctx):
         ctx.timer_service().register_event_time_timer(ctx.timestamp() + 1)
         yield row
+
+
+class EnrichOrTimeOut(KeyedCoProcessFunction):
+    """Keyed connected inputs with state and timers: the first input sets a key's factor; the second's
+    rows are multiplied by it, or, with no factor yet, wait — until the factor comes, or 5 after their
+    timestamp, when they go out negated."""
+
+    def open(self, runtime_context):
+        self.factor = runtime_context.get_state(ValueStateDescriptor("factor"))
+        self.waiting = runtime_context.get_list_state(ListStateDescriptor("waiting"))
+
+    def process_element1(self, row, ctx: KeyedCoProcessFunction.Context):
+        self.factor.update(row.v)
+        for held in self.waiting.get():
+            yield (held.k, held.ts, held.v * row.v)
+        self.waiting.clear()
+
+    def process_element2(self, row, ctx):
+        factor = self.factor.value()
+        if factor is not None:
+            yield (row.k, ctx.timestamp(), row.v * factor)
+        else:
+            self.waiting.add(row)
+            ctx.timer_service().register_event_time_timer(ctx.timestamp() + 5)
+
+    def on_timer(self, timestamp, ctx):
+        for held in self.waiting.get():
+            yield (held.k, held.ts, -held.v)
+        self.waiting.clear()
+
+
+class Sides(CoProcessFunction):
+    """Connected, not keyed: each input's rows tagged with their event time; negative ones also to the
+    side output."""
+
+    def process_element1(self, row, ctx):
+        yield (row.k, ctx.timestamp(), row.v)
+
+    def process_element2(self, row, ctx):
+        if row.v < 0:
+            ctx.output(OutputTag("negative"), row)
+        yield (row.k, ctx.timestamp(), row.v * 1000)

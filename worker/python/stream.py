@@ -135,6 +135,27 @@ class CoFlatMapFunction(UserDefinedFunction):
         raise NotImplementedError
 
 
+class CoProcessFunction(UserDefinedFunction):
+    """Two connected inputs: ``process_element1(value, ctx)`` / ``process_element2(value, ctx)`` yield
+    rows; ``ctx.timestamp()``, ``ctx.output(tag, row)``."""
+
+    @_abc.abstractmethod
+    def process_element1(self, value, ctx):
+        raise NotImplementedError
+
+    @_abc.abstractmethod
+    def process_element2(self, value, ctx):
+        raise NotImplementedError
+
+
+class KeyedCoProcessFunction(CoProcessFunction):
+    """Two connected inputs keyed alike: as ``CoProcessFunction``, with keyed state shared by both
+    inputs' rows of a key, ``ctx.get_current_key()``, and event-time timers (``on_timer(ts, ctx)``)."""
+
+    def on_timer(self, timestamp, ctx):
+        return None
+
+
 class WindowFunction(UserDefinedFunction):
     """``apply(key, window, inputs)`` yields the window's output rows."""
 
@@ -508,6 +529,9 @@ class _WindowContext:
 # ``context: ProcessWindowFunction.Context[TimeWindow]``): the objects functions get are these.
 KeyedProcessFunction.Context = _Context
 ProcessFunction.Context = _Context
+CoProcessFunction.Context = _Context
+KeyedCoProcessFunction.Context = _Context
+KeyedCoProcessFunction.OnTimerContext = _Context
 KeyedProcessFunction.OnTimerContext = _Context
 ProcessWindowFunction.Context = _WindowContext
 
@@ -554,6 +578,8 @@ class _Op:
         kind = self.kind
         if kind in ("CoMap", "CoFlatMap"):
             return tuple((lambda row, f=f: f(row[0])) if bare else f for f, bare in zip(call, self.bare_sides))
+        if kind == "CoProcess":
+            return tuple((lambda row, ctx, f=f: f(row[0], ctx)) if bare else f for f, bare in zip(call, self.bare_sides))
         if not self.bare_in or kind == "Window":
             # Window functions get their rows unwrapped when the window fires.
             return call
@@ -572,6 +598,7 @@ class _Op:
             "Process": ("process_element",),
             "CoMap": ("map1", "map2"),
             "CoFlatMap": ("flat_map1", "flat_map2"),
+            "CoProcess": ("process_element1", "process_element2"),
         }.get(self.kind)
         if self.kind == "Window":
             function = self.window["function"]
@@ -632,6 +659,7 @@ _OP_NAMES = {
     "Window": "window",
     "CoMap": "co_map",
     "CoFlatMap": "co_flat_map",
+    "CoProcess": "co_process",
 }
 _STREAM_LOADS = _itertools.count()
 
@@ -680,7 +708,7 @@ class _Stage:
         ops = [_Op(self, op, i) for i, op in enumerate(spec["ops"])]
         for op in ops[:-1]:
             op.named = True
-        head_kinds = ("Reduce", "Process", "Window", "CoMap", "CoFlatMap")
+        head_kinds = ("Reduce", "Process", "Window", "CoMap", "CoFlatMap", "CoProcess")
         self.head = ops[0] if ops and ops[0].kind in head_kinds else None
         self.tail = ops[1:] if self.head else ops
         for op in self.tail:
@@ -873,6 +901,11 @@ class _Stage:
                 self.store.current_key = key
                 self._rank(key, r)
             self.order = order = (r, 0, 0, 0)
+            if kind == "CoProcess":
+                ctx = self.ctx
+                ctx._ts = ts
+                self.emit_all(order, head.call[side](value, ctx), head)
+                return
             produced = head.call[side](value)
             if kind == "CoMap":
                 self.out.append((order, 0, head.row(produced)))
