@@ -132,3 +132,11 @@ class EventNumber(MapFunction):
     def map(self, row):
         self.count.add(1)
         return (row.user, row.ts, self.count.get())
+
+
+class LargestInWindow(ProcessWindowFunction):
+    """After a window reduce: the window's one (largest) event as (user, window start, amount)."""
+
+    def process(self, key, context, events):
+        (event,) = events
+        yield (key, context.window().start, event.amount)

@@ -126,6 +126,9 @@ impl Job {
             if let Some(udf) = &mut step.udf {
                 rebase_udf(udf);
             }
+            if let Some(udf) = &mut step.window_function {
+                rebase_udf(udf);
+            }
         }
         for source in job.sources.values_mut() {
             source.input = rebase(&source.input);

@@ -33,6 +33,8 @@
 //! udf = "stream.py:SumAgg"
 //! output = "k:STRING,start:BIGINT,total:BIGINT"
 //! late = "late"                        # the side output of late rows (written as out.late.jsonl)
+//! allowed_lateness = 0                 # tumbling/sliding: rows this late still fire their windows
+//! # window_function = "stream.py:F"    # reduce/aggregate: a window function over the one value
 //! ```
 //!
 //! Connected inputs: `op = "connect"` with `source = "more"` (and `key`, `second_key` to key both
@@ -77,6 +79,12 @@ pub struct StreamStep {
     pub function: Option<String>,
     /// `window`: the side output of late rows (default `late`).
     pub late: Option<String>,
+    /// `window`: tumbling and sliding windows keep rows this long past their end; later rows within
+    /// it fire them again (default 0).
+    pub allowed_lateness: Option<i64>,
+    /// `window` with `function = "reduce"` or `"aggregate"`: a window function (`file.py:name`, relative
+    /// to the job file) over each window's one value, whose rows (of `output`) are the output.
+    pub window_function: Option<String>,
     /// `map` of an `async def`: calls at once (default: all of a batch's).
     pub concurrency: Option<u32>,
 }
@@ -223,12 +231,23 @@ pub fn build_stream(
                 if let Some(late) = &step.late {
                     w = w.side_output_late_data(late.clone());
                 }
-                At::Stream(match step.function.as_deref() {
-                    Some("apply") => w.apply(&udf()?, output()?),
-                    Some("process") => w.process(&udf()?, output()?),
-                    Some("aggregate") => w.aggregate(&udf()?, output()?),
-                    Some("reduce") => w.reduce(&udf()?),
-                    other => bail!("{}: function = {other:?}; functions: apply, process, aggregate, reduce", here()),
+                if let Some(lateness) = step.allowed_lateness {
+                    w = w.allowed_lateness(lateness);
+                }
+                let then = step.window_function.as_deref();
+                At::Stream(match (step.function.as_deref(), then) {
+                    (Some("apply"), None) => w.apply(&udf()?, output()?),
+                    (Some("process"), None) => w.process(&udf()?, output()?),
+                    (Some("aggregate"), None) => w.aggregate(&udf()?, output()?),
+                    (Some("reduce"), None) => w.reduce(&udf()?),
+                    (Some("aggregate"), Some(then)) => w.aggregate_with(&udf()?, then, output()?),
+                    (Some("reduce"), Some(then)) => w.reduce_with(&udf()?, then, output()?),
+                    (Some("apply" | "process"), Some(_)) => {
+                        bail!("{}: window_function follows a reduce or aggregate, not apply or process", here())
+                    }
+                    (other, _) => {
+                        bail!("{}: function = {other:?}; functions: apply, process, aggregate, reduce", here())
+                    }
                 })
             }
             (_, At::Keyed(_)) => {

@@ -107,11 +107,17 @@ fn build(job: &Json, mode: Mode, workers: usize) -> Result<StreamJob, host::Pool
                                 let size = a["size"].as_i64().unwrap();
                                 Window::sliding(size, a.get("slide").map_or(size, |s| s.as_i64().unwrap()))
                             };
-                            let w = keyed.window(assigner);
-                            match op["function"].as_str().unwrap() {
-                                "apply" => w.apply(&f, fields(op)),
-                                "process" => w.process(&f, fields(op)),
-                                "aggregate" => w.aggregate(&f, fields(op)),
+                            let mut w = keyed.window(assigner);
+                            if let Some(lateness) = op.get("lateness") {
+                                w = w.allowed_lateness(lateness.as_i64().unwrap());
+                            }
+                            let then = op.get("window_fn").map(|n| udf(n.as_str().unwrap()));
+                            match (op["function"].as_str().unwrap(), then) {
+                                ("apply", _) => w.apply(&f, fields(op)),
+                                ("process", _) => w.process(&f, fields(op)),
+                                ("aggregate", Some(then)) => w.aggregate_with(&f, &then, fields(op)),
+                                ("aggregate", None) => w.aggregate(&f, fields(op)),
+                                (_, Some(then)) => w.reduce_with(&f, &then, fields(op)),
                                 _ => w.reduce(&f),
                             }
                         }
@@ -375,6 +381,57 @@ fn tumbling_and_sliding_windows_with_every_function() {
             { "kind": "window", "fn": f, "assigner": assigner, "function": function, "fields": KTV },
         ]}])));
     }
+}
+
+/// A window reduce or aggregate combined with a window function (PyFlink's `reduce(f,
+/// window_function=...)`, `aggregate(f, window_function=...)`), and allowed lateness: rows up to that
+/// late join their already fired windows and fire them again; later rows are late.
+#[test]
+fn window_functions_after_reduce_and_aggregate_and_allowed_lateness() {
+    for (assigner, function, f, then, lateness) in [
+        (json!({ "size": 10 }), "reduce", "sum_v", Some("StartAndValue"), 0),
+        (json!({ "size": 9, "slide": 3 }), "aggregate", "SumAgg", Some("total_at_start"), 0),
+        (json!({ "size": 10 }), "apply", "window_rows", None, 6),
+        (json!({ "size": 12, "slide": 4 }), "aggregate", "SumAgg", Some("total_at_start"), 5),
+        (json!({ "size": 9, "slide": 3 }), "reduce", "sum_v", None, 3),
+    ] {
+        let mut op = json!({ "kind": "window", "fn": f, "assigner": assigner, "function": function, "fields": KTV });
+        if let Some(then) = then {
+            op["window_fn"] = json!(then);
+        }
+        if lateness > 0 {
+            op["lateness"] = json!(lateness);
+        }
+        check_against_reference(job(json!([{ "key": ["k"], "ops": [op] }])));
+    }
+    // By hand: [0, 10) fires at watermark 20, then twice more for rows within its lateness of 15;
+    // after watermark 40 passes 9 + 15 it is gone, and a row for it is late.
+    for mode in MODES {
+        let mut job = DataStream::source("a", ktv())
+            .assign_timestamps("ts", 0)
+            .key_by(["k"])
+            .window(Window::tumbling(10))
+            .allowed_lateness(15)
+            .reduce(&udf("sum_v"))
+            .build(JobSettings::default().mode(mode).workers(2).worker_exe(worker_exe()))
+            .unwrap();
+        let rows = [("a", 1, 1), ("a", 20, 2), ("a", 5, 4), ("a", 2, 8), ("a", 40, 16), ("a", 3, 32)];
+        let out = job.push("a", arrow(ktv_batch(&rows))).map(emitted).unwrap();
+        let mut main = out.main.to_rows();
+        main.extend(job.finish().map(emitted).unwrap().main.to_rows());
+        let expected = [row("a", 1, 1), row("a", 5, 5), row("a", 2, 13), row("a", 20, 2), row("a", 40, 16)];
+        assert_eq!(main, expected, "{mode}");
+        let late = out.side_outputs.iter().find(|(n, _)| n == "late").unwrap();
+        assert_eq!(late.1.to_rows(), [row("a", 3, 32)], "{mode}");
+    }
+    let session = DataStream::source("a", ktv())
+        .assign_timestamps("ts", 1)
+        .key_by(["k"])
+        .window(Window::session(5))
+        .allowed_lateness(3)
+        .apply(&udf("window_rows"), ktv())
+        .build(JobSettings::default().mode(Mode::Thread).workers(1));
+    assert!(session.unwrap_err().to_string().contains("allowed lateness applies to tumbling and sliding"));
 }
 
 #[test]

@@ -338,23 +338,35 @@ class Stage:
         starts = sorted(s for s in range(last, last - size - slide, -slide) if s <= ts < s + size)
         if not starts:
             return  # between windows: dropped
-        live = [s for s in starts if s + size - 1 > self.wm]
+        lateness = self.ops[0].get("lateness", 0)
+        live = [s for s in starts if s + size - 1 + lateness > self.wm]
         if not live:
             self.side(late, row)
             return
-        for s in live:
-            if (s, s + size) not in wins:
-                wins[(s, s + size)] = []
-                self.register(s + size - 1, key)
-            wins[(s, s + size)].append(row)
+        for s in sorted(live, reverse=True):  # Flink assigns a row's windows latest start first
+            w = (s, s + size)
+            fired = s + size - 1 <= self.wm
+            if w not in wins:
+                wins[w] = []
+                if not fired:
+                    self.register(s + size - 1, key)
+                if lateness:
+                    self.register(s + size - 1 + lateness, key)
+            wins[w].append(row)
+            if fired:
+                # Within the allowed lateness: the window fires again with every row so far.
+                self.window_emit(key, U.TimeWindow(*w), list(wins[w]), fields)
 
     def window_fire(self, key, ts, fields):
         wins = self.windows.get(key, {})
+        lateness = self.ops[0].get("lateness", 0)
         for w in sorted(w for w in wins if w[1] - 1 == ts):
-            rows = wins.pop(w)
+            rows = list(wins[w]) if lateness else wins.pop(w)
             if "session" in self.ops[0]["assigner"]:
                 rows = [r for _i, r in rows]
             self.window_emit(key, U.TimeWindow(*w), rows, fields)
+        for w in [w for w in wins if lateness and w[1] - 1 + lateness == ts]:
+            del wins[w]
 
     def window_emit(self, key, window, rows, fields):
         f, function = self.funcs[0], self.ops[0]["function"]
@@ -378,12 +390,26 @@ class Stage:
             value = rows[0]
             for r in rows[1:]:
                 value = self.as_row(method(f, "reduce")(value, r), self.in_fields)
-            self.main(value, self.in_fields)
+            self.then(key, window, value, fields) if self.ops[0].get("window_fn") else self.main(value, self.in_fields)
         else:
             acc = f.create_accumulator()
             for r in rows:
                 acc = f.add(r, acc)
-            self.main(f.get_result(acc), fields)
+            result = f.get_result(acc)
+            self.then(key, window, result, fields) if self.ops[0].get("window_fn") else self.main(result, fields)
+
+    def then(self, key, window, value, fields):
+        """The window function after a window reduce or aggregate, over its one value."""
+        wf = load_function(self.job["udf_file"], self.ops[0]["window_fn"])
+        if hasattr(wf, "process"):
+
+            class C:
+                def window(_):
+                    return window
+
+            self.emit_all(wf.process(key, C(), [value]), fields)
+        else:
+            self.emit_all(method(wf, "apply")(key, window, [value]), fields)
 
 
 class Ctx:

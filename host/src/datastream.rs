@@ -144,6 +144,7 @@ pub struct WindowedStream {
     stream: DataStream,
     assigner: WindowAssigner,
     late: String,
+    allowed_lateness: i64,
 }
 
 /// Two connected inputs: a co-function handles each side's rows.
@@ -502,7 +503,7 @@ impl KeyedStream {
 
     /// Cuts each key's rows into windows ([`Window`]).
     pub fn window(self, assigner: WindowAssigner) -> WindowedStream {
-        WindowedStream { stream: self.stream, assigner, late: DEFAULT_LATE_OUTPUT.into() }
+        WindowedStream { stream: self.stream, assigner, late: DEFAULT_LATE_OUTPUT.into(), allowed_lateness: 0 }
     }
 }
 
@@ -513,7 +514,25 @@ impl WindowedStream {
         self
     }
 
+    /// Tumbling and sliding event-time windows keep their rows `lateness` past their end: a row arriving
+    /// in that time joins its windows and fires them again with every row so far (Flink's allowed
+    /// lateness); only rows later than that go to the late side output.
+    pub fn allowed_lateness(mut self, lateness: i64) -> Self {
+        self.allowed_lateness = lateness;
+        self
+    }
+
     fn function(self, function: WindowFunctionKind, udf: &str, output: Option<Schema>) -> DataStream {
+        self.function_then(function, udf, output, None)
+    }
+
+    fn function_then(
+        self,
+        function: WindowFunctionKind,
+        udf: &str,
+        output: Option<Schema>,
+        window_function: Option<&str>,
+    ) -> DataStream {
         let input = self.stream.schema.clone();
         let mut stream = self.stream.side_output(self.late.clone(), input);
         let late = stream.side_outputs.iter().position(|(n, _)| *n == self.late).unwrap_or(0) as u32;
@@ -525,8 +544,36 @@ impl WindowedStream {
         if !valid {
             stream = stream.fail(format!("window sizes, slides and gaps must be positive: {:?}", self.assigner));
         }
-        let spec = WindowSpec { assigner: self.assigner, function, late_output: late };
+        if self.allowed_lateness < 0 {
+            stream = stream.fail(format!("allowed lateness must not be negative: {}", self.allowed_lateness));
+        } else if self.allowed_lateness > 0 && !matches!(self.assigner, WindowAssigner::Sliding { .. }) {
+            stream = stream.fail("allowed lateness applies to tumbling and sliding event-time windows".into());
+        }
+        let window_function = match window_function.map(|f| crate::pool::spec_of(f, None, None)).transpose() {
+            Ok(spec) => spec,
+            Err(e) => return stream.fail(e.to_string()),
+        };
+        let spec = WindowSpec {
+            assigner: self.assigner,
+            function,
+            late_output: late,
+            window_function,
+            allowed_lateness: self.allowed_lateness,
+        };
         stream.push_op(StreamOpKind::Window, udf, output, Some(spec))
+    }
+
+    /// `reduce(a, b)` folds each window's rows into one, which `window_function` (a `WindowFunction`'s
+    /// `apply(key, window, [value])` or a `ProcessWindowFunction`'s `process(key, context, [value])`)
+    /// turns into rows of `output` (PyFlink's `reduce(f, window_function=...)`).
+    pub fn reduce_with(self, udf: &str, window_function: &str, output: Schema) -> DataStream {
+        self.function_then(WindowFunctionKind::Reduce, udf, Some(output), Some(window_function))
+    }
+
+    /// An aggregate function's result per window, handed to `window_function` as in
+    /// [`reduce_with`](Self::reduce_with) (PyFlink's `aggregate(f, window_function=...)`).
+    pub fn aggregate_with(self, udf: &str, window_function: &str, output: Schema) -> DataStream {
+        self.function_then(WindowFunctionKind::Aggregate, udf, Some(output), Some(window_function))
     }
 
     /// `apply(key, window, rows)` yields rows of `output` when the window fires.

@@ -263,6 +263,14 @@ pub struct WindowSpec {
     pub function: WindowFunctionKind,
     /// Index among the stage's side outputs where late rows go.
     pub late_output: u32,
+    /// A window function over each window's one reduced or aggregated value (PyFlink's
+    /// `reduce(f, window_function=...)`, `aggregate(f, window_function=...)`): its rows are the output.
+    #[serde(default)]
+    pub window_function: Option<UdfSpec>,
+    /// Event-time windows: how long past its end a window keeps its rows; a row arriving in that time
+    /// joins it and fires it again (Flink's allowed lateness). Later rows are late.
+    #[serde(default)]
+    pub allowed_lateness: i64,
 }
 
 /// One DataStream operator of a stage.

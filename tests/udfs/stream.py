@@ -369,3 +369,17 @@ class Sides(CoProcessFunction):
         if row.v < 0:
             ctx.output(OutputTag("negative"), row)
         yield (row.k, ctx.timestamp(), row.v * 1000)
+
+
+class StartAndValue(ProcessWindowFunction):
+    """After a window reduce: (key, the window's start, the reduced row's v)."""
+
+    def process(self, key, context, values):
+        (value,) = values
+        yield (key, context.window().start, value.v)
+
+
+def total_at_start(key, window, results):
+    """After a window aggregate (SumAgg's (k, 0, total)): (key, the window's start, total)."""
+    (result,) = results
+    yield (key, window.start, result[2])

@@ -560,6 +560,12 @@ class _Op:
         self.bare = len(self.fields) == 1
         self.row_type = _row_type(self.fields)
         self.window = spec.get("window")
+        self.window_then = None
+        self.window_then_obj = None
+        then = (self.window or {}).get("window_function")
+        if then:
+            self.window_then_obj, self.window_then = self._load_window_function(then)
+        self.input_row_type = _row_type(tuple(spec.get("input_fields", ())))
         # Rows that another operator reads (or a reduce keeps) get field names; the last one's need not.
         self.named = self.kind == "Reduce" or (self.window or {}).get("function") == "Reduce"
         self.concurrency = spec.get("concurrency") or 0
@@ -620,15 +626,43 @@ class _Op:
             raise TypeError(f"{self.label}: {type(self.func).__name__} has no {names[0]}() and is not callable")
         return self.func
 
+    def _load_window_function(self, spec):
+        """The window function after a window reduce or aggregate: (object, (kind, call)), kind
+        "process" (a ProcessWindowFunction: ``process(key, context, [value])``) or "apply"."""
+        module = _load_file(spec["path"], f"udfpool_stream_{spec['name']}_{next(_STREAM_LOADS)}")
+        try:
+            obj = getattr(module, spec["name"])
+        except AttributeError:
+            raise LookupError(f"{spec['path']} defines no {spec['name']!r}") from None
+        if isinstance(obj, type):
+            obj = obj()
+        for kind in ("process", "apply"):
+            method = getattr(obj, kind, None)
+            if callable(method) and not isinstance(obj, _types_function_like):
+                return obj, (kind, method)
+        if callable(obj):
+            return obj, ("apply", obj)
+        raise TypeError(f"{self.label}: its window function {spec['name']} has no process() or apply()")
+
+    def input_row(self, value):
+        """A reduce's value as a row of its input (the reduce's own schema)."""
+        if isinstance(value, dict):
+            return _new_row(self.input_row_type, [value[f] for f in self.input_row_type._fields])
+        if isinstance(value, (tuple, Row)) and type(value) is not self.input_row_type:
+            return _new_row(self.input_row_type, value)
+        return value
+
     def open(self, context):
-        opener = getattr(self.func, "open", None)
-        if callable(opener) and not isinstance(self.func, _types_function_like):
-            opener(context)
+        for obj in (self.func, self.window_then_obj):
+            opener = getattr(obj, "open", None)
+            if obj is not None and callable(opener) and not isinstance(obj, _types_function_like):
+                opener(context)
 
     def close(self):
-        closer = getattr(self.func, "close", None)
-        if callable(closer) and not isinstance(self.func, _types_function_like):
-            closer()
+        for obj in (self.func, self.window_then_obj):
+            closer = getattr(obj, "close", None)
+            if obj is not None and callable(closer) and not isinstance(obj, _types_function_like):
+                closer()
 
     def row(self, value):
         """A returned value as an output row: one-column outputs take bare values."""
@@ -1014,6 +1048,7 @@ class _Stage:
         assigner = window["assigner"]
         (self.w_kind, self.w_args), = assigner.items()
         self.late_tag = window["late_output"] + 1
+        self.w_lateness = window.get("allowed_lateness") or 0
 
     def _window_element(self, head, key, rank, r, ts, row):
         kind, args = self.w_kind, self.w_args
@@ -1043,16 +1078,25 @@ class _Stage:
             if not starts:
                 # Between windows (slide > size): no window holds the row; Flink drops it too.
                 return
-            live = [TimeWindow(s, s + size) for s in starts if s + size - 1 > watermark]
+            lateness = self.w_lateness
+            live = [TimeWindow(s, s + size) for s in starts if s + size - 1 + lateness > watermark]
             if not live:
                 self.out.append(((r, 0, 0, 0), self.late_tag, row))
                 return
             for w in live:
                 contents = windows.get(w)
+                fired = w.end - 1 <= watermark
                 if contents is None:
                     contents = windows[w] = []
-                    self.timers.register(w.end - 1, key)
+                    if not fired:
+                        self.timers.register(w.end - 1, key)
+                    if lateness:
+                        # Its rows are kept until the allowed lateness has passed too.
+                        self.timers.register(w.end - 1 + lateness, key)
                 contents.append(row)
+                if fired:
+                    # A row within the allowed lateness fires its window again, every row so far.
+                    self._window_emit(head, key, w, list(contents), (r, 0, 0, 0))
             return
         # Session windows: merge the new one with every window it overlaps.
         gap = args["gap"]
@@ -1074,24 +1118,32 @@ class _Stage:
 
     def _window_fire(self, head, ts, key, order):
         windows = self.windows.get(key, {})
+        lateness = self.w_lateness
         for w in [w for w in windows if w.end - 1 == ts]:
-            contents = windows.pop(w)
+            contents = list(windows[w]) if lateness else windows.pop(w)
             if self.w_kind == "Session":
                 contents = [row for _r, row in contents]
             self._window_emit(head, key, w, contents, order)
+        if lateness:
+            for w in [w for w in windows if w.end - 1 + lateness == ts]:
+                del windows[w]
         if not windows:
             self.windows.pop(key, None)
 
     def _window_emit(self, head, key, window, rows, order):
         function = head.window["function"]
         self.order = order
+        then = head.window_then
         if head.bare_in:
             rows = [row[0] for row in rows]
             if function == "Reduce":
                 value = rows[0]
                 for row in rows[1:]:
                     value = head.call(value, row)
-                self.out.append((order, 0, head.row(value)))
+                if then is not None:
+                    self._window_then(head, then, key, window, value, order)
+                else:
+                    self.out.append((order, 0, head.row(value)))
                 return
         if function == "Apply":
             self.emit_all(order, head.call(key, window, rows), head)
@@ -1099,15 +1151,31 @@ class _Stage:
             self.emit_all(order, head.call(key, _WindowContext(window, self), rows), head)
         elif function == "Reduce":
             value = rows[0]
+            # Values the reduce gets back are rows of its input (named, so `a.v` works).
+            as_row = head.input_row if then is not None else head.row
             for row in rows[1:]:
-                value = head.row(head.call(value, row))
-            self.out.append((order, 0, value))
+                value = as_row(head.call(value, row))
+            if then is not None:
+                self._window_then(head, then, key, window, value, order)
+            else:
+                self.out.append((order, 0, value))
         else:
             agg = head.func
             acc = agg.create_accumulator()
             for row in rows:
                 acc = agg.add(row, acc)
-            self.out.append((order, 0, head.row(agg.get_result(acc))))
+            if then is not None:
+                self._window_then(head, then, key, window, agg.get_result(acc), order)
+            else:
+                self.out.append((order, 0, head.row(agg.get_result(acc))))
+
+    def _window_then(self, head, then, key, window, value, order):
+        """The window function after a window's reduce or aggregate, over its one value."""
+        kind, call = then
+        if kind == "process":
+            self.emit_all(order, call(key, _WindowContext(window, self), [value]), head)
+        else:
+            self.emit_all(order, call(key, window, [value]), head)
 
 
 def _stream_stage(spec_json, worker_index, num_workers, job_parameters):
