@@ -12,8 +12,9 @@ from udfpool import (
     KeyedProcessFunction,
     MapFunction,
     OutputTag,
-    ReducingStateDescriptor,
+    ProcessAllWindowFunction,
     ProcessWindowFunction,
+    ReducingStateDescriptor,
     ValueStateDescriptor,
 )
 
@@ -140,3 +141,10 @@ class LargestInWindow(ProcessWindowFunction):
     def process(self, key, context, events):
         (event,) = events
         yield (key, context.window().start, event.amount)
+
+
+class EventsInWindow(ProcessAllWindowFunction):
+    """After window_all: every user's events of a window counted, (window end, events, total amount)."""
+
+    def process(self, context, events):
+        yield (context.window().end, len(events), sum(e.amount for e in events))

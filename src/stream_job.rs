@@ -42,8 +42,9 @@
 
 use crate::input::parse_schema_arg;
 use anyhow::{bail, Context, Result};
-use host::datastream::{ConnectedStreams, DataStream, KeyedStream, Window};
+use host::datastream::{ConnectedStreams, DataStream, KeyedStream, Window, WindowedStream};
 use ipc::batch::Schema;
+use ipc::protocol::WindowAssigner;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -52,7 +53,7 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StreamStep {
-    /// `map`, `flat_map`, `filter`, `key_by`, `reduce`, `process`, `window`, `union`, `connect`,
+    /// `map`, `flat_map`, `filter`, `key_by`, `reduce`, `process`, `window`, `window_all`, `union`, `connect`,
     /// `co_map`, `co_flat_map`, `co_process`.
     pub op: String,
     /// The function, `file.py:name`, relative to the job file.
@@ -121,6 +122,49 @@ enum At {
 pub fn schema_of(text: &str) -> Result<Schema> {
     let fields = parse_schema_arg(text)?;
     Ok(Schema::new(fields.into_iter().map(|(n, t)| ipc::batch::Field::new(n, t)).collect()))
+}
+
+/// A `window` or `window_all` step's assigner.
+fn window_assigner(step: &StreamStep, here: &dyn Fn() -> String) -> Result<WindowAssigner> {
+    let size = || step.size.with_context(|| format!("{}: needs size", here()));
+    let positive = |x: i64| u64::try_from(x).with_context(|| format!("{}: counts must be positive", here()));
+    Ok(match step.window.as_deref() {
+        Some("tumbling") => Window::tumbling(size()?),
+        Some("sliding") => Window::sliding(size()?, step.slide.with_context(|| format!("{}: needs slide", here()))?),
+        Some("session") => Window::session(step.gap.with_context(|| format!("{}: needs gap", here()))?),
+        Some("count") => {
+            let n = positive(size()?)?;
+            Window::sliding_count(n, positive(step.slide.unwrap_or(n as i64))?)
+        }
+        other => bail!("{}: window = {other:?}; windows: tumbling, sliding, session, count", here()),
+    })
+}
+
+/// A `window` or `window_all` step's function (and late output, lateness, window function).
+fn window_function(step: &StreamStep, mut w: WindowedStream, here: &dyn Fn() -> String) -> Result<DataStream> {
+    let udf = || step.udf.clone().with_context(|| format!("{}: needs udf = \"file.py:name\"", here()));
+    let output = || -> Result<Schema> {
+        let text = step.output.as_deref().with_context(|| format!("{}: needs output = \"schema\"", here()))?;
+        schema_of(text).with_context(here)
+    };
+    if let Some(late) = &step.late {
+        w = w.side_output_late_data(late.clone());
+    }
+    if let Some(lateness) = step.allowed_lateness {
+        w = w.allowed_lateness(lateness);
+    }
+    Ok(match (step.function.as_deref(), step.window_function.as_deref()) {
+        (Some("apply"), None) => w.apply(&udf()?, output()?),
+        (Some("process"), None) => w.process(&udf()?, output()?),
+        (Some("aggregate"), None) => w.aggregate(&udf()?, output()?),
+        (Some("reduce"), None) => w.reduce(&udf()?),
+        (Some("aggregate"), Some(then)) => w.aggregate_with(&udf()?, then, output()?),
+        (Some("reduce"), Some(then)) => w.reduce_with(&udf()?, then, output()?),
+        (Some("apply" | "process"), Some(_)) => {
+            bail!("{}: window_function follows a reduce or aggregate, not apply or process", here())
+        }
+        (other, _) => bail!("{}: function = {other:?}; functions: apply, process, aggregate, reduce", here()),
+    })
 }
 
 /// The job the steps describe, over the sources' `schemas` (the main input is `input`).
@@ -212,43 +256,12 @@ pub fn build_stream(
             ("process", At::Keyed(k)) => At::Stream(k.process(&udf()?, output()?)),
             ("process", At::Stream(s)) => At::Stream(s.process(&udf()?, output()?)),
             ("window", At::Keyed(k)) => {
-                let size = || step.size.with_context(|| format!("{}: needs size", here()));
-                let positive =
-                    |x: i64| u64::try_from(x).with_context(|| format!("{}: counts must be positive", here()));
-                let assigner = match step.window.as_deref() {
-                    Some("tumbling") => Window::tumbling(size()?),
-                    Some("sliding") => {
-                        Window::sliding(size()?, step.slide.with_context(|| format!("{}: needs slide", here()))?)
-                    }
-                    Some("session") => Window::session(step.gap.with_context(|| format!("{}: needs gap", here()))?),
-                    Some("count") => {
-                        let n = positive(size()?)?;
-                        Window::sliding_count(n, positive(step.slide.unwrap_or(n as i64))?)
-                    }
-                    other => bail!("{}: window = {other:?}; windows: tumbling, sliding, session, count", here()),
-                };
-                let mut w = k.window(assigner);
-                if let Some(late) = &step.late {
-                    w = w.side_output_late_data(late.clone());
-                }
-                if let Some(lateness) = step.allowed_lateness {
-                    w = w.allowed_lateness(lateness);
-                }
-                let then = step.window_function.as_deref();
-                At::Stream(match (step.function.as_deref(), then) {
-                    (Some("apply"), None) => w.apply(&udf()?, output()?),
-                    (Some("process"), None) => w.process(&udf()?, output()?),
-                    (Some("aggregate"), None) => w.aggregate(&udf()?, output()?),
-                    (Some("reduce"), None) => w.reduce(&udf()?),
-                    (Some("aggregate"), Some(then)) => w.aggregate_with(&udf()?, then, output()?),
-                    (Some("reduce"), Some(then)) => w.reduce_with(&udf()?, then, output()?),
-                    (Some("apply" | "process"), Some(_)) => {
-                        bail!("{}: window_function follows a reduce or aggregate, not apply or process", here())
-                    }
-                    (other, _) => {
-                        bail!("{}: function = {other:?}; functions: apply, process, aggregate, reduce", here())
-                    }
-                })
+                let assigner = window_assigner(step, &here)?;
+                At::Stream(window_function(step, k.window(assigner), &here)?)
+            }
+            ("window_all", At::Stream(s)) => {
+                let assigner = window_assigner(step, &here)?;
+                At::Stream(window_function(step, s.window_all(assigner), &here)?)
             }
             (_, At::Keyed(_)) => {
                 return Err(wrong("key_by (a keyed operator must: map, flat_map, filter, reduce, process, window)"))
@@ -256,7 +269,7 @@ pub fn build_stream(
             (_, At::Connected(_)) => return Err(wrong("connect (co_map, co_flat_map or co_process must)")),
             (op, At::Stream(_)) => bail!(
                 "{}: unknown or misplaced op {op:?}; ops: map, flat_map, filter, key_by, reduce, process, window, \
-                 union, connect, co_map, co_flat_map, co_process",
+                 window_all, union, connect, co_map, co_flat_map, co_process",
                 here()
             ),
         };

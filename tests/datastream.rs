@@ -37,6 +37,36 @@ fn udf(name: &str) -> String {
     format!("{}:{name}", udf_file("stream.py"))
 }
 
+/// A window operator's assigner, as a job description gives it.
+fn assigner_of(op: &Json) -> ipc::protocol::WindowAssigner {
+    let a = &op["assigner"];
+    if let Some(n) = a.get("count") {
+        Window::sliding_count(n.as_u64().unwrap(), a.get("slide").unwrap_or(n).as_u64().unwrap())
+    } else if let Some(g) = a.get("session") {
+        Window::session(g.as_i64().unwrap())
+    } else {
+        let size = a["size"].as_i64().unwrap();
+        Window::sliding(size, a.get("slide").map_or(size, |s| s.as_i64().unwrap()))
+    }
+}
+
+/// The window function `f` (and `window_fn`, `lateness`) of a window operator's description.
+fn window_of(mut w: host::datastream::WindowedStream, op: &Json, f: &str) -> DataStream {
+    let fields = schema_of(&op["fields"]);
+    if let Some(lateness) = op.get("lateness") {
+        w = w.allowed_lateness(lateness.as_i64().unwrap());
+    }
+    let then = op.get("window_fn").map(|n| udf(n.as_str().unwrap()));
+    match (op["function"].as_str().unwrap(), then) {
+        ("apply", _) => w.apply(f, fields),
+        ("process", _) => w.process(f, fields),
+        ("aggregate", Some(then)) => w.aggregate_with(f, &then, fields),
+        ("aggregate", None) => w.aggregate(f, fields),
+        (_, Some(then)) => w.reduce_with(f, &then, fields),
+        _ => w.reduce(f),
+    }
+}
+
 /// The job a description names, as the Rust API builds it.
 fn build(job: &Json, mode: Mode, workers: usize) -> Result<StreamJob, host::PoolError> {
     let sources: Vec<(&String, &Json)> = job["sources"].as_object().unwrap().iter().collect();
@@ -94,39 +124,23 @@ fn build(job: &Json, mode: Mode, workers: usize) -> Result<StreamJob, host::Pool
                         "filter" => keyed.filter(&f),
                         "reduce" => keyed.reduce(&f),
                         "process" => keyed.process(&f, fields(op)),
-                        "window" => {
-                            let a = &op["assigner"];
-                            let assigner = if let Some(n) = a.get("count") {
-                                Window::sliding_count(
-                                    n.as_u64().unwrap(),
-                                    a.get("slide").unwrap_or(n).as_u64().unwrap(),
-                                )
-                            } else if let Some(g) = a.get("session") {
-                                Window::session(g.as_i64().unwrap())
-                            } else {
-                                let size = a["size"].as_i64().unwrap();
-                                Window::sliding(size, a.get("slide").map_or(size, |s| s.as_i64().unwrap()))
-                            };
-                            let mut w = keyed.window(assigner);
-                            if let Some(lateness) = op.get("lateness") {
-                                w = w.allowed_lateness(lateness.as_i64().unwrap());
-                            }
-                            let then = op.get("window_fn").map(|n| udf(n.as_str().unwrap()));
-                            match (op["function"].as_str().unwrap(), then) {
-                                ("apply", _) => w.apply(&f, fields(op)),
-                                ("process", _) => w.process(&f, fields(op)),
-                                ("aggregate", Some(then)) => w.aggregate_with(&f, &then, fields(op)),
-                                ("aggregate", None) => w.aggregate(&f, fields(op)),
-                                (_, Some(then)) => w.reduce_with(&f, &then, fields(op)),
-                                _ => w.reduce(&f),
-                            }
-                        }
+                        "window" => window_of(keyed.window(assigner_of(op)), op, &f),
                         other => panic!("not a keyed operator: {other}"),
                     };
                 }
                 s
             }
         };
+        if key.is_empty() && head == "window" {
+            let s = stream.take().unwrap_or_else(|| {
+                let mut all = streams.clone().into_iter();
+                let first = all.next().unwrap();
+                first.union(all)
+            });
+            let op = &ops[0];
+            stream = Some(window_of(s.window_all(assigner_of(op)), op, &udf(op["fn"].as_str().unwrap())));
+            continue;
+        }
         let start = if key.is_empty() && !head.starts_with("co_") { 0 } else { 1 };
         for op in &ops[start..] {
             let f = udf(op["fn"].as_str().unwrap());
@@ -432,6 +446,27 @@ fn window_functions_after_reduce_and_aggregate_and_allowed_lateness() {
         .apply(&udf("window_rows"), ktv())
         .build(JobSettings::default().mode(Mode::Thread).workers(1));
     assert!(session.unwrap_err().to_string().contains("allowed lateness applies to tumbling and sliding"));
+}
+
+/// Windows of the whole stream (`window_all`): every key's rows in one window, functions without a key
+/// (`AllWindowFunction`, `ProcessAllWindowFunction`), reduce and aggregate (with a window function).
+#[test]
+fn window_all_over_the_whole_stream() {
+    for (assigner, function, f, then) in [
+        (json!({ "size": 10 }), "apply", "AllRows", None),
+        (json!({ "size": 12, "slide": 4 }), "process", "AllDescribed", None),
+        (json!({ "count": 3 }), "reduce", "sum_v", None),
+        (json!({ "session": 4 }), "aggregate", "SumAgg", Some("all_total")),
+    ] {
+        let mut op = json!({ "kind": "window", "fn": f, "assigner": assigner, "function": function, "fields": KTV, "all": true });
+        if let Some(then) = then {
+            op["window_fn"] = json!(then);
+        }
+        check_against_reference(job(json!([
+            { "ops": [op] },
+            { "key": ["k"], "ops": [{ "kind": "reduce", "fn": "add" }] },
+        ])));
+    }
 }
 
 #[test]

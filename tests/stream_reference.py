@@ -370,6 +370,19 @@ class Stage:
 
     def window_emit(self, key, window, rows, fields):
         f, function = self.funcs[0], self.ops[0]["function"]
+        if self.ops[0].get("all") and function in ("apply", "process"):
+            # window_all: the functions get no key.
+            rows = [arg(r) for r in rows]
+            if function == "apply":
+                self.emit_all(method(f, "apply")(window, rows), fields)
+            else:
+
+                class C:
+                    def window(_):
+                        return window
+
+                self.emit_all(f.process(C(), rows), fields)
+            return
         if function == "reduce" and rows and len(rows[0]) == 1:
             value = arg(rows[0])
             for r in rows[1:]:
@@ -401,15 +414,16 @@ class Stage:
     def then(self, key, window, value, fields):
         """The window function after a window reduce or aggregate, over its one value."""
         wf = load_function(self.job["udf_file"], self.ops[0]["window_fn"])
+        keyed = () if self.ops[0].get("all") else (key,)
         if hasattr(wf, "process"):
 
             class C:
                 def window(_):
                     return window
 
-            self.emit_all(wf.process(key, C(), [value]), fields)
+            self.emit_all(wf.process(*keyed, C(), [value]), fields)
         else:
-            self.emit_all(method(wf, "apply")(key, window, [value]), fields)
+            self.emit_all(method(wf, "apply")(*keyed, window, [value]), fields)
 
 
 class Ctx:

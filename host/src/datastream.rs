@@ -145,6 +145,8 @@ pub struct WindowedStream {
     assigner: WindowAssigner,
     late: String,
     allowed_lateness: i64,
+    /// `window_all`: windows of the whole stream.
+    all: bool,
 }
 
 /// Two connected inputs: a co-function handles each side's rows.
@@ -319,6 +321,15 @@ impl DataStream {
             self.stages.push(StageDraft { input: self.schema.clone(), ..StageDraft::default() });
         }
         self.push_op(StreamOpKind::Process, udf, Some(output), None)
+    }
+
+    /// Windows of the whole stream, not keyed (Flink's `window_all`): every row goes to one worker, and
+    /// the window function gets no key (`AllWindowFunction.apply(window, rows)`,
+    /// `ProcessAllWindowFunction.process(context, rows)`; reduce and aggregate as keyed ones).
+    pub fn window_all(mut self, assigner: WindowAssigner) -> WindowedStream {
+        // A stage of its own, as a keyed window's.
+        self.stages.push(StageDraft { input: self.schema.clone(), ..StageDraft::default() });
+        WindowedStream { stream: self, assigner, late: DEFAULT_LATE_OUTPUT.into(), allowed_lateness: 0, all: true }
     }
 
     /// How many calls of the last (`async def`) map run at once; 0 (the default): all of a batch's.
@@ -503,7 +514,13 @@ impl KeyedStream {
 
     /// Cuts each key's rows into windows ([`Window`]).
     pub fn window(self, assigner: WindowAssigner) -> WindowedStream {
-        WindowedStream { stream: self.stream, assigner, late: DEFAULT_LATE_OUTPUT.into(), allowed_lateness: 0 }
+        WindowedStream {
+            stream: self.stream,
+            assigner,
+            late: DEFAULT_LATE_OUTPUT.into(),
+            allowed_lateness: 0,
+            all: false,
+        }
     }
 }
 
@@ -559,6 +576,7 @@ impl WindowedStream {
             late_output: late,
             window_function,
             allowed_lateness: self.allowed_lateness,
+            all: self.all,
         };
         stream.push_op(StreamOpKind::Window, udf, output, Some(spec))
     }
@@ -1000,6 +1018,8 @@ fn concat_batches(schema: &Schema, parts: &[RecordBatch]) -> Result<RecordBatch,
 /// How a stage finds a row's key.
 enum KeyColumns {
     None,
+    /// `window_all`: every row to the first worker.
+    All,
     Plain(Vec<usize>),
     Connected(Vec<usize>, Vec<usize>),
 }
@@ -1052,7 +1072,10 @@ fn children(c: &Column) -> &[Column] {
 impl StageRun {
     fn start(stage: StreamStage, settings: &JobSettings, index: usize) -> Result<Self, PoolError> {
         let output = stage.output_schema().map_err(PoolError::Usage)?;
-        let key = if stage.key.is_empty() {
+        let all = stage.ops.first().and_then(|o| o.window.as_ref()).is_some_and(|w| w.all);
+        let key = if all {
+            KeyColumns::All
+        } else if stage.key.is_empty() {
             KeyColumns::None
         } else if stage.connected() {
             let sides: Vec<Schema> = stage
@@ -1245,6 +1268,7 @@ impl StageRun {
     fn lane_of(&self, data: &RecordBatch, row: usize, lanes: usize) -> usize {
         let (column, keys): (&[Column], &[usize]) = match &self.key {
             KeyColumns::None => return row * lanes / data.num_rows().max(1),
+            KeyColumns::All => return 0,
             KeyColumns::Plain(keys) => (data.columns(), keys),
             KeyColumns::Connected(first, second) => {
                 if data.column(0).is_null(row) {

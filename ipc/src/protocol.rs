@@ -271,6 +271,10 @@ pub struct WindowSpec {
     /// joins it and fires it again (Flink's allowed lateness). Later rows are late.
     #[serde(default)]
     pub allowed_lateness: i64,
+    /// Windows of the whole stream, not keyed (Flink's `window_all`): every row goes to one worker,
+    /// and the window function gets no key (`apply(window, rows)`, `process(context, rows)`).
+    #[serde(default)]
+    pub all: bool,
 }
 
 /// One DataStream operator of a stage.

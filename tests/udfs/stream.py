@@ -4,6 +4,8 @@ import asyncio
 import random
 
 from udfpool import (
+    AllWindowFunction,
+    ProcessAllWindowFunction,
     AggregatingStateDescriptor,
     FilterFunction,
     FlatMapFunction,
@@ -383,3 +385,21 @@ def total_at_start(key, window, results):
     """After a window aggregate (SumAgg's (k, 0, total)): (key, the window's start, total)."""
     (result,) = results
     yield (key, window.start, result[2])
+
+
+class AllRows(AllWindowFunction):
+    """After window_all: one row per window, (rows, window start, sum of v)."""
+
+    def apply(self, window, inputs):
+        yield ("all", window.start, sum(r.v for r in inputs) * 100 + len(inputs))
+
+
+class AllDescribed(ProcessAllWindowFunction):
+    def process(self, context, elements):
+        yield ("all", context.window().end, len(elements))
+
+
+def all_total(window, results):
+    """After a window_all aggregate (SumAgg's (k, 0, total)): (the first key, window start, total)."""
+    (result,) = results
+    yield (result[0], window.start, result[2])

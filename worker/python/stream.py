@@ -172,6 +172,22 @@ class ProcessWindowFunction(UserDefinedFunction):
         raise NotImplementedError
 
 
+class AllWindowFunction(UserDefinedFunction):
+    """After ``window_all``: ``apply(window, inputs)`` yields the window's output rows."""
+
+    @_abc.abstractmethod
+    def apply(self, window, inputs):
+        raise NotImplementedError
+
+
+class ProcessAllWindowFunction(UserDefinedFunction):
+    """After ``window_all``: ``process(context, elements)`` yields rows; ``context.window()``."""
+
+    @_abc.abstractmethod
+    def process(self, context, elements):
+        raise NotImplementedError
+
+
 class TimeWindow:
     """An event-time window ``[start, end)``; ``max_timestamp()`` is ``end - 1``."""
 
@@ -534,6 +550,7 @@ KeyedCoProcessFunction.Context = _Context
 KeyedCoProcessFunction.OnTimerContext = _Context
 KeyedProcessFunction.OnTimerContext = _Context
 ProcessWindowFunction.Context = _WindowContext
+ProcessAllWindowFunction.Context = _WindowContext
 
 _types_function_like = (type(lambda: 0), type(len))
 
@@ -1134,6 +1151,15 @@ class _Stage:
         function = head.window["function"]
         self.order = order
         then = head.window_then
+        if head.window.get("all"):
+            # window_all: the functions get no key (AllWindowFunction, ProcessAllWindowFunction).
+            if function == "Apply":
+                self.emit_all(order, head.call(window, [r[0] for r in rows] if head.bare_in else rows), head)
+                return
+            if function == "Process":
+                rows = [r[0] for r in rows] if head.bare_in else rows
+                self.emit_all(order, head.call(_WindowContext(window, self), rows), head)
+                return
         if head.bare_in:
             rows = [row[0] for row in rows]
             if function == "Reduce":
@@ -1172,7 +1198,10 @@ class _Stage:
     def _window_then(self, head, then, key, window, value, order):
         """The window function after a window's reduce or aggregate, over its one value."""
         kind, call = then
-        if kind == "process":
+        if head.window.get("all"):
+            context = _WindowContext(window, self) if kind == "process" else window
+            self.emit_all(order, call(context, [value]), head)
+        elif kind == "process":
             self.emit_all(order, call(key, _WindowContext(window, self), [value]), head)
         else:
             self.emit_all(order, call(key, window, [value]), head)
