@@ -76,6 +76,9 @@ pub struct StreamStep {
     pub slide: Option<i64>,
     /// `window`: a session's inactivity gap.
     pub gap: Option<i64>,
+    /// `window = "session"`: a function (`file.py:name`, relative to the job file) giving each row's
+    /// gap instead (a `SessionWindowTimeGapExtractor` or a plain function).
+    pub gap_extractor: Option<String>,
     /// `window`: `apply`, `process`, `aggregate` or `reduce`.
     pub function: Option<String>,
     /// `window`: the side output of late rows (default `late`).
@@ -131,7 +134,10 @@ fn window_assigner(step: &StreamStep, here: &dyn Fn() -> String) -> Result<Windo
     Ok(match step.window.as_deref() {
         Some("tumbling") => Window::tumbling(size()?),
         Some("sliding") => Window::sliding(size()?, step.slide.with_context(|| format!("{}: needs slide", here()))?),
-        Some("session") => Window::session(step.gap.with_context(|| format!("{}: needs gap", here()))?),
+        Some("session") if step.gap_extractor.is_some() => Window::dynamic_session(),
+        Some("session") => {
+            Window::session(step.gap.with_context(|| format!("{}: needs gap (or gap_extractor)", here()))?)
+        }
         Some("count") => {
             let n = positive(size()?)?;
             Window::sliding_count(n, positive(step.slide.unwrap_or(n as i64))?)
@@ -152,6 +158,9 @@ fn window_function(step: &StreamStep, mut w: WindowedStream, here: &dyn Fn() -> 
     }
     if let Some(lateness) = step.allowed_lateness {
         w = w.allowed_lateness(lateness);
+    }
+    if let Some(extractor) = &step.gap_extractor {
+        w = w.gap_extractor(extractor);
     }
     Ok(match (step.function.as_deref(), step.window_function.as_deref()) {
         (Some("apply"), None) => w.apply(&udf()?, output()?),

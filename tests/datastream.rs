@@ -44,6 +44,8 @@ fn assigner_of(op: &Json) -> ipc::protocol::WindowAssigner {
         Window::sliding_count(n.as_u64().unwrap(), a.get("slide").unwrap_or(n).as_u64().unwrap())
     } else if let Some(g) = a.get("session") {
         Window::session(g.as_i64().unwrap())
+    } else if a.get("session_fn").is_some() {
+        Window::dynamic_session()
     } else {
         let size = a["size"].as_i64().unwrap();
         Window::sliding(size, a.get("slide").map_or(size, |s| s.as_i64().unwrap()))
@@ -53,6 +55,9 @@ fn assigner_of(op: &Json) -> ipc::protocol::WindowAssigner {
 /// The window function `f` (and `window_fn`, `lateness`) of a window operator's description.
 fn window_of(mut w: host::datastream::WindowedStream, op: &Json, f: &str) -> DataStream {
     let fields = schema_of(&op["fields"]);
+    if let Some(extractor) = op["assigner"].get("session_fn") {
+        w = w.gap_extractor(&udf(extractor.as_str().unwrap()));
+    }
     if let Some(lateness) = op.get("lateness") {
         w = w.allowed_lateness(lateness.as_i64().unwrap());
     }
@@ -466,6 +471,30 @@ fn window_all_over_the_whole_stream() {
             { "ops": [op] },
             { "key": ["k"], "ops": [{ "kind": "reduce", "fn": "add" }] },
         ])));
+    }
+}
+
+/// Session windows whose gap each row gives (Flink's `EventTimeSessionWindows.with_dynamic_gap`), by a
+/// `SessionWindowTimeGapExtractor` and by a plain function; a gap that is not a positive integer is an
+/// error naming the extractor's result.
+#[test]
+fn dynamic_session_gaps() {
+    for (extractor, function, f) in [("GapByValue", "apply", "window_rows"), ("gap_of_three", "reduce", "sum_v")] {
+        check_against_reference(job(json!([{ "key": ["k"], "ops": [
+            { "kind": "window", "fn": f, "assigner": { "session_fn": extractor }, "function": function, "fields": KTV },
+        ]}])));
+    }
+    for mode in MODES {
+        let mut job = DataStream::source("a", ktv())
+            .assign_timestamps("ts", 0)
+            .key_by(["k"])
+            .window(Window::dynamic_session())
+            .gap_extractor(&udf("gap_is_v"))
+            .reduce(&udf("sum_v"))
+            .build(JobSettings::default().mode(mode).workers(1).worker_exe(worker_exe()))
+            .unwrap();
+        let err = job.push("a", arrow(ktv_batch(&[("a", 1, -1)]))).unwrap_err().to_string();
+        assert!(err.contains("the gap extractor gave -1"), "{mode}: {err}");
     }
 }
 

@@ -317,8 +317,13 @@ class Stage:
             self.counts[key] = (n, rows)
             return
         wins = self.windows.setdefault(key, {})
-        if "session" in a:
-            start, end = ts, ts + a["session"]
+        if "session" in a or "session_fn" in a:
+            if "session_fn" in a:
+                extractor = load_function(self.job["udf_file"], a["session_fn"])
+                gap = getattr(extractor, "extract", extractor)(arg(row))
+            else:
+                gap = a["session"]
+            start, end = ts, ts + gap
             overlapping = [w for w in wins if w[0] < end and start < w[1]]
             for w in overlapping:
                 start, end = min(start, w[0]), max(end, w[1])
@@ -362,7 +367,7 @@ class Stage:
         lateness = self.ops[0].get("lateness", 0)
         for w in sorted(w for w in wins if w[1] - 1 == ts):
             rows = list(wins[w]) if lateness else wins.pop(w)
-            if "session" in self.ops[0]["assigner"]:
+            if "session" in self.ops[0]["assigner"] or "session_fn" in self.ops[0]["assigner"]:
                 rows = [r for _i, r in rows]
             self.window_emit(key, U.TimeWindow(*w), rows, fields)
         for w in [w for w in wins if lateness and w[1] - 1 + lateness == ts]:

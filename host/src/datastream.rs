@@ -147,6 +147,8 @@ pub struct WindowedStream {
     allowed_lateness: i64,
     /// `window_all`: windows of the whole stream.
     all: bool,
+    /// Dynamic session windows: the function giving each row's gap.
+    gap_extractor: Option<String>,
 }
 
 /// Two connected inputs: a co-function handles each side's rows.
@@ -174,6 +176,12 @@ impl Window {
     /// Event-time sessions: a key's rows less than `gap` apart share one window.
     pub fn session(gap: i64) -> WindowAssigner {
         WindowAssigner::Session { gap }
+    }
+
+    /// Event-time sessions whose gap each row gives: name the function with
+    /// [`WindowedStream::gap_extractor`] (Flink's `EventTimeSessionWindows.with_dynamic_gap`).
+    pub fn dynamic_session() -> WindowAssigner {
+        WindowAssigner::DynamicSession {}
     }
 
     /// Every `size` rows of a key. Incomplete windows never fire (as in Flink).
@@ -329,7 +337,14 @@ impl DataStream {
     pub fn window_all(mut self, assigner: WindowAssigner) -> WindowedStream {
         // A stage of its own, as a keyed window's.
         self.stages.push(StageDraft { input: self.schema.clone(), ..StageDraft::default() });
-        WindowedStream { stream: self, assigner, late: DEFAULT_LATE_OUTPUT.into(), allowed_lateness: 0, all: true }
+        WindowedStream {
+            stream: self,
+            assigner,
+            late: DEFAULT_LATE_OUTPUT.into(),
+            allowed_lateness: 0,
+            all: true,
+            gap_extractor: None,
+        }
     }
 
     /// How many calls of the last (`async def`) map run at once; 0 (the default): all of a batch's.
@@ -520,6 +535,7 @@ impl KeyedStream {
             late: DEFAULT_LATE_OUTPUT.into(),
             allowed_lateness: 0,
             all: false,
+            gap_extractor: None,
         }
     }
 }
@@ -528,6 +544,13 @@ impl WindowedStream {
     /// Late rows go to the side output `name` (default [`DEFAULT_LATE_OUTPUT`]).
     pub fn side_output_late_data(mut self, name: impl Into<String>) -> Self {
         self.late = name.into();
+        self
+    }
+
+    /// Dynamic session windows: `extractor` (a `SessionWindowTimeGapExtractor`'s `extract(row)`, or a
+    /// plain function) gives each row's gap, a positive integer in the timestamps' units.
+    pub fn gap_extractor(mut self, extractor: &str) -> Self {
+        self.gap_extractor = Some(extractor.to_owned());
         self
     }
 
@@ -556,19 +579,25 @@ impl WindowedStream {
         let valid = match self.assigner {
             WindowAssigner::Sliding { size, slide, .. } => size > 0 && slide > 0,
             WindowAssigner::Session { gap } => gap > 0,
+            WindowAssigner::DynamicSession {} => self.gap_extractor.is_some(),
             WindowAssigner::Count { size, slide } => size > 0 && slide > 0,
         };
         if !valid {
             stream = stream.fail(format!("window sizes, slides and gaps must be positive: {:?}", self.assigner));
+        }
+        if self.gap_extractor.is_some() != matches!(self.assigner, WindowAssigner::DynamicSession {}) {
+            stream = stream.fail("a gap extractor goes with Window::dynamic_session, and it needs one".into());
         }
         if self.allowed_lateness < 0 {
             stream = stream.fail(format!("allowed lateness must not be negative: {}", self.allowed_lateness));
         } else if self.allowed_lateness > 0 && !matches!(self.assigner, WindowAssigner::Sliding { .. }) {
             stream = stream.fail("allowed lateness applies to tumbling and sliding event-time windows".into());
         }
-        let window_function = match window_function.map(|f| crate::pool::spec_of(f, None, None)).transpose() {
-            Ok(spec) => spec,
-            Err(e) => return stream.fail(e.to_string()),
+        let spec_of = |f: Option<&str>| f.map(|f| crate::pool::spec_of(f, None, None)).transpose();
+        let (window_function, gap_extractor) = match (spec_of(window_function), spec_of(self.gap_extractor.as_deref()))
+        {
+            (Ok(w), Ok(g)) => (w, g),
+            (Err(e), _) | (_, Err(e)) => return stream.fail(e.to_string()),
         };
         let spec = WindowSpec {
             assigner: self.assigner,
@@ -576,6 +605,7 @@ impl WindowedStream {
             late_output: late,
             window_function,
             allowed_lateness: self.allowed_lateness,
+            gap_extractor,
             all: self.all,
         };
         stream.push_op(StreamOpKind::Window, udf, output, Some(spec))

@@ -232,6 +232,9 @@ pub enum WindowAssigner {
         /// Inactivity that ends a session.
         gap: i64,
     },
+    /// Event-time session windows whose gap each row's [`WindowSpec::gap_extractor`] gives (Flink's
+    /// `EventTimeSessionWindows.with_dynamic_gap`).
+    DynamicSession {},
     /// Every `size` rows of a key, a window starts every `slide` rows (tumbling when equal).
     Count {
         /// Rows per window.
@@ -271,6 +274,10 @@ pub struct WindowSpec {
     /// joins it and fires it again (Flink's allowed lateness). Later rows are late.
     #[serde(default)]
     pub allowed_lateness: i64,
+    /// Dynamic session windows: the function (`extract(row)`, or a plain function) giving each row's
+    /// gap.
+    #[serde(default)]
+    pub gap_extractor: Option<UdfSpec>,
     /// Windows of the whole stream, not keyed (Flink's `window_all`): every row goes to one worker,
     /// and the window function gets no key (`apply(window, rows)`, `process(context, rows)`).
     #[serde(default)]

@@ -11,6 +11,7 @@ from udfpool import (
     FlatMapFunction,
     MapFunction,
     ReducingStateDescriptor,
+    SessionWindowTimeGapExtractor,
     AggregateFunction,
     CoFlatMapFunction,
     CoMapFunction,
@@ -403,3 +404,19 @@ def all_total(window, results):
     """After a window_all aggregate (SumAgg's (k, 0, total)): (the first key, window start, total)."""
     (result,) = results
     yield (result[0], window.start, result[2])
+
+
+class GapByValue(SessionWindowTimeGapExtractor):
+    """A session's gap from each row: 1 to 5, by its v."""
+
+    def extract(self, element):
+        return abs(element.v) % 5 + 1
+
+
+def gap_is_v(row):
+    """A gap that is not always positive: an error for v <= 0."""
+    return row.v
+
+
+def gap_of_three(row):
+    return 3

@@ -188,6 +188,14 @@ class ProcessAllWindowFunction(UserDefinedFunction):
         raise NotImplementedError
 
 
+class SessionWindowTimeGapExtractor(UserDefinedFunction):
+    """Dynamic session windows: ``extract(element)`` gives the row's session gap."""
+
+    @_abc.abstractmethod
+    def extract(self, element):
+        raise NotImplementedError
+
+
 class TimeWindow:
     """An event-time window ``[start, end)``; ``max_timestamp()`` is ``end - 1``."""
 
@@ -583,6 +591,13 @@ class _Op:
         if then:
             self.window_then_obj, self.window_then = self._load_window_function(then)
         self.input_row_type = _row_type(tuple(spec.get("input_fields", ())))
+        self.gap_extractor = None
+        extractor = (self.window or {}).get("gap_extractor")
+        if extractor:
+            obj = self._load_object(extractor)
+            self.gap_extractor = getattr(obj, "extract", obj)
+            if not callable(self.gap_extractor):
+                raise TypeError(f"{self.label}: gap extractor {extractor['name']} has no extract() and is not callable")
         # Rows that another operator reads (or a reduce keeps) get field names; the last one's need not.
         self.named = self.kind == "Reduce" or (self.window or {}).get("function") == "Reduce"
         self.concurrency = spec.get("concurrency") or 0
@@ -643,16 +658,27 @@ class _Op:
             raise TypeError(f"{self.label}: {type(self.func).__name__} has no {names[0]}() and is not callable")
         return self.func
 
-    def _load_window_function(self, spec):
-        """The window function after a window reduce or aggregate: (object, (kind, call)), kind
-        "process" (a ProcessWindowFunction: ``process(key, context, [value])``) or "apply"."""
+    @staticmethod
+    def _load_object(spec):
+        """The object `spec` names (a class instantiated)."""
         module = _load_file(spec["path"], f"udfpool_stream_{spec['name']}_{next(_STREAM_LOADS)}")
         try:
             obj = getattr(module, spec["name"])
         except AttributeError:
             raise LookupError(f"{spec['path']} defines no {spec['name']!r}") from None
-        if isinstance(obj, type):
-            obj = obj()
+        return obj() if isinstance(obj, type) else obj
+
+    def gap_of(self, row):
+        """A dynamic session's gap for `row`: what the extractor gives, a positive integer."""
+        gap = self.gap_extractor(row[0] if self.bare_in else row)
+        if isinstance(gap, bool) or not isinstance(gap, int) or gap <= 0:
+            raise ValueError(f"the gap extractor gave {gap!r}; a gap is a positive integer")
+        return gap
+
+    def _load_window_function(self, spec):
+        """The window function after a window reduce or aggregate: (object, (kind, call)), kind
+        "process" (a ProcessWindowFunction: ``process(key, context, [value])``) or "apply"."""
+        obj = self._load_object(spec)
         for kind in ("process", "apply"):
             method = getattr(obj, kind, None)
             if callable(method) and not isinstance(obj, _types_function_like):
@@ -1116,7 +1142,10 @@ class _Stage:
                     self._window_emit(head, key, w, list(contents), (r, 0, 0, 0))
             return
         # Session windows: merge the new one with every window it overlaps.
-        gap = args["gap"]
+        if kind == "DynamicSession":
+            gap = head.gap_of(row)
+        else:
+            gap = args["gap"]
         start, end = ts, ts + gap
         merged = [w for w in windows if w.start < end and start < w.end]
         for w in merged:
@@ -1138,7 +1167,7 @@ class _Stage:
         lateness = self.w_lateness
         for w in [w for w in windows if w.end - 1 == ts]:
             contents = list(windows[w]) if lateness else windows.pop(w)
-            if self.w_kind == "Session":
+            if self.w_kind in ("Session", "DynamicSession"):
                 contents = [row for _r, row in contents]
             self._window_emit(head, key, w, contents, order)
         if lateness:
