@@ -126,7 +126,7 @@ impl Job {
             if let Some(udf) = &mut step.udf {
                 rebase_udf(udf);
             }
-            for udf in [&mut step.window_function, &mut step.gap_extractor].into_iter().flatten() {
+            for udf in [&mut step.window_function, &mut step.gap_extractor, &mut step.trigger].into_iter().flatten() {
                 rebase_udf(udf);
             }
         }

@@ -79,6 +79,8 @@ pub struct StreamStep {
     /// `window = "session"`: a function (`file.py:name`, relative to the job file) giving each row's
     /// gap instead (a `SessionWindowTimeGapExtractor` or a plain function).
     pub gap_extractor: Option<String>,
+    /// `window` (tumbling, sliding): a custom `Trigger` (`file.py:name`) deciding when windows fire.
+    pub trigger: Option<String>,
     /// `window`: `apply`, `process`, `aggregate` or `reduce`.
     pub function: Option<String>,
     /// `window`: the side output of late rows (default `late`).
@@ -161,6 +163,9 @@ fn window_function(step: &StreamStep, mut w: WindowedStream, here: &dyn Fn() -> 
     }
     if let Some(extractor) = &step.gap_extractor {
         w = w.gap_extractor(extractor);
+    }
+    if let Some(trigger) = &step.trigger {
+        w = w.trigger(trigger);
     }
     Ok(match (step.function.as_deref(), step.window_function.as_deref()) {
         (Some("apply"), None) => w.apply(&udf()?, output()?),

@@ -58,6 +58,9 @@ fn window_of(mut w: host::datastream::WindowedStream, op: &Json, f: &str) -> Dat
     if let Some(extractor) = op["assigner"].get("session_fn") {
         w = w.gap_extractor(&udf(extractor.as_str().unwrap()));
     }
+    if let Some(trigger) = op.get("trigger") {
+        w = w.trigger(&udf(trigger.as_str().unwrap()));
+    }
     if let Some(lateness) = op.get("lateness") {
         w = w.allowed_lateness(lateness.as_i64().unwrap());
     }
@@ -495,6 +498,35 @@ fn dynamic_session_gaps() {
             .unwrap();
         let err = job.push("a", arrow(ktv_batch(&[("a", 1, -1)]))).unwrap_err().to_string();
         assert!(err.contains("the gap extractor gave -1"), "{mode}: {err}");
+    }
+}
+
+/// A custom trigger (PyFlink's `Trigger`) decides when windows fire and purge: on elements, on its own
+/// event-time timers, with state per key and window; the window is dropped at its end.
+#[test]
+fn custom_triggers_fire_and_purge_windows() {
+    for (assigner, function, f) in
+        [(json!({ "size": 10 }), "apply", "window_rows"), (json!({ "size": 12, "slide": 4 }), "aggregate", "SumAgg")]
+    {
+        check_against_reference(job(json!([{ "key": ["k"], "ops": [
+            { "kind": "window", "fn": f, "assigner": assigner, "function": function, "fields": KTV, "trigger": "EveryTwoThenAtEnd" },
+        ]}])));
+    }
+    // By hand: [0, 10) fires at its 2nd and 4th rows, is purged by its midpoint timer (4 rows > 3), so
+    // its end fires nothing; [20, 30) fires once, at its end (the end of input).
+    for mode in MODES {
+        let mut job = DataStream::source("a", ktv())
+            .assign_timestamps("ts", 0)
+            .key_by(["k"])
+            .window(Window::tumbling(10))
+            .trigger(&udf("EveryTwoThenAtEnd"))
+            .apply(&udf("window_rows"), ktv())
+            .build(JobSettings::default().mode(mode).workers(2).worker_exe(worker_exe()))
+            .unwrap();
+        let rows = [("a", 1, 1), ("a", 2, 2), ("a", 3, 3), ("a", 4, 4), ("a", 20, 5)];
+        let mut out = job.push("a", arrow(ktv_batch(&rows))).map(emitted).unwrap().main.to_rows();
+        out.extend(job.finish().map(emitted).unwrap().main.to_rows());
+        assert_eq!(out, [row("a", 0, 3002), row("a", 0, 10004), row("a", 20, 5001)], "{mode}");
     }
 }
 

@@ -169,6 +169,11 @@ class Stage:
         self.first_row = {}
         self.windows = {}
         self.counts = {}
+        self.seq = 0
+        trigger = (self.ops[0].get("trigger") if self.ops else None)
+        self.trigger = load_function(job["udf_file"], trigger) if trigger else None
+        # A trigger's state: (state name, (key, window)) -> value.
+        self.trigger_state = {}
 
     # The operators after the head, applied depth-first to one main-output row (Flink's chaining).
     def tail(self, row, start):
@@ -284,22 +289,70 @@ class Stage:
         self.fire(fields)
         return self.out
 
-    def register(self, ts, key):
-        if (key, ts) not in self.pending:
-            self.pending.add((key, ts))
-            heapq.heappush(self.timers, (ts, self.first_row[key], key))
+    def register(self, ts, key, window=None):
+        """A timer of `key` (with a custom trigger: of its `window`), once per time; timers fire by
+        (time, key's first row, registration order)."""
+        if (key, window, ts) not in self.pending:
+            self.pending.add((key, window, ts))
+            self.seq += 1
+            heapq.heappush(self.timers, (ts, self.first_row[key], self.seq, key, window))
 
     def fire(self, fields):
         while self.timers and self.timers[0][0] <= self.wm:
-            ts, _, key = heapq.heappop(self.timers)
-            if (key, ts) not in self.pending:
+            ts, _, _, key, window = heapq.heappop(self.timers)
+            if (key, window, ts) not in self.pending:
                 continue
-            self.pending.discard((key, ts))
+            self.pending.discard((key, window, ts))
             self.st.key = key
-            if self.ops[0]["kind"] == "window":
+            if window is not None:
+                self.trigger_time(key, window, ts, fields)
+            elif self.ops[0]["kind"] == "window":
                 self.window_fire(key, ts, fields)
             else:
                 self.emit_all(self.funcs[0].on_timer(ts, Ctx(self, ts)), fields)
+
+    # Custom triggers: the trigger decides when a window fires and purges; it is dropped at its end.
+    def trigger_ctx(self, key, w):
+        stage = self
+
+        class TC:
+            def get_current_watermark(_):
+                return stage.wm
+
+            def register_event_time_timer(_, t):
+                stage.register(t, key, w)
+
+            def delete_event_time_timer(_, t):
+                stage.pending.discard((key, w, t))
+
+            def get_partitioned_state(_, d):
+                st = State()
+                st.values = stage.trigger_state
+                st.key = (key, w)
+                kinds = {"ValueStateDescriptor": Value, "ListStateDescriptor": ListValue}
+                return kinds[type(d).__name__](st, d.name)
+
+        return TC()
+
+    def trigger_result(self, key, w, result, fields):
+        wins = self.windows[key]
+        fire, purge = result.value
+        if fire and wins[w]:
+            self.window_emit(key, U.TimeWindow(*w), list(wins[w]), fields)
+        if purge:
+            wins[w] = []
+
+    def trigger_time(self, key, w, ts, fields):
+        wins = self.windows.get(key, {})
+        if w not in wins:
+            return
+        trigger = self.trigger
+        self.trigger_result(key, w, trigger.on_event_time(ts, U.TimeWindow(*w), self.trigger_ctx(key, w)), fields)
+        if ts == w[1] - 1:
+            del wins[w]
+            trigger.clear(U.TimeWindow(*w), self.trigger_ctx(key, w))
+            for k in [k for k in self.trigger_state if k[1] == (key, w)]:
+                del self.trigger_state[k]
 
     # Windows: rows kept per (key, window) until the window fires.
     def window_element(self, key, ts, row, fields):
@@ -347,6 +400,16 @@ class Stage:
         live = [s for s in starts if s + size - 1 + lateness > self.wm]
         if not live:
             self.side(late, row)
+            return
+        if self.trigger is not None:
+            for s in sorted(live, reverse=True):
+                w = (s, s + size)
+                if w not in wins:
+                    wins[w] = []
+                    self.register(s + size - 1, key, w)
+                wins[w].append(row)
+                result = self.trigger.on_element(arg(row), ts, U.TimeWindow(*w), self.trigger_ctx(key, w))
+                self.trigger_result(key, w, result, fields)
             return
         for s in sorted(live, reverse=True):  # Flink assigns a row's windows latest start first
             w = (s, s + size)

@@ -149,6 +149,8 @@ pub struct WindowedStream {
     all: bool,
     /// Dynamic session windows: the function giving each row's gap.
     gap_extractor: Option<String>,
+    /// A custom trigger.
+    trigger: Option<String>,
 }
 
 /// Two connected inputs: a co-function handles each side's rows.
@@ -344,6 +346,7 @@ impl DataStream {
             allowed_lateness: 0,
             all: true,
             gap_extractor: None,
+            trigger: None,
         }
     }
 
@@ -536,6 +539,7 @@ impl KeyedStream {
             allowed_lateness: 0,
             all: false,
             gap_extractor: None,
+            trigger: None,
         }
     }
 }
@@ -544,6 +548,15 @@ impl WindowedStream {
     /// Late rows go to the side output `name` (default [`DEFAULT_LATE_OUTPUT`]).
     pub fn side_output_late_data(mut self, name: impl Into<String>) -> Self {
         self.late = name.into();
+        self
+    }
+
+    /// Tumbling and sliding windows fire and purge when `trigger` (a `Trigger`: `on_element(element,
+    /// timestamp, window, ctx)`, `on_event_time(time, window, ctx)`, ... returning a `TriggerResult`)
+    /// says, instead of once at their end; a window's rows are dropped at its end (after the trigger's
+    /// `on_event_time` for that time), as in Flink.
+    pub fn trigger(mut self, trigger: &str) -> Self {
+        self.trigger = Some(trigger.to_owned());
         self
     }
 
@@ -593,11 +606,19 @@ impl WindowedStream {
         } else if self.allowed_lateness > 0 && !matches!(self.assigner, WindowAssigner::Sliding { .. }) {
             stream = stream.fail("allowed lateness applies to tumbling and sliding event-time windows".into());
         }
-        let spec_of = |f: Option<&str>| f.map(|f| crate::pool::spec_of(f, None, None)).transpose();
-        let (window_function, gap_extractor) = match (spec_of(window_function), spec_of(self.gap_extractor.as_deref()))
+        if self.trigger.is_some()
+            && (!matches!(self.assigner, WindowAssigner::Sliding { .. }) || self.allowed_lateness > 0)
         {
-            (Ok(w), Ok(g)) => (w, g),
-            (Err(e), _) | (_, Err(e)) => return stream.fail(e.to_string()),
+            stream = stream.fail(
+                "custom triggers apply to tumbling and sliding event-time windows, without allowed lateness".into(),
+            );
+        }
+        let spec_of = |f: Option<&str>| f.map(|f| crate::pool::spec_of(f, None, None)).transpose();
+        let specs =
+            (spec_of(window_function), spec_of(self.gap_extractor.as_deref()), spec_of(self.trigger.as_deref()));
+        let (window_function, gap_extractor, trigger) = match specs {
+            (Ok(w), Ok(g), Ok(t)) => (w, g, t),
+            (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return stream.fail(e.to_string()),
         };
         let spec = WindowSpec {
             assigner: self.assigner,
@@ -606,6 +627,7 @@ impl WindowedStream {
             window_function,
             allowed_lateness: self.allowed_lateness,
             gap_extractor,
+            trigger,
             all: self.all,
         };
         stream.push_op(StreamOpKind::Window, udf, output, Some(spec))

@@ -274,6 +274,10 @@ pub struct WindowSpec {
     /// joins it and fires it again (Flink's allowed lateness). Later rows are late.
     #[serde(default)]
     pub allowed_lateness: i64,
+    /// A custom trigger (Flink's `Trigger`: `on_element`, `on_event_time`, ... returning a
+    /// `TriggerResult`) deciding when tumbling or sliding windows fire and purge, instead of at their end.
+    #[serde(default)]
+    pub trigger: Option<UdfSpec>,
     /// Dynamic session windows: the function (`extract(row)`, or a plain function) giving each row's
     /// gap.
     #[serde(default)]

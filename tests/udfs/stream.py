@@ -12,6 +12,8 @@ from udfpool import (
     MapFunction,
     ReducingStateDescriptor,
     SessionWindowTimeGapExtractor,
+    Trigger,
+    TriggerResult,
     AggregateFunction,
     CoFlatMapFunction,
     CoMapFunction,
@@ -420,3 +422,32 @@ def gap_is_v(row):
 
 def gap_of_three(row):
     return 3
+
+
+class EveryTwoThenAtEnd(Trigger):
+    """A custom trigger: fires a window at every second row (FIRE) and at its end (FIRE_AND_PURGE); a
+    timer halfway through purges it (PURGE) if it holds more than 3 rows by then. Its count is state
+    per key and window."""
+
+    def on_element(self, element, timestamp, window, ctx):
+        count = ctx.get_partitioned_state(ValueStateDescriptor("count"))
+        n = (count.value() or 0) + 1
+        count.update(n)
+        if n == 1:
+            ctx.register_event_time_timer(window.start + (window.end - window.start) // 2)
+        return TriggerResult.FIRE if n % 2 == 0 else TriggerResult.CONTINUE
+
+    def on_event_time(self, time, window, ctx):
+        if time == window.max_timestamp():
+            return TriggerResult.FIRE_AND_PURGE
+        count = ctx.get_partitioned_state(ValueStateDescriptor("count"))
+        return TriggerResult.PURGE if (count.value() or 0) > 3 else TriggerResult.CONTINUE
+
+    def on_processing_time(self, time, window, ctx):
+        return TriggerResult.CONTINUE
+
+    def on_merge(self, window, ctx):
+        pass
+
+    def clear(self, window, ctx):
+        ctx.get_partitioned_state(ValueStateDescriptor("count")).clear()

@@ -17,6 +17,7 @@
 
 import abc as _abc
 import asyncio as _asyncio
+import enum as _enum
 from bisect import bisect_left as _bisect_left
 import heapq as _heapq
 import inspect as _inspect
@@ -186,6 +187,103 @@ class ProcessAllWindowFunction(UserDefinedFunction):
     @_abc.abstractmethod
     def process(self, context, elements):
         raise NotImplementedError
+
+
+class TriggerResult(_enum.Enum):
+    """What a ``Trigger`` decides: fire the window (emit its function's output), purge it (drop its
+    rows), both, or neither."""
+
+    CONTINUE = (False, False)
+    FIRE_AND_PURGE = (True, True)
+    FIRE = (True, False)
+    PURGE = (False, True)
+
+    def is_fire(self):
+        return self.value[0]
+
+    def is_purge(self):
+        return self.value[1]
+
+
+class Trigger(_abc.ABC):
+    """When a window fires (PyFlink's ``Trigger``): ``on_element(element, timestamp, window, ctx)``
+    and ``on_event_time(time, window, ctx)`` return a ``TriggerResult``; ``ctx`` registers event-time
+    timers (``register_event_time_timer``), reads the watermark (``get_current_watermark``) and holds
+    state per key and window (``get_partitioned_state``). ``clear(window, ctx)`` runs when the window
+    is dropped."""
+
+    @_abc.abstractmethod
+    def on_element(self, element, timestamp, window, ctx):
+        raise NotImplementedError
+
+    @_abc.abstractmethod
+    def on_processing_time(self, time, window, ctx):
+        raise NotImplementedError
+
+    @_abc.abstractmethod
+    def on_event_time(self, time, window, ctx):
+        raise NotImplementedError
+
+    @_abc.abstractmethod
+    def on_merge(self, window, ctx):
+        raise NotImplementedError
+
+    @_abc.abstractmethod
+    def clear(self, window, ctx):
+        raise NotImplementedError
+
+    def can_merge(self):
+        return False
+
+    def __class_getitem__(cls, params):
+        return cls
+
+
+class _WindowTimer(tuple):
+    """A trigger's timer: (key, window), so timers of different windows of one key stay apart."""
+
+    __slots__ = ()
+
+
+class _TriggerContext:
+    """``ctx`` of a trigger, for one key and window."""
+
+    __slots__ = ("_stage", "_key", "_window")
+
+    def __init__(self, stage, key, window):
+        self._stage, self._key, self._window = stage, key, window
+        stage.trigger_store.current_key = (key, window)
+
+    def get_current_watermark(self):
+        return self._stage.timers.watermark
+
+    def get_current_processing_time(self):
+        import time
+
+        return int(time.time() * 1000)
+
+    def register_event_time_timer(self, time):
+        self._stage._window_timer(self._key, self._window, time)
+
+    def delete_event_time_timer(self, time):
+        self._stage.timers.delete(time, _WindowTimer((self._key, self._window)))
+
+    def register_processing_time_timer(self, time):
+        raise NotImplementedError("processing-time timers are not supported (udfpool's time is event time)")
+
+    def get_partitioned_state(self, descriptor):
+        store = self._stage.trigger_store
+        if isinstance(descriptor, ValueStateDescriptor):
+            return ValueState(store, descriptor.name)
+        if isinstance(descriptor, ListStateDescriptor):
+            return ListState(store, descriptor.name)
+        if isinstance(descriptor, MapStateDescriptor):
+            return MapState(store, descriptor.name)
+        if isinstance(descriptor, ReducingStateDescriptor):
+            return ReducingState(store, descriptor.name, descriptor.reduce_function)
+        if isinstance(descriptor, AggregatingStateDescriptor):
+            return AggregatingState(store, descriptor.name, descriptor.agg_function)
+        raise TypeError(f"get_partitioned_state takes a state descriptor, got {descriptor!r}")
 
 
 class SessionWindowTimeGapExtractor(UserDefinedFunction):
@@ -591,6 +689,8 @@ class _Op:
         if then:
             self.window_then_obj, self.window_then = self._load_window_function(then)
         self.input_row_type = _row_type(tuple(spec.get("input_fields", ())))
+        trigger = (self.window or {}).get("trigger")
+        self.trigger = self._load_object(trigger) if trigger else None
         self.gap_extractor = None
         extractor = (self.window or {}).get("gap_extractor")
         if extractor:
@@ -768,6 +868,8 @@ class _Stage:
     def __init__(self, spec_json, worker_index, num_workers, job_parameters):
         spec = _json.loads(spec_json)
         self.store = _KeyedStore()
+        # Custom triggers' state, per (key, window).
+        self.trigger_store = _KeyedStore()
         self.ranks = {}
         self.seq = _itertools.count()
         self.order = (0, 0, 0, 0)
@@ -826,6 +928,7 @@ class _Stage:
             "seq": seq,
             "timers": None if timers is None else (timers._heap, timers._pending, timers.watermark),
             "windows": self.windows,
+            "trigger_tables": self.trigger_store.tables,
         }
         try:
             payload = _pickle.dumps(state, protocol=5)
@@ -864,6 +967,8 @@ class _Stage:
         if self.timers is not None:
             self.timers._heap, self.timers._pending, self.timers.watermark = state["timers"]
         self.windows = state["windows"]
+        for name, table in state.get("trigger_tables", {}).items():
+            self.trigger_store.table(name).update(table)
 
     # -- emitting -----------------------------------------------------------------------------------
 
@@ -1021,6 +1126,9 @@ class _Stage:
             self.firing_watermark = self.timers.watermark
         head = self.head
         self.failed_op = head
+        if type(key) is _WindowTimer:
+            self._trigger_fire(head, ts, key, order)
+            return
         if head.kind == "Window":
             self._window_fire(head, ts, key, order)
             return
@@ -1126,6 +1234,19 @@ class _Stage:
             if not live:
                 self.out.append(((r, 0, 0, 0), self.late_tag, row))
                 return
+            trigger = head.trigger
+            if trigger is not None:
+                element = row[0] if head.bare_in else row
+                for w in live:
+                    contents = windows.get(w)
+                    if contents is None:
+                        contents = windows[w] = []
+                        # The window is dropped at its end (the trigger hears of that time first).
+                        self._window_timer(key, w, w.end - 1)
+                    contents.append(row)
+                    result = trigger.on_element(element, ts, w, _TriggerContext(self, key, w))
+                    self._trigger_result(head, key, w, result, (r, 0, 0, 0))
+                return
             for w in live:
                 contents = windows.get(w)
                 fired = w.end - 1 <= watermark
@@ -1175,6 +1296,39 @@ class _Stage:
                 del windows[w]
         if not windows:
             self.windows.pop(key, None)
+
+    def _window_timer(self, key, window, time):
+        """An event-time timer for `window` of `key` (a trigger's, or the window's end)."""
+        timer = _WindowTimer((key, window))
+        self.ranks.setdefault(timer, self.ranks[key])
+        self.timers.register(time, timer)
+
+    def _trigger_fire(self, head, ts, timer, order):
+        """A trigger's timer: its `on_event_time`; at the window's end, the window is dropped too."""
+        key, window = timer
+        self.store.current_key = key
+        windows = self.windows.get(key, {})
+        if window not in windows:
+            return
+        ctx = _TriggerContext(self, key, window)
+        self._trigger_result(head, key, window, head.trigger.on_event_time(ts, window, ctx), order)
+        if ts == window.end - 1:
+            del windows[window]
+            head.trigger.clear(window, _TriggerContext(self, key, window))
+            for table in self.trigger_store.tables.values():
+                table.pop((key, window), None)
+            if not windows:
+                self.windows.pop(key, None)
+
+    def _trigger_result(self, head, key, window, result, order):
+        if not isinstance(result, TriggerResult):
+            raise TypeError(f"{head.label}: the trigger returned {result!r}, not a TriggerResult")
+        contents = self.windows[key][window]
+        # A window without rows (purged) does not fire, as in Flink.
+        if result.is_fire() and contents:
+            self._window_emit(head, key, window, list(contents), order)
+        if result.is_purge():
+            contents.clear()
 
     def _window_emit(self, head, key, window, rows, order):
         function = head.window["function"]
