@@ -321,24 +321,34 @@ pub(crate) mod tests {
         assert!(start.elapsed() >= Duration::from_millis(20));
     }
 
-    /// The owner is asleep in the futex before the flag is published, so only `ring` can end its wait
-    /// before the 10 s timeout; a lost wake-up makes it `ReadyAfterTimeout` and fails the test.
-    #[test]
-    fn ring_wakes_a_sleeping_owner() {
+    /// A doorbell whose owner, on a thread of its own, waits up to `timeout` for a flag, and is provably
+    /// asleep in the futex when this returns: the bell, the flag, and the owner's wait result and
+    /// duration.
+    fn owner_asleep(timeout: Duration) -> (Arc<Doorbell>, Arc<AtomicU32>, std::thread::JoinHandle<(Wait, Duration)>) {
         let bell = Arc::new(Doorbell::default());
         let flag = Arc::new(AtomicU32::new(0));
         let (b, f) = (bell.clone(), flag.clone());
         let (tid_tx, tid_rx) = std::sync::mpsc::channel();
-        let t = std::thread::spawn(move || {
+        let owner = std::thread::spawn(move || {
             tid_tx.send(gettid()).unwrap();
-            // Acquire: pairs with the Release store of the flag below.
-            b.wait_until(Duration::ZERO, Duration::from_secs(10), || f.load(Ordering::Acquire) == 1)
+            let start = Instant::now();
+            // Acquire: pairs with the Release store of the flag by the test.
+            let w = b.wait_until(Duration::ZERO, timeout, || f.load(Ordering::Acquire) == 1);
+            (w, start.elapsed())
         });
         until_asleep(&bell, tid_rx.recv().unwrap());
+        (bell, flag, owner)
+    }
+
+    /// The owner is asleep in the futex before the flag is published, so only `ring` can end its wait
+    /// before the 10 s timeout; a lost wake-up makes it `ReadyAfterTimeout` and fails the test.
+    #[test]
+    fn ring_wakes_a_sleeping_owner() {
+        let (bell, flag, owner) = owner_asleep(Duration::from_secs(10));
         // Release: publishes to the owner's Acquire load in `ready`.
         flag.store(1, Ordering::Release);
         bell.ring();
-        assert_eq!(t.join().unwrap(), Wait::Ready, "woken by ring(), not found ready after the timeout");
+        assert_eq!(owner.join().unwrap().0, Wait::Ready, "woken by ring(), not found ready after the timeout");
     }
 
     /// A peer that zeroes the owner's `sleeping` flag (a hostile or broken process with the segment
@@ -346,45 +356,25 @@ pub(crate) mod tests {
     /// [`MAX_SLEEP`], reported as a lost wake-up, instead of sleeping out a 10 s (or an hour's) wait.
     #[test]
     fn a_zeroed_sleeping_flag_costs_a_short_delay_not_the_whole_wait() {
-        let bell = Arc::new(Doorbell::default());
-        let flag = Arc::new(AtomicU32::new(0));
-        let (b, f) = (bell.clone(), flag.clone());
-        let (tid_tx, tid_rx) = std::sync::mpsc::channel();
-        let t = std::thread::spawn(move || {
-            tid_tx.send(gettid()).unwrap();
-            let start = Instant::now();
-            // Acquire: pairs with the Release store of the flag below.
-            let w = b.wait_until(Duration::ZERO, Duration::from_secs(10), || f.load(Ordering::Acquire) == 1);
-            (w, start.elapsed())
-        });
-        until_asleep(&bell, tid_rx.recv().unwrap());
+        let (bell, flag, owner) = owner_asleep(Duration::from_secs(10));
         // Relaxed: the scribble of a peer that follows no protocol.
         bell.sleeping.store(0, Ordering::Relaxed);
         // Release: publishes to the owner's Acquire load in `ready`.
         flag.store(1, Ordering::Release);
         bell.ring();
-        let (wait, took) = t.join().unwrap();
+        let (wait, took) = owner.join().unwrap();
         assert_eq!(wait, Wait::ReadyAfterTimeout, "the skipped wake-up is reported as lost");
         assert!(took < Duration::from_secs(5), "slept {took:?} of a 10 s wait");
     }
 
-    /// The same publication without `ring` is noticed only when a sleep expires: what the test above
+    /// The same publication without `ring` is noticed only when a sleep expires: what the tests above
     /// would see on a lost wake-up.
     #[test]
     fn publishing_without_ringing_is_seen_only_after_the_timeout() {
-        let bell = Arc::new(Doorbell::default());
-        let flag = Arc::new(AtomicU32::new(0));
-        let (b, f) = (bell.clone(), flag.clone());
-        let (tid_tx, tid_rx) = std::sync::mpsc::channel();
-        let t = std::thread::spawn(move || {
-            tid_tx.send(gettid()).unwrap();
-            // Acquire: pairs with the Release store of the flag below.
-            b.wait_until(Duration::ZERO, Duration::from_millis(200), || f.load(Ordering::Acquire) == 1)
-        });
-        until_asleep(&bell, tid_rx.recv().unwrap());
+        let (_bell, flag, owner) = owner_asleep(Duration::from_millis(200));
         // Release: publishes to the owner's Acquire load in `ready`.
         flag.store(1, Ordering::Release);
-        assert_eq!(t.join().unwrap(), Wait::ReadyAfterTimeout);
+        assert_eq!(owner.join().unwrap().0, Wait::ReadyAfterTimeout);
     }
 }
 
