@@ -9,7 +9,9 @@ import asyncio
 from udfpool import (
     AggregateFunction,
     CoFlatMapFunction,
+    KeyedCoProcessFunction,
     KeyedProcessFunction,
+    ListStateDescriptor,
     MapFunction,
     OutputTag,
     ProcessAllWindowFunction,
@@ -148,3 +150,29 @@ class EventsInWindow(ProcessAllWindowFunction):
 
     def process(self, context, events):
         yield (context.window().end, len(events), sum(e.amount for e in events))
+
+
+class MatchWithinASecond(KeyedCoProcessFunction):
+    """Keyed co-process function: an event of the first input waits up to 1 s (event time) for the same
+    user's event on the second; matched, (user, ts, both amounts summed); unmatched at the timer, the
+    amount negated. Its state is shared by both inputs' rows of a user."""
+
+    def open(self, runtime_context):
+        self.waiting = runtime_context.get_list_state(ListStateDescriptor("waiting"))
+
+    def process_element1(self, event, ctx):
+        self.waiting.add((event.ts, event.amount))
+        ctx.timer_service().register_event_time_timer(event.ts + 1000)
+
+    def process_element2(self, event, ctx):
+        waiting = self.waiting.get()
+        if waiting:
+            ts, amount = waiting[0]
+            self.waiting.update(waiting[1:])
+            yield (ctx.get_current_key(), ts, amount + event.amount)
+
+    def on_timer(self, timestamp, ctx):
+        expired = [w for w in self.waiting.get() if w[0] + 1000 <= timestamp]
+        self.waiting.update([w for w in self.waiting.get() if w[0] + 1000 > timestamp])
+        for ts, amount in expired:
+            yield (ctx.get_current_key(), ts, -amount)

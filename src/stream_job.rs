@@ -10,6 +10,7 @@
 //!
 //! [sources.more]                       # more inputs, for union and connect
 //! input = "more.csv"
+//! # event_time = { column = "ts", out_of_orderness = 2 }   # its own timestamps (default: the job's)
 //!
 //! [[stream]]
 //! op = "union"                         # input and more, in turns of one batch
@@ -104,6 +105,9 @@ pub struct Source {
     /// Column types, as `--schema` (default: the main input's `schema` for a union's sources, else
     /// inferred from the file).
     pub schema: Option<String>,
+    /// This source's timestamps (default: the job's `event_time`), e.g. the second input of a
+    /// `co_process` with another column or bound.
+    pub event_time: Option<EventTimeSpec>,
 }
 
 /// `event_time = { column = "ts", out_of_orderness = 5 }`.
@@ -186,6 +190,7 @@ pub fn build_stream(
     steps: &[StreamStep],
     schemas: &BTreeMap<String, Schema>,
     event_time: Option<&EventTimeSpec>,
+    source_event_times: &BTreeMap<String, EventTimeSpec>,
     side_outputs: &BTreeMap<String, String>,
 ) -> Result<DataStream> {
     let source = |name: &str| -> Result<DataStream> {
@@ -196,7 +201,7 @@ pub fn build_stream(
         for (n, text) in side_outputs {
             s = s.side_output(n.clone(), schema_of(text).with_context(|| format!("side output {n}"))?);
         }
-        if let Some(et) = event_time {
+        if let Some(et) = source_event_times.get(name).or(event_time) {
             s = s.assign_timestamps(et.column.clone(), et.out_of_orderness);
         }
         Ok(s)

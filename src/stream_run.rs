@@ -130,7 +130,9 @@ pub fn run_stream(a: StreamRun, job: crate::job::Job) -> Result<()> {
     written.extend(side_paths.iter().map(|p| ("a side output", Some(p))));
     refuse_overwriting_inputs(&inputs, &written)?;
     let schemas = sources.iter().map(|s| (s.name.clone(), s.reader.schema().clone())).collect();
-    let stream = build_stream(&job.stream, &schemas, job.event_time.as_ref(), &job.side_outputs)?;
+    let source_event_times =
+        job.sources.iter().filter_map(|(name, s)| Some((name.clone(), s.event_time.clone()?))).collect();
+    let stream = build_stream(&job.stream, &schemas, job.event_time.as_ref(), &source_event_times, &job.side_outputs)?;
     let mut settings = JobSettings::default();
     for pair in &a.config {
         let (k, v) = PoolConfig::parse_pair(pair)?;
