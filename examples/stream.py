@@ -8,10 +8,12 @@ import asyncio
 
 from udfpool import (
     AggregateFunction,
+    BroadcastProcessFunction,
     CoFlatMapFunction,
     KeyedCoProcessFunction,
     KeyedProcessFunction,
     ListStateDescriptor,
+    MapStateDescriptor,
     MapFunction,
     OutputTag,
     ProcessAllWindowFunction,
@@ -176,3 +178,18 @@ class MatchWithinASecond(KeyedCoProcessFunction):
         self.waiting.update([w for w in self.waiting.get() if w[0] + 1000 > timestamp])
         for ts, amount in expired:
             yield (ctx.get_current_key(), ts, -amount)
+
+
+class AboveLimit(BroadcastProcessFunction):
+    """Broadcast state: the limits input (name, limit) reaches every worker; an event passes when its
+    amount reaches the latest "large" limit seen (events before any limit all pass)."""
+
+    LIMITS = MapStateDescriptor("limits")
+
+    def process_element(self, event, ctx):
+        limit = ctx.get_broadcast_state(self.LIMITS).get("large") or 0
+        if event.amount >= limit:
+            yield (event.user, event.ts, event.amount)
+
+    def process_broadcast_element(self, limit, ctx):
+        ctx.get_broadcast_state(self.LIMITS).put(limit.name, limit.limit)

@@ -39,7 +39,8 @@
 //! ```
 //!
 //! Connected inputs: `op = "connect"` with `source = "more"` (and `key`, `second_key` to key both
-//! sides), then `op = "co_map"`, `"co_flat_map"` or `"co_process"` with `udf` and `output`.
+//! sides), then `op = "co_map"`, `"co_flat_map"` or `"co_process"` with `udf` and `output`; or, the second source
+//! broadcast, `op = "broadcast_process"` (with `key` to key the first: a `KeyedBroadcastProcessFunction`).
 
 use crate::input::parse_schema_arg;
 use anyhow::{bail, Context, Result};
@@ -55,7 +56,7 @@ use std::path::{Path, PathBuf};
 #[serde(deny_unknown_fields)]
 pub struct StreamStep {
     /// `map`, `flat_map`, `filter`, `key_by`, `reduce`, `process`, `window`, `window_all`, `union`, `connect`,
-    /// `co_map`, `co_flat_map`, `co_process`.
+    /// `co_map`, `co_flat_map`, `co_process`, `broadcast_process`.
     pub op: String,
     /// The function, `file.py:name`, relative to the job file.
     pub udf: Option<String>,
@@ -257,6 +258,11 @@ pub fn build_stream(
                     None => s,
                 })
             }
+            ("broadcast_process", At::Connected(c)) => At::Stream(match &step.key {
+                // The second input is broadcast; `key` keys the first (a KeyedBroadcastProcessFunction).
+                Some(key) => c.keyed_broadcast_process(key.clone(), &udf()?, output()?),
+                None => c.broadcast_process(&udf()?, output()?),
+            }),
             ("co_process", At::Connected(c)) => {
                 let output = output()?;
                 // Event time (the job's event_time, on both inputs) reaches the function and its
@@ -285,10 +291,12 @@ pub fn build_stream(
             (_, At::Keyed(_)) => {
                 return Err(wrong("key_by (a keyed operator must: map, flat_map, filter, reduce, process, window)"))
             }
-            (_, At::Connected(_)) => return Err(wrong("connect (co_map, co_flat_map or co_process must)")),
+            (_, At::Connected(_)) => {
+                return Err(wrong("connect (co_map, co_flat_map, co_process or broadcast_process must)"))
+            }
             (op, At::Stream(_)) => bail!(
                 "{}: unknown or misplaced op {op:?}; ops: map, flat_map, filter, key_by, reduce, process, window, \
-                 window_all, union, connect, co_map, co_flat_map, co_process",
+                 window_all, union, connect, co_map, co_flat_map, co_process, broadcast_process",
                 here()
             ),
         };
@@ -299,7 +307,9 @@ pub fn build_stream(
     match at {
         At::Stream(s) => Ok(s),
         At::Keyed(_) => bail!("the last [[stream]] step is key_by: a keyed operator must follow"),
-        At::Connected(_) => bail!("the last [[stream]] step is connect: co_map, co_flat_map or co_process must follow"),
+        At::Connected(_) => bail!(
+            "the last [[stream]] step is connect: co_map, co_flat_map, co_process or broadcast_process must follow"
+        ),
     }
 }
 

@@ -102,6 +102,15 @@ fn build(job: &Json, mode: Mode, workers: usize) -> Result<StreamJob, host::Pool
         let fields = |op: &Json| schema_of(&op["fields"]);
         let head = ops[0]["kind"].as_str().unwrap();
         let mut s = match head {
+            "broadcast_process" => {
+                let c = streams[0].clone().connect(streams[1].clone());
+                let f = udf(ops[0]["fn"].as_str().unwrap());
+                if key.is_empty() {
+                    c.broadcast_process(&f, fields(&ops[0]))
+                } else {
+                    c.keyed_broadcast_process(key.clone(), &f, fields(&ops[0]))
+                }
+            }
             "co_map" | "co_flat_map" | "co_process" => {
                 let mut c = streams[0].clone().connect(streams[1].clone());
                 if !key.is_empty() {
@@ -149,7 +158,7 @@ fn build(job: &Json, mode: Mode, workers: usize) -> Result<StreamJob, host::Pool
             stream = Some(window_of(s.window_all(assigner_of(op)), op, &udf(op["fn"].as_str().unwrap())));
             continue;
         }
-        let start = if key.is_empty() && !head.starts_with("co_") { 0 } else { 1 };
+        let start = if key.is_empty() && !head.starts_with("co_") && head != "broadcast_process" { 0 } else { 1 };
         for op in &ops[start..] {
             let f = udf(op["fn"].as_str().unwrap());
             s = match op["kind"].as_str().unwrap() {
@@ -621,6 +630,24 @@ fn co_process_functions_with_state_and_timers_on_two_watermarks() {
         .build(JobSettings::default().mode(Mode::Thread).workers(1));
     let err = no_second.unwrap_err().to_string();
     assert!(err.contains("timestamps on both"), "{err}");
+}
+
+/// Broadcast state (Flink's `BroadcastProcessFunction`, `KeyedBroadcastProcessFunction`): the second
+/// input reaches every worker and writes the broadcast state the first input's rows read; what a
+/// broadcast row emits comes once, whatever the workers; keyed, a broadcast row resets every key's state.
+#[test]
+fn broadcast_state_from_a_second_input() {
+    for (function, keyed) in [("Thresholds", false), ("CountAboveThreshold", true)] {
+        let stage = if keyed {
+            json!({ "key": ["k"], "ops": [{ "kind": "broadcast_process", "fn": function, "fields": KTV }] })
+        } else {
+            json!({ "ops": [{ "kind": "broadcast_process", "fn": function, "fields": KTV }] })
+        };
+        let mut j = job(json!([stage]));
+        j["sources"] = json!({ "a": KTV, "b": KTV });
+        j["event_time"] = Json::Null;
+        check_with_pushes(j, |rows, batch| alternating(rows, batch, Json::clone));
+    }
 }
 
 #[test]

@@ -170,6 +170,7 @@ class Stage:
         self.windows = {}
         self.counts = {}
         self.seq = 0
+        self.broadcast = {}
         trigger = (self.ops[0].get("trigger") if self.ops else None)
         self.trigger = load_function(job["udf_file"], trigger) if trigger else None
         # A trigger's state: (state name, (key, window)) -> value.
@@ -215,7 +216,9 @@ class Stage:
 
     @property
     def head(self):
-        return self.ops and self.ops[0]["kind"] in ("reduce", "process", "window", "co_map", "co_flat_map", "co_process")
+        return self.ops and self.ops[0]["kind"] in (
+            "reduce", "process", "window", "co_map", "co_flat_map", "co_process", "broadcast_process"
+        )
 
     def key(self, row, names):
         values = tuple(row[n] for n in names)
@@ -238,6 +241,17 @@ class Stage:
         # Connected inputs: each side's own watermark; the operator's is the smaller (Flink's rule).
         side_wm = [-(1 << 63), -(1 << 63)]
         for i, r in enumerate(rows):
+            if kind == "broadcast_process":
+                # One instance: every broadcast row once; the main input's rows keyed if asked.
+                side, value = r
+                self.row_index = i
+                if side == 0 and self.spec.get("key"):
+                    key = self.key(value, self.spec["key"])
+                    self.st.key = key
+                    self.first_row.setdefault(key, i)
+                name = ("process_element", "process_broadcast_element")[side]
+                self.emit_all(getattr(f, name)(arg(value), BroadcastCtx(self, side == 0)), fields)
+                continue
             if kind == "co_process":
                 side, value = r
                 key = ()
@@ -494,6 +508,45 @@ class Stage:
             self.emit_all(method(wf, "apply")(*keyed, window, [value]), fields)
 
 
+class Broadcast:
+    def __init__(self, table, read_only):
+        self.table, self.read_only = table, read_only
+
+    def get(self, k):
+        return self.table.get(k)
+
+    def put(self, k, v):
+        assert not self.read_only, "broadcast state is read-only here"
+        self.table[k] = v
+
+    def __contains__(self, k):
+        return k in self.table
+
+    def items(self):
+        return list(self.table.items())
+
+
+class BroadcastCtx:
+    def __init__(self, stage, main):
+        self.stage, self.main = stage, main
+
+    def get_broadcast_state(self, d):
+        return Broadcast(self.stage.broadcast.setdefault(d.name, {}), self.main)
+
+    def get_current_key(self):
+        return self.stage.st.key
+
+    def output(self, tag, row):
+        self.stage.side(tag.tag_id, row)
+
+    def apply_to_keyed_state(self, d, function):
+        kinds = {"ValueStateDescriptor": Value, "ListStateDescriptor": ListValue, "MapStateDescriptor": MapValue}
+        st = self.stage.st
+        for name, key in [k for k in st.values if k[0] == d.name]:
+            st.key = key
+            function(key, kinds[type(d).__name__](st, name))
+
+
 class Ctx:
     def __init__(self, stage, ts):
         self.stage, self.ts = stage, ts
@@ -521,7 +574,7 @@ def main():
     job = json.load(sys.stdin)
     fields_of = job["sources"]
     first = job["stages"][0]
-    if first["ops"][0]["kind"] in ("co_map", "co_flat_map", "co_process"):
+    if first["ops"][0]["kind"] in ("co_map", "co_flat_map", "co_process", "broadcast_process"):
         names = list(fields_of)
         rows = [
             (names.index(src), U._row_type(tuple(fields_of[src]))(*row))

@@ -724,6 +724,40 @@ impl ConnectedStreams {
         self.stream.push_op(StreamOpKind::CoFlatMap, udf, Some(output), None)
     }
 
+    /// The second input broadcast to every worker (Flink's `BroadcastProcessFunction`):
+    /// `process_element(row, ctx)` handles the first input's rows and reads the broadcast state
+    /// (`ctx.get_broadcast_state(MapStateDescriptor(...))`), `process_broadcast_element(row, ctx)` the
+    /// second's and writes it; both yield rows of `output`. Every worker sees every broadcast row, and
+    /// what `process_broadcast_element` yields is emitted once (not once per worker).
+    pub fn broadcast_process(self, udf: &str, output: Schema) -> DataStream {
+        self.stream.push_op(StreamOpKind::BroadcastProcess, udf, Some(output), None)
+    }
+
+    /// As [`broadcast_process`](Self::broadcast_process), the first input keyed by `key` (Flink's
+    /// `KeyedBroadcastProcessFunction`): `process_element` has keyed state and `ctx.get_current_key()`;
+    /// `process_broadcast_element` may change every key's state with `ctx.apply_to_keyed_state`.
+    pub fn keyed_broadcast_process<S: Into<String>>(
+        self,
+        key: impl IntoIterator<Item = S>,
+        udf: &str,
+        output: Schema,
+    ) -> DataStream {
+        let key: Vec<String> = key.into_iter().map(Into::into).collect();
+        let Inputs::Connected { first_schema, .. } = &self.stream.inputs else { return self.stream };
+        if let Some(missing) = key.iter().find(|k| first_schema.index_of(k).is_none()) {
+            let message = format!("no key column {missing:?} in the first input; columns: {}", names(first_schema));
+            return self.stream.fail(message);
+        }
+        if key.is_empty() {
+            return self.stream.fail("keyed_broadcast_process needs at least one key column".into());
+        }
+        let mut stream = self.stream;
+        let stage = &mut stream.stages[0];
+        stage.first_key_len = key.len();
+        stage.key = key;
+        stream.push_op(StreamOpKind::BroadcastProcess, udf, Some(output), None)
+    }
+
     /// A co-process function (Flink's `CoProcessFunction`, keyed: `KeyedCoProcessFunction`):
     /// `process_element1(row, ctx)` / `process_element2(row, ctx)` yield rows of `output`; keyed, with
     /// state shared by both inputs' rows of a key and event-time timers (`on_timer(ts, ctx)`). Event
@@ -1090,6 +1124,8 @@ struct StageRun {
     watermark: i64,
     /// Connected inputs with event time: each input's own watermark (`watermark` is the smaller).
     side_watermarks: [i64; 2],
+    /// The second input is broadcast: its rows go to every worker.
+    broadcast: bool,
     batches: u64,
     /// The main output's schema, then each side output's.
     outputs: Vec<Schema>,
@@ -1167,6 +1203,7 @@ impl StageRun {
         let workers = started.workers;
         // Only PROCESS workers are replaced: THREAD mode keeps nothing.
         let history = (replay_limit > 0 && workers.replaces_workers()).then(|| vec![Vec::new(); workers.workers()]);
+        let broadcast = stage.ops.first().is_some_and(|o| o.kind == StreamOpKind::BroadcastProcess);
         Ok(Self {
             info: started.info,
             workers,
@@ -1175,6 +1212,7 @@ impl StageRun {
             rows: 0,
             watermark: i64::MIN,
             side_watermarks: [i64::MIN; 2],
+            broadcast,
             batches: 0,
             outputs,
             history,
@@ -1346,8 +1384,16 @@ impl StageRun {
         };
         let lanes = self.workers.workers();
         let mut per_lane = vec![Vec::new(); lanes];
+        // Broadcast rows (of the second input) go to every worker; what they emit counts once.
+        let broadcast_row = |row: usize| self.broadcast && data.column(0).is_null(row);
+        let mut broadcast_rows = Vec::new();
         for row in 0..n {
-            per_lane[self.lane_of(&data, row, lanes)].push(row as u32);
+            if broadcast_row(row) {
+                per_lane.iter_mut().for_each(|rows| rows.push(row as u32));
+                broadcast_rows.push(base + row as u64);
+            } else {
+                per_lane[self.lane_of(&data, row, lanes)].push(row as u32);
+            }
         }
         let mut submitted = Vec::new();
         for (lane, rows) in per_lane.iter().enumerate() {
@@ -1426,11 +1472,16 @@ impl StageRun {
         if let Some(error) = failure {
             return Err(self.failed(index, batch, n, error));
         }
+        let lane_of_result: Vec<usize> = submitted.iter().map(|(lane, _)| *lane).collect();
         self.keep(submitted);
         // A timer's output belongs to the first row whose watermark reached it (or the row that set it,
         // if later).
         let reached = |ts: i64| base + watermarks[1..].partition_point(|&w| w < ts).min(n - 1) as u64;
-        self.merge(&results, |reg, ts| if event_time.is_some() { reg.max(reached(ts)) } else { reg })
+        // A broadcast row's own output comes from the first worker only (every worker produced it).
+        let echo = |result: usize, row: u64, phase: i64| {
+            phase == 0 && lane_of_result[result] != 0 && broadcast_rows.binary_search(&row).is_ok()
+        };
+        self.merge(&results, |reg, ts| if event_time.is_some() { reg.max(reached(ts)) } else { reg }, echo)
     }
 
     fn failed(&self, index: usize, batch: u64, rows: usize, error: UdfError) -> PoolError {
@@ -1543,11 +1594,18 @@ impl StageRun {
             return Err(self.failed(index, self.batches, 0, error));
         }
         let end = self.rows;
-        self.merge(&results, |_, _| end)
+        self.merge(&results, |_, _| end, |_, _, _| false)
     }
 
     /// The workers' result columns merged by their order: one batch per output.
-    fn merge(&self, results: &[Column], cause: impl Fn(u64, i64) -> u64) -> Result<Outputs, PoolError> {
+    /// `skip(result, row, phase)` drops a result's entries that another worker produced too (a broadcast
+    /// row's output).
+    fn merge(
+        &self,
+        results: &[Column],
+        cause: impl Fn(u64, i64) -> u64,
+        skip: impl Fn(usize, u64, i64) -> bool,
+    ) -> Result<Outputs, PoolError> {
         let order_len = STREAM_ORDER_COLUMNS.len();
         let mut entries: Vec<(u64, i64, i64, i64, usize, u32)> = Vec::new();
         for (lane, result) in results.iter().enumerate() {
@@ -1562,6 +1620,9 @@ impl StageRun {
             }
             let (row, phase, ts, rank) = (ints(&cols[0]), ints(&cols[1]), ints(&cols[2]), ints(&cols[3]));
             for i in 0..result.len() {
+                if skip(lane, row[i] as u64, phase[i]) {
+                    continue;
+                }
                 let c = if phase[i] == 1 { cause(row[i] as u64, ts[i]) } else { row[i] as u64 };
                 entries.push((c, phase[i], ts[i], rank[i], lane, i as u32));
             }

@@ -190,6 +190,10 @@ pub enum StreamOpKind {
     /// Two connected inputs: `process_element1(row, ctx)` / `process_element2(row, ctx)`; keyed: state
     /// and event-time timers (`on_timer`).
     CoProcess,
+    /// Two connected inputs, the second broadcast to every worker: `process_element(row, ctx)` reads
+    /// the broadcast state, `process_broadcast_element(row, ctx)` writes it (Flink's
+    /// `BroadcastProcessFunction`; keyed by the first input's columns: `KeyedBroadcastProcessFunction`).
+    BroadcastProcess,
 }
 
 impl StreamOpKind {
@@ -205,6 +209,7 @@ impl StreamOpKind {
             StreamOpKind::CoMap => "co_map",
             StreamOpKind::CoFlatMap => "co_flat_map",
             StreamOpKind::CoProcess => "co_process",
+            StreamOpKind::BroadcastProcess => "broadcast_process",
         }
     }
 
@@ -349,7 +354,12 @@ impl StreamStage {
     pub fn connected(&self) -> bool {
         matches!(
             self.ops.first().map(|o| o.kind),
-            Some(StreamOpKind::CoMap | StreamOpKind::CoFlatMap | StreamOpKind::CoProcess)
+            Some(
+                StreamOpKind::CoMap
+                    | StreamOpKind::CoFlatMap
+                    | StreamOpKind::CoProcess
+                    | StreamOpKind::BroadcastProcess
+            )
         )
     }
 

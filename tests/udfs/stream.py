@@ -5,6 +5,8 @@ import random
 
 from udfpool import (
     AllWindowFunction,
+    BroadcastProcessFunction,
+    KeyedBroadcastProcessFunction,
     ProcessAllWindowFunction,
     AggregatingStateDescriptor,
     FilterFunction,
@@ -451,3 +453,41 @@ class EveryTwoThenAtEnd(Trigger):
 
     def clear(self, window, ctx):
         ctx.get_partitioned_state(ValueStateDescriptor("count")).clear()
+
+
+class Thresholds(BroadcastProcessFunction):
+    """Broadcast rules: the second input's rows set a threshold per k (its v); a main row passes when
+    its v reaches its k's threshold (0 without one). A rule change is announced once."""
+
+    RULES = MapStateDescriptor("thresholds")
+
+    def process_element(self, row, ctx: BroadcastProcessFunction.ReadOnlyContext):
+        threshold = ctx.get_broadcast_state(self.RULES).get(row.k) or 0
+        if row.v >= threshold:
+            yield (row.k, row.ts, row.v)
+
+    def process_broadcast_element(self, rule, ctx: BroadcastProcessFunction.Context):
+        ctx.get_broadcast_state(self.RULES).put(rule.k, rule.v)
+        yield ("rule:" + rule.k, rule.ts, rule.v)
+
+
+class CountAboveThreshold(KeyedBroadcastProcessFunction):
+    """Keyed by k: counts each key's rows at or above the broadcast threshold (value state); a new
+    threshold resets every key's count (apply_to_keyed_state)."""
+
+    RULES = MapStateDescriptor("thresholds")
+    COUNT = ValueStateDescriptor("count")
+
+    def open(self, runtime_context):
+        self.count = runtime_context.get_state(self.COUNT)
+
+    def process_element(self, row, ctx):
+        threshold = ctx.get_broadcast_state(self.RULES).get("all") or 0
+        if row.v >= threshold:
+            n = (self.count.value() or 0) + 1
+            self.count.update(n)
+            yield (ctx.get_current_key(), row.ts, n)
+
+    def process_broadcast_element(self, rule, ctx):
+        ctx.get_broadcast_state(self.RULES).put("all", rule.v)
+        ctx.apply_to_keyed_state(self.COUNT, lambda key, state: state.clear())

@@ -286,6 +286,137 @@ class _TriggerContext:
         raise TypeError(f"get_partitioned_state takes a state descriptor, got {descriptor!r}")
 
 
+class BroadcastProcessFunction(UserDefinedFunction):
+    """Connected to a broadcast input: ``process_element(value, ctx)`` for the main input's rows (the
+    broadcast state read-only), ``process_broadcast_element(value, ctx)`` for the broadcast ones
+    (``ctx.get_broadcast_state(MapStateDescriptor(...))`` writable)."""
+
+    @_abc.abstractmethod
+    def process_element(self, value, ctx):
+        raise NotImplementedError
+
+    @_abc.abstractmethod
+    def process_broadcast_element(self, value, ctx):
+        raise NotImplementedError
+
+
+class KeyedBroadcastProcessFunction(BroadcastProcessFunction):
+    """As ``BroadcastProcessFunction``, the main input keyed: keyed state in ``process_element``
+    (``ctx.get_current_key()``), and ``ctx.apply_to_keyed_state(descriptor, function(key, state))`` in
+    ``process_broadcast_element``."""
+
+
+class BroadcastState:
+    """Broadcast state: a dict per descriptor, the same in every worker; read-only for the main
+    input's rows (as in Flink, so that workers cannot drift apart)."""
+
+    __slots__ = ("_map", "_read_only")
+
+    def __init__(self, table, read_only):
+        self._map, self._read_only = table, read_only
+
+    def _writable(self):
+        if self._read_only:
+            raise RuntimeError("broadcast state is read-only in process_element: change it in process_broadcast_element")
+        return self._map
+
+    def get(self, key):
+        return self._map.get(key)
+
+    def contains(self, key):
+        return key in self._map
+
+    def keys(self):
+        return list(self._map.keys())
+
+    def values(self):
+        return list(self._map.values())
+
+    def items(self):
+        return list(self._map.items())
+
+    def is_empty(self):
+        return not self._map
+
+    def put(self, key, value):
+        self._writable()[key] = value
+
+    def put_all(self, entries):
+        self._writable().update(entries)
+
+    def remove(self, key):
+        self._writable().pop(key, None)
+
+    def clear(self):
+        self._writable().clear()
+
+    def __getitem__(self, key):
+        return self._map.get(key)
+
+    def __setitem__(self, key, value):
+        self.put(key, value)
+
+    def __delitem__(self, key):
+        self.remove(key)
+
+    def __contains__(self, key):
+        return key in self._map
+
+    def __iter__(self):
+        return iter(list(self._map))
+
+
+class _BroadcastContext:
+    """``ctx`` of a broadcast process function: the broadcast state (read-only for the main input),
+    the row's timestamp, side outputs; keyed, the current key (main input) or every key's state
+    (broadcast input)."""
+
+    __slots__ = ("_stage", "_main", "_ts")
+
+    def __init__(self, stage, main, ts):
+        self._stage, self._main, self._ts = stage, main, ts
+
+    def get_broadcast_state(self, descriptor):
+        return BroadcastState(self._stage.broadcast_tables.setdefault(descriptor.name, {}), self._main)
+
+    def timestamp(self):
+        return self._ts
+
+    def current_watermark(self):
+        return -(1 << 63)
+
+    def get_current_key(self):
+        if not self._main:
+            raise RuntimeError("a broadcast row has no key: use apply_to_keyed_state")
+        return self._stage.store.current_key
+
+    def output(self, tag, value):
+        if not isinstance(tag, OutputTag):
+            raise TypeError(f"output() takes an OutputTag, got {tag!r}")
+        self._stage.emit(self._stage.order, (tag, value))
+
+    def timer_service(self):
+        raise RuntimeError("timers in broadcast process functions are not supported yet")
+
+    def apply_to_keyed_state(self, state_descriptor, function):
+        """Calls ``function(key, state)`` for every key of this worker that has the state."""
+        if self._main:
+            raise RuntimeError("apply_to_keyed_state is for process_broadcast_element")
+        store = self._stage.store
+        kinds = {
+            ValueStateDescriptor: ValueState,
+            ListStateDescriptor: ListState,
+            MapStateDescriptor: MapState,
+        }
+        make = kinds.get(type(state_descriptor))
+        if make is None:
+            raise TypeError(f"apply_to_keyed_state takes a value, list or map state descriptor, got {state_descriptor!r}")
+        for key in list(store.table(state_descriptor.name)):
+            store.current_key = key
+            function(key, make(store, state_descriptor.name))
+        store.current_key = None
+
+
 class SessionWindowTimeGapExtractor(UserDefinedFunction):
     """Dynamic session windows: ``extract(element)`` gives the row's session gap."""
 
@@ -654,6 +785,9 @@ ProcessFunction.Context = _Context
 CoProcessFunction.Context = _Context
 KeyedCoProcessFunction.Context = _Context
 KeyedCoProcessFunction.OnTimerContext = _Context
+BroadcastProcessFunction.Context = _BroadcastContext
+BroadcastProcessFunction.ReadOnlyContext = _BroadcastContext
+_BroadcastContext.__class_getitem__ = classmethod(lambda cls, params: cls)
 KeyedProcessFunction.OnTimerContext = _Context
 ProcessWindowFunction.Context = _WindowContext
 ProcessAllWindowFunction.Context = _WindowContext
@@ -716,7 +850,7 @@ class _Op:
         kind = self.kind
         if kind in ("CoMap", "CoFlatMap"):
             return tuple((lambda row, f=f: f(row[0])) if bare else f for f, bare in zip(call, self.bare_sides))
-        if kind == "CoProcess":
+        if kind in ("CoProcess", "BroadcastProcess"):
             return tuple((lambda row, ctx, f=f: f(row[0], ctx)) if bare else f for f, bare in zip(call, self.bare_sides))
         if not self.bare_in or kind == "Window":
             # Window functions get their rows unwrapped when the window fires.
@@ -737,6 +871,7 @@ class _Op:
             "CoMap": ("map1", "map2"),
             "CoFlatMap": ("flat_map1", "flat_map2"),
             "CoProcess": ("process_element1", "process_element2"),
+            "BroadcastProcess": ("process_element", "process_broadcast_element"),
         }.get(self.kind)
         if self.kind == "Window":
             function = self.window["function"]
@@ -837,6 +972,7 @@ _OP_NAMES = {
     "CoMap": "co_map",
     "CoFlatMap": "co_flat_map",
     "CoProcess": "co_process",
+    "BroadcastProcess": "broadcast_process",
 }
 _STREAM_LOADS = _itertools.count()
 
@@ -870,6 +1006,8 @@ class _Stage:
         self.store = _KeyedStore()
         # Custom triggers' state, per (key, window).
         self.trigger_store = _KeyedStore()
+        # Broadcast state: name -> dict, the same in every worker (each sees every broadcast row).
+        self.broadcast_tables = {}
         self.ranks = {}
         self.seq = _itertools.count()
         self.order = (0, 0, 0, 0)
@@ -887,7 +1025,7 @@ class _Stage:
         ops = [_Op(self, op, i) for i, op in enumerate(spec["ops"])]
         for op in ops[:-1]:
             op.named = True
-        head_kinds = ("Reduce", "Process", "Window", "CoMap", "CoFlatMap", "CoProcess")
+        head_kinds = ("Reduce", "Process", "Window", "CoMap", "CoFlatMap", "CoProcess", "BroadcastProcess")
         self.head = ops[0] if ops and ops[0].kind in head_kinds else None
         self.tail = ops[1:] if self.head else ops
         for op in self.tail:
@@ -929,6 +1067,7 @@ class _Stage:
             "timers": None if timers is None else (timers._heap, timers._pending, timers.watermark),
             "windows": self.windows,
             "trigger_tables": self.trigger_store.tables,
+            "broadcast_tables": self.broadcast_tables,
         }
         try:
             payload = _pickle.dumps(state, protocol=5)
@@ -969,6 +1108,8 @@ class _Stage:
         self.windows = state["windows"]
         for name, table in state.get("trigger_tables", {}).items():
             self.trigger_store.table(name).update(table)
+        for name, table in state.get("broadcast_tables", {}).items():
+            self.broadcast_tables.setdefault(name, {}).update(table)
 
     # -- emitting -----------------------------------------------------------------------------------
 
@@ -1078,11 +1219,17 @@ class _Stage:
         if self.connected:
             side = 0 if row[0] is not None else 1
             value = row[side]
-            if self.keyed:
+            if self.keyed and not (kind == "BroadcastProcess" and side == 1):
                 key = self.key_of(value, side)
                 self.store.current_key = key
                 self._rank(key, r)
             self.order = order = (r, 0, 0, 0)
+            if kind == "BroadcastProcess":
+                if side == 1:
+                    # Not a key's row: keyed state is reached through apply_to_keyed_state only.
+                    self.store.current_key = None
+                self.emit_all(order, head.call[side](value, _BroadcastContext(self, side == 0, ts)), head)
+                return
             if kind == "CoProcess":
                 ctx = self.ctx
                 ctx._ts = ts
