@@ -40,7 +40,8 @@
 //!
 //! Connected inputs: `op = "connect"` with `source = "more"` (and `key`, `second_key` to key both
 //! sides), then `op = "co_map"`, `"co_flat_map"` or `"co_process"` with `udf` and `output`; or, the second source
-//! broadcast, `op = "broadcast_process"` (with `key` to key the first: a `KeyedBroadcastProcessFunction`).
+//! broadcast, `op = "broadcast_process"` (with `key` to key the first: a `KeyedBroadcastProcessFunction`);
+//! or, keyed, `op = "interval_join"` with `lower`, `upper`, `udf` (a `ProcessJoinFunction`) and `output`.
 
 use crate::input::parse_schema_arg;
 use anyhow::{bail, Context, Result};
@@ -56,7 +57,7 @@ use std::path::{Path, PathBuf};
 #[serde(deny_unknown_fields)]
 pub struct StreamStep {
     /// `map`, `flat_map`, `filter`, `key_by`, `reduce`, `process`, `window`, `window_all`, `union`, `connect`,
-    /// `co_map`, `co_flat_map`, `co_process`, `broadcast_process`.
+    /// `co_map`, `co_flat_map`, `co_process`, `broadcast_process`, `interval_join`.
     pub op: String,
     /// The function, `file.py:name`, relative to the job file.
     pub udf: Option<String>,
@@ -83,6 +84,11 @@ pub struct StreamStep {
     pub gap_extractor: Option<String>,
     /// `window` (tumbling, sliding): a custom `Trigger` (`file.py:name`) deciding when windows fire.
     pub trigger: Option<String>,
+    /// `interval_join`: the second input's rows within `t + lower ..= t + upper` join a first-input row
+    /// at `t`.
+    pub lower: Option<i64>,
+    /// `interval_join`: see `lower`.
+    pub upper: Option<i64>,
     /// `window`: `apply`, `process`, `aggregate` or `reduce`.
     pub function: Option<String>,
     /// `window`: the side output of late rows (default `late`).
@@ -258,6 +264,15 @@ pub fn build_stream(
                     None => s,
                 })
             }
+            ("interval_join", At::Connected(c)) => {
+                let bound = |b: Option<i64>, name: &str| b.with_context(|| format!("{}: needs {name}", here()));
+                At::Stream(c.interval_join(
+                    bound(step.lower, "lower")?,
+                    bound(step.upper, "upper")?,
+                    &udf()?,
+                    output()?,
+                ))
+            }
             ("broadcast_process", At::Connected(c)) => At::Stream(match &step.key {
                 // The second input is broadcast; `key` keys the first (a KeyedBroadcastProcessFunction).
                 Some(key) => c.keyed_broadcast_process(key.clone(), &udf()?, output()?),
@@ -292,11 +307,11 @@ pub fn build_stream(
                 return Err(wrong("key_by (a keyed operator must: map, flat_map, filter, reduce, process, window)"))
             }
             (_, At::Connected(_)) => {
-                return Err(wrong("connect (co_map, co_flat_map, co_process or broadcast_process must)"))
+                return Err(wrong("connect (co_map, co_flat_map, co_process, broadcast_process or interval_join must)"))
             }
             (op, At::Stream(_)) => bail!(
                 "{}: unknown or misplaced op {op:?}; ops: map, flat_map, filter, key_by, reduce, process, window, \
-                 window_all, union, connect, co_map, co_flat_map, co_process, broadcast_process",
+                 window_all, union, connect, co_map, co_flat_map, co_process, broadcast_process, interval_join",
                 here()
             ),
         };
@@ -308,7 +323,7 @@ pub fn build_stream(
         At::Stream(s) => Ok(s),
         At::Keyed(_) => bail!("the last [[stream]] step is key_by: a keyed operator must follow"),
         At::Connected(_) => bail!(
-            "the last [[stream]] step is connect: co_map, co_flat_map, co_process or broadcast_process must follow"
+            "the last [[stream]] step is connect: co_map, co_flat_map, co_process, broadcast_process or interval_join must follow"
         ),
     }
 }

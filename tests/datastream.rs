@@ -111,7 +111,7 @@ fn build(job: &Json, mode: Mode, workers: usize) -> Result<StreamJob, host::Pool
                     c.keyed_broadcast_process(key.clone(), &f, fields(&ops[0]))
                 }
             }
-            "co_map" | "co_flat_map" | "co_process" => {
+            "co_map" | "co_flat_map" | "co_process" | "interval_join" => {
                 let mut c = streams[0].clone().connect(streams[1].clone());
                 if !key.is_empty() {
                     let second: Vec<String> =
@@ -120,6 +120,11 @@ fn build(job: &Json, mode: Mode, workers: usize) -> Result<StreamJob, host::Pool
                 }
                 let f = udf(ops[0]["fn"].as_str().unwrap());
                 match head {
+                    "interval_join" => {
+                        let bounds = &ops[0]["interval"];
+                        let (lower, upper) = (bounds[0].as_i64().unwrap(), bounds[1].as_i64().unwrap());
+                        c.interval_join(lower, upper, &f, fields(&ops[0]))
+                    }
                     "co_map" => c.map(&f, fields(&ops[0])),
                     "co_process" => c.process(&f, fields(&ops[0])),
                     _ => c.flat_map(&f, fields(&ops[0])),
@@ -648,6 +653,43 @@ fn broadcast_state_from_a_second_input() {
         j["event_time"] = Json::Null;
         check_with_pushes(j, |rows, batch| alternating(rows, batch, Json::clone));
     }
+}
+
+/// An interval join (Flink's `KeyedStream.interval_join`): every pair of a key's rows within the
+/// interval, the inputs each with its own timestamps, late rows joining nothing, kept rows dropped once
+/// no later row can join them.
+#[test]
+fn interval_joins_of_two_keyed_inputs() {
+    for interval in [json!([-3, 5]), json!([0, 0]), json!([2, 9])] {
+        let stage = json!({ "key": ["k"], "second_key": ["k"], "ops": [
+            { "kind": "interval_join", "fn": "JoinPairs", "fields": KTV, "interval": interval },
+        ] });
+        let mut j = job(json!([stage]));
+        j["sources"] = json!({ "a": KTV, "b": KTV });
+        j["second_event_time"] = json!(["ts", 2]);
+        check_with_pushes(j, |rows, batch| alternating(rows, batch, Json::clone));
+    }
+    // By hand, interval [0, 5]: a@10 meets b@12; a@1 meets b@3; a@10 and b@3, a@1 and b@12 do not.
+    for mode in MODES {
+        let mut job = DataStream::source("a", ktv())
+            .assign_timestamps("ts", 20)
+            .connect(DataStream::source("b", ktv()).assign_timestamps("ts", 20))
+            .key_by(["k"], ["k"])
+            .interval_join(0, 5, &udf("JoinPairs"), ktv())
+            .build(JobSettings::default().mode(mode).workers(2).worker_exe(worker_exe()))
+            .unwrap();
+        let mut out = job.push("a", arrow(ktv_batch(&[("x", 10, 1)]))).map(emitted).unwrap().main.to_rows();
+        out.extend(job.push("b", arrow(ktv_batch(&[("x", 12, 2), ("x", 3, 3)]))).map(emitted).unwrap().main.to_rows());
+        out.extend(job.push("a", arrow(ktv_batch(&[("x", 1, 4)]))).map(emitted).unwrap().main.to_rows());
+        out.extend(job.finish().map(emitted).unwrap().main.to_rows());
+        assert_eq!(out, [row("x", 12, 102), row("x", 3, 403)], "{mode}");
+    }
+    let unkeyed = DataStream::source("a", ktv())
+        .assign_timestamps("ts", 1)
+        .connect(DataStream::source("b", ktv()).assign_timestamps("ts", 1))
+        .interval_join(0, 1, &udf("JoinPairs"), ktv())
+        .build(JobSettings::default().mode(Mode::Thread).workers(1));
+    assert!(unkeyed.unwrap_err().to_string().contains("needs keyed inputs"));
 }
 
 #[test]

@@ -171,6 +171,7 @@ class Stage:
         self.counts = {}
         self.seq = 0
         self.broadcast = {}
+        self.joins = {}
         trigger = (self.ops[0].get("trigger") if self.ops else None)
         self.trigger = load_function(job["udf_file"], trigger) if trigger else None
         # A trigger's state: (state name, (key, window)) -> value.
@@ -217,7 +218,7 @@ class Stage:
     @property
     def head(self):
         return self.ops and self.ops[0]["kind"] in (
-            "reduce", "process", "window", "co_map", "co_flat_map", "co_process", "broadcast_process"
+            "reduce", "process", "window", "co_map", "co_flat_map", "co_process", "broadcast_process", "interval_join"
         )
 
     def key(self, row, names):
@@ -235,7 +236,7 @@ class Stage:
         kind = self.ops[0]["kind"]
         f = self.funcs[0]
         fields = self.ops[0].get("fields") or self.in_fields
-        event_time = self.job.get("event_time") if kind in ("process", "window", "co_process") else None
+        event_time = self.job.get("event_time") if kind in ("process", "window", "co_process", "interval_join") else None
         if kind == "window" and "count" in self.ops[0]["assigner"]:
             event_time = None
         # Connected inputs: each side's own watermark; the operator's is the smaller (Flink's rule).
@@ -251,6 +252,32 @@ class Stage:
                     self.first_row.setdefault(key, i)
                 name = ("process_element", "process_broadcast_element")[side]
                 self.emit_all(getattr(f, name)(arg(value), BroadcastCtx(self, side == 0)), fields)
+                continue
+            if kind == "interval_join":
+                # Flink's interval join: pairs of a key's rows, the right one within [t + lower, t + upper]
+                # of the left one's t; a row older than the watermark joins nothing; rows are dropped once
+                # no later row can join them (a timer at t + upper, or t, per side).
+                side, value = r
+                key = self.key(value, self.spec["key"] if side == 0 else self.spec["second_key"])
+                self.row_index = i
+                self.st.key = key
+                self.first_row.setdefault(key, i)
+                bounds = (self.job.get("event_time"), self.job.get("second_event_time"))
+                ts = value[bounds[side][0]]
+                if ts >= self.wm:
+                    lower, upper = self.ops[0]["interval"]
+                    low, high = (lower, upper) if side == 0 else (-upper, -lower)
+                    buffers = self.joins.setdefault(key, ([], []))
+                    buffers[side].append((ts, value))
+                    for other_ts, other in buffers[1 - side]:
+                        if ts + low <= other_ts <= ts + high:
+                            left, right = (value, other) if side == 0 else (other, value)
+                            stamps = (ts, other_ts) if side == 0 else (other_ts, ts)
+                            self.emit_all(f.process_element(arg(left), arg(right), JoinCtx(*stamps)), fields)
+                    self.register(ts + high if high > 0 else ts, key, ("join", side, ts))
+                side_wm[side] = max(side_wm[side], ts - bounds[side][1])
+                self.wm = max(self.wm, min(side_wm))
+                self.fire(fields)
                 continue
             if kind == "co_process":
                 side, value = r
@@ -318,7 +345,11 @@ class Stage:
                 continue
             self.pending.discard((key, window, ts))
             self.st.key = key
-            if window is not None:
+            if window is not None and window[0] == "join":
+                _, side, bucket = window
+                buffers = self.joins.get(key, ([], []))
+                buffers[side][:] = [kept for kept in buffers[side] if kept[0] != bucket]
+            elif window is not None:
                 self.trigger_time(key, window, ts, fields)
             elif self.ops[0]["kind"] == "window":
                 self.window_fire(key, ts, fields)
@@ -547,6 +578,20 @@ class BroadcastCtx:
             function(key, kinds[type(d).__name__](st, name))
 
 
+class JoinCtx:
+    def __init__(self, left, right):
+        self.left, self.right = left, right
+
+    def get_left_timestamp(self):
+        return self.left
+
+    def get_right_timestamp(self):
+        return self.right
+
+    def get_timestamp(self):
+        return max(self.left, self.right)
+
+
 class Ctx:
     def __init__(self, stage, ts):
         self.stage, self.ts = stage, ts
@@ -574,7 +619,7 @@ def main():
     job = json.load(sys.stdin)
     fields_of = job["sources"]
     first = job["stages"][0]
-    if first["ops"][0]["kind"] in ("co_map", "co_flat_map", "co_process", "broadcast_process"):
+    if first["ops"][0]["kind"] in ("co_map", "co_flat_map", "co_process", "broadcast_process", "interval_join"):
         names = list(fields_of)
         rows = [
             (names.index(src), U._row_type(tuple(fields_of[src]))(*row))

@@ -303,7 +303,7 @@ impl DataStream {
             self.schema = s.clone();
         }
         let stage = self.stages.last_mut().expect("a stream has a stage");
-        stage.ops.push(StreamOp { kind, udf: spec, output, window, concurrency: 0 });
+        stage.ops.push(StreamOp { kind, udf: spec, output, window, concurrency: 0, interval: None });
         self
     }
 
@@ -428,12 +428,13 @@ impl DataStream {
             let needs_time = match draft.ops[0].kind {
                 StreamOpKind::Process => self.event_time.is_some(),
                 StreamOpKind::CoProcess => self.event_time.is_some() || self.second_event_time.is_some(),
+                StreamOpKind::IntervalJoin => true,
                 StreamOpKind::Window => {
                     !matches!(draft.ops[0].window.as_ref().map(|w| w.assigner), Some(WindowAssigner::Count { .. }))
                 }
                 _ => false,
             };
-            let connected = draft.ops[0].kind == StreamOpKind::CoProcess;
+            let connected = matches!(draft.ops[0].kind, StreamOpKind::CoProcess | StreamOpKind::IntervalJoin);
             let event_time = match (&self.event_time, &self.second_event_time, needs_time) {
                 (_, _, false) => None,
                 (Some(first), Some(second), true) if connected => {
@@ -756,6 +757,28 @@ impl ConnectedStreams {
         stage.first_key_len = key.len();
         stage.key = key;
         stream.push_op(StreamOpKind::BroadcastProcess, udf, Some(output), None)
+    }
+
+    /// An interval join of the two inputs, keyed alike ([`key_by`](Self::key_by)), on event time
+    /// (timestamps on both): every pair of a key's rows, a first-input row at `t` and a second-input
+    /// row within `t + lower ..= t + upper`, goes to the `ProcessJoinFunction`'s
+    /// `process_element(left, right, ctx)` (`ctx.get_left_timestamp()`, `get_right_timestamp()`,
+    /// `get_timestamp()`: the larger), which yields rows of `output`. A row older than the watermark
+    /// when it arrives joins nothing (as in Flink); rows are kept until no later row can join them.
+    pub fn interval_join(self, lower: i64, upper: i64, udf: &str, output: Schema) -> DataStream {
+        if self.stream.stages[0].key.is_empty() {
+            return self.stream.fail("an interval join needs keyed inputs: call key_by before it".into());
+        }
+        if lower > upper {
+            return self
+                .stream
+                .fail(format!("an interval join's lower bound {lower} is above its upper bound {upper}"));
+        }
+        let mut stream = self.stream.push_op(StreamOpKind::IntervalJoin, udf, Some(output), None);
+        if let Some(op) = stream.stages.last_mut().and_then(|s| s.ops.last_mut()) {
+            op.interval = Some((lower, upper));
+        }
+        stream
     }
 
     /// A co-process function (Flink's `CoProcessFunction`, keyed: `KeyedCoProcessFunction`):

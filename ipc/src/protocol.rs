@@ -194,6 +194,9 @@ pub enum StreamOpKind {
     /// the broadcast state, `process_broadcast_element(row, ctx)` writes it (Flink's
     /// `BroadcastProcessFunction`; keyed by the first input's columns: `KeyedBroadcastProcessFunction`).
     BroadcastProcess,
+    /// Two connected inputs keyed alike, joined over an event-time interval: `process_element(left,
+    /// right, ctx)` for every pair of a key whose timestamps are within it (Flink's interval join).
+    IntervalJoin,
 }
 
 impl StreamOpKind {
@@ -210,6 +213,7 @@ impl StreamOpKind {
             StreamOpKind::CoFlatMap => "co_flat_map",
             StreamOpKind::CoProcess => "co_process",
             StreamOpKind::BroadcastProcess => "broadcast_process",
+            StreamOpKind::IntervalJoin => "interval_join",
         }
     }
 
@@ -306,6 +310,10 @@ pub struct StreamOp {
     pub window: Option<WindowSpec>,
     /// `async def` functions: how many calls run at once (0: no limit).
     pub concurrency: u32,
+    /// Interval joins: the second input's rows that join a first input's row at `ts` are those at
+    /// `ts + lower ..= ts + upper`.
+    #[serde(default)]
+    pub interval: Option<(i64, i64)>,
 }
 
 /// Event time of a stage's rows: its timestamp column and watermark.
@@ -359,6 +367,7 @@ impl StreamStage {
                     | StreamOpKind::CoFlatMap
                     | StreamOpKind::CoProcess
                     | StreamOpKind::BroadcastProcess
+                    | StreamOpKind::IntervalJoin
             )
         )
     }

@@ -8,6 +8,7 @@ from udfpool import (
     BroadcastProcessFunction,
     KeyedBroadcastProcessFunction,
     ProcessAllWindowFunction,
+    ProcessJoinFunction,
     AggregatingStateDescriptor,
     FilterFunction,
     FlatMapFunction,
@@ -491,3 +492,10 @@ class CountAboveThreshold(KeyedBroadcastProcessFunction):
     def process_broadcast_element(self, rule, ctx):
         ctx.get_broadcast_state(self.RULES).put("all", rule.v)
         ctx.apply_to_keyed_state(self.COUNT, lambda key, state: state.clear())
+
+
+class JoinPairs(ProcessJoinFunction):
+    """An interval join's pairs: (key, the later timestamp, left v * 100 + right v)."""
+
+    def process_element(self, left, right, ctx):
+        yield (left.k, ctx.get_timestamp(), left.v * 100 + right.v)

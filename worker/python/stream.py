@@ -417,6 +417,36 @@ class _BroadcastContext:
         store.current_key = None
 
 
+class ProcessJoinFunction(UserDefinedFunction):
+    """An interval join's pairs: ``process_element(left, right, ctx)`` yields rows;
+    ``ctx.get_left_timestamp()``, ``get_right_timestamp()``, ``get_timestamp()`` (the larger)."""
+
+    @_abc.abstractmethod
+    def process_element(self, left, right, ctx):
+        raise NotImplementedError
+
+
+class _JoinContext:
+    __slots__ = ("_stage", "_left", "_right")
+
+    def __init__(self, stage, left, right):
+        self._stage, self._left, self._right = stage, left, right
+
+    def get_left_timestamp(self):
+        return self._left
+
+    def get_right_timestamp(self):
+        return self._right
+
+    def get_timestamp(self):
+        return max(self._left, self._right)
+
+    def output(self, tag, value):
+        if not isinstance(tag, OutputTag):
+            raise TypeError(f"output() takes an OutputTag, got {tag!r}")
+        self._stage.emit(self._stage.order, (tag, value))
+
+
 class SessionWindowTimeGapExtractor(UserDefinedFunction):
     """Dynamic session windows: ``extract(element)`` gives the row's session gap."""
 
@@ -785,6 +815,7 @@ ProcessFunction.Context = _Context
 CoProcessFunction.Context = _Context
 KeyedCoProcessFunction.Context = _Context
 KeyedCoProcessFunction.OnTimerContext = _Context
+ProcessJoinFunction.Context = _JoinContext
 BroadcastProcessFunction.Context = _BroadcastContext
 BroadcastProcessFunction.ReadOnlyContext = _BroadcastContext
 _BroadcastContext.__class_getitem__ = classmethod(lambda cls, params: cls)
@@ -817,6 +848,7 @@ class _Op:
         self.bare = len(self.fields) == 1
         self.row_type = _row_type(self.fields)
         self.window = spec.get("window")
+        self.interval = tuple(spec["interval"]) if spec.get("interval") else None
         self.window_then = None
         self.window_then_obj = None
         then = (self.window or {}).get("window_function")
@@ -850,6 +882,11 @@ class _Op:
         kind = self.kind
         if kind in ("CoMap", "CoFlatMap"):
             return tuple((lambda row, f=f: f(row[0])) if bare else f for f, bare in zip(call, self.bare_sides))
+        if kind == "IntervalJoin":
+            bare_left, bare_right = self.bare_sides
+            if not (bare_left or bare_right):
+                return call
+            return lambda left, right, ctx: call(left[0] if bare_left else left, right[0] if bare_right else right, ctx)
         if kind in ("CoProcess", "BroadcastProcess"):
             return tuple((lambda row, ctx, f=f: f(row[0], ctx)) if bare else f for f, bare in zip(call, self.bare_sides))
         if not self.bare_in or kind == "Window":
@@ -872,6 +909,7 @@ class _Op:
             "CoFlatMap": ("flat_map1", "flat_map2"),
             "CoProcess": ("process_element1", "process_element2"),
             "BroadcastProcess": ("process_element", "process_broadcast_element"),
+            "IntervalJoin": ("process_element",),
         }.get(self.kind)
         if self.kind == "Window":
             function = self.window["function"]
@@ -973,6 +1011,7 @@ _OP_NAMES = {
     "CoFlatMap": "co_flat_map",
     "CoProcess": "co_process",
     "BroadcastProcess": "broadcast_process",
+    "IntervalJoin": "interval_join",
 }
 _STREAM_LOADS = _itertools.count()
 
@@ -1025,7 +1064,7 @@ class _Stage:
         ops = [_Op(self, op, i) for i, op in enumerate(spec["ops"])]
         for op in ops[:-1]:
             op.named = True
-        head_kinds = ("Reduce", "Process", "Window", "CoMap", "CoFlatMap", "CoProcess", "BroadcastProcess")
+        head_kinds = ("Reduce", "Process", "Window", "CoMap", "CoFlatMap", "CoProcess", "BroadcastProcess", "IntervalJoin")
         self.head = ops[0] if ops and ops[0].kind in head_kinds else None
         self.tail = ops[1:] if self.head else ops
         for op in self.tail:
@@ -1224,6 +1263,9 @@ class _Stage:
                 self.store.current_key = key
                 self._rank(key, r)
             self.order = order = (r, 0, 0, 0)
+            if kind == "IntervalJoin":
+                self._interval_join(head, key, side, value, ts, order)
+                return
             if kind == "BroadcastProcess":
                 if side == 1:
                     # Not a key's row: keyed state is reached through apply_to_keyed_state only.
@@ -1274,7 +1316,10 @@ class _Stage:
         head = self.head
         self.failed_op = head
         if type(key) is _WindowTimer:
-            self._trigger_fire(head, ts, key, order)
+            if head.kind == "IntervalJoin":
+                self._interval_cleanup(key)
+            else:
+                self._trigger_fire(head, ts, key, order)
             return
         if head.kind == "Window":
             self._window_fire(head, ts, key, order)
@@ -1443,6 +1488,31 @@ class _Stage:
                 del windows[w]
         if not windows:
             self.windows.pop(key, None)
+
+    def _interval_join(self, head, key, side, value, ts, order):
+        """One row of an interval join (Flink's IntervalJoinOperator): joined with the other input's
+        kept rows of its key within the interval, then kept until no later row can join it."""
+        if ts < self.timers.watermark:
+            return  # older than the watermark: joins nothing, as in Flink
+        lower, upper = head.interval
+        low, high = (lower, upper) if side == 0 else (-upper, -lower)
+        buffers = self.store.table("__join__").setdefault(key, ([], []))
+        buffers[side].append((ts, value))
+        for other_ts, other in buffers[1 - side]:
+            if ts + low <= other_ts <= ts + high:
+                left, right = (value, other) if side == 0 else (other, value)
+                left_ts, right_ts = (ts, other_ts) if side == 0 else (other_ts, ts)
+                self.emit_all(order, head.call(left, right, _JoinContext(self, left_ts, right_ts)), head)
+        self._window_timer(key, (side, ts), ts + high if high > 0 else ts)
+
+    def _interval_cleanup(self, timer):
+        """Drops an interval join's rows of one side and timestamp: no later row can join them."""
+        key, (side, ts) = timer
+        buffers = self.store.table("__join__").get(key)
+        if buffers is not None:
+            buffers[side][:] = [kept for kept in buffers[side] if kept[0] != ts]
+            if not buffers[0] and not buffers[1]:
+                del self.store.table("__join__")[key]
 
     def _window_timer(self, key, window, time):
         """An event-time timer for `window` of `key` (a trigger's, or the window's end)."""

@@ -83,6 +83,7 @@ fn python_spec(stage: &StreamStage) -> Result<String, UdfError> {
                 "input_fields": input_fields,
                 "output_fields": fields,
                 "window": op.window,
+                "interval": op.interval,
                 "concurrency": op.concurrency,
             })
         })
