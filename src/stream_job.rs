@@ -41,7 +41,8 @@
 //! Connected inputs: `op = "connect"` with `source = "more"` (and `key`, `second_key` to key both
 //! sides), then `op = "co_map"`, `"co_flat_map"` or `"co_process"` with `udf` and `output`; or, the second source
 //! broadcast, `op = "broadcast_process"` (with `key` to key the first: a `KeyedBroadcastProcessFunction`);
-//! or, keyed, `op = "interval_join"` with `lower`, `upper`, `udf` (a `ProcessJoinFunction`) and `output`.
+//! or, keyed, `op = "interval_join"` with `lower`, `upper`, `udf` (a `ProcessJoinFunction`) and `output`,
+//! or `op = "window_join"` with the window's keys and `function = "join"` or `"co_group"`.
 
 use crate::input::parse_schema_arg;
 use anyhow::{bail, Context, Result};
@@ -57,7 +58,7 @@ use std::path::{Path, PathBuf};
 #[serde(deny_unknown_fields)]
 pub struct StreamStep {
     /// `map`, `flat_map`, `filter`, `key_by`, `reduce`, `process`, `window`, `window_all`, `union`, `connect`,
-    /// `co_map`, `co_flat_map`, `co_process`, `broadcast_process`, `interval_join`.
+    /// `co_map`, `co_flat_map`, `co_process`, `broadcast_process`, `interval_join`, `window_join`.
     pub op: String,
     /// The function, `file.py:name`, relative to the job file.
     pub udf: Option<String>,
@@ -89,7 +90,7 @@ pub struct StreamStep {
     pub lower: Option<i64>,
     /// `interval_join`: see `lower`.
     pub upper: Option<i64>,
-    /// `window`: `apply`, `process`, `aggregate` or `reduce`.
+    /// `window`: `apply`, `process`, `aggregate` or `reduce`; `window_join`: `join` or `co_group`.
     pub function: Option<String>,
     /// `window`: the side output of late rows (default `late`).
     pub late: Option<String>,
@@ -264,6 +265,14 @@ pub fn build_stream(
                     None => s,
                 })
             }
+            ("window_join", At::Connected(c)) => {
+                let assigner = window_assigner(step, &here)?;
+                At::Stream(match step.function.as_deref() {
+                    Some("join") => c.window_join(assigner, &udf()?, output()?),
+                    Some("co_group") => c.window_co_group(assigner, &udf()?, output()?),
+                    other => bail!("{}: function = {other:?}; a window join's functions: join, co_group", here()),
+                })
+            }
             ("interval_join", At::Connected(c)) => {
                 let bound = |b: Option<i64>, name: &str| b.with_context(|| format!("{}: needs {name}", here()));
                 At::Stream(c.interval_join(
@@ -307,11 +316,11 @@ pub fn build_stream(
                 return Err(wrong("key_by (a keyed operator must: map, flat_map, filter, reduce, process, window)"))
             }
             (_, At::Connected(_)) => {
-                return Err(wrong("connect (co_map, co_flat_map, co_process, broadcast_process or interval_join must)"))
+                return Err(wrong("connect (co_map, co_flat_map, co_process, broadcast_process, interval_join or window_join must)"))
             }
             (op, At::Stream(_)) => bail!(
                 "{}: unknown or misplaced op {op:?}; ops: map, flat_map, filter, key_by, reduce, process, window, \
-                 window_all, union, connect, co_map, co_flat_map, co_process, broadcast_process, interval_join",
+                 window_all, union, connect, co_map, co_flat_map, co_process, broadcast_process, interval_join, window_join",
                 here()
             ),
         };
@@ -323,7 +332,7 @@ pub fn build_stream(
         At::Stream(s) => Ok(s),
         At::Keyed(_) => bail!("the last [[stream]] step is key_by: a keyed operator must follow"),
         At::Connected(_) => bail!(
-            "the last [[stream]] step is connect: co_map, co_flat_map, co_process, broadcast_process or interval_join must follow"
+            "the last [[stream]] step is connect: co_map, co_flat_map, co_process, broadcast_process, interval_join or window_join must follow"
         ),
     }
 }

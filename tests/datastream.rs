@@ -111,7 +111,7 @@ fn build(job: &Json, mode: Mode, workers: usize) -> Result<StreamJob, host::Pool
                     c.keyed_broadcast_process(key.clone(), &f, fields(&ops[0]))
                 }
             }
-            "co_map" | "co_flat_map" | "co_process" | "interval_join" => {
+            "co_map" | "co_flat_map" | "co_process" | "interval_join" | "window_join" => {
                 let mut c = streams[0].clone().connect(streams[1].clone());
                 if !key.is_empty() {
                     let second: Vec<String> =
@@ -120,6 +120,10 @@ fn build(job: &Json, mode: Mode, workers: usize) -> Result<StreamJob, host::Pool
                 }
                 let f = udf(ops[0]["fn"].as_str().unwrap());
                 match head {
+                    "window_join" if ops[0]["function"] == "co_group" => {
+                        c.window_co_group(assigner_of(&ops[0]), &f, fields(&ops[0]))
+                    }
+                    "window_join" => c.window_join(assigner_of(&ops[0]), &f, fields(&ops[0])),
                     "interval_join" => {
                         let bounds = &ops[0]["interval"];
                         let (lower, upper) = (bounds[0].as_i64().unwrap(), bounds[1].as_i64().unwrap());
@@ -690,6 +694,49 @@ fn interval_joins_of_two_keyed_inputs() {
         .interval_join(0, 1, &udf("JoinPairs"), ktv())
         .build(JobSettings::default().mode(Mode::Thread).workers(1));
     assert!(unkeyed.unwrap_err().to_string().contains("needs keyed inputs"));
+}
+
+/// Window joins and co-groups of two keyed inputs (Flink's `join`/`co_group` ... `window`): a
+/// `JoinFunction` per pair, a generator as a flat join, a `CoGroupFunction` per window of a key.
+#[test]
+fn window_joins_and_co_groups() {
+    for (assigner, function, f) in [
+        (json!({ "size": 10 }), "join", "PairUp"),
+        (json!({ "size": 12, "slide": 4 }), "join", "pair_differences"),
+        (json!({ "size": 9 }), "co_group", "Grouped"),
+    ] {
+        let stage = json!({ "key": ["k"], "second_key": ["k"], "ops": [
+            { "kind": "window_join", "fn": f, "assigner": assigner, "function": function, "fields": KTV },
+        ] });
+        let mut j = job(json!([stage]));
+        j["sources"] = json!({ "a": KTV, "b": KTV });
+        j["second_event_time"] = json!(["ts", 2]);
+        check_with_pushes(j, |rows, batch| alternating(rows, batch, Json::clone));
+    }
+    // By hand, tumbling windows of 10: [0, 10) holds a's 1 and 2 and b's 3; [10, 20) only b's 4.
+    for mode in MODES {
+        for co_group in [false, true] {
+            let connected = DataStream::source("a", ktv())
+                .assign_timestamps("ts", 20)
+                .connect(DataStream::source("b", ktv()).assign_timestamps("ts", 20))
+                .key_by(["k"], ["k"]);
+            let job = if co_group {
+                connected.window_co_group(Window::tumbling(10), &udf("Grouped"), ktv())
+            } else {
+                connected.window_join(Window::tumbling(10), &udf("PairUp"), ktv())
+            };
+            let mut job = job.build(JobSettings::default().mode(mode).workers(2).worker_exe(worker_exe())).unwrap();
+            job.push("a", arrow(ktv_batch(&[("x", 1, 1), ("x", 2, 2)]))).unwrap();
+            job.push("b", arrow(ktv_batch(&[("x", 3, 3), ("x", 15, 4)]))).unwrap();
+            let out = job.finish().map(emitted).unwrap().main.to_rows();
+            let expected = if co_group {
+                vec![row("x", 2, 301), row("x", 0, 1)]
+            } else {
+                vec![row("x", 1, 103), row("x", 2, 203)]
+            };
+            assert_eq!(out, expected, "{mode}, co-group {co_group}");
+        }
+    }
 }
 
 #[test]

@@ -218,7 +218,8 @@ class Stage:
     @property
     def head(self):
         return self.ops and self.ops[0]["kind"] in (
-            "reduce", "process", "window", "co_map", "co_flat_map", "co_process", "broadcast_process", "interval_join"
+            "reduce", "process", "window", "co_map", "co_flat_map", "co_process", "broadcast_process", "interval_join",
+            "window_join",
         )
 
     def key(self, row, names):
@@ -236,7 +237,11 @@ class Stage:
         kind = self.ops[0]["kind"]
         f = self.funcs[0]
         fields = self.ops[0].get("fields") or self.in_fields
-        event_time = self.job.get("event_time") if kind in ("process", "window", "co_process", "interval_join") else None
+        event_time = (
+            self.job.get("event_time")
+            if kind in ("process", "window", "co_process", "interval_join", "window_join")
+            else None
+        )
         if kind == "window" and "count" in self.ops[0]["assigner"]:
             event_time = None
         # Connected inputs: each side's own watermark; the operator's is the smaller (Flink's rule).
@@ -252,6 +257,31 @@ class Stage:
                     self.first_row.setdefault(key, i)
                 name = ("process_element", "process_broadcast_element")[side]
                 self.emit_all(getattr(f, name)(arg(value), BroadcastCtx(self, side == 0)), fields)
+                continue
+            if kind == "window_join":
+                # Flink's window join / co-group: each row into its key's open windows with its side; a
+                # window's pairs (left outer loop) or its co-group when it fires at its end.
+                side, value = r
+                key = self.key(value, self.spec["key"] if side == 0 else self.spec["second_key"])
+                self.row_index = i
+                self.st.key = key
+                self.first_row.setdefault(key, i)
+                bounds = (self.job.get("event_time"), self.job.get("second_event_time"))
+                ts = value[bounds[side][0]]
+                a = self.ops[0]["assigner"]
+                size, slide = a["size"], a.get("slide", a["size"])
+                wins = self.windows.setdefault(key, {})
+                last = ts - ts % slide
+                for s in range(last, ts - size, -slide):
+                    if s + size - 1 <= self.wm:
+                        continue
+                    if (s, s + size) not in wins:
+                        wins[(s, s + size)] = []
+                        self.register(s + size - 1, key)
+                    wins[(s, s + size)].append((side, value))
+                side_wm[side] = max(side_wm[side], ts - bounds[side][1])
+                self.wm = max(self.wm, min(side_wm))
+                self.fire(fields)
                 continue
             if kind == "interval_join":
                 # Flink's interval join: pairs of a key's rows, the right one within [t + lower, t + upper]
@@ -351,7 +381,7 @@ class Stage:
                 buffers[side][:] = [kept for kept in buffers[side] if kept[0] != bucket]
             elif window is not None:
                 self.trigger_time(key, window, ts, fields)
-            elif self.ops[0]["kind"] == "window":
+            elif self.ops[0]["kind"] in ("window", "window_join"):
                 self.window_fire(key, ts, fields)
             else:
                 self.emit_all(self.funcs[0].on_timer(ts, Ctx(self, ts)), fields)
@@ -483,6 +513,21 @@ class Stage:
 
     def window_emit(self, key, window, rows, fields):
         f, function = self.funcs[0], self.ops[0]["function"]
+        if self.ops[0]["kind"] == "window_join":
+            lefts = [arg(v) for s, v in rows if s == 0]
+            rights = [arg(v) for s, v in rows if s == 1]
+            if function == "co_group":
+                self.emit_all(method(f, "co_group")(lefts, rights), fields)
+                return
+            join = method(f, "join")
+            for left in lefts:
+                for right in rights:
+                    out = join(left, right)
+                    if inspect.isgenerator(out):
+                        self.emit_all(out, fields)
+                    else:
+                        self.main(out, fields)
+            return
         if self.ops[0].get("all") and function in ("apply", "process"):
             # window_all: the functions get no key.
             rows = [arg(r) for r in rows]
@@ -619,7 +664,9 @@ def main():
     job = json.load(sys.stdin)
     fields_of = job["sources"]
     first = job["stages"][0]
-    if first["ops"][0]["kind"] in ("co_map", "co_flat_map", "co_process", "broadcast_process", "interval_join"):
+    if first["ops"][0]["kind"] in (
+        "co_map", "co_flat_map", "co_process", "broadcast_process", "interval_join", "window_join"
+    ):
         names = list(fields_of)
         rows = [
             (names.index(src), U._row_type(tuple(fields_of[src]))(*row))

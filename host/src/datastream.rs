@@ -428,13 +428,16 @@ impl DataStream {
             let needs_time = match draft.ops[0].kind {
                 StreamOpKind::Process => self.event_time.is_some(),
                 StreamOpKind::CoProcess => self.event_time.is_some() || self.second_event_time.is_some(),
-                StreamOpKind::IntervalJoin => true,
+                StreamOpKind::IntervalJoin | StreamOpKind::WindowJoin => true,
                 StreamOpKind::Window => {
                     !matches!(draft.ops[0].window.as_ref().map(|w| w.assigner), Some(WindowAssigner::Count { .. }))
                 }
                 _ => false,
             };
-            let connected = matches!(draft.ops[0].kind, StreamOpKind::CoProcess | StreamOpKind::IntervalJoin);
+            let connected = matches!(
+                draft.ops[0].kind,
+                StreamOpKind::CoProcess | StreamOpKind::IntervalJoin | StreamOpKind::WindowJoin
+            );
             let event_time = match (&self.event_time, &self.second_event_time, needs_time) {
                 (_, _, false) => None,
                 (Some(first), Some(second), true) if connected => {
@@ -779,6 +782,41 @@ impl ConnectedStreams {
             op.interval = Some((lower, upper));
         }
         stream
+    }
+
+    /// A window join of the two inputs, keyed alike, on event time (Flink's `join(...).where(...)
+    /// .equal_to(...).window(...)`): when a tumbling or sliding window of a key fires, `join(left,
+    /// right)` runs for every pair of its rows from the first and the second input (a `JoinFunction`
+    /// returns a row of `output`, a `FlatJoinFunction` yields rows). Rows arriving after their windows
+    /// fired join nothing, as in Flink.
+    pub fn window_join(self, assigner: WindowAssigner, udf: &str, output: Schema) -> DataStream {
+        self.windowed(WindowFunctionKind::Join, assigner, udf, output)
+    }
+
+    /// As [`window_join`](Self::window_join), with `co_group(lefts, rights)` once per window of a key
+    /// (either side may be empty), yielding rows of `output` (Flink's `co_group`).
+    pub fn window_co_group(self, assigner: WindowAssigner, udf: &str, output: Schema) -> DataStream {
+        self.windowed(WindowFunctionKind::CoGroup, assigner, udf, output)
+    }
+
+    fn windowed(self, function: WindowFunctionKind, assigner: WindowAssigner, udf: &str, output: Schema) -> DataStream {
+        if self.stream.stages[0].key.is_empty() {
+            return self.stream.fail("a window join or co-group needs keyed inputs: call key_by before it".into());
+        }
+        if !matches!(assigner, WindowAssigner::Sliding { size, slide, .. } if size > 0 && slide > 0) {
+            return self.stream.fail(format!("window joins take tumbling or sliding windows, not {assigner:?}"));
+        }
+        let spec = WindowSpec {
+            assigner,
+            function,
+            late_output: 0,
+            window_function: None,
+            allowed_lateness: 0,
+            trigger: None,
+            gap_extractor: None,
+            all: false,
+        };
+        self.stream.push_op(StreamOpKind::WindowJoin, udf, Some(output), Some(spec))
     }
 
     /// A co-process function (Flink's `CoProcessFunction`, keyed: `KeyedCoProcessFunction`):

@@ -197,6 +197,9 @@ pub enum StreamOpKind {
     /// Two connected inputs keyed alike, joined over an event-time interval: `process_element(left,
     /// right, ctx)` for every pair of a key whose timestamps are within it (Flink's interval join).
     IntervalJoin,
+    /// Two connected inputs keyed alike, windowed together: the window's function is a join or a
+    /// co-group (Flink's window join and co-group).
+    WindowJoin,
 }
 
 impl StreamOpKind {
@@ -214,6 +217,7 @@ impl StreamOpKind {
             StreamOpKind::CoProcess => "co_process",
             StreamOpKind::BroadcastProcess => "broadcast_process",
             StreamOpKind::IntervalJoin => "interval_join",
+            StreamOpKind::WindowJoin => "window_join",
         }
     }
 
@@ -264,6 +268,10 @@ pub enum WindowFunctionKind {
     Aggregate,
     /// `reduce(a, b)` over the window's rows: one row per window.
     Reduce,
+    /// A window join: `join(left, right)` for every pair of the two inputs' rows in a window.
+    Join,
+    /// A window co-group: `co_group(lefts, rights)` once per window of a key.
+    CoGroup,
 }
 
 /// A window operator's settings.
@@ -368,6 +376,7 @@ impl StreamStage {
                     | StreamOpKind::CoProcess
                     | StreamOpKind::BroadcastProcess
                     | StreamOpKind::IntervalJoin
+                    | StreamOpKind::WindowJoin
             )
         )
     }

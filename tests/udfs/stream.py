@@ -12,6 +12,7 @@ from udfpool import (
     AggregatingStateDescriptor,
     FilterFunction,
     FlatMapFunction,
+    JoinFunction,
     MapFunction,
     ReducingStateDescriptor,
     SessionWindowTimeGapExtractor,
@@ -19,6 +20,7 @@ from udfpool import (
     TriggerResult,
     AggregateFunction,
     CoFlatMapFunction,
+    CoGroupFunction,
     CoMapFunction,
     CoProcessFunction,
     KeyedCoProcessFunction,
@@ -499,3 +501,24 @@ class JoinPairs(ProcessJoinFunction):
 
     def process_element(self, left, right, ctx):
         yield (left.k, ctx.get_timestamp(), left.v * 100 + right.v)
+
+
+class PairUp(JoinFunction):
+    """A window join: one row per pair, (key, the first row's ts, first v * 100 + second v)."""
+
+    def join(self, first, second):
+        return (first.k, first.ts, first.v * 100 + second.v)
+
+
+def pair_differences(first, second):
+    """A flat window join as a generator: a row per pair unless their v are equal."""
+    if first.v != second.v:
+        yield (first.k, second.ts, first.v - second.v)
+
+
+class Grouped(CoGroupFunction):
+    """A window co-group: (key, rows of the first input, sum of their v * 100 + rows of the second)."""
+
+    def co_group(self, first, second):
+        key = first[0].k if first else second[0].k
+        yield (key, len(first), sum(r.v for r in first) * 100 + len(second))

@@ -417,6 +417,31 @@ class _BroadcastContext:
         store.current_key = None
 
 
+class JoinFunction(UserDefinedFunction):
+    """A window join's pairs: ``join(first, second)`` returns one row."""
+
+    @_abc.abstractmethod
+    def join(self, first, second):
+        raise NotImplementedError
+
+
+class FlatJoinFunction(UserDefinedFunction):
+    """A window join's pairs: ``join(first, second)`` yields rows."""
+
+    @_abc.abstractmethod
+    def join(self, first, second):
+        raise NotImplementedError
+
+
+class CoGroupFunction(UserDefinedFunction):
+    """A window co-group: ``co_group(first, second)`` gets each input's rows of a window of a key and
+    yields rows."""
+
+    @_abc.abstractmethod
+    def co_group(self, first, second):
+        raise NotImplementedError
+
+
 class ProcessJoinFunction(UserDefinedFunction):
     """An interval join's pairs: ``process_element(left, right, ctx)`` yields rows;
     ``ctx.get_left_timestamp()``, ``get_right_timestamp()``, ``get_timestamp()`` (the larger)."""
@@ -849,6 +874,9 @@ class _Op:
         self.row_type = _row_type(self.fields)
         self.window = spec.get("window")
         self.interval = tuple(spec["interval"]) if spec.get("interval") else None
+        # A window join's function: a FlatJoinFunction (or a generator function) yields rows; a
+        # JoinFunction returns one.
+        self.flat_join = isinstance(obj, FlatJoinFunction) or _inspect.isgeneratorfunction(obj)
         self.window_then = None
         self.window_then_obj = None
         then = (self.window or {}).get("window_function")
@@ -882,6 +910,9 @@ class _Op:
         kind = self.kind
         if kind in ("CoMap", "CoFlatMap"):
             return tuple((lambda row, f=f: f(row[0])) if bare else f for f, bare in zip(call, self.bare_sides))
+        if kind == "WindowJoin":
+            # Unwrapped where the window fires.
+            return call
         if kind == "IntervalJoin":
             bare_left, bare_right = self.bare_sides
             if not (bare_left or bare_right):
@@ -910,7 +941,10 @@ class _Op:
             "CoProcess": ("process_element1", "process_element2"),
             "BroadcastProcess": ("process_element", "process_broadcast_element"),
             "IntervalJoin": ("process_element",),
+            "WindowJoin": ("join",),
         }.get(self.kind)
+        if self.kind == "WindowJoin":
+            names = {"Join": ("join",), "CoGroup": ("co_group",)}[self.window["function"]]
         if self.kind == "Window":
             function = self.window["function"]
             if function == "Aggregate":
@@ -1012,6 +1046,7 @@ _OP_NAMES = {
     "CoProcess": "co_process",
     "BroadcastProcess": "broadcast_process",
     "IntervalJoin": "interval_join",
+    "WindowJoin": "window_join",
 }
 _STREAM_LOADS = _itertools.count()
 
@@ -1064,7 +1099,10 @@ class _Stage:
         ops = [_Op(self, op, i) for i, op in enumerate(spec["ops"])]
         for op in ops[:-1]:
             op.named = True
-        head_kinds = ("Reduce", "Process", "Window", "CoMap", "CoFlatMap", "CoProcess", "BroadcastProcess", "IntervalJoin")
+        head_kinds = (
+            "Reduce", "Process", "Window", "CoMap", "CoFlatMap", "CoProcess", "BroadcastProcess", "IntervalJoin",
+            "WindowJoin",
+        )
         self.head = ops[0] if ops and ops[0].kind in head_kinds else None
         self.tail = ops[1:] if self.head else ops
         for op in self.tail:
@@ -1087,7 +1125,7 @@ class _Stage:
         for op in ops:
             op.open(context)
         self.ops = ops
-        if self.head is not None and self.head.kind == "Window":
+        if self.head is not None and self.head.kind in ("Window", "WindowJoin"):
             self._window_setup()
 
     # -- checkpoints --------------------------------------------------------------------------------
@@ -1266,6 +1304,9 @@ class _Stage:
             if kind == "IntervalJoin":
                 self._interval_join(head, key, side, value, ts, order)
                 return
+            if kind == "WindowJoin":
+                self._join_window_element(key, side, value, ts)
+                return
             if kind == "BroadcastProcess":
                 if side == 1:
                     # Not a key's row: keyed state is reached through apply_to_keyed_state only.
@@ -1321,7 +1362,7 @@ class _Stage:
             else:
                 self._trigger_fire(head, ts, key, order)
             return
-        if head.kind == "Window":
+        if head.kind in ("Window", "WindowJoin"):
             self._window_fire(head, ts, key, order)
             return
         on_timer = getattr(head.func, "on_timer", None)
@@ -1547,7 +1588,47 @@ class _Stage:
         if result.is_purge():
             contents.clear()
 
+    def _join_window_element(self, key, side, value, ts):
+        """A row of a window join or co-group: into each of its key's windows still open, with its side;
+        a row whose windows have all fired joins nothing (as in Flink)."""
+        size, slide, offset = self.w_args["size"], self.w_args["slide"], self.w_args["offset"]
+        last_start = ts - (ts - offset) % slide
+        windows = self.windows.setdefault(key, {})
+        watermark = self.timers.watermark
+        for start in range(last_start, ts - size, -slide):
+            w = TimeWindow(start, start + size)
+            if w.end - 1 <= watermark:
+                continue
+            contents = windows.get(w)
+            if contents is None:
+                contents = windows[w] = []
+                self.timers.register(w.end - 1, key)
+            contents.append((side, value))
+        if not windows:
+            self.windows.pop(key, None)
+
+    def _join_emit(self, head, window, rows, order):
+        """A window join's pairs (left outer loop, right inner), or its co-group."""
+        bare_left, bare_right = head.bare_sides
+        lefts = [v[0] if bare_left else v for side, v in rows if side == 0]
+        rights = [v[0] if bare_right else v for side, v in rows if side == 1]
+        if head.window["function"] == "CoGroup":
+            self.emit_all(order, head.call(lefts, rights), head)
+            return
+        flat = head.flat_join
+        for left in lefts:
+            for right in rights:
+                produced = head.call(left, right)
+                if flat:
+                    self.emit_all(order, produced, head)
+                else:
+                    self.out.append((order, 0, head.row(produced)))
+
     def _window_emit(self, head, key, window, rows, order):
+        if head.kind == "WindowJoin":
+            self.order = order
+            self._join_emit(head, window, rows, order)
+            return
         function = head.window["function"]
         self.order = order
         then = head.window_then
