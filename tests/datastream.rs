@@ -657,6 +657,13 @@ fn broadcast_state_from_a_second_input() {
         j["event_time"] = Json::Null;
         check_with_pushes(j, |rows, batch| alternating(rows, batch, Json::clone));
     }
+    // Keyed, with event time on both inputs: timers on the keyed input's rows, the broadcast state
+    // deciding when.
+    let stage = json!({ "key": ["k"], "ops": [{ "kind": "broadcast_process", "fn": "QuietAlert", "fields": KTV }] });
+    let mut j = job(json!([stage]));
+    j["sources"] = json!({ "a": KTV, "b": KTV });
+    j["second_event_time"] = json!(["ts", 2]);
+    check_with_pushes(j, |rows, batch| alternating(rows, batch, Json::clone));
 }
 
 /// An interval join (Flink's `KeyedStream.interval_join`): every pair of a key's rows within the

@@ -248,15 +248,23 @@ class Stage:
         side_wm = [-(1 << 63), -(1 << 63)]
         for i, r in enumerate(rows):
             if kind == "broadcast_process":
-                # One instance: every broadcast row once; the main input's rows keyed if asked.
+                # One instance: every broadcast row once; the main input's rows keyed if asked; with
+                # timestamps on both inputs, event time as for co_process (the smaller watermark).
                 side, value = r
                 self.row_index = i
                 if side == 0 and self.spec.get("key"):
                     key = self.key(value, self.spec["key"])
                     self.st.key = key
                     self.first_row.setdefault(key, i)
+                bounds = (self.job.get("event_time"), self.job.get("second_event_time"))
+                timed = bounds[0] is not None and bounds[1] is not None
+                ts = value[bounds[side][0]] if timed else None
                 name = ("process_element", "process_broadcast_element")[side]
-                self.emit_all(getattr(f, name)(arg(value), BroadcastCtx(self, side == 0)), fields)
+                self.emit_all(getattr(f, name)(arg(value), BroadcastCtx(self, side == 0, ts)), fields)
+                if timed:
+                    side_wm[side] = max(side_wm[side], ts - bounds[side][1])
+                    self.wm = max(self.wm, min(side_wm))
+                    self.fire(fields)
                 continue
             if kind == "window_join":
                 # Flink's window join / co-group: each row into its key's open windows with its side; a
@@ -383,6 +391,8 @@ class Stage:
                 self.trigger_time(key, window, ts, fields)
             elif self.ops[0]["kind"] in ("window", "window_join"):
                 self.window_fire(key, ts, fields)
+            elif self.ops[0]["kind"] == "broadcast_process":
+                self.emit_all(self.funcs[0].on_timer(ts, BroadcastCtx(self, True, ts)), fields)
             else:
                 self.emit_all(self.funcs[0].on_timer(ts, Ctx(self, ts)), fields)
 
@@ -603,8 +613,20 @@ class Broadcast:
 
 
 class BroadcastCtx:
-    def __init__(self, stage, main):
-        self.stage, self.main = stage, main
+    def __init__(self, stage, main, ts=None):
+        self.stage, self.main, self.ts = stage, main, ts
+
+    def timestamp(self):
+        return self.ts
+
+    def timer_service(self):
+        return self
+
+    def register_event_time_timer(self, t):
+        self.stage.register(t, self.stage.st.key)
+
+    def current_watermark(self):
+        return self.stage.wm
 
     def get_broadcast_state(self, d):
         return Broadcast(self.stage.broadcast.setdefault(d.name, {}), self.main)

@@ -427,7 +427,9 @@ impl DataStream {
             }
             let needs_time = match draft.ops[0].kind {
                 StreamOpKind::Process => self.event_time.is_some(),
-                StreamOpKind::CoProcess => self.event_time.is_some() || self.second_event_time.is_some(),
+                StreamOpKind::CoProcess | StreamOpKind::BroadcastProcess => {
+                    self.event_time.is_some() || self.second_event_time.is_some()
+                }
                 StreamOpKind::IntervalJoin | StreamOpKind::WindowJoin => true,
                 StreamOpKind::Window => {
                     !matches!(draft.ops[0].window.as_ref().map(|w| w.assigner), Some(WindowAssigner::Count { .. }))
@@ -436,7 +438,10 @@ impl DataStream {
             };
             let connected = matches!(
                 draft.ops[0].kind,
-                StreamOpKind::CoProcess | StreamOpKind::IntervalJoin | StreamOpKind::WindowJoin
+                StreamOpKind::CoProcess
+                    | StreamOpKind::BroadcastProcess
+                    | StreamOpKind::IntervalJoin
+                    | StreamOpKind::WindowJoin
             );
             let event_time = match (&self.event_time, &self.second_event_time, needs_time) {
                 (_, _, false) => None,
@@ -738,8 +743,9 @@ impl ConnectedStreams {
     }
 
     /// As [`broadcast_process`](Self::broadcast_process), the first input keyed by `key` (Flink's
-    /// `KeyedBroadcastProcessFunction`): `process_element` has keyed state and `ctx.get_current_key()`;
-    /// `process_broadcast_element` may change every key's state with `ctx.apply_to_keyed_state`.
+    /// `KeyedBroadcastProcessFunction`): `process_element` has keyed state, `ctx.get_current_key()` and,
+    /// with timestamps on both inputs, event-time timers (`on_timer`); `process_broadcast_element` may
+    /// change every key's state with `ctx.apply_to_keyed_state`.
     pub fn keyed_broadcast_process<S: Into<String>>(
         self,
         key: impl IntoIterator<Item = S>,

@@ -522,3 +522,28 @@ class Grouped(CoGroupFunction):
     def co_group(self, first, second):
         key = first[0].k if first else second[0].k
         yield (key, len(first), sum(r.v for r in first) * 100 + len(second))
+
+
+class QuietAlert(KeyedBroadcastProcessFunction):
+    """Keyed broadcast with event-time timers: each key's rows counted (value state); a timer the
+    broadcast "quiet" time after each row (default 5) reports the count if the key stayed quiet."""
+
+    RULES = MapStateDescriptor("rules")
+    LAST = ValueStateDescriptor("last")
+
+    def open(self, runtime_context):
+        self.last = runtime_context.get_state(self.LAST)
+
+    def process_element(self, row, ctx):
+        quiet = ctx.get_broadcast_state(self.RULES).get("quiet") or 5
+        count = (self.last.value() or (0, 0))[1] + 1
+        self.last.update((ctx.timestamp() + quiet, count))
+        ctx.timer_service().register_event_time_timer(ctx.timestamp() + quiet)
+
+    def process_broadcast_element(self, rule, ctx):
+        ctx.get_broadcast_state(self.RULES).put("quiet", abs(rule.v) % 5 + 1)
+
+    def on_timer(self, timestamp, ctx):
+        due, count = self.last.value()
+        if timestamp == due:
+            yield (ctx.get_current_key(), timestamp, count)

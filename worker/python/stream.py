@@ -301,9 +301,12 @@ class BroadcastProcessFunction(UserDefinedFunction):
 
 
 class KeyedBroadcastProcessFunction(BroadcastProcessFunction):
-    """As ``BroadcastProcessFunction``, the main input keyed: keyed state in ``process_element``
-    (``ctx.get_current_key()``), and ``ctx.apply_to_keyed_state(descriptor, function(key, state))`` in
-    ``process_broadcast_element``."""
+    """As ``BroadcastProcessFunction``, the main input keyed: keyed state and event-time timers in
+    ``process_element`` (``ctx.get_current_key()``, ``ctx.timer_service()``; ``on_timer(ts, ctx)``), and
+    ``ctx.apply_to_keyed_state(descriptor, function(key, state))`` in ``process_broadcast_element``."""
+
+    def on_timer(self, timestamp, ctx):
+        return None
 
 
 class BroadcastState:
@@ -383,7 +386,10 @@ class _BroadcastContext:
         return self._ts
 
     def current_watermark(self):
-        return -(1 << 63)
+        stage = self._stage
+        if stage.timers is None:
+            return -(1 << 63)
+        return stage.firing_watermark if stage.order[1] == 1 else stage.timers.watermark
 
     def get_current_key(self):
         if not self._main:
@@ -396,7 +402,18 @@ class _BroadcastContext:
         self._stage.emit(self._stage.order, (tag, value))
 
     def timer_service(self):
-        raise RuntimeError("timers in broadcast process functions are not supported yet")
+        stage = self._stage
+        if not (self._main and stage.keyed):
+            raise RuntimeError("timers are for the keyed input's rows (a KeyedBroadcastProcessFunction's process_element)")
+        if stage.timers is None:
+            raise RuntimeError("event-time timers need timestamps on both inputs (assign_timestamps on each)")
+        return self
+
+    def register_event_time_timer(self, timestamp):
+        self._stage.timers.register(timestamp, self._stage.store.current_key)
+
+    def delete_event_time_timer(self, timestamp):
+        self._stage.timers.delete(timestamp, self._stage.store.current_key)
 
     def apply_to_keyed_state(self, state_descriptor, function):
         """Calls ``function(key, state)`` for every key of this worker that has the state."""
@@ -1368,6 +1385,9 @@ class _Stage:
         on_timer = getattr(head.func, "on_timer", None)
         if on_timer is None:
             raise TypeError(f"{head.label}: a timer fired but {type(head.func).__name__} has no on_timer")
+        if head.kind == "BroadcastProcess":
+            self.emit_all(order, on_timer(ts, _BroadcastContext(self, True, ts)), head)
+            return
         ctx = self.ctx
         ctx._ts = ts
         self.emit_all(order, on_timer(ts, ctx), head)
