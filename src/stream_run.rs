@@ -225,7 +225,7 @@ pub fn run_stream(a: StreamRun, job: crate::job::Job) -> Result<()> {
         if resumed_from.is_none() {
             // The first checkpoint, before any input: the output files are resumable from the start.
             let checkpoint = running.checkpoint()?;
-            taken.save(dir, checkpoint, &mut sources, &mut sinks, turn, rows_in, a.batch_size)?;
+            taken.save(dir, checkpoint, || Position::now(&sources, &mut sinks, turn, rows_in, a.batch_size))?;
         }
     }
     let ready = started.elapsed();
@@ -252,7 +252,7 @@ pub fn run_stream(a: StreamRun, job: crate::job::Job) -> Result<()> {
         }
         if let Some(checkpoint) = running.take_checkpoint() {
             if let Some(dir) = &checkpoints {
-                taken.save(dir, checkpoint, &mut sources, &mut sinks, turn, rows_in, a.batch_size)?;
+                taken.save(dir, checkpoint, || Position::now(&sources, &mut sinks, turn, rows_in, a.batch_size))?;
             } else {
                 taken.in_memory(&checkpoint);
             }
@@ -344,44 +344,42 @@ impl Taken {
         self.last_id = Some(checkpoint.id);
     }
 
-    /// Flushes every output to disk and saves `checkpoint` with this run's position.
-    #[allow(clippy::too_many_arguments)]
+    /// Saves `checkpoint` with this run's `position` (taken, outputs flushed, by the closure: its time
+    /// counts as writing the checkpoint).
     fn save(
         &mut self,
         dir: &CheckpointDir,
         checkpoint: Checkpoint,
-        sources: &mut [Source],
-        sinks: &mut [Sink],
-        turn: usize,
-        rows_in: u64,
-        batch_size: usize,
+        position: impl FnOnce() -> Result<Position>,
     ) -> Result<()> {
         let start = Instant::now();
+        dir.save(&checkpoint, serde_json::to_value(position()?)?)?;
+        self.in_memory(&checkpoint);
+        self.seconds += start.elapsed().as_secs_f64();
+        Ok(())
+    }
+}
+
+impl Position {
+    /// Where the run is: rows read from each source, whose turn is next, and each output's unfinished
+    /// file and length — everything written so far flushed to disk first.
+    fn now(sources: &[Source], sinks: &mut [Sink], turn: usize, rows_in: u64, batch_size: usize) -> Result<Self> {
         let mut outputs = Vec::with_capacity(sinks.len());
         for sink in sinks.iter_mut() {
             let (temporary, bytes) = sink.writer.checkpoint()?.expect("checked: every output can checkpoint");
             outputs.push(OutputPosition { path: sink.writer.path().to_owned(), temporary, bytes, rows: sink.rows });
         }
-        let position = Position {
-            batch_size,
-            sources: sources
-                .iter()
-                .map(|s| SourcePosition {
-                    name: s.name.clone(),
-                    path: s.path.clone(),
-                    rows: s.rows,
-                    ended: s.ended,
-                    stamp: stamp(&s.path),
-                })
-                .collect(),
-            turn,
-            rows_in,
-            outputs,
-        };
-        dir.save(&checkpoint, serde_json::to_value(&position)?)?;
-        self.in_memory(&checkpoint);
-        self.seconds += start.elapsed().as_secs_f64();
-        Ok(())
+        let sources = sources
+            .iter()
+            .map(|s| SourcePosition {
+                name: s.name.clone(),
+                path: s.path.clone(),
+                rows: s.rows,
+                ended: s.ended,
+                stamp: stamp(&s.path),
+            })
+            .collect();
+        Ok(Self { batch_size, sources, turn, rows_in, outputs })
     }
 }
 

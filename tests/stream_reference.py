@@ -222,6 +222,16 @@ class Stage:
             "window_join",
         )
 
+    def connected_key(self, i, side, value):
+        """Row `i` of connected inputs, `value` of input `side`: its key (by that input's key columns;
+        () when not keyed) becomes the current one; returns it."""
+        names = self.spec.get("key") if side == 0 else self.spec.get("second_key")
+        key = self.key(value, names) if names else ()
+        self.row_index = i
+        self.st.key = key
+        self.first_row.setdefault(key, i)
+        return key
+
     def key(self, row, names):
         values = tuple(row[n] for n in names)
         return values[0] if len(values) == 1 else values
@@ -244,37 +254,36 @@ class Stage:
         )
         if kind == "window" and "count" in self.ops[0]["assigner"]:
             event_time = None
-        # Connected inputs: each side's own watermark; the operator's is the smaller (Flink's rule).
+        # Connected inputs: each side's own timestamps and watermark; the operator's is the smaller
+        # (Flink's rule).
+        bounds = (self.job.get("event_time"), self.job.get("second_event_time"))
         side_wm = [-(1 << 63), -(1 << 63)]
+
+        def advance(side, ts):
+            side_wm[side] = max(side_wm[side], ts - bounds[side][1])
+            self.wm = max(self.wm, min(side_wm))
+            self.fire(fields)
+
         for i, r in enumerate(rows):
             if kind == "broadcast_process":
                 # One instance: every broadcast row once; the main input's rows keyed if asked; with
                 # timestamps on both inputs, event time as for co_process (the smaller watermark).
                 side, value = r
                 self.row_index = i
-                if side == 0 and self.spec.get("key"):
-                    key = self.key(value, self.spec["key"])
-                    self.st.key = key
-                    self.first_row.setdefault(key, i)
-                bounds = (self.job.get("event_time"), self.job.get("second_event_time"))
+                if side == 0:
+                    self.connected_key(i, side, value)
                 timed = bounds[0] is not None and bounds[1] is not None
                 ts = value[bounds[side][0]] if timed else None
                 name = ("process_element", "process_broadcast_element")[side]
                 self.emit_all(getattr(f, name)(arg(value), BroadcastCtx(self, side == 0, ts)), fields)
                 if timed:
-                    side_wm[side] = max(side_wm[side], ts - bounds[side][1])
-                    self.wm = max(self.wm, min(side_wm))
-                    self.fire(fields)
+                    advance(side, ts)
                 continue
             if kind == "window_join":
                 # Flink's window join / co-group: each row into its key's open windows with its side; a
                 # window's pairs (left outer loop) or its co-group when it fires at its end.
                 side, value = r
-                key = self.key(value, self.spec["key"] if side == 0 else self.spec["second_key"])
-                self.row_index = i
-                self.st.key = key
-                self.first_row.setdefault(key, i)
-                bounds = (self.job.get("event_time"), self.job.get("second_event_time"))
+                key = self.connected_key(i, side, value)
                 ts = value[bounds[side][0]]
                 a = self.ops[0]["assigner"]
                 size, slide = a["size"], a.get("slide", a["size"])
@@ -287,20 +296,14 @@ class Stage:
                         wins[(s, s + size)] = []
                         self.register(s + size - 1, key)
                     wins[(s, s + size)].append((side, value))
-                side_wm[side] = max(side_wm[side], ts - bounds[side][1])
-                self.wm = max(self.wm, min(side_wm))
-                self.fire(fields)
+                advance(side, ts)
                 continue
             if kind == "interval_join":
                 # Flink's interval join: pairs of a key's rows, the right one within [t + lower, t + upper]
                 # of the left one's t; a row older than the watermark joins nothing; rows are dropped once
                 # no later row can join them (a timer at t + upper, or t, per side).
                 side, value = r
-                key = self.key(value, self.spec["key"] if side == 0 else self.spec["second_key"])
-                self.row_index = i
-                self.st.key = key
-                self.first_row.setdefault(key, i)
-                bounds = (self.job.get("event_time"), self.job.get("second_event_time"))
+                key = self.connected_key(i, side, value)
                 ts = value[bounds[side][0]]
                 if ts >= self.wm:
                     lower, upper = self.ops[0]["interval"]
@@ -313,27 +316,16 @@ class Stage:
                             stamps = (ts, other_ts) if side == 0 else (other_ts, ts)
                             self.emit_all(f.process_element(arg(left), arg(right), JoinCtx(*stamps)), fields)
                     self.register(ts + high if high > 0 else ts, key, ("join", side, ts))
-                side_wm[side] = max(side_wm[side], ts - bounds[side][1])
-                self.wm = max(self.wm, min(side_wm))
-                self.fire(fields)
+                advance(side, ts)
                 continue
             if kind == "co_process":
                 side, value = r
-                key = ()
-                if self.spec.get("key"):
-                    names = self.spec["key"] if side == 0 else self.spec["second_key"]
-                    key = self.key(value, names)
-                self.row_index = i
-                self.st.key = key
-                self.first_row.setdefault(key, i)
-                bounds = (self.job.get("event_time"), self.job.get("second_event_time"))
+                self.connected_key(i, side, value)
                 ts = value[bounds[side][0]] if event_time else None
                 name = ("process_element1", "process_element2")[side]
                 self.emit_all(getattr(f, name)(arg(value), Ctx(self, ts)), fields)
                 if event_time:
-                    side_wm[side] = max(side_wm[side], ts - bounds[side][1])
-                    self.wm = max(self.wm, min(side_wm))
-                    self.fire(fields)
+                    advance(side, ts)
                 continue
             if kind in ("co_map", "co_flat_map"):
                 side, value = r

@@ -30,13 +30,6 @@ import pickle as _pickle
 _row_item = list.__getitem__
 
 
-def _new_row(row_type, values, _new=list.__new__, _extend=list.extend):
-    """A Row of `row_type` holding `values` (without a Python-level constructor)."""
-    row = _new(row_type)
-    _extend(row, values)
-    return row
-
-
 # The largest timestamp (Flink's Long.MAX_VALUE): the watermark at the end of input.
 _END_OF_TIME = (1 << 63) - 1
 
@@ -189,6 +182,18 @@ class ProcessAllWindowFunction(UserDefinedFunction):
         raise NotImplementedError
 
 
+class _SideOutputs:
+    """``ctx.output(tag, value)``, shared by the contexts functions get: a row to a side output, in the
+    order of what the function emits."""
+
+    __slots__ = ()
+
+    def output(self, tag, value):
+        if not isinstance(tag, OutputTag):
+            raise TypeError(f"output() takes an OutputTag, got {tag!r}")
+        self._stage.emit(self._stage.order, (tag, value))
+
+
 class TriggerResult(_enum.Enum):
     """What a ``Trigger`` decides: fire the window (emit its function's output), purge it (drop its
     rows), both, or neither."""
@@ -245,7 +250,7 @@ class _WindowTimer(tuple):
     __slots__ = ()
 
 
-class _TriggerContext:
+class _TriggerContext(_SideOutputs):
     """``ctx`` of a trigger, for one key and window."""
 
     __slots__ = ("_stage", "_key", "_window")
@@ -272,18 +277,7 @@ class _TriggerContext:
         raise NotImplementedError("processing-time timers are not supported (udfpool's time is event time)")
 
     def get_partitioned_state(self, descriptor):
-        store = self._stage.trigger_store
-        if isinstance(descriptor, ValueStateDescriptor):
-            return ValueState(store, descriptor.name)
-        if isinstance(descriptor, ListStateDescriptor):
-            return ListState(store, descriptor.name)
-        if isinstance(descriptor, MapStateDescriptor):
-            return MapState(store, descriptor.name)
-        if isinstance(descriptor, ReducingStateDescriptor):
-            return ReducingState(store, descriptor.name, descriptor.reduce_function)
-        if isinstance(descriptor, AggregatingStateDescriptor):
-            return AggregatingState(store, descriptor.name, descriptor.agg_function)
-        raise TypeError(f"get_partitioned_state takes a state descriptor, got {descriptor!r}")
+        return _state_of(self._stage.trigger_store, descriptor)
 
 
 class BroadcastProcessFunction(UserDefinedFunction):
@@ -369,7 +363,7 @@ class BroadcastState:
         return iter(list(self._map))
 
 
-class _BroadcastContext:
+class _BroadcastContext(_SideOutputs):
     """``ctx`` of a broadcast process function: the broadcast state (read-only for the main input),
     the row's timestamp, side outputs; keyed, the current key (main input) or every key's state
     (broadcast input)."""
@@ -396,11 +390,6 @@ class _BroadcastContext:
             raise RuntimeError("a broadcast row has no key: use apply_to_keyed_state")
         return self._stage.store.current_key
 
-    def output(self, tag, value):
-        if not isinstance(tag, OutputTag):
-            raise TypeError(f"output() takes an OutputTag, got {tag!r}")
-        self._stage.emit(self._stage.order, (tag, value))
-
     def timer_service(self):
         stage = self._stage
         if not (self._main and stage.keyed):
@@ -420,17 +409,9 @@ class _BroadcastContext:
         if self._main:
             raise RuntimeError("apply_to_keyed_state is for process_broadcast_element")
         store = self._stage.store
-        kinds = {
-            ValueStateDescriptor: ValueState,
-            ListStateDescriptor: ListState,
-            MapStateDescriptor: MapState,
-        }
-        make = kinds.get(type(state_descriptor))
-        if make is None:
-            raise TypeError(f"apply_to_keyed_state takes a value, list or map state descriptor, got {state_descriptor!r}")
         for key in list(store.table(state_descriptor.name)):
             store.current_key = key
-            function(key, make(store, state_descriptor.name))
+            function(key, _state_of(store, state_descriptor))
         store.current_key = None
 
 
@@ -468,7 +449,7 @@ class ProcessJoinFunction(UserDefinedFunction):
         raise NotImplementedError
 
 
-class _JoinContext:
+class _JoinContext(_SideOutputs):
     __slots__ = ("_stage", "_left", "_right")
 
     def __init__(self, stage, left, right):
@@ -482,11 +463,6 @@ class _JoinContext:
 
     def get_timestamp(self):
         return max(self._left, self._right)
-
-    def output(self, tag, value):
-        if not isinstance(tag, OutputTag):
-            raise TypeError(f"output() takes an OutputTag, got {tag!r}")
-        self._stage.emit(self._stage.order, (tag, value))
 
 
 class SessionWindowTimeGapExtractor(UserDefinedFunction):
@@ -706,6 +682,21 @@ class AggregatingState:
 
 
 
+def _state_of(store, descriptor):
+    """The state `descriptor` describes, over `store` (for its current key)."""
+    if isinstance(descriptor, ValueStateDescriptor):
+        return ValueState(store, descriptor.name)
+    if isinstance(descriptor, ListStateDescriptor):
+        return ListState(store, descriptor.name)
+    if isinstance(descriptor, MapStateDescriptor):
+        return MapState(store, descriptor.name)
+    if isinstance(descriptor, ReducingStateDescriptor):
+        return ReducingState(store, descriptor.name, descriptor.reduce_function)
+    if isinstance(descriptor, AggregatingStateDescriptor):
+        return AggregatingState(store, descriptor.name, descriptor.agg_function)
+    raise TypeError(f"not a state descriptor: {descriptor!r}")
+
+
 class RuntimeContext(FunctionContext):
     """What ``open(runtime_context)`` gets in a DataStream operator: the function context plus keyed
     state, scoped to the key of the row (or timer) being handled."""
@@ -776,7 +767,7 @@ class _TimerService:
             fire(ts, key, order)
 
 
-class _Context:
+class _Context(_SideOutputs):
     """``ctx`` of process functions: the current key, the row's timestamp, timers, side outputs."""
 
     __slots__ = ("_stage", "_ts")
@@ -815,16 +806,11 @@ class _Context:
     def delete_event_time_timer(self, timestamp):
         self._stage.timers.delete(timestamp, self._stage.store.current_key)
 
-    def output(self, tag, value):
-        if not isinstance(tag, OutputTag):
-            raise TypeError(f"output() takes an OutputTag, got {tag!r}")
-        self._stage.emit(self._stage.order, (tag, value))
-
     def __class_getitem__(cls, params):
         return cls
 
 
-class _WindowContext:
+class _WindowContext(_SideOutputs):
     """``context`` of process window functions: the window, the watermark, side outputs."""
 
     __slots__ = ("_window", "_stage")
@@ -843,11 +829,6 @@ class _WindowContext:
         if stage.timers is None:
             return None
         return stage.firing_watermark if stage.order[1] == 1 else stage.timers.watermark
-
-    def output(self, tag, value):
-        if not isinstance(tag, OutputTag):
-            raise TypeError(f"output() takes an OutputTag, got {tag!r}")
-        self._stage.emit(self._stage.order, (tag, value))
 
 
 # PyFlink's nested context classes, for annotations (``ctx: KeyedProcessFunction.Context``,
@@ -877,14 +858,7 @@ class _Op:
         self.index = index
         udf = spec["udf"]
         self.label = f"operator {index + 1} ({_OP_NAMES[self.kind]} {udf['path']}:{udf['name']})"
-        module = _load_file(udf["path"], f"udfpool_stream_{udf['name']}_{next(_STREAM_LOADS)}")
-        self.module = module
-        try:
-            obj = getattr(module, udf["name"])
-        except AttributeError:
-            raise LookupError(f"{udf['path']} defines no {udf['name']!r}") from None
-        if isinstance(obj, type):
-            obj = obj()
+        self.module, obj = _load_object(udf)
         self.func = obj
         self.fields = tuple(spec["output_fields"])
         self.bare = len(self.fields) == 1
@@ -901,11 +875,11 @@ class _Op:
             self.window_then_obj, self.window_then = self._load_window_function(then)
         self.input_row_type = _row_type(tuple(spec.get("input_fields", ())))
         trigger = (self.window or {}).get("trigger")
-        self.trigger = self._load_object(trigger) if trigger else None
+        self.trigger = _load_object(trigger)[1] if trigger else None
         self.gap_extractor = None
         extractor = (self.window or {}).get("gap_extractor")
         if extractor:
-            obj = self._load_object(extractor)
+            obj = _load_object(extractor)[1]
             self.gap_extractor = getattr(obj, "extract", obj)
             if not callable(self.gap_extractor):
                 raise TypeError(f"{self.label}: gap extractor {extractor['name']} has no extract() and is not callable")
@@ -982,16 +956,6 @@ class _Op:
             raise TypeError(f"{self.label}: {type(self.func).__name__} has no {names[0]}() and is not callable")
         return self.func
 
-    @staticmethod
-    def _load_object(spec):
-        """The object `spec` names (a class instantiated)."""
-        module = _load_file(spec["path"], f"udfpool_stream_{spec['name']}_{next(_STREAM_LOADS)}")
-        try:
-            obj = getattr(module, spec["name"])
-        except AttributeError:
-            raise LookupError(f"{spec['path']} defines no {spec['name']!r}") from None
-        return obj() if isinstance(obj, type) else obj
-
     def gap_of(self, row):
         """A dynamic session's gap for `row`: what the extractor gives, a positive integer."""
         gap = self.gap_extractor(row[0] if self.bare_in else row)
@@ -1002,7 +966,7 @@ class _Op:
     def _load_window_function(self, spec):
         """The window function after a window reduce or aggregate: (object, (kind, call)), kind
         "process" (a ProcessWindowFunction: ``process(key, context, [value])``) or "apply"."""
-        obj = self._load_object(spec)
+        obj = _load_object(spec)[1]
         for kind in ("process", "apply"):
             method = getattr(obj, kind, None)
             if callable(method) and not isinstance(obj, _types_function_like):
@@ -1066,6 +1030,17 @@ _OP_NAMES = {
     "WindowJoin": "window_join",
 }
 _STREAM_LOADS = _itertools.count()
+
+
+def _load_object(spec):
+    """The file `spec` names, loaded as a fresh module, and the object `spec` names in it (a class
+    instantiated): (module, object)."""
+    module = _load_file(spec["path"], f"udfpool_stream_{spec['name']}_{next(_STREAM_LOADS)}")
+    try:
+        obj = getattr(module, spec["name"])
+    except AttributeError:
+        raise LookupError(f"{spec['path']} defines no {spec['name']!r}") from None
+    return module, obj() if isinstance(obj, type) else obj
 
 # The layout of `_Stage.snapshot`'s state.
 _SNAPSHOT_VERSION = 1

@@ -140,11 +140,16 @@ def _row_type(names):
     return type("Row", (Row,), attrs)
 
 
-def _row_of(fields, values):
-    """A Row of `values` with field names `fields` (unpickling, and rows the runtime builds)."""
-    row = list.__new__(_row_type(tuple(fields)) if fields else Row)
-    list.extend(row, values)
+def _new_row(row_type, values, _new=list.__new__, _extend=list.extend):
+    """A Row of class `row_type` holding `values`, without a Python-level constructor."""
+    row = _new(row_type)
+    _extend(row, values)
     return row
+
+
+def _row_of(fields, values):
+    """A Row of `values` with field names `fields` (unpickling)."""
+    return _new_row(_row_type(tuple(fields)) if fields else Row, values)
 
 
 _EPOCH_UTC = _datetime.datetime(1970, 1, 1, tzinfo=_datetime.timezone.utc)
