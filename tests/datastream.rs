@@ -364,6 +364,39 @@ fn keyed_process_function_with_value_state_and_timers() {
     ]}])));
 }
 
+/// Processing-time timers beside event-time ones: `ctx.time_domain()` tells them apart; those not yet
+/// due when the input ends fire then, key by key (as in Flink's BATCH mode), those set meanwhile too.
+#[test]
+fn processing_time_timers_fire_at_the_end_of_input() {
+    check_against_reference(job(json!([{ "key": ["k"], "ops": [
+        { "kind": "process", "fn": "IdleTimeout", "fields": KTV },
+    ]}])));
+}
+
+/// A processing-time timer the clock has passed fires when the next batch reaches its worker, before
+/// that batch's rows; one still set when the input ends fires then.
+#[test]
+fn a_due_processing_time_timer_fires_before_the_next_batch() {
+    for mode in MODES {
+        for workers in [1, 3] {
+            let mut job = DataStream::source("a", ktv())
+                .key_by(["k"])
+                .process(&udf("DueTimer"), ktv())
+                .build(JobSettings::default().mode(mode).workers(workers).worker_exe(worker_exe()))
+                .unwrap();
+            let first = job.push("a", arrow(ktv_batch(&[("a", 1, 1), ("b", 2, 2)]))).map(emitted).unwrap();
+            assert_eq!(first.main.to_rows(), [row("a", 1, 1), row("b", 2, 2)], "{mode}, {workers} workers");
+            let second = job.push("a", arrow(ktv_batch(&[("a", 3, 3), ("b", 4, 4)]))).map(emitted).unwrap();
+            let expected = [row("a", -1, 1), row("b", -1, 1), row("a", 3, 3), row("b", 4, 4)];
+            assert_eq!(second.main.to_rows(), expected, "{mode}, {workers} workers");
+            let third = job.push("a", arrow(ktv_batch(&[("c", 5, 5)]))).map(emitted).unwrap();
+            assert_eq!(third.main.to_rows(), [row("c", 5, 5)], "{mode}, {workers} workers");
+            let last = job.finish().map(emitted).unwrap();
+            assert_eq!(last.main.to_rows(), [row("c", -1, 1)], "{mode}, {workers} workers");
+        }
+    }
+}
+
 #[test]
 fn keyed_process_function_with_list_and_map_state() {
     check_against_reference(job(json!([{ "key": ["k"], "ops": [

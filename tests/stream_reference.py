@@ -2,7 +2,8 @@
 
 One row at a time, one process, no batches, no workers: the watermark advances after every row (the
 largest timestamp so far minus the bound); after each row, every timer it reached fires, by (timestamp,
-key's first row); at the end every timer fires. Reads a job description (JSON) on stdin, writes
+key's first row); at the end every timer fires, then every processing-time timer (key by key, in the
+order of the keys' first rows, each key's by time: the reference takes no time, so none is due before). Reads a job description (JSON) on stdin, writes
 {"main": [...], "sides": {...}} on stdout. Written apart from the runtime it checks: no code shared but
 the API classes users import (OutputTag, descriptors, TimeWindow, Row).
 """
@@ -14,6 +15,7 @@ import inspect
 import json
 import os
 import sys
+import time
 import types
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -165,6 +167,10 @@ class Stage:
         self.out = []  # (tag, normalized row)
         self.timers = []
         self.pending = set()
+        # Processing-time timers: (key, ts) -> registration order; the reference's run is instantaneous,
+        # so they all fire at the end of input, key by key (first-row order), each key's by time.
+        self.processing = {}
+        self.time_domain = U.TimeDomain.EVENT_TIME
         self.wm = -(1 << 63)
         self.first_row = {}
         self.windows = {}
@@ -358,7 +364,21 @@ class Stage:
                 self.fire(fields)
         self.wm = (1 << 63) - 1
         self.fire(fields)
+        while self.processing:
+            key, ts = min(self.processing, key=lambda k: (self.first_row[k[0]], k[1], self.processing[k]))
+            del self.processing[(key, ts)]
+            self.st.key = key
+            self.time_domain = U.TimeDomain.PROCESSING_TIME
+            if kind == "broadcast_process":
+                self.emit_all(f.on_timer(ts, BroadcastCtx(self, True, ts)), fields)
+            else:
+                self.emit_all(f.on_timer(ts, Ctx(self, ts)), fields)
         return self.out
+
+    def register_processing(self, ts, key):
+        if (key, ts) not in self.processing:
+            self.seq += 1
+            self.processing[(key, ts)] = self.seq
 
     def register(self, ts, key, window=None):
         """A timer of `key` (with a custom trigger: of its `window`), once per time; timers fire by
@@ -375,6 +395,7 @@ class Stage:
                 continue
             self.pending.discard((key, window, ts))
             self.st.key = key
+            self.time_domain = U.TimeDomain.EVENT_TIME
             if window is not None and window[0] == "join":
                 _, side, bucket = window
                 buffers = self.joins.get(key, ([], []))
@@ -617,6 +638,18 @@ class BroadcastCtx:
     def register_event_time_timer(self, t):
         self.stage.register(t, self.stage.st.key)
 
+    def current_processing_time(self):
+        return time.time_ns() // 1_000_000
+
+    def register_processing_time_timer(self, ts):
+        self.stage.register_processing(ts, self.stage.st.key)
+
+    def delete_processing_time_timer(self, ts):
+        self.stage.processing.pop((self.stage.st.key, ts), None)
+
+    def time_domain(self):
+        return self.stage.time_domain
+
     def current_watermark(self):
         return self.stage.wm
 
@@ -666,6 +699,18 @@ class Ctx:
 
     def register_event_time_timer(self, ts):
         self.stage.register(ts, self.stage.st.key)
+
+    def current_processing_time(self):
+        return time.time_ns() // 1_000_000
+
+    def register_processing_time_timer(self, ts):
+        self.stage.register_processing(ts, self.stage.st.key)
+
+    def delete_processing_time_timer(self, ts):
+        self.stage.processing.pop((self.stage.st.key, ts), None)
+
+    def time_domain(self):
+        return self.stage.time_domain
 
     def current_watermark(self):
         return self.stage.wm

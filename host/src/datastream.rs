@@ -59,7 +59,7 @@ use crate::supervisor::{Replay, Supervisor};
 use ipc::batch::{Column, ColumnBuilder, ColumnData, DataType, Field, LeBuffer, RecordBatch, Schema};
 use ipc::protocol::{
     EventTime, StreamOp, StreamOpKind, StreamStage, UdfError, WindowAssigner, WindowFunctionKind, WindowSpec,
-    STREAM_ORDER_COLUMNS,
+    ELEMENT_PHASE, EVENT_TIMER_PHASE, PROCESSING_TIMER_PHASE, STREAM_ORDER_COLUMNS,
 };
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -1541,14 +1541,20 @@ impl StageRun {
         }
         let lane_of_result: Vec<usize> = submitted.iter().map(|(lane, _)| *lane).collect();
         self.keep(submitted);
-        // A timer's output belongs to the first row whose watermark reached it (or the row that set it,
-        // if later).
+        // An event-time timer's output belongs to the first row whose watermark reached it (or the row
+        // that set it, if later); a processing-time timer's, fired as the batch arrived, to the row
+        // before the batch.
         let reached = |ts: i64| base + watermarks[1..].partition_point(|&w| w < ts).min(n - 1) as u64;
         // A broadcast row's own output comes from the first worker only (every worker produced it).
         let echo = |result: usize, row: u64, phase: i64| {
-            phase == 0 && lane_of_result[result] != 0 && broadcast_rows.binary_search(&row).is_ok()
+            phase == ELEMENT_PHASE && lane_of_result[result] != 0 && broadcast_rows.binary_search(&row).is_ok()
         };
-        self.merge(&results, |reg, ts| if event_time.is_some() { reg.max(reached(ts)) } else { reg }, echo)
+        let cause = |reg: u64, phase: i64, ts: i64| match phase {
+            EVENT_TIMER_PHASE if event_time.is_some() => reg.max(reached(ts)),
+            PROCESSING_TIMER_PHASE => base.saturating_sub(1),
+            _ => reg,
+        };
+        self.merge(&results, cause, echo)
     }
 
     fn failed(&self, index: usize, batch: u64, rows: usize, error: UdfError) -> PoolError {
@@ -1661,7 +1667,7 @@ impl StageRun {
             return Err(self.failed(index, self.batches, 0, error));
         }
         let end = self.rows;
-        self.merge(&results, |_, _| end, |_, _, _| false)
+        self.merge(&results, |_, _, _| end, |_, _, _| false)
     }
 
     /// The workers' result columns merged by their order: one batch per output.
@@ -1670,7 +1676,7 @@ impl StageRun {
     fn merge(
         &self,
         results: &[Column],
-        cause: impl Fn(u64, i64) -> u64,
+        cause: impl Fn(u64, i64, i64) -> u64,
         skip: impl Fn(usize, u64, i64) -> bool,
     ) -> Result<Outputs, PoolError> {
         let order_len = STREAM_ORDER_COLUMNS.len();
@@ -1690,7 +1696,7 @@ impl StageRun {
                 if skip(lane, row[i] as u64, phase[i]) {
                     continue;
                 }
-                let c = if phase[i] == 1 { cause(row[i] as u64, ts[i]) } else { row[i] as u64 };
+                let c = if phase[i] == ELEMENT_PHASE { row[i] as u64 } else { cause(row[i] as u64, phase[i], ts[i]) };
                 entries.push((c, phase[i], ts[i], rank[i], lane, i as u32));
             }
         }

@@ -364,6 +364,12 @@ pub struct StreamStage {
 
 /// The order columns that start every row a stream stage returns (see [`StreamStage`]).
 pub const STREAM_ORDER_COLUMNS: [&str; 4] = ["__row", "__phase", "__ts", "__rank"];
+/// `__phase` of an element's own output.
+pub const ELEMENT_PHASE: i64 = 0;
+/// `__phase` of what an event-time timer emits (`__row`: the row that set it).
+pub const EVENT_TIMER_PHASE: i64 = 1;
+/// `__phase` of what a processing-time timer emits (fired as a batch arrives, or at the end of input).
+pub const PROCESSING_TIMER_PHASE: i64 = 2;
 
 impl StreamStage {
     /// Whether the stage's head joins two connected inputs.

@@ -30,6 +30,7 @@ from udfpool import (
     OutputTag,
     ProcessFunction,
     ProcessWindowFunction,
+    TimeDomain,
     ValueStateDescriptor,
 )
 
@@ -80,6 +81,59 @@ class CountWithTimeout(KeyedProcessFunction):
         count, last = self.state.value()
         if timestamp == last + 10:
             yield (ctx.get_current_key(), timestamp, count)
+
+
+class IdleTimeout(KeyedProcessFunction):
+    """Processing-time timers (Flink's timeout pattern): one an hour ahead per key, deleted and set
+    again on every third row; an event-time timer 5 after each even value. ``on_timer`` emits (key,
+    count, 1) for processing time, (key, count, 0) for event time; a processing-time timer at an odd
+    count sets one more, which fires too (the end of input fires those set meanwhile)."""
+
+    def open(self, runtime_context):
+        self.count = runtime_context.get_state(ValueStateDescriptor("count"))
+        self.timer = runtime_context.get_state(ValueStateDescriptor("timer"))
+
+    def process_element(self, row, ctx):
+        n = (self.count.value() or 0) + 1
+        self.count.update(n)
+        timers = ctx.timer_service()
+        t = self.timer.value()
+        if t is None or n % 3 == 0:
+            if t is not None:
+                timers.delete_processing_time_timer(t)
+            t = timers.current_processing_time() + 3_600_000
+            self.timer.update(t)
+            timers.register_processing_time_timer(t)
+        if row.v % 2 == 0:
+            timers.register_event_time_timer(ctx.timestamp() + 5)
+        yield row
+
+    def on_timer(self, timestamp, ctx):
+        n = self.count.value()
+        processing = ctx.time_domain() == TimeDomain.PROCESSING_TIME
+        if processing and n % 2 == 1:
+            self.count.update(n + 1)
+            ctx.timer_service().register_processing_time_timer(timestamp + 1)
+        yield (ctx.get_current_key(), n, 1 if processing else 0)
+
+
+class DueTimer(KeyedProcessFunction):
+    """A processing-time timer already due on each key's first row: it fires when the next batch
+    reaches the worker, before that batch's rows, emitting (key, -1, rows of the key so far)."""
+
+    def open(self, runtime_context):
+        self.count = runtime_context.get_state(ValueStateDescriptor("count"))
+
+    def process_element(self, row, ctx):
+        n = (self.count.value() or 0) + 1
+        self.count.update(n)
+        if n == 1:
+            ctx.timer_service().register_processing_time_timer(ctx.timer_service().current_processing_time())
+        yield row
+
+    def on_timer(self, timestamp, ctx):
+        assert ctx.time_domain() == TimeDomain.PROCESSING_TIME
+        yield (ctx.get_current_key(), -1, self.count.value())
 
 
 class ListAndMap(KeyedProcessFunction):

@@ -25,6 +25,7 @@ import io as _io
 import itertools as _itertools
 import json as _json
 import pickle as _pickle
+import time as _time
 
 
 _row_item = list.__getitem__
@@ -32,6 +33,10 @@ _row_item = list.__getitem__
 
 # The largest timestamp (Flink's Long.MAX_VALUE): the watermark at the end of input.
 _END_OF_TIME = (1 << 63) - 1
+
+# The order's phase of what a processing-time timer emits (0: an element's own output, 1: an event-time
+# timer's).
+_PROCESSING_PHASE = 2
 
 
 class OutputTag:
@@ -210,6 +215,42 @@ class TriggerResult(_enum.Enum):
         return self.value[1]
 
 
+class TimeDomain(_enum.Enum):
+    """Which clock fired a timer (``ctx.time_domain()`` in ``on_timer``)."""
+
+    EVENT_TIME = 0
+    PROCESSING_TIME = 1
+
+
+class _TimerMethods:
+    """The timer service's processing-time half and ``time_domain()``, shared by the contexts of keyed
+    process functions. Processing time is the worker's clock (ms since the epoch); see
+    ``_ProcessingTimers`` for when its timers fire."""
+
+    __slots__ = ()
+
+    def current_processing_time(self):
+        return _now_ms()
+
+    def register_processing_time_timer(self, timestamp):
+        self._processing_timers().register(timestamp, self._stage.store.current_key)
+
+    def delete_processing_time_timer(self, timestamp):
+        self._processing_timers().delete(timestamp, self._stage.store.current_key)
+
+    def _processing_timers(self):
+        if not self._stage.keyed:
+            raise RuntimeError("timers need a keyed stream: call key_by before process (as in Flink)")
+        return self._stage.processing_timers
+
+    def time_domain(self):
+        return TimeDomain.PROCESSING_TIME if self._stage.order[1] == _PROCESSING_PHASE else TimeDomain.EVENT_TIME
+
+
+def _now_ms():
+    return _time.time_ns() // 1_000_000
+
+
 class Trigger(_abc.ABC):
     """When a window fires (PyFlink's ``Trigger``): ``on_element(element, timestamp, window, ctx)``
     and ``on_event_time(time, window, ctx)`` return a ``TriggerResult``; ``ctx`` registers event-time
@@ -274,7 +315,7 @@ class _TriggerContext(_SideOutputs):
         self._stage.timers.delete(time, _WindowTimer((self._key, self._window)))
 
     def register_processing_time_timer(self, time):
-        raise NotImplementedError("processing-time timers are not supported (udfpool's time is event time)")
+        raise NotImplementedError("processing-time timers in triggers are not supported yet (process functions have them)")
 
     def get_partitioned_state(self, descriptor):
         return _state_of(self._stage.trigger_store, descriptor)
@@ -363,7 +404,7 @@ class BroadcastState:
         return iter(list(self._map))
 
 
-class _BroadcastContext(_SideOutputs):
+class _BroadcastContext(_SideOutputs, _TimerMethods):
     """``ctx`` of a broadcast process function: the broadcast state (read-only for the main input),
     the row's timestamp, side outputs; keyed, the current key (main input) or every key's state
     (broadcast input)."""
@@ -394,11 +435,11 @@ class _BroadcastContext(_SideOutputs):
         stage = self._stage
         if not (self._main and stage.keyed):
             raise RuntimeError("timers are for the keyed input's rows (a KeyedBroadcastProcessFunction's process_element)")
-        if stage.timers is None:
-            raise RuntimeError("event-time timers need timestamps on both inputs (assign_timestamps on each)")
         return self
 
     def register_event_time_timer(self, timestamp):
+        if self._stage.timers is None:
+            raise RuntimeError("event-time timers need timestamps on both inputs (assign_timestamps on each)")
         self._stage.timers.register(timestamp, self._stage.store.current_key)
 
     def delete_event_time_timer(self, timestamp):
@@ -767,7 +808,64 @@ class _TimerService:
             fire(ts, key, order)
 
 
-class _Context(_SideOutputs):
+class _ProcessingTimers:
+    """Processing-time timers of one keyed stage, at most one per key and timestamp. A timer fires when
+    a batch reaches the worker after the clock has passed it (before the batch's rows, by (timestamp,
+    key rank)); when the input ends, every timer still set fires, key by key in the order keys first
+    appeared and each key's by timestamp (Flink's BATCH mode fires them at the end of input too), so
+    that a bounded job loses none of their output."""
+
+    def __init__(self, stage):
+        self._stage = stage
+        self._heap = []
+        self._pending = set()
+        # Set while `fire_all` runs: the heap is then ordered by (key rank, timestamp).
+        self._ending = False
+
+    def register(self, ts, key):
+        ts = int(ts)
+        if (key, ts) in self._pending:
+            return
+        self._pending.add((key, ts))
+        rank = self._stage.ranks[key]
+        entry = (rank, ts) if self._ending else (ts, rank)
+        _heapq.heappush(self._heap, (*entry, next(self._stage.seq), key))
+
+    def delete(self, ts, key):
+        self._pending.discard((key, int(ts)))
+
+    def __bool__(self):
+        return bool(self._pending)
+
+    def fire_due(self, now, row, fire):
+        """Fires every timer at or before `now`; what they emit goes before stage input row `row`."""
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            ts, rank, _seq, key = _heapq.heappop(heap)
+            if (key, ts) in self._pending:
+                self._pending.discard((key, ts))
+                fire(ts, key, (row, _PROCESSING_PHASE, ts, rank))
+
+    def fire_all(self, fire):
+        """The input has ended: every timer fires, by (key rank, timestamp), those set meanwhile too."""
+        heap = self._heap = [(rank, ts, seq, key) for ts, rank, seq, key in self._heap]
+        _heapq.heapify(heap)
+        self._ending = True
+        while heap:
+            rank, ts, _seq, key = _heapq.heappop(heap)
+            if (key, ts) in self._pending:
+                self._pending.discard((key, ts))
+                fire(ts, key, (0, _PROCESSING_PHASE, 0, rank))
+        self._ending = False
+
+    def state(self):
+        return (self._heap, self._pending)
+
+    def load(self, state):
+        self._heap, self._pending = state
+
+
+class _Context(_SideOutputs, _TimerMethods):
     """``ctx`` of process functions: the current key, the row's timestamp, timers, side outputs."""
 
     __slots__ = ("_stage", "_ts")
@@ -790,11 +888,6 @@ class _Context(_SideOutputs):
 
     def timer_service(self):
         return self
-
-    def current_processing_time(self):
-        import time
-
-        return int(time.time() * 1000)
 
     def register_event_time_timer(self, timestamp):
         if not self._stage.keyed:
@@ -1111,6 +1204,7 @@ class _Stage:
         if self.keyed_first and self.tail[0].is_async:
             raise TypeError(f"{self.tail[0].label}: an async def map cannot follow key_by (keyed state per call)")
         self.timers = _TimerService(self) if spec["event_time"] else None
+        self.processing_timers = _ProcessingTimers(self) if self.keyed else None
         self.ctx = _Context(self)
         self.windows = {}
         context = RuntimeContext(worker_index, num_workers, job_parameters, self.store)
@@ -1134,6 +1228,7 @@ class _Stage:
             "ranks": self.ranks,
             "seq": seq,
             "timers": None if timers is None else (timers._heap, timers._pending, timers.watermark),
+            "processing_timers": None if self.processing_timers is None else self.processing_timers.state(),
             "windows": self.windows,
             "trigger_tables": self.trigger_store.tables,
             "broadcast_tables": self.broadcast_tables,
@@ -1174,6 +1269,8 @@ class _Stage:
             raise ValueError("checkpoint state of a stage with other event-time settings")
         if self.timers is not None:
             self.timers._heap, self.timers._pending, self.timers.watermark = state["timers"]
+        if self.processing_timers is not None and state.get("processing_timers") is not None:
+            self.processing_timers.load(state["processing_timers"])
         self.windows = state["windows"]
         for name, table in state.get("trigger_tables", {}).items():
             self.trigger_store.table(name).update(table)
@@ -1227,6 +1324,10 @@ class _Stage:
         head = self.head
         timers = self.timers
         try:
+            if self.processing_timers:
+                self.failed_row = rows_index[0]
+                self.failed_op = head
+                self.processing_timers.fire_due(_now_ms(), rows_index[0], self._fire)
             for i, row in enumerate(rows):
                 r = rows_index[i]
                 self.failed_row = r
@@ -1246,7 +1347,8 @@ class _Stage:
             self.out = []
 
     def finish(self):
-        """The input has ended: every timer fires (event time), then the outputs."""
+        """The input has ended: every timer fires (event time, then processing time), then the
+        outputs."""
         self.out = []
         self.failed_row = None
         self.failed_op = self.head
@@ -1254,6 +1356,8 @@ class _Stage:
         try:
             if self.timers is not None:
                 self.timers.advance_to_end(self._fire)
+            if self.processing_timers:
+                self.processing_timers.fire_all(self._fire)
             return self._through_tail()
         finally:
             self.out = []
@@ -1339,7 +1443,9 @@ class _Stage:
         # The watermark that fired the timer: after the first row of the batch whose watermark reached it
         # (or the row that set it, if later); at the end of input, the largest.
         steps = self.steps
-        if steps is None:
+        if order[1] == _PROCESSING_PHASE:
+            self.firing_watermark = self.timers.watermark if self.timers is not None else -(1 << 63)
+        elif steps is None:
             self.firing_watermark = _END_OF_TIME
         elif steps:
             at = max(_bisect_left(steps, ts), order[0] - self.steps_base)
