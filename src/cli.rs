@@ -95,7 +95,7 @@ struct RunArgs {
     /// A job file (TOML) naming the input, output, settings and operators in order; several operators
     /// run one after another on each batch in one worker, and an aggregate may come last. Flags given
     /// beside it override its input, output and settings.
-    #[arg(long, value_name = "JOB.toml", conflicts_with_all = ["udf_flag", "args", "as_column", "kind", "group_by", "result_type", "join"])]
+    #[arg(long, value_name = "JOB.toml", conflicts_with_all = ["udf_flag", "args", "as_column", "kind", "group_by", "result_type", "join", "distinct", "filter", "row_kind"])]
     job: Option<PathBuf>,
     /// Operators before the last, from a job file.
     #[arg(skip)]
@@ -117,6 +117,19 @@ struct RunArgs {
     /// group of all rows.
     #[arg(long, value_delimiter = ',', value_name = "COL,COL")]
     group_by: Option<Vec<String>>,
+    /// Aggregates: accumulate each distinct tuple of argument values once per group (SQL's
+    /// agg(DISTINCT x)).
+    #[arg(long)]
+    distinct: bool,
+    /// Aggregates: accumulate only rows whose BOOLEAN column COL is true (SQL's FILTER (WHERE ...));
+    /// groups whose rows are all filtered out still get a row.
+    #[arg(long, value_name = "COL")]
+    filter: Option<String>,
+    /// Aggregates over a changelog: column COL holds each row's kind (+I, -U, +U, -D, as Flink
+    /// writes them); -U and -D rows call the function's retract, and a group whose rows are all
+    /// retracted gives no row.
+    #[arg(long = "row-kind", value_name = "COL")]
+    row_kind: Option<String>,
     /// Execution mode; overrides --config python.execution-mode. Default: process.
     #[arg(long, value_name = "process|thread")]
     mode: Option<String>,
@@ -293,6 +306,9 @@ fn with_job(mut a: RunArgs, path: &std::path::Path) -> Result<RunArgs> {
         a.result_type = last.result_type.clone();
         a.group_by = last.group_by.clone();
         a.join = last.join.clone();
+        a.distinct = last.distinct;
+        a.filter = last.filter.clone();
+        a.row_kind = last.row_kind.clone();
     } else {
         a.steps = job.operators.iter().map(step).collect::<Result<_>>()?;
     }
@@ -422,6 +438,13 @@ fn run(mut a: RunArgs) -> Result<()> {
     }
     if let Some(t) = &a.result_type {
         builder = builder.result_type(t.parse::<DataType>()?);
+    }
+    builder = builder.distinct(a.distinct);
+    if let Some(column) = &a.filter {
+        builder = builder.filter_column(column.trim());
+    }
+    if let Some(column) = &a.row_kind {
+        builder = builder.row_kind_column(column.trim());
     }
     if a.group_by.is_some() || a.kind.as_deref().is_some_and(|k| k.trim().eq_ignore_ascii_case("aggregate")) {
         if let Some(keys) = &a.group_by {

@@ -24,6 +24,9 @@
 //! udf = "aggs.py:total"
 //! args = ["y"]
 //! group_by = ["name"]
+//! # distinct = true                 # optional: agg(DISTINCT y)
+//! # filter = "flag"                 # optional: FILTER (WHERE flag), a BOOLEAN column
+//! # row_kind = "op"                 # optional: a changelog's row kinds (+I, -U, +U, -D)
 //! ```
 
 use anyhow::{bail, Context, Result};
@@ -50,6 +53,13 @@ pub struct Operator {
     pub result_type: Option<String>,
     /// Aggregates: the key columns (the operator must be the last).
     pub group_by: Option<Vec<String>>,
+    /// Aggregates: `DISTINCT` arguments.
+    #[serde(default)]
+    pub distinct: bool,
+    /// Aggregates: the BOOLEAN column of `FILTER (WHERE ...)`.
+    pub filter: Option<String>,
+    /// Aggregates: the column of row kinds (`+I`, `-U`, `+U`, `-D`) of a changelog input.
+    pub row_kind: Option<String>,
 }
 
 /// A whole job file.
@@ -109,6 +119,18 @@ impl Job {
                     i + 1
                 );
             }
+        }
+        let last = job.operators.len().saturating_sub(1);
+        if let Some(i) = job.operators.iter().enumerate().position(|(i, o)| {
+            let aggregate = i == last && (o.group_by.is_some() || o.kind.as_deref() == Some("aggregate"));
+            (o.distinct || o.filter.is_some() || o.row_kind.is_some()) && !aggregate
+        }) {
+            bail!(
+                "job file {}: operator {}: distinct, filter and row_kind are for an aggregate (group_by, or kind = \
+                 \"aggregate\")",
+                path.display(),
+                i + 1
+            );
         }
         let base = path.parent().unwrap_or(Path::new("."));
         let rebase = |p: &Path| if p.is_relative() && p.as_os_str() != "-" { base.join(p) } else { p.to_path_buf() };

@@ -322,6 +322,56 @@ fn filter_table_and_aggregate_kinds_run_from_the_command_line() {
     }
 }
 
+/// An aggregate over a changelog from the command line and from a job file: `--row-kind`, `--filter`,
+/// `--distinct` (SQL's `agg(DISTINCT x) FILTER (WHERE keep)` over Flink's row kinds).
+#[test]
+fn aggregates_take_distinct_filter_and_row_kinds_from_flags_and_job_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let udfs = format!("{}/tests/udfs", env!("CARGO_MANIFEST_DIR"));
+    let input = dir.path().join("in.csv");
+    // a: 1 twice (distinct: once), 5 filtered out, 3 inserted then deleted; b: inserted then deleted.
+    std::fs::write(
+        &input,
+        "k,x,keep,op\na,1,true,+I\na,1,true,+I\na,5,false,+I\na,3,true,+I\nb,2,true,+I\na,3,true,-D\nb,2,true,-D\n",
+    )
+    .unwrap();
+    let expected = "{\"k\":\"a\",\"s\":{\"n\":1,\"total\":1}}\n";
+    for mode in ["process", "thread"] {
+        let out = dir.path().join(format!("{mode}.jsonl"));
+        let udf = format!("{udfs}/aggs.py:sum_count");
+        let flags =
+            ["--group-by", "k", "--args", "x", "--as", "s", "--distinct", "--filter", "keep", "--row-kind", "op"];
+        let io = ["--input", input.to_str().unwrap(), "--output", out.to_str().unwrap(), "--mode", mode];
+        run_ok(&[&["run", "--udf", &udf][..], &flags, &io].concat());
+        assert_eq!(std::fs::read_to_string(&out).unwrap(), expected, "{mode}");
+        let job = dir.path().join(format!("{mode}.toml"));
+        std::fs::write(
+            &job,
+            format!(
+                "input = \"in.csv\"\noutput = \"job-{mode}.jsonl\"\n[settings]\n\"python.execution-mode\" = \"{mode}\"\n\
+                 [[operator]]\nudf = \"{udf}\"\nargs = [\"x\"]\nas = [\"s\"]\ngroup_by = [\"k\"]\ndistinct = true\n\
+                 filter = \"keep\"\nrow_kind = \"op\"\n"
+            ),
+        )
+        .unwrap();
+        run_ok(&["run", "--job", job.to_str().unwrap()]);
+        assert_eq!(std::fs::read_to_string(dir.path().join(format!("job-{mode}.jsonl"))).unwrap(), expected, "{mode}");
+    }
+    let err = run_err(&[
+        "run",
+        "--udf",
+        &format!("{udfs}/types.py:plus_one"),
+        "--args",
+        "x",
+        "--distinct",
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        "-",
+    ]);
+    assert!(err.contains("are for aggregates"), "{err}");
+}
+
 /// A job file: operators run as one pipeline per batch, an aggregate may come last, settings and paths
 /// come from the file (relative to it), and both modes give the same output.
 #[test]

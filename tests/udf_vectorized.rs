@@ -145,3 +145,36 @@ fn vectorized_aggregates_see_each_groups_column() {
         }
     }
 }
+
+/// A vectorized aggregate takes DISTINCT values and a FILTER column as a `udaf` does (a group whose
+/// rows are all filtered out gets the function of empty Series); it cannot retract, which is refused
+/// when the pool starts.
+#[test]
+fn vectorized_aggregates_take_distinct_and_filter_but_not_retractions() {
+    let schema = Schema::new(vec![
+        Field::new("k", DataType::Utf8),
+        Field::new("x", DataType::Int64),
+        Field::new("keep", DataType::Bool),
+        Field::new("op", DataType::Utf8),
+    ]);
+    let row = |k: &str, x: i64, keep: bool| {
+        vec![Value::Utf8(k.into()), Value::Int64(x), Value::Bool(keep), Value::Utf8("+I".into())]
+    };
+    let batch = RecordBatch::from_rows(
+        schema.clone(),
+        &[row("a", 1, true), row("a", 1, true), row("a", 4, true), row("a", 100, false), row("b", 7, false)],
+    )
+    .unwrap();
+    for mode in MODES {
+        let builder = || vectorized("mean", &schema, mode, 2).group_by(["k"]).args(["x"]);
+        let mut agg = builder().distinct(true).filter_column("keep").build_aggregate().unwrap();
+        agg.push(arrow(batch.clone())).unwrap();
+        let mut rows = agg.finish().map(native).unwrap().to_rows();
+        rows.sort_by_key(|r| format!("{r:?}"));
+        assert_eq!(rows[0], vec![Value::Utf8("a".into()), Value::Float64(2.5)], "{mode}");
+        // The mean of an empty Series is NaN.
+        assert!(matches!(rows[1][1], Value::Float64(m) if m.is_nan()), "{mode}: {rows:?}");
+        let e = builder().row_kind_column("op").build_aggregate().unwrap_err().to_string();
+        assert!(e.contains("a vectorized aggregate cannot retract rows"), "{mode}: {e}");
+    }
+}

@@ -24,7 +24,7 @@
 use crate::error::PoolError;
 use crate::pool::{PoolInfo, Started};
 use crate::supervisor::{Replay, Supervisor};
-use ipc::batch::{Column, RecordBatch, Schema};
+use ipc::batch::{Column, DataType, Field, RecordBatch, Schema};
 use ipc::protocol::UdfError;
 use std::sync::Arc;
 
@@ -33,8 +33,11 @@ pub struct Aggregation {
     info: PoolInfo,
     workers: Supervisor,
     input_schema: Schema,
-    /// The input columns each part sends: the keys, then the arguments.
+    /// The input columns each part sends: the keys, the arguments, the filter column, and (past the
+    /// input's columns) the retraction column made from `row_kind`.
     columns: Vec<usize>,
+    /// The row kind column, for retracting input.
+    row_kind: Option<usize>,
     key_count: usize,
     output_schema: Schema,
     rows: u64,
@@ -56,14 +59,19 @@ impl Aggregation {
         let replay_limit = started.config.stream_replay_rows;
         let workers = started.workers;
         let history = (replay_limit > 0 && workers.replaces_workers()).then(|| vec![Vec::new(); workers.workers()]);
+        let mut columns = started.arg_indices;
+        if started.row_kind.is_some() {
+            columns.push(started.input_schema.fields.len());
+        }
         Self {
+            row_kind: started.row_kind,
             info: started.info,
             workers,
             history,
             kept_rows: 0,
             replay_limit,
             input_schema: started.input_schema,
-            columns: started.arg_indices,
+            columns,
             key_count: started.key_count,
             output_schema: Schema::new(started.result_fields),
             rows: 0,
@@ -145,6 +153,10 @@ impl Aggregation {
                 self.input_schema.fields
             )));
         }
+        let batch = match self.row_kind {
+            Some(column) => self.with_retractions(batch, column)?,
+            None => batch,
+        };
         let workers = self.workers.workers();
         let keys = &self.columns[..self.key_count];
         let mut per_lane = vec![Vec::new(); workers];
@@ -167,6 +179,31 @@ impl Aggregation {
         }
         self.rows += batch.num_rows() as u64;
         Ok(())
+    }
+
+    /// `batch` with its retraction column appended: whether each row's kind (column `column`) retracts.
+    fn with_retractions(&self, batch: RecordBatch, column: usize) -> Result<RecordBatch, PoolError> {
+        let kinds = batch.column(column);
+        let mut retracts = ipc::batch::Bitmap::new();
+        for row in 0..batch.num_rows() {
+            retracts.push(match kinds.str_at(row) {
+                Some("+I" | "INSERT" | "+U" | "UPDATE_AFTER") => false,
+                Some("-U" | "UPDATE_BEFORE" | "-D" | "DELETE") => true,
+                other => {
+                    return Err(PoolError::Usage(format!(
+                        "row {} of the input: column {:?} holds {}, not a row kind (+I, -U, +U, -D)",
+                        self.rows + row as u64,
+                        self.input_schema.fields[column].name,
+                        other.map_or("null".to_owned(), |k| format!("{k:?}"))
+                    )))
+                }
+            });
+        }
+        let column = Column { data: ipc::batch::ColumnData::Bool(retracts), validity: None };
+        batch.with_column(Field::new("__retracts", DataType::Bool), column).map_err(|e| PoolError::Assemble {
+            what: "an aggregate's retraction column".into(),
+            message: e.to_string(),
+        })
     }
 
     /// The input has ended: one row per group, the key columns then the value, groups in no particular

@@ -15,7 +15,7 @@ use arrow_array::RecordBatch as ArrowBatch;
 pub use ipc::assemble::Join;
 use ipc::batch::{DataType, Field, RecordBatch, Schema};
 use ipc::protocol::{
-    OpenRequest, Operator, PythonInfo, StepSpec, StreamStage, UdfError, UdfErrorKind, UdfKind, UdfSpec,
+    AggregateInput, OpenRequest, Operator, PythonInfo, StepSpec, StreamStage, UdfError, UdfErrorKind, UdfKind, UdfSpec,
 };
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -77,6 +77,12 @@ struct FunctionDraft {
     group_by: Option<Vec<String>>,
     result_type: Option<DataType>,
     join: Join,
+    /// Aggregates: `DISTINCT` arguments.
+    distinct: bool,
+    /// Aggregates: the Boolean column of `FILTER (WHERE ...)`.
+    filter: Option<String>,
+    /// Aggregates: the column of each row's kind (`+I`, `-U`, `+U`, `-D`), for retracting input.
+    row_kind: Option<String>,
 }
 
 /// One operator of a pipeline ([`PoolBuilder::pipeline`]).
@@ -153,6 +159,9 @@ impl PoolBuilder {
                 group_by: None,
                 result_type: None,
                 join: Join::Inner,
+                distinct: false,
+                filter: None,
+                row_kind: None,
             }),
             workers: None,
             pairs: Vec::new(),
@@ -214,6 +223,37 @@ impl PoolBuilder {
     pub fn group_by<S: Into<String>>(mut self, names: impl IntoIterator<Item = S>) -> Self {
         if let Some(f) = self.function() {
             f.group_by = Some(names.into_iter().map(Into::into).collect());
+        }
+        self
+    }
+
+    /// Aggregates: each distinct tuple of argument values is accumulated once per group (SQL's
+    /// `agg(DISTINCT x)`; with retracting input, until its last copy is retracted).
+    pub fn distinct(mut self, distinct: bool) -> Self {
+        if let Some(f) = self.function() {
+            f.distinct = distinct;
+        }
+        self
+    }
+
+    /// Aggregates: only rows whose Boolean column `name` is true are accumulated (SQL's `FILTER (WHERE
+    /// ...)`); a group whose rows are all filtered out still gives a row, the value of an empty
+    /// accumulator.
+    pub fn filter_column(mut self, name: impl Into<String>) -> Self {
+        if let Some(f) = self.function() {
+            f.filter = Some(name.into());
+        }
+        self
+    }
+
+    /// Aggregates: the input is a changelog; column `name` holds each row's kind as Flink writes it,
+    /// `+I` (insert), `-U` (update before), `+U` (update after), `-D` (delete), or the long names
+    /// `INSERT`, `UPDATE_BEFORE`, `UPDATE_AFTER`, `DELETE`. `-U` and `-D` rows call the function's
+    /// `retract`; a group whose rows are all retracted gives no row, and a retraction for a group that
+    /// does not exist is dropped (as Flink's group aggregate does).
+    pub fn row_kind_column(mut self, name: impl Into<String>) -> Self {
+        if let Some(f) = self.function() {
+            f.row_kind = Some(name.into());
         }
         self
     }
@@ -305,6 +345,23 @@ impl PoolBuilder {
             .collect()
     }
 
+    /// An aggregate's input options, with the filter column's index (sent after the arguments) and the
+    /// row kind column's (turned into the retraction column by [`crate::aggregate`]).
+    fn aggregate_input(&self, f: &FunctionDraft) -> Result<(AggregateInput, Option<usize>, Option<usize>), PoolError> {
+        let column = |name: &String, what: &str, want: DataType| -> Result<usize, PoolError> {
+            let i = self.columns(std::slice::from_ref(name), what)?[0];
+            let have = &self.input_schema.fields[i].data_type;
+            if *have != want {
+                return Err(PoolError::Usage(format!("column {name:?} {what} is {have}, not {want}")));
+            }
+            Ok(i)
+        };
+        let filter = f.filter.as_ref().map(|n| column(n, "to filter by", DataType::Bool)).transpose()?;
+        let row_kind = f.row_kind.as_ref().map(|n| column(n, "of row kinds", DataType::Utf8)).transpose()?;
+        let input = AggregateInput { distinct: f.distinct, filter: filter.is_some(), retracts: row_kind.is_some() };
+        Ok((input, filter, row_kind))
+    }
+
     /// The operator the workers load, the input columns each batch sends them (an aggregate's keys
     /// first), how many of those are keys, and the operator's name for messages.
     fn operator(&self, aggregate: bool) -> Result<(Operator, Vec<usize>, usize, String), PoolError> {
@@ -322,13 +379,20 @@ impl PoolBuilder {
                 let keys = self.columns(f.group_by.as_deref().unwrap_or_default(), "to group by")?;
                 // Key columns make it an aggregate whichever way it is built: a function that is not
                 // one is then refused as such, and `build` refuses one that is.
+                let (input, filter, _) = self.aggregate_input(f)?;
                 let operator = if aggregate || !keys.is_empty() {
-                    Operator::Aggregate { udf, key_types: types(&keys), arg_types: types(&args) }
+                    Operator::Aggregate { udf, key_types: types(&keys), arg_types: types(&args), input }
+                } else if input != AggregateInput::default() {
+                    return Err(PoolError::Usage(format!(
+                        "DISTINCT, a filter column and a row kind column are for aggregates (group_by or \
+                         build_aggregate); {} is run as a function",
+                        f.udf
+                    )));
                 } else {
                     Operator::Function { udf, arg_types: types(&args) }
                 };
                 let key_count = keys.len();
-                (operator, keys.into_iter().chain(args).collect(), key_count, f.udf.clone())
+                (operator, keys.into_iter().chain(args).chain(filter).collect(), key_count, f.udf.clone())
             }
             Target::Pipeline(steps) => {
                 let steps = steps
@@ -364,6 +428,10 @@ impl PoolBuilder {
     fn start(self, aggregate: bool) -> Result<Started, PoolError> {
         let config = PoolConfig::from_pairs(self.pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
         let (operator, arg_indices, key_count, name) = self.operator(aggregate)?;
+        let row_kind = match &self.target {
+            Target::Function(f) => self.aggregate_input(f)?.2,
+            _ => None,
+        };
         let workers = self.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
         if workers == 0 {
             return Err(PoolError::Usage("a pool needs at least one worker".into()));
@@ -434,6 +502,7 @@ impl PoolBuilder {
         }
         Ok(Started {
             info,
+            row_kind,
             workers: supervisor,
             input_schema: self.input_schema,
             arg_indices,
@@ -455,6 +524,8 @@ pub(crate) struct Started {
     pub(crate) arg_indices: Vec<usize>,
     /// How many of `arg_indices`, from the first, are an aggregate's keys.
     pub(crate) key_count: usize,
+    /// An aggregate's row kind column: each batch sends its retraction column last.
+    pub(crate) row_kind: Option<usize>,
     /// The columns the operator adds (an aggregate's: its keys, then its value).
     pub(crate) result_fields: Vec<Field>,
     /// How a table function's rows join the input.

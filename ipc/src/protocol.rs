@@ -125,6 +125,8 @@ pub enum Operator {
         key_types: Vec<DataType>,
         /// Types of the argument columns, after the keys.
         arg_types: Vec<DataType>,
+        /// Which rows are accumulated, and how; its Boolean columns travel after the arguments.
+        input: AggregateInput,
     },
     /// A stage of DataStream operators.
     Stream(Box<StreamStage>),
@@ -147,9 +149,33 @@ impl Operator {
         match self {
             Operator::Function { arg_types, .. } => arg_types.clone(),
             Operator::Pipeline { input, .. } => input.fields.iter().map(|f| f.data_type.clone()).collect(),
-            Operator::Aggregate { key_types, arg_types, .. } => key_types.iter().chain(arg_types).cloned().collect(),
+            Operator::Aggregate { key_types, arg_types, input, .. } => {
+                let controls = std::iter::repeat_n(DataType::Bool, input.control_columns());
+                key_types.iter().chain(arg_types).cloned().chain(controls).collect()
+            }
             Operator::Stream(stage) => stage.worker_input().fields.into_iter().map(|f| f.data_type).collect(),
         }
+    }
+}
+
+/// How an aggregate takes its input rows, as SQL and Flink's changelogs do: `agg(DISTINCT x) FILTER
+/// (WHERE c)` over rows that may retract earlier ones.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AggregateInput {
+    /// Each distinct argument tuple counts once per group (`DISTINCT`).
+    pub distinct: bool,
+    /// A Boolean column after the arguments: only rows where it is true are accumulated (`FILTER
+    /// (WHERE ...)`); the others still make their group exist.
+    pub filter: bool,
+    /// A Boolean column last: true for a row that retracts an earlier one (Flink's `-U` and `-D` row
+    /// kinds), which calls the function's `retract`.
+    pub retracts: bool,
+}
+
+impl AggregateInput {
+    /// How many Boolean columns travel after the arguments.
+    pub fn control_columns(&self) -> usize {
+        usize::from(self.filter) + usize::from(self.retracts)
     }
 }
 

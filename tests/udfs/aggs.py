@@ -46,3 +46,40 @@ class Fails(Sum):
 
 
 fails = udaf(Fails(), result_type="BIGINT")
+
+
+class SumCount(AggregateFunction):
+    """Count and sum of x, taking rows back on a retracting input (Flink's retract)."""
+
+    def create_accumulator(self):
+        return [0, 0]
+
+    def accumulate(self, acc, x):
+        acc[0] += 1
+        acc[1] += x
+
+    def retract(self, acc, x):
+        acc[0] -= 1
+        acc[1] -= x
+
+    def get_value(self, acc):
+        return Row(n=acc[0], total=acc[1])
+
+
+sum_count = udaf(SumCount(), result_type="ROW<n BIGINT, total BIGINT>")
+
+
+class CountRows(AggregateFunction):
+    """COUNT(*): an aggregate of no arguments."""
+
+    def create_accumulator(self):
+        return [0]
+
+    def accumulate(self, acc):
+        acc[0] += 1
+
+    def get_value(self, acc):
+        return acc[0]
+
+
+count_rows = udaf(CountRows(), result_type="BIGINT")

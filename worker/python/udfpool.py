@@ -458,8 +458,9 @@ def vectorized_udf(f=None, *, result_type, vectorized_input="pandas", name=None,
 class AggregateFunction(UserDefinedFunction):
     """An aggregate over the rows of each group: ``create_accumulator()`` makes a group's accumulator,
     ``accumulate(acc, *args)`` adds a row to it, ``get_value(acc)`` gives the group's result.
-    ``retract`` and ``merge`` follow PyFlink's signatures (udfpool routes each group to one worker, so
-    it calls neither yet). The same base serves DataStream window aggregates (``create_accumulator``,
+    ``retract(acc, *args)`` takes back a row of an input that retracts (a row kind column: Flink's
+    ``-U``, ``-D``); ``merge`` follows PyFlink's signature (udfpool routes each group to one worker, so
+    it does not call it yet). The same base serves DataStream window aggregates (``create_accumulator``,
     ``add``, ``get_result``), so only ``create_accumulator``, which both require, is abstract."""
 
     @_abc.abstractmethod
@@ -617,17 +618,71 @@ def udaf(
 
 
 class _Groups:
-    """One worker's groups of an aggregate: key tuple -> accumulator, in first-seen order."""
+    """One worker's groups of an aggregate: key tuple -> accumulator, in first-seen order. With
+    ``configure``: DISTINCT arguments, a FILTER column, retracting rows (see ``add``)."""
 
     def __init__(self, agg):
         self._agg = agg
         self._accs = {}
+        self._distinct = self._filtered = self._retracts = False
+        # Retracting input: key -> [rows in the group, {distinct argument tuple: count}].
+        self._counts = {}
 
-    def add(self, keys, args):
-        """``keys``: one list per key column; ``args``: one list per argument column; same lengths."""
+    def configure(self, distinct, filtered, retracts):
+        if retracts and not _overrides(self._agg, AggregateFunction, "retract"):
+            raise TypeError(
+                f"{type(self._agg).__name__} has no retract method, and the input retracts rows (row kinds -U, "
+                "-D): define retract(accumulator, *args), or leave the row kind column out"
+            )
+        self._distinct, self._filtered, self._retracts = distinct, filtered, retracts
+
+    def add(self, keys, columns, n):
+        """``keys``: one list per key column; ``columns``: one list per argument column, then the
+        FILTER column and the retraction column where configured; ``n`` rows each."""
+        if not (self._distinct or self._filtered or self._retracts):
+            return self._add_plain(keys, columns, n)
+        accs, counts, agg = self._accs, self._counts, self._agg
+        retracts = columns.pop() if self._retracts else None
+        filters = columns.pop() if self._filtered else None
+        for i in range(n):
+            key = tuple([c[i] for c in keys])
+            retract = retracts is not None and retracts[i]
+            acc = accs.get(key, _MISSING)
+            if acc is _MISSING:
+                if retract:
+                    continue  # a group that does not exist (any more) has nothing to retract, as in Flink
+                acc = accs[key] = agg.create_accumulator()
+                counts[key] = [0, {}]
+            group = counts[key]
+            group[0] += -1 if retract else 1
+            if filters is None or filters[i] is True:
+                args = [c[i] for c in columns]
+                if self._distinct:
+                    distinct = group[1]
+                    seen = _hashable(args)
+                    count = distinct.get(seen, 0)
+                    if retract:
+                        if count <= 1:
+                            distinct.pop(seen, None)
+                        else:
+                            distinct[seen] = count - 1
+                        if count == 1:
+                            agg.retract(acc, *args)
+                    else:
+                        distinct[seen] = count + 1
+                        if count == 0:
+                            agg.accumulate(acc, *args)
+                elif retract:
+                    agg.retract(acc, *args)
+                else:
+                    agg.accumulate(acc, *args)
+            if group[0] == 0:
+                # Every row of the group was retracted: it is gone (Flink clears its state).
+                del accs[key], counts[key]
+
+    def _add_plain(self, keys, args, n):
         accs, agg = self._accs, self._agg
         columns = keys + args
-        n = len(columns[0]) if columns else 0
         k = len(keys)
         for i in range(n):
             row = [c[i] for c in columns]
@@ -641,7 +696,32 @@ class _Groups:
         """[(key tuple, value)] for every group, and forget them."""
         out = [(key, self._agg.get_value(acc)) for key, acc in self._accs.items()]
         self._accs = {}
+        self._counts = {}
         return out
+
+
+def _overrides(obj, base, name):
+    """Whether ``obj``'s class defines ``name`` other than ``base`` does."""
+    return getattr(type(obj), name, None) is not getattr(base, name, None)
+
+
+def _hashable(values):
+    """``values`` (a row's arguments) as a dict key: lists, dicts and sets become tuples."""
+    try:
+        hash(tuple(values))
+        return tuple(values)
+    except TypeError:
+        return tuple(_frozen(v) for v in values)
+
+
+def _frozen(v):
+    if isinstance(v, (list, tuple)):
+        return tuple(_frozen(x) for x in v)
+    if isinstance(v, dict):
+        return ("__dict__",) + tuple(sorted((_frozen(k), _frozen(x)) for k, x in v.items()))
+    if isinstance(v, (set, frozenset)):
+        return frozenset(_frozen(x) for x in v)
+    return v
 
 
 _MISSING = object()
@@ -686,17 +766,36 @@ class _VectorGroups:
         self._func = func
         self._input = vectorized_input
         self._rows = {}
+        self._distinct = self._filtered = False
+        self._seen = {}
 
-    def add(self, keys, args):
+    def configure(self, distinct, filtered, retracts):
+        if retracts:
+            raise TypeError(
+                "a vectorized aggregate cannot retract rows (as in Flink): declare it with udaf() and a retract "
+                "method, or leave the row kind column out"
+            )
+        self._distinct, self._filtered = distinct, filtered
+
+    def add(self, keys, args, n):
         rows = self._rows
+        filters = args.pop() if self._filtered else None
         k = len(keys)
         columns = keys + args
-        n = len(columns[0]) if columns else 0
         for i in range(n):
             row = [c[i] for c in columns]
-            group = rows.get(tuple(row[:k]))
+            key = tuple(row[:k])
+            group = rows.get(key)
             if group is None:
-                group = rows[tuple(row[:k])] = [[] for _ in range(len(args))]
+                group = rows[key] = [[] for _ in range(len(args))]
+                self._seen[key] = set()
+            if filters is not None and filters[i] is not True:
+                continue
+            if self._distinct:
+                seen = _hashable(row[k:])
+                if seen in self._seen[key]:
+                    continue
+                self._seen[key].add(seen)
             for values, v in zip(group, row[k:]):
                 values.append(v)
 
@@ -712,6 +811,7 @@ class _VectorGroups:
             cols = [as_column(values) for values in group]
             out.append((key, _python_value(self._func(*cols))))
         self._rows = {}
+        self._seen = {}
         return out
 
 

@@ -103,10 +103,11 @@ impl LoadedOperator {
                 LoadedOperator::Function(Udf::load(py, udf, arg_types, Role::Function, req)?)
             }
             Operator::Pipeline { input, steps } => LoadedOperator::Pipeline(Pipeline::load(py, input, steps, req)?),
-            Operator::Aggregate { udf, key_types, arg_types } => {
+            Operator::Aggregate { udf, key_types, input, .. } => {
                 let keys = key_types.len();
-                let types: Vec<DataType> = key_types.iter().chain(arg_types).cloned().collect();
-                LoadedOperator::Aggregate { udf: Udf::load(py, udf, &types, Role::Aggregate { keys }, req)?, keys }
+                let udf = Udf::load(py, udf, &req.operator.input_types(), Role::Aggregate { keys }, req)?;
+                udf.configure_aggregate(py, input)?;
+                LoadedOperator::Aggregate { udf, keys }
             }
             Operator::Stream(stage) => LoadedOperator::Stream(StreamDriver::load(py, req, stage)?),
         })

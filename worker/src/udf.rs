@@ -343,6 +343,16 @@ impl Udf {
         Ok(column)
     }
 
+    /// Aggregates: tells the groups how rows are taken (DISTINCT, FILTER, retractions); refused where
+    /// the function cannot (a retracting input and no `retract`).
+    pub fn configure_aggregate(&self, py: Python<'_>, input: &ipc::protocol::AggregateInput) -> Result<(), UdfError> {
+        self.eval
+            .bind(py)
+            .call_method1("configure", (input.distinct, input.filter, input.retracts))
+            .map_err(|e| from_py(py, &e, UdfErrorKind::Definition, None))?;
+        Ok(())
+    }
+
     /// Aggregates: adds `rows` rows (the `keys` key columns first, then arguments) to their groups'
     /// accumulators.
     pub fn aggregate(&self, py: Python<'_>, keys: usize, cols: &[&Column], rows: usize) -> Result<(), UdfError> {
@@ -356,7 +366,7 @@ impl Udf {
         let (keys, args) = lists.split_at(keys.min(lists.len()));
         self.eval
             .bind(py)
-            .call_method1("add", (PyList::new(py, keys).map_err(raised)?, PyList::new(py, args).map_err(raised)?))
+            .call_method1("add", (PyList::new(py, keys).map_err(raised)?, PyList::new(py, args).map_err(raised)?, rows))
             .map_err(raised)?;
         Ok(())
     }
