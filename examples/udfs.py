@@ -4,7 +4,7 @@
 """
 import json
 
-from udfpool import ScalarFunction, udf
+from udfpool import AggregateFunction, ScalarFunction, udaf, udf
 
 
 @udf(result_type="BIGINT")
@@ -47,3 +47,30 @@ def fails_on_13(x):
     if x == 13:
         raise ValueError("13 is unlucky")
     return x
+
+
+class Total(AggregateFunction):
+    """An aggregate: the sum of a group's values. ``retract`` lets it run over a changelog
+    (``--row-kind``), ``merge`` in two phases (``table.optimizer.agg-phase-strategy=TWO_PHASE``)."""
+
+    def create_accumulator(self):
+        return [0]
+
+    def accumulate(self, acc, x):
+        if x is not None:
+            acc[0] += x
+
+    def retract(self, acc, x):
+        if x is not None:
+            acc[0] -= x
+
+    def merge(self, acc, accs):
+        for other in accs:
+            acc[0] += other[0]
+
+    def get_value(self, acc):
+        return acc[0]
+
+
+# udfpool run --udf examples/udfs.py:total --group-by name --args x --input examples/data.csv --output -
+total = udaf(Total(), result_type="BIGINT")

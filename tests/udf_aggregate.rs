@@ -316,3 +316,67 @@ fn changelog_options_refuse_what_cannot_work() {
         assert!(e.contains("are for aggregates"), "{mode}: {e}");
     }
 }
+
+/// `table.optimizer.agg-phase-strategy=TWO_PHASE`: rows accumulate in whichever worker they land (a
+/// hot key is spread over every worker), then the partial accumulators meet by key and `merge`; the
+/// groups equal a one-phase run's. A function without `merge`, DISTINCT, a retracting input and a
+/// vectorized aggregate are refused.
+#[test]
+fn two_phase_aggregation_merges_partial_accumulators() {
+    let rows = proptest::collection::vec((0usize..3, -50i64..50, proptest::bool::ANY), 0..40);
+    let batches = proptest::collection::vec(rows, 1..4);
+    let mut runner = TestRunner::new(Config { cases: 6, failure_persistence: None, ..Config::default() });
+    runner
+        .run(&batches, |batches| {
+            let batches: Vec<Vec<(&str, i64, bool, &str)>> = batches
+                .iter()
+                .map(|b| b.iter().map(|&(k, x, keep)| (["a", "b", "c"][k], x, keep, "+I")).collect())
+                .collect();
+            let all: Vec<_> = batches.iter().flatten().copied().collect();
+            for filter in [false, true] {
+                let expected = changelog_reference(&all, false, filter, false);
+                for mode in MODES {
+                    for workers in [1, 3] {
+                        let mut b = Pool::builder(format!("{}:sum_count", udf_file("aggs.py")), changelog_schema())
+                            .mode(mode)
+                            .workers(workers)
+                            .worker_exe(worker_exe())
+                            .config("table.optimizer.agg-phase-strategy", "TWO_PHASE")
+                            .group_by(["k"])
+                            .args(["x"]);
+                        if filter {
+                            b = b.filter_column("keep");
+                        }
+                        let mut agg = b.build_aggregate().unwrap();
+                        for rows in &batches {
+                            agg.push(arrow(changelog(rows))).unwrap();
+                        }
+                        let got = sorted(&agg.finish().map(native).unwrap());
+                        prop_assert_eq!(got, expected.clone(), "{} x{}, filter {}", mode, workers, filter);
+                    }
+                }
+            }
+            Ok(())
+        })
+        .unwrap();
+    for mode in MODES {
+        let builder = |name: &str| {
+            Pool::builder(format!("{}:{name}", udf_file("aggs.py")), changelog_schema())
+                .mode(mode)
+                .workers(2)
+                .worker_exe(worker_exe())
+                .config("table.optimizer.agg-phase-strategy", "TWO_PHASE")
+                .group_by(["k"])
+                .args(["x"])
+        };
+        let e = builder("total").build_aggregate().unwrap_err().to_string();
+        assert!(
+            e.contains("Sum has no merge method, which table.optimizer.agg-phase-strategy=TWO_PHASE needs"),
+            "{mode}: {e}"
+        );
+        for b in [builder("sum_count").distinct(true), builder("sum_count").row_kind_column("op")] {
+            let e = b.build_aggregate().unwrap_err().to_string();
+            assert!(e.contains("TWO_PHASE takes neither DISTINCT nor a retracting input"), "{mode}: {e}");
+        }
+    }
+}

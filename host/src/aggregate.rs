@@ -15,7 +15,9 @@
 //! ```
 //!
 //! Each batch is split by key and each part is sent to its worker and acknowledged before the next
-//! batch (no pipelining yet). A PROCESS worker that dies takes its groups' accumulators with it: it is
+//! batch (no pipelining yet). With `table.optimizer.agg-phase-strategy=TWO_PHASE` a batch is cut into
+//! one contiguous part per worker instead, and at the end the workers' partial accumulators are routed
+//! by key and merged in the group's owner (`merge_partials`). A PROCESS worker that dies takes its groups' accumulators with it: it is
 //! replaced, and the replacement rebuilds them from the parts the dead one had finished (kept per
 //! worker, up to `udfpool.stream-replay-rows` rows in all), then gets the part it died on, up to
 //! `udfpool.max-retries` times. Past the limit, or in THREAD mode, a dead worker fails the aggregation
@@ -38,6 +40,8 @@ pub struct Aggregation {
     columns: Vec<usize>,
     /// The row kind column, for retracting input.
     row_kind: Option<usize>,
+    /// Two-phase: rows accumulate where they land; partial accumulators are merged by key at the end.
+    two_phase: bool,
     key_count: usize,
     output_schema: Schema,
     rows: u64,
@@ -65,6 +69,7 @@ impl Aggregation {
         }
         Self {
             row_kind: started.row_kind,
+            two_phase: started.config.two_phase,
             info: started.info,
             workers,
             history,
@@ -91,7 +96,8 @@ impl Aggregation {
     fn lost(e: PoolError) -> PoolError {
         PoolError::broken(
             "an aggregate's worker failed, and the accumulators of its groups with it (not replayed: past \
-             udfpool.stream-replay-rows rows, past udfpool.max-retries, or in THREAD mode)",
+             udfpool.stream-replay-rows rows, past udfpool.max-retries, in THREAD mode, or once two-phase \
+             partial accumulators were merged)",
             e,
         )
     }
@@ -160,8 +166,15 @@ impl Aggregation {
         let workers = self.workers.workers();
         let keys = &self.columns[..self.key_count];
         let mut per_lane = vec![Vec::new(); workers];
-        for row in 0..batch.num_rows() {
-            per_lane[crate::key_route::lane_of_key(batch.columns(), keys, row, workers)].push(row as u32);
+        let n = batch.num_rows();
+        for row in 0..n {
+            let lane = if self.two_phase {
+                // Two-phase: one contiguous part per worker, whatever the keys (a hot key is spread).
+                row * workers / n
+            } else {
+                crate::key_route::lane_of_key(batch.columns(), keys, row, workers)
+            };
+            per_lane[lane].push(row as u32);
         }
         for (lane, rows) in per_lane.iter().enumerate().filter(|(_, r)| !r.is_empty()) {
             let part = Arc::new(batch.take(rows));
@@ -178,6 +191,60 @@ impl Aggregation {
             self.keep(lane, part);
         }
         self.rows += batch.num_rows() as u64;
+        Ok(())
+    }
+
+    /// Two-phase aggregation's second phase: every worker's partial accumulators, routed by key to
+    /// the worker that owns the group and merged there. A worker that dies from here on fails the
+    /// aggregation (its merged accumulators cannot be rebuilt from the input it saw).
+    fn merge_partials(&mut self) -> Result<(), PoolError> {
+        let workers = self.workers.workers();
+        let keys = self.key_count;
+        let mut fields: Vec<Field> = self.output_schema.fields[..keys].to_vec();
+        fields.push(Field::new("__partial", DataType::Binary));
+        let schema = Schema::new(fields);
+        let mut parts = Vec::with_capacity(workers);
+        for lane in 0..workers {
+            let mut attempts = 0;
+            let partials = loop {
+                match self.workers.partials(lane) {
+                    Err(e) if e.is_worker_failure() => self.recover(lane, e, &mut attempts)?,
+                    other => break other.map_err(Self::lost)?,
+                }
+            };
+            let columns =
+                partials.map_err(|error| PoolError::Finish { udf: self.info.udf.clone(), error: Box::new(error) })?;
+            let n = columns.first().map_or(0, |c| c.len());
+            let part = RecordBatch::try_new(schema.clone(), columns, n).map_err(|e| PoolError::Protocol {
+                index: lane,
+                message: format!("its partial accumulators do not form a batch of {:?}: {e}", schema.fields),
+            })?;
+            parts.push(part);
+        }
+        self.history = None;
+        let assemble = |message: String| PoolError::Assemble {
+            what: format!("{}'s partial accumulators", self.info.udf),
+            message,
+        };
+        let columns = (0..schema.fields.len())
+            .map(|i| {
+                let of_field: Vec<&Column> = parts.iter().map(|p| p.column(i)).collect();
+                Column::concat(&schema.fields[i].data_type, &of_field).map_err(|e| assemble(e.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let n = columns.first().map_or(0, |c| c.len());
+        let all = RecordBatch::try_new(schema, columns, n).map_err(|e| assemble(e.to_string()))?;
+        let key_columns: Vec<usize> = (0..keys).collect();
+        let mut per_lane = vec![Vec::new(); workers];
+        for row in 0..n {
+            per_lane[crate::key_route::lane_of_key(all.columns(), &key_columns, row, workers)].push(row as u32);
+        }
+        for (lane, rows) in per_lane.iter().enumerate().filter(|(_, r)| !r.is_empty()) {
+            self.workers
+                .merge(lane, all.take(rows))
+                .map_err(Self::lost)?
+                .map_err(|error| PoolError::Finish { udf: self.info.udf.clone(), error: Box::new(error) })?;
+        }
         Ok(())
     }
 
@@ -213,6 +280,9 @@ impl Aggregation {
     }
 
     fn finish_groups(mut self) -> Result<RecordBatch, PoolError> {
+        if self.two_phase {
+            self.merge_partials()?;
+        }
         let mut parts: Vec<Vec<Column>> = Vec::with_capacity(self.workers.workers());
         for lane in 0..self.workers.workers() {
             let mut attempts = 0;

@@ -74,8 +74,12 @@ pub const CHECKPOINT_INTERVAL: &str = "execution.checkpointing.interval";
 /// DataStream jobs run by `udfpool run`: the directory checkpoints are written to (Flink's key).
 pub const CHECKPOINT_DIR: &str = "execution.checkpointing.dir";
 
+/// Aggregates: `ONE_PHASE` (each group's rows to one worker) or `TWO_PHASE` (local accumulators merged
+/// by key); Flink's key.
+pub const AGG_PHASE_STRATEGY: &str = "table.optimizer.agg-phase-strategy";
+
 /// Every key udfpool itself understands, with a one-line description.
-pub const KEYS: [(&str, &str); 13] = [
+pub const KEYS: [(&str, &str); 14] = [
     (EXECUTION_MODE, "process (default) or thread"),
     (PYTHON_EXECUTABLE, "python of a virtualenv whose packages UDFs import (default: $VIRTUAL_ENV's)"),
     (MAX_IN_FLIGHT, "batches queued per worker to hide latency (default 2)"),
@@ -103,6 +107,11 @@ pub const KEYS: [(&str, &str); 13] = [
         CHECKPOINT_DIR,
         "DataStream jobs of udfpool run: write checkpoints here, so that --resume can continue a job whose \
          host died (default: none, checkpoints stay in memory)",
+    ),
+    (
+        AGG_PHASE_STRATEGY,
+        "aggregates: ONE_PHASE (default; AUTO means it too) sends each group's rows to one worker; TWO_PHASE \
+         accumulates rows where they land and merges the partial accumulators by key (needs merge)",
     ),
 ];
 
@@ -159,6 +168,8 @@ pub struct PoolConfig {
     pub checkpoint_interval: Option<Duration>,
     /// DataStream jobs of `udfpool run`: where checkpoints are written, if anywhere.
     pub checkpoint_dir: Option<std::path::PathBuf>,
+    /// Aggregates: accumulate where rows land and merge partial accumulators by key.
+    pub two_phase: bool,
     /// All pairs as given (job parameters included), for the UDF's context.
     pub raw: BTreeMap<String, String>,
 }
@@ -181,6 +192,7 @@ impl Default for PoolConfig {
             stream_replay_rows: 1_000_000,
             checkpoint_interval: None,
             checkpoint_dir: None,
+            two_phase: false,
             raw: BTreeMap::new(),
         }
     }
@@ -280,6 +292,19 @@ impl PoolConfig {
                 self.checkpoint_interval = (!interval.is_zero()).then_some(interval);
             }
             CHECKPOINT_DIR => self.checkpoint_dir = Some(value.trim()).filter(|v| !v.is_empty()).map(Into::into),
+            AGG_PHASE_STRATEGY => {
+                self.two_phase = match value.trim().to_ascii_uppercase().as_str() {
+                    "AUTO" | "ONE_PHASE" => false,
+                    "TWO_PHASE" => true,
+                    _ => {
+                        return Err(ConfigError::BadValue {
+                            key: key.into(),
+                            value: value.into(),
+                            expected: "AUTO, ONE_PHASE or TWO_PHASE".into(),
+                        })
+                    }
+                }
+            }
             k if k.starts_with("python.") || k.starts_with("udfpool.") || k.starts_with("execution.checkpointing.") => {
                 return Err(ConfigError::UnknownKey { key: k.to_owned() })
             }

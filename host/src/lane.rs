@@ -106,6 +106,26 @@ pub(crate) fn restore(lane: &mut dyn Lane, index: usize, state: Vec<u8>) -> Resu
     }
 }
 
+/// A two-phase aggregate's partial accumulators: the key columns, then a binary column.
+pub(crate) fn partials(lane: &mut dyn Lane, index: usize) -> Result<Result<Vec<Column>, UdfError>, PoolError> {
+    match lane.control(Control::Partials)? {
+        Response::Finished(partials) => Ok(partials),
+        other => Err(unexpected(index, "Finished", &other)),
+    }
+}
+
+/// Merges `partials` (as [`partials`] gives them) into a two-phase aggregate's groups.
+pub(crate) fn merge(
+    lane: &mut dyn Lane,
+    index: usize,
+    partials: RecordBatch,
+) -> Result<Result<(), UdfError>, PoolError> {
+    match lane.control(Control::Merge(partials))? {
+        Response::Merged(done) => Ok(done),
+        other => Err(unexpected(index, "Merged", &other)),
+    }
+}
+
 fn unexpected(index: usize, expected: &str, got: &Response) -> PoolError {
     PoolError::Protocol { index, message: format!("expected {expected}, got {}", got.name()) }
 }

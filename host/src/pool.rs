@@ -347,7 +347,11 @@ impl PoolBuilder {
 
     /// An aggregate's input options, with the filter column's index (sent after the arguments) and the
     /// row kind column's (turned into the retraction column by [`crate::aggregate`]).
-    fn aggregate_input(&self, f: &FunctionDraft) -> Result<(AggregateInput, Option<usize>, Option<usize>), PoolError> {
+    fn aggregate_input(
+        &self,
+        f: &FunctionDraft,
+        two_phase: bool,
+    ) -> Result<(AggregateInput, Option<usize>, Option<usize>), PoolError> {
         let column = |name: &String, what: &str, want: DataType| -> Result<usize, PoolError> {
             let i = self.columns(std::slice::from_ref(name), what)?[0];
             let have = &self.input_schema.fields[i].data_type;
@@ -358,13 +362,14 @@ impl PoolBuilder {
         };
         let filter = f.filter.as_ref().map(|n| column(n, "to filter by", DataType::Bool)).transpose()?;
         let row_kind = f.row_kind.as_ref().map(|n| column(n, "of row kinds", DataType::Utf8)).transpose()?;
-        let input = AggregateInput { distinct: f.distinct, filter: filter.is_some(), retracts: row_kind.is_some() };
+        let input =
+            AggregateInput { distinct: f.distinct, filter: filter.is_some(), retracts: row_kind.is_some(), two_phase };
         Ok((input, filter, row_kind))
     }
 
     /// The operator the workers load, the input columns each batch sends them (an aggregate's keys
     /// first), how many of those are keys, and the operator's name for messages.
-    fn operator(&self, aggregate: bool) -> Result<(Operator, Vec<usize>, usize, String), PoolError> {
+    fn operator(&self, aggregate: bool, two_phase: bool) -> Result<(Operator, Vec<usize>, usize, String), PoolError> {
         let all: Vec<usize> = (0..self.input_schema.fields.len()).collect();
         let types = |indices: &[usize]| -> Vec<DataType> {
             indices.iter().map(|&i| self.input_schema.fields[i].data_type.clone()).collect()
@@ -379,10 +384,10 @@ impl PoolBuilder {
                 let keys = self.columns(f.group_by.as_deref().unwrap_or_default(), "to group by")?;
                 // Key columns make it an aggregate whichever way it is built: a function that is not
                 // one is then refused as such, and `build` refuses one that is.
-                let (input, filter, _) = self.aggregate_input(f)?;
+                let (input, filter, _) = self.aggregate_input(f, two_phase)?;
                 let operator = if aggregate || !keys.is_empty() {
                     Operator::Aggregate { udf, key_types: types(&keys), arg_types: types(&args), input }
-                } else if input != AggregateInput::default() {
+                } else if input.distinct || input.filter || input.retracts {
                     return Err(PoolError::Usage(format!(
                         "DISTINCT, a filter column and a row kind column are for aggregates (group_by or \
                          build_aggregate); {} is run as a function",
@@ -427,9 +432,9 @@ impl PoolBuilder {
     /// Starts the workers with the operator loaded; `aggregate` says the function is one.
     fn start(self, aggregate: bool) -> Result<Started, PoolError> {
         let config = PoolConfig::from_pairs(self.pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
-        let (operator, arg_indices, key_count, name) = self.operator(aggregate)?;
+        let (operator, arg_indices, key_count, name) = self.operator(aggregate, config.two_phase)?;
         let row_kind = match &self.target {
-            Target::Function(f) => self.aggregate_input(f)?.2,
+            Target::Function(f) => self.aggregate_input(f, config.two_phase)?.2,
             _ => None,
         };
         let workers = self.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));

@@ -382,7 +382,8 @@ impl Lane for WorkerProcess {
                     | Response::TableBatch { .. }
                     | Response::Finished(_)
                     | Response::Snapshot(_)
-                    | Response::Restored(_) => continue,
+                    | Response::Restored(_)
+                    | Response::Merged(_) => continue,
                     other => {
                         return Err(PoolError::Protocol {
                             index: self.index,

@@ -250,6 +250,16 @@ impl Supervisor {
         crate::lane::finish(self.lanes[lane].as_mut(), lane)
     }
 
+    /// Worker `lane`'s partial accumulators (a two-phase aggregate).
+    pub(crate) fn partials(&mut self, lane: usize) -> Result<Result<Vec<Column>, UdfError>, PoolError> {
+        crate::lane::partials(self.lanes[lane].as_mut(), lane)
+    }
+
+    /// Merges `partials` into worker `lane`'s groups (a two-phase aggregate).
+    pub(crate) fn merge(&mut self, lane: usize, partials: RecordBatch) -> Result<Result<(), UdfError>, PoolError> {
+        crate::lane::merge(self.lanes[lane].as_mut(), lane, partials)
+    }
+
     /// Worker `lane`'s stream stage state, for a checkpoint.
     pub(crate) fn snapshot(&mut self, lane: usize) -> Result<Result<Vec<u8>, UdfError>, PoolError> {
         crate::lane::snapshot(self.lanes[lane].as_mut(), lane)

@@ -170,6 +170,9 @@ pub struct AggregateInput {
     /// A Boolean column last: true for a row that retracts an earlier one (Flink's `-U` and `-D` row
     /// kinds), which calls the function's `retract`.
     pub retracts: bool,
+    /// Two-phase aggregation: rows are accumulated where they land, then the partial accumulators are
+    /// merged by key ([`Request::Partials`], [`Request::Merge`]); the function needs `merge`.
+    pub two_phase: bool,
 }
 
 impl AggregateInput {
@@ -490,6 +493,15 @@ pub enum Request {
         #[serde(with = "serde_bytes")]
         state: Vec<u8>,
     },
+    /// Two-phase aggregates: the worker's groups as partial accumulators (the key columns, then a
+    /// binary column of each group's pickled accumulator), and forget them; answered by `Finished`.
+    Partials,
+    /// Two-phase aggregates: merges partial accumulators (columns as `Partials` answers them) into
+    /// this worker's groups; answered by `Merged`.
+    Merge {
+        /// The partial accumulators of the groups this worker owns.
+        partials: RecordBatch,
+    },
 }
 
 /// Some columns of a batch, borrowed: serializes to exactly the bytes of the [`RecordBatch`] they would
@@ -546,11 +558,18 @@ pub enum RequestRef<'a> {
         #[serde(with = "serde_bytes")]
         state: &'a [u8],
     },
+    /// See [`Request::Partials`].
+    Partials,
+    /// See [`Request::Merge`].
+    Merge {
+        /// See [`Request::Merge`].
+        partials: &'a RecordBatch,
+    },
 }
 
 /// What the host asks of an operator between batches, in either mode (owned, so THREAD mode can hand
 /// it to a worker thread); PROCESS mode sends it as [`Control::request`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Control {
     /// The input has ended: an aggregate's groups, or a stream stage's pending timers and windows.
     Finish,
@@ -558,6 +577,10 @@ pub enum Control {
     Snapshot,
     /// Loads a stream stage's state from a checkpoint (before its first batch).
     Restore(Vec<u8>),
+    /// A two-phase aggregate's partial accumulators ([`Request::Partials`]).
+    Partials,
+    /// Partial accumulators to merge ([`Request::Merge`]).
+    Merge(RecordBatch),
 }
 
 impl Control {
@@ -567,6 +590,8 @@ impl Control {
             Control::Finish => RequestRef::Finish,
             Control::Snapshot => RequestRef::Snapshot,
             Control::Restore(state) => RequestRef::Restore { state },
+            Control::Partials => RequestRef::Partials,
+            Control::Merge(partials) => RequestRef::Merge { partials },
         }
     }
 
@@ -576,6 +601,8 @@ impl Control {
             Control::Finish => "finish",
             Control::Snapshot => "snapshot",
             Control::Restore(_) => "restore",
+            Control::Partials => "partials",
+            Control::Merge(_) => "merge",
         }
     }
 }
@@ -717,6 +744,8 @@ pub enum Response {
     Snapshot(Result<SnapshotBytes, UdfError>),
     /// The answer to [`Request::Restore`].
     Restored(Result<(), UdfError>),
+    /// The answer to [`Request::Merge`].
+    Merged(Result<(), UdfError>),
 }
 
 /// A stage's checkpointed state, as bytes (serialized as one byte string, not a sequence of bytes).
@@ -737,6 +766,7 @@ impl Response {
             Response::Finished(_) => "Finished",
             Response::Snapshot(_) => "Snapshot",
             Response::Restored(_) => "Restored",
+            Response::Merged(_) => "Merged",
         }
     }
 }
@@ -807,6 +837,11 @@ mod tests {
         assert_eq!(bytes, encode(&RequestRef::Restore { state: &state }).unwrap());
         // The variant, the length, the bytes.
         assert_eq!(bytes.len(), 4 + 8 + state.len());
+        assert_eq!(crate::codec::decode::<Request>(&bytes).unwrap(), owned);
+        assert_eq!(encode(&Request::Partials).unwrap(), encode(&RequestRef::Partials).unwrap());
+        let owned = Request::Merge { partials: batch.clone() };
+        let bytes = encode(&owned).unwrap();
+        assert_eq!(bytes, encode(&RequestRef::Merge { partials: &batch }).unwrap());
         assert_eq!(crate::codec::decode::<Request>(&bytes).unwrap(), owned);
     }
 

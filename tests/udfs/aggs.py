@@ -62,6 +62,11 @@ class SumCount(AggregateFunction):
         acc[0] -= 1
         acc[1] -= x
 
+    def merge(self, acc, accs):
+        for other in accs:
+            acc[0] += other[0]
+            acc[1] += other[1]
+
     def get_value(self, acc):
         return Row(n=acc[0], total=acc[1])
 

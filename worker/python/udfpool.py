@@ -34,6 +34,7 @@ import functools
 import operator
 import importlib.util
 import os
+import pickle as _pickle
 import sys
 import traceback
 
@@ -459,8 +460,8 @@ class AggregateFunction(UserDefinedFunction):
     """An aggregate over the rows of each group: ``create_accumulator()`` makes a group's accumulator,
     ``accumulate(acc, *args)`` adds a row to it, ``get_value(acc)`` gives the group's result.
     ``retract(acc, *args)`` takes back a row of an input that retracts (a row kind column: Flink's
-    ``-U``, ``-D``); ``merge`` follows PyFlink's signature (udfpool routes each group to one worker, so
-    it does not call it yet). The same base serves DataStream window aggregates (``create_accumulator``,
+    ``-U``, ``-D``); ``merge(acc, accs)`` folds partial accumulators into ``acc`` (two-phase
+    aggregation, ``table.optimizer.agg-phase-strategy=TWO_PHASE``). The same base serves DataStream window aggregates (``create_accumulator``,
     ``add``, ``get_result``), so only ``create_accumulator``, which both require, is abstract."""
 
     @_abc.abstractmethod
@@ -628,13 +629,52 @@ class _Groups:
         # Retracting input: key -> [rows in the group, {distinct argument tuple: count}].
         self._counts = {}
 
-    def configure(self, distinct, filtered, retracts):
+    def configure(self, distinct, filtered, retracts, two_phase):
+        name = type(self._agg).__name__
         if retracts and not _overrides(self._agg, AggregateFunction, "retract"):
             raise TypeError(
-                f"{type(self._agg).__name__} has no retract method, and the input retracts rows (row kinds -U, "
-                "-D): define retract(accumulator, *args), or leave the row kind column out"
+                f"{name} has no retract method, and the input retracts rows (row kinds -U, -D): define "
+                "retract(accumulator, *args), or leave the row kind column out"
             )
+        if two_phase:
+            if not _overrides(self._agg, AggregateFunction, "merge"):
+                raise TypeError(
+                    f"{name} has no merge method, which table.optimizer.agg-phase-strategy=TWO_PHASE needs: "
+                    "define merge(accumulator, accumulators), or use ONE_PHASE"
+                )
+            if distinct or retracts:
+                raise TypeError(
+                    "table.optimizer.agg-phase-strategy=TWO_PHASE takes neither DISTINCT nor a retracting input "
+                    "(a value or a retraction may land in another worker than its group's other rows): use ONE_PHASE"
+                )
         self._distinct, self._filtered, self._retracts = distinct, filtered, retracts
+
+    def partials(self):
+        """Two-phase aggregation: [(key tuple, pickled accumulator)] for every group, and forget them."""
+        out = []
+        for key, acc in self._accs.items():
+            try:
+                out.append((key, _pickle.dumps(acc, protocol=5)))
+            except Exception as e:
+                raise TypeError(
+                    f"the accumulator of group {key!r} cannot be pickled for two-phase aggregation: {acc!r} "
+                    f"({type(e).__name__}: {e}); use ONE_PHASE"
+                ) from e
+        self._accs = {}
+        return out
+
+    def merge(self, keys, states, n):
+        """Two-phase aggregation: merges partial accumulators (``states``, pickled) into the groups of
+        ``keys`` (one list per key column), by the function's ``merge(acc, [others])``."""
+        accs, agg = self._accs, self._agg
+        for i in range(n):
+            key = tuple([c[i] for c in keys])
+            other = _pickle.loads(states[i])
+            acc = accs.get(key, _MISSING)
+            if acc is _MISSING:
+                accs[key] = other
+            else:
+                agg.merge(acc, [other])
 
     def add(self, keys, columns, n):
         """``keys``: one list per key column; ``columns``: one list per argument column, then the
@@ -769,7 +809,12 @@ class _VectorGroups:
         self._distinct = self._filtered = False
         self._seen = {}
 
-    def configure(self, distinct, filtered, retracts):
+    def configure(self, distinct, filtered, retracts, two_phase):
+        if two_phase:
+            raise TypeError(
+                "a vectorized aggregate has no partial accumulators to merge: use "
+                "table.optimizer.agg-phase-strategy=ONE_PHASE"
+            )
         if retracts:
             raise TypeError(
                 "a vectorized aggregate cannot retract rows (as in Flink): declare it with udaf() and a retract "

@@ -149,6 +149,12 @@ impl LoadedOperator {
             Call::Control(Control::Restore(state)) => {
                 return Response::Restored(self.stream(|s| s.restore(py, &state)))
             }
+            Call::Control(Control::Partials) => {
+                return Response::Finished(self.aggregate(|udf, keys| udf.partials(py, keys)))
+            }
+            Call::Control(Control::Merge(partials)) => {
+                return Response::Merged(self.aggregate(|udf, keys| udf.merge_partials(py, keys, &partials)))
+            }
         };
         let rows = args.num_rows();
         let answer = |result: Result<Column, UdfError>| match result {
@@ -205,6 +211,17 @@ impl LoadedOperator {
             LoadedOperator::Function(_) | LoadedOperator::Pipeline(_) => Err(UdfError::plain(
                 UdfErrorKind::Definition,
                 format!("a {} operator has nothing to finish", self.kind().name()),
+            )),
+        }
+    }
+
+    /// `f` of the aggregate function and its number of key columns.
+    fn aggregate<T>(&self, f: impl FnOnce(&Udf, usize) -> Result<T, UdfError>) -> Result<T, UdfError> {
+        match self {
+            LoadedOperator::Aggregate { udf, keys } => f(udf, *keys),
+            _ => Err(UdfError::plain(
+                UdfErrorKind::Definition,
+                format!("partial accumulators are an aggregate's, not a {} operator's", self.kind().name()),
             )),
         }
     }

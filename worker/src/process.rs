@@ -178,6 +178,8 @@ pub fn serve(name: &str) -> Result<(), ServeError> {
             Request::Finish => Call::Control(Control::Finish),
             Request::Snapshot => Call::Control(Control::Snapshot),
             Request::Restore { state } => Call::Control(Control::Restore(state)),
+            Request::Partials => Call::Control(Control::Partials),
+            Request::Merge { partials } => Call::Control(Control::Merge(partials)),
             Request::Close => {
                 let error = Python::attach(|py| {
                     let closed = op.close(py);

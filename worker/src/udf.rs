@@ -348,7 +348,7 @@ impl Udf {
     pub fn configure_aggregate(&self, py: Python<'_>, input: &ipc::protocol::AggregateInput) -> Result<(), UdfError> {
         self.eval
             .bind(py)
-            .call_method1("configure", (input.distinct, input.filter, input.retracts))
+            .call_method1("configure", (input.distinct, input.filter, input.retracts, input.two_phase))
             .map_err(|e| from_py(py, &e, UdfErrorKind::Definition, None))?;
         Ok(())
     }
@@ -376,17 +376,59 @@ impl Udf {
     pub fn finish_groups(&self, py: Python<'_>, keys: usize) -> Result<Vec<Column>, UdfError> {
         let raised = |e: PyErr| from_py(py, &e, UdfErrorKind::Raised, None);
         let groups = self.eval.bind(py).call_method0("finish").map_err(raised)?;
+        self.group_columns(groups, keys, &self.result_type)
+    }
+
+    /// `[(key tuple, value)]` as the key columns and a column of `value_type`.
+    fn group_columns(
+        &self,
+        groups: Bound<'_, PyAny>,
+        keys: usize,
+        value_type: &DataType,
+    ) -> Result<Vec<Column>, UdfError> {
+        let py = groups.py();
+        let raised = |e: PyErr| from_py(py, &e, UdfErrorKind::Raised, None);
         let groups: Vec<(Bound<'_, PyTuple>, Bound<'_, PyAny>)> = groups.extract().map_err(raised)?;
         let key_types = &self.arg_types[..keys.min(self.arg_types.len())];
         let mut keys: Vec<ColumnBuilder> = key_types.iter().map(|t| ColumnBuilder::new(t, groups.len())).collect();
-        let mut values = ColumnBuilder::new(&self.result_type, groups.len());
+        let mut values = ColumnBuilder::new(value_type, groups.len());
         for (row, (key, value)) in groups.iter().enumerate() {
             for ((b, t), k) in keys.iter_mut().zip(key_types).zip(key.iter()) {
                 push_result(b, t, &k, row)?;
             }
-            push_result(&mut values, &self.result_type, value, row)?;
+            push_result(&mut values, value_type, value, row)?;
         }
         Ok(keys.into_iter().chain([values]).map(ColumnBuilder::finish).collect())
+    }
+
+    /// Two-phase aggregates: every group's key columns and its pickled accumulator (a binary column);
+    /// the groups are forgotten.
+    pub fn partials(&self, py: Python<'_>, keys: usize) -> Result<Vec<Column>, UdfError> {
+        let raised = |e: PyErr| from_py(py, &e, UdfErrorKind::Raised, None);
+        let groups = self.eval.bind(py).call_method0("partials").map_err(raised)?;
+        self.group_columns(groups, keys, &DataType::Binary)
+    }
+
+    /// Two-phase aggregates: merges `partials` (key columns, then pickled accumulators, as
+    /// [`Udf::partials`] gives them) into this worker's groups.
+    pub fn merge_partials(&self, py: Python<'_>, keys: usize, partials: &RecordBatch) -> Result<(), UdfError> {
+        let raised = |e: PyErr| from_py(py, &e, UdfErrorKind::Raised, None);
+        let rows = partials.num_rows();
+        let lists = partials
+            .columns()
+            .iter()
+            .map(|c| (0..rows).map(|r| to_py(py, c, r)).collect::<PyResult<Vec<_>>>().and_then(|v| PyList::new(py, v)))
+            .collect::<PyResult<Vec<_>>>()
+            .map_err(raised)?;
+        let (key_lists, states) = lists.split_at(keys.min(lists.len()));
+        let Some(states) = states.first() else {
+            return Err(UdfError::plain(UdfErrorKind::Definition, "partial accumulators without their state column"));
+        };
+        self.eval
+            .bind(py)
+            .call_method1("merge", (PyList::new(py, key_lists).map_err(raised)?, states, rows))
+            .map_err(raised)?;
+        Ok(())
     }
 
     /// Runs a table function over `rows` rows: the rows it produced (a struct column of the result
