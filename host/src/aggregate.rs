@@ -14,8 +14,8 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! Each batch is split by key and each part is sent to its worker and acknowledged before the next
-//! batch (no pipelining yet). With `table.optimizer.agg-phase-strategy=TWO_PHASE` a batch is cut into
+//! Each batch is split by key and the parts are sent to their workers, which run them in parallel; all
+//! are acknowledged before the next batch (no pipelining across batches yet). With `table.optimizer.agg-phase-strategy=TWO_PHASE` a batch is cut into
 //! one contiguous part per worker instead, and at the end the workers' partial accumulators are routed
 //! by key and merged in the group's owner (`merge_partials`). A PROCESS worker that dies takes its groups' accumulators with it: it is
 //! replaced, and the replacement rebuilds them from the parts the dead one had finished (kept per
@@ -29,6 +29,9 @@ use crate::supervisor::{Replay, Supervisor};
 use ipc::batch::{Column, DataType, Field, RecordBatch, Schema};
 use ipc::protocol::UdfError;
 use std::sync::Arc;
+
+/// A worker's answer to one part: the request's id, and whether the function took its rows.
+type PartAnswer = (u64, Result<(), UdfError>);
 
 /// A running aggregate function (see the module docs).
 pub struct Aggregation {
@@ -118,10 +121,39 @@ impl Aggregation {
         self.workers.recover(lane, cause, &mut replay).map_err(Self::lost)
     }
 
+    /// Sends every part to its worker before awaiting any answer, so that the workers run them in
+    /// parallel; then takes each acknowledgement (with the request's id), in order. A worker that died
+    /// is replaced and its part run again.
+    fn run_parts(&mut self, parts: &[(usize, Arc<RecordBatch>)]) -> Result<Vec<PartAnswer>, PoolError> {
+        let sent: Vec<(u64, Result<(), PoolError>)> = parts
+            .iter()
+            .map(|(lane, part)| {
+                let id = self.workers.next_id();
+                (id, self.workers.submit(*lane, id, part, &self.columns))
+            })
+            .collect();
+        let mut answers = Vec::with_capacity(parts.len());
+        for ((lane, part), (id, submitted)) in parts.iter().zip(sent) {
+            match submitted.and_then(|()| self.workers.next_result(*lane)) {
+                Ok((answered, outcome)) if answered == id => answers.push((id, outcome.map(drop))),
+                Ok((answered, _)) => {
+                    let message = format!("answered batch {answered}, expected {id}");
+                    return Err(Self::lost(PoolError::Protocol { index: *lane, message }));
+                }
+                Err(e) if e.is_worker_failure() => {
+                    let mut attempts = 0;
+                    self.recover(*lane, e, &mut attempts)?;
+                    answers.push(self.run_part(*lane, part, &mut attempts)?);
+                }
+                Err(e) => return Err(Self::lost(e)),
+            }
+        }
+        Ok(answers)
+    }
+
     /// Sends `part` to worker `lane` and takes its acknowledgement (with the request's id), recovering
-    /// a worker that dies.
-    fn run_part(&mut self, lane: usize, part: &Arc<RecordBatch>) -> Result<(u64, Result<(), UdfError>), PoolError> {
-        let mut attempts = 0;
+    /// a worker that dies; `attempts` counts its failures so far.
+    fn run_part(&mut self, lane: usize, part: &Arc<RecordBatch>, attempts: &mut u32) -> Result<PartAnswer, PoolError> {
         loop {
             let id = self.workers.next_id();
             let answer =
@@ -132,7 +164,7 @@ impl Aggregation {
                     let message = format!("answered batch {answered}, expected {id}");
                     return Err(Self::lost(PoolError::Protocol { index: lane, message }));
                 }
-                Err(e) if e.is_worker_failure() => self.recover(lane, e, &mut attempts)?,
+                Err(e) if e.is_worker_failure() => self.recover(lane, e, attempts)?,
                 Err(e) => return Err(Self::lost(e)),
             }
         }
@@ -176,22 +208,31 @@ impl Aggregation {
             };
             per_lane[lane].push(row as u32);
         }
-        for (lane, rows) in per_lane.iter().enumerate().filter(|(_, r)| !r.is_empty()) {
-            let part = Arc::new(batch.take(rows));
-            if let (id, Err(error)) = self.run_part(lane, &part)? {
+        let parts: Vec<(usize, Arc<RecordBatch>)> = per_lane
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| !r.is_empty())
+            .map(|(lane, rows)| (lane, Arc::new(batch.take(rows))))
+            .collect();
+        let answers = self.run_parts(&parts)?;
+        let mut failure = None;
+        for ((lane, part), (id, outcome)) in parts.into_iter().zip(answers) {
+            match outcome {
                 // The input row is not known here (the part gathers rows from across the batch).
-                return Err(PoolError::Batch {
-                    udf: self.info.udf.clone(),
-                    batch: id,
-                    first_row: self.rows,
-                    rows: part.num_rows() as u64,
-                    error: Box::new(error),
-                });
+                Err(error) => {
+                    failure.get_or_insert(PoolError::Batch {
+                        udf: self.info.udf.clone(),
+                        batch: id,
+                        first_row: self.rows,
+                        rows: part.num_rows() as u64,
+                        error: Box::new(error),
+                    });
+                }
+                Ok(()) => self.keep(lane, part),
             }
-            self.keep(lane, part);
         }
         self.rows += batch.num_rows() as u64;
-        Ok(())
+        failure.map_or(Ok(()), Err)
     }
 
     /// Two-phase aggregation's second phase: every worker's partial accumulators, routed by key to
