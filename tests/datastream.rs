@@ -467,6 +467,8 @@ fn window_functions_after_reduce_and_aggregate_and_allowed_lateness() {
         (json!({ "size": 10 }), "apply", "window_rows", None, 6),
         (json!({ "size": 12, "slide": 4 }), "aggregate", "SumAgg", Some("total_at_start"), 5),
         (json!({ "size": 9, "slide": 3 }), "reduce", "sum_v", None, 3),
+        (json!({ "session": 5 }), "apply", "window_rows", None, 6),
+        (json!({ "session": 4 }), "reduce", "sum_v", Some("StartAndValue"), 3),
     ] {
         let mut op = json!({ "kind": "window", "fn": f, "assigner": assigner, "function": function, "fields": KTV });
         if let Some(then) = then {
@@ -497,14 +499,33 @@ fn window_functions_after_reduce_and_aggregate_and_allowed_lateness() {
         let late = out.side_outputs.iter().find(|(n, _)| n == "late").unwrap();
         assert_eq!(late.1.to_rows(), [row("a", 3, 32)], "{mode}");
     }
-    let session = DataStream::source("a", ktv())
-        .assign_timestamps("ts", 1)
+    // A session: [1, 6) fires at watermark 29 and is kept until 5 + 25; a row at 4 merges into it
+    // ([1, 9)) and fires it again; past 8 + 25 it is gone, and a row that would join it is late.
+    for mode in MODES {
+        let mut job = DataStream::source("a", ktv())
+            .assign_timestamps("ts", 0)
+            .key_by(["k"])
+            .window(Window::session(5))
+            .allowed_lateness(25)
+            .reduce(&udf("sum_v"))
+            .build(JobSettings::default().mode(mode).workers(2).worker_exe(worker_exe()))
+            .unwrap();
+        let rows = [("a", 1, 1), ("a", 29, 2), ("a", 4, 4), ("a", 40, 8), ("a", 2, 16)];
+        let out = job.push("a", arrow(ktv_batch(&rows))).map(emitted).unwrap();
+        let mut main = out.main.to_rows();
+        main.extend(job.finish().map(emitted).unwrap().main.to_rows());
+        let expected = [row("a", 1, 1), row("a", 4, 5), row("a", 29, 2), row("a", 40, 8)];
+        assert_eq!(main, expected, "{mode}");
+        let late = out.side_outputs.iter().find(|(n, _)| n == "late").unwrap();
+        assert_eq!(late.1.to_rows(), [row("a", 2, 16)], "{mode}");
+    }
+    let count = DataStream::source("a", ktv())
         .key_by(["k"])
-        .window(Window::session(5))
+        .window(Window::count(5))
         .allowed_lateness(3)
         .apply(&udf("window_rows"), ktv())
         .build(JobSettings::default().mode(Mode::Thread).workers(1));
-    assert!(session.unwrap_err().to_string().contains("allowed lateness applies to tumbling and sliding"));
+    assert!(count.unwrap_err().to_string().contains("allowed lateness applies to event-time windows"));
 }
 
 /// Windows of the whole stream (`window_all`): every key's rows in one window, functions without a key
@@ -578,6 +599,31 @@ fn custom_triggers_fire_and_purge_windows() {
         let mut out = job.push("a", arrow(ktv_batch(&rows))).map(emitted).unwrap().main.to_rows();
         out.extend(job.finish().map(emitted).unwrap().main.to_rows());
         assert_eq!(out, [row("a", 0, 3002), row("a", 0, 10004), row("a", 20, 5001)], "{mode}");
+    }
+}
+
+/// A trigger's processing-time timer (`on_processing_time`): due when set, it fires the window early
+/// as the next batch arrives; the window's end fires it again with every row.
+#[test]
+fn triggers_fire_windows_early_on_processing_time() {
+    for mode in MODES {
+        for workers in [1, 3] {
+            let mut job = DataStream::source("a", ktv())
+                .assign_timestamps("ts", 0)
+                .key_by(["k"])
+                .window(Window::tumbling(10))
+                .trigger(&udf("EarlyOnProcessingTime"))
+                .reduce(&udf("sum_v"))
+                .build(JobSettings::default().mode(mode).workers(workers).worker_exe(worker_exe()))
+                .unwrap();
+            let what = format!("{mode}, {workers} workers");
+            let first = job.push("a", arrow(ktv_batch(&[("a", 1, 1), ("a", 2, 2)]))).map(emitted).unwrap();
+            assert_eq!(first.main.to_rows(), Vec::<Vec<Value>>::new(), "{what}");
+            let second = job.push("a", arrow(ktv_batch(&[("a", 3, 4)]))).map(emitted).unwrap();
+            assert_eq!(second.main.to_rows(), [row("a", 2, 3)], "{what}: early, before the batch's row");
+            let last = job.finish().map(emitted).unwrap();
+            assert_eq!(last.main.to_rows(), [row("a", 3, 7)], "{what}: at the window's end");
+        }
     }
 }
 

@@ -478,16 +478,22 @@ class Stage:
             overlapping = [w for w in wins if w[0] < end and start < w[1]]
             for w in overlapping:
                 start, end = min(start, w[0]), max(end, w[1])
-            if end - 1 <= self.wm:
+            lateness = self.ops[0].get("lateness", 0)
+            if end - 1 + lateness <= self.wm:
                 self.side(late, row)
                 return
             contents = []
             for w in overlapping:
                 contents += wins.pop(w)
-                self.pending.discard((key, w[1] - 1))
-            # A session's rows in input order.
+            # A session's rows in input order; a timer left by a merged session finds no window.
             wins[(start, end)] = sorted(contents + [(self.row_index, row)], key=lambda c: c[0])
-            self.register(end - 1, key)
+            if end - 1 <= self.wm:
+                # Within the allowed lateness: the merged session fires again with every row so far.
+                self.window_emit(key, U.TimeWindow(start, end), [r for _i, r in wins[(start, end)]], fields)
+            else:
+                self.register(end - 1, key)
+            if lateness:
+                self.register(end - 1 + lateness, key)
             return
         size, slide = a["size"], a.get("slide", a["size"])
         last = ts - ts % slide  # the latest window start at or before ts (floored, negatives too)

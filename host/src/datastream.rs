@@ -612,8 +612,8 @@ impl WindowedStream {
         }
         if self.allowed_lateness < 0 {
             stream = stream.fail(format!("allowed lateness must not be negative: {}", self.allowed_lateness));
-        } else if self.allowed_lateness > 0 && !matches!(self.assigner, WindowAssigner::Sliding { .. }) {
-            stream = stream.fail("allowed lateness applies to tumbling and sliding event-time windows".into());
+        } else if self.allowed_lateness > 0 && matches!(self.assigner, WindowAssigner::Count { .. }) {
+            stream = stream.fail("allowed lateness applies to event-time windows, not count windows".into());
         }
         if self.trigger.is_some()
             && (!matches!(self.assigner, WindowAssigner::Sliding { .. }) || self.allowed_lateness > 0)

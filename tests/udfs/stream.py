@@ -512,6 +512,27 @@ class EveryTwoThenAtEnd(Trigger):
         ctx.get_partitioned_state(ValueStateDescriptor("count")).clear()
 
 
+class EarlyOnProcessingTime(Trigger):
+    """Early results on processing time: each row sets a processing-time timer already due, which fires
+    the window (FIRE) when the next batch arrives; the window's end fires it for good."""
+
+    def on_element(self, element, timestamp, window, ctx):
+        ctx.register_processing_time_timer(ctx.get_current_processing_time())
+        return TriggerResult.CONTINUE
+
+    def on_event_time(self, time, window, ctx):
+        return TriggerResult.FIRE_AND_PURGE if time == window.max_timestamp() else TriggerResult.CONTINUE
+
+    def on_processing_time(self, time, window, ctx):
+        return TriggerResult.FIRE
+
+    def on_merge(self, window, ctx):
+        pass
+
+    def clear(self, window, ctx):
+        pass
+
+
 class Thresholds(BroadcastProcessFunction):
     """Broadcast rules: the second input's rows set a threshold per k (its v); a main row passes when
     its v reaches its k's threshold (0 without one). A rule change is announced once."""

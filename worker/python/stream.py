@@ -304,9 +304,7 @@ class _TriggerContext(_SideOutputs):
         return self._stage.timers.watermark
 
     def get_current_processing_time(self):
-        import time
-
-        return int(time.time() * 1000)
+        return _now_ms()
 
     def register_event_time_timer(self, time):
         self._stage._window_timer(self._key, self._window, time)
@@ -315,7 +313,16 @@ class _TriggerContext(_SideOutputs):
         self._stage.timers.delete(time, _WindowTimer((self._key, self._window)))
 
     def register_processing_time_timer(self, time):
-        raise NotImplementedError("processing-time timers in triggers are not supported yet (process functions have them)")
+        """``on_processing_time`` runs when a batch reaches the worker after the clock passed `time`,
+        while the window lives (a window is dropped at its end, so the end of input fires none)."""
+        stage, timer = self._stage, _WindowTimer((self._key, self._window))
+        if stage.processing_timers is None:
+            raise RuntimeError("processing-time timers need a keyed stream (window after key_by)")
+        stage.ranks.setdefault(timer, stage.ranks[self._key])
+        stage.processing_timers.register(time, timer)
+
+    def delete_processing_time_timer(self, time):
+        self._stage.processing_timers.delete(time, _WindowTimer((self._key, self._window)))
 
     def get_partitioned_state(self, descriptor):
         return _state_of(self._stage.trigger_store, descriptor)
@@ -1605,17 +1612,27 @@ class _Stage:
         merged = [w for w in windows if w.start < end and start < w.end]
         for w in merged:
             start, end = min(start, w.start), max(end, w.end)
-        if end - 1 <= watermark:
+        lateness = self.w_lateness
+        if end - 1 + lateness <= watermark:
             self.out.append(((r, 0, 0, 0), self.late_tag, row))
             return
         contents = []
         for w in merged:
             contents.extend(windows.pop(w))
-            self.timers.delete(w.end - 1, key)
+            if not lateness:
+                # (With allowed lateness a timer may serve another window too; a stale one finds nothing.)
+                self.timers.delete(w.end - 1, key)
         contents.append((r, row))
         contents.sort(key=lambda c: c[0])
-        windows[TimeWindow(start, end)] = contents
-        self.timers.register(end - 1, key)
+        window = TimeWindow(start, end)
+        windows[window] = contents
+        if end - 1 <= watermark:
+            # A late row within the allowed lateness: the (merged) session fires again, every row so far.
+            self._window_emit(head, key, window, [row for _r, row in contents], (r, 0, 0, 0))
+        else:
+            self.timers.register(end - 1, key)
+        if lateness:
+            self.timers.register(end - 1 + lateness, key)
 
     def _window_fire(self, head, ts, key, order):
         windows = self.windows.get(key, {})
@@ -1663,13 +1680,17 @@ class _Stage:
         self.timers.register(time, timer)
 
     def _trigger_fire(self, head, ts, timer, order):
-        """A trigger's timer: its `on_event_time`; at the window's end, the window is dropped too."""
+        """A trigger's timer: its `on_event_time` (at the window's end, the window is dropped too) or
+        its `on_processing_time`."""
         key, window = timer
         self.store.current_key = key
         windows = self.windows.get(key, {})
         if window not in windows:
             return
         ctx = _TriggerContext(self, key, window)
+        if order[1] == _PROCESSING_PHASE:
+            self._trigger_result(head, key, window, head.trigger.on_processing_time(ts, window, ctx), order)
+            return
         self._trigger_result(head, key, window, head.trigger.on_event_time(ts, window, ctx), order)
         if ts == window.end - 1:
             del windows[window]
