@@ -58,10 +58,16 @@ struct BenchArgs {
     /// A pool setting for every measured pool (e.g. udfpool.spin-us=200); see `udfpool run --help`.
     #[arg(long = "config", value_name = "KEY=VALUE")]
     config: Vec<String>,
-    /// Also run the workloads through another system: `pyflink` (PyFlink's Table API in both of its
-    /// modes; needs `pip install apache-flink` and a Java 11/17 runtime, else it is skipped with a note).
-    #[arg(long = "peer", value_name = "NAME")]
+    /// Also run the scalar workloads through other systems, each the way its users write a Python UDF:
+    /// duckdb, polars, datafusion, pyspark, pyflink (comma-separated or repeated), or all. A peer that
+    /// is not installed is skipped with what to install (`bash scripts/peers.sh` installs them all in
+    /// .venv-peers, which is used when run from the checkout; else python.executable or $VIRTUAL_ENV).
+    #[arg(long = "peer", value_name = "NAME,NAME")]
     peers: Vec<String>,
+    /// Seconds of steady-state work per peer figure (default: 1 quick, 3 full; three times that for
+    /// PySpark and PyFlink, whose every job starts a JVM job).
+    #[arg(long, value_name = "S")]
+    peer_seconds: Option<f64>,
     /// Skip the stage breakdown (traced THREAD and PROCESS pools, 1 worker, each batch size).
     #[arg(long)]
     no_breakdown: bool,
@@ -233,6 +239,7 @@ pub fn main() -> Result<()> {
                 config: a.config.iter().map(|p| host::PoolConfig::parse_pair(p)).collect::<Result<_, _>>()?,
                 no_breakdown: a.no_breakdown,
                 peers: a.peers,
+                peer_seconds: a.peer_seconds,
             };
             let results = crate::bench::run(a.quick, overrides, &a.out, None)?;
             let done = format!(

@@ -1,5 +1,7 @@
 //! `udfpool bench` writes a results.json others can script against and a report.md, from real runs.
 
+mod common;
+
 use std::process::Command;
 
 #[test]
@@ -129,4 +131,64 @@ fn measured(dir: &std::path::Path) -> Vec<String> {
         .collect();
     seen.sort();
     seen
+}
+
+/// DuckDB and Polars (the small peers, installed into the tests' virtualenv) beside udfpool: a
+/// steady-state figure (or the reason it is not trusted) per configuration, versions in results.json,
+/// a table and a plot in the report; a peer that is not installed is skipped with what to install; the
+/// scripts the run imports stay out of the report folder.
+#[test]
+fn peers_run_beside_udfpool_and_missing_ones_are_skipped() {
+    let python = common::venv_python(&["duckdb", "polars", "pyarrow"]);
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_udfpool"))
+        .args(["bench", "--quick", "--workloads", "trivial", "--batch-sizes", "1024", "--workers", "1"])
+        .args(["--modes", "thread,process", "--repeats", "2", "--no-breakdown", "--peer", "duckdb,polars"])
+        .args(["--peer", "pyspark", "--peer-seconds", "0.3", "--config"])
+        .arg(format!("python.executable={python}"))
+        .arg("--out")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let results: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("results.json")).unwrap()).unwrap();
+    let peers = results["peers"].as_array().unwrap();
+    let status = |name: &str| peers.iter().find(|p| p["name"] == name).unwrap().clone();
+    for name in ["duckdb", "polars"] {
+        assert_eq!(status(name)["status"], "ran", "{peers:?}");
+        assert!(status(name)["version"].as_str().is_some_and(|v| !v.is_empty()), "{peers:?}");
+    }
+    let spark = status("pyspark")["status"].as_str().unwrap().to_owned();
+    assert!(spark.starts_with("skipped") && spark.contains("pip install pyspark"), "{spark}");
+    let entries = results["results"].as_array().unwrap();
+    for config in ["duckdb_native", "duckdb_arrow", "polars_elements", "polars_batches"] {
+        let e = entries.iter().find(|e| e["mode"] == config).unwrap_or_else(|| panic!("no {config} figure"));
+        assert_eq!(e["workload"], "trivial");
+        let trusted = e["flag"].is_null();
+        assert!(!trusted || e["rows_per_sec"]["median"].as_f64().unwrap() > 0.0, "{e}");
+    }
+    let report = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
+    assert!(report.contains("## Beside other systems") && report.contains("| duckdb_native |"), "{report}");
+    assert!(report.contains("- pyspark: skipped"), "{report}");
+    assert!(report.contains("![systems_trivial.svg](systems_trivial.svg)"), "{report}");
+    let files: Vec<String> =
+        std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert!(files.iter().all(|f| !f.ends_with(".py")), "scratch files in the report folder: {files:?}");
+}
+
+#[test]
+fn unknown_peers_and_peer_seconds_are_refused() {
+    let out = Command::new(env!("CARGO_BIN_EXE_udfpool")).args(["bench", "--peer", "spark"]).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("unknown peer \"spark\"; peers: duckdb, polars, datafusion, pyspark, pyflink, or all"),
+        "{err}"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_udfpool"))
+        .args(["bench", "--peer", "duckdb", "--peer-seconds", "0"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--peer-seconds must be above 0"));
 }

@@ -11,7 +11,8 @@
 //! - `runner`: the matrix's [`Settings`] and [`Overrides`], the timed variants ([`Floor`]) and [`run`].
 //! - [`stream`]: the DataStream workloads' jobs and their timing.
 //! - `breakdown`: where a batch's time goes, stage by stage ([`Breakdown`]).
-//! - `peer`: the same workloads through other systems (`--peer pyflink`).
+//! - `peer`: the same workloads through the systems users pick instead (`--peer duckdb,polars,...`),
+//!   each figure a steady-state rate from two input sizes (`steady`).
 //! - `plots`: the report's SVG plots.
 //! - `report`: `report.md`, written from the results.
 
@@ -21,11 +22,13 @@ mod plots;
 mod report;
 mod results;
 mod runner;
+mod steady;
 pub mod stream;
 mod workloads;
 
 pub use breakdown::{Breakdown, StageTime};
-pub use peer::PeerStatus;
+pub use peer::{PeerStatus, CONFIGS as PEER_CONFIGS, PEERS};
 pub use results::{compare, Machine, Measurement, Results, Spread};
 pub use runner::{run, Floor, Overrides, Settings};
+pub use steady::{steady_state, SteadyState};
 pub use workloads::{batches, Workload, WORKLOADS_PY};

@@ -1,6 +1,7 @@
 //! The report's SVG plots, drawn with plotters' SVG backend (text is left to the viewer's fonts, so no
 //! font library is needed): rows/s against batch size per mode, the stage breakdown as stacked bars,
-//! and rows/s against workers per mode. One file per workload and plot.
+//! rows/s against workers per mode, and every system's rows/s beside the peers'. One file per workload
+//! and plot.
 
 use super::{Breakdown, Measurement, Results};
 use anyhow::{anyhow, Result};
@@ -72,6 +73,10 @@ pub fn write_all(r: &Results, dir: &Path) -> Result<Vec<String>> {
         }
         let name = format!("scaling_{w}.svg");
         if scaling(r, w, &dir.join(&name))? {
+            written.push(name);
+        }
+        let name = format!("systems_{w}.svg");
+        if systems(r, w, &dir.join(&name))? {
             written.push(name);
         }
     }
@@ -277,4 +282,54 @@ where
         .draw()
         .map_err(err)?;
     Ok(())
+}
+
+/// One bar per system (udfpool's modes and every trusted peer figure): rows/s on a log axis.
+fn systems(r: &Results, workload: &str, path: &Path) -> Result<bool> {
+    let bars: Vec<_> = super::report::systems(r, workload).into_iter().filter(|x| x.2.flag.is_none()).collect();
+    if bars.iter().all(|x| x.0.starts_with("udfpool")) {
+        return Ok(false);
+    }
+    let Some((lo, hi)) = y_range(bars.iter().map(|x| x.2.rows_per_sec.median)) else { return Ok(false) };
+    let root = SVGBackend::new(path, (SIZE.0 + 120, SIZE.1 + 60)).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    let names: Vec<&str> = bars.iter().map(|x| x.0).collect();
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            format!("{workload}: rows/s beside other systems (batch {}, log scale)", super::report::peer_batch(r)),
+            (FONT, 18),
+        )
+        .margin(14)
+        .x_label_area_size(90)
+        .y_label_area_size(64)
+        // log10(rows/s) on a linear axis, as in the batch-size plot.
+        .build_cartesian_2d((0..bars.len() - 1).into_segmented(), (lo * 0.5).log10()..(hi * 2.0).log10())
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .y_desc("rows per second (log)")
+        .x_labels(bars.len())
+        .x_label_style((FONT, 11).into_font().transform(FontTransform::Rotate90))
+        .x_label_formatter(&|x| match x {
+            SegmentValue::CenterOf(i) => names.get(*i).map(|n| n.to_string()).unwrap_or_default(),
+            _ => String::new(),
+        })
+        .y_labels(8)
+        .y_label_formatter(&|y| rate(10f64.powf(*y)))
+        .draw()
+        .map_err(err)?;
+    let floor = (lo * 0.5).log10();
+    for (i, (name, _, m)) in bars.iter().enumerate() {
+        let colour = if name.starts_with("udfpool") { mode_colour(&name[8..]) } else { RGBColor(127, 127, 127) };
+        let top = m.rows_per_sec.median.log10();
+        let mut bar =
+            Rectangle::new([(SegmentValue::Exact(i), floor), (SegmentValue::Exact(i + 1), top)], colour.filled());
+        bar.set_margin(0, 0, 6, 6);
+        chart.draw_series([bar]).map_err(err)?;
+        let label = rate(m.rows_per_sec.median);
+        chart.draw_series([Text::new(label, (SegmentValue::Exact(i), top + 0.02), (FONT, 11))]).map_err(err)?;
+    }
+    root.present().map_err(err)?;
+    Ok(true)
 }

@@ -3,7 +3,13 @@
 use super::{Breakdown, Measurement, Results};
 use std::fmt::Write;
 
-fn find<'a>(r: &'a Results, workload: &str, mode: &str, batch: usize, workers: usize) -> Option<&'a Measurement> {
+pub(super) fn find<'a>(
+    r: &'a Results,
+    workload: &str,
+    mode: &str,
+    batch: usize,
+    workers: usize,
+) -> Option<&'a Measurement> {
     r.results.iter().find(|m| m.workload == workload && m.mode == mode && m.batch_size == batch && m.workers == workers)
 }
 
@@ -131,31 +137,125 @@ fn breakdown_tables(s: &mut String, r: &Results) {
     }
 }
 
+/// The batch size peers ran at: the measured one nearest 1024.
+pub(super) fn peer_batch(r: &Results) -> usize {
+    r.settings.batch_sizes.iter().copied().min_by_key(|b| b.abs_diff(1024)).unwrap_or(1024)
+}
+
+/// Every system's figure for `workload` beside the peers': (name, description, measurement), udfpool's
+/// THREAD and PROCESS first (1 worker, the peers' batch size), then each peer configuration measured.
+pub(super) fn systems<'a>(r: &'a Results, workload: &str) -> Vec<(&'static str, &'static str, &'a Measurement)> {
+    let batch = peer_batch(r);
+    let udfpool = [
+        ("udfpool_thread", "udfpool THREAD: in-process (CPython embedded in the host)"),
+        ("udfpool_process", "udfpool PROCESS: out-of-process workers, shared-memory rings"),
+    ];
+    let mut out: Vec<_> = udfpool
+        .iter()
+        .zip(["thread", "process"])
+        .filter_map(|(&(name, what), mode)| Some((name, what, find(r, workload, mode, batch, 1)?)))
+        .collect();
+    for (_, config, what) in super::PEER_CONFIGS {
+        if let Some(m) = find(r, workload, config, batch, 1) {
+            out.push((config, what, m));
+        }
+    }
+    out
+}
+
+/// Each system's own pair of ways to run a UDF: (label, first, second); the ratio is second / first.
+const PAIRS: [(&str, &str, &str); 5] = [
+    ("udfpool PROCESS / THREAD", "udfpool_thread", "udfpool_process"),
+    ("DuckDB arrow / native", "duckdb_native", "duckdb_arrow"),
+    ("Polars map_batches / map_elements", "polars_elements", "polars_batches"),
+    ("PySpark Arrow / pickled", "pyspark_pickled", "pyspark_arrow"),
+    ("PyFlink PROCESS / THREAD", "pyflink_thread", "pyflink_process"),
+];
+
+/// One sentence per workload on where udfpool stands among the systems, and each system's own pair.
+fn peer_conclusion(r: &Results, workload: &str) -> Option<String> {
+    if r.peers.iter().all(|p| p.status != "ran") {
+        return None;
+    }
+    let all = systems(r, workload);
+    let thread = all.iter().find(|x| x.0 == "udfpool_thread")?.2.rows_per_sec.median;
+    let trusted: Vec<_> = all.iter().filter(|x| x.2.flag.is_none() && !x.0.starts_with("udfpool")).collect();
+    let mut line = format!("  Beside other systems (batch {}):", peer_batch(r));
+    match trusted.iter().max_by(|a, b| a.2.rows_per_sec.median.total_cmp(&b.2.rows_per_sec.median)) {
+        Some(best) => {
+            let _ = write!(
+                line,
+                " the fastest other is {} at {} rows/s, {:.2}x udfpool THREAD's {}",
+                best.0,
+                rate(best.2.rows_per_sec.median),
+                best.2.rows_per_sec.median / thread,
+                rate(thread)
+            );
+            let slowest = trusted.iter().min_by(|a, b| a.2.rows_per_sec.median.total_cmp(&b.2.rows_per_sec.median));
+            if let Some(w) = slowest.filter(|w| w.0 != best.0) {
+                let _ = write!(line, "; the slowest, {}, {:.3}x", w.0, w.2.rows_per_sec.median / thread);
+            }
+        }
+        None => line += " no other system's figure is trustworthy",
+    }
+    let untrusted = all.iter().filter(|x| x.2.flag.is_some()).count();
+    if untrusted > 0 {
+        let _ = write!(line, " ({untrusted} figure(s) not trusted, see the table)");
+    }
+    let pairs: Vec<String> = PAIRS
+        .iter()
+        .filter_map(|(label, a, b)| {
+            let get = |n: &str| all.iter().find(|x| x.0 == n && x.2.flag.is_none()).map(|x| x.2.rows_per_sec.median);
+            Some(format!("{label} {:.2}x", get(b)? / get(a)?))
+        })
+        .collect();
+    if !pairs.is_empty() {
+        let _ = write!(line, ". Each system's own two ways, in rows/s: {}", pairs.join(", "));
+    }
+    Some(line + ".")
+}
+
 fn peers(s: &mut String, r: &Results) {
+    if r.peers.is_empty() {
+        return;
+    }
+    let batch = peer_batch(r);
+    let _ = writeln!(
+        s,
+        "## Beside other systems\n\n\
+         Each system calls the workload's own Python function once per value, written the way its users write a \
+         UDF; what differs is how values reach Python and come back. A peer's rate is steady-state: the same query \
+         at two input sizes, the big one calibrated so the difference lasts about {} s (three times that for \
+         PySpark and PyFlink), and per repeat (N_big − N_small) / (T_big − T_small), so a run's start-up (a JVM \
+         job, a session) is not charged to the UDF; median (min–max) of {} repeats, one core or worker each, batch \
+         {batch} where the system takes one. A figure is not trusted, and its number not printed, when a big run was \
+         not slower than its small one, when the steady-state work lasted under {} s, or when the repeats spread \
+         over {:.0}%. udfpool's figures are from the tables above (warm pools: steady state too).\n",
+        r.settings.peer_seconds,
+        r.settings.repeats.max(2),
+        super::steady::MIN_STEADY_SECONDS,
+        super::steady::MAX_RELATIVE_SPREAD * 100.0,
+    );
     for p in &r.peers {
-        let _ = writeln!(s, "## Beside PyFlink\n");
-        if p.status != "ran" {
-            let _ = writeln!(s, "Not measured: {}\n", p.status.trim_start_matches("skipped: "));
+        let version = p.version.as_deref().map(|v| format!(" {v}")).unwrap_or_default();
+        let _ = writeln!(s, "- {}{version}: {}", p.name, p.status);
+    }
+    let _ = writeln!(s);
+    for w in &r.settings.workloads {
+        let all = systems(r, w);
+        let Some(thread) = all.iter().find(|x| x.0 == "udfpool_thread").map(|x| x.2.rows_per_sec.median) else {
+            continue;
+        };
+        if all.iter().all(|x| x.0.starts_with("udfpool")) {
             continue;
         }
-        let _ = writeln!(
-            s,
-            "PyFlink's Table API, parallelism 1, `python.fn-execution.bundle.size` = batch size; rows/s of the UDF, net \
-             of a no-UDF job over the same file (median (min–max) of {} repeats). udfpool's figures are from the \
-             tables above (1 worker).\n",
-            r.settings.repeats
-        );
-        let _ =
-            writeln!(s, "| workload | batch | PyFlink PROCESS | PyFlink THREAD | udfpool PROCESS | udfpool THREAD |");
-        let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|");
-        for w in &r.settings.workloads {
-            for &b in r.settings.batch_sizes.iter().filter(|&&b| find(r, w, "pyflink_process", b, 1).is_some()) {
-                let cells: Vec<String> = ["pyflink_process", "pyflink_thread", "process", "thread"]
-                    .iter()
-                    .map(|m| cell(find(r, w, m, b, 1)))
-                    .collect();
-                let _ = writeln!(s, "| {w} | {b} | {} |", cells.join(" | "));
-            }
+        let _ = writeln!(s, "### {w}\n\n| system | how | rows/s | / udfpool THREAD |\n|---|---|---:|---:|");
+        for (name, what, m) in &all {
+            let (figure, ratio) = match &m.flag {
+                Some(why) => (format!("not trusted: {why}"), "–".to_owned()),
+                None => (cell(Some(m)), format!("{:.2}", m.rows_per_sec.median / thread)),
+            };
+            let _ = writeln!(s, "| {name} | {what} | {figure} | {ratio} |");
         }
         let _ = writeln!(s);
     }
@@ -204,20 +304,29 @@ pub fn markdown(r: &Results, plots: &[String]) -> String {
                 );
             }
             // Per-batch overhead of PROCESS over THREAD, and where it drops below 10% of the UDF's cost.
-            let overheads: Vec<(usize, f64, Option<f64>)> = batches
+            // (batch, PROCESS's extra ns per row, the floor's ns per row, whether the extra is within
+            // the repeats' spread).
+            let overheads: Vec<(usize, f64, Option<f64>, bool)> = batches
                 .iter()
                 .filter_map(|&b| {
                     let (t, p) = (find(r, w, "thread", b, one)?, find(r, w, "process", b, one)?);
                     let extra_ns = p.ns_per_row.median - t.ns_per_row.median;
+                    let noise_ns = (p.ns_per_row.max - p.ns_per_row.min).max(t.ns_per_row.max - t.ns_per_row.min);
                     let udf_ns = find(r, w, "floor", b, one).map(|f| f.ns_per_row.median);
-                    Some((b, extra_ns, udf_ns))
+                    Some((b, extra_ns, udf_ns, extra_ns.abs() <= noise_ns))
                 })
                 .collect();
-            let per_batch: Vec<String> =
-                overheads.iter().map(|(b, extra, _)| format!("{:.1} µs at {b}", extra * *b as f64 / 1e3)).collect();
+            let per_batch: Vec<String> = overheads
+                .iter()
+                .map(|&(b, extra, _, noise)| match noise {
+                    true => format!("within noise at {b}"),
+                    false if extra < 0.0 => format!("{:.1} µs less at {b}", -extra * b as f64 / 1e3),
+                    false => format!("{:.1} µs at {b}", extra * b as f64 / 1e3),
+                })
+                .collect();
             let _ = write!(s, ". PROCESS's extra time per batch: {}", per_batch.join(", "));
-            match overheads.iter().find(|(_, extra, udf)| udf.is_some_and(|u| *extra < 0.1 * u)) {
-                Some((b, _, _)) => {
+            match overheads.iter().find(|(_, extra, udf, _)| udf.is_some_and(|u| *extra < 0.1 * u)) {
+                Some((b, _, _, _)) => {
                     let _ = write!(s, "; below 10% of the UDF's own cost from batch {b} on");
                 }
                 None if overheads.iter().any(|o| o.2.is_some()) => {
@@ -228,6 +337,9 @@ pub fn markdown(r: &Results, plots: &[String]) -> String {
             let _ = writeln!(s, ".");
         }
         if let Some(line) = breakdown_conclusion(r, w, near_1024) {
+            let _ = writeln!(s, "{line}");
+        }
+        if let Some(line) = peer_conclusion(r, w) {
             let _ = writeln!(s, "{line}");
         }
         if most > one {

@@ -49,6 +49,10 @@ pub struct Measurement {
     pub rows_per_sec: Spread,
     /// Nanoseconds per row (from the same repeats).
     pub ns_per_row: Spread,
+    /// Why the figure is not to be trusted (peers' steady-state rates), if it is not; the report
+    /// then prints the reason instead of the number.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flag: Option<String>,
 }
 
 impl Measurement {
@@ -63,6 +67,7 @@ impl Measurement {
             repeats: secs.len(),
             rows_per_sec: Spread::of(secs.iter().map(|t| rows as f64 / t).collect()),
             ns_per_row: Spread::of(secs.iter().map(|t| t * 1e9 / rows as f64).collect()),
+            flag: None,
         }
     }
 }
@@ -150,7 +155,8 @@ pub fn compare(a: &Path, b: &Path) -> Result<String> {
     let key = |e: &serde_json::Value| {
         (e["workload"].to_string(), e["mode"].to_string(), e["batch_size"].as_u64(), e["workers"].as_u64())
     };
-    let median = |e: &serde_json::Value| e["rows_per_sec"]["median"].as_f64();
+    // A flagged figure (a peer's steady-state rate not to be trusted) is not compared.
+    let median = |e: &serde_json::Value| e["flag"].is_null().then(|| e["rows_per_sec"]["median"].as_f64()).flatten();
     let eb = entries(&rb, b)?;
     let mut out = String::from(
         "| workload | mode | batch | workers | A rows/s | B rows/s | B / A |\n|---|---|---:|---:|---:|---:|---:|\n",

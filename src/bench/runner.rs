@@ -39,8 +39,11 @@ pub struct Settings {
     pub config: Vec<(String, String)>,
     /// Whether to measure the stage breakdown (1 worker, each batch size).
     pub breakdown: bool,
-    /// Other systems to run the same workloads through (`pyflink`).
+    /// Other systems to run the same workloads through (`duckdb`, `polars`, `datafusion`, `pyspark`,
+    /// `pyflink`).
     pub peers: Vec<String>,
+    /// Seconds of steady-state work per peer figure (three times that for the JVM peers).
+    pub peer_seconds: f64,
 }
 
 impl Settings {
@@ -56,6 +59,7 @@ impl Settings {
             config: Vec::new(),
             breakdown: true,
             peers: Vec::new(),
+            peer_seconds: 1.0,
         }
     }
 
@@ -66,6 +70,7 @@ impl Settings {
             workers: vec![1, 2, 4],
             repeats: 5,
             scale: 1.0,
+            peer_seconds: 3.0,
             ..Self::quick()
         }
     }
@@ -214,6 +219,8 @@ pub struct Overrides {
     pub no_breakdown: bool,
     /// `--peer` names.
     pub peers: Vec<String>,
+    /// `--peer-seconds`.
+    pub peer_seconds: Option<f64>,
 }
 
 /// Runs the matrix and writes the report folder.
@@ -241,15 +248,21 @@ pub fn run(quick: bool, o: Overrides, out: &Path, worker_exe: Option<PathBuf>) -
     }
     s.config = o.config;
     s.breakdown &= !o.no_breakdown;
-    s.peers = o.peers;
-    if let Some(bad) = s.peers.iter().find(|p| p.as_str() != "pyflink") {
-        bail!("unknown peer {bad:?}; peers: pyflink");
+    s.peers = super::peer::parse_peers(&o.peers)?;
+    if let Some(t) = o.peer_seconds {
+        if !(t > 0.0 && t <= 600.0) {
+            bail!("--peer-seconds must be above 0 and at most 600, got {t}");
+        }
+        s.peer_seconds = t;
     }
     if s.batch_sizes.iter().chain(&s.workers).any(|&n| n == 0) {
         bail!("batch sizes and worker counts must be at least 1");
     }
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
-    let dir = out.canonicalize()?;
+    let report_dir = out.canonicalize()?;
+    // The scripts the measured code imports live apart from the report, and go with the run.
+    let scratch = tempfile::Builder::new().prefix("udfpool-bench-").tempdir()?;
+    let dir = scratch.path().to_path_buf();
     std::fs::write(dir.join("workloads.py"), WORKLOADS_PY)?;
     std::fs::write(dir.join("mp.py"), MP_PY)?;
     std::fs::write(dir.join("udfpool.py"), worker::interpreter::UDFPOOL_PY)?;
@@ -363,41 +376,34 @@ pub fn run(quick: bool, o: Overrides, out: &Path, worker_exe: Option<PathBuf>) -
     }
     progress.finish_and_clear();
     let mut peers = Vec::new();
-    if s.peers.iter().any(|p| p == "pyflink") {
-        // PyFlink is often installed in a virtualenv: the one the pools would use, if any.
-        let peer_python = s
-            .config
-            .iter()
-            .find(|(k, _)| k == "python.executable")
-            .map(|(_, v)| v.clone())
-            .or_else(|| std::env::var("VIRTUAL_ENV").ok().map(|v| format!("{v}/bin/python")))
-            .unwrap_or_else(|| python_exe.clone());
-        let status = match peer::pyflink_missing(&peer_python) {
-            Some(why) => {
-                eprintln!("--peer pyflink: skipped: {why}");
-                format!("skipped: {why}")
+    if !s.peers.is_empty() {
+        let peer_python = peer::peer_python(&s.config, &python_exe);
+        // Each peer figure takes seconds: one batch size, the one nearest 1024.
+        let batch = s.batch_sizes.iter().copied().min_by_key(|b| b.abs_diff(1024)).unwrap_or(1024);
+        eprintln!("peers ({}) with {peer_python}, batch {batch} ...", s.peers.join(", "));
+        match peer::run_peers(&peer_python, &dir, &s.peers, &workloads, batch, s.repeats, s.peer_seconds) {
+            Ok((measured, statuses)) => {
+                results.extend(measured);
+                peers = statuses;
             }
-            None => {
-                // PyFlink jobs take seconds each: one batch size, the one nearest 1024.
-                let batch = s.batch_sizes.iter().copied().min_by_key(|b| b.abs_diff(1024)).unwrap_or(1024);
-                eprintln!("--peer pyflink: running the workloads through PyFlink (both modes, batch {batch}) ...");
-                match peer::run_pyflink(&peer_python, &dir, &workloads, batch, s.scale, s.repeats) {
-                    Ok(m) => {
-                        results.extend(m);
-                        "ran".to_owned()
-                    }
-                    Err(e) => {
-                        eprintln!("--peer pyflink: {e:#}");
-                        format!("failed: {e:#}")
-                    }
-                }
+            Err(e) => {
+                eprintln!("peers: {e:#}");
+                let status = format!("failed: {e:#}");
+                peers = s
+                    .peers
+                    .iter()
+                    .map(|p| PeerStatus { name: p.clone(), status: status.clone(), version: None })
+                    .collect();
             }
-        };
-        peers.push(PeerStatus { name: "pyflink".into(), status });
+        }
+        for p in peers.iter().filter(|p| p.status != "ran") {
+            eprintln!("--peer {}: {}", p.name, p.status);
+        }
     }
     let all = Results { machine, settings: s, results, breakdown: stage_results, peers };
-    std::fs::write(dir.join("results.json"), serde_json::to_string_pretty(&all)?)?;
-    let plots = plots::write_all(&all, &dir)?;
-    std::fs::write(dir.join("report.md"), report::markdown(&all, &plots))?;
+    std::fs::write(report_dir.join("results.json"), serde_json::to_string_pretty(&all)?)?;
+    let plots = plots::write_all(&all, &report_dir)?;
+    std::fs::write(report_dir.join("report.md"), report::markdown(&all, &plots))?;
+    drop(scratch);
     Ok(all)
 }
