@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job: the bundled example through both execution modes with default settings, the outputs
-# compared, and a short comparison printed.
+# compared; then `udfpool bench --quick` beside whichever peers are installed (`bash scripts/peers.sh`
+# installs them all), its conclusions printed and its report written to bench-report/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,3 +28,11 @@ for job in "plus_one x" "shout name" "json_name doc" "scaled_sum x,y"; do
 done
 echo "First rows of plus_one's output:"
 head -3 "$out/plus_one-process.jsonl"
+
+echo
+echo "== udfpool bench --quick --peer all (peers not installed are skipped; bash scripts/peers.sh installs them)"
+"$bin" bench --quick --out bench-report --peer all
+echo
+sed -n '/^## Conclusions/,/^## Results/p' bench-report/report.md | sed '$d'
+echo "Report: bench-report/report.md (every figure, the stage breakdown, peers; SVG plots beside it);"
+echo "figures for scripts: bench-report/results.json."

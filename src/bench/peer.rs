@@ -114,7 +114,8 @@ struct OutEntry {
     big_seconds: Vec<f64>,
 }
 
-/// Runs the scalar workloads through `peers` with `python` (scratch files in `dir`); each figure a
+/// Runs the scalar workloads through `peers`, and the map, reduce and process DataStream workloads
+/// through PyFlink's DataStream API, with `python` (scratch files in `dir`); each figure a
 /// steady-state rate whose steady-state work lasts about `target_seconds` (three times that for the
 /// JVM peers). Returns the measurements (mode = the configuration's name) and each peer's status.
 #[allow(clippy::too_many_arguments)]
@@ -134,12 +135,17 @@ pub fn run_peers(
         peers,
         workloads_to_run: workloads
             .iter()
-            .filter(|w| Workload::ALL.contains(w))
+            // The scalar workloads, and the DataStream ones PyFlink's DataStream API has (not window).
+            .filter(|w| Workload::ALL.contains(w) || matches!(w, Workload::Map | Workload::Reduce | Workload::Process))
             .map(|&w| JobWorkload {
                 name: w.name(),
                 function: w.function(),
                 column: w.column_kind(),
-                result: if matches!(w, Workload::Trivial | Workload::Compute) { "int64" } else { "utf8" },
+                result: match w {
+                    Workload::Trivial | Workload::Compute => "int64",
+                    Workload::Map | Workload::Reduce | Workload::Process => "rows",
+                    _ => "utf8",
+                },
             })
             .collect(),
         batch_size,
@@ -183,7 +189,8 @@ pub fn run_peers(
             let SteadyState { rows_per_sec, flag, .. } =
                 steady_state(e.small_rows, &e.small_seconds, e.big_rows, &e.big_seconds);
             let rate = rows_per_sec.unwrap_or(Spread { median: 0.0, min: 0.0, max: 0.0 });
-            let ns = |r: f64| if r > 0.0 { 1e9 / r } else { f64::INFINITY };
+            // No rate (lost in noise): 0 for both, and the flag says why.
+            let ns = |r: f64| if r > 0.0 { 1e9 / r } else { 0.0 };
             Measurement {
                 workload: e.workload,
                 mode: e.config,

@@ -242,6 +242,8 @@ class PyFlink:
         self.tmp = tempfile.mkdtemp(prefix="udfpool-pyflink-")
 
     def runner(self, config, workload, func, batch):
+        if workload["column"] == "rows":
+            return self.stream_runner(config, workload, batch)
         import csv
 
         from pyflink.table import DataTypes, EnvironmentSettings, TableEnvironment
@@ -281,13 +283,79 @@ class PyFlink:
         return run
 
 
+    def stream_runner(self, config, workload, batch):
+        """The DataStream workloads (map, keyed rolling reduce, keyed process function with value
+        state) on PyFlink's DataStream API in batch execution: rows from a datagen table (key `key-{i %
+        100}`, timestamp i, value i % 1000, as udfpool's bench makes them) turned into a stream, one
+        Python operator, back into a blackhole table."""
+        from pyflink.common import Configuration, Row, Types
+        from pyflink.datastream import KeyedProcessFunction, RuntimeExecutionMode, StreamExecutionEnvironment
+        from pyflink.datastream.state import ValueStateDescriptor
+        from pyflink.table import StreamTableEnvironment
+
+        conf = Configuration()
+        conf.set_string("python.execution-mode", config.split("_")[1])
+        conf.set_string("python.executable", sys.executable)
+        conf.set_string("python.client.executable", sys.executable)
+        conf.set_string("python.fn-execution.bundle.size", str(batch))
+        env = StreamExecutionEnvironment.get_execution_environment(conf)
+        env.set_runtime_mode(RuntimeExecutionMode.BATCH)
+        env.set_parallelism(1)
+        t_env = StreamTableEnvironment.create(env)
+        t_env.execute_sql("CREATE TABLE sink (k STRING, ts BIGINT, v BIGINT) WITH ('connector' = 'blackhole')")
+        row_type = Types.ROW_NAMED(["k", "ts", "v"], [Types.STRING(), Types.LONG(), Types.LONG()])
+
+        class Count(KeyedProcessFunction):
+            def open(self, runtime_context):
+                self.count = runtime_context.get_state(ValueStateDescriptor("count", Types.LONG()))
+
+            def process_element(self, row, ctx):
+                n = (self.count.value() or 0) + 1
+                self.count.update(n)
+                yield Row(row[0], row[1], n)
+
+        name = workload["name"]
+
+        def run(n):
+            t_env.execute_sql(
+                f"CREATE TEMPORARY TABLE IF NOT EXISTS gen_{n} (id BIGINT) WITH ('connector' = 'datagen', "
+                f"'number-of-rows' = '{n}', 'fields.id.kind' = 'sequence', 'fields.id.start' = '0', "
+                f"'fields.id.end' = '{n - 1}')"
+            )
+            table = t_env.sql_query(
+                f"SELECT CONCAT('key-', CAST(id % 100 AS STRING)) AS k, id AS ts, id % 1000 AS v FROM gen_{n}"
+            )
+            ds = t_env.to_data_stream(table)
+            if name == "map":
+                out = ds.map(lambda r: Row(r[0], r[1], r[2] + 1), output_type=row_type)
+            elif name == "reduce":
+                keyed = ds.map(lambda r: Row(r[0], r[1], r[2]), output_type=row_type).key_by(
+                    lambda r: r[0], key_type=Types.STRING()
+                )
+                out = keyed.reduce(lambda a, b: Row(a[0], b[1], a[2] + b[2]))
+            else:
+                keyed = ds.map(lambda r: Row(r[0], r[1], r[2]), output_type=row_type).key_by(
+                    lambda r: r[0], key_type=Types.STRING()
+                )
+                out = keyed.process(Count(), output_type=row_type)
+            start = time.perf_counter()
+            t_env.from_data_stream(out).execute_insert("sink").wait()
+            return time.perf_counter() - start
+
+        return run
+
+
 PEERS = [DuckDB, Polars, DataFusion, Spark, PyFlink]
+
+# The DataStream workloads, which only PyFlink has an API for.
+STREAM_WORKLOADS = ("map", "reduce", "process")
 
 
 def sizes(run, probe, target, max_rows):
     """(small, big): two probe runs estimate the per-row time; big makes T_big - T_small last about
     `target` seconds (at most `max_rows`)."""
     small, larger = probe
+    run(small)  # untimed: a JIT's, a session's or a worker's first-run costs
     t_small, t_larger = run(small), run(larger)
     per_row = (t_larger - t_small) / (larger - small)
     if per_row <= 0:
@@ -316,12 +384,16 @@ def main():
             out["configs"][config] = label
         try:
             for w in job["workloads_to_run"]:
-                func = getattr(workloads, w["function"])._func
+                if w["column"] == "rows" and not (cls is PyFlink and w["name"] in STREAM_WORKLOADS):
+                    continue
+                func = None if w["column"] == "rows" else getattr(workloads, w["function"])._func
                 target = job["target_seconds"] * (3 if cls.probe[1] > 100_000 else 1)
                 for config, _label in cls.configs:
                     print(f"peer {config}: {w['name']} ...", file=sys.stderr, flush=True)
                     run = peer.runner(config, w, func, job["batch_size"])
-                    small, big = sizes(run, cls.probe, target, job["max_rows"])
+                    # The DataStream jobs run at tens of thousands of rows/s: smaller probes.
+                    probe = (2_000, 20_000) if w["column"] == "rows" else cls.probe
+                    small, big = sizes(run, probe, target, job["max_rows"])
                     small_s, big_s = [], []
                     for r in range(job["repeats"]):
                         # Alternated, so drift in the machine's speed hits both sizes alike.
