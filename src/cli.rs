@@ -27,6 +27,15 @@ pub struct Cli {
 enum Command {
     /// Apply a Python UDF to every record of a file; write each record plus the result as JSON Lines.
     Run(Box<RunArgs>),
+    /// A SQL query over Parquet, CSV and JSON Lines files with udfpool functions in it, on Apache
+    /// DataFusion: runs `udfpool-sql` (crate udfpool-datafusion) with these arguments; `udfpool sql
+    /// --help` lists them.
+    #[command(disable_help_flag = true)]
+    Sql {
+        /// Everything after `sql`, handed to udfpool-sql.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Measure THREAD against PROCESS mode, the Python floor and multiprocessing over a matrix of
     /// workloads, batch sizes and workers; write results.json and report.md.
     Bench(Box<BenchArgs>),
@@ -225,6 +234,7 @@ pub fn main() -> Result<()> {
     install_signal_handler();
     match cli.command {
         Command::Run(args) => run(*args),
+        Command::Sql { args } => sql(&args),
         Command::Bench(a) => {
             if let Some(files) = &a.compare {
                 print!("{}", crate::bench::compare(&files[0], &files[1])?);
@@ -745,4 +755,21 @@ impl FailedBatches {
         self.out.flush().with_context(|| format!("cannot write {}", self.path.display()))?;
         Ok((self.batches, self.rows))
     }
+}
+
+/// `udfpool sql ...`: `udfpool-sql` beside this executable (or on PATH) with the same arguments.
+fn sql(args: &[String]) -> Result<()> {
+    let beside = std::env::current_exe().ok().and_then(|e| e.parent().map(|d| d.join("udfpool-sql")));
+    let exe = beside.filter(|p| p.is_file()).unwrap_or_else(|| PathBuf::from("udfpool-sql"));
+    let status = std::process::Command::new(&exe).args(args).status().with_context(|| {
+        format!(
+            "cannot run {}: `udfpool sql` needs the udfpool-sql binary, built by `cargo build --release -p \
+             udfpool-datafusion` (it holds DataFusion, kept out of the core build)",
+            exe.display()
+        )
+    })?;
+    if !status.success() {
+        std::process::exit(status.code().unwrap_or(1));
+    }
+    Ok(())
 }

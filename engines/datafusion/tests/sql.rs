@@ -1,0 +1,141 @@
+//! udfpool functions in DataFusion queries, in both modes: results equal DataFusion's own expressions,
+//! over several partitions; a function that cannot load fails the query's planning with its reason.
+
+use datafusion::arrow::array::{Array, Int64Array, StringArray};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::prelude::{CsvReadOptions, SessionConfig, SessionContext};
+use std::path::PathBuf;
+use udfpool_datafusion::{PoolSettings, PythonUdf};
+
+const MODES: [&str; 2] = ["process", "thread"];
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The worker executable beside this test's target directory, built first if `cargo test -p` of this
+/// crate alone did not build it.
+fn worker_exe() -> PathBuf {
+    let deps = std::env::current_exe().unwrap().parent().unwrap().to_path_buf();
+    let exe = deps.join("..").join("udfpool-worker");
+    if !exe.is_file() {
+        let status = std::process::Command::new(env!("CARGO"))
+            .args(["build", "-p", "udfpool", "--bin", "udfpool-worker"])
+            .current_dir(root())
+            .status()
+            .unwrap();
+        assert!(status.success(), "building udfpool-worker failed");
+    }
+    exe
+}
+
+/// `examples/data.csv`'s id, x and name columns (its JSON column's quoted quotes trip DataFusion's
+/// line splitting), in a CSV file of `dir`.
+fn data(dir: &std::path::Path) -> PathBuf {
+    let text = std::fs::read_to_string(root().join("examples/data.csv")).unwrap();
+    let mut out = String::from("id,x,name\n");
+    for line in text.lines().skip(1) {
+        let f: Vec<&str> = line.splitn(5, ',').collect();
+        out += &format!("{},{},{}\n", f[0], f[1], f[3]);
+    }
+    let path = dir.join("data.csv");
+    std::fs::write(&path, out).unwrap();
+    path
+}
+
+async fn context(mode: &str, partitions: usize) -> SessionContext {
+    let ctx = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(partitions));
+    let settings = PoolSettings::default().config("python.execution-mode", mode).workers(2).worker_exe(worker_exe());
+    let udfs = root().join("examples/udfs.py");
+    for name in ["plus_one", "shout"] {
+        ctx.register_udf(PythonUdf::new(name, format!("{}:{name}", udfs.display()), settings.clone()).into_udf());
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = data(dir.path());
+    ctx.register_csv("t", data.to_str().unwrap(), CsvReadOptions::new()).await.unwrap();
+    // The table reads the file when queried: keep it.
+    std::mem::forget(dir);
+    ctx
+}
+
+async fn rows(ctx: &SessionContext, sql: &str) -> Vec<RecordBatch> {
+    ctx.sql(sql).await.unwrap().collect().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scalar_functions_equal_datafusions_own_expressions_in_both_modes() {
+    for mode in MODES {
+        let ctx = context(mode, 4).await;
+        // Row by row, filtered, nulls included.
+        let batches = rows(
+            &ctx,
+            "SELECT plus_one(x) AS a, x + 1 AS b, shout(name) AS c, upper(name) || '!' AS d FROM t WHERE id % 3 <> 1",
+        )
+        .await;
+        let mut n = 0;
+        for b in &batches {
+            let (a, bb) = (
+                b.column(0).as_any().downcast_ref::<Int64Array>().unwrap(),
+                b.column(1).as_any().downcast_ref::<Int64Array>().unwrap(),
+            );
+            let (c, d) = (
+                b.column(2).as_any().downcast_ref::<StringArray>().unwrap(),
+                b.column(3).as_any().downcast_ref::<StringArray>().unwrap(),
+            );
+            for i in 0..b.num_rows() {
+                assert_eq!(a.is_null(i), bb.is_null(i), "{mode}: row {i}");
+                if !a.is_null(i) {
+                    assert_eq!(a.value(i), bb.value(i), "{mode}");
+                }
+                assert_eq!(c.is_null(i), d.is_null(i), "{mode}");
+                if !c.is_null(i) {
+                    assert_eq!(c.value(i), d.value(i), "{mode}");
+                }
+            }
+            n += b.num_rows();
+        }
+        assert_eq!(n, 667, "{mode}: 1000 rows, a third filtered out");
+        // Inside an aggregate over 4 partitions, which call the function from several threads.
+        let sums = rows(&ctx, "SELECT count(*) FROM (SELECT name, sum(plus_one(x)) AS s, sum(x + 1) AS e FROM t GROUP BY name) WHERE s = e").await;
+        let equal = sums[0].column(0).as_any().downcast_ref::<Int64Array>().unwrap().value(0);
+        let groups = rows(&ctx, "SELECT count(DISTINCT name) FROM t").await;
+        assert_eq!(equal, groups[0].column(0).as_any().downcast_ref::<Int64Array>().unwrap().value(0), "{mode}");
+    }
+}
+
+#[tokio::test]
+async fn a_function_that_cannot_load_fails_planning_with_its_reason() {
+    let ctx = SessionContext::new();
+    let settings =
+        PoolSettings::default().config("python.execution-mode", "thread").workers(1).worker_exe(worker_exe());
+    ctx.register_udf(PythonUdf::new("nope", "/no/such/file.py:f", settings).into_udf());
+    let dir = tempfile::tempdir().unwrap();
+    let data = data(dir.path());
+    ctx.register_csv("t", data.to_str().unwrap(), CsvReadOptions::new()).await.unwrap();
+    let err = match ctx.sql("SELECT nope(x) FROM t").await {
+        Ok(df) => df.collect().await.unwrap_err().to_string(),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("nope (/no/such/file.py:f)") && err.contains("/no/such/file.py"), "{err}");
+}
+
+/// `udfpool-sql`: a query over a CSV table with a udfpool function, written to JSON Lines.
+#[test]
+fn the_sql_command_writes_a_query_with_a_udf_to_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.jsonl");
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_udfpool-sql"))
+        .arg("SELECT id, plus_one(x) AS y FROM t WHERE id < 3 ORDER BY id")
+        .arg("--table")
+        .arg(format!("t={}", data(dir.path()).display()))
+        .arg("--udf")
+        .arg(format!("{}:plus_one", root().join("examples/udfs.py").display()))
+        .args(["--mode", "process", "--workers", "1", "--output"])
+        .arg(&out)
+        .env("UDFPOOL_WORKER", worker_exe())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(text, "{\"id\":0}\n{\"id\":1,\"y\":-191}\n{\"id\":2,\"y\":682}\n", "{text}");
+}
