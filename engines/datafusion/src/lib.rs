@@ -1,6 +1,7 @@
 //! udfpool's Python functions inside Apache DataFusion: a scalar function registered in a
-//! [`SessionContext`] runs in a udfpool pool — PROCESS mode (separate, supervised worker processes)
-//! or THREAD mode (CPython embedded in this process) — with the same settings as any pool.
+//! [`SessionContext`](datafusion::prelude::SessionContext) runs in a udfpool pool — PROCESS mode
+//! (separate, supervised worker processes) or THREAD mode (CPython embedded in this process) — with
+//! the same settings as any pool.
 //!
 //! ```no_run
 //! use datafusion::prelude::SessionContext;
