@@ -631,18 +631,8 @@ class Broadcast:
         return list(self.table.items())
 
 
-class BroadcastCtx:
-    def __init__(self, stage, main, ts=None):
-        self.stage, self.main, self.ts = stage, main, ts
-
-    def timestamp(self):
-        return self.ts
-
-    def timer_service(self):
-        return self
-
-    def register_event_time_timer(self, t):
-        self.stage.register(t, self.stage.st.key)
+class ProcessingTime:
+    """The processing-time half of a timer service, shared by the contexts below."""
 
     def current_processing_time(self):
         return time.time_ns() // 1_000_000
@@ -655,6 +645,20 @@ class BroadcastCtx:
 
     def time_domain(self):
         return self.stage.time_domain
+
+
+class BroadcastCtx(ProcessingTime):
+    def __init__(self, stage, main, ts=None):
+        self.stage, self.main, self.ts = stage, main, ts
+
+    def timestamp(self):
+        return self.ts
+
+    def timer_service(self):
+        return self
+
+    def register_event_time_timer(self, t):
+        self.stage.register(t, self.stage.st.key)
 
     def current_watermark(self):
         return self.stage.wm
@@ -690,7 +694,7 @@ class JoinCtx:
         return max(self.left, self.right)
 
 
-class Ctx:
+class Ctx(ProcessingTime):
     def __init__(self, stage, ts):
         self.stage, self.ts = stage, ts
 
@@ -705,18 +709,6 @@ class Ctx:
 
     def register_event_time_timer(self, ts):
         self.stage.register(ts, self.stage.st.key)
-
-    def current_processing_time(self):
-        return time.time_ns() // 1_000_000
-
-    def register_processing_time_timer(self, ts):
-        self.stage.register_processing(ts, self.stage.st.key)
-
-    def delete_processing_time_timer(self, ts):
-        self.stage.processing.pop((self.stage.st.key, ts), None)
-
-    def time_domain(self):
-        return self.stage.time_domain
 
     def current_watermark(self):
         return self.stage.wm

@@ -233,6 +233,15 @@ fn changelog_reference(
         .collect()
 }
 
+/// The groups `builder`'s aggregate makes of `batches` of changelog rows, sorted.
+fn aggregate_changelog(builder: PoolBuilder, batches: &[Vec<(&str, i64, bool, &str)>]) -> Vec<Vec<Value>> {
+    let mut agg = builder.build_aggregate().unwrap();
+    for rows in batches {
+        agg.push(arrow(changelog(rows))).unwrap();
+    }
+    sorted(&agg.finish().map(native).unwrap())
+}
+
 /// SQL's `agg(DISTINCT x) FILTER (WHERE keep)` over a changelog (`op`: Flink's row kinds), each option
 /// alone and together, equal the reference in both modes with 1 and 3 workers.
 #[test]
@@ -267,11 +276,7 @@ fn distinct_filter_and_retractions_equal_a_reference() {
                         if retracts {
                             b = b.row_kind_column("op");
                         }
-                        let mut agg = b.build_aggregate().unwrap();
-                        for rows in &batches {
-                            agg.push(arrow(changelog(rows))).unwrap();
-                        }
-                        let got = sorted(&agg.finish().map(native).unwrap());
+                        let got = aggregate_changelog(b, &batches);
                         let what =
                             format!("{mode} x{workers}, distinct {distinct}, filter {filter}, retracts {retracts}");
                         prop_assert_eq!(got, expected.clone(), "{}", what);
@@ -347,11 +352,7 @@ fn two_phase_aggregation_merges_partial_accumulators() {
                         if filter {
                             b = b.filter_column("keep");
                         }
-                        let mut agg = b.build_aggregate().unwrap();
-                        for rows in &batches {
-                            agg.push(arrow(changelog(rows))).unwrap();
-                        }
-                        let got = sorted(&agg.finish().map(native).unwrap());
+                        let got = aggregate_changelog(b, &batches);
                         prop_assert_eq!(got, expected.clone(), "{} x{}, filter {}", mode, workers, filter);
                     }
                 }
