@@ -244,37 +244,9 @@ impl Aggregation {
         let mut fields: Vec<Field> = self.output_schema.fields[..keys].to_vec();
         fields.push(Field::new("__partial", DataType::Binary));
         let schema = Schema::new(fields);
-        let mut parts = Vec::with_capacity(workers);
-        for lane in 0..workers {
-            let mut attempts = 0;
-            let partials = loop {
-                match self.workers.partials(lane) {
-                    Err(e) if e.is_worker_failure() => self.recover(lane, e, &mut attempts)?,
-                    other => break other.map_err(Self::lost)?,
-                }
-            };
-            let columns =
-                partials.map_err(|error| PoolError::Finish { udf: self.info.udf.clone(), error: Box::new(error) })?;
-            let n = columns.first().map_or(0, |c| c.len());
-            let part = RecordBatch::try_new(schema.clone(), columns, n).map_err(|e| PoolError::Protocol {
-                index: lane,
-                message: format!("its partial accumulators do not form a batch of {:?}: {e}", schema.fields),
-            })?;
-            parts.push(part);
-        }
+        let all = self.gather(&schema, "partial accumulators", Supervisor::partials)?;
         self.history = None;
-        let assemble = |message: String| PoolError::Assemble {
-            what: format!("{}'s partial accumulators", self.info.udf),
-            message,
-        };
-        let columns = (0..schema.fields.len())
-            .map(|i| {
-                let of_field: Vec<&Column> = parts.iter().map(|p| p.column(i)).collect();
-                Column::concat(&schema.fields[i].data_type, &of_field).map_err(|e| assemble(e.to_string()))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let n = columns.first().map_or(0, |c| c.len());
-        let all = RecordBatch::try_new(schema, columns, n).map_err(|e| assemble(e.to_string()))?;
+        let n = all.num_rows();
         let key_columns: Vec<usize> = (0..keys).collect();
         let mut per_lane = vec![Vec::new(); workers];
         for row in 0..n {
@@ -324,38 +296,50 @@ impl Aggregation {
         if self.two_phase {
             self.merge_partials()?;
         }
+        let schema = self.output_schema.clone();
+        self.gather(&schema, "groups", Supervisor::finish)
+    }
+
+    /// Every worker's answer to `ask` (its groups, or its partial accumulators), each checked against
+    /// `schema` (so a bad answer names its worker), one after another in one batch. A worker that died
+    /// is replaced and replayed first, where it can be.
+    fn gather(
+        &mut self,
+        schema: &Schema,
+        what: &str,
+        ask: fn(&mut Supervisor, usize) -> Result<Result<Vec<Column>, UdfError>, PoolError>,
+    ) -> Result<RecordBatch, PoolError> {
         let mut parts: Vec<Vec<Column>> = Vec::with_capacity(self.workers.workers());
         for lane in 0..self.workers.workers() {
             let mut attempts = 0;
-            let finished = loop {
-                match self.workers.finish(lane) {
+            let answer = loop {
+                match ask(&mut self.workers, lane) {
                     Err(e) if e.is_worker_failure() => self.recover(lane, e, &mut attempts)?,
                     other => break other.map_err(Self::lost)?,
                 }
             };
             let columns =
-                finished.map_err(|error| PoolError::Finish { udf: self.info.udf.clone(), error: Box::new(error) })?;
-            // Checked per worker, so a bad answer names its worker.
+                answer.map_err(|error| PoolError::Finish { udf: self.info.udf.clone(), error: Box::new(error) })?;
             let n = columns.first().map_or(0, |c| c.len());
-            let fields = &self.output_schema.fields;
+            let fields = &schema.fields;
             if columns.len() != fields.len()
                 || columns.iter().zip(fields).any(|(c, f)| c.len() != n || c.data_type() != f.data_type)
             {
                 let message =
-                    format!("its groups have {} columns, not the {} of {:?}", columns.len(), fields.len(), fields);
+                    format!("its {what} have {} columns, not the {} of {:?}", columns.len(), fields.len(), fields);
                 return Err(PoolError::Protocol { index: lane, message });
             }
             parts.push(columns);
         }
-        let assemble = |message: String| PoolError::Assemble { what: format!("{}'s groups", self.info.udf), message };
-        let columns = (0..self.output_schema.fields.len())
+        let assemble = |message: String| PoolError::Assemble { what: format!("{}'s {what}", self.info.udf), message };
+        let columns = (0..schema.fields.len())
             .map(|i| {
                 let of_field: Vec<&Column> = parts.iter().map(|p| &p[i]).collect();
-                Column::concat(&self.output_schema.fields[i].data_type, &of_field).map_err(|e| assemble(e.to_string()))
+                Column::concat(&schema.fields[i].data_type, &of_field).map_err(|e| assemble(e.to_string()))
             })
             .collect::<Result<Vec<_>, _>>()?;
         let n = columns.first().map_or(0, |c| c.len());
-        RecordBatch::try_new(self.output_schema.clone(), columns, n).map_err(|e| assemble(e.to_string()))
+        RecordBatch::try_new(schema.clone(), columns, n).map_err(|e| assemble(e.to_string()))
     }
 }
 

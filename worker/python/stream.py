@@ -315,11 +315,10 @@ class _TriggerContext(_SideOutputs):
     def register_processing_time_timer(self, time):
         """``on_processing_time`` runs when a batch reaches the worker after the clock passed `time`,
         while the window lives (a window is dropped at its end, so the end of input fires none)."""
-        stage, timer = self._stage, _WindowTimer((self._key, self._window))
+        stage = self._stage
         if stage.processing_timers is None:
             raise RuntimeError("processing-time timers need a keyed stream (window after key_by)")
-        stage.ranks.setdefault(timer, stage.ranks[self._key])
-        stage.processing_timers.register(time, timer)
+        stage._window_timer(self._key, self._window, time, stage.processing_timers)
 
     def delete_processing_time_timer(self, time):
         self._stage.processing_timers.delete(time, _WindowTimer((self._key, self._window)))
@@ -1673,11 +1672,11 @@ class _Stage:
             if not buffers[0] and not buffers[1]:
                 del self.store.table("__join__")[key]
 
-    def _window_timer(self, key, window, time):
-        """An event-time timer for `window` of `key` (a trigger's, or the window's end)."""
+    def _window_timer(self, key, window, time, timers=None):
+        """A timer for `window` of `key` (a trigger's, or the window's end): event time, or `timers`."""
         timer = _WindowTimer((key, window))
         self.ranks.setdefault(timer, self.ranks[key])
-        self.timers.register(time, timer)
+        (self.timers if timers is None else timers).register(time, timer)
 
     def _trigger_fire(self, head, ts, timer, order):
         """A trigger's timer: its `on_event_time` (at the window's end, the window is dropped too) or

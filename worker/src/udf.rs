@@ -358,11 +358,7 @@ impl Udf {
     pub fn aggregate(&self, py: Python<'_>, keys: usize, cols: &[&Column], rows: usize) -> Result<(), UdfError> {
         self.check_args(cols, rows)?;
         let raised = |e: PyErr| from_py(py, &e, UdfErrorKind::Raised, None);
-        let lists = cols
-            .iter()
-            .map(|c| (0..rows).map(|r| to_py(py, c, r)).collect::<PyResult<Vec<_>>>().and_then(|v| PyList::new(py, v)))
-            .collect::<PyResult<Vec<_>>>()
-            .map_err(raised)?;
+        let lists = column_lists(py, cols.iter().copied(), rows).map_err(raised)?;
         let (keys, args) = lists.split_at(keys.min(lists.len()));
         self.eval
             .bind(py)
@@ -414,12 +410,7 @@ impl Udf {
     pub fn merge_partials(&self, py: Python<'_>, keys: usize, partials: &RecordBatch) -> Result<(), UdfError> {
         let raised = |e: PyErr| from_py(py, &e, UdfErrorKind::Raised, None);
         let rows = partials.num_rows();
-        let lists = partials
-            .columns()
-            .iter()
-            .map(|c| (0..rows).map(|r| to_py(py, c, r)).collect::<PyResult<Vec<_>>>().and_then(|v| PyList::new(py, v)))
-            .collect::<PyResult<Vec<_>>>()
-            .map_err(raised)?;
+        let lists = column_lists(py, partials.columns(), rows).map_err(raised)?;
         let (key_lists, states) = lists.split_at(keys.min(lists.len()));
         let Some(states) = states.first() else {
             return Err(UdfError::plain(UdfErrorKind::Definition, "partial accumulators without their state column"));
@@ -497,4 +488,15 @@ fn function_context<'py>(
         params.set_item(k, v)?;
     }
     udfpool.getattr("FunctionContext")?.call1((req.worker_index, req.num_workers, params))
+}
+
+/// Each of `cols` (`rows` values each) as a Python list, for the aggregates' groups.
+fn column_lists<'py, 'c>(
+    py: Python<'py>,
+    cols: impl IntoIterator<Item = &'c Column>,
+    rows: usize,
+) -> PyResult<Vec<Bound<'py, PyList>>> {
+    cols.into_iter()
+        .map(|c| (0..rows).map(|r| to_py(py, c, r)).collect::<PyResult<Vec<_>>>().and_then(|v| PyList::new(py, v)))
+        .collect()
 }

@@ -89,7 +89,14 @@ pub struct PythonUdf {
     settings: PoolSettings,
     signature: Signature,
     /// One pool per argument types planned so far.
-    pools: Mutex<HashMap<Vec<DataType>, Arc<Mutex<Pool>>>>,
+    pools: Mutex<HashMap<Vec<DataType>, Arc<TypedPool>>>,
+}
+
+/// A started pool and the type of what it returns.
+#[derive(Debug)]
+struct TypedPool {
+    pool: Mutex<Pool>,
+    result_type: DataType,
 }
 
 impl PartialEq for PythonUdf {
@@ -121,7 +128,7 @@ impl PythonUdf {
     }
 
     /// The pool for `arg_types`, started on first use.
-    fn pool(&self, arg_types: &[DataType]) -> Result<Arc<Mutex<Pool>>> {
+    fn pool(&self, arg_types: &[DataType]) -> Result<Arc<TypedPool>> {
         let mut pools =
             self.pools.lock().map_err(|_| exec_datafusion_err!("{}: a pool lock was poisoned", self.name))?;
         if let Some(pool) = pools.get(arg_types) {
@@ -135,7 +142,9 @@ impl PythonUdf {
             .builder(&self.udf, input)
             .build()
             .map_err(|e| plan_datafusion_err!("{} ({}): {e}", self.name, self.udf))?;
-        let pool = Arc::new(Mutex::new(pool));
+        let output = ipc::arrow::to_arrow_schema(&pool.output_schema());
+        let result_type = output.fields().last().map_or(DataType::Null, |f| f.data_type().clone());
+        let pool = Arc::new(TypedPool { pool: Mutex::new(pool), result_type });
         pools.insert(arg_types.to_vec(), pool.clone());
         Ok(pool)
     }
@@ -156,10 +165,7 @@ impl ScalarUDFImpl for PythonUdf {
     }
 
     fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
-        let pool = self.pool(arg_types)?;
-        let pool = pool.lock().map_err(|_| exec_datafusion_err!("{}: a pool lock was poisoned", self.name))?;
-        let schema = ipc::arrow::to_arrow_schema(&pool.output_schema());
-        Ok(schema.fields().last().map(|f| f.data_type().clone()).unwrap_or(DataType::Null))
+        Ok(self.pool(arg_types)?.result_type.clone())
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
@@ -168,7 +174,7 @@ impl ScalarUDFImpl for PythonUdf {
         let arrays: Vec<ArrayRef> =
             args.args.into_iter().map(|a| a.into_array(args.number_rows)).collect::<Result<_>>()?;
         let batch = RecordBatch::try_new(Arc::new(args_schema(&types)), arrays)?;
-        let mut pool = pool.lock().map_err(|_| exec_datafusion_err!("{}: a pool lock was poisoned", self.name))?;
+        let mut pool = pool.pool.lock().map_err(|_| exec_datafusion_err!("{}: a pool lock was poisoned", self.name))?;
         let out = pool.apply(batch).map_err(|e| exec_datafusion_err!("{} ({}): {e}", self.name, self.udf))?;
         let result =
             out.columns().last().cloned().ok_or_else(|| exec_datafusion_err!("{}: no result column", self.name))?;
