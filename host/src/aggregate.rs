@@ -30,6 +30,9 @@ use ipc::batch::{Column, DataType, Field, RecordBatch, Schema};
 use ipc::protocol::UdfError;
 use std::sync::Arc;
 
+/// A worker's columns at the end of input (groups or partial accumulators), or its function's error.
+type WorkerColumns = Result<Vec<Column>, UdfError>;
+
 /// A worker's answer to one part: the request's id, and whether the function took its rows.
 type PartAnswer = (u64, Result<(), UdfError>);
 
@@ -307,7 +310,7 @@ impl Aggregation {
         &mut self,
         schema: &Schema,
         what: &str,
-        ask: fn(&mut Supervisor, usize) -> Result<Result<Vec<Column>, UdfError>, PoolError>,
+        ask: fn(&mut Supervisor, usize) -> Result<WorkerColumns, PoolError>,
     ) -> Result<RecordBatch, PoolError> {
         let mut parts: Vec<Vec<Column>> = Vec::with_capacity(self.workers.workers());
         for lane in 0..self.workers.workers() {
