@@ -133,13 +133,14 @@ fn measured(dir: &std::path::Path) -> Vec<String> {
     seen
 }
 
-/// DuckDB and Polars (the small peers, installed into the tests' virtualenv) beside udfpool: a
+/// DuckDB and Polars (the small peers, installed into the tests' virtualenv with what they need:
+/// DuckDB's `create_function` wants numpy) beside udfpool: a
 /// steady-state figure (or the reason it is not trusted) per configuration, versions in results.json,
 /// a table and a plot in the report; a peer that is not installed is skipped with what to install; the
 /// scripts the run imports stay out of the report folder.
 #[test]
 fn peers_run_beside_udfpool_and_missing_ones_are_skipped() {
-    let python = common::venv_python(&["duckdb", "polars", "pyarrow"]);
+    let python = common::venv_python(&["duckdb", "polars", "pyarrow", "numpy"]);
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_udfpool"))
         .args(["bench", "--quick", "--workloads", "trivial", "--batch-sizes", "1024", "--workers", "1"])

@@ -65,12 +65,13 @@ class DuckDB:
 
     name = "duckdb"
     dist = "duckdb"
-    install = "pip install duckdb pyarrow"
+    install = "pip install duckdb pyarrow numpy"
     configs = [("duckdb_native", "in-process, a Python call per row"), ("duckdb_arrow", "in-process, Arrow vectors")]
     probe = (10_000, 100_000)
 
     def __init__(self, job):
         import duckdb  # noqa: F401
+        import numpy  # noqa: F401  (DuckDB's create_function needs it, whatever the type)
         import pyarrow  # noqa: F401
 
     def runner(self, config, workload, func, batch):
