@@ -322,10 +322,71 @@ fn changelog_options_refuse_what_cannot_work() {
     }
 }
 
+/// Partial accumulators move between aggregations of one function, as an engine that aggregates in
+/// two phases (DataFusion) moves them between partitions: each of several aggregations takes a part of
+/// the input and gives its groups' pickled accumulators; another merges them all (a key arrives from
+/// several) and its groups equal the reference, in both modes, whatever the workers on either side.
+/// A function without `merge` is refused with the reason when partials meet.
+#[test]
+fn partial_accumulators_merge_across_aggregations() {
+    let rows = proptest::collection::vec((0usize..3, -50i64..50), 0..30);
+    let parts = proptest::collection::vec(rows, 1..4);
+    let mut runner = TestRunner::new(Config { cases: 4, failure_persistence: None, ..Config::default() });
+    runner
+        .run(&parts, |parts| {
+            let parts: Vec<Vec<(&str, i64, bool, &str)>> =
+                parts.iter().map(|b| b.iter().map(|&(k, x)| (["a", "b", "c"][k], x, true, "+I")).collect()).collect();
+            let all: Vec<_> = parts.iter().flatten().copied().collect();
+            let expected = changelog_reference(&all, false, false, false);
+            for mode in MODES {
+                for (partial_workers, final_workers) in [(1, 1), (2, 3)] {
+                    let builder = |workers| {
+                        Pool::builder(format!("{}:sum_count", udf_file("aggs.py")), changelog_schema())
+                            .mode(mode)
+                            .workers(workers)
+                            .worker_exe(worker_exe())
+                            .group_by(["k"])
+                            .args(["x"])
+                    };
+                    let mut merged = builder(final_workers).build_aggregate().unwrap();
+                    for part in &parts {
+                        let mut agg = builder(partial_workers).build_aggregate().unwrap();
+                        agg.push(arrow(changelog(part))).unwrap();
+                        let partials = agg.finish_partials().unwrap();
+                        prop_assert_eq!(partials.schema().fields().len(), 2);
+                        merged.merge(partials).unwrap();
+                    }
+                    let got = sorted(&merged.finish().map(native).unwrap());
+                    prop_assert_eq!(got, expected.clone(), "{} {}->{}", mode, partial_workers, final_workers);
+                }
+            }
+            Ok(())
+        })
+        .unwrap();
+    for mode in MODES {
+        let builder = || {
+            Pool::builder(format!("{}:total", udf_file("aggs.py")), schema())
+                .mode(mode)
+                .workers(1)
+                .worker_exe(worker_exe())
+                .group_by(["k"])
+                .args(["x"])
+        };
+        let mut agg = builder().build_aggregate().unwrap();
+        agg.push(arrow(batch(&[(Some("a"), Some(1))]))).unwrap();
+        let partials = agg.finish_partials().unwrap();
+        let mut merged = builder().build_aggregate().unwrap();
+        let e = merged.merge(partials).unwrap_err().to_string();
+        assert!(e.contains("Sum has no merge method, which merging partial accumulators needs"), "{mode}: {e}");
+        let e = builder().build_aggregate().unwrap().merge(arrow(batch(&[]))).unwrap_err().to_string();
+        assert!(e.contains("partial accumulators of schema"), "{mode}: {e}");
+    }
+}
+
 /// `table.optimizer.agg-phase-strategy=TWO_PHASE`: rows accumulate in whichever worker they land (a
 /// hot key is spread over every worker), then the partial accumulators meet by key and `merge`; the
-/// groups equal a one-phase run's. A function without `merge`, DISTINCT, a retracting input and a
-/// vectorized aggregate are refused.
+/// groups equal a one-phase run's. A function without `merge`, DISTINCT and a retracting input are
+/// refused.
 #[test]
 fn two_phase_aggregation_merges_partial_accumulators() {
     let rows = proptest::collection::vec((0usize..3, -50i64..50, proptest::bool::ANY), 0..40);

@@ -146,6 +146,43 @@ fn vectorized_aggregates_see_each_groups_column() {
     }
 }
 
+/// A vectorized aggregate's partial state is its groups' rows: two-phase aggregation, and partials
+/// that one aggregation gives and another merges (as DataFusion's partial and final aggregates do),
+/// call the function once per group on all of the group's rows.
+#[test]
+fn vectorized_aggregates_merge_their_groups_rows() {
+    let schema = Schema::new(vec![Field::new("k", DataType::Utf8), Field::new("x", DataType::Int64)]);
+    let row = |k: &str, x: i64| vec![Value::Utf8(k.into()), Value::Int64(x)];
+    let first = RecordBatch::from_rows(schema.clone(), &[row("a", 1), row("b", 10), row("a", 2)]).unwrap();
+    let second = RecordBatch::from_rows(schema.clone(), &[row("a", 6), row("c", -4), row("b", 20)]).unwrap();
+    let g = |k: &str, m: f64| vec![Value::Utf8(k.into()), Value::Float64(m)];
+    let expected = vec![g("a", 3.0), g("b", 15.0), g("c", -4.0)];
+    let sorted = |b: RecordBatch| {
+        let mut rows = b.to_rows();
+        rows.sort_by_key(|r| format!("{r:?}"));
+        rows
+    };
+    for mode in MODES {
+        let builder = |workers| vectorized("mean", &schema, mode, workers).group_by(["k"]).args(["x"]);
+        let mut agg = builder(2).config("table.optimizer.agg-phase-strategy", "TWO_PHASE").build_aggregate().unwrap();
+        agg.push(arrow(first.clone())).unwrap();
+        agg.push(arrow(second.clone())).unwrap();
+        assert_eq!(sorted(agg.finish().map(native).unwrap()), expected, "{mode}: two-phase");
+
+        let mut partials = Vec::new();
+        for b in [&first, &second] {
+            let mut agg = builder(1).build_aggregate().unwrap();
+            agg.push(arrow(b.clone())).unwrap();
+            partials.push(agg.finish_partials().unwrap());
+        }
+        let mut merged = builder(2).build_aggregate().unwrap();
+        for p in partials {
+            merged.merge(p).unwrap();
+        }
+        assert_eq!(sorted(merged.finish().map(native).unwrap()), expected, "{mode}: merged partials");
+    }
+}
+
 /// A vectorized aggregate takes DISTINCT values and a FILTER column as a `udaf` does (a group whose
 /// rows are all filtered out gets the function of empty Series); it cannot retract, which is refused
 /// when the pool starts.

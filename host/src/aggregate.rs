@@ -22,6 +22,9 @@
 //! worker, up to `udfpool.stream-replay-rows` rows in all), then gets the part it died on, up to
 //! `udfpool.max-retries` times. Past the limit, or in THREAD mode, a dead worker fails the aggregation
 //! with a clear error rather than give wrong groups. Replay assumes deterministic functions.
+//!
+//! [`Aggregation::finish_partials`] and [`Aggregation::merge`] move the groups' pickled accumulators
+//! from one aggregation to another, as an engine that aggregates in two phases (DataFusion) needs.
 
 use crate::error::PoolError;
 use crate::pool::{PoolInfo, Started};
@@ -242,26 +245,57 @@ impl Aggregation {
     /// the worker that owns the group and merged there. A worker that dies from here on fails the
     /// aggregation (its merged accumulators cannot be rebuilt from the input it saw).
     fn merge_partials(&mut self) -> Result<(), PoolError> {
-        let workers = self.workers.workers();
-        let keys = self.key_count;
-        let mut fields: Vec<Field> = self.output_schema.fields[..keys].to_vec();
-        fields.push(Field::new("__partial", DataType::Binary));
-        let schema = Schema::new(fields);
+        let schema = self.partials_schema();
         let all = self.gather(&schema, "partial accumulators", Supervisor::partials)?;
+        self.merge_rows(all)
+    }
+
+    /// Merges partial accumulators (key columns, then one pickled accumulator per row) into their
+    /// groups: each row routed by key to the worker that owns the group.
+    fn merge_rows(&mut self, partials: RecordBatch) -> Result<(), PoolError> {
+        // Merged accumulators cannot be rebuilt from the input the workers saw.
         self.history = None;
-        let n = all.num_rows();
-        let key_columns: Vec<usize> = (0..keys).collect();
+        let workers = self.workers.workers();
+        let key_columns: Vec<usize> = (0..self.key_count).collect();
         let mut per_lane = vec![Vec::new(); workers];
-        for row in 0..n {
-            per_lane[crate::key_route::lane_of_key(all.columns(), &key_columns, row, workers)].push(row as u32);
+        for row in 0..partials.num_rows() {
+            per_lane[crate::key_route::lane_of_key(partials.columns(), &key_columns, row, workers)].push(row as u32);
         }
         for (lane, rows) in per_lane.iter().enumerate().filter(|(_, r)| !r.is_empty()) {
             self.workers
-                .merge(lane, all.take(rows))
+                .merge(lane, partials.take(rows))
                 .map_err(Self::lost)?
                 .map_err(|error| PoolError::Finish { udf: self.info.udf.clone(), error: Box::new(error) })?;
         }
         Ok(())
+    }
+
+    /// The schema of partial accumulators ([`finish_partials`](Self::finish_partials) gives them,
+    /// [`merge`](Self::merge) takes them): the key columns, then `__partial`, each group's accumulator
+    /// pickled (Binary).
+    pub fn partials_schema(&self) -> Schema {
+        let mut fields: Vec<Field> = self.output_schema.fields[..self.key_count].to_vec();
+        fields.push(Field::new("__partial", DataType::Binary));
+        Schema::new(fields)
+    }
+
+    /// Merges partial accumulators that another aggregation of the same function gave
+    /// ([`finish_partials`](Self::finish_partials)) into this one's groups, by the function's
+    /// `merge` (a vectorized aggregate's partials are its groups' rows): how an engine that aggregates
+    /// in two phases, such as DataFusion, combines its partitions. Batches of
+    /// [`partials_schema`](Self::partials_schema); a key may come more than once. From here on a
+    /// worker that dies fails the aggregation.
+    pub fn merge(&mut self, partials: arrow_array::RecordBatch) -> Result<(), PoolError> {
+        let partials = ipc::arrow::from_arrow(&partials)?;
+        let schema = self.partials_schema();
+        if partials.schema() != &schema {
+            return Err(PoolError::Usage(format!(
+                "partial accumulators of schema {:?}, not the aggregation's {:?}",
+                partials.schema().fields,
+                schema.fields
+            )));
+        }
+        self.merge_rows(partials)
     }
 
     /// `batch` with its retraction column appended: whether each row's kind (column `column`) retracts.
@@ -293,6 +327,17 @@ impl Aggregation {
     /// order.
     pub fn finish(self) -> Result<arrow_array::RecordBatch, PoolError> {
         Ok(ipc::arrow::to_arrow(self.finish_groups()?)?)
+    }
+
+    /// The input has ended: each group's accumulator, pickled, instead of its value (a batch of
+    /// [`partials_schema`](Self::partials_schema), one row per group) for another aggregation of the
+    /// same function to [`merge`](Self::merge). The function must pickle its accumulators.
+    pub fn finish_partials(mut self) -> Result<arrow_array::RecordBatch, PoolError> {
+        if self.two_phase {
+            self.merge_partials()?;
+        }
+        let schema = self.partials_schema();
+        Ok(ipc::arrow::to_arrow(self.gather(&schema, "partial accumulators", Supervisor::partials)?)?)
     }
 
     fn finish_groups(mut self) -> Result<RecordBatch, PoolError> {

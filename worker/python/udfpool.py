@@ -658,15 +658,22 @@ class _Groups:
             except Exception as e:
                 raise TypeError(
                     f"the accumulator of group {key!r} cannot be pickled for two-phase aggregation: {acc!r} "
-                    f"({type(e).__name__}: {e}); use ONE_PHASE"
+                    f"({type(e).__name__}: {e}); aggregate in one phase (ONE_PHASE; in DataFusion, one partition)"
                 ) from e
         self._accs = {}
+        self._counts = {}
         return out
 
     def merge(self, keys, states, n):
         """Two-phase aggregation: merges partial accumulators (``states``, pickled) into the groups of
         ``keys`` (one list per key column), by the function's ``merge(acc, [others])``."""
         accs, agg = self._accs, self._agg
+        if n and not _overrides(agg, AggregateFunction, "merge"):
+            raise TypeError(
+                f"{type(agg).__name__} has no merge method, which merging partial accumulators needs (two-phase "
+                "aggregation: TWO_PHASE, or DataFusion's partial and final aggregates): define "
+                "merge(accumulator, accumulators), or aggregate in one phase (ONE_PHASE; in DataFusion, one partition)"
+            )
         for i in range(n):
             key = tuple([c[i] for c in keys])
             other = _pickle.loads(states[i])
@@ -810,10 +817,10 @@ class _VectorGroups:
         self._seen = {}
 
     def configure(self, distinct, filtered, retracts, two_phase):
-        if two_phase:
+        if two_phase and distinct:
             raise TypeError(
-                "a vectorized aggregate has no partial accumulators to merge: use "
-                "table.optimizer.agg-phase-strategy=ONE_PHASE"
+                "table.optimizer.agg-phase-strategy=TWO_PHASE takes no DISTINCT vectorized aggregate (a value may "
+                "land in another worker than its group's other rows): use ONE_PHASE"
             )
         if retracts:
             raise TypeError(
@@ -843,6 +850,29 @@ class _VectorGroups:
                 self._seen[key].add(seen)
             for values, v in zip(group, row[k:]):
                 values.append(v)
+
+    def partials(self):
+        """Two-phase aggregation: a vectorized aggregate's partial state is its group's rows so far:
+        [(key tuple, pickled argument lists)] for every group, and forget them."""
+        out = [(key, _pickle.dumps(group, protocol=5)) for key, group in self._rows.items()]
+        self._rows = {}
+        self._seen = {}
+        return out
+
+    def merge(self, keys, states, n):
+        """Two-phase aggregation: appends each partial's rows (``states``, pickled argument lists) to
+        the group of its key."""
+        rows = self._rows
+        for i in range(n):
+            key = tuple([c[i] for c in keys])
+            other = _pickle.loads(states[i])
+            group = rows.get(key)
+            if group is None:
+                rows[key] = other
+                self._seen[key] = set()
+            else:
+                for values, more in zip(group, other):
+                    values.extend(more)
 
     def finish(self):
         if self._input == "pyarrow":
