@@ -699,8 +699,10 @@ class _Groups:
                 if retract:
                     continue  # a group that does not exist (any more) has nothing to retract, as in Flink
                 acc = accs[key] = agg.create_accumulator()
-                counts[key] = [0, {}]
-            group = counts[key]
+            # A group merged from partial accumulators has no counts yet.
+            group = counts.get(key)
+            if group is None:
+                group = counts[key] = [0, {}]
             group[0] += -1 if retract else 1
             if filters is None or filters[i] is True:
                 args = [c[i] for c in columns]

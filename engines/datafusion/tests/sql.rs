@@ -4,44 +4,10 @@
 use datafusion::arrow::array::{Array, Int64Array, StringArray};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::prelude::{CsvReadOptions, SessionConfig, SessionContext};
-use std::path::PathBuf;
 use udfpool_datafusion::{PoolSettings, PythonUdf};
 
-const MODES: [&str; 2] = ["process", "thread"];
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// The worker executable beside this test's target directory, built first if `cargo test -p` of this
-/// crate alone did not build it.
-fn worker_exe() -> PathBuf {
-    let deps = std::env::current_exe().unwrap().parent().unwrap().to_path_buf();
-    let exe = deps.join("..").join("udfpool-worker");
-    if !exe.is_file() {
-        let status = std::process::Command::new(env!("CARGO"))
-            .args(["build", "-p", "udfpool", "--bin", "udfpool-worker"])
-            .current_dir(root())
-            .status()
-            .unwrap();
-        assert!(status.success(), "building udfpool-worker failed");
-    }
-    exe
-}
-
-/// `examples/data.csv`'s id, x and name columns (its JSON column's quoted quotes trip DataFusion's
-/// line splitting), in a CSV file of `dir`.
-fn data(dir: &std::path::Path) -> PathBuf {
-    let text = std::fs::read_to_string(root().join("examples/data.csv")).unwrap();
-    let mut out = String::from("id,x,name\n");
-    for line in text.lines().skip(1) {
-        let f: Vec<&str> = line.splitn(5, ',').collect();
-        out += &format!("{},{},{}\n", f[0], f[1], f[3]);
-    }
-    let path = dir.join("data.csv");
-    std::fs::write(&path, out).unwrap();
-    path
-}
+mod common;
+use common::*;
 
 async fn context(mode: &str, partitions: usize) -> SessionContext {
     let ctx = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(partitions));

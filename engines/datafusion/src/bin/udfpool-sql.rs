@@ -11,7 +11,7 @@ use clap::Parser;
 use datafusion::dataframe::DataFrameWriteOptions;
 use datafusion::prelude::{CsvReadOptions, JsonReadOptions, ParquetReadOptions, SessionContext};
 use std::path::{Path, PathBuf};
-use udfpool_datafusion::{PoolSettings, PythonUdf};
+use udfpool_datafusion::{PoolSettings, PythonUdaf, PythonUdf};
 
 #[derive(Debug, Parser)]
 #[command(name = "udfpool-sql", about = "A SQL query over files, with udfpool's Python functions in it, on DataFusion")]
@@ -25,6 +25,11 @@ struct Args {
     /// A function: FILE.py:NAME (called NAME in the query) or SQLNAME=FILE.py:NAME. Repeatable.
     #[arg(long = "udf", value_name = "[SQLNAME=]FILE.py:NAME")]
     udfs: Vec<String>,
+    /// An aggregate function (`udaf`, `vectorized_udaf`): FILE.py:NAME or SQLNAME=FILE.py:NAME.
+    /// Each DataFusion partition's accumulator starts its own workers (one unless --workers says).
+    /// Repeatable.
+    #[arg(long = "udaf", value_name = "[SQLNAME=]FILE.py:NAME")]
+    udafs: Vec<String>,
     /// Execution mode of the functions' pools; overrides --config python.execution-mode. Default: process.
     #[arg(long, value_name = "process|thread")]
     mode: Option<String>,
@@ -77,15 +82,16 @@ async fn register_table(ctx: &SessionContext, spec: &str) -> Result<()> {
     registered.with_context(|| format!("--table {name}={path}"))
 }
 
-fn udf_of(spec: &str, settings: &PoolSettings) -> Result<PythonUdf> {
+/// `[SQLNAME=]FILE.py:NAME` (of `flag`) as the SQL name and the function.
+fn function_of(flag: &str, spec: &str) -> Result<(String, String)> {
     let (sql_name, udf) = match spec.split_once('=') {
         Some((name, udf)) => (name.to_owned(), udf.to_owned()),
         None => {
-            let (_, name) = spec.rsplit_once(':').with_context(|| format!("--udf {spec:?}: expected FILE.py:NAME"))?;
+            let (_, name) = spec.rsplit_once(':').with_context(|| format!("{flag} {spec:?}: expected FILE.py:NAME"))?;
             (name.to_owned(), spec.to_owned())
         }
     };
-    Ok(PythonUdf::new(sql_name, udf, settings.clone()))
+    Ok((sql_name, udf))
 }
 
 #[tokio::main]
@@ -111,7 +117,12 @@ async fn main() -> Result<()> {
         register_table(&ctx, t).await?;
     }
     for u in &a.udfs {
-        ctx.register_udf(udf_of(u, &settings)?.into_udf());
+        let (name, udf) = function_of("--udf", u)?;
+        ctx.register_udf(PythonUdf::new(name, udf, settings.clone()).into_udf());
+    }
+    for u in &a.udafs {
+        let (name, udf) = function_of("--udaf", u)?;
+        ctx.register_udaf(PythonUdaf::new(name, udf, settings.clone()).into_udaf());
     }
     let df = ctx.sql(&a.sql).await.context("the query")?;
     match &a.output {
