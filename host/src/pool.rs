@@ -264,6 +264,11 @@ impl PoolBuilder {
         self
     }
 
+    /// The workers the pool will start: as set, or the number of cores.
+    pub(crate) fn worker_count(&self) -> usize {
+        self.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+    }
+
     /// Result type, for a plain function that does not declare one.
     pub fn result_type(mut self, t: DataType) -> Self {
         if let Some(f) = self.function() {
@@ -437,7 +442,7 @@ impl PoolBuilder {
             Target::Function(f) => self.aggregate_input(f, config.two_phase)?.2,
             _ => None,
         };
-        let workers = self.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        let workers = self.worker_count();
         if workers == 0 {
             return Err(PoolError::Usage("a pool needs at least one worker".into()));
         }

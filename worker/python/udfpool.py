@@ -686,7 +686,7 @@ class _Groups:
     def add(self, keys, columns, n):
         """``keys``: one list per key column; ``columns``: one list per argument column, then the
         FILTER column and the retraction column where configured; ``n`` rows each."""
-        if not (self._distinct or self._filtered or self._retracts):
+        if not (self._distinct or self._retracts):
             return self._add_plain(keys, columns, n)
         accs, counts, agg = self._accs, self._counts, self._agg
         retracts = columns.pop() if self._retracts else None
@@ -730,7 +730,9 @@ class _Groups:
                 del accs[key], counts[key]
 
     def _add_plain(self, keys, args, n):
+        """Neither DISTINCT nor retractions: no counts to keep."""
         accs, agg = self._accs, self._agg
+        filters = args.pop() if self._filtered else None
         columns = keys + args
         k = len(keys)
         for i in range(n):
@@ -739,7 +741,9 @@ class _Groups:
             acc = accs.get(key, _MISSING)
             if acc is _MISSING:
                 acc = accs[key] = agg.create_accumulator()
-            agg.accumulate(acc, *row[k:])
+            # A group whose rows are all filtered out still gets its accumulator.
+            if filters is None or filters[i] is True:
+                agg.accumulate(acc, *row[k:])
 
     def finish(self):
         """[(key tuple, value)] for every group, and forget them."""

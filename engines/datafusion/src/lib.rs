@@ -22,8 +22,8 @@
 //! A scalar function's pool starts when a query is planned with it (its argument types are the input
 //! schema the pool needs) and is kept for later queries with the same argument types; one pool per
 //! function and argument types serves every partition. DataFusion calls a function from several
-//! threads at once: the calls take turns on the pool (a mutex), so PROCESS mode's workers see one
-//! batch at a time from this function (not yet concurrent submissions).
+//! threads at once: the pool is a [`SharedPool`](host::SharedPool), whose workers each take one
+//! caller's batch, so as many partitions' batches run at once as there are workers.
 //!
 //! An aggregate runs as DataFusion runs aggregates, in a partial and a final phase: each partition's
 //! accumulator is an [`Aggregation`](host::aggregate::Aggregation) of its own (one worker unless the

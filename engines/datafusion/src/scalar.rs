@@ -8,7 +8,7 @@ use datafusion::common::{exec_datafusion_err, plan_datafusion_err, Result};
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature, Volatility,
 };
-use host::Pool;
+use host::SharedPool;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
@@ -27,7 +27,7 @@ pub struct PythonUdf {
 /// A started pool and the type of what it returns.
 #[derive(Debug)]
 struct TypedPool {
-    pool: Mutex<Pool>,
+    pool: SharedPool,
     result_type: DataType,
 }
 
@@ -69,14 +69,11 @@ impl PythonUdf {
         let schema = args_schema(arg_types);
         let input = ipc::arrow::from_arrow_schema(&schema)
             .map_err(|e| plan_datafusion_err!("{}: argument types {arg_types:?}: {e}", self.name))?;
-        let pool = self
-            .settings
-            .builder(&self.udf, input)
-            .build()
+        let pool = SharedPool::build(self.settings.builder(&self.udf, input))
             .map_err(|e| plan_datafusion_err!("{} ({}): {e}", self.name, self.udf))?;
         let output = ipc::arrow::to_arrow_schema(&pool.output_schema());
         let result_type = output.fields().last().map_or(DataType::Null, |f| f.data_type().clone());
-        let pool = Arc::new(TypedPool { pool: Mutex::new(pool), result_type });
+        let pool = Arc::new(TypedPool { pool, result_type });
         pools.insert(arg_types.to_vec(), pool.clone());
         Ok(pool)
     }
@@ -101,8 +98,7 @@ impl ScalarUDFImpl for PythonUdf {
         let arrays: Vec<ArrayRef> =
             args.args.into_iter().map(|a| a.into_array(args.number_rows)).collect::<Result<_>>()?;
         let batch = RecordBatch::try_new(Arc::new(args_schema(&types)), arrays)?;
-        let mut pool = pool.pool.lock().map_err(|_| exec_datafusion_err!("{}: a pool lock was poisoned", self.name))?;
-        let out = pool.apply(batch).map_err(|e| exec_datafusion_err!("{} ({}): {e}", self.name, self.udf))?;
+        let out = pool.pool.apply(batch).map_err(|e| exec_datafusion_err!("{} ({}): {e}", self.name, self.udf))?;
         let result =
             out.columns().last().cloned().ok_or_else(|| exec_datafusion_err!("{}: no result column", self.name))?;
         Ok(ColumnarValue::Array(result))
