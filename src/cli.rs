@@ -36,6 +36,15 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Apache Ballista with udfpool functions: runs `udfpool-ballista` (crate udfpool-ballista) with
+    /// these arguments — `scheduler`, `executor`, or `sql` sent to a cluster; `udfpool ballista
+    /// --help` lists them.
+    #[command(disable_help_flag = true)]
+    Ballista {
+        /// Everything after `ballista`, handed to udfpool-ballista.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Measure THREAD against PROCESS mode, the Python floor and multiprocessing over a matrix of
     /// workloads, batch sizes and workers; write results.json and report.md.
     Bench(Box<BenchArgs>),
@@ -234,7 +243,8 @@ pub fn main() -> Result<()> {
     install_signal_handler();
     match cli.command {
         Command::Run(args) => run(*args),
-        Command::Sql { args } => sql(&args),
+        Command::Sql { args } => sibling("udfpool-sql", "udfpool-datafusion", "DataFusion", &args),
+        Command::Ballista { args } => sibling("udfpool-ballista", "udfpool-ballista", "Ballista", &args),
         Command::Bench(a) => {
             if let Some(files) = &a.compare {
                 print!("{}", crate::bench::compare(&files[0], &files[1])?);
@@ -757,15 +767,16 @@ impl FailedBatches {
     }
 }
 
-/// `udfpool sql ...`: `udfpool-sql` beside this executable (or on PATH) with the same arguments.
-fn sql(args: &[String]) -> Result<()> {
-    let beside = std::env::current_exe().ok().and_then(|e| e.parent().map(|d| d.join("udfpool-sql")));
-    let exe = beside.filter(|p| p.is_file()).unwrap_or_else(|| PathBuf::from("udfpool-sql"));
-    let status = std::process::Command::new(&exe).args(args).status().with_context(|| {
+/// `udfpool sql ...` and `udfpool ballista ...`: the binary `exe` (of crate `package`, which holds
+/// `engine`) beside this executable, or on PATH, with the same arguments.
+fn sibling(exe: &str, package: &str, engine: &str, args: &[String]) -> Result<()> {
+    let beside = std::env::current_exe().ok().and_then(|e| e.parent().map(|d| d.join(exe)));
+    let path = beside.filter(|p| p.is_file()).unwrap_or_else(|| PathBuf::from(exe));
+    let status = std::process::Command::new(&path).args(args).status().with_context(|| {
         format!(
-            "cannot run {}: `udfpool sql` needs the udfpool-sql binary, built by `cargo build --release -p \
-             udfpool-datafusion` (it holds DataFusion, kept out of the core build)",
-            exe.display()
+            "cannot run {}: this needs the {exe} binary, built by `cargo build --release -p {package}` (it holds \
+             {engine}, kept out of the core build)",
+            path.display()
         )
     })?;
     if !status.success() {

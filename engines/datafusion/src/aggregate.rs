@@ -9,7 +9,7 @@
 //! `FILTER (WHERE ...)` arrives as udfpool's filter column, and a group with no accumulator when it is
 //! emitted gets one from a filtered-out row: the function's value for no rows, as SQL wants.
 
-use crate::{args_schema, PoolSettings};
+use crate::{args_schema, Definition, PoolSettings};
 use datafusion::arrow::array::{
     new_empty_array, new_null_array, Array, ArrayRef, AsArray, BooleanArray, Int64Array, RecordBatch, UInt32Array,
 };
@@ -22,24 +22,19 @@ use datafusion::logical_expr::{
     Accumulator, AggregateUDF, AggregateUDFImpl, EmitTo, GroupsAccumulator, Signature, TypeSignature, Volatility,
 };
 use host::aggregate::Aggregation;
-use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 
 /// A udfpool aggregate function (`udaf` or `vectorized_udaf`) as a DataFusion aggregate function.
 #[derive(Debug)]
 pub struct PythonUdaf {
-    name: String,
-    udf: String,
-    settings: PoolSettings,
+    def: Definition,
     signature: Signature,
-    /// The result type per argument types planned so far (a worker started at planning tells it).
-    result_types: Mutex<HashMap<Vec<DataType>, DataType>>,
 }
 
 impl PartialEq for PythonUdaf {
     fn eq(&self, other: &Self) -> bool {
-        (&self.name, &self.udf, &self.settings) == (&other.name, &other.udf, &other.settings)
+        self.def == other.def
     }
 }
 
@@ -47,7 +42,7 @@ impl Eq for PythonUdaf {}
 
 impl Hash for PythonUdaf {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        (&self.name, &self.udf, &self.settings).hash(state);
+        self.def.hash(state);
     }
 }
 
@@ -56,7 +51,12 @@ impl PythonUdaf {
     /// accumulator starts one worker unless `settings` give a number.
     pub fn new(name: impl Into<String>, udf: impl Into<String>, settings: PoolSettings) -> Self {
         let signature = Signature::one_of(vec![TypeSignature::VariadicAny], Volatility::Volatile);
-        Self { name: name.into(), udf: udf.into(), settings, signature, result_types: Mutex::new(HashMap::new()) }
+        Self { def: Definition::new(name.into(), udf.into(), settings), signature }
+    }
+
+    /// What it is: its name, function, settings and known result types.
+    pub fn definition(&self) -> &Definition {
+        &self.def
     }
 
     /// As an [`AggregateUDF`] to register.
@@ -69,9 +69,9 @@ impl PythonUdaf {
         fields.extend(args_schema(arg_types).fields().iter().map(|f| f.as_ref().clone()));
         fields.push(Field::new("__keep", DataType::Boolean, true));
         Arc::new(Spec {
-            name: self.name.clone(),
-            udf: self.udf.clone(),
-            settings: self.settings.clone(),
+            name: self.def.name.clone(),
+            udf: self.def.function.clone(),
+            settings: self.def.settings.clone(),
             arg_types: arg_types.to_vec(),
             input: Arc::new(Schema::new(fields)),
             result_type,
@@ -85,7 +85,7 @@ impl PythonUdaf {
             return not_impl_err!(
                 "{}(DISTINCT ...) with other aggregates: not yet in udfpool's DataFusion functions (a lone \
                  DISTINCT aggregate is planned as a GROUP BY and runs)",
-                self.name
+                self.def.name
             );
         }
         let arg_types: Vec<DataType> = args.expr_fields.iter().map(|f| f.data_type().clone()).collect();
@@ -95,7 +95,7 @@ impl PythonUdaf {
 
 impl AggregateUDFImpl for PythonUdaf {
     fn name(&self) -> &str {
-        &self.name
+        &self.def.name
     }
 
     fn signature(&self) -> &Signature {
@@ -103,15 +103,13 @@ impl AggregateUDFImpl for PythonUdaf {
     }
 
     fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
-        let mut known =
-            self.result_types.lock().map_err(|_| exec_datafusion_err!("{}: a lock was poisoned", self.name))?;
-        if let Some(t) = known.get(arg_types) {
-            return Ok(t.clone());
+        if let Some(t) = self.def.result_type(arg_types) {
+            return Ok(t);
         }
         let agg = self.spec(arg_types, DataType::Null).start().map_err(|e| plan_datafusion_err!("{e}"))?;
         let output = ipc::arrow::to_arrow_schema(&agg.output_schema());
         let result_type = output.fields().last().map_or(DataType::Null, |f| f.data_type().clone());
-        known.insert(arg_types.to_vec(), result_type.clone());
+        self.def.add_result_type(arg_types.to_vec(), result_type.clone());
         Ok(result_type)
     }
 

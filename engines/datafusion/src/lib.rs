@@ -32,6 +32,7 @@
 //! are not registered yet.
 
 mod aggregate;
+pub mod cli;
 mod scalar;
 mod settings;
 
@@ -40,6 +41,71 @@ pub use scalar::PythonUdf;
 pub use settings::PoolSettings;
 
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+
+/// What a registered function is: its SQL name, the udfpool function (`path/to/file.py:name`), the
+/// settings of its pools, and what it returns for each argument types — learnt from a started worker,
+/// or given (a plan sent from elsewhere carries them, so planning starts no worker).
+#[derive(Debug)]
+pub struct Definition {
+    name: String,
+    function: String,
+    settings: PoolSettings,
+    result_types: Mutex<HashMap<Vec<DataType>, DataType>>,
+}
+
+impl Definition {
+    fn new(name: String, function: String, settings: PoolSettings) -> Self {
+        Self { name, function, settings, result_types: Mutex::default() }
+    }
+
+    /// The name in SQL.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The function, as `path/to/file.py:name`.
+    pub fn function(&self) -> &str {
+        &self.function
+    }
+
+    /// The settings of its pools.
+    pub fn settings(&self) -> &PoolSettings {
+        &self.settings
+    }
+
+    /// The result type for each argument types known so far.
+    pub fn result_types(&self) -> Vec<(Vec<DataType>, DataType)> {
+        let known = self.result_types.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut all: Vec<_> = known.iter().map(|(a, r)| (a.clone(), r.clone())).collect();
+        all.sort_by_key(|(a, _)| format!("{a:?}"));
+        all
+    }
+
+    /// Knows that `arg_types` give `result`, so planning a query with them starts no worker.
+    pub fn add_result_type(&self, arg_types: Vec<DataType>, result: DataType) {
+        self.result_types.lock().unwrap_or_else(PoisonError::into_inner).insert(arg_types, result);
+    }
+
+    fn result_type(&self, arg_types: &[DataType]) -> Option<DataType> {
+        self.result_types.lock().unwrap_or_else(PoisonError::into_inner).get(arg_types).cloned()
+    }
+}
+
+impl PartialEq for Definition {
+    fn eq(&self, other: &Self) -> bool {
+        (&self.name, &self.function, &self.settings) == (&other.name, &other.function, &other.settings)
+    }
+}
+
+impl Eq for Definition {}
+
+impl std::hash::Hash for Definition {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        (&self.name, &self.function, &self.settings).hash(state);
+    }
+}
 
 /// The argument columns' schema: `a0`, `a1`, ... of `types`, nullable.
 pub(crate) fn args_schema(types: &[DataType]) -> Schema {

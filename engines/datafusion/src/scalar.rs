@@ -1,7 +1,7 @@
 //! [`PythonUdf`]: a udfpool scalar or vectorized function as a DataFusion scalar function, one pool
 //! per argument types serving every partition.
 
-use crate::{args_schema, PoolSettings};
+use crate::{args_schema, Definition, PoolSettings};
 use datafusion::arrow::array::{ArrayRef, RecordBatch};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{exec_datafusion_err, plan_datafusion_err, Result};
@@ -16,24 +16,15 @@ use std::sync::{Arc, Mutex};
 /// A udfpool scalar function (scalar or vectorized) as a DataFusion scalar function.
 #[derive(Debug)]
 pub struct PythonUdf {
-    name: String,
-    udf: String,
-    settings: PoolSettings,
+    def: Definition,
     signature: Signature,
-    /// One pool per argument types planned so far.
-    pools: Mutex<HashMap<Vec<DataType>, Arc<TypedPool>>>,
-}
-
-/// A started pool and the type of what it returns.
-#[derive(Debug)]
-struct TypedPool {
-    pool: SharedPool,
-    result_type: DataType,
+    /// One pool per argument types called so far.
+    pools: Mutex<HashMap<Vec<DataType>, Arc<SharedPool>>>,
 }
 
 impl PartialEq for PythonUdf {
     fn eq(&self, other: &Self) -> bool {
-        (&self.name, &self.udf, &self.settings) == (&other.name, &other.udf, &other.settings)
+        self.def == other.def
     }
 }
 
@@ -41,7 +32,7 @@ impl Eq for PythonUdf {}
 
 impl Hash for PythonUdf {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        (&self.name, &self.udf, &self.settings).hash(state);
+        self.def.hash(state);
     }
 }
 
@@ -51,7 +42,13 @@ impl PythonUdf {
         // Any arguments (a function of none is not callable this way yet): udfpool converts each
         // column type it knows and refuses the others when the pool starts.
         let signature = Signature::one_of(vec![TypeSignature::VariadicAny], Volatility::Volatile);
-        Self { name: name.into(), udf: udf.into(), settings, signature, pools: Mutex::new(HashMap::new()) }
+        let def = Definition::new(name.into(), udf.into(), settings);
+        Self { def, signature, pools: Mutex::new(HashMap::new()) }
+    }
+
+    /// What it is: its name, function, settings and known result types.
+    pub fn definition(&self) -> &Definition {
+        &self.def
     }
 
     /// As a [`ScalarUDF`] to register.
@@ -60,20 +57,21 @@ impl PythonUdf {
     }
 
     /// The pool for `arg_types`, started on first use.
-    fn pool(&self, arg_types: &[DataType]) -> Result<Arc<TypedPool>> {
+    fn pool(&self, arg_types: &[DataType]) -> Result<Arc<SharedPool>> {
         let mut pools =
-            self.pools.lock().map_err(|_| exec_datafusion_err!("{}: a pool lock was poisoned", self.name))?;
+            self.pools.lock().map_err(|_| exec_datafusion_err!("{}: a pool lock was poisoned", self.def.name))?;
         if let Some(pool) = pools.get(arg_types) {
             return Ok(pool.clone());
         }
         let schema = args_schema(arg_types);
         let input = ipc::arrow::from_arrow_schema(&schema)
-            .map_err(|e| plan_datafusion_err!("{}: argument types {arg_types:?}: {e}", self.name))?;
-        let pool = SharedPool::build(self.settings.builder(&self.udf, input))
-            .map_err(|e| plan_datafusion_err!("{} ({}): {e}", self.name, self.udf))?;
+            .map_err(|e| plan_datafusion_err!("{}: argument types {arg_types:?}: {e}", self.def.name))?;
+        let pool = SharedPool::build(self.def.settings.builder(&self.def.function, input))
+            .map_err(|e| plan_datafusion_err!("{} ({}): {e}", self.def.name, self.def.function))?;
         let output = ipc::arrow::to_arrow_schema(&pool.output_schema());
         let result_type = output.fields().last().map_or(DataType::Null, |f| f.data_type().clone());
-        let pool = Arc::new(TypedPool { pool, result_type });
+        self.def.add_result_type(arg_types.to_vec(), result_type);
+        let pool = Arc::new(pool);
         pools.insert(arg_types.to_vec(), pool.clone());
         Ok(pool)
     }
@@ -81,7 +79,7 @@ impl PythonUdf {
 
 impl ScalarUDFImpl for PythonUdf {
     fn name(&self) -> &str {
-        &self.name
+        &self.def.name
     }
 
     fn signature(&self) -> &Signature {
@@ -89,7 +87,11 @@ impl ScalarUDFImpl for PythonUdf {
     }
 
     fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
-        Ok(self.pool(arg_types)?.result_type.clone())
+        if let Some(t) = self.def.result_type(arg_types) {
+            return Ok(t);
+        }
+        self.pool(arg_types)?;
+        self.def.result_type(arg_types).ok_or_else(|| exec_datafusion_err!("{}: no result type", self.def.name))
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
@@ -98,9 +100,10 @@ impl ScalarUDFImpl for PythonUdf {
         let arrays: Vec<ArrayRef> =
             args.args.into_iter().map(|a| a.into_array(args.number_rows)).collect::<Result<_>>()?;
         let batch = RecordBatch::try_new(Arc::new(args_schema(&types)), arrays)?;
-        let out = pool.pool.apply(batch).map_err(|e| exec_datafusion_err!("{} ({}): {e}", self.name, self.udf))?;
+        let out =
+            pool.apply(batch).map_err(|e| exec_datafusion_err!("{} ({}): {e}", self.def.name, self.def.function))?;
         let result =
-            out.columns().last().cloned().ok_or_else(|| exec_datafusion_err!("{}: no result column", self.name))?;
+            out.columns().last().cloned().ok_or_else(|| exec_datafusion_err!("{}: no result column", self.def.name))?;
         Ok(ColumnarValue::Array(result))
     }
 }
