@@ -122,9 +122,10 @@ async fn main() -> Result<()> {
             cluster::run_executor(cluster::executor_config(&settings)).await
         }
         Command::Sql { scheduler, query } => {
+            let query = query.with_job()?;
             let ctx = cluster::remote_context(&format!("df://{scheduler}"), query.session_config()).await?;
             query.register(&ctx).await?;
-            let df = ctx.sql(&query.sql).await.context("the query")?;
+            let df = ctx.sql(query.sql()).await.context("the query")?;
             let schema = Arc::new(df.schema().as_arrow().clone());
             let batches = df.collect().await.context("the query")?;
             // The result is here now: written (or shown) from a local session.

@@ -146,7 +146,7 @@ impl Drop for Cluster {
 fn local(sql: &str, mode: &str, table: &Path, out: &Path) -> String {
     let udfs = root().join("examples/udfs.py").display().to_string();
     let args = QueryArgs {
-        sql: sql.to_owned(),
+        sql: Some(sql.to_owned()),
         tables: vec![format!("t={}", table.display())],
         udfs: vec![format!("{udfs}:plus_one")],
         udafs: vec![format!("{udfs}:total")],
@@ -155,6 +155,7 @@ fn local(sql: &str, mode: &str, table: &Path, out: &Path) -> String {
         config: vec![],
         output: Some(out.to_path_buf()),
         partitions: Some(4),
+        ..Default::default()
     };
     tokio::runtime::Runtime::new().unwrap().block_on(async {
         let ctx = SessionContext::new_with_config(args.session_config());

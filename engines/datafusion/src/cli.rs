@@ -5,16 +5,23 @@ use crate::{PoolSettings, PythonUdaf, PythonUdf};
 use anyhow::{bail, Context, Result};
 use datafusion::dataframe::{DataFrame, DataFrameWriteOptions};
 use datafusion::prelude::{CsvReadOptions, JsonReadOptions, ParquetReadOptions, SessionConfig, SessionContext};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// A query over files with udfpool functions in it.
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Default, clap::Args)]
 pub struct QueryArgs {
-    /// The query.
-    pub sql: String,
+    /// The query (or the job file's `sql`).
+    #[arg(required_unless_present = "job")]
+    pub sql: Option<String>,
+    /// A job file (TOML): `sql`, `[tables]`, `[functions]`, `[aggregates]`, `[settings]`, `mode`,
+    /// `workers`, `partitions`, `output`; paths relative to it. Flags beside it add tables, functions
+    /// and settings, and override the rest.
+    #[arg(long, value_name = "JOB.toml")]
+    pub job: Option<PathBuf>,
     /// A table: NAME=PATH, a Parquet, CSV (with a header) or JSON Lines file, or a folder of them
     /// (by extension: .parquet, .csv, .jsonl / .json / .ndjson). Repeatable.
-    #[arg(long = "table", value_name = "NAME=PATH", required = true)]
+    #[arg(long = "table", value_name = "NAME=PATH")]
     pub tables: Vec<String>,
     /// A function: FILE.py:NAME (called NAME in the query) or SQLNAME=FILE.py:NAME. Repeatable.
     #[arg(long = "udf", value_name = "[SQLNAME=]FILE.py:NAME")]
@@ -41,7 +48,77 @@ pub struct QueryArgs {
     pub partitions: Option<usize>,
 }
 
+/// A job file (see [`QueryArgs::job`]).
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Job {
+    sql: String,
+    #[serde(default)]
+    tables: BTreeMap<String, String>,
+    #[serde(default)]
+    functions: BTreeMap<String, String>,
+    #[serde(default)]
+    aggregates: BTreeMap<String, String>,
+    #[serde(default)]
+    settings: BTreeMap<String, toml::Value>,
+    mode: Option<String>,
+    workers: Option<usize>,
+    partitions: Option<usize>,
+    output: Option<PathBuf>,
+}
+
 impl QueryArgs {
+    /// These arguments with their job file's folded in: its tables, functions and settings first,
+    /// then the flags'; a flag's mode, workers, partitions or output over the file's.
+    pub fn with_job(self) -> Result<Self> {
+        let Some(path) = &self.job else {
+            if self.tables.is_empty() {
+                bail!("no table: give --table NAME=PATH (or a job file's [tables])");
+            }
+            return Ok(self);
+        };
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read job file {}", path.display()))?;
+        let job: Job = toml::from_str(&text).with_context(|| format!("job file {}", path.display()))?;
+        let base = path.parent().unwrap_or(Path::new(""));
+        let relative = |p: &str| base.join(p).display().to_string();
+        let function = |(name, udf): (String, String)| match udf.rsplit_once(':') {
+            Some((file, f)) => Ok(format!("{name}={}:{f}", relative(file))),
+            None => bail!("job file {}: function {name} = {udf:?}: expected \"FILE.py:NAME\"", path.display()),
+        };
+        let setting = |(k, v): (String, toml::Value)| match v {
+            toml::Value::String(s) => format!("{k}={s}"),
+            other => format!("{k}={other}"),
+        };
+        let merged = Self {
+            sql: Some(self.sql.unwrap_or(job.sql)),
+            job: None,
+            tables: job.tables.into_iter().map(|(n, p)| format!("{n}={}", relative(&p))).chain(self.tables).collect(),
+            udfs: job
+                .functions
+                .into_iter()
+                .map(function)
+                .chain(self.udfs.into_iter().map(Ok))
+                .collect::<Result<_>>()?,
+            udafs: job
+                .aggregates
+                .into_iter()
+                .map(function)
+                .chain(self.udafs.into_iter().map(Ok))
+                .collect::<Result<_>>()?,
+            mode: self.mode.or(job.mode),
+            workers: self.workers.or(job.workers),
+            config: job.settings.into_iter().map(setting).chain(self.config).collect(),
+            output: self.output.or(job.output.map(|o| base.join(o))),
+            partitions: self.partitions.or(job.partitions),
+        };
+        merged.with_job()
+    }
+
+    /// The query.
+    pub fn sql(&self) -> &str {
+        self.sql.as_deref().unwrap_or_default()
+    }
+
     /// The functions' pool settings: --config, then --mode and --workers.
     pub fn settings(&self) -> Result<PoolSettings> {
         let mut settings = PoolSettings::default();

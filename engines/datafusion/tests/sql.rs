@@ -105,3 +105,54 @@ fn the_sql_command_writes_a_query_with_a_udf_to_a_file() {
     let text = std::fs::read_to_string(&out).unwrap();
     assert_eq!(text, "{\"id\":0}\n{\"id\":1,\"y\":-191}\n{\"id\":2,\"y\":682}\n", "{text}");
 }
+
+/// `udfpool-sql --job`: the query, tables, functions, aggregates and settings from a job file (paths
+/// relative to it), flags beside it overriding; an unknown key is refused with its name.
+#[test]
+fn the_sql_command_takes_a_job_file() {
+    let dir = tempfile::tempdir().unwrap();
+    data(dir.path());
+    std::fs::copy(root().join("examples/udfs.py"), dir.path().join("udfs.py")).unwrap();
+    let job = dir.path().join("job.toml");
+    std::fs::write(
+        &job,
+        r#"sql = "SELECT name, total(plus_one(x)) AS s FROM t WHERE id < 6 GROUP BY name ORDER BY name"
+output = "out.csv"
+partitions = 2
+workers = 1
+
+[tables]
+t = "data.csv"
+
+[functions]
+plus_one = "udfs.py:plus_one"
+
+[aggregates]
+total = "udfs.py:total"
+
+[settings]
+"python.execution-mode" = "process"
+"#,
+    )
+    .unwrap();
+    let run = |extra: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_udfpool-sql"))
+            .arg("--job")
+            .arg(&job)
+            .args(extra)
+            .env("UDFPOOL_WORKER", worker_exe())
+            .output()
+            .unwrap()
+    };
+    for extra in [&[][..], &["--mode", "thread"]] {
+        let out = run(extra);
+        assert!(out.status.success(), "{extra:?}: {}", String::from_utf8_lossy(&out.stderr));
+        let text = std::fs::read_to_string(dir.path().join("out.csv")).unwrap();
+        // Rows 0..6 of examples/data.csv, each x plus one; linus's only x is null.
+        assert_eq!(text, "name,s\ndennis,-560\ngrace,-334\nken,682\nlinus,0\nédith,194\n", "{extra:?}");
+    }
+    std::fs::write(&job, "sql = \"SELECT 1\"\ntable = {}\n").unwrap();
+    let out = run(&[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("unknown field `table`"), "{err}");
+}

@@ -20,9 +20,9 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    let a = Args::parse().query;
+    let a = Args::parse().query.with_job()?;
     let ctx = SessionContext::new_with_config(a.session_config());
     a.register(&ctx).await?;
-    let df = ctx.sql(&a.sql).await.context("the query")?;
+    let df = ctx.sql(a.sql()).await.context("the query")?;
     write(df, a.output.as_deref()).await
 }
