@@ -1,7 +1,7 @@
 //! What `udfpool-sql` and `udfpool-ballista sql` share: a query's tables, functions and settings as
 //! command-line arguments, and where its result goes.
 
-use crate::{PoolSettings, PythonUdaf, PythonUdf};
+use crate::{PoolSettings, PythonUdaf, PythonUdf, PythonUdtf};
 use anyhow::{bail, Context, Result};
 use datafusion::dataframe::{DataFrame, DataFrameWriteOptions};
 use datafusion::prelude::{CsvReadOptions, JsonReadOptions, ParquetReadOptions, SessionConfig, SessionContext};
@@ -14,9 +14,9 @@ pub struct QueryArgs {
     /// The query (or the job file's `sql`).
     #[arg(required_unless_present = "job")]
     pub sql: Option<String>,
-    /// A job file (TOML): `sql`, `[tables]`, `[functions]`, `[aggregates]`, `[settings]`, `mode`,
-    /// `workers`, `partitions`, `output`; paths relative to it. Flags beside it add tables, functions
-    /// and settings, and override the rest.
+    /// A job file (TOML): `sql`, `[tables]`, `[functions]`, `[aggregates]`, `[table_functions]`,
+    /// `[settings]`, `mode`, `workers`, `partitions`, `output`; paths relative to it. Flags beside it
+    /// add tables, functions and settings, and override the rest.
     #[arg(long, value_name = "JOB.toml")]
     pub job: Option<PathBuf>,
     /// A table: NAME=PATH, a Parquet, CSV (with a header) or JSON Lines file, or a folder of them
@@ -31,6 +31,10 @@ pub struct QueryArgs {
     /// Repeatable.
     #[arg(long = "udaf", value_name = "[SQLNAME=]FILE.py:NAME")]
     pub udafs: Vec<String>,
+    /// A table function (`udtf`), called in FROM with constant arguments: FILE.py:NAME or
+    /// SQLNAME=FILE.py:NAME. Repeatable.
+    #[arg(long = "udtf", value_name = "[SQLNAME=]FILE.py:NAME")]
+    pub udtfs: Vec<String>,
     /// Execution mode of the functions' pools; overrides --config python.execution-mode. Default: process.
     #[arg(long, value_name = "process|thread")]
     pub mode: Option<String>,
@@ -59,6 +63,8 @@ struct Job {
     functions: BTreeMap<String, String>,
     #[serde(default)]
     aggregates: BTreeMap<String, String>,
+    #[serde(default)]
+    table_functions: BTreeMap<String, String>,
     #[serde(default)]
     settings: BTreeMap<String, toml::Value>,
     mode: Option<String>,
@@ -104,6 +110,12 @@ impl QueryArgs {
                 .into_iter()
                 .map(function)
                 .chain(self.udafs.into_iter().map(Ok))
+                .collect::<Result<_>>()?,
+            udtfs: job
+                .table_functions
+                .into_iter()
+                .map(function)
+                .chain(self.udtfs.into_iter().map(Ok))
                 .collect::<Result<_>>()?,
             mode: self.mode.or(job.mode),
             workers: self.workers.or(job.workers),
@@ -157,6 +169,10 @@ impl QueryArgs {
         for u in &self.udafs {
             let (name, udf) = function_of("--udaf", u)?;
             ctx.register_udaf(PythonUdaf::new(name, udf, settings.clone()).into_udaf());
+        }
+        for u in &self.udtfs {
+            let (name, udf) = function_of("--udtf", u)?;
+            ctx.register_udtf(&name, PythonUdtf::new(name.clone(), udf, settings.clone()).into_table_function());
         }
         Ok(())
     }

@@ -29,16 +29,18 @@
 //! accumulator is an [`Aggregation`](host::aggregate::Aggregation) of its own (one worker unless the
 //! settings say more), keyed by DataFusion's group index; the partial phase hands on its groups'
 //! pickled accumulators, and the final phase merges them with the function's `merge`. Table functions
-//! are not registered yet.
+//! register as [`PythonUdtf`], called in FROM with constant arguments.
 
 mod aggregate;
 pub mod cli;
 mod scalar;
 mod settings;
+mod table;
 
 pub use aggregate::PythonUdaf;
 pub use scalar::PythonUdf;
 pub use settings::PoolSettings;
+pub use table::PythonUdtf;
 
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use std::collections::HashMap;

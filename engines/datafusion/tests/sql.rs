@@ -156,3 +156,55 @@ total = "udfs.py:total"
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("unknown field `table`"), "{err}");
 }
+
+/// A udfpool table function in FROM with constant arguments, in both modes: its rows are what it
+/// yields for them (its columns only), joinable like any table; a non-constant argument and a
+/// function that is not a table function are refused with the reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn table_functions_yield_tables_in_both_modes() {
+    use udfpool_datafusion::PythonUdtf;
+    let kinds = root().join("tests/udfs/kinds.py").display().to_string();
+    for mode in MODES {
+        let ctx = context(mode, 2).await;
+        let settings =
+            PoolSettings::default().config("python.execution-mode", mode).config("sep", ";").worker_exe(worker_exe());
+        for name in ["explode", "split", "is_even"] {
+            let f = PythonUdtf::new(name, format!("{kinds}:{name}"), settings.clone());
+            ctx.register_udtf(name, f.into_table_function());
+        }
+        let b = rows(&ctx, "SELECT i, label FROM explode(8) ORDER BY i").await;
+        let i: Vec<i64> = b
+            .iter()
+            .flat_map(|b| b.column(0).as_any().downcast_ref::<Int64Array>().unwrap().values().to_vec())
+            .collect();
+        let label: Vec<String> = b
+            .iter()
+            .flat_map(|b| {
+                b.column(1)
+                    .as_any()
+                    .downcast_ref::<StringArray>()
+                    .unwrap()
+                    .iter()
+                    .map(|s| s.unwrap().to_owned())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        assert_eq!((i, label), (vec![0, 1], vec!["8-0".to_owned(), "8-1".to_owned()]), "{mode}");
+        // A job parameter reaches its open(); joined with a table.
+        let b = rows(&ctx, "SELECT count(*) FROM t JOIN split('ada;ken') s ON t.name = s.part").await;
+        let joined = b[0].column(0).as_any().downcast_ref::<Int64Array>().unwrap().value(0);
+        let direct = rows(&ctx, "SELECT count(*) FROM t WHERE name IN ('ada', 'ken')").await;
+        assert_eq!(joined, direct[0].column(0).as_any().downcast_ref::<Int64Array>().unwrap().value(0), "{mode}");
+        assert!(joined > 0);
+        for (sql, want) in [
+            ("SELECT * FROM explode(x)", "argument 1 is x, not a constant"),
+            ("SELECT * FROM is_even(2)", "not a table function (declare it with @udtf)"),
+        ] {
+            let err = match ctx.sql(sql).await {
+                Ok(df) => df.collect().await.unwrap_err().to_string(),
+                Err(e) => e.to_string(),
+            };
+            assert!(err.contains(want), "{mode}: {sql}: {err}");
+        }
+    }
+}
