@@ -8,7 +8,7 @@ use ballista::prelude::SessionContextExt;
 use ballista_core::extension::SessionConfigExt;
 use ballista_executor::executor_process::{start_executor_process, ExecutorProcessConfig};
 use ballista_scheduler::cluster::BallistaCluster;
-use ballista_scheduler::config::SchedulerConfig;
+use ballista_scheduler::config::{SchedulerConfig, TaskDistributionPolicy};
 use ballista_scheduler::scheduler_process::start_server;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
@@ -31,8 +31,9 @@ impl Default for Liveness {
     }
 }
 
-/// A scheduler that plans udfpool functions (their files need not be on its machine).
-pub fn scheduler_config(bind_host: &str, port: u16, liveness: Liveness) -> SchedulerConfig {
+/// A scheduler that plans udfpool functions (their files need not be on its machine); with
+/// `round_robin`, tasks go to the executors in turn rather than filling one executor's slots first.
+pub fn scheduler_config(bind_host: &str, port: u16, liveness: Liveness, round_robin: bool) -> SchedulerConfig {
     let (logical, physical) = Functions::planning("scheduler").codecs();
     SchedulerConfig {
         bind_host: bind_host.to_owned(),
@@ -41,6 +42,7 @@ pub fn scheduler_config(bind_host: &str, port: u16, liveness: Liveness) -> Sched
         executor_timeout_seconds: liveness.executor_timeout_seconds,
         expire_dead_executor_interval_seconds: liveness.heartbeat_seconds.max(1),
         no_executors_grace_period_seconds: liveness.executor_timeout_seconds,
+        task_distribution: if round_robin { TaskDistributionPolicy::RoundRobin } else { TaskDistributionPolicy::Bias },
         override_logical_codec: Some(logical),
         override_physical_codec: Some(physical),
         ..Default::default()

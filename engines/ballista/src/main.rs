@@ -52,6 +52,9 @@ enum Command {
         bind_host: String,
         #[arg(long, default_value_t = 50050)]
         port: u16,
+        /// Hand tasks to the executors in turn (Ballista's default fills one executor's slots first).
+        #[arg(long)]
+        round_robin: bool,
         #[command(flatten)]
         liveness: LivenessArgs,
     },
@@ -96,9 +99,10 @@ fn host_port(flag: &str, s: &str) -> Result<(String, u16)> {
 #[tokio::main]
 async fn main() -> Result<()> {
     match Args::parse().command {
-        Command::Scheduler { bind_host, port, liveness } => {
+        Command::Scheduler { bind_host, port, round_robin, liveness } => {
             eprintln!("udfpool-ballista scheduler on {bind_host}:{port}");
-            cluster::run_scheduler(cluster::scheduler_config(&bind_host, port, liveness.liveness())).await
+            let config = cluster::scheduler_config(&bind_host, port, liveness.liveness(), round_robin);
+            cluster::run_scheduler(config).await
         }
         Command::Executor { scheduler, bind_host, port, grpc_port, concurrent_tasks, work_dir, liveness } => {
             let (scheduler_host, scheduler_port) = host_port("--scheduler", &scheduler)?;

@@ -16,9 +16,9 @@ const MAGIC: &[u8] = b"udfpool-function-v1\n";
 /// A scalar (or vectorized) function, or an aggregate (or vectorized aggregate).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Kind {
-    /// [`PythonUdf`].
+    /// [`PythonUdf`](udfpool_datafusion::PythonUdf).
     Scalar,
-    /// [`PythonUdaf`].
+    /// [`PythonUdaf`](udfpool_datafusion::PythonUdaf).
     Aggregate,
 }
 

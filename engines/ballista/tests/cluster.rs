@@ -83,7 +83,7 @@ impl Cluster {
         let liveness = ["--heartbeat-seconds", "1", "--executor-timeout-seconds", "5"];
         let scheduler_port = free_port();
         let scheduler = Command::new(exe)
-            .args(["scheduler", "--port", &scheduler_port.to_string()])
+            .args(["scheduler", "--port", &scheduler_port.to_string(), "--round-robin"])
             .args(liveness)
             .stdout(Stdio::null())
             .spawn()
