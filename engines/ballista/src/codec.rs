@@ -20,7 +20,7 @@ use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConve
 use std::any::Any;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
-use udfpool_datafusion::{PythonUdaf, PythonUdf};
+use udfpool_datafusion::{Definition, PythonUdaf, PythonUdf};
 
 /// The udfpool functions a process has decoded (see the module docs), and whether it checks their
 /// files: an executor does (it runs them), a scheduler or client does not (they only plan).
@@ -76,45 +76,54 @@ impl Functions {
     }
 
     fn decode_udf(&self, buf: &[u8]) -> Result<Option<Arc<ScalarUDF>>> {
-        let Some(r) = self.reference(buf, Kind::Scalar)? else { return Ok(None) };
-        let mut known = self.scalars.lock().unwrap_or_else(PoisonError::into_inner);
-        let udf = match known.get(&r.identity()) {
-            Some(udf) => udf.clone(),
-            None => {
-                if self.check_files {
-                    r.check_file(self.machine)?;
-                }
-                let udf = Arc::new(PythonUdf::new(&r.name, &r.function, r.settings()).into_udf());
-                known.insert(r.identity(), udf.clone());
-                udf
-            }
-        };
-        let def = python_udf(&udf).expect("made above as a PythonUdf").definition();
-        for (args, result) in r.typed_result_types()? {
-            def.add_result_type(args, result);
-        }
-        Ok(Some(udf))
+        self.decode(
+            buf,
+            Kind::Scalar,
+            &self.scalars,
+            |r| Arc::new(PythonUdf::new(&r.name, &r.function, r.settings()).into_udf()),
+            |udf| python_udf(udf).map(PythonUdf::definition),
+        )
     }
 
     fn decode_udaf(&self, buf: &[u8]) -> Result<Option<Arc<AggregateUDF>>> {
-        let Some(r) = self.reference(buf, Kind::Aggregate)? else { return Ok(None) };
-        let mut known = self.aggregates.lock().unwrap_or_else(PoisonError::into_inner);
-        let udaf = match known.get(&r.identity()) {
-            Some(udaf) => udaf.clone(),
+        self.decode(
+            buf,
+            Kind::Aggregate,
+            &self.aggregates,
+            |r| Arc::new(PythonUdaf::new(&r.name, &r.function, r.settings()).into_udaf()),
+            |udaf| python_udaf(udaf).map(PythonUdaf::definition),
+        )
+    }
+
+    /// The function `buf` refers to, if it refers to one of `kind`: the one this process built for
+    /// the same reference, or one `make` builds (its file checked first where this process runs
+    /// functions); either way it learns the result types the reference carries.
+    fn decode<F: Clone>(
+        &self,
+        buf: &[u8],
+        kind: Kind,
+        known: &Mutex<HashMap<FunctionRef, F>>,
+        make: impl FnOnce(&FunctionRef) -> F,
+        def: impl Fn(&F) -> Option<&Definition>,
+    ) -> Result<Option<F>> {
+        let Some(r) = self.reference(buf, kind)? else { return Ok(None) };
+        let mut known = known.lock().unwrap_or_else(PoisonError::into_inner);
+        let function = match known.get(&r.identity()) {
+            Some(f) => f.clone(),
             None => {
                 if self.check_files {
                     r.check_file(self.machine)?;
                 }
-                let udaf = Arc::new(PythonUdaf::new(&r.name, &r.function, r.settings()).into_udaf());
-                known.insert(r.identity(), udaf.clone());
-                udaf
+                let f = make(&r);
+                known.insert(r.identity(), f.clone());
+                f
             }
         };
-        let def = python_udaf(&udaf).expect("made above as a PythonUdaf").definition();
+        let def = def(&function).expect("made by make as a udfpool function");
         for (args, result) in r.typed_result_types()? {
             def.add_result_type(args, result);
         }
-        Ok(Some(udaf))
+        Ok(Some(function))
     }
 }
 

@@ -15,25 +15,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use udfpool_datafusion::cli::{write, QueryArgs};
 
-const MODES: [&str; 2] = ["process", "thread"];
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// The worker executable, built first if this crate's tests run alone.
-fn worker_exe() -> PathBuf {
-    let exe = PathBuf::from(env!("CARGO_BIN_EXE_udfpool-ballista")).with_file_name("udfpool-worker");
-    if !exe.is_file() {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "-p", "udfpool", "--bin", "udfpool-worker"])
-            .current_dir(root())
-            .status()
-            .unwrap();
-        assert!(status.success(), "building udfpool-worker failed");
-    }
-    exe
-}
+// The engine crate's test helpers: the checkout, the worker executable (built if missing), MODES.
+#[path = "../../datafusion/tests/common/mod.rs"]
+mod common;
+use common::{root, worker_exe, MODES};
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()

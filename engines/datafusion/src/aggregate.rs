@@ -9,7 +9,7 @@
 //! `FILTER (WHERE ...)` arrives as udfpool's filter column, and a group with no accumulator when it is
 //! emitted gets one from a filtered-out row: the function's value for no rows, as SQL wants.
 
-use crate::{args_schema, Definition, PoolSettings};
+use crate::{any_arguments, args_schema, Definition, PoolSettings};
 use datafusion::arrow::array::{
     new_empty_array, new_null_array, Array, ArrayRef, AsArray, BooleanArray, Int64Array, RecordBatch, UInt32Array,
 };
@@ -18,40 +18,22 @@ use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Int64Type, Schema,
 use datafusion::common::{exec_datafusion_err, exec_err, not_impl_err, plan_datafusion_err, Result, ScalarValue};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::utils::format_state_name;
-use datafusion::logical_expr::{
-    Accumulator, AggregateUDF, AggregateUDFImpl, EmitTo, GroupsAccumulator, Signature, TypeSignature, Volatility,
-};
+use datafusion::logical_expr::{Accumulator, AggregateUDF, AggregateUDFImpl, EmitTo, GroupsAccumulator, Signature};
 use host::aggregate::Aggregation;
-use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 
 /// A udfpool aggregate function (`udaf` or `vectorized_udaf`) as a DataFusion aggregate function.
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq, Hash)]
 pub struct PythonUdaf {
     def: Definition,
     signature: Signature,
-}
-
-impl PartialEq for PythonUdaf {
-    fn eq(&self, other: &Self) -> bool {
-        self.def == other.def
-    }
-}
-
-impl Eq for PythonUdaf {}
-
-impl Hash for PythonUdaf {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.def.hash(state);
-    }
 }
 
 impl PythonUdaf {
     /// The aggregate `udf` (`path/to/file.py:name`) under the SQL name `name`. Each partition's
     /// accumulator starts one worker unless `settings` give a number.
     pub fn new(name: impl Into<String>, udf: impl Into<String>, settings: PoolSettings) -> Self {
-        let signature = Signature::one_of(vec![TypeSignature::VariadicAny], Volatility::Volatile);
-        Self { def: Definition::new(name.into(), udf.into(), settings), signature }
+        Self { def: Definition::new(name.into(), udf.into(), settings), signature: any_arguments() }
     }
 
     /// What it is: its name, function, settings and known result types.
@@ -270,15 +252,12 @@ impl Groups {
         let groups = std::mem::take(&mut self.seen).len();
         let Some(session) = self.take_session()? else { return Ok(new_empty_array(&self.spec.result_type)) };
         let finished = session.finish().map_err(|e| self.spec.failed(e))?;
-        let values = in_group_order(&finished, groups)?;
-        if values.null_count() > 0 {
-            // Impossible unless a worker lost a group: every group was given an accumulator above.
-            let (_, rows) = group_rows(&finished, groups)?;
-            if let Some(g) = rows.iter().position(Option::is_none) {
-                return exec_err!("{}: group {g} has no value", self.spec.name);
-            }
+        let (values, rows) = group_rows(&finished, groups)?;
+        // Impossible unless a worker lost a group: every group was given an accumulator above.
+        if let Some(g) = rows.iter().position(Option::is_none) {
+            return exec_err!("{}: group {g} has no value", self.spec.name);
         }
-        Ok(values)
+        Ok(compute::take(values.as_ref(), &UInt32Array::from(rows), None)?)
     }
 
     /// Every group's pickled accumulator, in group order (null for a group that has none); the
@@ -303,16 +282,16 @@ impl Groups {
         let mut first = Groups::new(self.spec.clone());
         first.note_groups(n.min(groups));
         if let Some(partials) = partials {
-            let keys = partials.column(0).as_primitive::<Int64Type>();
-            let n64 = n as i64;
-            let head: Vec<usize> = keys.values().iter().filter(|&&g| g < n64).map(|&g| g as usize).collect();
-            let is_head = BooleanArray::from_iter(keys.values().iter().map(|&g| Some(g < n64)));
-            let is_tail = compute::not(&is_head)?;
-            let head_states = compute::filter(partials.column(1), &is_head)?;
-            first.merge(&head_states, &head, n.min(groups))?;
-            let tail: Vec<usize> = keys.values().iter().filter(|&&g| g >= n64).map(|&g| g as usize - n).collect();
-            let tail_states = compute::filter(partials.column(1), &is_tail)?;
-            self.merge(&tail_states, &tail, groups.saturating_sub(n))?;
+            // (rows of `partials`, their groups) for the first `n` groups, and for the rest shifted.
+            let (mut head, mut tail) = ((Vec::new(), Vec::new()), (Vec::new(), Vec::new()));
+            for (row, &g) in partials.column(0).as_primitive::<Int64Type>().values().iter().enumerate() {
+                let (side, g) = if (g as usize) < n { (&mut head, g as usize) } else { (&mut tail, g as usize - n) };
+                side.0.push(row as u32);
+                side.1.push(g);
+            }
+            let states = |rows: Vec<u32>| compute::take(partials.column(1).as_ref(), &UInt32Array::from(rows), None);
+            first.merge(&states(head.0)?, &head.1, n.min(groups))?;
+            self.merge(&states(tail.0)?, &tail.1, groups.saturating_sub(n))?;
         }
         self.note_groups(groups.saturating_sub(n));
         emit(&mut first)

@@ -87,9 +87,17 @@ impl QueryArgs {
         let job: Job = toml::from_str(&text).with_context(|| format!("job file {}", path.display()))?;
         let base = path.parent().unwrap_or(Path::new(""));
         let relative = |p: &str| base.join(p).display().to_string();
-        let function = |(name, udf): (String, String)| match udf.rsplit_once(':') {
-            Some((file, f)) => Ok(format!("{name}={}:{f}", relative(file))),
-            None => bail!("job file {}: function {name} = {udf:?}: expected \"FILE.py:NAME\"", path.display()),
+        // A job file's functions (as `SQLNAME=FILE.py:NAME`, the file relative to it), then the flags'.
+        let functions = |job: BTreeMap<String, String>, flags: Vec<String>| -> Result<Vec<String>> {
+            let mut all = Vec::with_capacity(job.len() + flags.len());
+            for (name, udf) in job {
+                let Some((file, f)) = udf.rsplit_once(':') else {
+                    bail!("job file {}: function {name} = {udf:?}: expected \"FILE.py:NAME\"", path.display())
+                };
+                all.push(format!("{name}={}:{f}", relative(file)));
+            }
+            all.extend(flags);
+            Ok(all)
         };
         let setting = |(k, v): (String, toml::Value)| match v {
             toml::Value::String(s) => format!("{k}={s}"),
@@ -99,24 +107,9 @@ impl QueryArgs {
             sql: Some(self.sql.unwrap_or(job.sql)),
             job: None,
             tables: job.tables.into_iter().map(|(n, p)| format!("{n}={}", relative(&p))).chain(self.tables).collect(),
-            udfs: job
-                .functions
-                .into_iter()
-                .map(function)
-                .chain(self.udfs.into_iter().map(Ok))
-                .collect::<Result<_>>()?,
-            udafs: job
-                .aggregates
-                .into_iter()
-                .map(function)
-                .chain(self.udafs.into_iter().map(Ok))
-                .collect::<Result<_>>()?,
-            udtfs: job
-                .table_functions
-                .into_iter()
-                .map(function)
-                .chain(self.udtfs.into_iter().map(Ok))
-                .collect::<Result<_>>()?,
+            udfs: functions(job.functions, self.udfs)?,
+            udafs: functions(job.aggregates, self.udafs)?,
+            udtfs: functions(job.table_functions, self.udtfs)?,
             mode: self.mode.or(job.mode),
             workers: self.workers.or(job.workers),
             config: job.settings.into_iter().map(setting).chain(self.config).collect(),

@@ -113,3 +113,11 @@ impl std::hash::Hash for Definition {
 pub(crate) fn args_schema(types: &[DataType]) -> Schema {
     Schema::new(types.iter().enumerate().map(|(i, t)| Field::new(format!("a{i}"), t.clone(), true)).collect::<Vec<_>>())
 }
+
+/// The signature of every udfpool function: any arguments (not none: a function of no arguments is
+/// not callable this way yet), volatile. udfpool converts each column type it knows and refuses the
+/// others when the pool starts.
+pub(crate) fn any_arguments() -> datafusion::logical_expr::Signature {
+    use datafusion::logical_expr::{Signature, TypeSignature, Volatility};
+    Signature::one_of(vec![TypeSignature::VariadicAny], Volatility::Volatile)
+}

@@ -1,13 +1,11 @@
 //! [`PythonUdf`]: a udfpool scalar or vectorized function as a DataFusion scalar function, one pool
 //! per argument types serving every partition.
 
-use crate::{args_schema, Definition, PoolSettings};
+use crate::{any_arguments, args_schema, Definition, PoolSettings};
 use datafusion::arrow::array::{ArrayRef, RecordBatch};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{exec_datafusion_err, plan_datafusion_err, Result};
-use datafusion::logical_expr::{
-    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature, Volatility,
-};
+use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature};
 use host::SharedPool;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -39,11 +37,8 @@ impl Hash for PythonUdf {
 impl PythonUdf {
     /// The function `udf` (`path/to/file.py:name`) under the SQL name `name`.
     pub fn new(name: impl Into<String>, udf: impl Into<String>, settings: PoolSettings) -> Self {
-        // Any arguments (a function of none is not callable this way yet): udfpool converts each
-        // column type it knows and refuses the others when the pool starts.
-        let signature = Signature::one_of(vec![TypeSignature::VariadicAny], Volatility::Volatile);
         let def = Definition::new(name.into(), udf.into(), settings);
-        Self { def, signature, pools: Mutex::new(HashMap::new()) }
+        Self { def, signature: any_arguments(), pools: Mutex::new(HashMap::new()) }
     }
 
     /// What it is: its name, function, settings and known result types.
