@@ -4,6 +4,7 @@
 //! round trip: `ring/{shm,pipe,unix_socket,memcpy}/{bytes}`, throughput counted both ways.
 
 use criterion::{BenchmarkId, Criterion, Throughput};
+use ipc::spin::SpinPolicy;
 use ipc::Segment;
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -12,6 +13,8 @@ use std::time::Duration;
 
 const CHILD: &str = "UDFPOOL_RING_BENCH_CHILD";
 const LONG: Duration = Duration::from_secs(60);
+/// Both sides spin as a pool's do when each has a core (see `ipc::spin`).
+const SPIN: SpinPolicy = SpinPolicy::Adaptive { max: SpinPolicy::DEFAULT_MAX };
 
 fn echo_stream(mut r: impl Read, mut w: impl Write) {
     let mut buf = Vec::new();
@@ -32,6 +35,7 @@ fn child(kind: &str, arg: &str) {
     match kind {
         "shm" => {
             let mut ep = Segment::open(arg).unwrap();
+            ep.set_spin_policy(SPIN);
             while let Ok(Some(m)) = ep.recv(LONG) {
                 if m.is_empty() {
                     return;
@@ -74,6 +78,7 @@ fn ring(c: &mut Criterion) {
     g.measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
 
     let mut ep = Segment::create(16 << 20).unwrap();
+    ep.set_spin_policy(SPIN);
     let mut shm_child = spawn("shm", ep.segment().name(), false);
 
     let mut pipe_child = spawn("pipe", "", true);

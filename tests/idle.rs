@@ -1,4 +1,5 @@
-//! An idle pool uses no CPU: waiting workers sleep on the futex (after a short spin), they do not poll.
+//! An idle pool uses no CPU: waiting workers sleep on the futex (after a spin that ends, whether fixed
+//! or learned from recent batches), they do not poll.
 
 mod common;
 
@@ -16,9 +17,23 @@ fn cpu_ticks(pid: u32) -> u64 {
 
 #[test]
 fn idle_workers_use_no_cpu() {
+    // Two workers and the host outnumber two cores: the short fixed spin.
+    assert_idle_costs_nothing(2, 1);
+}
+
+/// One worker and the host have a core each on this machine (two or more cores): the spin learned from
+/// the batches just run, which must still end in a sleep once they stop.
+#[test]
+fn idle_workers_use_no_cpu_after_learning_to_spin() {
+    assert_idle_costs_nothing(1, 200);
+}
+
+fn assert_idle_costs_nothing(workers: usize, batches_before: i64) {
     let schema = int_batch("x", &[]).schema().clone();
-    let mut pool = builder("plus_one", &schema, Mode::Process, 2).build().unwrap();
-    pool.apply(arrow(int_batch("x", &[Some(1)]))).map(native).unwrap();
+    let mut pool = builder("plus_one", &schema, Mode::Process, workers).build().unwrap();
+    for i in 0..batches_before {
+        pool.apply(arrow(int_batch("x", &[Some(i)]))).map(native).unwrap();
+    }
     let pids = pool.worker_pids();
     // Let start-up work settle, then measure a second of idleness.
     std::thread::sleep(Duration::from_millis(200));

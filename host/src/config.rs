@@ -3,6 +3,7 @@
 //! Keys under `python.` and `udfpool.` are udfpool's and are checked (a typo is an error that lists the
 //! valid keys); any other key is a job parameter, handed to the UDF's `open(context)` untouched.
 
+use ipc::spin::SpinPolicy;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -55,7 +56,7 @@ pub const PYTHON_EXECUTABLE: &str = "python.executable";
 pub const MAX_IN_FLIGHT: &str = "udfpool.max-in-flight";
 /// Bytes of each shared-memory ring (per direction, per worker).
 pub const RING_BYTES: &str = "udfpool.ring-bytes";
-/// Microseconds to spin before sleeping when waiting on a ring.
+/// Microseconds to spin before sleeping when waiting on a ring (unset: learned, see [`ipc::spin`]).
 pub const SPIN_US: &str = "udfpool.spin-us";
 /// Seconds a worker may take to start and load its UDF.
 pub const STARTUP_TIMEOUT_S: &str = "udfpool.startup-timeout-s";
@@ -84,7 +85,11 @@ pub const KEYS: [(&str, &str); 14] = [
     (PYTHON_EXECUTABLE, "python of a virtualenv whose packages UDFs import (default: $VIRTUAL_ENV's)"),
     (MAX_IN_FLIGHT, "batches queued per worker to hide latency (default 2)"),
     (RING_BYTES, "bytes per shared-memory ring, each direction (default 1048576)"),
-    (SPIN_US, "microseconds to spin before sleeping on a ring (default 50)"),
+    (
+        SPIN_US,
+        "microseconds to spin before sleeping on a ring, fixed (default: learned from recent batches, up to 2000, \
+         when workers and host threads have a core each; else 50)",
+    ),
     (STARTUP_TIMEOUT_S, "seconds a worker may take to start and load its UDF (default 60)"),
     (BATCH_TIMEOUT_S, "seconds to wait for a batch's result before killing its worker as hung (default 0: none)"),
     (MAX_RETRIES, "retries of a batch whose worker died, on a fresh worker, before it is poison (default 2)"),
@@ -150,8 +155,8 @@ pub struct PoolConfig {
     pub max_in_flight: usize,
     /// Ring capacity in bytes.
     pub ring_bytes: u64,
-    /// Spin before sleeping.
-    pub spin: Duration,
+    /// A fixed spin before sleeping; `None`: adaptive where cores allow (see [`PoolConfig::spin_policy`]).
+    pub spin: Option<Duration>,
     /// Worker start-up limit.
     pub startup_timeout: Duration,
     /// Per-batch limit (PROCESS mode), if any.
@@ -183,7 +188,7 @@ impl Default for PoolConfig {
             // 1 MiB measured faster than 4 MiB (PROCESS/THREAD ~0.94x vs ~0.82x at batches of 4096 and
             // 16384): a smaller ring stays in cache. Larger batches are split into frames.
             ring_bytes: 1 << 20,
-            spin: Duration::from_micros(50),
+            spin: None,
             startup_timeout: Duration::from_secs(60),
             batch_timeout: None,
             max_retries: 2,
@@ -230,6 +235,19 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
 }
 
 impl PoolConfig {
+    /// How the rings' two sides wait when `busy` threads (worker processes and the host threads that
+    /// call them) share this machine's cores: the fixed spin if one was set, else
+    /// [`SpinPolicy::for_cores`].
+    pub fn spin_policy(&self, busy: usize) -> SpinPolicy {
+        match self.spin {
+            Some(fixed) => SpinPolicy::Fixed(fixed),
+            None => {
+                let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+                SpinPolicy::for_cores(busy, cores)
+            }
+        }
+    }
+
     /// Parses `key=value` strings (as given on a command line).
     pub fn parse_pair(s: &str) -> Result<(String, String), ConfigError> {
         let (k, v) = s.split_once('=').ok_or_else(|| ConfigError::NotKeyValue(s.into()))?;
@@ -251,7 +269,7 @@ impl PoolConfig {
             }
             SPIN_US => {
                 self.spin =
-                    Duration::from_micros(number(key, value, "microseconds, 0 to 1000000", |n| *n <= 1_000_000)?)
+                    Some(Duration::from_micros(number(key, value, "microseconds, 0 to 1000000", |n| *n <= 1_000_000)?))
             }
             STARTUP_TIMEOUT_S => {
                 self.startup_timeout =

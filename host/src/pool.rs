@@ -53,6 +53,9 @@ pub struct PoolBuilder {
     workers: Option<usize>,
     pairs: Vec<(String, String)>,
     worker_exe: Option<PathBuf>,
+    /// How many pools like this one run at once, each called by its own host thread (a
+    /// [`crate::SharedPool`]'s lanes): decides with the workers whether rings spin.
+    callers: usize,
 }
 
 /// What a pool is being built to run: the host-side draft of an [`Operator`].
@@ -166,6 +169,7 @@ impl PoolBuilder {
             workers: None,
             pairs: Vec::new(),
             worker_exe: None,
+            callers: 1,
         }
     }
 
@@ -265,6 +269,12 @@ impl PoolBuilder {
     }
 
     /// The workers the pool will start: as set, or the number of cores.
+    /// Sets how many pools like this one run at once (see the field).
+    pub(crate) fn callers(mut self, n: usize) -> Self {
+        self.callers = n.max(1);
+        self
+    }
+
     pub(crate) fn worker_count(&self) -> usize {
         self.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
     }
@@ -463,7 +473,7 @@ impl PoolBuilder {
             })
             .collect();
         let exe = self.worker_exe.clone().unwrap_or_else(default_worker_exe);
-        let supervisor = Supervisor::start(opens, &config, &exe, &name)?;
+        let supervisor = Supervisor::start(opens, &config, &exe, &name, self.callers)?;
         let first = supervisor.info(0).clone();
         let info = PoolInfo {
             mode: config.mode,

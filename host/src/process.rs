@@ -13,6 +13,7 @@ use crate::worker_stderr::{Forwarder, FINISH_WAIT};
 use ipc::batch::RecordBatch;
 use ipc::codec::{decode, encode_into};
 use ipc::protocol::{BatchRef, Control, OpenRequest, RequestRef, Response, WorkerInfo};
+use ipc::spin::SpinPolicy;
 use ipc::trace::now_ns;
 use ipc::{Endpoint, Segment};
 use std::collections::VecDeque;
@@ -32,8 +33,8 @@ pub struct SpawnSettings {
     pub exe: String,
     /// Ring capacity.
     pub ring_bytes: u64,
-    /// Spin before sleeping.
-    pub spin: Duration,
+    /// How both sides spin before sleeping.
+    pub spin: SpinPolicy,
     /// Start-up limit.
     pub startup_timeout: Duration,
     /// How long to wait for one batch's answer before declaring the worker hung (None: no limit).
@@ -85,11 +86,11 @@ impl Starting {
     pub fn spawn(index: usize, settings: &SpawnSettings) -> Result<Self, PoolError> {
         let shm_err = |e: &dyn std::fmt::Display| PoolError::SharedMemory { index, message: e.to_string() };
         let mut endpoint = Segment::create(settings.ring_bytes).map_err(|e| shm_err(&e))?;
-        endpoint.set_spin(settings.spin);
+        endpoint.set_spin_policy(settings.spin);
         let segment = endpoint.segment();
         let mut command = Command::new(&settings.exe);
         command
-            .args(["--segment", segment.name()])
+            .args(["--segment", segment.name(), "--spin", &settings.spin.to_string()])
             .stdin(Stdio::piped())
             .stdout(Stdio::inherit())
             .stderr(Stdio::piped())

@@ -50,7 +50,8 @@ impl SharedPool {
     pub fn build(builder: PoolBuilder) -> Result<Self, PoolError> {
         let workers = builder.worker_count();
         let started: Vec<Result<Pool, PoolError>> = std::thread::scope(|s| {
-            let handles: Vec<_> = (0..workers).map(|_| s.spawn(|| builder.clone().workers(1).build())).collect();
+            let handles: Vec<_> =
+                (0..workers).map(|_| s.spawn(|| builder.clone().workers(1).callers(workers).build())).collect();
             handles
                 .into_iter()
                 .map(|h| h.join().unwrap_or_else(|_| Err(PoolError::Usage("starting a lane panicked".into()))))

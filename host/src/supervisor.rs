@@ -115,11 +115,16 @@ const ORPHAN_AGE: Duration = Duration::from_secs(600);
 impl Supervisor {
     /// Starts one worker per open request, in the mode `config` says, each loading its operator;
     /// fails with the first worker's error. `name` describes the operator in errors.
+    ///
+    /// `callers` is how many host threads call this pool's kind at once (a [`crate::SharedPool`]'s
+    /// lanes), which with the workers decides whether the rings may spin (see
+    /// [`PoolConfig::spin_policy`]).
     pub(crate) fn start(
         opens: Vec<OpenRequest>,
         config: &PoolConfig,
         worker_exe: &Path,
         name: &str,
+        callers: usize,
     ) -> Result<Self, PoolError> {
         let workers = opens.len();
         let (lanes, respawn): (Vec<Box<dyn Lane>>, Option<Respawn>) = match config.mode {
@@ -128,7 +133,7 @@ impl Supervisor {
                 let settings = SpawnSettings {
                     exe: worker_exe.display().to_string(),
                     ring_bytes: config.ring_bytes,
-                    spin: config.spin,
+                    spin: config.spin_policy(callers * (workers + 1)),
                     startup_timeout: config.startup_timeout,
                     batch_timeout: config.batch_timeout,
                     memory_limit: config.worker_memory,

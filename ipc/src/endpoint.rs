@@ -9,6 +9,7 @@
 
 use crate::ring::{Consumer, Producer, RingError, RingHeader, FLAG_LAST};
 use crate::segment::{Segment, SegmentHeader};
+use crate::spin::{SpinPolicy, Spinner};
 use crate::sync::{Doorbell, Wait};
 use std::collections::VecDeque;
 use std::ptr::NonNull;
@@ -65,7 +66,10 @@ pub struct Endpoint {
     /// Buffers handed back with [`Endpoint::recycle`], reused for the next messages so that receiving
     /// a large message does not allocate (and page-fault in) fresh memory each time.
     spare: Vec<Vec<u8>>,
-    spin: Duration,
+    /// How long a wait spins before sleeping.
+    spinner: Spinner,
+    /// When the wait for the next message began (None: not waiting, or the message was there).
+    waiting_since: Option<Instant>,
     /// Frames sent and received so far, for the frames' tags.
     sent_frames: u32,
     received_frames: u32,
@@ -100,17 +104,24 @@ impl Endpoint {
             partial: Vec::new(),
             inbox: VecDeque::new(),
             spare: Vec::new(),
-            spin: Duration::from_micros(50),
+            spinner: Spinner::new(SpinPolicy::default()),
+            waiting_since: None,
             sent_frames: 0,
             received_frames: 0,
             segment,
         }
     }
 
-    /// How long to spin before sleeping when waiting. Spinning longer than the peer's usual turnaround
-    /// avoids the ~tens of µs a cross-core wake-up costs; spinning less wastes the spin.
-    pub fn set_spin(&mut self, spin: Duration) {
-        self.spin = spin;
+    /// How long to spin before sleeping when waiting (see [`crate::spin`]). Spinning longer than the
+    /// peer's usual turnaround avoids the ~tens of µs a cross-core wake-up costs; spinning less wastes
+    /// the spin.
+    pub fn set_spin_policy(&mut self, policy: SpinPolicy) {
+        self.spinner = Spinner::new(policy);
+    }
+
+    /// The spin the next wait would use.
+    pub fn spin(&self) -> Duration {
+        self.spinner.spin()
     }
 
     fn header(&self) -> &SegmentHeader {
@@ -170,18 +181,33 @@ impl Endpoint {
     }
 
     /// Waits up to `timeout` for a complete message. `Ok(None)` means none came in time.
+    ///
+    /// Only the first wait for a message spins: a caller that comes back after `Ok(None)` (to check
+    /// that the peer lives) sleeps at once, so a slow peer costs one spin per message, not one per
+    /// check. How long the whole wait lasted teaches the adaptive spin.
     pub fn recv(&mut self, timeout: Duration) -> Result<Option<Vec<u8>>, RingError> {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(m) = self.try_recv()? {
+                if let Some(since) = self.waiting_since.take() {
+                    self.spinner.record(since.elapsed());
+                }
                 return Ok(Some(m));
             }
-            let left = deadline.saturating_duration_since(Instant::now());
+            let now = Instant::now();
+            let left = deadline.saturating_duration_since(now);
             if left.is_zero() {
                 return Ok(None);
             }
+            let spin = match self.waiting_since {
+                None => {
+                    self.waiting_since = Some(now);
+                    self.spinner.spin()
+                }
+                Some(_) => Duration::ZERO,
+            };
             let rx = &self.rx;
-            own_bell(&self.segment, self.side).wait_until(self.spin, left, || rx.has_data());
+            own_bell(&self.segment, self.side).wait_until(spin, left, || rx.has_data());
         }
     }
 
@@ -211,7 +237,7 @@ impl Endpoint {
                 let need = (crate::ring::FRAME_HEADER + chunk.len()) as u64;
                 let (tx, rx) = (&self.tx, &self.rx);
                 let ready = || tx.free().map_or(true, |f| f >= need) || rx.has_data();
-                if own_bell(&self.segment, self.side).wait_until(self.spin, poll, ready) == Wait::TimedOut
+                if own_bell(&self.segment, self.side).wait_until(self.spinner.spin(), poll, ready) == Wait::TimedOut
                     && !keep_waiting()
                 {
                     return Err(TransferError::TimedOut(poll));
@@ -296,7 +322,7 @@ mod tests {
     fn send_wakes_a_receiver_asleep_in_the_futex() {
         let mut host = Segment::create(64).unwrap();
         let mut worker = Segment::open(host.segment().name()).unwrap();
-        worker.set_spin(Duration::ZERO);
+        worker.set_spin_policy(SpinPolicy::Fixed(Duration::ZERO));
         let (tid_tx, tid_rx) = std::sync::mpsc::channel();
         let receiver = std::thread::spawn(move || {
             tid_tx.send(crate::sync::tests::gettid()).unwrap();

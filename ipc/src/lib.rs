@@ -43,6 +43,7 @@ pub mod protocol;
 pub mod ring;
 #[cfg(not(loom))]
 pub mod segment;
+pub mod spin;
 pub mod sync;
 pub mod temporal;
 pub mod trace;

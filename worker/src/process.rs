@@ -9,6 +9,7 @@ use crate::interpreter;
 use crate::operator::{Args, Call, Control, LoadedOperator};
 use ipc::codec::{decode, encode_into};
 use ipc::protocol::{encode_traced_result, Request, Response};
+use ipc::spin::SpinPolicy;
 use ipc::trace::{now_ns, WorkerTimes};
 use ipc::{Endpoint, Segment};
 use pyo3::prelude::*;
@@ -21,22 +22,31 @@ pub const EXIT_HOST_GONE: u8 = 70;
 /// How long a response may wait for ring space before the worker assumes the host is stuck.
 const SEND_STALL: Duration = Duration::from_secs(300);
 
-/// Entry point of the `udfpool-worker` binary: `udfpool-worker --segment NAME`.
+/// Entry point of the `udfpool-worker` binary: `udfpool-worker --segment NAME [--spin POLICY]`.
 pub fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let segment = match args.as_slice() {
-        [flag, name] if flag == "--segment" => name.clone(),
-        _ => {
-            eprintln!(
-                "udfpool-worker: started by udfpool's host with `--segment NAME`; it is not meant to be run by hand"
-            );
-            return ExitCode::from(2);
-        }
+    let usage = || {
+        eprintln!(
+            "udfpool-worker: started by udfpool's host with `--segment NAME [--spin POLICY]`; it is not meant to \
+             be run by hand"
+        );
+        ExitCode::from(2)
+    };
+    let (segment, spin) = match args.as_slice() {
+        [flag, name] if flag == "--segment" => (name.clone(), SpinPolicy::default()),
+        [flag, name, spin_flag, policy] if flag == "--segment" && spin_flag == "--spin" => match policy.parse() {
+            Ok(spin) => (name.clone(), spin),
+            Err(e) => {
+                eprintln!("udfpool-worker: --spin: {e}");
+                return usage();
+            }
+        },
+        _ => return usage(),
     };
     stdout_to_stderr();
     start_host_watchdog();
     keep_freed_memory();
-    match serve(&segment) {
+    match serve(&segment, spin) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("udfpool-worker[{}]: {e}", std::process::id());
@@ -151,9 +161,10 @@ impl Session {
     }
 }
 
-/// Runs the worker protocol on segment `name` until `Close`.
-pub fn serve(name: &str) -> Result<(), ServeError> {
-    let endpoint = Segment::open(name)?;
+/// Runs the worker protocol on segment `name` until `Close`, waiting for requests with `spin`.
+pub fn serve(name: &str, spin: SpinPolicy) -> Result<(), ServeError> {
+    let mut endpoint = Segment::open(name)?;
+    endpoint.set_spin_policy(spin);
     let mut s = Session { endpoint, buf: Vec::new(), times: WorkerTimes::default() };
     let open = match s.recv()? {
         Request::Open(open) => open,
