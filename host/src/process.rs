@@ -11,7 +11,7 @@ use crate::stages::{HostMarks, StageTotals};
 use crate::stop::stop_requested;
 use crate::worker_stderr::{Forwarder, FINISH_WAIT};
 use ipc::batch::RecordBatch;
-use ipc::codec::{decode, encode_into};
+use ipc::codec::{decode, encode_to_slice, encoded_len};
 use ipc::protocol::{BatchRef, Control, OpenRequest, RequestRef, Response, WorkerInfo};
 use ipc::spin::SpinPolicy;
 use ipc::trace::now_ns;
@@ -62,7 +62,6 @@ pub struct WorkerProcess {
     stderr: Forwarder,
     info: Option<WorkerInfo>,
     batch_timeout: Option<Duration>,
-    buf: Vec<u8>,
     /// Batches submitted and not yet answered, oldest first: id, rows, and the host's marks if traced.
     pending: VecDeque<(u64, usize, Option<HostMarks>)>,
     exited: Option<ExitStatus>,
@@ -134,7 +133,6 @@ impl Starting {
                 stderr,
                 info: None,
                 batch_timeout: settings.batch_timeout,
-                buf: Vec::new(),
                 pending: VecDeque::new(),
                 exited: None,
                 closed: false,
@@ -192,30 +190,50 @@ impl WorkerProcess {
     }
 
     fn send(&mut self, request: &RequestRef<'_>) -> Result<(), PoolError> {
-        self.encode(request)?;
-        self.transfer()
+        self.send_timed(request).map(drop)
     }
 
-    fn encode(&mut self, request: &RequestRef<'_>) -> Result<(), PoolError> {
-        self.buf.clear();
-        encode_into(request, &mut self.buf)
-            .map_err(|e| PoolError::Protocol { index: self.index, message: e.to_string() })
+    /// Sends `request`, encoded straight into the ring's frame (a request of up to half the ring; a
+    /// larger one through a buffer, in frames). Returns how long sizing and encoding it took, in ns.
+    fn send_timed(&mut self, request: &RequestRef<'_>) -> Result<u64, PoolError> {
+        let index = self.index;
+        let protocol = |e: ipc::codec::EncodeError| PoolError::Protocol { index, message: e.to_string() };
+        let start = now_ns();
+        let len = encoded_len(request).map_err(protocol)?;
+        let mut encode_ns = now_ns() - start;
+        self.transfer(len, |out| {
+            let start = now_ns();
+            let encoded = encode_to_slice(request, out);
+            encode_ns += now_ns() - start;
+            encoded
+        })?
+        .map_err(protocol)?;
+        Ok(encode_ns)
     }
 
-    /// Sends the encoded request in `buf`.
-    /// Sends the encoded message, waiting for ring space while the worker lives — and, with a batch
-    /// timeout, no longer than that: a worker stuck in an earlier batch stops taking a request larger
-    /// than the ring, and the timeout must fire there too, not only while waiting for an answer.
-    fn transfer(&mut self) -> Result<(), PoolError> {
+    /// Sends the `len` bytes `write` encodes, waiting for ring space while the worker lives — and,
+    /// with a batch timeout, no longer than that: a worker stuck in an earlier batch stops taking a
+    /// request larger than the ring, and the timeout must fire there too, not only while waiting for
+    /// an answer.
+    fn transfer<E>(
+        &mut self,
+        len: usize,
+        write: impl FnOnce(&mut [u8]) -> Result<(), E>,
+    ) -> Result<Result<(), E>, PoolError> {
         let (child, exited) = (&mut self.child, &mut self.exited);
         let started = Instant::now();
         let deadline = self.batch_timeout;
-        let sent = self.endpoint.send(&self.buf, LIVENESS_POLL, || {
-            *exited = child.try_wait().ok().flatten();
-            exited.is_none() && deadline.is_none_or(|limit| started.elapsed() < limit) && !stop_requested()
-        });
+        let sent = self.endpoint.send_with(
+            len,
+            LIVENESS_POLL,
+            || {
+                *exited = child.try_wait().ok().flatten();
+                exited.is_none() && deadline.is_none_or(|limit| started.elapsed() < limit) && !stop_requested()
+            },
+            write,
+        );
         match sent {
-            Ok(()) => Ok(()),
+            Ok(written) => Ok(written),
             // `keep_waiting` says no once the worker has exited or the batch timeout has passed.
             Err(ipc::TransferError::TimedOut(after)) => {
                 self.check_alive()?;
@@ -233,16 +251,23 @@ impl WorkerProcess {
     fn recv(&mut self, timeout: Option<Duration>, what: &'static str) -> Result<Response, PoolError> {
         let start = Instant::now();
         loop {
+            let trace = self.trace;
+            let mut marks = (0, 0);
+            // Decoded where it lies in the ring (a response of up to half the ring).
             let got = self
                 .endpoint
-                .recv(LIVENESS_POLL)
+                .recv_with(LIVENESS_POLL, |bytes| {
+                    let received = if trace { now_ns() } else { 0 };
+                    let decoded = decode::<Response>(bytes);
+                    if trace {
+                        marks = (received, now_ns() - received);
+                    }
+                    decoded
+                })
                 .map_err(|e| PoolError::SharedMemory { index: self.index, message: e.to_string() })?;
-            if let Some(bytes) = got {
-                let received = if self.trace { now_ns() } else { 0 };
-                let decoded = decode(&bytes);
-                self.endpoint.recycle(bytes);
-                if self.trace {
-                    self.last_received = (received, now_ns() - received);
+            if let Some(decoded) = got {
+                if trace {
+                    self.last_received = marks;
                 }
                 return decoded.map_err(|e| PoolError::Protocol { index: self.index, message: e.to_string() });
             }
@@ -302,12 +327,13 @@ impl Lane for WorkerProcess {
     fn submit(&mut self, id: u64, batch: &Arc<RecordBatch>, args: &[usize]) -> Result<(), PoolError> {
         let args = BatchRef::project(batch, args);
         let marks = if self.trace {
+            // Encoding goes straight into the ring: the write stage is the rest (waiting for room,
+            // publishing, waking the worker).
             let start = now_ns();
-            self.encode(&RequestRef::TracedBatch { id, args })?;
-            let encoded = now_ns();
-            self.transfer()?;
+            let encode_ns = self.send_timed(&RequestRef::TracedBatch { id, args })?;
             let sent = now_ns();
-            Some(HostMarks { encode_ns: encoded - start, write_ns: sent - encoded, sent, ..HostMarks::default() })
+            let write_ns = (sent - start).saturating_sub(encode_ns);
+            Some(HostMarks { encode_ns, write_ns, sent, ..HostMarks::default() })
         } else {
             self.send(&RequestRef::Batch { id, args })?;
             None

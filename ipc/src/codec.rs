@@ -29,6 +29,26 @@ pub fn encode_into<T: Serialize>(value: &T, out: &mut Vec<u8>) -> Result<(), Enc
     Ok(())
 }
 
+/// How many bytes the encoding of `value` takes: a walk over its lengths, copying no data.
+pub fn encoded_len<T: Serialize + ?Sized>(value: &T) -> Result<usize, EncodeError> {
+    Ok(options().serialized_size(value)? as usize)
+}
+
+/// Writes the encoding of `value` into `out`, which must be exactly [`encoded_len`] bytes: straight
+/// into a ring's frame, say, with no buffer of its own.
+pub fn encode_to_slice<T: Serialize + ?Sized>(value: &T, out: &mut [u8]) -> Result<(), EncodeError> {
+    let mut rest = &mut *out;
+    options().serialize_into(&mut rest, value)?;
+    if !rest.is_empty() {
+        return Err(EncodeError(Box::new(bincode::ErrorKind::Custom(format!(
+            "the encoding is {} bytes shorter than the {} bytes given for it",
+            rest.len(),
+            out.len()
+        )))));
+    }
+    Ok(())
+}
+
 /// The encoding of `value`.
 pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, EncodeError> {
     let mut out = Vec::new();
@@ -60,6 +80,17 @@ mod tests {
         expect.extend_from_slice(&(-2i64).to_le_bytes());
         expect.push(0);
         assert_eq!(bytes, expect);
+    }
+
+    #[test]
+    fn encoding_into_a_slice_of_the_computed_length_is_the_same_bytes() {
+        let schema = Schema::new(vec![Field::new("s", DataType::Utf8), Field::new("x", DataType::Int64)]);
+        let b = RecordBatch::from_rows(schema, &[vec![Value::Utf8("é".into()), Value::Null]]).unwrap();
+        let mut out = vec![0u8; encoded_len(&b).unwrap()];
+        encode_to_slice(&b, &mut out).unwrap();
+        assert_eq!(out, encode(&b).unwrap());
+        assert!(encode_to_slice(&b, &mut vec![0u8; out.len() - 1]).is_err(), "too short");
+        assert!(encode_to_slice(&b, &mut vec![0u8; out.len() + 1]).is_err(), "too long");
     }
 
     #[test]

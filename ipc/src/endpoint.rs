@@ -1,13 +1,16 @@
 //! One side's view of a segment: send and receive whole messages, blocking with a spin and then a
 //! futex wait on its own doorbell.
 //!
-//! A message larger than a frame is split into frames (the last one flagged), so any size goes through
-//! a ring of any capacity, never truncated. A side blocked on sending keeps draining what the peer sends
+//! A message of up to half the ring travels as one frame, which the sender can encode straight into
+//! ([`Endpoint::send_with`]) and the receiver decode straight from ([`Endpoint::recv_with`]): no copy
+//! of the message on either side beyond the encoding and the decoding themselves. A larger message is
+//! split into frames (the last one flagged) and assembled on receipt, so any size goes through a ring
+//! of any capacity, never truncated. A side blocked on sending keeps draining what the peer sends
 //! into an inbox, so two sides that both send large messages cannot deadlock on two full rings.
 //! Every wait has a timeout: the caller decides what a silent peer means (checks that the process is
 //! alive, gives up), so no wait can hang forever on a dead peer.
 
-use crate::ring::{Consumer, Producer, RingError, RingHeader, FLAG_LAST};
+use crate::ring::{Consumer, Producer, RingError, RingHeader, FLAG_LAST, FRAME_HEADER};
 use crate::segment::{Segment, SegmentHeader};
 use crate::spin::{SpinPolicy, Spinner};
 use crate::sync::{Doorbell, Wait};
@@ -135,33 +138,51 @@ impl Endpoint {
         }
     }
 
+    /// The largest payload of one frame this endpoint sends: half the ring, so that the peer reads one
+    /// frame while the next is written. A message up to this size travels as one frame, written and
+    /// read in place.
+    pub fn frame_limit(&self) -> usize {
+        ((self.tx.capacity() / 2) as usize).saturating_sub(FRAME_HEADER).clamp(1, self.tx.max_payload())
+    }
+
+    /// Checks frame `n`'s tag (its flags above [`FLAG_LAST`]) for a payload of `len` bytes.
+    fn check_tag(n: u32, len: usize, flags: u32) -> Result<(), RingError> {
+        let expected = frame_tag(n, len);
+        match flags & !FLAG_LAST {
+            got if got == expected => Ok(()),
+            got => Err(RingError::OutOfSequence { frame: n, expected, got }),
+        }
+    }
+
+    /// Runs `op` on the receiving ring, then wakes the peer if it gave bytes back (the peer may be
+    /// blocked sending, waiting for that room).
+    fn consuming<R>(&mut self, op: impl FnOnce(&mut Self) -> R) -> R {
+        let before = self.rx.position();
+        let r = op(self);
+        if self.rx.position() != before {
+            self.peer_bell().ring();
+        }
+        r
+    }
+
     /// Moves every complete frame available now out of the ring, checking each one's tag. Returns
     /// whether anything was consumed.
     fn drain(&mut self) -> Result<bool, RingError> {
-        let mut consumed = false;
-        loop {
-            let start = self.partial.len();
-            let Some(flags) = self.rx.try_pop(&mut self.partial)? else { break };
-            let expected = frame_tag(self.received_frames, self.partial.len() - start);
-            if flags & !FLAG_LAST != expected {
-                return Err(RingError::OutOfSequence {
-                    frame: self.received_frames,
-                    expected,
-                    got: flags & !FLAG_LAST,
-                });
+        self.consuming(|e| {
+            let mut consumed = false;
+            loop {
+                let start = e.partial.len();
+                let Some(flags) = e.rx.try_pop(&mut e.partial)? else { break };
+                Self::check_tag(e.received_frames, e.partial.len() - start, flags)?;
+                e.received_frames = e.received_frames.wrapping_add(1);
+                consumed = true;
+                if flags & FLAG_LAST != 0 {
+                    let next = e.spare.pop().unwrap_or_default();
+                    e.inbox.push_back(std::mem::replace(&mut e.partial, next));
+                }
             }
-            self.received_frames = self.received_frames.wrapping_add(1);
-            consumed = true;
-            if flags & FLAG_LAST != 0 {
-                let next = self.spare.pop().unwrap_or_default();
-                self.inbox.push_back(std::mem::replace(&mut self.partial, next));
-            }
-        }
-        if consumed {
-            // Space was freed: the peer may be blocked sending.
-            self.peer_bell().ring();
-        }
-        Ok(consumed)
+            Ok(consumed)
+        })
     }
 
     /// Gives a received message's buffer back for reuse (keeps at most a few).
@@ -180,19 +201,74 @@ impl Endpoint {
         Ok(self.inbox.pop_front())
     }
 
+    /// Hands the next complete message to `read` if one has arrived, without waiting: a message of
+    /// one frame where it lies in the ring (its bytes go back to the peer when `read` returns), a
+    /// longer one once assembled. `read` is taken out of its `Option` when called.
+    fn try_recv_with<R>(&mut self, read: &mut Option<impl FnOnce(&[u8]) -> R>) -> Result<Option<R>, RingError> {
+        if self.inbox.is_empty() && self.partial.is_empty() {
+            let n = self.received_frames;
+            let got = self.consuming(|e| {
+                let partial = &mut e.partial;
+                e.rx.try_read(|flags, bytes| {
+                    Self::check_tag(n, bytes.len(), flags)?;
+                    if flags & FLAG_LAST != 0 {
+                        let read = read.take().expect("read once");
+                        Ok(Some(read(bytes)))
+                    } else {
+                        // The first frame of several: assemble the message.
+                        partial.extend_from_slice(bytes);
+                        Ok(None)
+                    }
+                })
+            })?;
+            match got {
+                None => return Ok(None),
+                Some(frame) => {
+                    self.received_frames = self.received_frames.wrapping_add(1);
+                    if let Some(r) = frame? {
+                        return Ok(Some(r));
+                    }
+                }
+            }
+        }
+        if self.inbox.is_empty() {
+            self.drain()?;
+        }
+        match self.inbox.pop_front() {
+            Some(message) => {
+                let r = read.take().expect("read once")(&message);
+                self.recycle(message);
+                Ok(Some(r))
+            }
+            None => Ok(None),
+        }
+    }
+
     /// Waits up to `timeout` for a complete message. `Ok(None)` means none came in time.
+    pub fn recv(&mut self, timeout: Duration) -> Result<Option<Vec<u8>>, RingError> {
+        let mut buf = self.spare.pop().unwrap_or_default();
+        self.recv_with(timeout, move |bytes| {
+            buf.extend_from_slice(bytes);
+            buf
+        })
+    }
+
+    /// Waits up to `timeout` for a complete message and hands it to `read` (see
+    /// [`Endpoint::try_recv_with`]: a one-frame message is read in the ring, without a copy).
+    /// `Ok(None)` means none came in time, and `read` was not called.
     ///
     /// Only the first wait for a message spins: a caller that comes back after `Ok(None)` (to check
     /// that the peer lives) sleeps at once, so a slow peer costs one spin per message, not one per
     /// check. How long the whole wait lasted teaches the adaptive spin.
-    pub fn recv(&mut self, timeout: Duration) -> Result<Option<Vec<u8>>, RingError> {
+    pub fn recv_with<R>(&mut self, timeout: Duration, read: impl FnOnce(&[u8]) -> R) -> Result<Option<R>, RingError> {
         let deadline = Instant::now() + timeout;
+        let mut read = Some(read);
         loop {
-            if let Some(m) = self.try_recv()? {
+            if let Some(r) = self.try_recv_with(&mut read)? {
                 if let Some(since) = self.waiting_since.take() {
                     self.spinner.record(since.elapsed());
                 }
-                return Ok(Some(m));
+                return Ok(Some(r));
             }
             let now = Instant::now();
             let left = deadline.saturating_duration_since(now);
@@ -211,6 +287,46 @@ impl Endpoint {
         }
     }
 
+    /// Waits for room for a frame of `len` payload bytes, draining incoming messages meanwhile (see
+    /// [`Endpoint::send`] for `poll` and `keep_waiting`), then lets `write` fill it in place and
+    /// publishes it with `last`, if `write` succeeds.
+    fn send_frame<E>(
+        &mut self,
+        len: usize,
+        last: u32,
+        poll: Duration,
+        keep_waiting: &mut impl FnMut() -> bool,
+        write: impl FnOnce(&mut [u8]) -> Result<(), E>,
+    ) -> Result<Result<(), E>, TransferError> {
+        let flags = last | frame_tag(self.sent_frames, len);
+        let mut write = Some(write);
+        loop {
+            let written = self.tx.try_write(len, flags, |dst| write.take().expect("write once")(dst))?;
+            match written {
+                Some(Ok(())) => {
+                    self.sent_frames = self.sent_frames.wrapping_add(1);
+                    self.peer_bell().ring();
+                    return Ok(Ok(()));
+                }
+                Some(Err(e)) => return Ok(Err(e)),
+                None => {}
+            }
+            // The peer may have to skip a wrap marker just published to make the room: wake it.
+            self.peer_bell().ring();
+            // Wait for space, or for incoming data to drain so the peer can go on.
+            if self.drain()? {
+                continue;
+            }
+            let (tx, rx) = (&self.tx, &self.rx);
+            let ready = || tx.would_progress(len) || rx.has_data();
+            if own_bell(&self.segment, self.side).wait_until(self.spinner.spin(), poll, ready) == Wait::TimedOut
+                && !keep_waiting()
+            {
+                return Err(TransferError::TimedOut(poll));
+            }
+        }
+    }
+
     /// Sends one message, splitting it into frames as needed. Blocks while the ring is full, draining
     /// incoming messages meanwhile. Each time the peer makes no progress for `poll`, asks
     /// `keep_waiting` (which may check that the peer process is alive) and fails with `TimedOut` if it
@@ -221,33 +337,42 @@ impl Endpoint {
         poll: Duration,
         mut keep_waiting: impl FnMut() -> bool,
     ) -> Result<(), TransferError> {
-        let max = self.tx.max_payload();
-        let mut chunks = message.chunks(max).peekable();
+        let limit = self.frame_limit();
+        let mut chunks = message.chunks(limit).peekable();
         // An empty message is still one (empty, last) frame.
         let empty: &[u8] = &[];
         let mut next = chunks.next().or(Some(empty));
         while let Some(chunk) = next {
             let last = if chunks.peek().is_none() { FLAG_LAST } else { 0 };
-            let flags = last | frame_tag(self.sent_frames, chunk.len());
-            while !self.tx.try_push(chunk, flags)? {
-                // Wait for space, or for incoming data to drain so the peer can go on.
-                if self.drain()? {
-                    continue;
-                }
-                let need = (crate::ring::FRAME_HEADER + chunk.len()) as u64;
-                let (tx, rx) = (&self.tx, &self.rx);
-                let ready = || tx.free().map_or(true, |f| f >= need) || rx.has_data();
-                if own_bell(&self.segment, self.side).wait_until(self.spinner.spin(), poll, ready) == Wait::TimedOut
-                    && !keep_waiting()
-                {
-                    return Err(TransferError::TimedOut(poll));
-                }
-            }
-            self.sent_frames = self.sent_frames.wrapping_add(1);
-            self.peer_bell().ring();
+            let copied = self.send_frame(chunk.len(), last, poll, &mut keep_waiting, |dst| {
+                dst.copy_from_slice(chunk);
+                Ok::<(), std::convert::Infallible>(())
+            })?;
+            let Ok(()) = copied;
             next = chunks.next();
         }
         Ok(())
+    }
+
+    /// Sends one message of `len` bytes that `write` produces into the buffer it is given: up to
+    /// [`Endpoint::frame_limit`] bytes, straight into the ring's frame (no copy of its own); a longer
+    /// one into a buffer first, then sent in frames. Nothing is sent if `write` fails. Waiting as
+    /// [`Endpoint::send`].
+    pub fn send_with<E>(
+        &mut self,
+        len: usize,
+        poll: Duration,
+        mut keep_waiting: impl FnMut() -> bool,
+        write: impl FnOnce(&mut [u8]) -> Result<(), E>,
+    ) -> Result<Result<(), E>, TransferError> {
+        if len <= self.frame_limit() {
+            return self.send_frame(len, FLAG_LAST, poll, &mut keep_waiting, write);
+        }
+        let mut buf = vec![0u8; len];
+        if let Err(e) = write(&mut buf) {
+            return Ok(Err(e));
+        }
+        self.send(&buf, poll, keep_waiting).map(Ok)
     }
 
     /// The segment this endpoint belongs to (its name, ring capacity, and unlinking the name).

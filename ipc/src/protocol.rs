@@ -6,7 +6,7 @@
 //! request enum without changing the framing.
 
 use crate::batch::{Column, DataType, Field, RecordBatch, Schema};
-use crate::codec::{encode_into, EncodeError};
+use crate::codec::EncodeError;
 use crate::trace::{now_ns, WorkerTimes};
 use serde::{Deserialize, Serialize};
 
@@ -781,25 +781,30 @@ struct TracedHead(u32, u64, WorkerTimes);
 /// Encoded length of [`TracedHead`]: fixed-width integers only.
 const TRACED_HEAD_LEN: usize = 4 + 8 + std::mem::size_of::<WorkerTimes>();
 
-/// Replaces `out` with the encoding of `Response::TracedBatch { id, times, result }`, in which
-/// `times.encode_ns` is the time this encoding took and `times.send_start` the moment it finished.
-/// The column is encoded first, behind room for the fixed-size head, so the head can carry its cost.
+/// The length of `Response::TracedBatch { result, .. }`'s encoding (see [`encode_traced_result`]).
+pub fn traced_result_len(result: &Column) -> Result<usize, EncodeError> {
+    Ok(TRACED_HEAD_LEN + crate::codec::encoded_len(result)?)
+}
+
+/// Writes the encoding of `Response::TracedBatch { id, times, result }` into `out` (exactly
+/// [`traced_result_len`] bytes), in which `times.encode_ns` is the time this encoding took and
+/// `times.send_start` the moment it finished. The column is encoded first, behind room for the
+/// fixed-size head, so the head can carry its cost.
 pub fn encode_traced_result(
     id: u64,
     mut times: WorkerTimes,
     result: &Column,
-    out: &mut Vec<u8>,
+    out: &mut [u8],
 ) -> Result<(), EncodeError> {
     let start = now_ns();
-    out.clear();
-    out.resize(TRACED_HEAD_LEN, 0);
-    encode_into(result, out)?;
+    if out.len() < TRACED_HEAD_LEN {
+        return Err(bincode::Error::new(bincode::ErrorKind::Custom("no room for a traced result's head".into())).into());
+    }
+    let (head, column) = out.split_at_mut(TRACED_HEAD_LEN);
+    crate::codec::encode_to_slice(result, column)?;
     times.send_start = now_ns();
     times.encode_ns = times.send_start - start;
-    let mut head = Vec::with_capacity(TRACED_HEAD_LEN);
-    encode_into(&TracedHead(TRACED_BATCH_VARIANT, id, times), &mut head)?;
-    out[..TRACED_HEAD_LEN].copy_from_slice(&head);
-    Ok(())
+    crate::codec::encode_to_slice(&TracedHead(TRACED_BATCH_VARIANT, id, times), head)
 }
 
 #[cfg(test)]
@@ -855,7 +860,7 @@ mod tests {
         .column(0)
         .clone();
         let times = WorkerTimes { idle_since: 11, received: 12, decode_ns: 13, ..Default::default() };
-        let mut out = vec![0xAA; 3];
+        let mut out = vec![0xAA; traced_result_len(&column).unwrap()];
         encode_traced_result(77, times, &column, &mut out).unwrap();
         let Response::TracedBatch { id, times: got, result } = crate::codec::decode(&out).unwrap() else {
             panic!("decoded as another variant")

@@ -1,21 +1,32 @@
-//! A single-producer single-consumer byte ring carrying length-prefixed frames.
+//! A single-producer single-consumer byte ring carrying length-prefixed frames, each contiguous in
+//! memory so that either end can work on it in place.
 //!
 //! Positions are byte counts since creation (`u64`, never wrapping in practice); the slot of position
 //! `p` is `p % capacity`. The ring is empty when `head == tail` and full when `head - tail == capacity`.
-//! A frame is an 8-byte header (`u32` payload length, `u32` flags) followed by its payload; both may
-//! wrap around the end of the data region, and are then copied in two pieces. A frame is published
-//! only once it is completely written (head stored with Release after the copy), so a consumer never
-//! sees a torn frame. A message larger than one frame is split by [`crate::endpoint`].
+//! A frame is an 8-byte header (`u32` payload length, `u32` flags) followed by its payload, padded to a
+//! multiple of 8 bytes, so every position is 8-aligned. A frame never wraps around the end of the data
+//! region: one that does not fit before the end is preceded by a wrap marker (a header whose length is
+//! [`WRAP`]) that skips the rest of the region, and starts at the front. So the producer can encode
+//! straight into a frame ([`Producer::try_write`]) and the consumer decode straight from it
+//! ([`Consumer::try_read`]), with no copy into or out of a buffer of their own. When the ring is empty
+//! the next frame also starts at the front: consecutive messages reuse the same memory, still in cache,
+//! instead of walking the whole region.
+//!
+//! A frame is published only once it is completely written (head stored with Release after the
+//! writes), so a consumer never sees a torn frame; its bytes go back to the producer only when the
+//! consumer is done with them (tail stored with Release after the reads). A message larger than one
+//! frame is split by [`crate::endpoint`].
 //!
 //! The ring is written against `&RingHeader` plus a raw byte region, so heap memory backs the unit and
 //! property tests ([`heap`]) and a shared mapping backs the real thing ([`crate::segment`]). The two ends
 //! come into existence together and only together, one [`Producer`] and one [`Consumer`] per ring, which
-//! is what makes the unsynchronized copies of frame bytes sound. Everything read from the header is
+//! is what makes the unsynchronized accesses to frame bytes sound. Everything read from the header is
 //! bounds-checked: the peer may be another, buggy or hostile, process.
 //!
 //! Under `--cfg loom` the atomics are loom's and each data byte is a loom cell, so the models in
 //! `loom_tests` check the very code below: that `head` and `tail` hand every byte over with a
-//! happens-before edge (a missing Release or Acquire shows up as a data race on a cell).
+//! happens-before edge (a missing Release or Acquire shows up as a data race on a cell). There the
+//! in-place accesses go through a copy, one tracked cell access per byte.
 
 use crate::sync::{AtomicU64, CacheLine, Ordering};
 use std::ptr::NonNull;
@@ -29,31 +40,11 @@ pub(crate) type Byte = u8;
 #[cfg(loom)]
 pub(crate) type Byte = loom::cell::UnsafeCell<u8>;
 
-/// Copies `src` into ring memory at `dst`.
+/// Copies `src` into ring cells at `dst`, one tracked cell write per byte (loom's stand-in for writing
+/// a frame in place).
 ///
 /// # Safety
-/// `dst` must be valid for `src.len()` bytes of writes, and no one else may access them meanwhile.
-#[cfg(not(loom))]
-unsafe fn copy_in(src: &[u8], dst: *mut Byte) {
-    // SAFETY: forwarded from the caller; `src` is ordinary memory, never inside the ring.
-    unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), dst, src.len()) }
-}
-
-/// Copies `len` bytes of ring memory at `src` to `dst`.
-///
-/// # Safety
-/// `src` must be valid for `len` bytes of reads that no one writes meanwhile, `dst` for `len` bytes of
-/// writes outside the ring.
-#[cfg(not(loom))]
-unsafe fn copy_out(src: *const Byte, dst: *mut u8, len: usize) {
-    // SAFETY: forwarded from the caller.
-    unsafe { std::ptr::copy_nonoverlapping(src, dst, len) }
-}
-
-/// Loom's version of [`copy_in`]: one tracked cell write per byte.
-///
-/// # Safety
-/// As for the plain version.
+/// `dst` must be valid for `src.len()` cells that no one else accesses meanwhile.
 #[cfg(loom)]
 unsafe fn copy_in(src: &[u8], dst: *mut Byte) {
     for (i, &b) in src.iter().enumerate() {
@@ -62,10 +53,11 @@ unsafe fn copy_in(src: &[u8], dst: *mut Byte) {
     }
 }
 
-/// Loom's version of [`copy_out`]: one tracked cell read per byte.
+/// Copies `len` ring cells at `src` to `dst`, one tracked cell read per byte (loom's stand-in for
+/// reading a frame in place).
 ///
 /// # Safety
-/// As for the plain version.
+/// `src` must be valid for `len` cells that no one writes meanwhile, `dst` for `len` bytes of writes.
 #[cfg(loom)]
 unsafe fn copy_out(src: *const Byte, dst: *mut u8, len: usize) {
     for i in 0..len {
@@ -79,6 +71,15 @@ unsafe fn copy_out(src: *const Byte, dst: *mut u8, len: usize) {
 pub const FRAME_HEADER: usize = 8;
 /// Flag: this frame ends a message.
 pub const FLAG_LAST: u32 = 1;
+/// The length field of a wrap marker: the rest of the data region after it is skipped, and the next
+/// frame starts at the front. Never a payload length (a payload is at most the capacity, which is at
+/// most 2^32 - 8 as `u32` payload lengths allow).
+pub const WRAP: u32 = u32::MAX;
+
+/// The bytes a frame of `len` payload bytes takes: header, payload, padding to 8.
+fn stride(len: usize) -> u64 {
+    (FRAME_HEADER + len).next_multiple_of(8) as u64
+}
 
 /// The shared part of one ring: the two positions, on separate cache lines.
 #[repr(C, align(64))]
@@ -110,8 +111,9 @@ pub enum RingError {
         /// The ring's capacity.
         capacity: u64,
     },
-    /// A frame header announces more bytes than the ring holds.
-    #[error("frame header announces {len} payload bytes but only {available} are published")]
+    /// A frame header announces more bytes than are published, or a frame that would cross the end
+    /// of the data region.
+    #[error("frame header announces {len} payload bytes but only {available} are published before the end")]
     BadFrame {
         /// Announced payload length.
         len: u64,
@@ -128,6 +130,25 @@ pub enum RingError {
         expected: u32,
         /// The tag it carries.
         got: u32,
+    },
+}
+
+/// Where the next frame goes (see [`Producer::plan`]).
+#[derive(Debug, Clone, Copy)]
+enum Place {
+    /// At `head`: it fits before the end of the region (`fits`: and the space is free now).
+    Here {
+        /// The space is free now.
+        fits: bool,
+    },
+    /// At the front, after a wrap marker skipping the `skip` bytes left before the end.
+    Front {
+        /// Bytes the marker skips.
+        skip: u64,
+        /// Those bytes are free now, so the marker can be written.
+        marker_fits: bool,
+        /// And the frame fits at the front after it.
+        frame_fits: bool,
     },
 }
 
@@ -153,39 +174,58 @@ impl RawRing {
         unsafe { self.header.as_ref() }
     }
 
-    /// Copies `src` into the data region starting at position `pos`, wrapping around the end.
+    /// The data region's byte at slot `slot`.
     ///
     /// # Safety
-    /// `[pos, pos + src.len())` must be free space owned by the producer (`head <= pos` and
-    /// `pos + src.len() <= tail + capacity`), so the consumer does not read it concurrently.
-    unsafe fn write_at(&self, pos: u64, src: &[u8]) {
-        let cap = self.capacity as usize;
-        let start = (pos % self.capacity) as usize;
-        let first = src.len().min(cap - start);
-        // SAFETY: `start + first <= cap` and the rest `src.len() - first <= cap` (src fits in the free
-        // space, which is at most `cap`), so both copies stay inside the region; the caller guarantees no
-        // concurrent access; `src` is ordinary memory that cannot overlap the mapping's free space.
-        unsafe {
-            copy_in(&src[..first], self.data.as_ptr().add(start));
-            copy_in(&src[first..], self.data.as_ptr());
+    /// `slot <= capacity` (one past the end is allowed, for empty ranges).
+    unsafe fn at(&self, slot: u64) -> *mut Byte {
+        // SAFETY: forwarded from the caller: within the region or one past its end.
+        unsafe { self.data.as_ptr().add(slot as usize) }
+    }
+
+    /// Runs `f` over `len` bytes at `slot` as a mutable slice (under loom: over a copy, written back).
+    ///
+    /// # Safety
+    /// `[slot, slot + len)` must lie inside the region and be free space owned by the producer, which
+    /// no one else accesses meanwhile.
+    unsafe fn with_mut<R>(&self, slot: u64, len: usize, f: impl FnOnce(&mut [u8]) -> R) -> R {
+        #[cfg(not(loom))]
+        {
+            // SAFETY: inside the region (caller), initialized (the mapping and the heap region start
+            // zeroed, and only bytes are ever written), and exclusively ours until `head` publishes it.
+            let bytes = unsafe { std::slice::from_raw_parts_mut(self.at(slot), len) };
+            f(bytes)
+        }
+        #[cfg(loom)]
+        {
+            let mut copy = vec![0u8; len];
+            let r = f(&mut copy);
+            // SAFETY: forwarded from the caller.
+            unsafe { copy_in(&copy, self.at(slot)) };
+            r
         }
     }
 
-    /// Copies `len` bytes starting at position `pos` to `dst`, wrapping around the end.
+    /// Runs `f` over `len` published bytes at `slot` (under loom: over a copy).
     ///
     /// # Safety
-    /// `[pos, pos + len)` must be published data owned by the consumer (`tail <= pos` and
-    /// `pos + len <= head` for a head loaded with Acquire), and `dst` valid for `len` bytes of writes,
-    /// outside the mapping.
-    unsafe fn read_at(&self, pos: u64, dst: *mut u8, len: usize) {
-        let cap = self.capacity as usize;
-        let start = (pos % self.capacity) as usize;
-        let first = len.min(cap - start);
-        // SAFETY: as in `write_at`, with the roles swapped: the range is published and not written by
-        // the producer until the consumer advances `tail` past it; `dst` is valid for `len` bytes.
-        unsafe {
-            copy_out(self.data.as_ptr().add(start), dst, first);
-            copy_out(self.data.as_ptr(), dst.add(first), len - first);
+    /// `[slot, slot + len)` must lie inside the region and be published data owned by the consumer
+    /// (`tail <= pos` and `pos + len <= head` for a head loaded with Acquire), which the producer does
+    /// not write until the consumer advances `tail` past it.
+    unsafe fn with_ref<R>(&self, slot: u64, len: usize, f: impl FnOnce(&[u8]) -> R) -> R {
+        #[cfg(not(loom))]
+        {
+            // SAFETY: inside the region and initialized (as in `with_mut`); published to us by the
+            // Acquire load of `head` and left alone by the producer until `tail` moves past it.
+            let bytes = unsafe { std::slice::from_raw_parts(self.at(slot).cast_const(), len) };
+            f(bytes)
+        }
+        #[cfg(loom)]
+        {
+            let mut copy = vec![0u8; len];
+            // SAFETY: forwarded from the caller; `copy` is `len` writable bytes.
+            unsafe { copy_out(self.at(slot), copy.as_mut_ptr(), len) };
+            f(&copy)
         }
     }
 }
@@ -208,9 +248,9 @@ pub struct Consumer {
 }
 
 /// Checks a capacity usable for a ring: a non-zero multiple of 8 that holds at least one frame header
-/// and one payload byte.
+/// and one payload byte, and whose payloads fit a frame header's `u32` length.
 pub fn valid_capacity(capacity: u64) -> bool {
-    capacity >= 2 * FRAME_HEADER as u64 && capacity.is_multiple_of(8)
+    capacity >= 2 * FRAME_HEADER as u64 && capacity.is_multiple_of(8) && capacity <= u64::from(WRAP - 7)
 }
 
 impl Producer {
@@ -243,37 +283,116 @@ impl Producer {
         self.ring.capacity as usize - FRAME_HEADER
     }
 
-    /// Free bytes right now (header included in what a frame needs).
+    /// Free bytes right now (a frame needs its header and padding too).
     pub fn free(&self) -> Result<u64, RingError> {
         // SYNC(tail): the consumer is done with everything before `tail`; pairs with the Release store
-        // in `Consumer::try_pop`.
+        // in `Consumer::try_read`.
         let tail = self.ring.header().tail.0.load(Ordering::Acquire);
         let cap = self.ring.capacity;
-        if tail > self.head || self.head - tail > cap {
+        if tail > self.head || self.head - tail > cap || !tail.is_multiple_of(8) {
             return Err(RingError::BadPositions { head: self.head, tail, capacity: cap });
         }
         Ok(cap - (self.head - tail))
     }
 
-    /// Writes one frame if it fits now. `payload.len()` must be at most [`Self::max_payload`].
-    pub fn try_push(&mut self, payload: &[u8], flags: u32) -> Result<bool, RingError> {
-        debug_assert!(payload.len() <= self.max_payload());
-        let need = (FRAME_HEADER + payload.len()) as u64;
-        if self.free()? < need {
-            return Ok(false);
+    /// Where a frame of `len` payload bytes would go now.
+    fn plan(&self, len: usize) -> Result<Place, RingError> {
+        debug_assert!(len <= self.max_payload());
+        let need = stride(len);
+        let cap = self.ring.capacity;
+        let free = self.free()?;
+        let slot = self.head % cap;
+        let to_end = cap - slot;
+        // An empty ring starts over at the front when the frame fits before the old position there:
+        // the most recently used memory, likely still in cache.
+        let restart = free == cap && slot != 0 && need <= slot;
+        Ok(if need <= to_end && !restart {
+            Place::Here { fits: need <= free }
+        } else {
+            // The marker skips the rest of the region, which must be free before it is written.
+            Place::Front {
+                skip: to_end,
+                marker_fits: to_end <= free,
+                frame_fits: to_end <= free && need <= free - to_end,
+            }
+        })
+    }
+
+    /// Whether [`Producer::try_write`] for `len` payload bytes would make progress now (write the
+    /// frame, or the wrap marker before it); what a blocked writer waits for. An inconsistent ring
+    /// says yes, so that the writer retries and meets the error.
+    pub fn would_progress(&self, len: usize) -> bool {
+        match self.plan(len) {
+            Ok(Place::Here { fits }) => fits,
+            Ok(Place::Front { marker_fits, .. }) => marker_fits,
+            Err(_) => true,
         }
-        let mut hdr = [0u8; FRAME_HEADER];
-        hdr[..4].copy_from_slice(&(payload.len() as u32).to_le_bytes());
-        hdr[4..].copy_from_slice(&flags.to_le_bytes());
-        // SAFETY: `free()` showed `need` bytes from `head` are free; only this producer writes there.
-        unsafe {
-            self.ring.write_at(self.head, &hdr);
-            self.ring.write_at(self.head + FRAME_HEADER as u64, payload);
-        }
-        self.head += need;
-        // SYNC(head): publishes the frame written above; pairs with the Acquire load in `Consumer::try_pop`.
+    }
+
+    /// Whether a frame of `len` payload bytes fits now, contiguous. On the way, when the frame must
+    /// start at the front, publishes a wrap marker over the rest of the region if that is free.
+    fn make_room(&mut self, len: usize) -> Result<bool, RingError> {
+        let (skip, frame_fits) = match self.plan(len)? {
+            Place::Here { fits } => return Ok(fits),
+            Place::Front { marker_fits: false, .. } => return Ok(false),
+            Place::Front { skip, frame_fits, .. } => (skip, frame_fits),
+        };
+        let mut marker = [0u8; FRAME_HEADER];
+        marker[..4].copy_from_slice(&WRAP.to_le_bytes());
+        let slot = self.head % self.ring.capacity;
+        // SAFETY: `skip >= 8` (positions are 8-aligned and `slot < cap`), and the `skip` bytes from
+        // `head` are free (the plan checked) and only this producer writes there.
+        unsafe { self.ring.with_mut(slot, FRAME_HEADER, |b| b.copy_from_slice(&marker)) };
+        self.head += skip;
+        // SYNC(head): publishes the marker; pairs with the Acquire load in `Consumer::next_frame`.
         self.ring.header().head.0.store(self.head, Ordering::Release);
-        Ok(true)
+        Ok(frame_fits)
+    }
+
+    /// Writes one frame of `len` payload bytes in place if it fits now: `write` fills the payload
+    /// (its bytes hold whatever an earlier frame left), and the frame is published with `flags` only
+    /// if it returns `Ok`. `Ok(None)`: no room yet, `write` not called. `len` must be at most
+    /// [`Self::max_payload`].
+    pub fn try_write<E>(
+        &mut self,
+        len: usize,
+        flags: u32,
+        write: impl FnOnce(&mut [u8]) -> Result<(), E>,
+    ) -> Result<Option<Result<(), E>>, RingError> {
+        if !self.make_room(len)? {
+            return Ok(None);
+        }
+        let slot = self.head % self.ring.capacity;
+        let mut hdr = [0u8; FRAME_HEADER];
+        hdr[..4].copy_from_slice(&(len as u32).to_le_bytes());
+        hdr[4..].copy_from_slice(&flags.to_le_bytes());
+        // SAFETY: `make_room` showed the frame's stride from `head` is free and before the end of the
+        // region; only this producer writes there until `head` is published past it.
+        let written = unsafe {
+            match self.ring.with_mut(slot + FRAME_HEADER as u64, len, write) {
+                Ok(()) => {
+                    self.ring.with_mut(slot, FRAME_HEADER, |b| b.copy_from_slice(&hdr));
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            }
+        };
+        if written.is_ok() {
+            self.head += stride(len);
+            // SYNC(head): publishes the frame written above; pairs with the Acquire load in
+            // `Consumer::next_frame`.
+            self.ring.header().head.0.store(self.head, Ordering::Release);
+        }
+        Ok(Some(written))
+    }
+
+    /// Copies one frame in if it fits now. `payload.len()` must be at most [`Self::max_payload`].
+    pub fn try_push(&mut self, payload: &[u8], flags: u32) -> Result<bool, RingError> {
+        let written = self.try_write(payload.len(), flags, |dst| {
+            dst.copy_from_slice(payload);
+            Ok::<(), std::convert::Infallible>(())
+        })?;
+        Ok(written.is_some())
     }
 }
 
@@ -294,51 +413,84 @@ impl Consumer {
         Self { ring, tail }
     }
 
-    /// Whether a frame is published and not yet consumed. Cheap: one Acquire load.
+    /// Whether a frame (or wrap marker) is published and not yet consumed. Cheap: one Acquire load.
     pub fn has_data(&self) -> bool {
-        // SYNC(head): see `try_pop`.
+        // SYNC(head): see `next_frame`.
         self.ring.header().head.0.load(Ordering::Acquire) != self.tail
+    }
+
+    /// The consumer's position: it moves whenever bytes go back to the producer.
+    pub fn position(&self) -> u64 {
+        self.tail
+    }
+
+    /// Gives everything before `tail` back to the producer.
+    fn release(&mut self, tail: u64) {
+        self.tail = tail;
+        // SYNC(tail): hands the bytes read back to the producer; pairs with the Acquire load in
+        // `Producer::free`.
+        self.ring.header().tail.0.store(self.tail, Ordering::Release);
+    }
+
+    /// The next published frame's payload slot, length and flags, skipping wrap markers; checks
+    /// everything the peer wrote. Each marker moves `tail` forward, so this ends.
+    fn next_frame(&mut self) -> Result<Option<(u64, usize, u32)>, RingError> {
+        let cap = self.ring.capacity;
+        loop {
+            // SYNC(head): every frame byte before `head` is visible after this load; pairs with the
+            // Release stores in `Producer::try_write` and `Producer::make_room`.
+            let head = self.ring.header().head.0.load(Ordering::Acquire);
+            if head < self.tail || head - self.tail > cap || !head.is_multiple_of(8) {
+                return Err(RingError::BadPositions { head, tail: self.tail, capacity: cap });
+            }
+            let available = head - self.tail;
+            if available == 0 {
+                return Ok(None);
+            }
+            // `available` is a non-zero multiple of 8 (both positions are), so it covers a header.
+            let slot = self.tail % cap;
+            let to_end = cap - slot;
+            // SAFETY: the 8 bytes at `slot` are published (available >= 8) and inside the region
+            // (`slot <= cap - 8`: 8-aligned and below `cap`).
+            let hdr: [u8; FRAME_HEADER] =
+                unsafe { self.ring.with_ref(slot, FRAME_HEADER, |b| b.try_into().expect("8 bytes")) };
+            let len = u32::from_le_bytes(hdr[..4].try_into().expect("4 bytes"));
+            let flags = u32::from_le_bytes(hdr[4..].try_into().expect("4 bytes"));
+            if len == WRAP {
+                if to_end > available {
+                    return Err(RingError::BadFrame { len: to_end, available });
+                }
+                self.release(self.tail + to_end);
+                continue;
+            }
+            let room = available.min(to_end) - FRAME_HEADER as u64;
+            if u64::from(len) > room {
+                return Err(RingError::BadFrame { len: len.into(), available: room });
+            }
+            return Ok(Some((slot + FRAME_HEADER as u64, len as usize, flags)));
+        }
+    }
+
+    /// Reads one frame in place if one is published: `read` gets its flags and payload, and the
+    /// frame's bytes go back to the producer once it returns. `Ok(None)`: nothing published.
+    ///
+    /// The payload is the peer's memory: a peer that breaks the protocol may change it while `read`
+    /// runs, so `read` must check what it takes from it (the codec does: lengths against the slice,
+    /// strings after copying them out).
+    pub fn try_read<R>(&mut self, read: impl FnOnce(u32, &[u8]) -> R) -> Result<Option<R>, RingError> {
+        let Some((slot, len, flags)) = self.next_frame()? else { return Ok(None) };
+        // SAFETY: `next_frame` checked that `len` bytes at `slot` are published and inside the region.
+        let r = unsafe { self.ring.with_ref(slot, len, |bytes| read(flags, bytes)) };
+        self.release(self.tail + stride(len));
+        Ok(Some(r))
     }
 
     /// Reads one frame if one is published: appends its payload to `out` and returns its flags.
     pub fn try_pop(&mut self, out: &mut Vec<u8>) -> Result<Option<u32>, RingError> {
-        // SYNC(head): every frame byte before `head` is visible after this load; pairs with the Release
-        // store in `Producer::try_push`.
-        let head = self.ring.header().head.0.load(Ordering::Acquire);
-        let cap = self.ring.capacity;
-        if head < self.tail || head - self.tail > cap {
-            return Err(RingError::BadPositions { head, tail: self.tail, capacity: cap });
-        }
-        let available = head - self.tail;
-        if available == 0 {
-            return Ok(None);
-        }
-        if available < FRAME_HEADER as u64 {
-            return Err(RingError::BadFrame { len: 0, available });
-        }
-        let mut hdr = [0u8; FRAME_HEADER];
-        // SAFETY: the 8 bytes at `tail` are published (available >= 8) and owned by the consumer; `hdr`
-        // is 8 writable bytes on the stack.
-        unsafe { self.ring.read_at(self.tail, hdr.as_mut_ptr(), FRAME_HEADER) };
-        let len = u32::from_le_bytes(hdr[..4].try_into().expect("4 bytes")) as u64;
-        let flags = u32::from_le_bytes(hdr[4..].try_into().expect("4 bytes"));
-        if len > available - FRAME_HEADER as u64 {
-            return Err(RingError::BadFrame { len, available: available - FRAME_HEADER as u64 });
-        }
-        let (old_len, len) = (out.len(), len as usize);
-        out.reserve(len);
-        // SAFETY: `len` bytes after the header are published (checked just above); `reserve` made room
-        // for `len` more bytes after `old_len`, which the copy initializes before `set_len` exposes them.
-        // No zero-fill first: the payload is copied exactly once.
-        unsafe {
-            self.ring.read_at(self.tail + FRAME_HEADER as u64, out.as_mut_ptr().add(old_len), len);
-            out.set_len(old_len + len);
-        }
-        self.tail += (FRAME_HEADER + len) as u64;
-        // SYNC(tail): hands the bytes just read back to the producer; pairs with the Acquire load in
-        // `Producer::free`.
-        self.ring.header().tail.0.store(self.tail, Ordering::Release);
-        Ok(Some(flags))
+        self.try_read(|flags, bytes| {
+            out.extend_from_slice(bytes);
+            flags
+        })
     }
 }
 
@@ -429,26 +581,74 @@ mod tests {
     }
 
     #[test]
-    fn frame_wraps_around_the_end() {
-        let (mut p, mut c) = ring(40);
+    fn a_frame_that_does_not_fit_before_the_end_starts_at_the_front_after_a_marker() {
+        let (mut p, mut c) = ring(64);
         let mut out = Vec::new();
-        assert!(p.try_push(&[9; 20], 0).unwrap()); // 28 bytes, head at 28
+        assert!(p.try_push(&[9; 20], 0).unwrap()); // 8 + 20, padded: 0..32
+        assert!(p.try_push(&[8; 4], 0).unwrap()); // 32..48
         c.try_pop(&mut out).unwrap();
-        // Header at 28..36, payload 36..40 then 0..16: both pieces of a split copy.
+        // 16 bytes to the end, free 48: a 20-byte frame goes to the front, after a marker at 48.
         let payload: Vec<u8> = (0..20).collect();
-        assert!(p.try_push(&payload, 0).unwrap());
+        assert!(p.try_push(&payload, 7).unwrap());
+        assert_eq!(p.head, 64 + 32);
         out.clear();
-        c.try_pop(&mut out).unwrap();
+        assert_eq!(c.try_pop(&mut out).unwrap(), Some(0));
+        assert_eq!(out, [8; 4]);
+        out.clear();
+        assert_eq!(c.try_pop(&mut out).unwrap(), Some(7), "the marker is skipped, not a frame");
         assert_eq!(out, payload);
-        // Header itself split: head is at 56 = 16 mod 40; push 16 payload bytes to reach 80 = 0 mod 40,
-        // then one frame whose header starts at 36.
-        assert!(p.try_push(&[1; 12], 0).unwrap()); // 56 -> 76 (36 mod 40)
-        out.clear();
-        c.try_pop(&mut out).unwrap();
-        assert!(p.try_push(&[7; 5], 0).unwrap());
-        out.clear();
-        c.try_pop(&mut out).unwrap();
-        assert_eq!(out, [7; 5]);
+        // Read in place: the payload is one contiguous slice of the region.
+        assert!(p.try_push(&[5; 12], 1).unwrap());
+        let seen = c.try_read(|flags, bytes| (flags, bytes.to_vec())).unwrap();
+        assert_eq!(seen, Some((1, vec![5; 12])));
+    }
+
+    #[test]
+    fn a_marker_waits_for_the_rest_of_the_region_to_be_free() {
+        let (mut p, mut c) = ring(64);
+        assert!(p.try_push(&[1; 40], 0).unwrap()); // 0..48
+                                                   // 16 left before the end: a 24-byte frame must go to the front, which the first still holds.
+        assert!(!p.try_push(&[2; 24], 0).unwrap());
+        assert!(!p.would_progress(24));
+        c.try_pop(&mut Vec::new()).unwrap();
+        assert!(p.would_progress(24));
+        assert!(p.try_push(&[2; 24], 0).unwrap());
+        let mut out = Vec::new();
+        assert_eq!(c.try_pop(&mut out).unwrap(), Some(0));
+        assert_eq!(out, [2; 24]);
+    }
+
+    #[test]
+    fn an_empty_ring_starts_over_at_the_front() {
+        let (mut p, mut c) = ring(1024);
+        for i in 0..10u8 {
+            assert!(p.try_push(&[i; 100], 0).unwrap());
+            let mut out = Vec::new();
+            c.try_pop(&mut out).unwrap();
+            assert_eq!(out, [i; 100]);
+            // The same 112 bytes at the front each time (after the first frame, through a marker).
+            assert_eq!(p.head % 1024, 112, "frame {i}");
+        }
+    }
+
+    #[test]
+    fn a_failed_write_publishes_nothing() {
+        let (mut p, mut c) = ring(64);
+        let r = p.try_write(8, 0, |dst| {
+            dst.fill(1);
+            Err("no")
+        });
+        assert_eq!(r.unwrap(), Some(Err("no")));
+        assert!(!c.has_data());
+        assert_eq!(
+            p.try_write(3, 5, |dst| {
+                dst.copy_from_slice(b"abc");
+                Ok::<(), ()>(())
+            })
+            .unwrap(),
+            Some(Ok(()))
+        );
+        assert_eq!(c.try_read(|f, b| (f, b.to_vec())).unwrap(), Some((5, b"abc".to_vec())));
     }
 
     #[test]
@@ -468,12 +668,22 @@ mod tests {
         let (_p, mut c) = ring(64);
         shared(&c).head.0.store(1000, Ordering::Release);
         assert!(matches!(c.try_pop(&mut Vec::new()), Err(RingError::BadPositions { .. })));
+        shared(&c).head.0.store(12, Ordering::Release);
+        assert!(matches!(c.try_pop(&mut Vec::new()), Err(RingError::BadPositions { .. })), "not 8-aligned");
         shared(&c).head.0.store(16, Ordering::Release);
         // Zeroed data: a header of length 0 is fine; then a header claiming more than is published.
         let mut out = Vec::new();
         assert_eq!(c.try_pop(&mut out).unwrap(), Some(0));
         assert!(matches!(c.try_pop(&mut out), Ok(Some(0))));
-        shared(&c).head.0.store(20, Ordering::Release);
+        shared(&c).head.0.store(24, Ordering::Release);
+        // SAFETY: single-threaded test; slot 16 is inside the 64-byte region and nothing else uses it.
+        unsafe { *c.ring.data.as_ptr().add(16) = 9 };
+        assert!(matches!(c.try_pop(&mut out), Err(RingError::BadFrame { .. })));
+        // A wrap marker claiming to skip more than is published.
+        let (_p, mut c) = ring(64);
+        // SAFETY: as above, the first four bytes of the region.
+        unsafe { std::ptr::copy_nonoverlapping(WRAP.to_le_bytes().as_ptr(), c.ring.data.as_ptr(), 4) };
+        shared(&c).head.0.store(8, Ordering::Release);
         assert!(matches!(c.try_pop(&mut out), Err(RingError::BadFrame { .. })));
     }
 
@@ -518,7 +728,7 @@ mod tests {
             let (_p, mut c) = ring(cap);
             // SAFETY: the region is `cap` bytes and nothing else touches it during this single-threaded
             // case (the producer end is never used).
-            unsafe { copy_in(&data[..cap as usize], c.ring.data.as_ptr()) };
+            unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), c.ring.data.as_ptr(), cap as usize) };
             for head in heads {
                 shared(&c).head.0.store(head, Ordering::Release);
                 let mut out = Vec::new();
@@ -528,6 +738,14 @@ mod tests {
                         Ok(None) | Err(_) => break,
                     }
                     out.clear();
+                }
+                // Decoding in place, as the endpoints do: whatever the frame holds, an error at worst.
+                let decoded = c.try_read(|_, bytes| {
+                    let _ = crate::codec::decode::<crate::protocol::Request>(bytes);
+                    bytes.len()
+                });
+                if let Ok(Some(len)) = decoded {
+                    prop_assert!(len as u64 <= cap);
                 }
             }
         }
@@ -549,23 +767,34 @@ mod tests {
             cap in (2u64..40).prop_map(|c| c * 8),
             ops in proptest::collection::vec(prop_oneof![(0usize..300).prop_map(Some), Just(None)], 1..200),
         ) {
+            // The model: frames in order, each at a start offset, never crossing the end of the region.
             let (mut p, mut c) = ring(cap);
-            let mut model: VecDeque<Vec<u8>> = VecDeque::new();
-            let mut used = 0u64;
+            let mut model: VecDeque<(u64, Vec<u8>)> = VecDeque::new();
             for (n, op) in ops.into_iter().enumerate() {
                 match op {
                     Some(len) => {
                         let len = len.min(p.max_payload());
                         let frame = vec![n as u8; len];
-                        let fits = used + 8 + len as u64 <= cap;
-                        prop_assert_eq!(p.try_push(&frame, n as u32).unwrap(), fits);
-                        if fits { used += 8 + len as u64; model.push_back(frame); }
+                        let pushed = p.try_push(&frame, n as u32).unwrap();
+                        if pushed {
+                            let end = p.head % cap;
+                            let start = (if end == 0 { cap } else { end }) - stride(len);
+                            // Contiguous, and not over any frame still unread.
+                            for (s, f) in &model {
+                                let (a, b) = (*s, *s + stride(f.len()));
+                                prop_assert!(start + stride(len) <= a || b <= start, "overlap");
+                            }
+                            model.push_back((start, frame));
+                        } else {
+                            // Only a ring holding something refuses a frame: a frame, or a wrap marker
+                            // the consumer has yet to skip.
+                            prop_assert!(!model.is_empty() || c.has_data());
+                        }
                     }
                     None => {
-                        let mut out = Vec::new();
-                        let got = c.try_pop(&mut out).unwrap();
+                        let got = c.try_read(|_, bytes| bytes.to_vec()).unwrap();
                         match model.pop_front() {
-                            Some(f) => { prop_assert!(got.is_some()); used -= 8 + f.len() as u64; prop_assert_eq!(out, f); }
+                            Some((_, f)) => prop_assert_eq!(got, Some(f)),
                             None => prop_assert!(got.is_none()),
                         }
                     }
@@ -577,8 +806,9 @@ mod tests {
 
 /// Loom models of the ring: the real `Producer` and `Consumer` over loom atomics and one loom cell per
 /// data byte, so a byte handed over without a happens-before edge (a `head` or `tail` published or
-/// loaded too weakly) is reported as a race on its cell. Frames of 11 and 13 bytes in a 16-byte ring:
-/// the second waits for the first to be consumed, reuses its bytes and wraps around the end.
+/// loaded too weakly) is reported as a race on its cell. Frames of 16 bytes each (header, payload,
+/// padding) in a 24-byte ring: the second does not fit before the end, so it waits for the first to
+/// be consumed, writes a wrap marker and reuses the first one's bytes at the front.
 #[cfg(all(test, loom))]
 mod loom_tests {
     use super::*;
@@ -592,7 +822,7 @@ mod loom_tests {
     #[test]
     fn loom_ring_hands_frames_over_in_order() {
         crate::loom_model(None, || {
-            let (mut p, mut c) = heap(16);
+            let (mut p, mut c) = heap(24);
             let producer = thread::spawn(move || {
                 for (i, frame) in FRAMES.iter().enumerate() {
                     while !p.try_push(frame, i as u32).unwrap() {
@@ -620,16 +850,15 @@ mod loom_tests {
     #[test]
     fn loom_ring_with_doorbells_never_sleeps_through_a_move() {
         crate::loom_model(Some(5), || {
-            let (mut p, mut c) = heap(16);
+            let (mut p, mut c) = heap(24);
             let bells = Arc::new([Doorbell::default(), Doorbell::default()]);
             let (producer_bell, consumer_bell) = (0, 1);
             let producer = {
                 let bells = bells.clone();
                 thread::spawn(move || {
                     for (i, frame) in FRAMES.iter().enumerate() {
-                        let need = (FRAME_HEADER + frame.len()) as u64;
                         while !p.try_push(frame, i as u32).unwrap() {
-                            let room = || p.free().unwrap() >= need;
+                            let room = || p.would_progress(frame.len());
                             let w = bells[producer_bell].wait_until(Duration::ZERO, Duration::MAX, room);
                             assert_eq!(w, Wait::Ready);
                         }

@@ -7,8 +7,8 @@
 
 use crate::interpreter;
 use crate::operator::{Args, Call, Control, LoadedOperator};
-use ipc::codec::{decode, encode_into};
-use ipc::protocol::{encode_traced_result, Request, Response};
+use ipc::codec::{decode, encode_to_slice, encoded_len};
+use ipc::protocol::{encode_traced_result, traced_result_len, Request, Response};
 use ipc::spin::SpinPolicy;
 use ipc::trace::{now_ns, WorkerTimes};
 use ipc::{Endpoint, Segment};
@@ -128,36 +128,42 @@ pub enum ServeError {
 
 struct Session {
     endpoint: Endpoint,
-    buf: Vec<u8>,
     /// Timings of the last request received: what a traced response starts from.
     times: WorkerTimes,
 }
 
 impl Session {
+    /// The next request, decoded where it lies in the ring (a request of up to half the ring).
     fn recv(&mut self) -> Result<Request, ServeError> {
         // Three clock reads per request, traced or not: too few to measure next to a wake-up.
         self.times = WorkerTimes { idle_since: now_ns(), ..WorkerTimes::default() };
         loop {
-            if let Some(bytes) = self.endpoint.recv(Duration::from_secs(3600))? {
-                self.times.received = now_ns();
-                let decoded = decode(&bytes);
-                self.endpoint.recycle(bytes);
-                self.times.decode_ns = now_ns() - self.times.received;
+            let times = &mut self.times;
+            let decoded = self.endpoint.recv_with(Duration::from_secs(3600), |bytes| {
+                times.received = now_ns();
+                let decoded = decode(bytes);
+                times.decode_ns = now_ns() - times.received;
+                decoded
+            })?;
+            if let Some(decoded) = decoded {
                 return Ok(decoded?);
             }
         }
     }
 
-    fn send(&mut self, response: &Response) -> Result<(), ServeError> {
-        self.buf.clear();
-        encode_into(response, &mut self.buf)?;
-        self.send_buf()
+    /// Sends `len` bytes that `write` encodes, straight into the ring's frame when they fit one.
+    fn send_with(
+        &mut self,
+        len: usize,
+        write: impl FnOnce(&mut [u8]) -> Result<(), ipc::codec::EncodeError>,
+    ) -> Result<(), ServeError> {
+        let started = std::time::Instant::now();
+        self.endpoint.send_with(len, Duration::from_secs(1), || started.elapsed() < SEND_STALL, write)??;
+        Ok(())
     }
 
-    fn send_buf(&mut self) -> Result<(), ServeError> {
-        let started = std::time::Instant::now();
-        self.endpoint.send(&self.buf, Duration::from_secs(1), || started.elapsed() < SEND_STALL)?;
-        Ok(())
+    fn send(&mut self, response: &Response) -> Result<(), ServeError> {
+        self.send_with(encoded_len(response)?, |out| encode_to_slice(response, out))
     }
 }
 
@@ -165,7 +171,7 @@ impl Session {
 pub fn serve(name: &str, spin: SpinPolicy) -> Result<(), ServeError> {
     let mut endpoint = Segment::open(name)?;
     endpoint.set_spin_policy(spin);
-    let mut s = Session { endpoint, buf: Vec::new(), times: WorkerTimes::default() };
+    let mut s = Session { endpoint, times: WorkerTimes::default() };
     let open = match s.recv()? {
         Request::Open(open) => open,
         other => return Err(ServeError::Protocol(format!("expected Open first, got {other:?}"))),
@@ -207,8 +213,8 @@ pub fn serve(name: &str, spin: SpinPolicy) -> Result<(), ServeError> {
             // The worker's timings ride in the response's head, written after the column is encoded so
             // they include the encoding.
             Response::TracedBatch { id, times, result } => {
-                encode_traced_result(id, WorkerTimes { apply: times.apply, ..s.times }, &result, &mut s.buf)?;
-                s.send_buf()?;
+                let times = WorkerTimes { apply: times.apply, ..s.times };
+                s.send_with(traced_result_len(&result)?, |out| encode_traced_result(id, times, &result, out))?;
             }
             response => s.send(&response)?,
         }
