@@ -1,14 +1,19 @@
 //! Moving bytes between two processes: the shared-memory ring against a pipe and a Unix socket, in one
-//! group per frame size, with memcpy of the same bytes as the floor. The child process is this binary
-//! run again (selected by an environment variable) echoing every message back, so each iteration is a
-//! round trip: `ring/{shm,pipe,unix_socket,memcpy}/{bytes}`, throughput counted both ways.
+//! group per frame size, with two floors: memcpy of the same bytes in and out on one core, and the
+//! same echo between two threads on two cores with no ring (`cross_core`: the bytes copied in, across
+//! by the other thread, and out; both sides spinning on a flag), which is what moving the bytes to the
+//! other core and back costs on this machine. The child process is this binary run again (selected by
+//! an environment variable) echoing every message back, so each iteration is a round trip:
+//! `ring/{shm,pipe,unix_socket,memcpy,cross_core}/{bytes}`, throughput counted both ways.
 
 use criterion::{BenchmarkId, Criterion, Throughput};
 use ipc::spin::SpinPolicy;
 use ipc::Segment;
+use std::cell::UnsafeCell;
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 const CHILD: &str = "UDFPOOL_RING_BENCH_CHILD";
@@ -73,6 +78,69 @@ fn roundtrip_stream(w: &mut impl Write, r: &mut impl Read, msg: &[u8], back: &mu
     r.read_exact(back).unwrap();
 }
 
+/// The cross-core floor: a request buffer and a response buffer, handed between two threads by
+/// sequence numbers.
+struct Shuttle {
+    /// Requests published (`u64::MAX`: stop). Written by the caller, Release; read by the echo, Acquire.
+    sent: AtomicU64,
+    /// Requests echoed. Written by the echo, Release; read by the caller, Acquire.
+    echoed: AtomicU64,
+    request: UnsafeCell<Vec<u8>>,
+    response: UnsafeCell<Vec<u8>>,
+}
+
+// SAFETY: `request` is written only by the caller before it publishes `sent` and read only by the echo
+// after it sees `sent` (Release/Acquire); `response` the other way round with `echoed`. Each buffer has
+// one owner at a time.
+unsafe impl Sync for Shuttle {}
+
+impl Shuttle {
+    fn new(size: usize) -> Self {
+        Self {
+            sent: AtomicU64::new(0),
+            echoed: AtomicU64::new(0),
+            request: UnsafeCell::new(vec![0; size]),
+            response: UnsafeCell::new(vec![0; size]),
+        }
+    }
+
+    /// The echo thread's loop: copy each request into the response.
+    fn echo(&self) {
+        let mut seen = 0;
+        loop {
+            // SYNC: pairs with the Release store of `sent` in `round_trip`.
+            let sent = self.sent.load(Ordering::Acquire);
+            if sent == u64::MAX {
+                return;
+            }
+            if sent == seen {
+                std::hint::spin_loop();
+                continue;
+            }
+            seen = sent;
+            // SAFETY: the caller published the request and waits for `echoed` before touching either
+            // buffer again (see the `Sync` impl).
+            unsafe { (*self.response.get()).copy_from_slice(&*self.request.get()) };
+            // SYNC: publishes the response; pairs with the Acquire load in `round_trip`.
+            self.echoed.store(seen, Ordering::Release);
+        }
+    }
+
+    fn round_trip(&self, msg: &[u8], back: &mut Vec<u8>, n: u64) {
+        // SAFETY: the echo thread is done with both buffers (it published `echoed` = n - 1).
+        unsafe { (*self.request.get()).copy_from_slice(msg) };
+        // SYNC: publishes the request; pairs with the Acquire load in `echo`.
+        self.sent.store(n, Ordering::Release);
+        // SYNC: pairs with the Release store in `echo`.
+        while self.echoed.load(Ordering::Acquire) != n {
+            std::hint::spin_loop();
+        }
+        back.clear();
+        // SAFETY: the echo thread published the response and waits for the next request.
+        back.extend_from_slice(unsafe { &*self.response.get() });
+    }
+}
+
 fn ring(c: &mut Criterion) {
     let mut g = c.benchmark_group("ring");
     g.measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
@@ -109,6 +177,18 @@ fn ring(c: &mut Criterion) {
         });
         g.bench_with_input(BenchmarkId::new("unix_socket", size), &msg, |b, m| {
             b.iter(|| roundtrip_stream(&mut sock_w, &mut sock_r, m, &mut back))
+        });
+        let shuttle = Shuttle::new(size);
+        std::thread::scope(|s| {
+            s.spawn(|| shuttle.echo());
+            let mut n = 0;
+            g.bench_with_input(BenchmarkId::new("cross_core", size), &msg, |b, m| {
+                b.iter(|| {
+                    n += 1;
+                    shuttle.round_trip(m, &mut back, n);
+                })
+            });
+            shuttle.sent.store(u64::MAX, Ordering::Release);
         });
         let mut dst = vec![0u8; size];
         g.bench_with_input(BenchmarkId::new("memcpy", size), &msg, |b, m| {

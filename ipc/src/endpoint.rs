@@ -257,9 +257,9 @@ impl Endpoint {
     /// [`Endpoint::try_recv_with`]: a one-frame message is read in the ring, without a copy).
     /// `Ok(None)` means none came in time, and `read` was not called.
     ///
-    /// Only the first wait for a message spins: a caller that comes back after `Ok(None)` (to check
-    /// that the peer lives) sleeps at once, so a slow peer costs one spin per message, not one per
-    /// check. How long the whole wait lasted teaches the adaptive spin.
+    /// A message's wait spins once: a caller that comes back after `Ok(None)` (to check that the
+    /// peer lives) sleeps at once once the spin's time has passed, so a slow peer costs one spin per
+    /// message, not one per check. How long the whole wait lasted teaches the adaptive spin.
     pub fn recv_with<R>(&mut self, timeout: Duration, read: impl FnOnce(&[u8]) -> R) -> Result<Option<R>, RingError> {
         let deadline = Instant::now() + timeout;
         let mut read = Some(read);
@@ -275,13 +275,10 @@ impl Endpoint {
             if left.is_zero() {
                 return Ok(None);
             }
-            let spin = match self.waiting_since {
-                None => {
-                    self.waiting_since = Some(now);
-                    self.spinner.spin()
-                }
-                Some(_) => Duration::ZERO,
-            };
+            // One spin's budget per message, whatever wakes the wait in between (a wrap marker, part
+            // of a message); spent, the wait sleeps at once.
+            let since = *self.waiting_since.get_or_insert(now);
+            let spin = (since + self.spinner.spin()).saturating_duration_since(now);
             let rx = &self.rx;
             own_bell(&self.segment, self.side).wait_until(spin, left, || rx.has_data());
         }
