@@ -36,6 +36,7 @@
 pub mod buffer_view;
 pub mod convert;
 pub mod error;
+pub mod fast;
 pub mod interpreter;
 pub mod operator;
 pub mod pipeline;

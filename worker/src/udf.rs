@@ -243,28 +243,34 @@ impl Udf {
         let clock = || if timed { now_ns() } else { 0 };
         let raised = |e: PyErr, row: usize| from_py(py, &e, UdfErrorKind::Raised, Some(row as u64));
         let f = self.eval.bind(py);
-        let n = cols.len();
         let mut out = ColumnBuilder::new(&self.result_type, rows.min(1 << 20));
-        // Row-major: row r's arguments are argv[(r - start) * n ..][..n].
-        let mut argv = Vec::with_capacity(rows.min(CHUNK) * n);
+        // Column-major: argument `c` of row `r` is args[c][r - start].
+        let mut args: Vec<Vec<Bound<'_, PyAny>>> = cols.iter().map(|_| Vec::with_capacity(rows.min(CHUNK))).collect();
         let mut values = Vec::with_capacity(rows.min(CHUNK));
         for start in (0..rows).step_by(CHUNK) {
             let end = (start + CHUNK).min(rows);
             let t0 = clock();
-            for row in start..end {
-                for c in cols {
-                    argv.push(to_py(py, c, row).map_err(|e| raised(e, row))?);
+            // A conversion error is reported at the earliest row that has one, in any column.
+            let mut first_error: Option<(usize, PyErr)> = None;
+            for (c, column) in cols.iter().enumerate() {
+                if let Err((row, e)) = crate::fast::extend_py(py, column, start..end, &mut args[c]) {
+                    if first_error.as_ref().is_none_or(|(first, _)| row < *first) {
+                        first_error = Some((row, e));
+                    }
                 }
+            }
+            if let Some((row, e)) = first_error {
+                return Err(raised(e, row));
             }
             let t1 = clock();
             let mut failure = None;
             for i in 0..end - start {
-                let called = match &argv[i * n..(i + 1) * n] {
+                let called = match args.as_slice() {
                     [] => f.call0(),
-                    [x] => f.call1((x,)),
-                    [x, y] => f.call1((x, y)),
-                    [x, y, z] => f.call1((x, y, z)),
-                    more => PyTuple::new(py, more).and_then(|t| f.call1(t)),
+                    [x] => f.call1((&x[i],)),
+                    [x, y] => f.call1((&x[i], &y[i])),
+                    [x, y, z] => f.call1((&x[i], &y[i], &z[i])),
+                    more => PyTuple::new(py, more.iter().map(|a| &a[i])).and_then(|t| f.call1(t)),
                 };
                 match called {
                     Ok(v) => values.push(v),
@@ -274,12 +280,10 @@ impl Udf {
                     }
                 }
             }
-            argv.clear();
+            args.iter_mut().for_each(Vec::clear);
             let t2 = clock();
             // A rejected result on an earlier row is the error a per-row loop would have stopped at.
-            for (i, value) in values.iter().enumerate() {
-                push_result(&mut out, &self.result_type, value, start + i)?;
-            }
+            crate::fast::push_results(&mut out, &self.result_type, &values, start)?;
             // Freeing the results is part of taking them back.
             values.clear();
             if let Some(t) = times.as_deref_mut() {
