@@ -193,7 +193,7 @@ impl WorkerProcess {
         self.send_timed(request).map(drop)
     }
 
-    /// Sends `request`, encoded straight into the ring's frame (a request of up to half the ring; a
+    /// Sends `request`, encoded straight into the ring's frame (any request that fits the ring; a
     /// larger one through a buffer, in frames). Returns how long sizing and encoding it took, in ns.
     fn send_timed(&mut self, request: &RequestRef<'_>) -> Result<u64, PoolError> {
         let index = self.index;
@@ -253,7 +253,7 @@ impl WorkerProcess {
         loop {
             let trace = self.trace;
             let mut marks = (0, 0);
-            // Decoded where it lies in the ring (a response of up to half the ring).
+            // Decoded where it lies in the ring (any response that fits the ring).
             let got = self
                 .endpoint
                 .recv_with(LIVENESS_POLL, |bytes| {

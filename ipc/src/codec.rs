@@ -25,7 +25,7 @@ fn options() -> impl Options {
 
 /// Appends the encoding of `value` to `out` (reuse `out` across calls to avoid allocating).
 pub fn encode_into<T: Serialize>(value: &T, out: &mut Vec<u8>) -> Result<(), EncodeError> {
-    options().serialize_into(out, value)?;
+    options().serialize_into(crate::copy::VecWriter(out), value)?;
     Ok(())
 }
 
@@ -37,13 +37,13 @@ pub fn encoded_len<T: Serialize + ?Sized>(value: &T) -> Result<usize, EncodeErro
 /// Writes the encoding of `value` into `out`, which must be exactly [`encoded_len`] bytes: straight
 /// into a ring's frame, say, with no buffer of its own.
 pub fn encode_to_slice<T: Serialize + ?Sized>(value: &T, out: &mut [u8]) -> Result<(), EncodeError> {
-    let mut rest = &mut *out;
-    options().serialize_into(&mut rest, value)?;
-    if !rest.is_empty() {
+    let len = out.len();
+    let mut writer = crate::copy::SliceWriter::new(out);
+    options().serialize_into(&mut writer, value)?;
+    if writer.filled() != len {
         return Err(EncodeError(Box::new(bincode::ErrorKind::Custom(format!(
-            "the encoding is {} bytes shorter than the {} bytes given for it",
-            rest.len(),
-            out.len()
+            "the encoding is {} bytes shorter than the {len} bytes given for it",
+            len - writer.filled()
         )))));
     }
     Ok(())

@@ -1,7 +1,7 @@
 //! One side's view of a segment: send and receive whole messages, blocking with a spin and then a
 //! futex wait on its own doorbell.
 //!
-//! A message of up to half the ring travels as one frame, which the sender can encode straight into
+//! A message that fits the ring travels as one frame, which the sender can encode straight into
 //! ([`Endpoint::send_with`]) and the receiver decode straight from ([`Endpoint::recv_with`]): no copy
 //! of the message on either side beyond the encoding and the decoding themselves. A larger message is
 //! split into frames (the last one flagged) and assembled on receipt, so any size goes through a ring
@@ -138,10 +138,15 @@ impl Endpoint {
         }
     }
 
-    /// The largest payload of one frame this endpoint sends: half the ring, so that the peer reads one
-    /// frame while the next is written. A message up to this size travels as one frame, written and
-    /// read in place.
+    /// The largest message that travels as one frame, written and read in place: all the ring can
+    /// hold in one frame.
     pub fn frame_limit(&self) -> usize {
+        self.tx.max_payload()
+    }
+
+    /// The frames a larger message is split into: half the ring, so that the peer reads one frame
+    /// while the next is written.
+    fn chunk_size(&self) -> usize {
         ((self.tx.capacity() / 2) as usize).saturating_sub(FRAME_HEADER).clamp(1, self.tx.max_payload())
     }
 
@@ -216,7 +221,7 @@ impl Endpoint {
                         Ok(Some(read(bytes)))
                     } else {
                         // The first frame of several: assemble the message.
-                        partial.extend_from_slice(bytes);
+                        crate::copy::extend(partial, bytes);
                         Ok(None)
                     }
                 })
@@ -248,7 +253,7 @@ impl Endpoint {
     pub fn recv(&mut self, timeout: Duration) -> Result<Option<Vec<u8>>, RingError> {
         let mut buf = self.spare.pop().unwrap_or_default();
         self.recv_with(timeout, move |bytes| {
-            buf.extend_from_slice(bytes);
+            crate::copy::extend(&mut buf, bytes);
             buf
         })
     }
@@ -334,15 +339,15 @@ impl Endpoint {
         poll: Duration,
         mut keep_waiting: impl FnMut() -> bool,
     ) -> Result<(), TransferError> {
-        let limit = self.frame_limit();
-        let mut chunks = message.chunks(limit).peekable();
+        let limit = if message.len() <= self.frame_limit() { self.frame_limit() } else { self.chunk_size() };
+        let mut chunks = message.chunks(limit.max(1)).peekable();
         // An empty message is still one (empty, last) frame.
         let empty: &[u8] = &[];
         let mut next = chunks.next().or(Some(empty));
         while let Some(chunk) = next {
             let last = if chunks.peek().is_none() { FLAG_LAST } else { 0 };
             let copied = self.send_frame(chunk.len(), last, poll, &mut keep_waiting, |dst| {
-                dst.copy_from_slice(chunk);
+                crate::copy::copy(dst, chunk);
                 Ok::<(), std::convert::Infallible>(())
             })?;
             let Ok(()) = copied;

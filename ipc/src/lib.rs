@@ -35,6 +35,7 @@ pub mod arrow;
 pub mod assemble;
 pub mod batch;
 pub mod codec;
+pub mod copy;
 // Shared memory needs the real atomics: under `--cfg loom` (the models of `ring` and `sync`), the
 // segment and its endpoints are left out.
 #[cfg(not(loom))]

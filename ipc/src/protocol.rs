@@ -490,7 +490,7 @@ pub enum Request {
     /// Loads a checkpoint's state into a fresh stage before its first batch; answered by `Restored`.
     Restore {
         /// What the stage's `Snapshot` answered.
-        #[serde(with = "serde_bytes")]
+        #[serde(with = "crate::copy::bytes")]
         state: Vec<u8>,
     },
     /// Two-phase aggregates: the worker's groups as partial accumulators (the key columns, then a
@@ -555,7 +555,7 @@ pub enum RequestRef<'a> {
     /// See [`Request::Restore`].
     Restore {
         /// See [`Request::Restore`].
-        #[serde(with = "serde_bytes")]
+        #[serde(with = "crate::copy::bytes")]
         state: &'a [u8],
     },
     /// See [`Request::Partials`].
@@ -750,7 +750,7 @@ pub enum Response {
 
 /// A stage's checkpointed state, as bytes (serialized as one byte string, not a sequence of bytes).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SnapshotBytes(#[serde(with = "serde_bytes")] pub Vec<u8>);
+pub struct SnapshotBytes(#[serde(with = "crate::copy::bytes")] pub Vec<u8>);
 
 impl Response {
     /// The variant's name, for messages (a whole response may hold a large column).

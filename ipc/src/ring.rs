@@ -389,7 +389,7 @@ impl Producer {
     /// Copies one frame in if it fits now. `payload.len()` must be at most [`Self::max_payload`].
     pub fn try_push(&mut self, payload: &[u8], flags: u32) -> Result<bool, RingError> {
         let written = self.try_write(payload.len(), flags, |dst| {
-            dst.copy_from_slice(payload);
+            crate::copy::copy(dst, payload);
             Ok::<(), std::convert::Infallible>(())
         })?;
         Ok(written.is_some())
@@ -488,7 +488,7 @@ impl Consumer {
     /// Reads one frame if one is published: appends its payload to `out` and returns its flags.
     pub fn try_pop(&mut self, out: &mut Vec<u8>) -> Result<Option<u32>, RingError> {
         self.try_read(|flags, bytes| {
-            out.extend_from_slice(bytes);
+            crate::copy::extend(out, bytes);
             flags
         })
     }

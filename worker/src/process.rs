@@ -133,7 +133,7 @@ struct Session {
 }
 
 impl Session {
-    /// The next request, decoded where it lies in the ring (a request of up to half the ring).
+    /// The next request, decoded where it lies in the ring (any request that fits the ring).
     fn recv(&mut self) -> Result<Request, ServeError> {
         // Three clock reads per request, traced or not: too few to measure next to a wake-up.
         self.times = WorkerTimes { idle_since: now_ns(), ..WorkerTimes::default() };

@@ -106,7 +106,7 @@ impl Drop for DepthGuard {
 /// A packed bit vector (LSB first), used for validity and booleans.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Bitmap {
-    #[serde(with = "serde_bytes")]
+    #[serde(with = "crate::copy::bytes")]
     bits: Vec<u8>,
     len: u64,
 }
@@ -200,7 +200,7 @@ impl Bitmap {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VarData {
     offsets: LeBuffer<u32>,
-    #[serde(with = "serde_bytes")]
+    #[serde(with = "crate::copy::bytes")]
     bytes: Vec<u8>,
 }
 
@@ -394,7 +394,7 @@ impl<'de, T: Primitive> Deserialize<'de> for LeBuffer<T> {
                 // after the copy the first `n` elements are initialized and `set_len(n)` is sound. No
                 // zero-fill first: decoding a fixed-width column is one copy.
                 unsafe {
-                    std::ptr::copy_nonoverlapping(b.as_ptr(), v.as_mut_ptr().cast::<u8>(), b.len());
+                    crate::copy::copy_raw(b.as_ptr(), v.as_mut_ptr().cast::<u8>(), b.len());
                     v.set_len(n);
                 }
                 Ok(LeBuffer(v))
