@@ -24,7 +24,7 @@ const ALIAS_WINDOW: usize = 64;
 #[inline]
 fn slow_for_memcpy(src: *const u8, dst: *mut u8) -> bool {
     let d = (dst as usize).wrapping_sub(src as usize) % 4096;
-    !d.is_multiple_of(16) && (d < ALIAS_WINDOW || d > 4096 - ALIAS_WINDOW)
+    !d.is_multiple_of(16) && !(ALIAS_WINDOW..=4096 - ALIAS_WINDOW).contains(&d)
 }
 
 /// Copies `src` into `dst` (same length).
