@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use host::{Mode, PoolError, Stage};
+use host::{Mode, Pool, PoolError, Stage, Step};
 use ipc::batch::{DataType, Field, RecordBatch, Schema, Value};
 use std::time::Instant;
 
@@ -105,6 +105,54 @@ fn every_traced_batch_is_accounted_for_in_its_modes_stages() {
                 let sum: u64 = own.iter().map(|&s| t.ns(s)).sum();
                 assert!(sum <= wall_ns, "{mode}: stages sum to {sum} ns, more than the {wall_ns} ns wall time");
             }
+        }
+    }
+}
+
+/// Table functions and pipelines are traced too: the same output as untraced, and their time in the
+/// Python stages of both modes.
+#[test]
+fn table_functions_and_pipelines_are_traced_with_the_same_results() {
+    let explode = format!("{}:explode", udf_file("kinds.py"));
+    let pipeline = vec![
+        Step { outputs: Some(vec!["y".into()]), ..Step::new(format!("{}:plus_one", udf_file("types.py")), ["x"]) },
+        Step::new(format!("{}:is_even", udf_file("kinds.py")), ["y"]),
+        Step::new(explode.clone(), ["y"]),
+    ];
+    for mode in MODES {
+        for (what, draft) in [
+            ("table function", Pool::builder(explode.clone(), batches(1, 1)[0].schema().clone())),
+            ("pipeline", Pool::builder("", batches(1, 1)[0].schema().clone()).pipeline(pipeline.clone())),
+        ] {
+            let outputs: Vec<Vec<Vec<Value>>> = [false, true]
+                .into_iter()
+                .map(|trace| {
+                    let mut pool = draft
+                        .clone()
+                        .mode(mode)
+                        .workers(1)
+                        .worker_exe(worker_exe())
+                        .config("udfpool.trace-stages", trace.to_string())
+                        .build()
+                        .unwrap();
+                    let rows = pool
+                        .apply_stream(arrows(batches(5, 40)))
+                        .flat_map(|b| native(b.unwrap()).to_rows())
+                        .collect::<Vec<_>>();
+                    let t = pool.stage_totals();
+                    if trace {
+                        assert_eq!(t.batches, 5, "{mode} {what}");
+                        for s in [Stage::ToPython, Stage::UdfCalls, Stage::FromPython] {
+                            assert!(t.ns(s) > 0, "{mode} {what}: {} is empty", s.name());
+                        }
+                    } else {
+                        assert_eq!(t.batches, 0, "{mode} {what}");
+                    }
+                    rows
+                })
+                .collect();
+            assert!(!outputs[0].is_empty(), "{mode} {what}");
+            assert_eq!(outputs[0], outputs[1], "{mode} {what}: traced output differs");
         }
     }
 }

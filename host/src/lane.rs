@@ -71,6 +71,9 @@ pub(crate) fn batch_answer(
             (id, Ok(Output { result, input_rows: Some(input_rows.0) }), None)
         }
         Response::TracedBatch { id, times, result } => (id, Ok(Output::per_row(result)), Some(times)),
+        Response::TracedTableBatch { id, times, input_rows, result } => {
+            (id, Ok(Output { result, input_rows: Some(input_rows.0) }), Some(times))
+        }
         Response::Failed { id, error } => (id, Err(error), None),
         other => {
             return Err(PoolError::Protocol {

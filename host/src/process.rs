@@ -407,6 +407,7 @@ impl Lane for WorkerProcess {
                     | Response::Failed { .. }
                     | Response::TracedBatch { .. }
                     | Response::TableBatch { .. }
+                    | Response::TracedTableBatch { .. }
                     | Response::Finished(_)
                     | Response::Snapshot(_)
                     | Response::Restored(_)

@@ -717,7 +717,7 @@ pub enum Response {
         error: Option<UdfError>,
     },
     /// The result column of a `TracedBatch` request and where the worker spent its time. The timings
-    /// come before the column so [`encode_traced_result`] can write them after encoding the column.
+    /// come right after the id so [`encode_traced`] can write them again after encoding the column.
     TracedBatch {
         /// The request's id.
         id: u64,
@@ -746,6 +746,18 @@ pub enum Response {
     Restored(Result<(), UdfError>),
     /// The answer to [`Request::Merge`].
     Merged(Result<(), UdfError>),
+    /// A table function's answer to a `TracedBatch` request: as `TableBatch`, with the worker's
+    /// timings, which come right after the id as in `TracedBatch` (see [`encode_traced`]).
+    TracedTableBatch {
+        /// The request's id.
+        id: u64,
+        /// The worker's timings of this batch.
+        times: WorkerTimes,
+        /// See [`Response::TableBatch`].
+        input_rows: crate::batch::LeBuffer<u32>,
+        /// See [`Response::TableBatch`].
+        result: Column,
+    },
 }
 
 /// A stage's checkpointed state, as bytes (serialized as one byte string, not a sequence of bytes).
@@ -767,44 +779,34 @@ impl Response {
             Response::Snapshot(_) => "Snapshot",
             Response::Restored(_) => "Restored",
             Response::Merged(_) => "Merged",
+            Response::TracedTableBatch { .. } => "TracedTableBatch",
         }
     }
 }
 
-/// Index of [`Response::TracedBatch`] among the variants (bincode writes it as a `u32`).
-const TRACED_BATCH_VARIANT: u32 = 5;
-
-/// The fixed-size start of an encoded [`Response::TracedBatch`]: variant, id, timings.
-#[derive(Serialize)]
-struct TracedHead(u32, u64, WorkerTimes);
-
-/// Encoded length of [`TracedHead`]: fixed-width integers only.
+/// Encoded length of a traced response's start: variant (`u32`), id (`u64`), then its timings, all
+/// fixed-width, so the timings sit at a fixed offset.
 const TRACED_HEAD_LEN: usize = 4 + 8 + std::mem::size_of::<WorkerTimes>();
 
-/// The length of `Response::TracedBatch { result, .. }`'s encoding (see [`encode_traced_result`]).
-pub fn traced_result_len(result: &Column) -> Result<usize, EncodeError> {
-    Ok(TRACED_HEAD_LEN + crate::codec::encoded_len(result)?)
-}
-
-/// Writes the encoding of `Response::TracedBatch { id, times, result }` into `out` (exactly
-/// [`traced_result_len`] bytes), in which `times.encode_ns` is the time this encoding took and
-/// `times.send_start` the moment it finished. The column is encoded first, behind room for the
-/// fixed-size head, so the head can carry its cost.
-pub fn encode_traced_result(
-    id: u64,
-    mut times: WorkerTimes,
-    result: &Column,
-    out: &mut [u8],
-) -> Result<(), EncodeError> {
+/// Writes the encoding of `response`, a `TracedBatch` or `TracedTableBatch`, into `out` (exactly
+/// [`crate::codec::encoded_len`] bytes), with `times.encode_ns` the time this encoding took and
+/// `times.send_start` the moment it finished: the whole response is encoded, then its timings, at
+/// their fixed offset after the variant and the id, are written again.
+pub fn encode_traced(response: &Response, out: &mut [u8]) -> Result<(), EncodeError> {
     let start = now_ns();
-    if out.len() < TRACED_HEAD_LEN {
-        return Err(bincode::Error::new(bincode::ErrorKind::Custom("no room for a traced result's head".into())).into());
-    }
-    let (head, column) = out.split_at_mut(TRACED_HEAD_LEN);
-    crate::codec::encode_to_slice(result, column)?;
+    let (Response::TracedBatch { times, .. } | Response::TracedTableBatch { times, .. }) = response else {
+        return Err(bincode::Error::new(bincode::ErrorKind::Custom(format!(
+            "{} is not a traced response",
+            response.name()
+        )))
+        .into());
+    };
+    crate::codec::encode_to_slice(response, out)?;
+    let mut times = *times;
     times.send_start = now_ns();
     times.encode_ns = times.send_start - start;
-    crate::codec::encode_to_slice(&TracedHead(TRACED_BATCH_VARIANT, id, times), head)
+    let at = TRACED_HEAD_LEN - std::mem::size_of::<WorkerTimes>();
+    crate::codec::encode_to_slice(&times, &mut out[at..TRACED_HEAD_LEN])
 }
 
 #[cfg(test)]
@@ -860,8 +862,9 @@ mod tests {
         .column(0)
         .clone();
         let times = WorkerTimes { idle_since: 11, received: 12, decode_ns: 13, ..Default::default() };
-        let mut out = vec![0xAA; traced_result_len(&column).unwrap()];
-        encode_traced_result(77, times, &column, &mut out).unwrap();
+        let traced = Response::TracedBatch { id: 77, times, result: column.clone() };
+        let mut out = vec![0xAA; crate::codec::encoded_len(&traced).unwrap()];
+        encode_traced(&traced, &mut out).unwrap();
         let Response::TracedBatch { id, times: got, result } = crate::codec::decode(&out).unwrap() else {
             panic!("decoded as another variant")
         };

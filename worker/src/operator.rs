@@ -81,8 +81,8 @@ impl Args<'_> {
 /// A request to the loaded operator, as both modes make it.
 #[derive(Debug)]
 pub enum Call<'a> {
-    /// Run the operator on a batch; `trace` asks for the worker's timings (scalar, filter and
-    /// vectorized functions; other operators answer untraced).
+    /// Run the operator on a batch; `trace` asks for the worker's timings (scalar, filter, table and
+    /// vectorized functions and pipelines; aggregates and DataStream stages answer untraced).
     Batch {
         /// Chosen by the host, echoed in the response.
         id: u64,
@@ -163,9 +163,18 @@ impl LoadedOperator {
         };
         match self {
             LoadedOperator::Function(udf) if udf.kind() == UdfKind::Table => {
-                match udf.apply_table(py, &args.columns(), rows) {
-                    Ok((input_rows, result)) => Response::TableBatch { id, input_rows: LeBuffer(input_rows), result },
-                    Err(error) => Response::Failed { id, error },
+                let mut times = trace.then(ApplyTimes::default);
+                match (udf.apply_table(py, &args.columns(), rows, times.as_mut()), times) {
+                    (Ok((input_rows, result)), Some(apply)) => Response::TracedTableBatch {
+                        id,
+                        times: WorkerTimes { apply, ..Default::default() },
+                        input_rows: LeBuffer(input_rows),
+                        result,
+                    },
+                    (Ok((input_rows, result)), None) => {
+                        Response::TableBatch { id, input_rows: LeBuffer(input_rows), result }
+                    }
+                    (Err(error), _) => Response::Failed { id, error },
                 }
             }
             LoadedOperator::Function(udf) if udf.kind() == UdfKind::Vectorized => {
@@ -185,16 +194,25 @@ impl LoadedOperator {
                 (Err(error), _) => Response::Failed { id, error },
             },
             LoadedOperator::Function(udf) => answer(udf.apply(py, &args.columns(), rows)),
-            LoadedOperator::Pipeline(pipeline) => answer(match args {
-                Args::Owned(batch) => pipeline.run(py, batch),
-                Args::Borrowed { batch, columns } => {
-                    // The caller keeps its batch (to resend it): the pipeline works on a copy.
-                    let cols = columns.iter().map(|&i| batch.column(i).clone()).collect();
-                    RecordBatch::try_new(pipeline.input().clone(), cols, rows)
-                        .map_err(|e| UdfError::plain(UdfErrorKind::BadResult, e.to_string()))
-                        .and_then(|batch| pipeline.run(py, batch))
+            LoadedOperator::Pipeline(pipeline) => {
+                let mut times = trace.then(ApplyTimes::default);
+                let result = match args {
+                    Args::Owned(batch) => pipeline.run(py, batch, times.as_mut()),
+                    Args::Borrowed { batch, columns } => {
+                        // The caller keeps its batch (to resend it): the pipeline works on a copy.
+                        let cols = columns.iter().map(|&i| batch.column(i).clone()).collect();
+                        RecordBatch::try_new(pipeline.input().clone(), cols, rows)
+                            .map_err(|e| UdfError::plain(UdfErrorKind::BadResult, e.to_string()))
+                            .and_then(|batch| pipeline.run(py, batch, times.as_mut()))
+                    }
+                };
+                match (result, times) {
+                    (Ok(result), Some(apply)) => {
+                        Response::TracedBatch { id, times: WorkerTimes { apply, ..Default::default() }, result }
+                    }
+                    (result, _) => answer(result),
                 }
-            }),
+            }
             // An aggregate's batches are acknowledged with an empty column; its rows come at Finish.
             LoadedOperator::Aggregate { udf, keys } => answer(
                 udf.aggregate(py, *keys, &args.columns(), rows)

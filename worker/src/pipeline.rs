@@ -5,6 +5,7 @@ use crate::udf::{Role, Udf};
 use ipc::assemble::{added_fields, assemble, Join, Output};
 use ipc::batch::{Column, ColumnData, DataType, Field, RecordBatch, Schema};
 use ipc::protocol::{OpenRequest, StepSpec, UdfError, UdfErrorKind, UdfKind};
+use ipc::trace::{now_ns, ApplyTimes};
 use pyo3::prelude::*;
 
 /// One step: its function, its argument columns (indices into the batch as it reaches the step), and
@@ -83,8 +84,15 @@ impl Pipeline {
         &self.input
     }
 
-    /// Runs every step on `batch`; the output batch as a struct column of its columns.
-    pub fn run(&self, py: Python<'_>, mut batch: RecordBatch) -> Result<Column, UdfError> {
+    /// Runs every step on `batch`; the output batch as a struct column of its columns. With `times`,
+    /// where the time went, summed over the steps (joining a step's output to the batch counts as
+    /// taking its results back).
+    pub fn run(
+        &self,
+        py: Python<'_>,
+        mut batch: RecordBatch,
+        mut times: Option<&mut ApplyTimes>,
+    ) -> Result<Column, UdfError> {
         let bad = |m: String| UdfError::plain(UdfErrorKind::BadResult, m);
         if batch.schema().fields.len() != self.input.fields.len()
             || batch.schema().fields.iter().zip(&self.input.fields).any(|(a, b)| a.data_type != b.data_type)
@@ -100,15 +108,26 @@ impl Pipeline {
             };
             let step_cols: Vec<&Column> = step.args.iter().map(|&a| batch.column(a)).collect();
             let n = batch.num_rows();
-            let output = match step.udf.kind() {
-                UdfKind::Table => step
+            let output = match (step.udf.kind(), times.as_deref_mut()) {
+                (UdfKind::Table, t) => step
                     .udf
-                    .apply_table(py, &step_cols, n)
+                    .apply_table(py, &step_cols, n, t)
                     .map(|(input_rows, result)| Output { result, input_rows: Some(input_rows) }),
-                _ => step.udf.apply(py, &step_cols, n).map(Output::per_row),
+                (_, Some(t)) => {
+                    let (result, step_times) = step.udf.apply_timed(py, &step_cols, n);
+                    t.to_python_ns += step_times.to_python_ns;
+                    t.udf_ns += step_times.udf_ns;
+                    t.from_python_ns += step_times.from_python_ns;
+                    result.map(Output::per_row)
+                }
+                (_, None) => step.udf.apply(py, &step_cols, n).map(Output::per_row),
             }
             .map_err(in_step)?;
+            let joined = times.is_some().then(now_ns);
             batch = assemble(step.udf.kind(), batch, output, &step.fields, step.join).map_err(|m| in_step(bad(m)))?;
+            if let (Some(t), Some(start)) = (times.as_deref_mut(), joined) {
+                t.from_python_ns += now_ns() - start;
+            }
         }
         let len = batch.num_rows() as u64;
         let names = batch.schema().fields.iter().map(|f| f.name.clone()).collect();

@@ -8,7 +8,7 @@
 use crate::interpreter;
 use crate::operator::{Args, Call, Control, LoadedOperator};
 use ipc::codec::{decode, encode_to_slice, encoded_len};
-use ipc::protocol::{encode_traced_result, traced_result_len, Request, Response};
+use ipc::protocol::{encode_traced, Request, Response};
 use ipc::spin::SpinPolicy;
 use ipc::trace::{now_ns, WorkerTimes};
 use ipc::{Endpoint, Segment};
@@ -213,8 +213,13 @@ pub fn serve(name: &str, spin: SpinPolicy) -> Result<(), ServeError> {
             // The worker's timings ride in the response's head, written after the column is encoded so
             // they include the encoding.
             Response::TracedBatch { id, times, result } => {
+                let traced = Response::TracedBatch { id, times: WorkerTimes { apply: times.apply, ..s.times }, result };
+                s.send_with(encoded_len(&traced)?, |out| encode_traced(&traced, out))?;
+            }
+            Response::TracedTableBatch { id, times, input_rows, result } => {
                 let times = WorkerTimes { apply: times.apply, ..s.times };
-                s.send_with(traced_result_len(&result)?, |out| encode_traced_result(id, times, &result, out))?;
+                let traced = Response::TracedTableBatch { id, times, input_rows, result };
+                s.send_with(encoded_len(&traced)?, |out| encode_traced(&traced, out))?;
             }
             response => s.send(&response)?,
         }
