@@ -48,6 +48,19 @@ pub fn extend(out: &mut Vec<u8>, src: &[u8]) {
     }
 }
 
+/// A new `Vec` of `src`'s values, copied with [`copy_raw`].
+pub fn to_vec<T: crate::batch::Primitive>(src: &[T]) -> Vec<T> {
+    let mut v: Vec<T> = Vec::with_capacity(src.len());
+    // SAFETY: `v` has room for `src.len()` values, which the copy of their `size_of_val` bytes
+    // initializes (a Primitive has no padding, so every byte is initialized) before `set_len`; the
+    // two allocations are distinct.
+    unsafe {
+        copy_raw(src.as_ptr().cast::<u8>(), v.as_mut_ptr().cast::<u8>(), std::mem::size_of_val(src));
+        v.set_len(src.len());
+    }
+    v
+}
+
 /// Copies `len` bytes from `src` to `dst`.
 ///
 /// # Safety

@@ -170,7 +170,7 @@ fn arrow_parts<'py>(
 
 /// `rows` values of type `T` out of a buffer-protocol object (a contiguous numpy array of `T`'s dtype):
 /// one copy into a `Vec`.
-fn read<T: Element + Copy>(
+fn read<T: Element + ipc::batch::Primitive>(
     py: Python<'_>,
     data: &Bound<'_, PyAny>,
     rows: usize,
@@ -179,6 +179,14 @@ fn read<T: Element + Copy>(
     let buffer = PyBuffer::<T>::get(data).map_err(|e| bad(format!("vectorized result for result type {t}: {e}")))?;
     if buffer.item_count() != rows {
         return Err(bad(format!("vectorized result holds {} values for {rows} rows", buffer.item_count())));
+    }
+    if buffer.is_c_contiguous() {
+        // SAFETY: a C-contiguous buffer of `item_count` elements of T (PyBuffer::get checked the
+        // format and item size) starts at `buf_ptr`; `buffer` holds the exporter's view, so the
+        // memory stays valid and unchanged while we copy (the GIL is held).
+        let values = unsafe { std::slice::from_raw_parts(buffer.buf_ptr().cast::<T>(), rows) };
+        // ipc::copy: numpy's allocation and ours are often 4 KiB-aliased (see its docs).
+        return Ok(ipc::copy::to_vec(values));
     }
     buffer.to_vec(py).map_err(|e| bad(format!("vectorized result for result type {t}: {e}")))
 }

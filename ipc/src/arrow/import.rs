@@ -32,8 +32,11 @@ fn validity(array: &dyn Array) -> Option<Bitmap> {
     Some(Bitmap::from_bytes(&bits.as_slice()[..len.div_ceil(8)], len).expect("a sliced buffer holds len bits"))
 }
 
-fn values<T: ArrowPrimitiveType>(array: &dyn Array) -> Vec<T::Native> {
-    array.as_primitive::<T>().values().to_vec()
+fn values<T: ArrowPrimitiveType>(array: &dyn Array) -> Vec<T::Native>
+where
+    T::Native: crate::batch::Primitive,
+{
+    crate::copy::to_vec(array.as_primitive::<T>().values())
 }
 
 /// The values of `T`, each widened into `U` (one pass, no intermediate copy).
@@ -134,7 +137,7 @@ fn var_data<O: OffsetSizeTrait>(offsets: &[O], bytes: &[u8], column: &str) -> Re
         return Err(ArrowConvertError::new(column, "more than 4 GiB of values in one batch; use smaller batches"));
     }
     let rebased = offsets.iter().map(|o| (o.as_usize() - start) as u32).collect();
-    VarData::from_parts(rebased, bytes[start..end].to_vec()).map_err(|e| ArrowConvertError::new(column, e))
+    VarData::from_parts(rebased, crate::copy::to_vec(&bytes[start..end])).map_err(|e| ArrowConvertError::new(column, e))
 }
 
 /// Values one at a time (views, fixed-size binaries), null slots empty.

@@ -324,7 +324,7 @@ macro_rules! primitive {
 }
 // SAFETY: primitive integers are a single scalar with no padding bytes, and every bit pattern of their
 // size is a valid value (two's complement for the signed ones).
-primitive!(i8, i16, i32, i64, i128, u32);
+primitive!(i8, i16, i32, i64, i128, u8, u32);
 // SAFETY: IEEE 754 binary32/binary64 are a single scalar with no padding bytes, and every bit pattern
 // is a valid value: a number, an infinity or a NaN (Rust gives NaN payloads no validity requirement).
 primitive!(f32, f64);
@@ -357,7 +357,7 @@ impl<T: Primitive> LeBuffer<T> {
         // SAFETY: `v` has capacity for `n` Ts, i.e. `bytes.len()` bytes; the allocations are distinct;
         // every byte pattern is a valid T (Primitive), so the first `n` elements are initialized.
         unsafe {
-            std::ptr::copy_nonoverlapping(bytes.as_ptr(), v.as_mut_ptr().cast::<u8>(), bytes.len());
+            crate::copy::copy_raw(bytes.as_ptr(), v.as_mut_ptr().cast::<u8>(), bytes.len());
             v.set_len(n);
         }
         Some(LeBuffer(v))
