@@ -258,9 +258,9 @@ impl Endpoint {
         })
     }
 
-    /// Waits up to `timeout` for a complete message and hands it to `read` (see
-    /// [`Endpoint::try_recv_with`]: a one-frame message is read in the ring, without a copy).
-    /// `Ok(None)` means none came in time, and `read` was not called.
+    /// Waits up to `timeout` for a complete message and hands it to `read`: a message of one frame
+    /// where it lies in the ring, without a copy (its bytes go back to the peer when `read` returns),
+    /// a longer one once assembled. `Ok(None)` means none came in time, and `read` was not called.
     ///
     /// A message's wait spins once: a caller that comes back after `Ok(None)` (to check that the
     /// peer lives) sleeps at once once the spin's time has passed, so a slow peer costs one spin per
