@@ -442,3 +442,40 @@ fn two_phase_aggregation_merges_partial_accumulators() {
         }
     }
 }
+
+/// `udfpool.trace-stages` on an aggregation: the same groups as untraced, and the rows' way to the
+/// accumulators (to Python, the groups' `add`) in its stages, in both modes.
+#[test]
+fn traced_aggregations_give_the_same_groups_and_report_their_stages() {
+    let input: Vec<RecordBatch> = (0..4)
+        .map(|b| {
+            let rows: Vec<(Option<&str>, Option<i64>)> =
+                (0..50).map(|i| (Some(["a", "b", "c"][i % 3]), Some((b * 50 + i) as i64))).collect();
+            batch(&rows)
+        })
+        .collect();
+    for mode in MODES {
+        let groups: Vec<Vec<Vec<Value>>> = [false, true]
+            .into_iter()
+            .map(|trace| {
+                let mut agg =
+                    aggs("total", mode, 2).config("udfpool.trace-stages", trace.to_string()).build_aggregate().unwrap();
+                for b in &input {
+                    agg.push(arrow(b.clone())).unwrap();
+                }
+                let t = agg.stage_totals();
+                if trace {
+                    assert_eq!(t.rows, 200, "{mode}");
+                    for s in [host::Stage::ToPython, host::Stage::UdfCalls] {
+                        assert!(t.ns(s) > 0, "{mode}: {} is empty", s.name());
+                    }
+                } else {
+                    assert_eq!(t.batches, 0, "{mode}");
+                }
+                sorted(&native(agg.finish().unwrap()))
+            })
+            .collect();
+        assert_eq!(groups[0], groups[1], "{mode}: traced groups differ");
+        assert_eq!(groups[0].len(), 3, "{mode}");
+    }
+}

@@ -97,6 +97,12 @@ impl Aggregation {
         &self.info
     }
 
+    /// Where the traced batches' time went, summed over the workers (`udfpool.trace-stages`; see
+    /// [`Pool::stage_totals`](crate::Pool::stage_totals)): the rows' way to the accumulators.
+    pub fn stage_totals(&self) -> crate::StageTotals {
+        self.workers.stage_totals()
+    }
+
     /// The schema of [`finish`](Self::finish)'s batch: the key columns, then the value.
     pub fn output_schema(&self) -> Schema {
         self.output_schema.clone()

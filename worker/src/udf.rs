@@ -358,16 +358,29 @@ impl Udf {
     }
 
     /// Aggregates: adds `rows` rows (the `keys` key columns first, then arguments) to their groups'
-    /// accumulators.
-    pub fn aggregate(&self, py: Python<'_>, keys: usize, cols: &[&Column], rows: usize) -> Result<(), UdfError> {
+    /// accumulators. With `times`, where the time went: the columns to Python lists (`to_python`),
+    /// and the groups' `add` calls (`udf_ns`; the accumulators are Python, so grouping and
+    /// accumulating are one stage).
+    pub fn aggregate(
+        &self,
+        py: Python<'_>,
+        keys: usize,
+        cols: &[&Column],
+        rows: usize,
+        times: Option<&mut ApplyTimes>,
+    ) -> Result<(), UdfError> {
         self.check_args(cols, rows)?;
         let raised = |e: PyErr| from_py(py, &e, UdfErrorKind::Raised, None);
+        let start = times.is_some().then(now_ns);
         let lists = column_lists(py, cols.iter().copied(), rows).map_err(raised)?;
         let (keys, args) = lists.split_at(keys.min(lists.len()));
-        self.eval
-            .bind(py)
-            .call_method1("add", (PyList::new(py, keys).map_err(raised)?, PyList::new(py, args).map_err(raised)?, rows))
-            .map_err(raised)?;
+        let (keys, args) = (PyList::new(py, keys).map_err(raised)?, PyList::new(py, args).map_err(raised)?);
+        let converted = start.map(|_| now_ns());
+        self.eval.bind(py).call_method1("add", (keys, args, rows)).map_err(raised)?;
+        if let (Some(t), Some(start), Some(converted)) = (times, start, converted) {
+            t.to_python_ns += converted - start;
+            t.udf_ns += now_ns() - converted;
+        }
         Ok(())
     }
 
