@@ -8,10 +8,14 @@
 //! region: one that does not fit before the end is preceded by a wrap marker (a header whose length is
 //! [`WRAP`]) that skips the rest of the region, and starts at the front. So the producer can encode
 //! straight into a frame ([`Producer::try_write`]) and the consumer decode straight from it
-//! ([`Consumer::try_read`]), with no copy into or out of a buffer of their own. (Starting every frame
-//! at the front when the ring is empty, to reuse memory still in cache, measured 12-15% slower on the
-//! 64 KiB and 1 MiB round trips of `cargo bench --bench ring`, and no faster in pools: frames simply
-//! follow one another.)
+//! ([`Consumer::try_read`]), with no copy into or out of a buffer of their own.
+//!
+//! A frame written into an empty ring at least [`RESTART_AFTER`] bytes past the front starts again at
+//! the front (behind a wrap marker) when it fits there: a pool with one batch in flight then cycles
+//! through the first tens of KiB, which stay in both cores' caches and TLBs, instead of the whole
+//! region, whose lines had left them a lap later. On the Intel reference machine this took the four
+//! copies of an 8 KiB batch's round trip (host encode, worker decode, result encode, host decode)
+//! from ~30 µs to ~5 µs in a 1 MiB ring (`udfpool bench`'s stage breakdown; see docs/design.md).
 //!
 //! A frame is published only once it is completely written (head stored with Release after the
 //! writes), so a consumer never sees a torn frame; its bytes go back to the producer only when the
@@ -76,6 +80,11 @@ pub const FLAG_LAST: u32 = 1;
 /// frame starts at the front. Never a payload length (a payload is at most the capacity, which is at
 /// most 2^32 - 8 as `u32` payload lengths allow).
 pub const WRAP: u32 = u32::MAX;
+
+/// How far past the front of the region a frame into an empty ring must start for it to go to the
+/// front instead (see the module docs): far enough that the wrap marker this costs is rare for small
+/// frames, near enough that their memory stays in cache.
+pub const RESTART_AFTER: u64 = 64 << 10;
 
 /// The bytes a frame of `len` payload bytes takes: header, payload, padding to 8.
 fn stride(len: usize) -> u64 {
@@ -304,7 +313,9 @@ impl Producer {
         let free = self.free()?;
         let slot = self.head % cap;
         let to_end = cap - slot;
-        Ok(if need <= to_end {
+        // Empty and far from the front, with room for the frame there: back to the front.
+        let restart = free == cap && slot >= RESTART_AFTER && need <= slot;
+        Ok(if need <= to_end && !restart {
             Place::Here { fits: need <= free }
         } else {
             // The marker skips the rest of the region, which must be free before it is written.
@@ -559,6 +570,39 @@ mod tests {
         let (_p, mut c) = ring(64);
         assert_eq!(c.try_pop(&mut Vec::new()).unwrap(), None);
         assert!(!c.has_data());
+    }
+
+    #[test]
+    fn a_frame_into_an_empty_ring_far_from_the_front_starts_at_the_front() {
+        let cap = 4 * RESTART_AFTER;
+        let (mut p, mut c) = ring(cap);
+        let frame = [7u8; 1000];
+        let mut out = Vec::new();
+        // One frame at a time, as a pool with one batch in flight sends them.
+        let mut slots = Vec::new();
+        for i in 0..200u8 {
+            assert!(p.try_push(&[i; 1000], 0).unwrap());
+            let before = c.position();
+            out.clear();
+            assert_eq!(c.try_pop(&mut out).unwrap(), Some(0));
+            assert_eq!(out, [i; 1000]);
+            slots.push((c.position() - stride(frame.len())) % cap);
+            assert!(c.position() > before);
+        }
+        // Frames follow one another up to RESTART_AFTER, then go back to the front: the ring's
+        // memory in use stays within RESTART_AFTER plus a frame.
+        assert!(slots.iter().all(|&s| s < RESTART_AFTER + stride(frame.len())), "{slots:?}");
+        let per_lap = RESTART_AFTER.div_ceil(stride(frame.len()));
+        assert_eq!(slots.iter().filter(|&&s| s == 0).count() as u64, 200u64.div_ceil(per_lap));
+        // Not while the consumer is behind: a frame then follows the unread ones.
+        while p.head % cap < RESTART_AFTER {
+            assert!(p.try_push(&frame, 0).unwrap());
+            assert_eq!(c.try_pop(&mut out).unwrap(), Some(0));
+        }
+        assert!(p.try_push(&frame, 0).unwrap());
+        let unread = p.head;
+        assert!(p.try_push(&frame, 0).unwrap());
+        assert_eq!(p.head, unread + stride(frame.len()));
     }
 
     #[test]
