@@ -194,21 +194,28 @@ impl WorkerProcess {
     }
 
     /// Sends `request`, encoded straight into the ring's frame (any request that fits the ring; a
-    /// larger one through a buffer, in frames). Returns how long sizing and encoding it took, in ns.
-    fn send_timed(&mut self, request: &RequestRef<'_>) -> Result<u64, PoolError> {
+    /// larger one through a buffer, in frames). Returns how long sizing and encoding it took, in ns,
+    /// and when the request was complete: for one frame, the moment its encoding ended, just before
+    /// it is published — the worker may take it at once, so anything the host does after that (ring
+    /// the doorbell, be preempted) must not count as a host stage, or stages would overlap; for
+    /// several frames, once the last is in the ring.
+    fn send_timed(&mut self, request: &RequestRef<'_>) -> Result<(u64, u64), PoolError> {
         let index = self.index;
         let protocol = |e: ipc::codec::EncodeError| PoolError::Protocol { index, message: e.to_string() };
         let start = now_ns();
         let len = encoded_len(request).map_err(protocol)?;
         let mut encode_ns = now_ns() - start;
+        let mut encoded_at = 0;
         self.transfer(len, |out| {
             let start = now_ns();
             let encoded = encode_to_slice(request, out);
-            encode_ns += now_ns() - start;
+            encoded_at = now_ns();
+            encode_ns += encoded_at - start;
             encoded
         })?
         .map_err(protocol)?;
-        Ok(encode_ns)
+        let complete = if len <= self.endpoint.frame_limit() { encoded_at } else { now_ns() };
+        Ok((encode_ns, complete))
     }
 
     /// Sends the `len` bytes `write` encodes, waiting for ring space while the worker lives — and,
@@ -330,8 +337,7 @@ impl Lane for WorkerProcess {
             // Encoding goes straight into the ring: the write stage is the rest (waiting for room,
             // publishing, waking the worker).
             let start = now_ns();
-            let encode_ns = self.send_timed(&RequestRef::TracedBatch { id, args })?;
-            let sent = now_ns();
+            let (encode_ns, sent) = self.send_timed(&RequestRef::TracedBatch { id, args })?;
             let write_ns = (sent - start).saturating_sub(encode_ns);
             Some(HostMarks { encode_ns, write_ns, sent, ..HostMarks::default() })
         } else {

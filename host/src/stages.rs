@@ -18,12 +18,12 @@ use serde::Serialize;
 pub enum Stage {
     /// PROCESS: the host encodes the argument columns.
     HostEncode,
-    /// PROCESS: the host copies the request into the ring and rings the worker's doorbell.
+    /// PROCESS: the host waits for room for the request's frame in the ring.
     RingWrite,
     /// PROCESS: the request waits in the ring while the worker finishes earlier batches.
     Queued,
-    /// PROCESS: from the request being in the ring (or the worker turning to it) until the worker holds
-    /// all of it: the wake-up of a sleeping worker and the copy out of the ring.
+    /// PROCESS: from the request being complete in the ring (or the worker turning to it) until the
+    /// worker holds all of it: publishing it, ringing the doorbell and the wake-up of a sleeping worker.
     WakeUp,
     /// PROCESS: the worker decodes the request.
     Decode,
@@ -194,9 +194,9 @@ impl StageTotals {
 pub struct HostMarks {
     /// Encoding the request.
     pub encode_ns: u64,
-    /// Writing it into the ring and ringing the doorbell.
+    /// Waiting for room in the ring (sizing and encoding are `encode_ns`).
     pub write_ns: u64,
-    /// When the request was fully in the ring.
+    /// When the request was complete in the ring (just before it was published, for one frame).
     pub sent: u64,
     /// When the host began waiting for the response.
     pub wait_start: u64,
