@@ -327,7 +327,8 @@ fn push_struct(
     value: &Bound<'_, PyAny>,
 ) -> Result<(), Mismatch> {
     // A plain tuple (what table functions yield, and a bare value becomes): its items in place, no
-    // iterator and no copy of them — the common case, 2x faster than the general path below.
+    // iterator and no copy of them — the common case, 3-5x faster than the general path below (the
+    // table workload's from_python in `udfpool bench`).
     if let Ok(tuple) = value.cast_exact::<PyTuple>() {
         let items = tuple.as_slice();
         if items.len() != fields.len() {

@@ -13,8 +13,45 @@ use ipc::batch::{Column, ColumnBuilder, ColumnData, DataType};
 use ipc::protocol::UdfError;
 use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyFloat, PyString};
+use pyo3::types::{PyBool, PyFloat, PyString, PyTuple};
 use std::ops::Range;
+
+/// Appends rows `rows` of every argument column to its list in `args` (column-major: argument `c` of
+/// row `r` is `args[c][r - rows.start]`). A conversion error is the earliest row's that has one, in
+/// any column: the one a row-at-a-time loop would have stopped at.
+pub fn extend_args<'py>(
+    py: Python<'py>,
+    cols: &[&Column],
+    rows: Range<usize>,
+    args: &mut [Vec<Bound<'py, PyAny>>],
+) -> Result<(), (usize, PyErr)> {
+    let mut first_error: Option<(usize, PyErr)> = None;
+    for (column, out) in cols.iter().zip(args.iter_mut()) {
+        if let Err((row, e)) = extend_py(py, column, rows.clone(), out) {
+            if first_error.as_ref().is_none_or(|(first, _)| row < *first) {
+                first_error = Some((row, e));
+            }
+        }
+    }
+    first_error.map_or(Ok(()), Err)
+}
+
+/// Calls `f` with entry `i` of each list in `args` (see [`extend_args`]); up to three arguments
+/// without building a tuple by hand.
+pub fn call_row<'py>(
+    py: Python<'py>,
+    f: &Bound<'py, PyAny>,
+    args: &[Vec<Bound<'py, PyAny>>],
+    i: usize,
+) -> PyResult<Bound<'py, PyAny>> {
+    match args {
+        [] => f.call0(),
+        [x] => f.call1((&x[i],)),
+        [x, y] => f.call1((&x[i], &y[i])),
+        [x, y, z] => f.call1((&x[i], &y[i], &z[i])),
+        more => PyTuple::new(py, more.iter().map(|a| &a[i])).and_then(|t| f.call1(t)),
+    }
+}
 
 /// Appends the Python values of `rows` of `column` to `out`. On failure, the row that failed.
 pub fn extend_py<'py>(

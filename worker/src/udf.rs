@@ -250,29 +250,11 @@ impl Udf {
         for start in (0..rows).step_by(CHUNK) {
             let end = (start + CHUNK).min(rows);
             let t0 = clock();
-            // A conversion error is reported at the earliest row that has one, in any column.
-            let mut first_error: Option<(usize, PyErr)> = None;
-            for (c, column) in cols.iter().enumerate() {
-                if let Err((row, e)) = crate::fast::extend_py(py, column, start..end, &mut args[c]) {
-                    if first_error.as_ref().is_none_or(|(first, _)| row < *first) {
-                        first_error = Some((row, e));
-                    }
-                }
-            }
-            if let Some((row, e)) = first_error {
-                return Err(raised(e, row));
-            }
+            crate::fast::extend_args(py, cols, start..end, &mut args).map_err(|(row, e)| raised(e, row))?;
             let t1 = clock();
             let mut failure = None;
             for i in 0..end - start {
-                let called = match args.as_slice() {
-                    [] => f.call0(),
-                    [x] => f.call1((&x[i],)),
-                    [x, y] => f.call1((&x[i], &y[i])),
-                    [x, y, z] => f.call1((&x[i], &y[i], &z[i])),
-                    more => PyTuple::new(py, more.iter().map(|a| &a[i])).and_then(|t| f.call1(t)),
-                };
-                match called {
+                match crate::fast::call_row(py, f, &args, i) {
                     Ok(v) => values.push(v),
                     Err(e) => {
                         failure = Some(raised(e, start + i));
@@ -468,17 +450,7 @@ impl Udf {
         for start in (0..rows).step_by(CHUNK) {
             let end = (start + CHUNK).min(rows);
             let t0 = clock();
-            let mut first_error: Option<(usize, PyErr)> = None;
-            for (c, column) in cols.iter().enumerate() {
-                if let Err((row, e)) = crate::fast::extend_py(py, column, start..end, &mut args[c]) {
-                    if first_error.as_ref().is_none_or(|(first, _)| row < *first) {
-                        first_error = Some((row, e));
-                    }
-                }
-            }
-            if let Some((row, e)) = first_error {
-                return Err(raised(e, row));
-            }
+            crate::fast::extend_args(py, cols, start..end, &mut args).map_err(|(row, e)| raised(e, row))?;
             let t1 = clock();
             let mut failure = None;
             for i in 0..end - start {
@@ -526,7 +498,7 @@ impl Udf {
         produced: &mut Vec<(usize, Bound<'py, PyAny>)>,
     ) -> Result<(), UdfError> {
         let raised = |e: PyErr| from_py(py, &e, UdfErrorKind::Raised, Some(row as u64));
-        let called = PyTuple::new(py, args.iter().map(|a| &a[i])).and_then(|t| f.call1(t)).map_err(raised)?;
+        let called = crate::fast::call_row(py, f, args, i).map_err(raised)?;
         if called.is_none() {
             return Ok(());
         }
