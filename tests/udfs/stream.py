@@ -514,10 +514,12 @@ class EveryTwoThenAtEnd(Trigger):
 
 class EarlyOnProcessingTime(Trigger):
     """Early results on processing time: each row sets a processing-time timer already due, which fires
-    the window (FIRE) when the next batch arrives; the window's end fires it for good."""
+    the window (FIRE) when the next batch arrives; the window's end fires it for good. The timer is at
+    the epoch, the same for every row: at the current time, two rows a millisecond apart would set two
+    timers and fire the window twice."""
 
     def on_element(self, element, timestamp, window, ctx):
-        ctx.register_processing_time_timer(ctx.get_current_processing_time())
+        ctx.register_processing_time_timer(0)
         return TriggerResult.CONTINUE
 
     def on_event_time(self, time, window, ctx):
