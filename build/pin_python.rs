@@ -7,6 +7,9 @@
 
 fn main() {
     println!("cargo:rerun-if-env-changed=PYO3_PYTHON");
+    // `udfpool_subinterpreters`: built against CPython >= 3.12, whose isolated subinterpreters (PEP 684)
+    // SUBINTERPRETER mode runs on.
+    println!("cargo:rustc-check-cfg=cfg(udfpool_subinterpreters)");
     // The host built without THREAD mode links no libpython (its workers do): it only needs to know
     // which Python version the workers embed, to check a virtualenv against it, and asks the build
     // interpreter, the one pyo3 would pick.
@@ -30,6 +33,12 @@ fn main() {
     } else {
         println!("cargo:rustc-env=UDFPOOL_PYTHON_LIBDIR=");
     }
+    if let Some(executable) = config.executable() {
+        println!("cargo:rustc-env=UDFPOOL_PYTHON_EXECUTABLE={executable}");
+    }
     let version = config.version();
     println!("cargo:rustc-env=UDFPOOL_PYTHON_VERSION={}.{}", version.major, version.minor);
+    if (version.major, version.minor) >= (3, 12) {
+        println!("cargo:rustc-cfg=udfpool_subinterpreters");
+    }
 }

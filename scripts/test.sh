@@ -29,3 +29,38 @@ RUSTFLAGS="${RUSTFLAGS:-} --cfg loom" CARGO_TARGET_DIR=target/loom cargo test -p
 cargo test --benches
 # Docs build without broken links or missing docs.
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
+
+# SUBINTERPRETER mode needs a build against CPython >= 3.12 (docs/subinterpreters.md): the tests that
+# run every mode (common::MODES includes it there) and the mode's own, built against the 3.12 this
+# machine kind provides (pyenv's, with a shared libpython), in a target directory of its own.
+# Skipped there: the three tests that need numpy (a THREAD/PROCESS matter, run above; they would
+# install numpy, pandas and pyarrow for 3.12). UDFPOOL_PYTHON312 names another interpreter. Said
+# loudly at the end when none is found.
+find_python312() {
+    local candidate
+    for candidate in "${UDFPOOL_PYTHON312:-}" "$(command -v python3.12 || true)" \
+        "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.12*/bin/python3.12; do
+        [ -n "$candidate" ] && [ -x "$candidate" ] || continue
+        if "$candidate" -c 'import sys, sysconfig; sys.exit(not sysconfig.get_config_var("Py_ENABLE_SHARED"))'; then
+            echo "$candidate"
+            return
+        fi
+    done
+}
+python312="$(find_python312)"
+if [ -n "$python312" ]; then
+    export PYO3_PYTHON="$python312" CARGO_TARGET_DIR=target/py312
+    cargo test -p udfpool-worker-lib -p udfpool-host --lib
+    cargo test -p udfpool --test subinterpreter --test mode_equivalence --test udf_kinds --test udf_shapes --test types \
+        --test udf_aggregate --test udf_exception --test pipeline --test pyflink_compat --test stage_breakdown \
+        --test shutdown --test shared_pool --test backpressure --test config_errors --test datastream \
+        -- --skip a_pipeline_of_every_kind_equals_plain_python --skip vectorized_functions_see_arrays \
+        --skip functions_declared_with_pyflink_data_types
+    unset PYO3_PYTHON CARGO_TARGET_DIR
+    echo "SUBINTERPRETER mode: tested against $python312 ($("$python312" -V 2>&1))."
+else
+    echo "################################################################################"
+    echo "# WARNING: SUBINTERPRETER mode was NOT tested: no CPython >= 3.12 with a shared"
+    echo "# libpython found (python3.12 on PATH, pyenv's 3.12, or UDFPOOL_PYTHON312)."
+    echo "################################################################################"
+fi

@@ -15,7 +15,7 @@ use std::time::Instant;
 /// Set by the first Ctrl-C / SIGTERM: stop feeding batches and shut the pool down cleanly.
 pub(crate) static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
-/// Run Python UDFs over record batches in PROCESS or THREAD mode.
+/// Run Python UDFs over record batches in PROCESS, THREAD or SUBINTERPRETER mode.
 #[derive(Debug, Parser)]
 #[command(name = "udfpool", version, about, long_about = None)]
 pub struct Cli {
@@ -64,7 +64,8 @@ struct BenchArgs {
     /// Worker counts.
     #[arg(long, value_name = "N,N")]
     workers: Option<String>,
-    /// Variants: thread, process, floor, multiprocessing.
+    /// Variants: thread, process, subinterpreter (builds against CPython >= 3.12), floor,
+    /// multiprocessing.
     #[arg(long, value_name = "M,M")]
     modes: Option<String>,
     /// Repeats per measurement (default: 3 quick, 5 full).
@@ -155,9 +156,10 @@ struct RunArgs {
     #[arg(long = "row-kind", value_name = "COL")]
     row_kind: Option<String>,
     /// Execution mode; overrides --config python.execution-mode. Default: process.
-    #[arg(long, value_name = "process|thread")]
+    #[arg(long, value_name = "process|thread|subinterpreter")]
     mode: Option<String>,
-    /// Number of workers (processes in PROCESS mode, threads in THREAD mode). Default: number of cores.
+    /// Number of workers (processes in PROCESS mode, threads in THREAD mode, threads with a
+    /// subinterpreter each in SUBINTERPRETER mode). Default: number of cores.
     #[arg(long, value_name = "N")]
     workers: Option<usize>,
     /// Records per batch (default: the job file's batch_size, else 1024).

@@ -28,7 +28,7 @@ fn bad_mode_value_lists_the_valid_ones() {
         .to_string();
     assert_eq!(
         err,
-        "invalid value \"fork\" for python.execution-mode: expected one of: process, thread (case-insensitive)"
+        "invalid value \"fork\" for python.execution-mode: expected one of: process, thread, subinterpreter (case-insensitive)"
     );
 }
 

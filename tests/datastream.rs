@@ -319,8 +319,9 @@ fn check_with_pushes(job: Json, pushes: impl Fn(&[(u8, i64, i64)], usize) -> Jso
                 return Ok(());
             }
             let k = split % job["pushes"].as_array().unwrap().len();
-            let [first, second] = MODES;
-            for (mode, other, workers) in [(first, second, 1), (second, first, 3)] {
+            // Each mode restored in the next one, with 1 and 3 workers in turn.
+            for (i, (mode, other)) in MODES.iter().zip(MODES.iter().cycle().skip(1)).enumerate() {
+                let (mode, other, workers) = (*mode, *other, if i % 2 == 0 { 1 } else { 3 });
                 let got = run_restarted(&job, mode, workers, Some((k, other)));
                 prop_assert_eq!(&got, &expected, "checkpoint after push {} in {}, restored in {}", k, mode, other);
             }

@@ -149,7 +149,7 @@ fn vectorized_functions_see_arrays_and_rows_as_pyflink_hands_them() {
     let grouped = Schema::new(vec![Field::new("k", DataType::Utf8), Field::new("x", DataType::Int64)]);
     let kx = |k: &str, x: i64| vec![Value::Utf8(k.into()), Value::Int64(x)];
     let groups = RecordBatch::from_rows(grouped.clone(), &[kx("a", 1), kx("b", 5), kx("a", 2)]).unwrap();
-    for mode in MODES {
+    for mode in NUMPY_MODES {
         let out = vectorized("array_sums", &list, mode).build().unwrap().apply(arrow(lists.clone())).map(native);
         let sums: Vec<Value> = out.unwrap().to_rows().into_iter().map(|r| r[1].clone()).collect();
         assert_eq!(sums, [Value::Int64(6), Value::Null, Value::Int64(0)], "{mode}");
@@ -228,7 +228,7 @@ fn rows_are_assigned_into_as_in_pyflink() {
 /// `input_types` given positionally, `func_type="pandas"` for a vectorized function.
 #[test]
 fn functions_declared_with_pyflink_data_types_and_func_type() {
-    for mode in MODES {
+    for mode in NUMPY_MODES {
         let build = |name: &str| Pool::builder(compat(name), x_schema()).mode(mode).worker_exe(worker_exe());
         let mut add = build("add").args(["x", "x"]).build().unwrap();
         assert_eq!(add.apply(xs(&[Some(4)])).map(native).unwrap().to_rows(), [vec![Value::Int64(4), Value::Int64(8)]]);

@@ -78,7 +78,7 @@ fn every_traced_batch_is_accounted_for_in_its_modes_stages() {
             assert_eq!((t.batches, t.rows), (12, 12 * 64), "{mode} x{workers}");
             let (own, other): (&[Stage], &[Stage]) = match mode {
                 Mode::Process => (&Stage::PROCESS, &Stage::THREAD[..1]),
-                Mode::Thread => (&Stage::THREAD, &Stage::PROCESS[..5]),
+                Mode::Thread | Mode::Subinterpreter => (&Stage::THREAD, &Stage::PROCESS[..5]),
             };
             for s in [Stage::ToPython, Stage::UdfCalls, Stage::FromPython] {
                 assert!(t.ns(s) > 0, "{mode} x{workers}: {} is empty", s.name());

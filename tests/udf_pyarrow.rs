@@ -33,7 +33,7 @@ fn apply(name: &str, t: DataType, values: &[Value], mode: Mode, python: String) 
 #[test]
 fn scalar_functions_over_pyarrow_arrays_in_both_modes() {
     let ints = [Value::Int64(1), Value::Null, Value::Int64(-5), Value::Int64(41)];
-    for mode in MODES {
+    for mode in NUMPY_MODES {
         let got = apply("plus_one", DataType::Int64, &ints, mode, pyarrow_python()).unwrap();
         assert_eq!(got, [Value::Int64(2), Value::Null, Value::Int64(-4), Value::Int64(42)], "{mode}");
 
@@ -78,7 +78,7 @@ fn every_type_crosses_as_a_pyarrow_array_and_back() {
         ("same_bool", DataType::Bool, vec![Value::Bool(true), Value::Null, Value::Bool(false)]),
         ("same_binary", DataType::Binary, vec![Value::Binary(vec![0, 255]), Value::Null]),
     ];
-    for mode in MODES {
+    for mode in NUMPY_MODES {
         for (name, t, values) in &cases {
             let got =
                 apply(name, t.clone(), values, mode, pyarrow_python()).unwrap_or_else(|e| panic!("{mode} {name}: {e}"));
@@ -90,7 +90,7 @@ fn every_type_crosses_as_a_pyarrow_array_and_back() {
 #[test]
 fn a_polars_series_is_a_result_too() {
     let python = venv_python(&["numpy", "pandas", "pyarrow", "polars"]);
-    for mode in MODES {
+    for mode in NUMPY_MODES {
         let got =
             apply("polars_plus_one", DataType::Int64, &[Value::Int64(1), Value::Null], mode, python.clone()).unwrap();
         assert_eq!(got, [Value::Int64(2), Value::Null], "{mode}");
@@ -104,7 +104,7 @@ fn vectorized_aggregates_take_pyarrow_arrays() {
         .iter()
         .map(|(k, x)| vec![Value::Utf8(k.to_string()), Value::Int64(*x)])
         .collect();
-    for mode in MODES {
+    for mode in NUMPY_MODES {
         let mut agg =
             arrow_udf("total", &schema, mode, pyarrow_python()).args(["x"]).group_by(["k"]).build_aggregate().unwrap();
         agg.push(arrow(RecordBatch::from_rows(schema.clone(), &rows).unwrap())).unwrap();
@@ -148,7 +148,7 @@ fn arrays_kept_past_their_call_keep_their_values() {
     // The arrays view the batch's own memory (no copy): a function that keeps them must still read
     // the same values after the pool has moved on to other batches and answered the earlier ones.
     let schema = Schema::new(vec![Field::new("v", DataType::Int64)]);
-    for mode in MODES {
+    for mode in NUMPY_MODES {
         let mut pool = arrow_udf("remembers", &schema, mode, pyarrow_python()).build().unwrap();
         let mut totals = Vec::new();
         for b in [[1, 2], [10, 20], [100, 200]] {

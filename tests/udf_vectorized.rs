@@ -26,7 +26,7 @@ fn last(b: &RecordBatch) -> Vec<Value> {
 #[test]
 fn vectorized_results_equal_the_row_by_row_reference_in_both_modes() {
     let schema = Schema::new(vec![Field::new("x", DataType::Int64), Field::new("y", DataType::Float64)]);
-    let pools: Vec<std::cell::RefCell<(Mode, Pool, Pool, Pool)>> = MODES
+    let pools: Vec<std::cell::RefCell<(Mode, Pool, Pool, Pool)>> = NUMPY_MODES
         .iter()
         .map(|&m| {
             std::cell::RefCell::new((
@@ -84,7 +84,7 @@ fn strings_classes_and_bad_results() {
         &[vec![Value::Utf8("ab".into())], vec![Value::Null], vec![Value::Utf8("é".into())]],
     )
     .unwrap();
-    for mode in MODES {
+    for mode in NUMPY_MODES {
         let out = vectorized("shout", &s, mode, 1).build().unwrap().apply(arrow(strings.clone())).map(native).unwrap();
         assert_eq!(last(&out), vec![Value::Utf8("AB".into()), Value::Null, Value::Utf8("É".into())], "{mode}");
 
@@ -131,7 +131,7 @@ fn vectorized_aggregates_see_each_groups_column() {
         RecordBatch::from_rows(schema.clone(), &[row("a", 1), row("b", 10), row("a", 2)]).unwrap(),
         RecordBatch::from_rows(schema.clone(), &[row("a", 6), row("c", -4)]).unwrap(),
     ];
-    for mode in MODES {
+    for mode in NUMPY_MODES {
         for workers in [1, 2] {
             let mut agg =
                 vectorized("mean", &schema, mode, workers).group_by(["k"]).args(["x"]).build_aggregate().unwrap();
@@ -162,7 +162,7 @@ fn vectorized_aggregates_merge_their_groups_rows() {
         rows.sort_by_key(|r| format!("{r:?}"));
         rows
     };
-    for mode in MODES {
+    for mode in NUMPY_MODES {
         let builder = |workers| vectorized("mean", &schema, mode, workers).group_by(["k"]).args(["x"]);
         let mut agg = builder(2).config("table.optimizer.agg-phase-strategy", "TWO_PHASE").build_aggregate().unwrap();
         agg.push(arrow(first.clone())).unwrap();
@@ -202,7 +202,7 @@ fn vectorized_aggregates_take_distinct_and_filter_but_not_retractions() {
         &[row("a", 1, true), row("a", 1, true), row("a", 4, true), row("a", 100, false), row("b", 7, false)],
     )
     .unwrap();
-    for mode in MODES {
+    for mode in NUMPY_MODES {
         let builder = || vectorized("mean", &schema, mode, 2).group_by(["k"]).args(["x"]);
         let mut agg = builder().distinct(true).filter_column("keep").build_aggregate().unwrap();
         agg.push(arrow(batch.clone())).unwrap();

@@ -33,7 +33,7 @@ fn both_modes_see_the_virtualenv_site_packages() {
     let dir = tempfile::tempdir().unwrap();
     let venv = venv_with_probe(dir.path());
     let schema = int_batch("x", &[]).schema().clone();
-    for mode in MODES {
+    for mode in NUMPY_MODES {
         let mut pool = Pool::builder(format!("{}:f", dir.path().join("uses_venv.py").display()), schema.clone())
             .mode(mode)
             .workers(1)

@@ -15,15 +15,26 @@ pub enum Mode {
     Process,
     /// CPython embedded in the host process; worker threads share one interpreter and its GIL.
     Thread,
+    /// CPython embedded in the host process; each worker is a thread running an isolated
+    /// subinterpreter with its own GIL (PEP 684), so workers run Python in parallel without a codec
+    /// or a ring. Needs a build against CPython 3.12 or newer.
+    Subinterpreter,
 }
 
 impl Mode {
-    /// `process` or `thread`.
+    /// `process`, `thread` or `subinterpreter`.
     pub fn name(self) -> &'static str {
         match self {
             Mode::Process => "process",
             Mode::Thread => "thread",
+            Mode::Subinterpreter => "subinterpreter",
         }
+    }
+
+    /// Whether the UDFs run inside the host process (THREAD and SUBINTERPRETER modes): a crash in
+    /// native code takes the host down, and a worker is not replaced.
+    pub fn in_process(self) -> bool {
+        matches!(self, Mode::Thread | Mode::Subinterpreter)
     }
 }
 
@@ -39,10 +50,11 @@ impl std::str::FromStr for Mode {
         match s.trim().to_ascii_lowercase().as_str() {
             "process" => Ok(Mode::Process),
             "thread" => Ok(Mode::Thread),
+            "subinterpreter" => Ok(Mode::Subinterpreter),
             _ => Err(ConfigError::BadValue {
                 key: EXECUTION_MODE.into(),
                 value: s.into(),
-                expected: "one of: process, thread (case-insensitive)".into(),
+                expected: "one of: process, thread, subinterpreter (case-insensitive)".into(),
             }),
         }
     }
@@ -352,6 +364,7 @@ mod tests {
     fn mode_is_case_insensitive_and_defaults_to_process() {
         assert_eq!(PoolConfig::default().mode, Mode::Process);
         assert_eq!(PoolConfig::from_pairs([(EXECUTION_MODE, "THREAD")]).unwrap().mode, Mode::Thread);
+        assert_eq!(PoolConfig::from_pairs([(EXECUTION_MODE, "SubInterpreter")]).unwrap().mode, Mode::Subinterpreter);
     }
 
     #[test]
@@ -359,7 +372,7 @@ mod tests {
         let e = PoolConfig::from_pairs([(EXECUTION_MODE, "fork")]).unwrap_err().to_string();
         assert_eq!(
             e,
-            "invalid value \"fork\" for python.execution-mode: expected one of: process, thread (case-insensitive)"
+            "invalid value \"fork\" for python.execution-mode: expected one of: process, thread, subinterpreter (case-insensitive)"
         );
     }
 

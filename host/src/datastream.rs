@@ -1354,6 +1354,7 @@ impl StageRun {
     fn lost(&self, index: usize, e: PoolError) -> PoolError {
         let why = match (&self.history, self.workers.mode()) {
             (_, Mode::Thread) => "THREAD-mode workers are not replaced",
+            (_, Mode::Subinterpreter) => "SUBINTERPRETER-mode workers are not replaced",
             (None, _) if self.replay_limit == 0 => "udfpool.stream-replay-rows is 0: no input kept for replay",
             (None, _) if self.checkpoint_interval.is_some() => {
                 "its input since the last checkpoint passed udfpool.stream-replay-rows: checkpoint more often"

@@ -35,6 +35,8 @@ pub mod checkpoint;
 pub mod config;
 pub mod datastream;
 pub mod error;
+#[cfg(feature = "thread")]
+mod isolated;
 mod key_route;
 pub mod lane;
 pub mod pool;
@@ -46,6 +48,8 @@ pub mod stop;
 mod supervisor;
 #[cfg(feature = "thread")]
 pub mod thread;
+#[cfg(feature = "thread")]
+pub use isolated::end_idle_interpreters;
 mod worker_stderr;
 
 pub use config::{Mode, PoolConfig};

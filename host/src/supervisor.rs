@@ -169,11 +169,23 @@ impl Supervisor {
                 }
                 (crate::thread::start_lanes(&opens, config, name)?, None)
             }
+            #[cfg(feature = "thread")]
+            Mode::Subinterpreter => {
+                if let Some(limit) = config.batch_timeout {
+                    tracing::warn!(
+                        "udfpool.batch-timeout-s ({} s) has no effect in SUBINTERPRETER mode: a running Python \
+                         function cannot be stopped there; PROCESS mode kills and replaces a hung worker",
+                        limit.as_secs_f64()
+                    );
+                }
+                (crate::thread::start_isolated_lanes(&opens, config, name)?, None)
+            }
             #[cfg(not(feature = "thread"))]
-            Mode::Thread => {
-                return Err(PoolError::Usage(
-                    "THREAD mode is not built into this host: build udfpool-host with its `thread` feature".into(),
-                ))
+            Mode::Thread | Mode::Subinterpreter => {
+                return Err(PoolError::Usage(format!(
+                    "{} mode is not built into this host: build udfpool-host with its `thread` feature",
+                    config.mode.name().to_uppercase()
+                )))
             }
         };
         Ok(Self {

@@ -1,10 +1,15 @@
-//! THREAD mode's lanes: the worker library running in the host's own embedded interpreter.
+//! THREAD and SUBINTERPRETER modes' lanes: the worker library running in the host's own embedded
+//! interpreter, or in an isolated subinterpreter per worker.
 //!
 //! With one worker the operator runs inline on the caller's thread, as Flink's THREAD mode runs it on
 //! the task thread: no hand-off at all. With several, each worker is a thread with its own operator
 //! instance (`open` called once per thread, as once per process in PROCESS mode); they share one
 //! interpreter and take turns holding its GIL, so they do not run Python in parallel. That is the
 //! mode's trade-off, shown by the benchmarks rather than hidden.
+//!
+//! SUBINTERPRETER mode gives every worker, even a single one, a thread that makes an isolated
+//! subinterpreter with its own GIL ([`worker::subinterpreter`]), loads the operator in it, serves
+//! batches and finally ends it: the workers run Python in parallel, still with no codec and no ring.
 //!
 //! Either way a batch runs through [`LoadedOperator::handle`], the same function a worker process
 //! calls after decoding a request: the lanes here differ from PROCESS mode's only in having no codec
@@ -38,10 +43,46 @@ pub(crate) fn start_lanes(
         .iter()
         .enumerate()
         .map(|(i, open)| {
-            ThreadLane::open(i, open, python.clone(), name, config.max_in_flight, config.trace_stages)
+            ThreadLane::start(
+                i,
+                open,
+                Interpreter::Shared(python.clone()),
+                name,
+                config.max_in_flight,
+                config.trace_stages,
+            )
+            .map(|l| Box::new(l) as Box<dyn Lane>)
+        })
+        .collect()
+}
+
+/// Starts SUBINTERPRETER mode's lanes for `opens`: a thread and an isolated subinterpreter each.
+pub(crate) fn start_isolated_lanes(
+    opens: &[OpenRequest],
+    config: &PoolConfig,
+    name: &str,
+) -> Result<Vec<Box<dyn Lane>>, PoolError> {
+    if let Some(why) = worker::subinterpreter::unsupported() {
+        return Err(PoolError::Environment(why));
+    }
+    worker::subinterpreter::prepare_main().map_err(|error| PoolError::Environment(error.to_string()))?;
+    opens
+        .iter()
+        .enumerate()
+        .map(|(i, open)| {
+            ThreadLane::start(i, open, Interpreter::Isolated, name, config.max_in_flight, config.trace_stages)
                 .map(|l| Box::new(l) as Box<dyn Lane>)
         })
         .collect()
+}
+
+/// Where a lane's thread runs its operator.
+#[derive(Debug, Clone)]
+enum Interpreter {
+    /// The host's interpreter (THREAD mode), described once.
+    Shared(PythonInfo),
+    /// A subinterpreter of its own (SUBINTERPRETER mode), made on the lane's thread.
+    Isolated,
 }
 
 /// A batch's answer, and for a traced one the wait for the GIL (ns) before it ran.
@@ -148,13 +189,13 @@ impl Drop for InlineLane {
     }
 }
 
-enum Job {
+pub(crate) enum Job {
     Batch { id: u64, batch: Arc<RecordBatch>, args: Arc<[usize]>, trace: bool },
     Control(Control),
     Close,
 }
 
-enum Reply {
+pub(crate) enum Reply {
     Ready(Result<WorkerInfo, UdfError>),
     Done { rows: usize, answer: Answer },
     Answered(Response),
@@ -192,7 +233,34 @@ impl std::fmt::Debug for Reply {
 }
 
 fn thread_main(req: OpenRequest, python: PythonInfo, jobs: Receiver<Job>, replies: Sender<Reply>) {
-    let op = match load(&req, python) {
+    serve(req, Ok(python), jobs, replies, None)
+}
+
+/// Aborts the process if dropped while unwinding: an isolated lane's thread must not unwind past its
+/// operator, whose Python objects would be dropped detached (and then released by whichever
+/// interpreter attaches next). A crash there takes the host down, as one in native code does.
+struct AbortOnUnwind;
+
+impl Drop for AbortOnUnwind {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("udfpool: a SUBINTERPRETER-mode worker thread panicked; aborting (see the panic above)");
+            std::process::abort();
+        }
+    }
+}
+
+/// Loads the operator, answers jobs until told to close, closes it. `loading` (an isolated lane's) is
+/// released once the operator is loaded.
+pub(crate) fn serve(
+    req: OpenRequest,
+    python: Result<PythonInfo, UdfError>,
+    jobs: Receiver<Job>,
+    replies: Sender<Reply>,
+    loading: Option<std::sync::MutexGuard<'static, ()>>,
+) {
+    let isolated = loading.is_some();
+    let op = match python.and_then(|python| load(&req, python)) {
         Ok((op, info)) => {
             let _ = replies.send(Reply::Ready(Ok(info)));
             op
@@ -202,6 +270,9 @@ fn thread_main(req: OpenRequest, python: PythonInfo, jobs: Receiver<Job>, replie
             return;
         }
     };
+    drop(loading);
+    // Declared after `op`, so dropped (and aborting) before it while unwinding.
+    let _abort = isolated.then_some(AbortOnUnwind);
     for job in jobs {
         let reply = match job {
             Job::Batch { id, batch, args, trace } => {
@@ -223,10 +294,10 @@ fn thread_main(req: OpenRequest, python: PythonInfo, jobs: Receiver<Job>, replie
 
 impl ThreadLane {
     /// Starts the thread and waits until it has loaded the operator.
-    pub fn open(
+    fn start(
         index: usize,
         req: &OpenRequest,
-        python: PythonInfo,
+        interpreter: Interpreter,
         udf_name: &str,
         queue: usize,
         trace: bool,
@@ -234,15 +305,26 @@ impl ThreadLane {
         let (job_tx, job_rx) = sync_channel(queue);
         let (reply_tx, reply_rx) = channel();
         let req = req.clone();
-        let thread = std::thread::Builder::new()
-            .name(format!("udfpool-thread-{index}"))
-            .spawn(move || thread_main(req, python, job_rx, reply_tx))
-            .map_err(|e| PoolError::ThreadStopped { index, message: format!("cannot start: {e}") })?;
+        let stopped = |e: std::io::Error| PoolError::ThreadStopped { index, message: format!("cannot start: {e}") };
+        let thread = match interpreter {
+            Interpreter::Shared(python) => Some(
+                std::thread::Builder::new()
+                    .name(format!("udfpool-thread-{index}"))
+                    .spawn(move || thread_main(req, python, job_rx, reply_tx))
+                    .map_err(stopped)?,
+            ),
+            // A parked or new thread of its own; it outlives the lane, parked for the next one.
+            Interpreter::Isolated => {
+                crate::isolated::assign(index, crate::isolated::Assignment { req, jobs: job_rx, replies: reply_tx })
+                    .map_err(stopped)?;
+                None
+            }
+        };
         let mut lane = Self {
             index,
             jobs: Some(job_tx),
             replies: reply_rx,
-            thread: Some(thread),
+            thread,
             info: None,
             args: None,
             closed: false,

@@ -336,6 +336,9 @@ pub fn markdown(r: &Results, plots: &[String]) -> String {
             }
             let _ = writeln!(s, ".");
         }
+        if let Some(line) = subinterpreter_conclusion(r, w, near_1024, one, most) {
+            let _ = writeln!(s, "{line}");
+        }
         if let Some(line) = breakdown_conclusion(r, w, near_1024) {
             let _ = writeln!(s, "{line}");
         }
@@ -365,11 +368,17 @@ pub fn markdown(r: &Results, plots: &[String]) -> String {
         }
     }
     let _ = writeln!(s, "\n## Results (rows/s: median (min–max))\n");
-    let modes = ["thread", "process", "floor", "multiprocessing"];
+    // SUBINTERPRETER's column only where it ran (builds against CPython 3.12 or newer).
+    let with_sub = r.results.iter().any(|m| m.mode == "subinterpreter");
+    let modes: &[&str] = if with_sub {
+        &["thread", "process", "subinterpreter", "floor", "multiprocessing"]
+    } else {
+        &["thread", "process", "floor", "multiprocessing"]
+    };
     for w in &workloads {
         let _ = writeln!(s, "### {w}\n");
-        let _ = writeln!(s, "| batch | workers | thread | process | floor | multiprocessing | process / thread |");
-        let _ = writeln!(s, "|---:|---:|---:|---:|---:|---:|---:|");
+        let _ = writeln!(s, "| batch | workers | {} | process / thread |", modes.join(" | "));
+        let _ = writeln!(s, "|---:|---:|{}---:|", "---:|".repeat(modes.len()));
         for &b in batches {
             for &n in &r.settings.workers {
                 let cells: Vec<String> =
@@ -392,4 +401,26 @@ pub fn markdown(r: &Results, plots: &[String]) -> String {
         }
     }
     s
+}
+
+/// SUBINTERPRETER mode against THREAD with one worker (what it costs without a GIL to share) and with
+/// the most workers (what parallel Python gains), where it ran.
+fn subinterpreter_conclusion(r: &Results, w: &str, batch: usize, one: usize, most: usize) -> Option<String> {
+    let rate = |mode: &str, n: usize| find(r, w, mode, batch, n).map(|m| m.rows_per_sec.median);
+    let (s1, t1) = (rate("subinterpreter", one)?, rate("thread", one)?);
+    let mut line = format!("  SUBINTERPRETER, batch {batch}: {:.2}x THREAD's rows/s with {one} worker", s1 / t1);
+    if most > one {
+        if let (Some(sn), Some(tn)) = (rate("subinterpreter", most), rate("thread", most)) {
+            line += &format!(
+                ", {:.2}x THREAD with {most} (scaling {one} to {most}: SUBINTERPRETER {:.2}x, THREAD {:.2}x)",
+                sn / tn,
+                sn / s1,
+                tn / t1
+            );
+        }
+        if let (Some(sn), Some(pn)) = (rate("subinterpreter", most), rate("process", most)) {
+            line += &format!(", {:.2}x PROCESS with {most}", sn / pn);
+        }
+    }
+    Some(line + ".")
 }

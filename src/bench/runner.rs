@@ -29,7 +29,7 @@ pub struct Settings {
     pub batch_sizes: Vec<usize>,
     /// Worker counts.
     pub workers: Vec<usize>,
-    /// Variants: thread, process, floor, multiprocessing.
+    /// Variants: thread, process, subinterpreter, floor, multiprocessing.
     pub modes: Vec<String>,
     /// Repeats per measurement.
     pub repeats: usize,
@@ -46,6 +46,16 @@ pub struct Settings {
     pub peer_seconds: f64,
 }
 
+/// Every variant: SUBINTERPRETER mode too where this build embeds CPython 3.12 or newer.
+fn default_modes() -> Vec<String> {
+    let modes: &[&str] = if cfg!(udfpool_subinterpreters) {
+        &["thread", "process", "subinterpreter", "floor", "multiprocessing"]
+    } else {
+        &["thread", "process", "floor", "multiprocessing"]
+    };
+    modes.iter().map(|m| m.to_string()).collect()
+}
+
 impl Settings {
     /// The quick matrix: under a minute on 2 cores.
     pub fn quick() -> Self {
@@ -53,7 +63,7 @@ impl Settings {
             workloads: Workload::ALL.iter().map(|w| w.name().to_owned()).collect(),
             batch_sizes: vec![16, 1024, 4096],
             workers: vec![1, 2],
-            modes: ["thread", "process", "floor", "multiprocessing"].map(String::from).to_vec(),
+            modes: default_modes(),
             repeats: 3,
             scale: 0.2,
             config: Vec::new(),
@@ -237,10 +247,12 @@ pub fn run(quick: bool, o: Overrides, out: &Path, worker_exe: Option<PathBuf>) -
     }
     if let Some(m) = &o.modes {
         s.modes = m.split(',').map(|x| x.trim().to_owned()).collect();
-        if let Some(bad) =
-            s.modes.iter().find(|m| !["thread", "process", "floor", "multiprocessing"].contains(&m.as_str()))
+        if let Some(bad) = s
+            .modes
+            .iter()
+            .find(|m| !["thread", "process", "subinterpreter", "floor", "multiprocessing"].contains(&m.as_str()))
         {
-            bail!("unknown mode {bad:?}; modes: thread, process, floor, multiprocessing");
+            bail!("unknown mode {bad:?}; modes: thread, process, subinterpreter, floor, multiprocessing");
         }
     }
     if let Some(r) = o.repeats {
@@ -292,8 +304,10 @@ pub fn run(quick: bool, o: Overrides, out: &Path, worker_exe: Option<PathBuf>) -
                 progress.set_message(format!("{} batch {bs} x{workers}", w.name()));
                 if w.is_stream() {
                     let file = dir.join("workloads.py");
-                    let modes: Vec<Mode> =
-                        [Mode::Thread, Mode::Process].into_iter().filter(|m| has(m.name())).collect();
+                    let modes: Vec<Mode> = [Mode::Thread, Mode::Process, Mode::Subinterpreter]
+                        .into_iter()
+                        .filter(|m| has(m.name()))
+                        .collect();
                     let mut times: Vec<(String, Vec<f64>)> =
                         modes.iter().map(|m| (m.name().to_owned(), Vec::new())).collect();
                     for r in 0..s.repeats {
@@ -311,7 +325,8 @@ pub fn run(quick: bool, o: Overrides, out: &Path, worker_exe: Option<PathBuf>) -
                     continue;
                 }
                 let mut pools: Vec<(Mode, Pool)> = Vec::new();
-                for (name, mode) in [("thread", Mode::Thread), ("process", Mode::Process)] {
+                for mode in [Mode::Thread, Mode::Process, Mode::Subinterpreter] {
+                    let name = mode.name();
                     if has(name) {
                         let mut b = Pool::builder(&udf, input[0].schema().clone()).workers(workers);
                         for (k, v) in &s.config {

@@ -6,7 +6,14 @@ use ipc::batch::{DataType, Field, RecordBatch, Schema, Value};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+/// Every mode this build runs: SUBINTERPRETER too where it is built against CPython 3.12 or newer.
+#[cfg(not(udfpool_subinterpreters))]
 pub const MODES: [Mode; 2] = [Mode::Process, Mode::Thread];
+/// Every mode this build runs: SUBINTERPRETER too where it is built against CPython 3.12 or newer.
+#[cfg(udfpool_subinterpreters)]
+pub const MODES: [Mode; 3] = [Mode::Process, Mode::Thread, Mode::Subinterpreter];
+/// The modes that can import numpy, pandas and pyarrow, which refuse isolated subinterpreters.
+pub const NUMPY_MODES: [Mode; 2] = [Mode::Process, Mode::Thread];
 
 pub fn worker_exe() -> &'static str {
     env!("CARGO_BIN_EXE_udfpool-worker")
@@ -90,7 +97,7 @@ pub fn pyarrow_python() -> String {
 }
 
 /// The tests' virtualenv under cargo's target directory, with `packages` importable: made on first
-/// use (`python3 -m venv`), packages missing from it `pip install`ed (PyPI must be reachable then).
+/// use (`-m venv` of the Python this build embeds), packages missing from it `pip install`ed (PyPI must be reachable then).
 pub fn venv_python(packages: &[&str]) -> String {
     // One installer at a time within a test binary; binaries run one after another.
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -103,7 +110,9 @@ pub fn venv_python(packages: &[&str]) -> String {
         return python.display().to_string();
     }
     if !python.exists() {
-        assert!(ok(std::process::Command::new("python3").args(["-m", "venv"]).arg(&venv)), "python3 -m venv failed");
+        // The Python this build embeds (pyo3's), so the packages match its version.
+        let base = option_env!("UDFPOOL_PYTHON_EXECUTABLE").unwrap_or("python3");
+        assert!(ok(std::process::Command::new(base).args(["-m", "venv"]).arg(&venv)), "{base} -m venv failed");
     }
     assert!(
         ok(std::process::Command::new(&python).args(["-m", "pip", "install", "-q"]).args(packages)),

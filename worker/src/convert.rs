@@ -21,27 +21,90 @@ use pyo3::types::{
     PyTimeAccess, PyTuple, PyTzInfo, PyTzInfoAccess,
 };
 
-/// `udfpool`'s conversion helpers, looked up once per interpreter.
+/// `udfpool`'s conversion helpers, looked up once per interpreter: the main interpreter's live in a
+/// static (never dropped), an isolated subinterpreter's in its thread until [`forget_interpreter`].
 struct Helpers {
     decimal: Py<PyAny>,
     row_type: Py<PyAny>,
     utc_micros: Py<PyAny>,
     /// `list.__new__`: makes an empty `Row` of a given class without its Python-level `__init__`.
     list_new: Py<PyAny>,
+    /// This interpreter's `datetime` classes and `timezone.utc`: a subinterpreter cannot use pyo3's
+    /// datetime C API (one process-wide capsule, the main interpreter's), so makes and reads temporal
+    /// values through these.
+    temporal: [Py<PyAny>; 4],
+    /// `udfpool.Row` subclasses by field names, so a struct row costs no lookup in Python. A few
+    /// distinct structs per worker at most: a list is enough. (A mutex, not a thread-local: a
+    /// thread-local would drop its objects unattached at thread exit; the GIL makes it uncontended.)
+    row_types: std::sync::Mutex<Vec<(Vec<String>, Py<PyAny>)>>,
 }
 
-static HELPERS: PyOnceLock<Helpers> = PyOnceLock::new();
+const DATE: usize = 0;
+const TIME: usize = 1;
+const DATETIME: usize = 2;
+const UTC: usize = 3;
 
-fn helpers(py: Python<'_>) -> PyResult<&Helpers> {
-    HELPERS.get_or_try_init(py, || {
+impl Helpers {
+    fn load(py: Python<'_>) -> PyResult<Helpers> {
         let udfpool = py.import("udfpool")?;
+        let datetime = py.import("datetime")?;
+        let class = |name: &str| datetime.getattr(name).map(Bound::unbind);
         Ok(Helpers {
             decimal: py.import("decimal")?.getattr("Decimal")?.unbind(),
             row_type: udfpool.getattr("_row_type")?.unbind(),
             utc_micros: udfpool.getattr("_utc_micros")?.unbind(),
             list_new: py.get_type::<PyList>().getattr("__new__")?.unbind(),
+            temporal: [
+                class("date")?,
+                class("time")?,
+                class("datetime")?,
+                datetime.getattr("timezone")?.getattr("utc")?.unbind(),
+            ],
+            row_types: std::sync::Mutex::new(Vec::new()),
         })
-    })
+    }
+}
+
+static HELPERS: PyOnceLock<Helpers> = PyOnceLock::new();
+
+thread_local! {
+    /// The helpers of the isolated subinterpreter this thread runs, if any.
+    static ISOLATED_HELPERS: std::cell::RefCell<Option<std::rc::Rc<Helpers>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The calling interpreter's helpers.
+enum HelpersRef {
+    Main(&'static Helpers),
+    Isolated(std::rc::Rc<Helpers>),
+}
+
+impl std::ops::Deref for HelpersRef {
+    type Target = Helpers;
+    fn deref(&self) -> &Helpers {
+        match self {
+            HelpersRef::Main(h) => h,
+            HelpersRef::Isolated(h) => h,
+        }
+    }
+}
+
+fn helpers(py: Python<'_>) -> PyResult<HelpersRef> {
+    if !crate::subinterpreter::is_isolated() {
+        return HELPERS.get_or_try_init(py, || Helpers::load(py)).map(HelpersRef::Main);
+    }
+    if let Some(h) = ISOLATED_HELPERS.with(|c| c.borrow().clone()) {
+        return Ok(HelpersRef::Isolated(h));
+    }
+    let h = std::rc::Rc::new(Helpers::load(py)?);
+    ISOLATED_HELPERS.with(|c| *c.borrow_mut() = Some(h.clone()));
+    Ok(HelpersRef::Isolated(h))
+}
+
+/// Releases the calling isolated subinterpreter's cached objects, attached, before it ends.
+pub fn forget_interpreter(_py: Python<'_>) {
+    if let Some(h) = ISOLATED_HELPERS.with(|c| c.borrow_mut().take()) {
+        drop(h);
+    }
 }
 
 /// Row `row` of `column` as a Python object.
@@ -63,6 +126,10 @@ pub fn to_py<'py>(py: Python<'py>, column: &Column, row: usize) -> PyResult<Boun
         ColumnData::Decimal { scale, values, .. } => {
             helpers(py)?.decimal.bind(py).call1((temporal::format_decimal(values.0[row], *scale),))?
         }
+        ColumnData::Date(v) if crate::subinterpreter::is_isolated() => {
+            let d = temporal::date_from_days(v.0[row]).ok_or_else(|| range_error("date", v.0[row].into()))?;
+            portable::date(py, &*helpers(py)?, &d)?
+        }
         ColumnData::Date(v) => {
             let d = temporal::date_from_days(v.0[row]).ok_or_else(|| range_error("date", v.0[row].into()))?;
             PyDate::new(
@@ -76,10 +143,15 @@ pub fn to_py<'py>(py: Python<'py>, column: &Column, row: usize) -> PyResult<Boun
         ColumnData::Time(v) => {
             let t = temporal::time_from_micros(v.0[row]).ok_or_else(|| range_error("time", v.0[row]))?;
             let (h, m, s) = hms(&t);
-            PyTime::new(py, h, m, s, (v.0[row] % 1_000_000) as u32, None)?.into_any()
+            let us = (v.0[row] % 1_000_000) as u32;
+            if crate::subinterpreter::is_isolated() {
+                helpers(py)?.temporal[TIME].bind(py).call1((h, m, s, us))?
+            } else {
+                PyTime::new(py, h, m, s, us, None)?.into_any()
+            }
         }
-        ColumnData::Timestamp(v) => datetime(py, v.0[row], None)?,
-        ColumnData::TimestampTz(v) => datetime(py, v.0[row], Some(&PyTzInfo::utc(py)?.to_owned()))?,
+        ColumnData::Timestamp(v) => datetime(py, v.0[row], false)?,
+        ColumnData::TimestampTz(v) => datetime(py, v.0[row], true)?,
         ColumnData::List { offsets, values } => {
             let items = (offsets.0[row] as usize..offsets.0[row + 1] as usize)
                 .map(|i| to_py(py, values, i))
@@ -105,19 +177,20 @@ pub fn to_py<'py>(py: Python<'py>, column: &Column, row: usize) -> PyResult<Boun
     })
 }
 
-thread_local! {
-    /// `udfpool.Row` subclasses by field names, so a struct row costs no lookup in Python. A few
-    /// distinct structs per worker at most: a list is enough.
-    static ROW_TYPES: std::cell::RefCell<Vec<(Vec<String>, Py<PyAny>)>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
 /// The `Row` class for these field names.
 fn row_type(py: Python<'_>, names: &[String]) -> PyResult<Py<PyAny>> {
-    if let Some(t) = ROW_TYPES.with(|c| c.borrow().iter().find(|(n, _)| n == names).map(|(_, t)| t.clone_ref(py))) {
+    let h = helpers(py)?;
+    let cached = |h: &Helpers| {
+        let types = h.row_types.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        types.iter().find(|(n, _)| n == names).map(|(_, t)| t.clone_ref(py))
+    };
+    if let Some(t) = cached(&h) {
         return Ok(t);
     }
-    let t = helpers(py)?.row_type.bind(py).call1((PyTuple::new(py, names)?,))?.unbind();
-    ROW_TYPES.with(|c| c.borrow_mut().push((names.to_vec(), t.clone_ref(py))));
+    // Made without the lock held: calling Python may switch threads.
+    let t = h.row_type.bind(py).call1((PyTuple::new(py, names)?,))?.unbind();
+    let mut types = h.row_types.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    types.push((names.to_vec(), t.clone_ref(py)));
     Ok(t)
 }
 
@@ -130,12 +203,19 @@ fn hms(t: &chrono::NaiveTime) -> (u8, u8, u8) {
     (t.hour() as u8, t.minute() as u8, t.second() as u8)
 }
 
-fn datetime<'py>(py: Python<'py>, micros: i64, tz: Option<&Bound<'py, PyTzInfo>>) -> PyResult<Bound<'py, PyAny>> {
+fn datetime(py: Python<'_>, micros: i64, utc: bool) -> PyResult<Bound<'_, PyAny>> {
     use chrono::Datelike;
     let dt = temporal::datetime_from_micros(micros).ok_or_else(|| range_error("timestamp", micros))?;
     let (h, m, s) = hms(&dt.time());
     let us = micros.rem_euclid(1_000_000) as u32;
-    Ok(PyDateTime::new(py, dt.year(), dt.month() as u8, dt.day() as u8, h, m, s, us, tz)?.into_any())
+    let (year, month, day) = (dt.year(), dt.month() as u8, dt.day() as u8);
+    if crate::subinterpreter::is_isolated() {
+        let helpers = helpers(py)?;
+        let tz = if utc { helpers.temporal[UTC].bind(py).clone() } else { py.None().into_bound(py) };
+        return helpers.temporal[DATETIME].bind(py).call1((year, month, day, h, m, s, us, tz));
+    }
+    let tz = if utc { Some(PyTzInfo::utc(py)?.to_owned()) } else { None };
+    Ok(PyDateTime::new(py, year, month, day, h, m, s, us, tz.as_ref())?.into_any())
 }
 
 fn bad_result(value: &Bound<'_, PyAny>, expected: &DataType, row: usize, why: &str) -> UdfError {
@@ -242,6 +322,12 @@ fn push_value(out: &mut ColumnBuilder, expected: &DataType, value: &Bound<'_, Py
                 None if text.contains(['N', 'n', 'I', 'i']) => return Err(top(": not a finite decimal")),
                 None => return Err(top(format!(": more than {precision} digits"))),
             }
+        }
+        DataType::Date | DataType::Time | DataType::Timestamp | DataType::TimestampTz
+            if crate::subinterpreter::is_isolated() =>
+        {
+            let micros = portable::read(value, expected)?;
+            built(out.push_temporal(micros))?;
         }
         DataType::Date if value.is_instance_of::<PyDate>() && !value.is_instance_of::<PyDateTime>() => {
             let d = value.cast::<PyDate>().expect("checked");
@@ -396,4 +482,68 @@ fn push_struct(
             .map_err(|m| m.inside(x, &f.data_type, &format!("field {:?}", f.name)))?;
     }
     out.close_entry().map_err(|e| top(format!(": {e}")))
+}
+
+/// Temporal values through the interpreter's own `datetime` module, for isolated subinterpreters
+/// (where pyo3's datetime C API would hand out the main interpreter's classes). The same checks and
+/// errors as the C API path above; slower, since every field is an attribute lookup.
+mod portable {
+    use super::{helpers, temporal, top, Helpers, Mismatch, DATE, DATETIME, TIME};
+    use ipc::batch::DataType;
+    use pyo3::prelude::*;
+
+    pub(super) fn date<'py>(py: Python<'py>, h: &Helpers, d: &chrono::NaiveDate) -> PyResult<Bound<'py, PyAny>> {
+        use chrono::Datelike;
+        h.temporal[DATE].bind(py).call1((d.year(), d.month(), d.day()))
+    }
+
+    fn field(value: &Bound<'_, PyAny>, name: &str) -> Result<i64, Mismatch> {
+        value.getattr(name).and_then(|v| v.extract::<i64>()).map_err(|e| top(format!(": {e}")))
+    }
+
+    fn days(value: &Bound<'_, PyAny>) -> Result<i64, Mismatch> {
+        let (y, m, d) = (field(value, "year")?, field(value, "month")?, field(value, "day")?);
+        let date =
+            chrono::NaiveDate::from_ymd_opt(y as i32, m as u32, d as u32).ok_or_else(|| top(": not a valid date"))?;
+        Ok(i64::from(temporal::days_from_date(date)))
+    }
+
+    fn micros_of_day(value: &Bound<'_, PyAny>) -> Result<i64, Mismatch> {
+        let seconds = field(value, "hour")? * 3600 + field(value, "minute")? * 60 + field(value, "second")?;
+        Ok(seconds * 1_000_000 + field(value, "microsecond")?)
+    }
+
+    /// A `date`, `time`, `timestamp` or `timestamp_tz` result as the column stores it.
+    pub(super) fn read(value: &Bound<'_, PyAny>, expected: &DataType) -> Result<i64, Mismatch> {
+        let py = value.py();
+        let h = helpers(py).map_err(|e| top(format!(": {e}")))?;
+        let is = |i: usize| value.is_instance(h.temporal[i].bind(py)).unwrap_or(false);
+        let has_tz = || value.getattr("tzinfo").is_ok_and(|t| !t.is_none());
+        match expected {
+            DataType::Date if is(DATE) && !is(DATETIME) => days(value),
+            DataType::Time if is(TIME) => {
+                if has_tz() {
+                    return Err(top(": a time with a time zone where a plain time is needed"));
+                }
+                micros_of_day(value)
+            }
+            DataType::Timestamp | DataType::TimestampTz if is(DATETIME) => {
+                let zoned = has_tz() && value.call_method0("utcoffset").is_ok_and(|o| !o.is_none());
+                match (expected, zoned) {
+                    (DataType::Timestamp, false) => Ok(days(value)? * temporal::MICROS_PER_DAY + micros_of_day(value)?),
+                    (DataType::TimestampTz, true) => h
+                        .utc_micros
+                        .bind(py)
+                        .call1((value,))
+                        .and_then(|m| m.extract::<i64>())
+                        .map_err(|e| top(format!(": {}", e.value(py)))),
+                    (DataType::Timestamp, true) => {
+                        Err(top(": a datetime with a time zone where a naive one is needed (timestamp)"))
+                    }
+                    _ => Err(top(": a naive datetime where one with a time zone is needed (timestamp_tz)")),
+                }
+            }
+            _ => Err(top("")),
+        }
+    }
 }

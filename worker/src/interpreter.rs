@@ -28,6 +28,28 @@ pub fn prepare(site_dirs: &[String]) -> Result<PythonInfo, UdfError> {
     })
 }
 
+/// As [`prepare`], in the isolated subinterpreter the calling thread runs
+/// ([`crate::subinterpreter::Isolated`]): its own `udfpool` module and `sys.path`. Call once per
+/// subinterpreter.
+pub fn prepare_isolated(site_dirs: &[String]) -> Result<PythonInfo, UdfError> {
+    debug_assert!(crate::subinterpreter::is_isolated());
+    Python::attach(|py| {
+        register_module(py)?;
+        add_site_dirs(py, site_dirs)?;
+        describe(py)
+    })
+}
+
+/// A subinterpreter taken up again for another pool ([`prepare_isolated`] ran in it before): adds
+/// this pool's `site_dirs`.
+pub fn reuse_isolated(site_dirs: &[String]) -> Result<PythonInfo, UdfError> {
+    debug_assert!(crate::subinterpreter::is_isolated());
+    Python::attach(|py| {
+        add_site_dirs(py, site_dirs)?;
+        describe(py)
+    })
+}
+
 fn register_module(py: Python<'_>) -> Result<(), UdfError> {
     let code = std::ffi::CString::new(UDFPOOL_PY).expect("no NUL in udfpool.py");
     let module = PyModule::from_code(py, &code, c"<udfpool>", c"udfpool")

@@ -1,7 +1,8 @@
 //! Runs Python UDFs over udfpool record batches through pyo3.
 //!
-//! One library, two users: THREAD mode calls it inside the host process, and the `udfpool-worker`
-//! binary wraps it ([`process::main`]) for PROCESS mode. Loading an operator, converting values both
+//! One library, three users: THREAD mode calls it inside the host process, SUBINTERPRETER mode inside
+//! an isolated subinterpreter per worker thread ([`subinterpreter`]), and the `udfpool-worker` binary
+//! wraps it ([`process::main`]) for PROCESS mode. Loading an operator, converting values both
 //! ways, calling the functions and checking their results are written once here, behind one
 //! [`operator::LoadedOperator::handle`], so the only difference between the modes is the codec and the
 //! ring the host puts in front.
@@ -42,5 +43,6 @@ pub mod operator;
 pub mod pipeline;
 pub mod process;
 pub mod stream;
+pub mod subinterpreter;
 pub mod udf;
 pub mod vector;

@@ -92,6 +92,15 @@ impl Udf {
             udfpool
                 .call_method1("_vector_libraries", (input.name(),))
                 .map_err(|e| from_py(py, &e, UdfErrorKind::Environment, None))?;
+            if crate::subinterpreter::is_isolated() {
+                // Reached only once numpy and pandas, or pyarrow, support isolated subinterpreters.
+                return Err(UdfError::plain(
+                    UdfErrorKind::Definition,
+                    "vectorized functions do not run in SUBINTERPRETER mode: their zero-copy argument buffers are \
+                     a pyo3 class, whose type object pyo3 keeps once per process, not per interpreter; run them in \
+                     THREAD or PROCESS mode",
+                ));
+            }
         }
         let kind = match (declared_kind, spec.kind) {
             (Some(d), Some(asked)) if d != asked => {
