@@ -29,7 +29,7 @@ pub fn prepare(site_dirs: &[String]) -> Result<PythonInfo, UdfError> {
 }
 
 /// As [`prepare`], in the isolated subinterpreter the calling thread runs
-/// ([`crate::subinterpreter::Isolated`]): its own `udfpool` module and `sys.path`. Call once per
+/// (`subinterpreter::Isolated`): its own `udfpool` module and `sys.path`. Call once per
 /// subinterpreter.
 pub fn prepare_isolated(site_dirs: &[String]) -> Result<PythonInfo, UdfError> {
     debug_assert!(crate::subinterpreter::is_isolated());

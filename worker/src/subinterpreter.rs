@@ -18,7 +18,7 @@
 //!   the `PanicException` type, which pyo3 compares every fetched exception with.
 //! - **Nothing is released while detached.** pyo3 queues a `Py` dropped without an attached thread
 //!   and releases it on the next attach, in whatever interpreter that is. udfpool drops Python objects
-//!   only while attached, clears an interpreter's caches before ending it ([`Isolated`]'s `Drop`), and
+//!   only while attached, clears an interpreter's caches before ending it (`Isolated`'s `Drop`), and
 //!   a lane thread that unwinds aborts the process (see the host's lanes) instead of dropping its
 //!   operator unattached. An application mixing its own pyo3 code with this mode must do the same.
 //! - **Single-phase extension modules** (CPython runs their init function before refusing them in an
@@ -67,7 +67,7 @@ pub fn loading() -> std::sync::MutexGuard<'static, ()> {
 }
 
 /// Readies the main interpreter for subinterpreters beside it (idempotent; call before the first
-/// [`Isolated::start`], from a thread not running a subinterpreter).
+/// `Isolated::start`, from a thread not running a subinterpreter).
 pub fn prepare_main() -> Result<(), UdfError> {
     use pyo3::prelude::*;
     use pyo3::type_object::PyTypeInfo;
