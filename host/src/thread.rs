@@ -236,16 +236,25 @@ fn thread_main(req: OpenRequest, python: PythonInfo, jobs: Receiver<Job>, replie
     serve(req, Ok(python), jobs, replies, None)
 }
 
-/// Aborts the process if dropped while unwinding: an isolated lane's thread must not unwind past its
-/// operator, whose Python objects would be dropped detached (and then released by whichever
-/// interpreter attaches next). A crash there takes the host down, as one in native code does.
-struct AbortOnUnwind;
+/// A lane thread's operator, dropped attached to its interpreter even when the thread unwinds: pyo3
+/// would otherwise queue its Python objects and release them at the next attach in the process, which
+/// may be another interpreter's thread (SUBINTERPRETER lanes run beside the main interpreter).
+struct AttachedOperator(Option<LoadedOperator>);
 
-impl Drop for AbortOnUnwind {
+impl AttachedOperator {
+    fn get(&self) -> &LoadedOperator {
+        self.0.as_ref().expect("present until closed")
+    }
+
+    fn close(mut self) -> Result<(), UdfError> {
+        close_op(self.0.take().expect("closed once"))
+    }
+}
+
+impl Drop for AttachedOperator {
     fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("udfpool: a SUBINTERPRETER-mode worker thread panicked; aborting (see the panic above)");
-            std::process::abort();
+        if let Some(op) = self.0.take() {
+            Python::attach(move |_| drop(op));
         }
     }
 }
@@ -259,11 +268,10 @@ pub(crate) fn serve(
     replies: Sender<Reply>,
     loading: Option<std::sync::MutexGuard<'static, ()>>,
 ) {
-    let isolated = loading.is_some();
     let op = match python.and_then(|python| load(&req, python)) {
         Ok((op, info)) => {
             let _ = replies.send(Reply::Ready(Ok(info)));
-            op
+            AttachedOperator(Some(op))
         }
         Err(e) => {
             let _ = replies.send(Reply::Ready(Err(e)));
@@ -271,25 +279,23 @@ pub(crate) fn serve(
         }
     };
     drop(loading);
-    // Declared after `op`, so dropped (and aborting) before it while unwinding.
-    let _abort = isolated.then_some(AbortOnUnwind);
     for job in jobs {
         let reply = match job {
             Job::Batch { id, batch, args, trace } => {
-                let answer = run(&op, id, &batch, &args, trace);
+                let answer = run(op.get(), id, &batch, &args, trace);
                 let rows = batch.num_rows();
                 // Give the batch back before replying, so the pool can reuse it without copying.
                 drop(batch);
                 Reply::Done { rows, answer }
             }
-            Job::Control(call) => Reply::Answered(control(&op, call)),
+            Job::Control(call) => Reply::Answered(control(op.get(), call)),
             Job::Close => break,
         };
         if replies.send(reply).is_err() {
             break;
         }
     }
-    let _ = replies.send(Reply::Closed(close_op(op)));
+    let _ = replies.send(Reply::Closed(op.close()));
 }
 
 impl ThreadLane {

@@ -19,8 +19,8 @@
 //! - **Nothing is released while detached.** pyo3 queues a `Py` dropped without an attached thread
 //!   and releases it on the next attach, in whatever interpreter that is. udfpool drops Python objects
 //!   only while attached, clears an interpreter's caches before ending it (`Isolated`'s `Drop`), and
-//!   a lane thread that unwinds aborts the process (see the host's lanes) instead of dropping its
-//!   operator unattached. An application mixing its own pyo3 code with this mode must do the same.
+//!   the host's lane threads drop their operator attached even when they unwind. An application
+//!   mixing its own pyo3 code with this mode must do the same.
 //! - **Single-phase extension modules** (CPython runs their init function before refusing them in an
 //!   isolated interpreter, and two interpreters doing so at once crashed CPython 3.12.1's `_datetime`)
 //!   are imported in the main interpreter first (`datetime`, `decimal`), and interpreters are made and
