@@ -57,6 +57,17 @@ impl Breakdown {
     }
 }
 
+/// How the measured pools are made: one per mode, each with these settings and worker binary.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolsMade<'a> {
+    /// One traced pool each (1 worker, 1 batch in flight).
+    pub modes: &'a [Mode],
+    /// Settings for every pool.
+    pub config: &'a [(String, String)],
+    /// The `udfpool-worker` binary for PROCESS mode (default: beside this one).
+    pub worker_exe: Option<&'a PathBuf>,
+}
+
 /// Measures the breakdown of workload `w` at `batch_size`, over `input`.
 pub fn measure(
     w: Workload,
@@ -64,12 +75,12 @@ pub fn measure(
     input: &[RecordBatch],
     batch_size: usize,
     repeats: usize,
-    config: &[(String, String)],
-    worker_exe: Option<&PathBuf>,
+    made: &PoolsMade<'_>,
 ) -> Result<Vec<Breakdown>> {
+    let PoolsMade { modes, config, worker_exe } = *made;
     let schema = input[0].schema().clone();
     let mut pools = Vec::new();
-    for mode in [Mode::Thread, Mode::Process] {
+    for &mode in modes {
         let mut b = Pool::builder(udf, schema.clone()).workers(1);
         for (k, v) in config {
             b = b.config(k, v);

@@ -139,12 +139,16 @@ fn stages(r: &Results, workload: &str, path: &Path) -> Result<bool> {
     if bars.is_empty() {
         return Ok(false);
     }
-    bars.sort_by_key(|b| (b.batch_size, b.mode != "thread"));
+    let tag = |mode: &str| match mode {
+        "thread" => "T",
+        "process" => "P",
+        _ => "S",
+    };
+    bars.sort_by_key(|b| (b.batch_size, tag(&b.mode)));
     let root = SVGBackend::new(path, (SIZE.0 + 160, SIZE.1)).into_drawing_area();
     root.fill(&WHITE).map_err(err)?;
     let (left, legend) = root.split_horizontally(SIZE.0);
-    let labels: Vec<String> =
-        bars.iter().map(|b| format!("{} {}", if b.mode == "thread" { "T" } else { "P" }, b.batch_size)).collect();
+    let labels: Vec<String> = bars.iter().map(|b| format!("{} {}", tag(&b.mode), b.batch_size)).collect();
     let mut chart = ChartBuilder::on(&left)
         .caption(format!("{workload}: where a batch's time goes (1 worker, 1 batch in flight)"), (FONT, 17))
         .margin(14)
@@ -156,7 +160,7 @@ fn stages(r: &Results, workload: &str, path: &Path) -> Result<bool> {
     chart
         .configure_mesh()
         .disable_x_mesh()
-        .x_desc("T = THREAD, P = PROCESS; rows per batch")
+        .x_desc("T = THREAD, P = PROCESS, S = SUBINTERPRETER; rows per batch")
         .y_desc("% of the batch's latency")
         .x_labels(bars.len())
         .x_label_formatter(&|x| match x {

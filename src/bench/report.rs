@@ -104,11 +104,19 @@ fn breakdown_tables(s: &mut String, r: &Results) {
             continue;
         }
         let _ = writeln!(s, "### {w}\n");
+        let with_sub = batches.iter().any(|&b| breakdown_of(r, w, "subinterpreter", b).is_some());
+        let modes: &[(&str, &str)] = if with_sub {
+            &[("thread", "T"), ("process", "P"), ("subinterpreter", "S")]
+        } else {
+            &[("thread", "T"), ("process", "P")]
+        };
         let mut head = String::from("| stage |");
         let mut rule = String::from("|---|");
         for b in &batches {
-            head += &format!(" T {b} | P {b} |");
-            rule += "---:|---:|";
+            for (_, tag) in modes {
+                head += &format!(" {tag} {b} |");
+                rule += "---:|";
+            }
         }
         let _ = writeln!(s, "{head}\n{rule}");
         let mut stage_names: Vec<&str> = vec!["gil_wait"];
@@ -116,7 +124,7 @@ fn breakdown_tables(s: &mut String, r: &Results) {
         let row = |label: &str, f: &dyn Fn(&Breakdown) -> Option<f64>| -> String {
             let mut line = format!("| {label} |");
             for &b in &batches {
-                for mode in ["thread", "process"] {
+                for (mode, _) in modes {
                     let v = breakdown_of(r, w, mode, b).and_then(f);
                     line += &format!(" {} |", v.map_or("–".into(), us));
                 }

@@ -384,7 +384,12 @@ pub fn run(quick: bool, o: Overrides, out: &Path, worker_exe: Option<PathBuf>) -
                 // Half the rows, to keep `--quick` under a minute: one batch in flight is slow at small
                 // batches, and the comparison it makes is within one pool.
                 let half = &input[..input.len().div_ceil(2)];
-                stage_results.extend(breakdown::measure(w, &udf, half, bs, s.repeats, &s.config, worker_exe.as_ref())?);
+                // SUBINTERPRETER's stages are THREAD's (its gil_wait: the wait for its own GIL); the
+                // hand-off to its worker thread shows as unaccounted.
+                let modes: Vec<Mode> =
+                    [Mode::Thread, Mode::Process, Mode::Subinterpreter].into_iter().filter(|m| has(m.name())).collect();
+                let made = breakdown::PoolsMade { modes: &modes, config: &s.config, worker_exe: worker_exe.as_ref() };
+                stage_results.extend(breakdown::measure(w, &udf, half, bs, s.repeats, &made)?);
                 progress.inc(1);
             }
         }
