@@ -30,12 +30,6 @@ impl Mode {
             Mode::Subinterpreter => "subinterpreter",
         }
     }
-
-    /// Whether the UDFs run inside the host process (THREAD and SUBINTERPRETER modes): a crash in
-    /// native code takes the host down, and a worker is not replaced.
-    pub fn in_process(self) -> bool {
-        matches!(self, Mode::Thread | Mode::Subinterpreter)
-    }
 }
 
 impl std::fmt::Display for Mode {

@@ -158,27 +158,22 @@ impl Supervisor {
                 (lanes, Some(respawn))
             }
             #[cfg(feature = "thread")]
-            Mode::Thread => {
+            Mode::Thread | Mode::Subinterpreter => {
                 if let Some(limit) = config.batch_timeout {
                     // A thread running Python cannot be stopped from outside: say so, not nothing.
                     tracing::warn!(
-                        "udfpool.batch-timeout-s ({} s) has no effect in THREAD mode: a running Python function \
+                        "udfpool.batch-timeout-s ({} s) has no effect in {} mode: a running Python function \
                          cannot be stopped there; PROCESS mode kills and replaces a hung worker",
-                        limit.as_secs_f64()
+                        limit.as_secs_f64(),
+                        config.mode.name().to_uppercase()
                     );
                 }
-                (crate::thread::start_lanes(&opens, config, name)?, None)
-            }
-            #[cfg(feature = "thread")]
-            Mode::Subinterpreter => {
-                if let Some(limit) = config.batch_timeout {
-                    tracing::warn!(
-                        "udfpool.batch-timeout-s ({} s) has no effect in SUBINTERPRETER mode: a running Python \
-                         function cannot be stopped there; PROCESS mode kills and replaces a hung worker",
-                        limit.as_secs_f64()
-                    );
-                }
-                (crate::thread::start_isolated_lanes(&opens, config, name)?, None)
+                let lanes = if config.mode == Mode::Thread {
+                    crate::thread::start_lanes(&opens, config, name)?
+                } else {
+                    crate::thread::start_isolated_lanes(&opens, config, name)?
+                };
+                (lanes, None)
             }
             #[cfg(not(feature = "thread"))]
             Mode::Thread | Mode::Subinterpreter => {

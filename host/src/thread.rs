@@ -7,9 +7,10 @@
 //! interpreter and take turns holding its GIL, so they do not run Python in parallel. That is the
 //! mode's trade-off, shown by the benchmarks rather than hidden.
 //!
-//! SUBINTERPRETER mode gives every worker, even a single one, a thread that makes an isolated
-//! subinterpreter with its own GIL ([`worker::subinterpreter`]), loads the operator in it, serves
-//! batches and finally ends it: the workers run Python in parallel, still with no codec and no ring.
+//! SUBINTERPRETER mode gives every worker, even a single one, a thread with an isolated
+//! subinterpreter of its own GIL ([`worker::subinterpreter`]), which loads the operator and serves
+//! batches, then is parked for the next pool (`isolated`): the workers run Python in parallel, still
+//! with no codec and no ring.
 //!
 //! Either way a batch runs through [`LoadedOperator::handle`], the same function a worker process
 //! calls after decoding a request: the lanes here differ from PROCESS mode's only in having no codec
@@ -232,10 +233,6 @@ impl std::fmt::Debug for Reply {
     }
 }
 
-fn thread_main(req: OpenRequest, python: PythonInfo, jobs: Receiver<Job>, replies: Sender<Reply>) {
-    serve(req, Ok(python), jobs, replies, None)
-}
-
 /// A lane thread's operator, dropped attached to its interpreter even when the thread unwinds: pyo3
 /// would otherwise queue its Python objects and release them at the next attach in the process, which
 /// may be another interpreter's thread (SUBINTERPRETER lanes run beside the main interpreter).
@@ -316,7 +313,7 @@ impl ThreadLane {
             Interpreter::Shared(python) => Some(
                 std::thread::Builder::new()
                     .name(format!("udfpool-thread-{index}"))
-                    .spawn(move || thread_main(req, python, job_rx, reply_tx))
+                    .spawn(move || serve(req, Ok(python), job_rx, reply_tx, None))
                     .map_err(stopped)?,
             ),
             // A parked or new thread of its own; it outlives the lane, parked for the next one.

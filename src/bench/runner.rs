@@ -282,6 +282,9 @@ pub fn run(quick: bool, o: Overrides, out: &Path, worker_exe: Option<PathBuf>) -
     let machine = machine(&python);
     let workloads: Vec<Workload> = s.workloads.iter().map(|w| Workload::parse(w)).collect::<Result<_>>()?;
     let has = |m: &str| s.modes.iter().any(|x| x == m);
+    // The udfpool modes asked for, in the order they are measured.
+    let pool_modes: Vec<Mode> =
+        [Mode::Thread, Mode::Process, Mode::Subinterpreter].into_iter().filter(|m| has(m.name())).collect();
     let breakdown_here = s.breakdown && has("thread") && has("process");
     let configs: usize = workloads
         .iter()
@@ -304,10 +307,7 @@ pub fn run(quick: bool, o: Overrides, out: &Path, worker_exe: Option<PathBuf>) -
                 progress.set_message(format!("{} batch {bs} x{workers}", w.name()));
                 if w.is_stream() {
                     let file = dir.join("workloads.py");
-                    let modes: Vec<Mode> = [Mode::Thread, Mode::Process, Mode::Subinterpreter]
-                        .into_iter()
-                        .filter(|m| has(m.name()))
-                        .collect();
+                    let modes = &pool_modes;
                     let mut times: Vec<(String, Vec<f64>)> =
                         modes.iter().map(|m| (m.name().to_owned(), Vec::new())).collect();
                     for r in 0..s.repeats {
@@ -325,19 +325,16 @@ pub fn run(quick: bool, o: Overrides, out: &Path, worker_exe: Option<PathBuf>) -
                     continue;
                 }
                 let mut pools: Vec<(Mode, Pool)> = Vec::new();
-                for mode in [Mode::Thread, Mode::Process, Mode::Subinterpreter] {
-                    let name = mode.name();
-                    if has(name) {
-                        let mut b = Pool::builder(&udf, input[0].schema().clone()).workers(workers);
-                        for (k, v) in &s.config {
-                            b = b.config(k, v);
-                        }
-                        let mut b = b.mode(mode);
-                        if let Some(exe) = &worker_exe {
-                            b = b.worker_exe(exe);
-                        }
-                        pools.push((mode, b.build()?));
+                for &mode in &pool_modes {
+                    let mut b = Pool::builder(&udf, input[0].schema().clone()).workers(workers);
+                    for (k, v) in &s.config {
+                        b = b.config(k, v);
                     }
+                    let mut b = b.mode(mode);
+                    if let Some(exe) = &worker_exe {
+                        b = b.worker_exe(exe);
+                    }
+                    pools.push((mode, b.build()?));
                 }
                 let mut times: Vec<(String, Vec<f64>)> =
                     pools.iter().map(|(m, _)| (m.name().to_owned(), Vec::new())).collect();
@@ -386,9 +383,8 @@ pub fn run(quick: bool, o: Overrides, out: &Path, worker_exe: Option<PathBuf>) -
                 let half = &input[..input.len().div_ceil(2)];
                 // SUBINTERPRETER's stages are THREAD's (its gil_wait: the wait for its own GIL); the
                 // hand-off to its worker thread shows as unaccounted.
-                let modes: Vec<Mode> =
-                    [Mode::Thread, Mode::Process, Mode::Subinterpreter].into_iter().filter(|m| has(m.name())).collect();
-                let made = breakdown::PoolsMade { modes: &modes, config: &s.config, worker_exe: worker_exe.as_ref() };
+                let made =
+                    breakdown::PoolsMade { modes: &pool_modes, config: &s.config, worker_exe: worker_exe.as_ref() };
                 stage_results.extend(breakdown::measure(w, &udf, half, bs, s.repeats, &made)?);
                 progress.inc(1);
             }

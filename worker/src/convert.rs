@@ -102,9 +102,7 @@ fn helpers(py: Python<'_>) -> PyResult<HelpersRef> {
 
 /// Releases the calling isolated subinterpreter's cached objects, attached, before it ends.
 pub fn forget_interpreter(_py: Python<'_>) {
-    if let Some(h) = ISOLATED_HELPERS.with(|c| c.borrow_mut().take()) {
-        drop(h);
-    }
+    drop(ISOLATED_HELPERS.with(|c| c.borrow_mut().take()));
 }
 
 /// Row `row` of `column` as a Python object.

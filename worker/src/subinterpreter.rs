@@ -146,23 +146,18 @@ mod isolated {
                     // SAFETY: a non-null err_msg is a static NUL-terminated string in CPython.
                     unsafe { std::ffi::CStr::from_ptr(status.err_msg) }.to_string_lossy().into_owned()
                 };
-                // SAFETY: the main thread state is current (creation failed); clear and delete it,
-                // which releases the main GIL.
-                unsafe {
-                    ffi::PyThreadState_Clear(main);
-                    ffi::PyThreadState_DeleteCurrent();
-                }
+                // SAFETY: creation failed, so the main thread state is still current.
+                unsafe { delete_current(main) };
                 return Err(failed(format!("cannot make an isolated subinterpreter: {why}")));
             }
             // SAFETY: this thread's PyGILState thread state is read, not changed.
             if unsafe { ffi::PyGILState_GetThisThreadState() } != tstate {
                 // SAFETY: `tstate` is current and holds its GIL (just made), as Py_EndInterpreter
-                // requires; then the main thread state is attached again, cleared and deleted.
+                // requires, which leaves no thread state current; `main` was made on this thread.
                 unsafe {
                     ffi::Py_EndInterpreter(tstate);
                     ffi::PyEval_RestoreThread(main);
-                    ffi::PyThreadState_Clear(main);
-                    ffi::PyThreadState_DeleteCurrent();
+                    delete_current(main);
                 }
                 return Err(failed(
                     "the subinterpreter's thread state is not this thread's PyGILState state, so pyo3 cannot \
@@ -179,6 +174,19 @@ mod isolated {
         }
     }
 
+    /// Clears and deletes `main`, the main interpreter's thread state made in `start`, releasing
+    /// the main GIL.
+    ///
+    /// # Safety
+    /// `main` must be the current thread state of the calling thread, attached.
+    unsafe fn delete_current(main: *mut ffi::PyThreadState) {
+        // SAFETY: the caller guarantees `main` is current and attached, as both calls require.
+        unsafe {
+            ffi::PyThreadState_Clear(main);
+            ffi::PyThreadState_DeleteCurrent();
+        }
+    }
+
     impl Drop for Isolated {
         fn drop(&mut self) {
             // SAFETY: made on this thread (it is !Send), detached since `start` or the last attach,
@@ -190,12 +198,11 @@ mod isolated {
             // SAFETY: `tstate` is current and holds this interpreter's GIL, as Py_EndInterpreter
             // requires; it ends every thread state of the interpreter and leaves none current.
             unsafe { ffi::Py_EndInterpreter(self.tstate) };
-            // SAFETY: the main thread state made in `start` is attached again (taking the main GIL),
-            // cleared and deleted, which releases the GIL.
+            // SAFETY: Py_EndInterpreter left no thread state current; the main thread state made in
+            // `start` on this thread is attached again (taking the main GIL).
             unsafe {
                 ffi::PyEval_RestoreThread(self.main);
-                ffi::PyThreadState_Clear(self.main);
-                ffi::PyThreadState_DeleteCurrent();
+                delete_current(self.main);
             }
             ISOLATED.with(|i| i.set(false));
         }
