@@ -76,6 +76,8 @@ pub const WORKER_MEMORY_MB: &str = "udfpool.worker-memory-mb";
 pub const TRACE_STAGES: &str = "udfpool.trace-stages";
 /// DataStream stages: rows of input each kept to rebuild a dead worker's state (0: none kept).
 pub const STREAM_REPLAY_ROWS: &str = "udfpool.stream-replay-rows";
+/// DataStream stages: `native` (udfpool's Rust operator runtime where it covers the stage) or `python`.
+pub const STREAM_RUNTIME: &str = "udfpool.stream-runtime";
 /// DataStream jobs: how often to checkpoint (Flink's key; a duration such as `10 s`, `500 ms`, `1 min`).
 pub const CHECKPOINT_INTERVAL: &str = "execution.checkpointing.interval";
 /// DataStream jobs run by `udfpool run`: the directory checkpoints are written to (Flink's key).
@@ -86,7 +88,7 @@ pub const CHECKPOINT_DIR: &str = "execution.checkpointing.dir";
 pub const AGG_PHASE_STRATEGY: &str = "table.optimizer.agg-phase-strategy";
 
 /// Every key udfpool itself understands, with a one-line description.
-pub const KEYS: [(&str, &str); 14] = [
+pub const KEYS: [(&str, &str); 15] = [
     (EXECUTION_MODE, "process (default) or thread"),
     (PYTHON_EXECUTABLE, "python of a virtualenv whose packages UDFs import (default: $VIRTUAL_ENV's)"),
     (MAX_IN_FLIGHT, "batches queued per worker to hide latency (default 2)"),
@@ -108,6 +110,12 @@ pub const KEYS: [(&str, &str); 14] = [
         STREAM_REPLAY_ROWS,
         "DataStream stages: input rows kept to replay into a replacement for a dead worker; past it, a \
          worker death fails the job (default 1000000; 0: keep none)",
+    ),
+    (
+        STREAM_RUNTIME,
+        "DataStream stages: native (default) runs map, flat_map, filter, keyed reduce and keyed process \
+         without event time in udfpool's Rust operator runtime, calling Python only for the functions; \
+         python runs every stage in the bundled Python runtime (every other stage always does)",
     ),
     (
         CHECKPOINT_INTERVAL,
@@ -175,6 +183,8 @@ pub struct PoolConfig {
     pub trace_stages: bool,
     /// DataStream stages: input rows kept for replay.
     pub stream_replay_rows: u64,
+    /// DataStream stages: run in the Python runtime even where the Rust one covers them.
+    pub python_stream_runtime: bool,
     /// DataStream jobs: how often to checkpoint, if at all.
     pub checkpoint_interval: Option<Duration>,
     /// DataStream jobs of `udfpool run`: where checkpoints are written, if anywhere.
@@ -201,6 +211,7 @@ impl Default for PoolConfig {
             worker_memory: None,
             trace_stages: false,
             stream_replay_rows: 1_000_000,
+            python_stream_runtime: false,
             checkpoint_interval: None,
             checkpoint_dir: None,
             two_phase: false,
@@ -307,6 +318,19 @@ impl PoolConfig {
                 }
             }
             STREAM_REPLAY_ROWS => self.stream_replay_rows = number(key, value, "a number of rows", |_: &u64| true)?,
+            STREAM_RUNTIME => {
+                self.python_stream_runtime = match value.trim().to_ascii_lowercase().as_str() {
+                    "native" => false,
+                    "python" => true,
+                    _ => {
+                        return Err(ConfigError::BadValue {
+                            key: key.into(),
+                            value: value.into(),
+                            expected: "native or python".into(),
+                        })
+                    }
+                }
+            }
             CHECKPOINT_INTERVAL => {
                 let interval = parse_duration(value).ok_or_else(|| ConfigError::BadValue {
                     key: key.into(),
@@ -377,6 +401,15 @@ mod tests {
         assert_eq!(c.raw["model.path"], "/tmp/m");
         let typo = PoolConfig::from_pairs([("execution.checkpointing.intervall", "1 s")]);
         assert!(matches!(typo, Err(ConfigError::UnknownKey { .. })));
+    }
+
+    #[test]
+    fn the_stream_runtime_is_native_or_python() {
+        assert!(!PoolConfig::default().python_stream_runtime);
+        assert!(PoolConfig::from_pairs([(STREAM_RUNTIME, "Python")]).unwrap().python_stream_runtime);
+        assert!(!PoolConfig::from_pairs([(STREAM_RUNTIME, "native")]).unwrap().python_stream_runtime);
+        let bad = PoolConfig::from_pairs([(STREAM_RUNTIME, "rust")]).unwrap_err().to_string();
+        assert_eq!(bad, "invalid value \"rust\" for udfpool.stream-runtime: expected native or python");
     }
 
     #[test]

@@ -993,6 +993,9 @@ class _Op:
         self.is_async = _inspect.iscoroutinefunction(call)
         if self.is_async and self.kind != "Map":
             raise TypeError(f"{self.label}: only map functions may be async def")
+        # The resolved function itself (before `_bare_arguments`): udfpool's Rust runtime calls it,
+        # unwrapping one-column rows itself.
+        self.raw_call = call
         self.call = self._bare_arguments(call)
 
     def _bare_arguments(self, call):
@@ -1365,6 +1368,20 @@ class _Stage:
             if self.processing_timers:
                 self.processing_timers.fire_all(self._fire)
             return self._through_tail()
+        finally:
+            self.out = []
+
+    def _due_processing(self, first_row):
+        """Processing-time timers due as a batch arrives, for udfpool's Rust runtime (which runs the
+        batch's rows itself): what they emit, [(order, tag, value)], before stage input row `first_row`
+        and before the operators after the head."""
+        self.out = []
+        self.failed_row = first_row
+        self.failed_op = self.head
+        self.steps = ()
+        try:
+            self.processing_timers.fire_due(_now_ms(), first_row, self._fire)
+            return self.out
         finally:
             self.out = []
 

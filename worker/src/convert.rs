@@ -175,6 +175,45 @@ pub fn to_py<'py>(py: Python<'py>, column: &Column, row: usize) -> PyResult<Boun
     })
 }
 
+/// Makes `Row`s of one class as [`to_py`] makes struct values: `list.__new__(class)` and appends, no
+/// Python-level constructor.
+pub struct RowMaker<'py> {
+    list_new: Bound<'py, PyAny>,
+    class: Bound<'py, PyAny>,
+}
+
+impl<'py> RowMaker<'py> {
+    /// A maker of `Row`s with fields `names`.
+    pub fn new(py: Python<'py>, names: &[String]) -> PyResult<Self> {
+        Ok(Self { list_new: helpers(py)?.list_new.bind(py).clone(), class: row_type(py, names)?.into_bound(py) })
+    }
+
+    /// A maker of `Row`s of `class`, a `udfpool.Row` subclass.
+    pub fn of_class(class: Bound<'py, PyAny>) -> PyResult<Self> {
+        let py = class.py();
+        Ok(Self { list_new: helpers(py)?.list_new.bind(py).clone(), class })
+    }
+
+    /// The class its rows have.
+    pub fn class(&self) -> &Bound<'py, PyAny> {
+        &self.class
+    }
+
+    /// A row of `values`.
+    #[inline]
+    pub fn make<'a>(&self, values: impl IntoIterator<Item = &'a Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyAny>>
+    where
+        'py: 'a,
+    {
+        let row = self.list_new.call1((&self.class,))?;
+        let list = row.cast::<PyList>()?;
+        for v in values {
+            list.append(v)?;
+        }
+        Ok(row)
+    }
+}
+
 /// The `Row` class for these field names.
 fn row_type(py: Python<'_>, names: &[String]) -> PyResult<Py<PyAny>> {
     let h = helpers(py)?;

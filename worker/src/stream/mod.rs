@@ -1,18 +1,31 @@
-//! DataStream stages in the worker: the bundled Python runtime (`udfpool`'s `_Stage`) runs the
-//! operators, keeps keyed state and timers; this module hands it a batch's rows and turns what it emits
-//! into the result column (order columns, then the main and side outputs).
+//! DataStream stages in the worker. The bundled Python runtime (`udfpool`'s `_Stage`) loads every
+//! stage's operators and keeps keyed state and timers; the common stages' batches run in udfpool's
+//! Rust runtime ([`native`]), every other stage's in the Python one (`udfpool.stream-runtime = python`:
+//! every stage's). Either way this module turns what a batch emits into the result column (order
+//! columns, then the main and side outputs).
+
+mod keys;
+mod native;
 
 use crate::convert::{push_result, to_py};
 use crate::error::from_py;
 use ipc::batch::{Column, ColumnBuilder, ColumnData, DataType};
 use ipc::protocol::{OpenRequest, StreamStage, UdfError, UdfErrorKind};
+use native::NativeStage;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+/// The setting that picks the runtime (host's `config::STREAM_RUNTIME`).
+const STREAM_RUNTIME: &str = "udfpool.stream-runtime";
 
 /// A loaded stage: the Python `_Stage` object and the column type of its results.
 #[derive(Debug)]
 pub struct StreamDriver {
     stage: Py<PyAny>,
+    /// The Rust runtime, where it covers the stage. (A mutex: the driver is shared as `&self`; the
+    /// GIL already serializes its callers.)
+    native: Option<Mutex<NativeStage>>,
     result_type: DataType,
     /// The main output's and each side output's struct type.
     outputs: Vec<DataType>,
@@ -116,10 +129,29 @@ impl StreamDriver {
         for (k, v) in &req.config {
             params.set_item(k, v).map_err(|e| from_py(py, &e, UdfErrorKind::Environment, None))?;
         }
+        let declared = stage;
         let stage = udfpool
             .call_method1("_stream_stage", (spec, req.worker_index, req.num_workers, params))
             .map_err(|e| from_py(py, &e, UdfErrorKind::Definition, None))?;
-        Ok(Self { stage: stage.unbind(), result_type, outputs })
+        let python_only =
+            req.config.iter().any(|(k, v)| k == STREAM_RUNTIME && v.trim().eq_ignore_ascii_case("python"));
+        let native = if python_only {
+            None
+        } else {
+            NativeStage::load(py, &stage, declared)
+                .map_err(|e| from_py(py, &e, UdfErrorKind::Definition, None))?
+                .map(Mutex::new)
+        };
+        Ok(Self { stage: stage.unbind(), native, result_type, outputs })
+    }
+
+    /// Whether the stage's batches run in the Rust runtime.
+    pub fn is_native(&self) -> bool {
+        self.native.is_some()
+    }
+
+    fn native(&self) -> Option<MutexGuard<'_, NativeStage>> {
+        self.native.as_ref().map(|n| n.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
     /// The result column's type.
@@ -149,6 +181,17 @@ impl StreamDriver {
             }
             _ => Err(UdfError::plain(UdfErrorKind::BadResult, format!("stream column {what} is not int64"))),
         };
+        if let Some(mut native) = self.native() {
+            let ColumnData::Int64(index) = &index.data else {
+                return Err(UdfError::plain(UdfErrorKind::BadResult, "stream column __row is not int64"));
+            };
+            let watermark = match &watermarks.data {
+                ColumnData::Int64(w) => w.0.iter().copied().max(),
+                _ => None,
+            };
+            let emitted = native.process(py, &index.0[..rows], |r| !timestamps.is_null(r), watermark, data)?;
+            return self.build(emitted.iter().map(|e| Ok((e.order, e.tag, &e.value))));
+        }
         let index = ints(index, "__row")?;
         let watermarks = ints(watermarks, "__wm")?;
         let timestamps = ints(timestamps, "__ts")?;
@@ -177,6 +220,9 @@ impl StreamDriver {
     /// The stage's state for a checkpoint (pickled by the runtime): keyed state, reduce values, key
     /// ranks, timers, window contents. Fails, naming the state, if a value cannot be pickled.
     pub fn snapshot(&self, py: Python<'_>) -> Result<Vec<u8>, UdfError> {
+        if let Some(native) = self.native() {
+            native.before_snapshot(py).map_err(|e| checkpoint_failure(py, e))?;
+        }
         let state = self.stage.bind(py).call_method0("snapshot").map_err(|e| checkpoint_failure(py, e))?;
         let bytes = state.cast::<PyBytes>().map_err(|e| UdfError::plain(UdfErrorKind::BadResult, e.to_string()))?;
         Ok(bytes.as_bytes().to_vec())
@@ -185,7 +231,11 @@ impl StreamDriver {
     /// Loads what [`snapshot`](Self::snapshot) returned into this freshly loaded stage.
     pub fn restore(&self, py: Python<'_>, state: &[u8]) -> Result<(), UdfError> {
         let state = PyBytes::new(py, state);
-        self.stage.bind(py).call_method1("restore", (state,)).map(drop).map_err(|e| checkpoint_failure(py, e))
+        self.stage.bind(py).call_method1("restore", (state,)).map_err(|e| checkpoint_failure(py, e))?;
+        if let Some(mut native) = self.native() {
+            native.after_restore();
+        }
+        Ok(())
     }
 
     /// Calls every operator's `close()`.
@@ -195,28 +245,34 @@ impl StreamDriver {
 
     /// A Python failure, with the operator and the stage input row the runtime recorded.
     fn failure(&self, py: Python<'_>, e: PyErr) -> UdfError {
-        let mut error = from_py(py, &e, UdfErrorKind::Raised, None);
-        if let Ok((label, row)) =
-            self.stage.bind(py).call_method0("failure").and_then(|f| f.extract::<(Option<String>, Option<u64>)>())
-        {
-            if let Some(label) = label {
-                error.message = format!("{label}: {}", error.message);
-            }
-            error.row = row;
-        }
-        error
+        recorded_failure(py, self.stage.bind(py), e)
     }
 
-    /// The runtime's `[(row, phase, ts, rank, tag, value)]` as the result column.
+    /// The Python runtime's `[(row, phase, ts, rank, tag, value)]` as the result column.
     fn collect(&self, py: Python<'_>, out: &Bound<'_, PyAny>) -> Result<Column, UdfError> {
         let bad = |e: PyErr| from_py(py, &e, UdfErrorKind::BadResult, None);
         let items = out.cast::<PyList>().map_err(|e| UdfError::plain(UdfErrorKind::BadResult, e.to_string()))?;
-        let mut builder = ColumnBuilder::new(&self.result_type, items.len());
-        let order_len = ipc::protocol::STREAM_ORDER_COLUMNS.len();
-        for item in items.iter() {
+        let entries = items.iter().map(|item| {
             let (row, phase, ts, rank, tag, value): (i64, i64, i64, i64, usize, Bound<'_, PyAny>) =
                 item.extract().map_err(bad)?;
-            for (i, x) in [row, phase, ts, rank].into_iter().enumerate() {
+            Ok(([row, phase, ts, rank], tag, value))
+        });
+        // Owned values: `build` takes references.
+        let entries = entries.collect::<Result<Vec<_>, UdfError>>()?;
+        self.build(entries.iter().map(|(order, tag, value)| Ok((*order, *tag, value))))
+    }
+
+    /// The result column of what a batch emitted: (order, output, row) entries.
+    fn build<'a, 'py: 'a>(
+        &self,
+        entries: impl ExactSizeIterator<Item = Result<([i64; 4], usize, &'a Bound<'py, PyAny>), UdfError>>,
+    ) -> Result<Column, UdfError> {
+        let mut builder = ColumnBuilder::new(&self.result_type, entries.len());
+        let order_len = ipc::protocol::STREAM_ORDER_COLUMNS.len();
+        for entry in entries {
+            let (order, tag, value) = entry?;
+            let row = order[0];
+            for (i, x) in order.into_iter().enumerate() {
                 builder.child(i).push_i64(x);
             }
             for (t, output) in self.outputs.iter().enumerate() {
@@ -229,7 +285,7 @@ impl StreamDriver {
                             ..UdfError::plain(UdfErrorKind::BadResult, "an operator emitted None as a row")
                         });
                     }
-                    push_result(child, output, &value, at).map_err(|mut e| {
+                    push_result(child, output, value, at).map_err(|mut e| {
                         e.row = Some(at as u64);
                         e
                     })?;
@@ -241,4 +297,16 @@ impl StreamDriver {
         }
         Ok(builder.finish())
     }
+}
+
+/// A Python failure, with the operator and the stage input row the Python runtime recorded.
+fn recorded_failure(py: Python<'_>, stage: &Bound<'_, PyAny>, e: PyErr) -> UdfError {
+    let mut error = from_py(py, &e, UdfErrorKind::Raised, None);
+    if let Ok((label, row)) = stage.call_method0("failure").and_then(|f| f.extract::<(Option<String>, Option<u64>)>()) {
+        if let Some(label) = label {
+            error.message = format!("{label}: {}", error.message);
+        }
+        error.row = row;
+    }
+    error
 }

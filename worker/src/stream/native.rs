@@ -1,0 +1,535 @@
+//! udfpool's own operator runtime for the common DataStream stages, in Rust: a chain of map, flat_map
+//! and filter, unkeyed or right after `key_by`, or one headed by a keyed rolling `reduce` or a keyed
+//! process function without event time, followed by such a chain. Rust runs the batch loop, the keys,
+//! the reduce's values and the routing of what each operator emits to the next; Python is entered only
+//! to call the user's functions (a process function reaches its state through the Python runtime's
+//! state objects, as before).
+//!
+//! Its semantics are the bundled Python runtime's (`stream.py`'s `_Stage.process`), which stays loaded
+//! beside it and keeps everything else: the functions' `open`/`close`, keyed state, processing-time
+//! timers (fired through it as a batch arrives), `finish`, checkpoints, and every other kind of stage
+//! (windows, joins, co-functions, event-time process functions, async maps). Where the two meet:
+//! - keys: a map from a key's bytes ([`super::keys`]) to its Python object and the reduce's value; a key
+//!   seen for the first time gets its rank in `_Stage.ranks` (timers read it there) and its reduce value
+//!   from `_Stage`'s `__reduce__` table (a restored checkpoint's);
+//! - checkpoints: the reduce values are written to that table before `_Stage` pickles its state
+//!   ([`NativeStage::before_snapshot`]); after a restore the map starts empty;
+//! - side outputs a process function sends with `ctx.output` land in `_Stage.out`, a list this runtime
+//!   hands it and drains after every call and every item the function yields, so they keep their place.
+//!
+//! Each operator still runs over the whole batch before the next one starts, in the same order of calls
+//! as the Python runtime, so even functions with side effects see the same sequence.
+
+use super::keys;
+use crate::convert::RowMaker;
+use crate::error::from_py;
+use crate::fast::extend_py;
+use ipc::batch::{Column, ColumnData};
+use ipc::protocol::{StreamStage, UdfError, UdfErrorKind};
+use pyo3::exceptions::PyTypeError;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
+use std::collections::HashMap;
+
+/// What one operator emitted: its order (input row, phase, timestamp, key rank), output (0: the main
+/// one, else a side output's number) and row.
+pub struct Emitted<'py> {
+    pub order: [i64; 4],
+    pub tag: usize,
+    pub value: Bound<'py, PyAny>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Map,
+    FlatMap,
+    Filter,
+    Reduce,
+    Process,
+}
+
+/// One operator, as the Python runtime's `_Op` loaded it.
+#[derive(Debug)]
+struct Op {
+    kind: Kind,
+    /// The function itself (`_Op.raw_call`): a one-column input is unwrapped here.
+    call: Py<PyAny>,
+    /// Its input has one column: the function gets the value, not the row.
+    bare_in: bool,
+    /// Its output has one column: a returned value that is not a row is the row's one field.
+    bare_out: bool,
+    /// What it emits is made a `Row` of its fields (the next operator reads them by name; a reduce
+    /// keeps them).
+    named: bool,
+    /// Its output's columns.
+    width: usize,
+    /// Its output's `Row` class.
+    row_type: Py<PyAny>,
+    /// "operator N (kind file:name)", for errors.
+    label: String,
+    /// The Python `_Op`: its `row()` decides what the fast paths here do not.
+    py_op: Py<PyAny>,
+}
+
+impl Op {
+    fn load(op: &Bound<'_, PyAny>) -> PyResult<Option<Self>> {
+        let kind = match op.getattr("kind")?.extract::<String>()?.as_str() {
+            "Map" => Kind::Map,
+            "FlatMap" => Kind::FlatMap,
+            "Filter" => Kind::Filter,
+            "Reduce" => Kind::Reduce,
+            "Process" => Kind::Process,
+            _ => return Ok(None),
+        };
+        if op.getattr("is_async")?.is_truthy()? {
+            return Ok(None);
+        }
+        let width = op.getattr("fields")?.len()?;
+        Ok(Some(Self {
+            kind,
+            call: op.getattr("raw_call")?.unbind(),
+            bare_in: op.getattr("bare_in")?.is_truthy()?,
+            bare_out: width == 1,
+            named: op.getattr("named")?.is_truthy()?,
+            width,
+            row_type: op.getattr("row_type")?.unbind(),
+            label: op.getattr("label")?.extract()?,
+            py_op: op.clone().unbind(),
+        }))
+    }
+
+    /// A Python failure in this operator while it handled stage input row `row`.
+    fn failed(&self, py: Python<'_>, e: &PyErr, row: i64) -> UdfError {
+        let mut error = from_py(py, e, UdfErrorKind::Raised, None);
+        error.message = format!("{}: {}", self.label, error.message);
+        error.row = u64::try_from(row).ok();
+        error
+    }
+}
+
+/// A key the stage has seen.
+#[derive(Debug)]
+struct Entry {
+    /// The key as the functions see it (`ctx.get_current_key()`): the value, or a tuple of values.
+    key: Py<PyAny>,
+    /// A reduce's value so far.
+    reduced: Option<Py<PyAny>>,
+}
+
+/// The attribute names set per row, made in the stage's own interpreter (pyo3's `intern!` is one
+/// process-wide cache, which SUBINTERPRETER mode cannot share).
+#[derive(Debug)]
+struct Names {
+    current_key: Py<PyString>,
+    order: Py<PyString>,
+    out: Py<PyString>,
+}
+
+/// A stage the Rust runtime runs; see the module docs.
+#[derive(Debug)]
+pub struct NativeStage {
+    head: Option<Op>,
+    tail: Vec<Op>,
+    /// Key columns among the input's (empty: not keyed).
+    key: Vec<usize>,
+    /// A keyed stage without a head: its first operator runs with each row's key current.
+    keyed_first: bool,
+    /// The stage input has timestamps: rows with a null one are the host's watermark markers.
+    event_time: bool,
+    keys: HashMap<Box<[u8]>, Entry, foldhash::fast::RandomState>,
+    /// The input rows' field names.
+    input_names: Vec<String>,
+    shared: Shared,
+}
+
+/// The Python runtime's objects this one shares.
+#[derive(Debug)]
+struct Shared {
+    stage: Py<PyAny>,
+    store: Py<PyAny>,
+    ranks: Py<PyDict>,
+    reduce_table: Option<Py<PyDict>>,
+    ctx: Py<PyAny>,
+    /// `_Stage.out` while a batch runs here: where `ctx.output` and `_Stage.emit` append.
+    side: Py<PyList>,
+    row_class: Py<PyAny>,
+    output_tag: Py<PyAny>,
+    names: Names,
+}
+
+impl NativeStage {
+    /// This runtime for `stage` (the loaded Python `_Stage` of `spec`), or `None` where the stage
+    /// needs the Python runtime.
+    pub fn load(py: Python<'_>, stage: &Bound<'_, PyAny>, spec: &StreamStage) -> PyResult<Option<Self>> {
+        if spec.connected() {
+            return Ok(None);
+        }
+        let head = stage.getattr("head")?;
+        let head = if head.is_none() {
+            None
+        } else {
+            match Op::load(&head)? {
+                Some(op) if op.kind == Kind::Reduce => Some(op),
+                // Event-time timers interleave with rows by watermark: the Python runtime's.
+                Some(op) if op.kind == Kind::Process && spec.event_time.is_none() => Some(op),
+                _ => return Ok(None),
+            }
+        };
+        let mut tail = Vec::new();
+        for op in stage.getattr("tail")?.try_iter()? {
+            match Op::load(&op?)? {
+                Some(op) if matches!(op.kind, Kind::Map | Kind::FlatMap | Kind::Filter) => tail.push(op),
+                _ => return Ok(None),
+            }
+        }
+        let mut key = Vec::new();
+        for name in &spec.key {
+            match spec.input.fields.iter().position(|f| &f.name == name) {
+                Some(i) if keys::encodable(&spec.input.fields[i].data_type) => key.push(i),
+                _ => return Ok(None),
+            }
+        }
+        let store = stage.getattr("store")?;
+        let reduce_table = match &head {
+            Some(op) if op.kind == Kind::Reduce => {
+                Some(store.call_method1("table", ("__reduce__",))?.cast_into::<PyDict>()?.unbind())
+            }
+            _ => None,
+        };
+        let udfpool = py.import("udfpool")?;
+        let shared = Shared {
+            ranks: stage.getattr("ranks")?.cast_into::<PyDict>()?.unbind(),
+            reduce_table,
+            ctx: stage.getattr("ctx")?.unbind(),
+            store: store.unbind(),
+            stage: stage.clone().unbind(),
+            side: PyList::empty(py).unbind(),
+            row_class: udfpool.getattr("Row")?.unbind(),
+            output_tag: udfpool.getattr("OutputTag")?.unbind(),
+            names: Names {
+                current_key: PyString::new(py, "current_key").unbind(),
+                order: PyString::new(py, "order").unbind(),
+                out: PyString::new(py, "out").unbind(),
+            },
+        };
+        Ok(Some(Self {
+            keyed_first: stage.getattr("keyed_first")?.is_truthy()?,
+            head,
+            tail,
+            key,
+            event_time: spec.event_time.is_some(),
+            keys: HashMap::default(),
+            input_names: spec.input.fields.iter().map(|f| f.name.clone()).collect(),
+            shared,
+        }))
+    }
+
+    /// Runs the stage over a batch: stage input rows `index[i]` with values `data` (a struct column),
+    /// `timestamped(i)` false for the host's watermark markers, `watermark` the largest watermark the
+    /// batch carries. Returns what the stage emits, in the Python runtime's order.
+    pub fn process<'py>(
+        &mut self,
+        py: Python<'py>,
+        index: &[i64],
+        timestamped: impl Fn(usize) -> bool,
+        watermark: Option<i64>,
+        data: &Column,
+    ) -> Result<Vec<Emitted<'py>>, UdfError> {
+        let stage = self.shared.stage.bind(py).clone();
+        let raised = |e: PyErr| from_py(py, &e, UdfErrorKind::Raised, None);
+        stage.setattr(self.shared.names.out.bind(py), self.shared.side.bind(py)).map_err(raised)?;
+        let result = self.run(py, &stage, index, timestamped, data);
+        let side = self.shared.side.bind(py);
+        side.del_slice(0, side.len()).map_err(raised)?;
+        if let (Some(w), Ok(timers)) = (watermark, stage.getattr("timers")) {
+            // The Python runtime raises its timers' watermark row by row; kept for its checkpoints.
+            if !timers.is_none() {
+                let current: i64 = timers.getattr("watermark").and_then(|w| w.extract()).map_err(raised)?;
+                timers.setattr("watermark", current.max(w)).map_err(raised)?;
+            }
+        }
+        result
+    }
+
+    fn run<'py>(
+        &mut self,
+        py: Python<'py>,
+        stage: &Bound<'py, PyAny>,
+        index: &[i64],
+        timestamped: impl Fn(usize) -> bool,
+        data: &Column,
+    ) -> Result<Vec<Emitted<'py>>, UdfError> {
+        let rows = index.len();
+        let raised = |e: PyErr| from_py(py, &e, UdfErrorKind::Raised, None);
+        let ColumnData::Struct { columns, .. } = &data.data else {
+            return Err(UdfError::plain(UdfErrorKind::BadResult, "a stream stage's data column is not a struct"));
+        };
+        // Column at a time, through the scalar UDFs' conversions; then a Row per input row.
+        let mut values: Vec<Vec<Bound<'py, PyAny>>> = Vec::with_capacity(columns.len());
+        for c in columns {
+            let mut v = Vec::with_capacity(rows);
+            extend_py(py, c, 0..rows, &mut v).map_err(|(_, e)| raised(e))?;
+            values.push(v);
+        }
+        let maker = RowMaker::new(py, &self.input_names).map_err(raised)?;
+        let mut out: Vec<Emitted<'py>> = Vec::with_capacity(rows);
+        // Keys of `out`'s rows, for a keyed stage's first operator.
+        let mut row_keys: Vec<Bound<'py, PyAny>> = Vec::new();
+        let shared = &self.shared;
+        let store = shared.store.bind(py);
+        let ctx = shared.ctx.bind(py);
+        if !self.key.is_empty() && rows > 0 {
+            let timers = stage.getattr("processing_timers").map_err(raised)?;
+            if timers.is_truthy().map_err(raised)? {
+                let due = stage.call_method1("_due_processing", (index[0],)).map_err(|e| failure(py, stage, e))?;
+                for item in due.try_iter().map_err(raised)? {
+                    let (order, tag, value): ((i64, i64, i64, i64), usize, Bound<'py, PyAny>) =
+                        item.and_then(|i| i.extract()).map_err(raised)?;
+                    out.push(Emitted { order: order.into(), tag, value });
+                }
+            }
+        }
+        let mut key_bytes = Vec::new();
+        for r in 0..rows {
+            if self.event_time && !timestamped(r) {
+                continue;
+            }
+            let at = index[r];
+            let order = [at, 0, 0, 0];
+            let row = maker.make(values.iter().map(|c| &c[r])).map_err(raised)?;
+            if self.key.is_empty() {
+                out.push(Emitted { order, tag: 0, value: row });
+                continue;
+            }
+            keys::encode(columns, &self.key, r, &mut key_bytes);
+            if !self.keys.contains_key(&key_bytes[..]) {
+                let entry = shared.first_seen(py, &self.key, &values, r, at).map_err(raised)?;
+                self.keys.insert(key_bytes.clone().into_boxed_slice(), entry);
+            }
+            let Some(entry) = self.keys.get_mut(&key_bytes[..]) else { unreachable!("inserted just above") };
+            let key = entry.key.bind(py);
+            let Some(head) = &self.head else {
+                row_keys.push(key.clone());
+                out.push(Emitted { order, tag: 0, value: row });
+                continue;
+            };
+            store.setattr(shared.names.current_key.bind(py), key).map_err(raised)?;
+            match head.kind {
+                Kind::Reduce => {
+                    let value = match &entry.reduced {
+                        None => row,
+                        Some(previous) => {
+                            let previous = previous.bind(py);
+                            let produced = if head.bare_in {
+                                first(previous)
+                                    .and_then(|a| first(&row).and_then(|b| head.call.bind(py).call1((a, b))))
+                            } else {
+                                head.call.bind(py).call1((previous, &row))
+                            };
+                            produced
+                                .and_then(|p| shared.shape(py, head, p))
+                                .map_err(|e| head.failed(py, &e, at))?
+                        }
+                    };
+                    entry.reduced = Some(value.clone().unbind());
+                    out.push(Emitted { order, tag: 0, value });
+                }
+                _ => {
+                    stage.setattr(shared.names.order.bind(py), (at, 0, 0, 0)).map_err(raised)?;
+                    let argument = if head.bare_in { first(&row) } else { Ok(row) };
+                    argument
+                        .and_then(|a| head.call.bind(py).call1((a, ctx)))
+                        .and_then(|produced| shared.emit_all(py, head, order, produced, &mut out))
+                        .map_err(|e| head.failed(py, &e, at))?;
+                }
+            }
+        }
+        for (i, op) in self.tail.iter().enumerate() {
+            let keyed = self.keyed_first && i == 0;
+            out = shared.run_tail(py, op, out, keyed.then_some(&row_keys[..]))?;
+        }
+        Ok(out)
+    }
+
+    /// Before the Python runtime pickles the stage's state: the reduce values into its table.
+    pub fn before_snapshot(&self, py: Python<'_>) -> PyResult<()> {
+        let Some(table) = &self.shared.reduce_table else { return Ok(()) };
+        let table = table.bind(py);
+        for entry in self.keys.values() {
+            if let Some(value) = &entry.reduced {
+                table.set_item(entry.key.bind(py), value.bind(py))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// After the Python runtime loaded a checkpoint's state: keys are read from it again.
+    pub fn after_restore(&mut self) {
+        self.keys.clear();
+    }
+}
+
+impl Shared {
+    /// The entry of a key this map has not seen (row `r`'s, stage input row `at`): its rank is set in
+    /// the Python runtime's ranks if it has none there, its reduce value is the Python runtime's.
+    fn first_seen(
+        &self,
+        py: Python<'_>,
+        key: &[usize],
+        values: &[Vec<Bound<'_, PyAny>>],
+        r: usize,
+        at: i64,
+    ) -> PyResult<Entry> {
+        let key = match key {
+            [k] => values[*k][r].clone(),
+            ks => PyTuple::new(py, ks.iter().map(|&k| &values[k][r]))?.into_any(),
+        };
+        let ranks = self.ranks.bind(py);
+        if !ranks.contains(&key)? {
+            ranks.set_item(&key, at)?;
+        }
+        let reduced = match &self.reduce_table {
+            Some(table) => table.bind(py).get_item(&key)?.map(Bound::unbind),
+            None => None,
+        };
+        Ok(Entry { key: key.unbind(), reduced })
+    }
+
+    /// Runs operator `op` of the chain over `items` (the operator before its output); `keys`: each
+    /// item's key, made current for the call.
+    fn run_tail<'py>(
+        &self,
+        py: Python<'py>,
+        op: &Op,
+        items: Vec<Emitted<'py>>,
+        keys: Option<&[Bound<'py, PyAny>]>,
+    ) -> Result<Vec<Emitted<'py>>, UdfError> {
+        let raised = |e: PyErr| from_py(py, &e, UdfErrorKind::Raised, None);
+        let store = self.store.bind(py);
+        let call = op.call.bind(py);
+        let mut out = Vec::with_capacity(items.len());
+        for (i, item) in items.into_iter().enumerate() {
+            if item.tag != 0 {
+                out.push(item);
+                continue;
+            }
+            if let Some(keys) = keys {
+                store.setattr(self.names.current_key.bind(py), &keys[i]).map_err(raised)?;
+            }
+            let at = item.order[0];
+            let failed = |e: PyErr| op.failed(py, &e, at);
+            let argument = if op.bare_in { first(&item.value).map_err(failed)? } else { item.value.clone() };
+            let produced = call.call1((argument,)).map_err(failed)?;
+            match op.kind {
+                Kind::Map => {
+                    let value = self.shape(py, op, produced).map_err(failed)?;
+                    out.push(Emitted { value, ..item });
+                }
+                Kind::Filter => {
+                    // Python truthiness, as PyFlink's FilterFunction.
+                    if produced.is_truthy().map_err(failed)? {
+                        out.push(item);
+                    }
+                }
+                _ => self.emit_all(py, op, item.order, produced, &mut out).map_err(failed)?,
+            }
+        }
+        Ok(out)
+    }
+
+    /// What a flat_map or process function `produced` (None, or an iterable of rows and
+    /// `(OutputTag, row)` pairs), appended to `out` in order, side outputs sent meanwhile included.
+    fn emit_all<'py>(
+        &self,
+        py: Python<'py>,
+        op: &Op,
+        order: [i64; 4],
+        produced: Bound<'py, PyAny>,
+        out: &mut Vec<Emitted<'py>>,
+    ) -> PyResult<()> {
+        self.drain_side(py, out)?;
+        if produced.is_none() {
+            return Ok(());
+        }
+        if produced.is_instance_of::<PyString>()
+            || produced.is_instance_of::<PyBytes>()
+            || !produced.hasattr("__iter__")?
+        {
+            return Err(PyTypeError::new_err(format!(
+                "{} returned {}: return or yield rows, or None",
+                op.label,
+                produced.repr()?
+            )));
+        }
+        for item in produced.try_iter()? {
+            let item = item?;
+            self.drain_side(py, out)?;
+            if self.is_side_output(&item)? {
+                // The Python runtime's `emit` checks the tag and shapes the row.
+                self.stage.bind(py).call_method1("emit", (PyTuple::new(py, order)?, item))?;
+                self.drain_side(py, out)?;
+            } else {
+                out.push(Emitted { order, tag: 0, value: self.shape(py, op, item)? });
+            }
+        }
+        self.drain_side(py, out)
+    }
+
+    /// Moves what the Python runtime appended to `_Stage.out` (`ctx.output`, `emit`) to `out`.
+    fn drain_side<'py>(&self, py: Python<'py>, out: &mut Vec<Emitted<'py>>) -> PyResult<()> {
+        let side = self.side.bind(py);
+        if side.is_empty() {
+            return Ok(());
+        }
+        for item in side.iter() {
+            let (order, tag, value): ((i64, i64, i64, i64), usize, Bound<'py, PyAny>) = item.extract()?;
+            out.push(Emitted { order: order.into(), tag, value });
+        }
+        side.del_slice(0, side.len())
+    }
+
+    /// `(OutputTag, row)`: a row for a side output.
+    fn is_side_output(&self, item: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let Ok(pair) = item.cast_exact::<PyTuple>() else { return Ok(false) };
+        Ok(pair.len() == 2 && pair.get_item(0)?.is_instance(self.output_tag.bind(item.py()))?)
+    }
+
+    /// A returned value as `op`'s output row (the Python runtime's `_Op.row`): a bare value of a
+    /// one-column output wrapped, a named output's plain tuple made a `Row` of its fields; anything
+    /// else it decides.
+    fn shape<'py>(&self, py: Python<'py>, op: &Op, value: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        let row_like = value.is_instance_of::<PyTuple>()
+            || value.is_instance_of::<PyDict>()
+            || value.is_instance(self.row_class.bind(py))?;
+        if !op.named {
+            return Ok(if op.bare_out && !row_like { PyTuple::new(py, [value])?.into_any() } else { value });
+        }
+        let row_type = op.row_type.bind(py);
+        if value.get_type().is(row_type) {
+            return Ok(value);
+        }
+        if let Ok(tuple) = value.cast_exact::<PyTuple>() {
+            if tuple.len() == op.width {
+                return RowMaker::of_class(row_type.clone())?.make(tuple.iter().collect::<Vec<_>>().iter());
+            }
+        }
+        if op.bare_out && !row_like {
+            return RowMaker::of_class(row_type.clone())?.make([&value]);
+        }
+        op.py_op.bind(py).call_method1("row", (value,))
+    }
+
+}
+
+/// A one-column row's value (`row[0]`; a `Row` is a list).
+fn first<'py>(row: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    match row.cast::<PyList>() {
+        Ok(list) => list.get_item(0),
+        _ => row.get_item(0),
+    }
+}
+
+/// A failure the Python runtime recorded (operator, row) as it raised `e`.
+fn failure(py: Python<'_>, stage: &Bound<'_, PyAny>, e: PyErr) -> UdfError {
+    super::recorded_failure(py, stage, e)
+}
