@@ -53,7 +53,7 @@ if [ -n "$python312" ]; then
     cargo test -p udfpool-worker-lib -p udfpool-host --lib
     cargo test -p udfpool --test subinterpreter --test mode_equivalence --test udf_kinds --test udf_shapes --test types \
         --test udf_aggregate --test udf_exception --test pipeline --test pyflink_compat --test stage_breakdown \
-        --test shutdown --test shared_pool --test backpressure --test config_errors --test datastream \
+        --test shutdown --test shared_pool --test backpressure --test config_errors --test datastream --test stream_runtime \
         -- --skip a_pipeline_of_every_kind_equals_plain_python --skip vectorized_functions_see_arrays \
         --skip functions_declared_with_pyflink_data_types
     unset PYO3_PYTHON CARGO_TARGET_DIR

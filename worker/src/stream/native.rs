@@ -237,7 +237,6 @@ impl NativeStage {
     ) -> Result<Vec<Emitted<'py>>, UdfError> {
         let stage = self.shared.stage.bind(py).clone();
         let raised = |e: PyErr| from_py(py, &e, UdfErrorKind::Raised, None);
-        stage.setattr(self.shared.names.out.bind(py), self.shared.side.bind(py)).map_err(raised)?;
         let result = self.run(py, &stage, index, timestamped, data);
         let side = self.shared.side.bind(py);
         side.del_slice(0, side.len()).map_err(raised)?;
@@ -289,6 +288,8 @@ impl NativeStage {
                 }
             }
         }
+        // Set after the timers: the Python runtime gives `out` a list of its own while they fire.
+        stage.setattr(shared.names.out.bind(py), shared.side.bind(py)).map_err(raised)?;
         let mut key_bytes = Vec::new();
         for r in 0..rows {
             if self.event_time && !timestamped(r) {

@@ -1,0 +1,193 @@
+//! udfpool's two DataStream runtimes (`udfpool.stream-runtime`): the stages the Rust runtime covers run
+//! there by default, every other stage in the Python runtime, and both emit exactly the same rows,
+//! side outputs, errors and checkpoints, in every mode, with one and three workers.
+
+mod common;
+
+use common::{arrow, emitted, udf_file, worker_exe, MODES};
+use host::datastream::{DataStream, JobSettings, StreamJob, Window};
+use host::Mode;
+use ipc::batch::{DataType, Field, RecordBatch, Schema, Value};
+
+const RUNTIME: &str = "udfpool.stream-runtime";
+
+fn ktv() -> Schema {
+    Schema::new(vec![
+        Field::new("k", DataType::Utf8),
+        Field::new("ts", DataType::Int64),
+        Field::new("v", DataType::Int64),
+    ])
+}
+
+fn kt_runtime() -> Schema {
+    Schema::new(vec![
+        Field::new("k", DataType::Utf8),
+        Field::new("ts", DataType::Int64),
+        Field::new("runtime", DataType::Utf8),
+    ])
+}
+
+fn f(name: &str) -> String {
+    format!("{}:{name}", udf_file("stream.py"))
+}
+
+fn g(name: &str) -> String {
+    format!("{}:{name}", udf_file("stream_runtime.py"))
+}
+
+/// 60 rows over five keys, negative values among them, in batches of 1, 7, 13, ... rows.
+fn input() -> Vec<RecordBatch> {
+    let rows: Vec<Vec<Value>> = (0..60i64)
+        .map(|i| {
+            let v = if i % 11 == 4 { -i } else { (i * 7) % 23 };
+            vec![Value::Utf8(format!("key-{}", i % 5)), Value::Int64(i), Value::Int64(v)]
+        })
+        .collect();
+    let mut batches = Vec::new();
+    let (mut start, mut size) = (0, 1);
+    while start < rows.len() {
+        let end = (start + size).min(rows.len());
+        batches.push(RecordBatch::from_rows(ktv(), &rows[start..end]).unwrap());
+        start = end;
+        size += 6;
+    }
+    batches
+}
+
+/// Every row a job emitted (per batch, then at the end): the main output's, then each side output's.
+type Rows = Vec<(String, Vec<Value>)>;
+
+fn settings(mode: Mode, workers: usize, runtime: &str) -> JobSettings {
+    JobSettings::default().mode(mode).workers(workers).worker_exe(worker_exe()).config(RUNTIME, runtime)
+}
+
+fn collect(rows: &mut Rows, out: host::datastream::StreamOutput) {
+    let out = emitted(out);
+    rows.extend(out.main.to_rows().into_iter().map(|r| ("main".to_owned(), r)));
+    for (name, side) in out.side_outputs {
+        rows.extend(side.to_rows().into_iter().map(|r| (name.clone(), r)));
+    }
+}
+
+/// Runs `job` over `batches` to the end: what it emitted, or the first error's text.
+fn run(mut job: StreamJob, batches: &[RecordBatch]) -> Result<Rows, String> {
+    let mut rows = Vec::new();
+    for b in batches {
+        collect(&mut rows, job.push("a", arrow(b.clone())).map_err(|e| e.to_string())?);
+    }
+    collect(&mut rows, job.finish().map_err(|e| e.to_string())?);
+    Ok(rows)
+}
+
+/// The jobs whose stages the Rust runtime covers.
+fn covered_jobs() -> Vec<(&'static str, DataStream)> {
+    let source = || DataStream::source("a", ktv()).side_output("negative", ktv());
+    let one_column = Schema::new(vec![Field::new("v", DataType::Int64)]);
+    vec![
+        ("map, flat_map, filter", source().filter(&f("positive")).map(&f("double"), ktv()).flat_map(&f("explode"), ktv())),
+        ("flat_map with a side output", source().flat_map(&f("explode"), ktv())),
+        ("keyed reduce then map", source().key_by(["k"]).reduce(&f("add")).map(&f("double"), ktv())),
+        ("keyed process, state, ctx.output, due timers", source().key_by(["k"]).process(&g("CountAndFlag"), ktv())),
+        ("keyed map with reducing state", source().key_by(["k"]).map(&f("RunningSum"), ktv())),
+        ("keyed flat_map with aggregating state", source().key_by(["k"]).flat_map(&f("AverageSoFar"), ktv())),
+        ("keyed filter with map state", source().key_by(["k"]).filter(&f("FirstPerKeyAndValue"))),
+        (
+            "one-column rows: map, keyed reduce",
+            DataStream::source("a", ktv())
+                .map(&g("only_v"), one_column.clone())
+                .key_by(["v"])
+                .reduce(&g("bare_sum"))
+                .map(&g("first_value"), one_column),
+        ),
+        ("a failing map", source().map(&f("fails_on_seven"), ktv())),
+        ("an undeclared side output", source().flat_map(&f("undeclared_tag"), ktv())),
+    ]
+}
+
+#[test]
+fn covered_stages_run_in_rust_unless_set_to_python_and_others_in_python() {
+    let batches = input();
+    for mode in MODES {
+        for (runtime, expected) in [("native", "rust"), ("python", "python")] {
+            let job = DataStream::source("a", ktv()).map(&g("probe"), kt_runtime());
+            let rows = run(job.build(settings(mode, 1, runtime)).unwrap(), &batches).unwrap();
+            assert_eq!(rows.len(), 60);
+            assert!(rows.iter().all(|(_, r)| r[2] == Value::Utf8(expected.into())), "{mode}, {runtime}: {rows:?}");
+        }
+        // Event-time process functions stay in the Python runtime.
+        let job = DataStream::source("a", ktv())
+            .assign_timestamps("ts", 0)
+            .key_by(["k"])
+            .process(&g("EventTimeProbe"), kt_runtime());
+        let rows = run(job.build(settings(mode, 1, "native")).unwrap(), &batches).unwrap();
+        assert!(rows.iter().all(|(_, r)| r[2] == Value::Utf8("python".into())), "{mode}: {rows:?}");
+    }
+}
+
+#[test]
+fn both_runtimes_emit_the_same_rows_side_outputs_and_errors() {
+    let batches = input();
+    for mode in MODES {
+        for workers in [1, 3] {
+            for (name, job) in covered_jobs() {
+                let native = run(job.clone().build(settings(mode, workers, "native")).unwrap(), &batches);
+                let python = run(job.build(settings(mode, workers, "python")).unwrap(), &batches);
+                assert_eq!(native, python, "{name}: {mode}, {workers} workers");
+                match &python {
+                    Ok(rows) => assert!(!rows.is_empty(), "{name}: emitted nothing"),
+                    Err(e) => assert!(e.contains("operator 1"), "{name}: {e}"),
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn checkpoints_taken_in_one_runtime_restore_in_the_other() {
+    let batches = input();
+    let (first, rest) = batches.split_at(4);
+    let job = || DataStream::source("a", ktv()).key_by(["k"]).reduce(&f("add")).map(&f("double"), ktv());
+    for mode in MODES {
+        let expected = run(job().build(settings(mode, 2, "python")).unwrap(), &batches).unwrap();
+        for (from, to) in [("native", "python"), ("python", "native"), ("native", "native")] {
+            let mut rows = Vec::new();
+            let mut before = job().build(settings(mode, 2, from)).unwrap();
+            for b in first {
+                collect(&mut rows, before.push("a", arrow(b.clone())).unwrap());
+            }
+            let checkpoint = before.checkpoint().unwrap();
+            drop(before);
+            let mut after = job().build(settings(mode, 2, to)).unwrap();
+            after.restore(checkpoint).unwrap();
+            rows.extend(run(after, rest).unwrap());
+            assert_eq!(rows, expected, "{mode}: checkpoint of the {from} runtime restored in the {to} runtime");
+        }
+    }
+}
+
+#[test]
+fn a_window_stage_is_unaffected_by_the_setting() {
+    let batches = input();
+    for mode in MODES {
+        let job = || {
+            DataStream::source("a", ktv())
+                .assign_timestamps("ts", 3)
+                .key_by(["k"])
+                .window(Window::tumbling(10))
+                .aggregate(&f("SumAgg"), ktv())
+        };
+        let native = run(job().build(settings(mode, 2, "native")).unwrap(), &batches).unwrap();
+        let python = run(job().build(settings(mode, 2, "python")).unwrap(), &batches).unwrap();
+        assert_eq!(native, python, "{mode}");
+    }
+}
+
+#[test]
+fn the_runtime_setting_is_checked() {
+    let e = DataStream::source("a", ktv())
+        .map(&f("double"), ktv())
+        .build(settings(Mode::Thread, 1, "rust"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("invalid value \"rust\" for udfpool.stream-runtime: expected native or python"), "{e}");
+}
