@@ -84,7 +84,10 @@ fn covered_jobs() -> Vec<(&'static str, DataStream)> {
     let source = || DataStream::source("a", ktv()).side_output("negative", ktv());
     let one_column = Schema::new(vec![Field::new("v", DataType::Int64)]);
     vec![
-        ("map, flat_map, filter", source().filter(&f("positive")).map(&f("double"), ktv()).flat_map(&f("explode"), ktv())),
+        (
+            "map, flat_map, filter",
+            source().filter(&f("positive")).map(&f("double"), ktv()).flat_map(&f("explode"), ktv()),
+        ),
         ("flat_map with a side output", source().flat_map(&f("explode"), ktv())),
         ("keyed reduce then map", source().key_by(["k"]).reduce(&f("add")).map(&f("double"), ktv())),
         ("keyed process, state, ctx.output, due timers", source().key_by(["k"]).process(&g("CountAndFlag"), ktv())),

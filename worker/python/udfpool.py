@@ -127,18 +127,26 @@ class Row(list):
         return "Row(" + ", ".join(repr(v) for v in self) + ")"
 
 
+def _field(i):
+    """The attribute of field `i` of a Row class: udfpool's C-level `_Field` descriptor (which the
+    worker adds to this module once loaded; it runs no Python code per read), else a property calling
+    list.__getitem__ itself (an itemgetter would go through Row's Python-level __getitem__)."""
+    field = globals().get("_Field")
+    if field is not None:
+        return field(i)
+    return property(lambda row, _get=list.__getitem__: _get(row, i), doc=f"field {i}")
+
+
 @functools.lru_cache(maxsize=None)
 def _row_type(names):
     """The Row subclass whose fields are ``names`` (one class per distinct tuple of names). Each field
-    is a property, as in a namedtuple: ``row.name`` without the failed lookup (and the AttributeError
+    is a descriptor (``_field``), as in a namedtuple: ``row.name`` without the failed lookup (and the AttributeError
     it builds) that sends other names to ``__getattr__``. A field may shadow a list method
     (``row.count`` is the field "count"), never one of Row's own."""
     attrs = {"__slots__": (), "_fields": tuple(names)}
     for i, name in enumerate(names):
         if isinstance(name, str) and name.isidentifier() and name not in vars(Row) and name not in attrs:
-            # list.__getitem__ itself: an itemgetter would go through Row's Python-level __getitem__
-            # (~40% slower a field, measured on CPython 3.11).
-            attrs[name] = property(lambda row, _i=i, _get=list.__getitem__: _get(row, _i), doc=f"field {i}, {name!r}")
+            attrs[name] = _field(i)
     return type("Row", (Row,), attrs)
 
 

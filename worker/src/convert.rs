@@ -18,7 +18,7 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{
     PyBool, PyByteArray, PyBytes, PyDate, PyDateAccess, PyDateTime, PyDict, PyFloat, PyInt, PyList, PyString, PyTime,
-    PyTimeAccess, PyTuple, PyTzInfo, PyTzInfoAccess,
+    PyTimeAccess, PyTuple, PyType, PyTzInfo, PyTzInfoAccess,
 };
 
 /// `udfpool`'s conversion helpers, looked up once per interpreter: the main interpreter's live in a
@@ -175,28 +175,25 @@ pub fn to_py<'py>(py: Python<'py>, column: &Column, row: usize) -> PyResult<Boun
     })
 }
 
-/// Makes `Row`s of one class as [`to_py`] makes struct values: `list.__new__(class)` and appends, no
-/// Python-level constructor.
+/// Makes `Row`s of one class as `list.__new__(class)` and appends would, without a Python-level call
+/// per row: the class's own allocator, then the values appended.
 pub struct RowMaker<'py> {
-    list_new: Bound<'py, PyAny>,
-    class: Bound<'py, PyAny>,
+    class: Bound<'py, PyType>,
 }
 
 impl<'py> RowMaker<'py> {
     /// A maker of `Row`s with fields `names`.
     pub fn new(py: Python<'py>, names: &[String]) -> PyResult<Self> {
-        Ok(Self { list_new: helpers(py)?.list_new.bind(py).clone(), class: row_type(py, names)?.into_bound(py) })
+        Self::of_class(row_type(py, names)?.into_bound(py))
     }
 
-    /// A maker of `Row`s of `class`, a `udfpool.Row` subclass.
+    /// A maker of rows of `class`, which must be a `list` subclass (a `udfpool.Row` class).
     pub fn of_class(class: Bound<'py, PyAny>) -> PyResult<Self> {
-        let py = class.py();
-        Ok(Self { list_new: helpers(py)?.list_new.bind(py).clone(), class })
-    }
-
-    /// The class its rows have.
-    pub fn class(&self) -> &Bound<'py, PyAny> {
-        &self.class
+        let class = class.cast_into::<PyType>()?;
+        if !class.is_subclass_of::<PyList>()? {
+            return Err(pyo3::exceptions::PyTypeError::new_err(format!("{class} is not a list subclass")));
+        }
+        Ok(Self { class })
     }
 
     /// A row of `values`.
@@ -205,7 +202,16 @@ impl<'py> RowMaker<'py> {
     where
         'py: 'a,
     {
-        let row = self.list_new.call1((&self.class,))?;
+        let py = self.class.py();
+        let ty = self.class.as_type_ptr();
+        // SAFETY: `ty` is a live type object (held by `self.class`), a list subclass (checked in
+        // `of_class`). Its `tp_alloc` (inherited: `PyType_GenericAlloc`) returns a new reference to a
+        // zeroed instance, which for a list is a valid empty list: `list.__new__(class)` is exactly
+        // this call (list's `tp_new` is `PyType_GenericNew`). NULL comes with the exception set.
+        let row = unsafe {
+            let alloc = (*ty).tp_alloc.unwrap_or(pyo3::ffi::PyType_GenericAlloc);
+            Bound::from_owned_ptr_or_err(py, alloc(ty, 0))?
+        };
         let list = row.cast::<PyList>()?;
         for v in values {
             list.append(v)?;

@@ -54,6 +54,9 @@ fn register_module(py: Python<'_>) -> Result<(), UdfError> {
     let code = std::ffi::CString::new(UDFPOOL_PY).expect("no NUL in udfpool.py");
     let module = PyModule::from_code(py, &code, c"<udfpool>", c"udfpool")
         .map_err(|e| from_py(py, &e, UdfErrorKind::Environment, None))?;
+    crate::field::new_type(py)
+        .and_then(|field| module.setattr("_Field", field))
+        .map_err(|e| from_py(py, &e, UdfErrorKind::Environment, None))?;
     let sys = py.import("sys").map_err(|e| from_py(py, &e, UdfErrorKind::Environment, None))?;
     sys.getattr("modules")
         .and_then(|m| m.set_item("udfpool", module))

@@ -38,6 +38,7 @@ pub mod buffer_view;
 pub mod convert;
 pub mod error;
 pub mod fast;
+pub mod field;
 pub mod interpreter;
 pub mod operator;
 pub mod pipeline;

@@ -322,14 +322,11 @@ impl NativeStage {
                         Some(previous) => {
                             let previous = previous.bind(py);
                             let produced = if head.bare_in {
-                                first(previous)
-                                    .and_then(|a| first(&row).and_then(|b| head.call.bind(py).call1((a, b))))
+                                first(previous).and_then(|a| first(&row).and_then(|b| head.call.bind(py).call1((a, b))))
                             } else {
                                 head.call.bind(py).call1((previous, &row))
                             };
-                            produced
-                                .and_then(|p| shared.shape(py, head, p))
-                                .map_err(|e| head.failed(py, &e, at))?
+                            produced.and_then(|p| shared.shape(py, head, p)).map_err(|e| head.failed(py, &e, at))?
                         }
                     };
                     entry.reduced = Some(value.clone().unbind());
@@ -519,7 +516,6 @@ impl Shared {
         }
         op.py_op.bind(py).call_method1("row", (value,))
     }
-
 }
 
 /// A one-column row's value (`row[0]`; a `Row` is a list).
