@@ -165,3 +165,57 @@ fn trace_stages_takes_only_booleans() {
     assert!(matches!(err, PoolError::Config(_)), "{err}");
     assert!(err.to_string().contains("udfpool.trace-stages"), "{err}");
 }
+
+/// DataStream stages: the workers' stages of their mode (for either runtime), and the host's routing
+/// and merge; the same output as untraced.
+#[test]
+fn datastream_stages_are_traced_with_routing_and_merge() {
+    use host::datastream::{DataStream, JobSettings};
+    let schema = Schema::new(vec![
+        Field::new("k", DataType::Utf8),
+        Field::new("ts", DataType::Int64),
+        Field::new("v", DataType::Int64),
+    ]);
+    let rows: Vec<Vec<Value>> =
+        (0..200i64).map(|i| vec![Value::Utf8(format!("k{}", i % 7)), Value::Int64(i), Value::Int64(i % 13)]).collect();
+    let input: Vec<RecordBatch> = rows.chunks(50).map(|c| RecordBatch::from_rows(schema.clone(), c).unwrap()).collect();
+    let udf = format!("{}:add", udf_file("stream.py"));
+    for mode in MODES {
+        for runtime in ["native", "python"] {
+            let run = |trace: bool| {
+                let settings = JobSettings::default()
+                    .mode(mode)
+                    .workers(2)
+                    .worker_exe(worker_exe())
+                    .config("udfpool.trace-stages", trace.to_string())
+                    .config("udfpool.stream-runtime", runtime);
+                let mut job =
+                    DataStream::source("a", schema.clone()).key_by(["k"]).reduce(&udf).build(settings).unwrap();
+                let mut out = Vec::new();
+                for b in &input {
+                    out.extend(native(job.push("a", arrow(b.clone())).unwrap().main).to_rows());
+                }
+                let totals = job.stage_totals();
+                job.finish().unwrap();
+                (out, totals)
+            };
+            let (untraced, quiet) = run(false);
+            let (traced, totals) = run(true);
+            assert_eq!(traced, untraced, "{mode}, {runtime}");
+            assert!(quiet.iter().all(|t| t.batches == 0 && Stage::ALL.iter().all(|&s| t.ns(s) == 0)), "{quiet:?}");
+            let [totals] = &totals[..] else { panic!("one stage, got {totals:?}") };
+            // Two workers: each batch's part for each.
+            assert_eq!(totals.batches, 8, "{mode}, {runtime}: {totals:?}");
+            assert_eq!(totals.rows, 200, "{mode}, {runtime}: {totals:?}");
+            let worker: &[Stage] = if mode == Mode::Process { &Stage::PROCESS } else { &Stage::THREAD };
+            for stage in [Stage::Route, Stage::Merge, Stage::ToPython, Stage::UdfCalls, Stage::FromPython] {
+                assert!(totals.ns(stage) > 0, "{mode}, {runtime}: no time in {}: {totals:?}", stage.name());
+            }
+            for stage in Stage::ALL {
+                if !worker.contains(&stage) && !Stage::STREAM_HOST.contains(&stage) {
+                    assert_eq!(totals.ns(stage), 0, "{mode}, {runtime}: {} is not a stage of this mode", stage.name());
+                }
+            }
+        }
+    }
+}

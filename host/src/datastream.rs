@@ -55,6 +55,7 @@ use crate::checkpoint::{Checkpoint, StageCheckpoint};
 use crate::config::Mode;
 use crate::error::PoolError;
 use crate::pool::{PoolBuilder, PoolInfo};
+use crate::stages::{Stage, StageTotals};
 use crate::supervisor::{Replay, Supervisor};
 use ipc::batch::{Column, ColumnBuilder, ColumnData, DataType, Field, LeBuffer, RecordBatch, Schema};
 use ipc::protocol::{
@@ -898,6 +899,28 @@ impl StreamJob {
         self.stages.iter().map(|s| s.workers.restarts()).sum()
     }
 
+    /// Where each stage's time went so far, one entry per stage: its workers' stages (as a
+    /// [`crate::Pool`]'s) and the host's [`Stage::Route`] and [`Stage::Merge`]. Empty unless the job
+    /// was built with `udfpool.trace-stages=true` or [`set_trace_stages`](Self::set_trace_stages)
+    /// switched tracing on.
+    pub fn stage_totals(&self) -> Vec<StageTotals> {
+        self.stages
+            .iter()
+            .map(|s| {
+                let mut totals = s.workers.stage_totals();
+                totals.merge(&s.host_stages);
+                totals
+            })
+            .collect()
+    }
+
+    /// Traces the batches pushed from now on, or stops tracing them (`udfpool.trace-stages`).
+    pub fn set_trace_stages(&mut self, on: bool) {
+        for stage in &mut self.stages {
+            stage.workers.set_trace(on);
+        }
+    }
+
     /// The names rows can be pushed under.
     pub fn sources(&self) -> Vec<&str> {
         match &self.inputs {
@@ -1204,6 +1227,8 @@ struct StageRun {
     /// Each worker's state at the last checkpoint: where a replacement starts.
     snapshots: Option<Vec<Vec<u8>>>,
     checkpoint_interval: Option<Duration>,
+    /// Traced time in the host's own stages ([`Stage::STREAM_HOST`]).
+    host_stages: StageTotals,
 }
 
 fn int_column(values: Vec<i64>, validity: Option<ipc::batch::Bitmap>) -> Column {
@@ -1287,6 +1312,7 @@ impl StageRun {
             replay_limit,
             snapshots: None,
             checkpoint_interval,
+            host_stages: StageTotals::default(),
         })
     }
 
@@ -1444,6 +1470,11 @@ impl StageRun {
         if n == 0 {
             return Ok(self.outputs.iter().map(|s| RecordBatch::empty(s.clone())).collect());
         }
+        // Traced: the time spent routing (everything before the parts are submitted, less the
+        // submits) and merging.
+        let traced = self.workers.tracing();
+        let mut routing = Instant::now();
+        let mut route_ns = 0u64;
         let base = self.rows;
         let event_time = self.stage.event_time;
         let (timestamps, watermarks) = match event_time {
@@ -1518,11 +1549,16 @@ impl StageRun {
                 message: e.to_string(),
             })?;
             let part = Arc::new(part);
+            route_ns += routing.elapsed().as_nanos() as u64;
             let mut attempts = 0;
             if let Err(e) = self.submit(lane, &part) {
                 self.recover(index, lane, e, Some(&part), &mut attempts)?;
             }
+            routing = Instant::now();
             submitted.push((lane, part));
+        }
+        if traced {
+            self.host_stages.add(Stage::Route, route_ns);
         }
         let mut results = Vec::with_capacity(submitted.len());
         let mut failure = None;
@@ -1555,7 +1591,12 @@ impl StageRun {
             PROCESSING_TIMER_PHASE => base.saturating_sub(1),
             _ => reg,
         };
-        self.merge(&results, cause, echo)
+        let merging = Instant::now();
+        let merged = self.merge(&results, cause, echo);
+        if traced {
+            self.host_stages.add(Stage::Merge, merging.elapsed().as_nanos() as u64);
+        }
+        merged
     }
 
     fn failed(&self, index: usize, batch: u64, rows: usize, error: UdfError) -> PoolError {

@@ -16,6 +16,8 @@ use serde::Serialize;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Stage {
+    /// DataStream stages: the host splits a batch into the workers' parts (keys, watermarks, order).
+    Route,
     /// PROCESS: the host encodes the argument columns.
     HostEncode,
     /// PROCESS: the host waits for room for the request's frame in the ring.
@@ -44,6 +46,8 @@ pub enum Stage {
     ResultWaiting,
     /// PROCESS: the host decodes the response.
     HostDecode,
+    /// DataStream stages: the host merges the workers' outputs in order (main and side outputs).
+    Merge,
 }
 
 impl Stage {
@@ -64,9 +68,12 @@ impl Stage {
     ];
     /// THREAD mode's stages, in order.
     pub const THREAD: [Stage; 4] = [Stage::GilWait, Stage::ToPython, Stage::UdfCalls, Stage::FromPython];
+    /// What a DataStream stage's host adds around its workers' stages: before them, after them.
+    pub const STREAM_HOST: [Stage; 2] = [Stage::Route, Stage::Merge];
 
     /// Every stage.
     pub const ALL: [Stage; STAGES] = [
+        Stage::Route,
         Stage::HostEncode,
         Stage::RingWrite,
         Stage::Queued,
@@ -80,6 +87,7 @@ impl Stage {
         Stage::RingBack,
         Stage::ResultWaiting,
         Stage::HostDecode,
+        Stage::Merge,
     ];
 
     /// The name used in reports and `results.json`.
@@ -98,11 +106,13 @@ impl Stage {
             Stage::RingBack => "ring_back",
             Stage::ResultWaiting => "result_waiting",
             Stage::HostDecode => "host_decode",
+            Stage::Route => "route",
+            Stage::Merge => "merge",
         }
     }
 }
 
-const STAGES: usize = 13;
+const STAGES: usize = 15;
 
 fn slot(stage: Stage) -> usize {
     stage as usize

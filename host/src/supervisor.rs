@@ -346,6 +346,11 @@ impl Supervisor {
         total
     }
 
+    /// Whether batches submitted now are traced.
+    pub(crate) fn tracing(&self) -> bool {
+        self.trace
+    }
+
     /// Traces the batches submitted from now on, or stops tracing them.
     pub(crate) fn set_trace(&mut self, on: bool) {
         self.trace = on;

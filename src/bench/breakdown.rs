@@ -4,6 +4,10 @@
 //! For each workload and batch size, one THREAD and one PROCESS pool each run the input untraced and
 //! traced (`Pool::set_trace_stages`), interleaved. The traced runs give the stages; the untraced ones
 //! the latency the stages are a breakdown of, and so what tracing itself costs.
+//!
+//! DataStream workloads ([`measure_stream`]): a fresh job per run (one worker; a stage keeps one batch
+//! in flight per worker anyway), traced or not, timed over its pushes; the host's routing and merge
+//! come before and after the worker's stages.
 
 use super::runner::time_pool;
 use super::{Spread, Workload};
@@ -66,6 +70,63 @@ pub struct PoolsMade<'a> {
     pub config: &'a [(String, String)],
     /// The `udfpool-worker` binary for PROCESS mode (default: beside this one).
     pub worker_exe: Option<&'a PathBuf>,
+}
+
+/// Measures the breakdown of DataStream workload `w` at `batch_size`, over `input`, with the functions
+/// of `workloads` (the bench's `workloads.py`).
+pub fn measure_stream(
+    w: Workload,
+    workloads: &std::path::Path,
+    input: &[RecordBatch],
+    batch_size: usize,
+    repeats: usize,
+    made: &PoolsMade<'_>,
+) -> Result<Vec<Breakdown>> {
+    let PoolsMade { modes, config, worker_exe } = *made;
+    let batches = input.len();
+    let us_per_batch = |s: &[f64]| Spread::of(s.iter().map(|t| t * 1e6 / batches as f64).collect());
+    let mut out = Vec::new();
+    for &mode in modes {
+        let (mut secs, mut totals): ([Vec<f64>; 2], Vec<StageTotals>) = ([Vec::new(), Vec::new()], Vec::new());
+        for r in 0..repeats {
+            // Untraced then traced on even repeats, the other way round on odd ones (see `measure`).
+            for traced in [r % 2 == 1, r % 2 == 0] {
+                let mut job = super::stream::job(w, workloads, mode, 1, config, worker_exe)?;
+                job.set_trace_stages(traced);
+                let input = input.iter().cloned().map(ipc::arrow::to_arrow).collect::<Result<Vec<_>, _>>()?;
+                let start = std::time::Instant::now();
+                for b in input {
+                    job.push("input", b)?;
+                }
+                secs[usize::from(traced)].push(start.elapsed().as_secs_f64());
+                if traced {
+                    totals.push(job.stage_totals().into_iter().next().unwrap_or_default());
+                }
+                job.finish()?;
+            }
+        }
+        let worker: &[Stage] = if mode == Mode::Process { &Stage::PROCESS } else { &Stage::THREAD };
+        let order = std::iter::once(Stage::Route).chain(worker.iter().copied()).chain([Stage::Merge]);
+        let stages = order
+            .map(|stage| StageTime {
+                stage: stage.name(),
+                us_per_batch: Spread::of(
+                    totals.iter().map(|t| t.ns(stage) as f64 / 1e3 / t.batches.max(1) as f64).collect(),
+                ),
+            })
+            .collect();
+        out.push(Breakdown {
+            workload: w.name().to_owned(),
+            mode: mode.name().to_owned(),
+            batch_size,
+            batches,
+            repeats,
+            untraced_us_per_batch: us_per_batch(&secs[0]),
+            traced_us_per_batch: us_per_batch(&secs[1]),
+            stages,
+        });
+    }
+    Ok(out)
 }
 
 /// Measures the breakdown of workload `w` at `batch_size`, over `input`.

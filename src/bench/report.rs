@@ -119,8 +119,10 @@ fn breakdown_tables(s: &mut String, r: &Results) {
             }
         }
         let _ = writeln!(s, "{head}\n{rule}");
-        let mut stage_names: Vec<&str> = vec!["gil_wait"];
+        // DataStream workloads: the host's routing before the worker's stages, its merge after.
+        let mut stage_names: Vec<&str> = vec!["route", "gil_wait"];
         stage_names.extend(host::Stage::PROCESS.iter().map(|s| s.name()));
+        stage_names.push("merge");
         let row = |label: &str, f: &dyn Fn(&Breakdown) -> Option<f64>| -> String {
             let mut line = format!("| {label} |");
             for &b in &batches {
@@ -132,6 +134,14 @@ fn breakdown_tables(s: &mut String, r: &Results) {
             line
         };
         for name in stage_names {
+            let measured = |b: &usize| {
+                modes
+                    .iter()
+                    .any(|(m, _)| breakdown_of(r, w, m, *b).is_some_and(|d| d.stages.iter().any(|x| x.stage == name)))
+            };
+            if !batches.iter().any(measured) {
+                continue;
+            }
             let _ = writeln!(
                 s,
                 "{}",

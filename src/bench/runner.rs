@@ -286,10 +286,7 @@ pub fn run(quick: bool, o: Overrides, out: &Path, worker_exe: Option<PathBuf>) -
     let pool_modes: Vec<Mode> =
         [Mode::Thread, Mode::Process, Mode::Subinterpreter].into_iter().filter(|m| has(m.name())).collect();
     let breakdown_here = s.breakdown && has("thread") && has("process");
-    let configs: usize = workloads
-        .iter()
-        .map(|w| s.batch_sizes.len() * (s.workers.len() + usize::from(breakdown_here && !w.is_stream())))
-        .sum();
+    let configs = workloads.len() * s.batch_sizes.len() * (s.workers.len() + usize::from(breakdown_here));
     let progress = indicatif::ProgressBar::new(configs as u64);
     progress.set_style(
         indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} [{elapsed}, eta {eta}]")
@@ -376,7 +373,7 @@ pub fn run(quick: bool, o: Overrides, out: &Path, worker_exe: Option<PathBuf>) -
                 }
                 progress.inc(1);
             }
-            if breakdown_here && !w.is_stream() {
+            if breakdown_here {
                 progress.set_message(format!("{} batch {bs}: stage breakdown", w.name()));
                 // Half the rows, to keep `--quick` under a minute: one batch in flight is slow at small
                 // batches, and the comparison it makes is within one pool.
@@ -385,7 +382,11 @@ pub fn run(quick: bool, o: Overrides, out: &Path, worker_exe: Option<PathBuf>) -
                 // hand-off to its worker thread shows as unaccounted.
                 let made =
                     breakdown::PoolsMade { modes: &pool_modes, config: &s.config, worker_exe: worker_exe.as_ref() };
-                stage_results.extend(breakdown::measure(w, &udf, half, bs, s.repeats, &made)?);
+                stage_results.extend(if w.is_stream() {
+                    breakdown::measure_stream(w, &dir.join("workloads.py"), half, bs, s.repeats, &made)?
+                } else {
+                    breakdown::measure(w, &udf, half, bs, s.repeats, &made)?
+                });
                 progress.inc(1);
             }
         }

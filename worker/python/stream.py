@@ -1557,6 +1557,14 @@ class _Stage:
         (self.w_kind, self.w_args), = assigner.items()
         self.late_tag = window["late_output"] + 1
         self.w_lateness = window.get("allowed_lateness") or 0
+        # Time windows with an aggregate or reduce function (and the default trigger) keep a `_Partial`
+        # per window instead of its rows: as Flink's aggregating and reducing window state.
+        self.w_incremental = (
+            self.head.kind == "Window"
+            and self.w_kind == "Sliding"
+            and self.head.trigger is None
+            and window["function"] in ("Aggregate", "Reduce")
+        )
 
     def _window_element(self, head, key, rank, r, ts, row):
         kind, args = self.w_kind, self.w_args
@@ -1604,20 +1612,24 @@ class _Stage:
                     result = trigger.on_element(element, ts, w, _TriggerContext(self, key, w))
                     self._trigger_result(head, key, w, result, (r, 0, 0, 0))
                 return
+            incremental = self.w_incremental
             for w in live:
                 contents = windows.get(w)
                 fired = w.end - 1 <= watermark
                 if contents is None:
-                    contents = windows[w] = []
+                    contents = windows[w] = _Partial() if incremental else []
                     if not fired:
                         self.timers.register(w.end - 1, key)
                     if lateness:
                         # Its rows are kept until the allowed lateness has passed too.
                         self.timers.register(w.end - 1 + lateness, key)
-                contents.append(row)
+                if incremental:
+                    contents.add(head, row)
+                else:
+                    contents.append(row)
                 if fired:
                     # A row within the allowed lateness fires its window again, every row so far.
-                    self._window_emit(head, key, w, list(contents), (r, 0, 0, 0))
+                    self._window_emit(head, key, w, contents if incremental else list(contents), (r, 0, 0, 0))
             return
         # Session windows: merge the new one with every window it overlaps.
         if kind == "DynamicSession":
@@ -1654,7 +1666,7 @@ class _Stage:
         windows = self.windows.get(key, {})
         lateness = self.w_lateness
         for w in [w for w in windows if w.end - 1 == ts]:
-            contents = list(windows[w]) if lateness else windows.pop(w)
+            contents = windows.pop(w) if not lateness else windows[w] if self.w_incremental else list(windows[w])
             if self.w_kind in ("Session", "DynamicSession"):
                 contents = [row for _r, row in contents]
             self._window_emit(head, key, w, contents, order)
@@ -1770,6 +1782,16 @@ class _Stage:
         function = head.window["function"]
         self.order = order
         then = head.window_then
+        if type(rows) is _Partial:
+            value = rows.value if function == "Reduce" else head.func.get_result(rows.value)
+            if then is not None:
+                self._window_then(head, then, key, window, value, order)
+            elif function == "Reduce" and not head.bare_in:
+                # Already its input's row (as below, where the reduce runs over kept rows).
+                self.out.append((order, 0, value))
+            else:
+                self.out.append((order, 0, head.row(value)))
+            return
         if head.window.get("all"):
             # window_all: the functions get no key (AllWindowFunction, ProcessAllWindowFunction).
             if function == "Apply":
@@ -1824,6 +1846,33 @@ class _Stage:
             self.emit_all(order, call(key, _WindowContext(window, self), [value]), head)
         else:
             self.emit_all(order, call(key, window, [value]), head)
+
+
+class _Partial:
+    """A time window's contents aggregated as its rows arrive: an aggregate function's accumulator or a
+    reduce function's value so far, with the same calls, in the same order, as over the kept rows."""
+
+    __slots__ = ("value", "rows")
+
+    def __init__(self):
+        self.value = None
+        self.rows = 0
+
+    def add(self, head, row):
+        if head.bare_in:
+            row = row[0]
+        if head.window["function"] == "Reduce":
+            if self.rows == 0:
+                self.value = row
+            elif head.bare_in:
+                self.value = head.call(self.value, row)
+            else:
+                # Values the reduce gets back are rows of its input (named, so `a.v` works).
+                self.value = (head.input_row if head.window_then is not None else head.row)(head.call(self.value, row))
+        else:
+            agg = head.func
+            self.value = agg.add(row, agg.create_accumulator() if self.rows == 0 else self.value)
+        self.rows += 1
 
 
 def _stream_stage(spec_json, worker_index, num_workers, job_parameters):

@@ -128,10 +128,10 @@ class Row(list):
 
 
 def _field(i):
-    """The attribute of field `i` of a Row class: udfpool's C-level `_Field` descriptor (which the
+    """The attribute of field `i` of a Row class: udfpool's C-level `_RowField` descriptor (which the
     worker adds to this module once loaded; it runs no Python code per read), else a property calling
     list.__getitem__ itself (an itemgetter would go through Row's Python-level __getitem__)."""
-    field = globals().get("_Field")
+    field = globals().get("_RowField")
     if field is not None:
         return field(i)
     return property(lambda row, _get=list.__getitem__: _get(row, i), doc=f"field {i}")

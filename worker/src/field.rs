@@ -1,4 +1,4 @@
-//! `Row` fields read at C speed: `udfpool._Field(i)`, a descriptor whose `__get__` is `row[i]` through
+//! `Row` fields read at C speed: `udfpool._RowField(i)`, a descriptor whose `__get__` is `row[i]` through
 //! `PyList_GetItem`, for the field attributes of `Row` classes (`row.name`).
 //!
 //! Why: a DataStream function reads its row's fields by name (`row.k`, `row.v + 1`), and that read was
@@ -23,7 +23,7 @@ struct Field {
     index: ffi::Py_ssize_t,
 }
 
-/// `_Field(i)`: a descriptor of field `i` (an `int` from 0).
+/// `_RowField(i)`: a descriptor of field `i` (an `int` from 0).
 unsafe extern "C" fn field_new(
     ty: *mut ffi::PyTypeObject,
     args: *mut ffi::PyObject,
@@ -33,7 +33,7 @@ unsafe extern "C" fn field_new(
     // below takes them as such, and each failure returns NULL with the exception set.
     unsafe {
         if (!kwargs.is_null() && ffi::PyDict_Size(kwargs) != 0) || ffi::PyTuple_Size(args) != 1 {
-            ffi::PyErr_SetString(ffi::PyExc_TypeError, c"_Field takes one argument, the field's index".as_ptr());
+            ffi::PyErr_SetString(ffi::PyExc_TypeError, c"_RowField takes one argument, the field's index".as_ptr());
             return ptr::null_mut();
         }
         let index = ffi::PyLong_AsSsize_t(ffi::PyTuple_GetItem(args, 0));
@@ -79,7 +79,7 @@ unsafe extern "C" fn field_get(
     }
 }
 
-/// A new `_Field` type for the calling interpreter.
+/// A new `_RowField` type for the calling interpreter.
 pub fn new_type(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
     let mut slots = [
         ffi::PyType_Slot { slot: ffi::Py_tp_new, pfunc: field_new as *mut c_void },
@@ -87,7 +87,7 @@ pub fn new_type(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
         ffi::PyType_Slot { slot: 0, pfunc: ptr::null_mut() },
     ];
     let mut spec = ffi::PyType_Spec {
-        name: c"udfpool._Field".as_ptr(),
+        name: c"udfpool._RowField".as_ptr(),
         basicsize: std::mem::size_of::<Field>() as c_int,
         itemsize: 0,
         flags: ffi::Py_TPFLAGS_DEFAULT as c_uint,

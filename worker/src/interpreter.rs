@@ -55,7 +55,7 @@ fn register_module(py: Python<'_>) -> Result<(), UdfError> {
     let module = PyModule::from_code(py, &code, c"<udfpool>", c"udfpool")
         .map_err(|e| from_py(py, &e, UdfErrorKind::Environment, None))?;
     crate::field::new_type(py)
-        .and_then(|field| module.setattr("_Field", field))
+        .and_then(|field| module.setattr("_RowField", field))
         .map_err(|e| from_py(py, &e, UdfErrorKind::Environment, None))?;
     let sys = py.import("sys").map_err(|e| from_py(py, &e, UdfErrorKind::Environment, None))?;
     sys.getattr("modules")

@@ -226,7 +226,15 @@ impl LoadedOperator {
                     (added, _) => answer(added),
                 }
             }
-            LoadedOperator::Stream(stage) => answer(stage.process(py, &args.columns(), rows)),
+            LoadedOperator::Stream(stage) => {
+                let mut times = trace.then(ApplyTimes::default);
+                match (stage.process(py, &args.columns(), rows, times.as_mut()), times) {
+                    (Ok(result), Some(apply)) => {
+                        Response::TracedBatch { id, times: WorkerTimes { apply, ..Default::default() }, result }
+                    }
+                    (result, _) => answer(result),
+                }
+            }
         }
     }
 

@@ -11,10 +11,12 @@ use crate::convert::{push_result, to_py};
 use crate::error::from_py;
 use ipc::batch::{Column, ColumnBuilder, ColumnData, DataType};
 use ipc::protocol::{OpenRequest, StreamStage, UdfError, UdfErrorKind};
+use ipc::trace::ApplyTimes;
 use native::NativeStage;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList};
 use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
 
 /// The setting that picks the runtime (host's `config::STREAM_RUNTIME`).
 const STREAM_RUNTIME: &str = "udfpool.stream-runtime";
@@ -25,7 +27,7 @@ pub struct StreamDriver {
     stage: Py<PyAny>,
     /// The Rust runtime, where it covers the stage. (A mutex: the driver is shared as `&self`; the
     /// GIL already serializes its callers.)
-    native: Option<Mutex<NativeStage>>,
+    native: Option<Mutex<Box<NativeStage>>>,
     result_type: DataType,
     /// The main output's and each side output's struct type.
     outputs: Vec<DataType>,
@@ -140,7 +142,7 @@ impl StreamDriver {
         } else {
             NativeStage::load(py, &stage, declared)
                 .map_err(|e| from_py(py, &e, UdfErrorKind::Definition, None))?
-                .map(Mutex::new)
+                .map(|n| Mutex::new(Box::new(n)))
         };
         Ok(Self { stage: stage.unbind(), native, result_type, outputs })
     }
@@ -150,7 +152,7 @@ impl StreamDriver {
         self.native.is_some()
     }
 
-    fn native(&self) -> Option<MutexGuard<'_, NativeStage>> {
+    fn native(&self) -> Option<MutexGuard<'_, Box<NativeStage>>> {
         self.native.as_ref().map(|n| n.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
@@ -159,8 +161,16 @@ impl StreamDriver {
         &self.result_type
     }
 
-    /// Runs the stage over a batch of the columns `__row`, `__wm`, `__ts`, `__steps`, `data`.
-    pub fn process(&self, py: Python<'_>, cols: &[&Column], rows: usize) -> Result<Column, UdfError> {
+    /// Runs the stage over a batch of the columns `__row`, `__wm`, `__ts`, `__steps`, `data`; with
+    /// `times`, records where the time went: rows into Python values, the runtime with the functions
+    /// (routing between operators, keys, state: `udf`), the output column.
+    pub fn process(
+        &self,
+        py: Python<'_>,
+        cols: &[&Column],
+        rows: usize,
+        mut times: Option<&mut ApplyTimes>,
+    ) -> Result<Column, UdfError> {
         let [index, watermarks, timestamps, steps, data] = cols else {
             return Err(definition(format!("a stream stage takes 5 columns, got {}", cols.len())));
         };
@@ -189,9 +199,22 @@ impl StreamDriver {
                 ColumnData::Int64(w) => w.0.iter().copied().max(),
                 _ => None,
             };
-            let emitted = native.process(py, &index.0[..rows], |r| !timestamps.is_null(r), watermark, data)?;
-            return self.build(emitted.iter().map(|e| Ok((e.order, e.tag, &e.value))));
+            let emitted = native.process(
+                py,
+                &index.0[..rows],
+                |r| !timestamps.is_null(r),
+                watermark,
+                data,
+                times.as_deref_mut(),
+            )?;
+            let building = Instant::now();
+            let built = self.build(emitted.iter().map(|e| Ok((e.order, e.tag, &e.value))));
+            if let Some(t) = times {
+                t.from_python_ns += elapsed_ns(building);
+            }
+            return built;
         }
+        let converting = Instant::now();
         let index = ints(index, "__row")?;
         let watermarks = ints(watermarks, "__wm")?;
         let timestamps = ints(timestamps, "__ts")?;
@@ -207,8 +230,16 @@ impl StreamDriver {
             PyList::new(py, values).map_err(failed)?,
             PyList::new(py, steps).map_err(failed)?,
         );
+        let running = Instant::now();
         let out = self.stage.bind(py).call_method1("process", args).map_err(failed)?;
-        self.collect(py, &out)
+        let collecting = Instant::now();
+        let collected = self.collect(py, &out);
+        if let Some(t) = times {
+            t.to_python_ns += (running - converting).as_nanos() as u64;
+            t.udf_ns += (collecting - running).as_nanos() as u64;
+            t.from_python_ns += elapsed_ns(collecting);
+        }
+        collected
     }
 
     /// The input has ended: what the pending timers and windows emit.
@@ -309,4 +340,8 @@ fn recorded_failure(py: Python<'_>, stage: &Bound<'_, PyAny>, e: PyErr) -> UdfEr
         error.row = row;
     }
     error
+}
+
+fn elapsed_ns(since: Instant) -> u64 {
+    since.elapsed().as_nanos() as u64
 }

@@ -26,10 +26,12 @@ use crate::error::from_py;
 use crate::fast::extend_py;
 use ipc::batch::{Column, ColumnData};
 use ipc::protocol::{StreamStage, UdfError, UdfErrorKind};
+use ipc::trace::ApplyTimes;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 use std::collections::HashMap;
+use std::time::Instant;
 
 /// What one operator emitted: its order (input row, phase, timestamp, key rank), output (0: the main
 /// one, else a side output's number) and row.
@@ -234,10 +236,11 @@ impl NativeStage {
         timestamped: impl Fn(usize) -> bool,
         watermark: Option<i64>,
         data: &Column,
+        times: Option<&mut ApplyTimes>,
     ) -> Result<Vec<Emitted<'py>>, UdfError> {
         let stage = self.shared.stage.bind(py).clone();
         let raised = |e: PyErr| from_py(py, &e, UdfErrorKind::Raised, None);
-        let result = self.run(py, &stage, index, timestamped, data);
+        let result = self.run(py, &stage, index, timestamped, data, times);
         let side = self.shared.side.bind(py);
         side.del_slice(0, side.len()).map_err(raised)?;
         if let (Some(w), Ok(timers)) = (watermark, stage.getattr("timers")) {
@@ -257,7 +260,9 @@ impl NativeStage {
         index: &[i64],
         timestamped: impl Fn(usize) -> bool,
         data: &Column,
+        times: Option<&mut ApplyTimes>,
     ) -> Result<Vec<Emitted<'py>>, UdfError> {
+        let converting = Instant::now();
         let rows = index.len();
         let raised = |e: PyErr| from_py(py, &e, UdfErrorKind::Raised, None);
         let ColumnData::Struct { columns, .. } = &data.data else {
@@ -271,6 +276,8 @@ impl NativeStage {
             values.push(v);
         }
         let maker = RowMaker::new(py, &self.input_names).map_err(raised)?;
+        // The rest is the runtime and the functions (`Row`s are made row by row, counted there).
+        let running = Instant::now();
         let mut out: Vec<Emitted<'py>> = Vec::with_capacity(rows);
         // Keys of `out`'s rows, for a keyed stage's first operator.
         let mut row_keys: Vec<Bound<'py, PyAny>> = Vec::new();
@@ -345,6 +352,10 @@ impl NativeStage {
         for (i, op) in self.tail.iter().enumerate() {
             let keyed = self.keyed_first && i == 0;
             out = shared.run_tail(py, op, out, keyed.then_some(&row_keys[..]))?;
+        }
+        if let Some(t) = times {
+            t.to_python_ns += (running - converting).as_nanos() as u64;
+            t.udf_ns += running.elapsed().as_nanos() as u64;
         }
         Ok(out)
     }
