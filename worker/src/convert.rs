@@ -448,6 +448,18 @@ pub fn is_row(value: &Bound<'_, PyAny>) -> bool {
     value.is_instance_of::<PyTuple>() || (value.is_instance_of::<PyList>() && !value.is_exact_instance_of::<PyList>())
 }
 
+/// Whether `value`'s class names its fields exactly `fields`' names, in order (a `Row` class's
+/// `_fields`).
+fn names_match(value: &Bound<'_, PyAny>, fields: &[ipc::batch::Field]) -> bool {
+    let Ok(names) = value.get_type().getattr("_fields") else { return false };
+    let Ok(names) = names.cast_into::<PyTuple>() else { return false };
+    names.len() == fields.len()
+        && names
+            .iter()
+            .zip(fields)
+            .all(|(n, f)| n.cast::<PyString>().ok().and_then(|s| s.to_str().ok()) == Some(&f.name))
+}
+
 /// A struct from a `Row` with names (matched by name), a dict (by name), or a plain tuple or list (by
 /// position).
 fn push_struct(
@@ -468,6 +480,19 @@ fn push_struct(
                 .map_err(|m| m.inside(x, &f.data_type, &format!("field {:?}", f.name)))?;
         }
         return out.close_entry().map_err(|e| top(format!(": {e}")));
+    }
+    // A Row whose fields are the struct's, in order (what DataStream operators pass on and a reduce
+    // keeps): its items in place by position, as a tuple's. Its class's names are compared, not
+    // extracted, sorted and searched, and items are read as a list's (Row's `__getitem__` is Python).
+    if let Ok(list) = value.cast::<PyList>() {
+        if !value.is_exact_instance_of::<PyList>() && list.len() == fields.len() && names_match(value, fields) {
+            for (i, f) in fields.iter().enumerate() {
+                let x = list.get_item(i).map_err(|e| top(format!(": {e}")))?;
+                push_value(out.child(i), &f.data_type, &x)
+                    .map_err(|m| m.inside(&x, &f.data_type, &format!("field {:?}", f.name)))?;
+            }
+            return out.close_entry().map_err(|e| top(format!(": {e}")));
+        }
     }
     // Only a subclass (a Row, or a named tuple) can have field names; asking a plain tuple or list
     // would raise and catch an AttributeError per row.

@@ -460,9 +460,15 @@ impl Shared {
         if produced.is_none() {
             return Ok(());
         }
-        if produced.is_instance_of::<PyString>()
-            || produced.is_instance_of::<PyBytes>()
-            || !produced.hasattr("__iter__")?
+        // A generator, list or tuple (what functions return) iterates; anything else is asked.
+        // SAFETY: `produced` is a live object; PyGen_CheckExact only reads its type.
+        let common = unsafe { pyo3::ffi::PyGen_CheckExact(produced.as_ptr()) } != 0
+            || produced.is_exact_instance_of::<PyList>()
+            || produced.is_exact_instance_of::<PyTuple>();
+        if !common
+            && (produced.is_instance_of::<PyString>()
+                || produced.is_instance_of::<PyBytes>()
+                || !produced.hasattr("__iter__")?)
         {
             return Err(PyTypeError::new_err(format!(
                 "{} returned {}: return or yield rows, or None",
