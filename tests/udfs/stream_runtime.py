@@ -44,7 +44,8 @@ class CountAndFlag(KeyedProcessFunction):
         yield (row.k, row.ts, n)
         if row.v < 0:
             ctx.output(_NEGATIVE, row)
-        yield (ctx.get_current_key(), row.ts, -n)
+        # No event time: no timestamp, also right after a timer fired (which had one).
+        yield (ctx.get_current_key(), ctx.timestamp(), -n)
 
     def on_timer(self, timestamp, ctx):
         yield (ctx.get_current_key(), -1, self.count.value())

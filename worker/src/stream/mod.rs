@@ -1,6 +1,6 @@
 //! DataStream stages in the worker. The bundled Python runtime (`udfpool`'s `_Stage`) loads every
 //! stage's operators and keeps keyed state and timers; the common stages' batches run in udfpool's
-//! Rust runtime ([`native`]), every other stage's in the Python one (`udfpool.stream-runtime = python`:
+//! Rust runtime (`native.rs`), every other stage's in the Python one (`udfpool.stream-runtime = python`:
 //! every stage's). Either way this module turns what a batch emits into the result column (order
 //! columns, then the main and side outputs).
 

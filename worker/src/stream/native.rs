@@ -295,8 +295,12 @@ impl NativeStage {
                 }
             }
         }
-        // Set after the timers: the Python runtime gives `out` a list of its own while they fire.
+        // Set after the timers: the Python runtime gives `out` a list of its own while they fire, and
+        // `ctx.timestamp()` their time. Rows here have none (no event time).
         stage.setattr(shared.names.out.bind(py), shared.side.bind(py)).map_err(raised)?;
+        if matches!(&self.head, Some(op) if op.kind == Kind::Process) {
+            ctx.setattr("_ts", py.None()).map_err(raised)?;
+        }
         let mut key_bytes = Vec::new();
         for r in 0..rows {
             if self.event_time && !timestamped(r) {
