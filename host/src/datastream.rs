@@ -1592,7 +1592,7 @@ impl StageRun {
             _ => reg,
         };
         let merging = Instant::now();
-        let merged = self.merge(&results, cause, echo);
+        let merged = self.merge(results, cause, echo);
         if traced {
             self.host_stages.add(Stage::Merge, merging.elapsed().as_nanos() as u64);
         }
@@ -1709,7 +1709,7 @@ impl StageRun {
             return Err(self.failed(index, self.batches, 0, error));
         }
         let end = self.rows;
-        self.merge(&results, |_, _, _| end, |_, _, _| false)
+        self.merge(results, |_, _, _| end, |_, _, _| false)
     }
 
     /// The workers' result columns merged by their order: one batch per output.
@@ -1717,7 +1717,7 @@ impl StageRun {
     /// row's output).
     fn merge(
         &self,
-        results: &[Column],
+        mut results: Vec<Column>,
         cause: impl Fn(u64, i64, i64) -> u64,
         skip: impl Fn(usize, u64, i64) -> bool,
     ) -> Result<Outputs, PoolError> {
@@ -1742,30 +1742,49 @@ impl StageRun {
                 entries.push((c, phase[i], ts[i], rank[i], lane, i as u32));
             }
         }
-        entries.sort_unstable();
+        // One worker's output already in order (a map's, a reduce's with one worker): an output that
+        // every entry belongs to is that worker's column as it is, neither copied nor reordered.
+        let in_order = entries.windows(2).all(|w| w[0] <= w[1]);
+        if !in_order {
+            entries.sort_unstable();
+        }
+        let whole =
+            |indices: &[u32], results: &[Column]| in_order && results.len() == 1 && indices.len() == results[0].len();
         let mut offsets = Vec::with_capacity(results.len());
         let mut total = 0u32;
-        for r in results {
+        for r in &results {
             offsets.push(total);
             total += r.len() as u32;
         }
-        self.outputs
-            .iter()
-            .enumerate()
-            .map(|(t, schema)| {
-                let parts: Vec<&Column> = results.iter().map(|r| &children(r)[order_len + t]).collect();
-                let indices: Vec<u32> =
-                    entries.iter().filter(|e| !parts[e.4].is_null(e.5 as usize)).map(|e| offsets[e.4] + e.5).collect();
-                if indices.is_empty() {
-                    return Ok(RecordBatch::empty(schema.clone()));
-                }
-                let assemble = |e: String| PoolError::Assemble { what: "a stream stage's output".into(), message: e };
-                let all = Column::concat(&DataType::Struct(schema.fields.clone()), &parts)
-                    .map_err(|e| assemble(e.to_string()))?;
-                let taken = all.take(&indices);
+        let assemble = |e: String| PoolError::Assemble { what: "a stream stage's output".into(), message: e };
+        let mut outputs = Vec::with_capacity(self.outputs.len());
+        for (t, schema) in self.outputs.iter().enumerate() {
+            let parts: Vec<&Column> = results.iter().map(|r| &children(r)[order_len + t]).collect();
+            let indices: Vec<u32> =
+                entries.iter().filter(|e| !parts[e.4].is_null(e.5 as usize)).map(|e| offsets[e.4] + e.5).collect();
+            if indices.is_empty() {
+                outputs.push(RecordBatch::empty(schema.clone()));
+                continue;
+            }
+            if whole(&indices, &results) {
+                let ColumnData::Struct { columns, .. } = &mut results[0].data else { unreachable!("checked above") };
+                let column = std::mem::replace(&mut columns[order_len + t], int_column(Vec::new(), None));
+                let ColumnData::Struct { columns: fields, .. } = column.data else {
+                    return Err(assemble(format!("output {t} of a stream result is not a struct")));
+                };
+                outputs.push(
+                    RecordBatch::try_new(schema.clone(), fields, indices.len()).map_err(|e| assemble(e.to_string()))?,
+                );
+                continue;
+            }
+            let all = Column::concat(&DataType::Struct(schema.fields.clone()), &parts)
+                .map_err(|e| assemble(e.to_string()))?;
+            let taken = all.take(&indices);
+            outputs.push(
                 RecordBatch::try_new(schema.clone(), children(&taken).to_vec(), indices.len())
-                    .map_err(|e| assemble(e.to_string()))
-            })
-            .collect()
+                    .map_err(|e| assemble(e.to_string()))?,
+            );
+        }
+        Ok(outputs)
     }
 }
