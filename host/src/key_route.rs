@@ -1,22 +1,10 @@
-//! Which worker owns a key: a stable hash of the key's column values, modulo the workers.
-//!
-//! The hash is 64-bit FNV-1a over a canonical byte form of each key column's value at the row, fed
-//! straight from the columns' buffers (no value built, nothing allocated per row):
-//!
-//! - null: the byte `0`; otherwise the byte `1`, then the value:
-//! - booleans one byte (0 or 1); integers, dates, times and timestamps little-endian at their width;
-//!   decimals their unscaled `i128`, little-endian; floats their IEEE bits little-endian, with `-0.0`
-//!   taken as `0.0` and every NaN as one NaN (Python groups them so);
-//! - strings and byte strings: their length as a little-endian `u64`, then their bytes;
-//! - lists and maps: their entry count as a little-endian `u64`, then each item (a map: key, then
-//!   value); structs: each field in order.
-//!
-//! This form is part of udfpool's contract — stable across releases, runs and machines (unlike std's
-//! hashers) and independent of the codec — so a key's rows meet in one worker wherever they come from.
-//! Routing runs in the host, so both modes give equal keys the same worker. Aggregates and keyed
-//! DataStream stages route with it.
+//! Which worker owns a key: 64-bit FNV-1a of the key's canonical byte form ([`ipc::key`]), modulo
+//! the workers. Unlike std's hashers it is stable across releases, runs and machines, so a key's rows
+//! meet in one worker wherever they come from. Routing runs in the host, so both modes give equal keys
+//! the same worker. Aggregates and keyed DataStream stages route with it.
 
-use ipc::batch::{Column, ColumnData};
+use ipc::batch::Column;
+use ipc::key::KeySink;
 
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 const FNV_PRIME: u64 = 0x0100_0000_01b3;
@@ -24,77 +12,10 @@ const FNV_PRIME: u64 = 0x0100_0000_01b3;
 /// A running FNV-1a hash.
 struct Fnv(u64);
 
-impl Fnv {
+impl KeySink for Fnv {
     fn bytes(&mut self, bytes: &[u8]) {
         for &b in bytes {
             self.0 = (self.0 ^ u64::from(b)).wrapping_mul(FNV_PRIME);
-        }
-    }
-
-    fn len(&mut self, n: usize) {
-        self.bytes(&(n as u64).to_le_bytes());
-    }
-
-    fn float(&mut self, bits: u64, is_nan: bool, is_zero: bool) {
-        let bits = if is_nan {
-            f64::NAN.to_bits()
-        } else if is_zero {
-            0
-        } else {
-            bits
-        };
-        self.bytes(&bits.to_le_bytes());
-    }
-
-    /// Feeds row `row` of `column`.
-    fn value(&mut self, column: &Column, row: usize) {
-        if column.is_null(row) {
-            self.bytes(&[0]);
-            return;
-        }
-        self.bytes(&[1]);
-        match &column.data {
-            ColumnData::Bool(bits) => self.bytes(&[u8::from(bits.get(row))]),
-            ColumnData::Int8(v) => self.bytes(&v.0[row].to_le_bytes()),
-            ColumnData::Int16(v) => self.bytes(&v.0[row].to_le_bytes()),
-            ColumnData::Int32(v) | ColumnData::Date(v) => self.bytes(&v.0[row].to_le_bytes()),
-            ColumnData::Int64(v) | ColumnData::Time(v) | ColumnData::Timestamp(v) | ColumnData::TimestampTz(v) => {
-                self.bytes(&v.0[row].to_le_bytes())
-            }
-            ColumnData::Float32(v) => {
-                let x = f64::from(v.0[row]);
-                self.float(x.to_bits(), x.is_nan(), x == 0.0)
-            }
-            ColumnData::Float64(v) => {
-                let x = v.0[row];
-                self.float(x.to_bits(), x.is_nan(), x == 0.0)
-            }
-            ColumnData::Decimal { values, .. } => self.bytes(&values.0[row].to_le_bytes()),
-            ColumnData::Utf8(data) | ColumnData::Binary(data) => {
-                let bytes = data.get(row);
-                self.len(bytes.len());
-                self.bytes(bytes);
-            }
-            ColumnData::List { offsets, values } => {
-                let (start, end) = (offsets.0[row] as usize, offsets.0[row + 1] as usize);
-                self.len(end - start);
-                for i in start..end {
-                    self.value(values, i);
-                }
-            }
-            ColumnData::Map { offsets, keys, values } => {
-                let (start, end) = (offsets.0[row] as usize, offsets.0[row + 1] as usize);
-                self.len(end - start);
-                for i in start..end {
-                    self.value(keys, i);
-                    self.value(values, i);
-                }
-            }
-            ColumnData::Struct { columns, .. } => {
-                for c in columns {
-                    self.value(c, row);
-                }
-            }
         }
     }
 }
@@ -102,9 +23,7 @@ impl Fnv {
 /// The hash of row `row`'s key: the values of `columns[k]` for each `k` in `keys` (see the module docs).
 pub(crate) fn key_hash(columns: &[Column], keys: &[usize], row: usize) -> u64 {
     let mut h = Fnv(FNV_OFFSET);
-    for &k in keys {
-        h.value(&columns[k], row);
-    }
+    ipc::key::write_key(columns, keys, row, &mut h);
     h.0
 }
 

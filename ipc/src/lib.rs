@@ -40,6 +40,7 @@ pub mod copy;
 // segment and its endpoints are left out.
 #[cfg(not(loom))]
 pub mod endpoint;
+pub mod key;
 pub mod protocol;
 pub mod ring;
 #[cfg(not(loom))]

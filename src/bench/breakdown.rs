@@ -83,8 +83,6 @@ pub fn measure_stream(
     made: &PoolsMade<'_>,
 ) -> Result<Vec<Breakdown>> {
     let PoolsMade { modes, config, worker_exe } = *made;
-    let batches = input.len();
-    let us_per_batch = |s: &[f64]| Spread::of(s.iter().map(|t| t * 1e6 / batches as f64).collect());
     let mut out = Vec::new();
     for &mode in modes {
         let (mut secs, mut totals): ([Vec<f64>; 2], Vec<StageTotals>) = ([Vec::new(), Vec::new()], Vec::new());
@@ -105,28 +103,53 @@ pub fn measure_stream(
                 job.finish()?;
             }
         }
-        let worker: &[Stage] = if mode == Mode::Process { &Stage::PROCESS } else { &Stage::THREAD };
-        let order = std::iter::once(Stage::Route).chain(worker.iter().copied()).chain([Stage::Merge]);
-        let stages = order
-            .map(|stage| StageTime {
-                stage: stage.name(),
-                us_per_batch: Spread::of(
-                    totals.iter().map(|t| t.ns(stage) as f64 / 1e3 / t.batches.max(1) as f64).collect(),
-                ),
-            })
-            .collect();
-        out.push(Breakdown {
-            workload: w.name().to_owned(),
-            mode: mode.name().to_owned(),
-            batch_size,
-            batches,
-            repeats,
-            untraced_us_per_batch: us_per_batch(&secs[0]),
-            traced_us_per_batch: us_per_batch(&secs[1]),
-            stages,
-        });
+        let order: Vec<Stage> =
+            std::iter::once(Stage::Route).chain(mode_stages(mode).iter().copied()).chain([Stage::Merge]).collect();
+        out.push(breakdown(w, mode, batch_size, input.len(), &secs, &totals, &order));
     }
     Ok(out)
+}
+
+/// The stages a worker of `mode` reports.
+fn mode_stages(mode: Mode) -> &'static [Stage] {
+    if mode == Mode::Process {
+        &Stage::PROCESS
+    } else {
+        &Stage::THREAD
+    }
+}
+
+/// One configuration's breakdown from its repeats: seconds per repeat untraced and traced (over
+/// `batches` batches), the traced repeats' stage totals, the stages in `order`.
+fn breakdown(
+    w: Workload,
+    mode: Mode,
+    batch_size: usize,
+    batches: usize,
+    secs: &[Vec<f64>; 2],
+    totals: &[StageTotals],
+    order: &[Stage],
+) -> Breakdown {
+    let us_per_batch = |s: &[f64]| Spread::of(s.iter().map(|t| t * 1e6 / batches as f64).collect());
+    let stages = order
+        .iter()
+        .map(|&stage| StageTime {
+            stage: stage.name(),
+            us_per_batch: Spread::of(
+                totals.iter().map(|t| t.ns(stage) as f64 / 1e3 / t.batches.max(1) as f64).collect(),
+            ),
+        })
+        .collect();
+    Breakdown {
+        workload: w.name().to_owned(),
+        mode: mode.name().to_owned(),
+        batch_size,
+        batches,
+        repeats: totals.len(),
+        untraced_us_per_batch: us_per_batch(&secs[0]),
+        traced_us_per_batch: us_per_batch(&secs[1]),
+        stages,
+    }
 }
 
 /// Measures the breakdown of workload `w` at `batch_size`, over `input`.
@@ -177,29 +200,9 @@ pub fn measure(
         }
         Ok(())
     })?;
-    let us_per_batch = |s: &[f64]| Spread::of(s.iter().map(|t| t * 1e6 / batches as f64).collect());
-    let mut out = Vec::new();
-    for (i, (mode, _)) in pools.iter().enumerate() {
-        let order: &[Stage] = if *mode == Mode::Process { &Stage::PROCESS } else { &Stage::THREAD };
-        let stages = order
-            .iter()
-            .map(|&stage| StageTime {
-                stage: stage.name(),
-                us_per_batch: Spread::of(
-                    totals[i].iter().map(|t| t.ns(stage) as f64 / 1e3 / t.batches.max(1) as f64).collect(),
-                ),
-            })
-            .collect();
-        out.push(Breakdown {
-            workload: w.name().to_owned(),
-            mode: mode.name().to_owned(),
-            batch_size,
-            batches,
-            repeats,
-            untraced_us_per_batch: us_per_batch(&secs[i][0]),
-            traced_us_per_batch: us_per_batch(&secs[i][1]),
-            stages,
-        });
-    }
-    Ok(out)
+    Ok(pools
+        .iter()
+        .enumerate()
+        .map(|(i, (mode, _))| breakdown(w, *mode, batch_size, batches, &secs[i], &totals[i], mode_stages(*mode)))
+        .collect())
 }

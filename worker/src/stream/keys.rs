@@ -1,12 +1,10 @@
-//! A keyed stage's keys as bytes, read straight from the key columns: what the Rust runtime's per-key
-//! map is keyed by, so that finding a row's key costs a hash of a few bytes instead of a Python object
-//! and a dict lookup.
-//!
-//! Two rows get the same bytes exactly when their key values are equal as Python keys: each column has
-//! one type, so equal values have equal encodings (a null is its own value, as `None` is). Float
-//! columns are not taken ([`encodable`]): `0.0 == -0.0` and NaN differ there.
+//! Which keys the Rust runtime keys its per-key map by: the canonical byte form of
+//! [`ipc::key`] (the one the host routes by), for key columns whose values are equal as Python keys
+//! exactly when their bytes are. That holds for one column type at a time, and a null is its own
+//! value, as `None` is. Float columns are not taken ([`encodable`]): the form takes every NaN as one,
+//! but NaN keys of a Python dict are each their own; nested values are not hashable in Python.
 
-use ipc::batch::{Column, ColumnData, DataType};
+use ipc::batch::{Column, DataType};
 
 /// Whether a key column of type `t` can be encoded.
 pub fn encodable(t: &DataType) -> bool {
@@ -27,35 +25,10 @@ pub fn encodable(t: &DataType) -> bool {
     )
 }
 
-/// Writes row `row`'s key, the values of `columns[key]`, into `out` (cleared first). Columns of a type
-/// [`encodable`] refuses are skipped: the runtime never keys by them.
+/// Writes row `row`'s key, the values of `columns[key]`, into `out` (cleared first).
 pub fn encode(columns: &[Column], key: &[usize], row: usize, out: &mut Vec<u8>) {
     out.clear();
-    for &k in key {
-        let c = &columns[k];
-        if c.is_null(row) {
-            out.push(0);
-            continue;
-        }
-        out.push(1);
-        match &c.data {
-            ColumnData::Bool(b) => out.push(u8::from(b.get(row))),
-            ColumnData::Int8(v) => out.extend_from_slice(&v.0[row].to_le_bytes()),
-            ColumnData::Int16(v) => out.extend_from_slice(&v.0[row].to_le_bytes()),
-            ColumnData::Int32(v) | ColumnData::Date(v) => out.extend_from_slice(&v.0[row].to_le_bytes()),
-            ColumnData::Int64(v) | ColumnData::Time(v) | ColumnData::Timestamp(v) | ColumnData::TimestampTz(v) => {
-                out.extend_from_slice(&v.0[row].to_le_bytes())
-            }
-            ColumnData::Decimal { values, .. } => out.extend_from_slice(&values.0[row].to_le_bytes()),
-            ColumnData::Utf8(v) | ColumnData::Binary(v) => {
-                // Length first: ("ab", "c") and ("a", "bc") differ.
-                let bytes = v.get(row);
-                out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
-                out.extend_from_slice(bytes);
-            }
-            _ => {}
-        }
-    }
+    ipc::key::write_key(columns, key, row, out);
 }
 
 #[cfg(test)]

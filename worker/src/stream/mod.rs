@@ -174,6 +174,24 @@ impl StreamDriver {
         let [index, watermarks, timestamps, steps, data] = cols else {
             return Err(definition(format!("a stream stage takes 5 columns, got {}", cols.len())));
         };
+        if let Some(mut native) = self.native() {
+            let index = match &index.data {
+                ColumnData::Int64(v) if v.0.len() == rows => &v.0,
+                _ => return Err(UdfError::plain(UdfErrorKind::BadResult, "stream column __row is not int64")),
+            };
+            let watermark = match &watermarks.data {
+                ColumnData::Int64(w) => w.0.iter().copied().max(),
+                _ => None,
+            };
+            let emitted =
+                native.process(py, index, |r| !timestamps.is_null(r), watermark, data, times.as_deref_mut())?;
+            let building = Instant::now();
+            let built = self.build(emitted.iter().map(|e| Ok((e.order, e.tag, &e.value))));
+            if let Some(t) = times {
+                t.from_python_ns += elapsed_ns(building);
+            }
+            return built;
+        }
         // Only the marker row (the last) carries steps.
         let steps: Vec<i64> = match &steps.data {
             ColumnData::List { offsets, values } if rows > 0 && offsets.0.len() == rows + 1 => {
@@ -191,29 +209,6 @@ impl StreamDriver {
             }
             _ => Err(UdfError::plain(UdfErrorKind::BadResult, format!("stream column {what} is not int64"))),
         };
-        if let Some(mut native) = self.native() {
-            let ColumnData::Int64(index) = &index.data else {
-                return Err(UdfError::plain(UdfErrorKind::BadResult, "stream column __row is not int64"));
-            };
-            let watermark = match &watermarks.data {
-                ColumnData::Int64(w) => w.0.iter().copied().max(),
-                _ => None,
-            };
-            let emitted = native.process(
-                py,
-                &index.0[..rows],
-                |r| !timestamps.is_null(r),
-                watermark,
-                data,
-                times.as_deref_mut(),
-            )?;
-            let building = Instant::now();
-            let built = self.build(emitted.iter().map(|e| Ok((e.order, e.tag, &e.value))));
-            if let Some(t) = times {
-                t.from_python_ns += elapsed_ns(building);
-            }
-            return built;
-        }
         let converting = Instant::now();
         let index = ints(index, "__row")?;
         let watermarks = ints(watermarks, "__wm")?;

@@ -529,7 +529,7 @@ impl Shared {
         }
         if let Ok(tuple) = value.cast_exact::<PyTuple>() {
             if tuple.len() == op.width {
-                return RowMaker::of_class(row_type.clone())?.make(tuple.iter().collect::<Vec<_>>().iter());
+                return RowMaker::of_class(row_type.clone())?.make(tuple.as_slice());
             }
         }
         if op.bare_out && !row_like {
