@@ -54,6 +54,27 @@ fn input() -> Vec<RecordBatch> {
     batches
 }
 
+/// 90 rows over five keys, timestamps out of order (some by more than the bound of 3, a few by far:
+/// late), negative values among them, in batches of 1, 7, 13, ... rows.
+fn disordered_input() -> Vec<RecordBatch> {
+    let rows: Vec<Vec<Value>> = (0..90i64)
+        .map(|i| {
+            let ts = if i % 17 == 9 { i - 25 } else { i + (i * 37) % 11 - 5 };
+            let v = if i % 11 == 4 { -i } else { (i * 7) % 23 };
+            vec![Value::Utf8(format!("key-{}", i % 5)), Value::Int64(ts), Value::Int64(v)]
+        })
+        .collect();
+    let mut batches = Vec::new();
+    let (mut start, mut size) = (0, 1);
+    while start < rows.len() {
+        let end = (start + size).min(rows.len());
+        batches.push(RecordBatch::from_rows(ktv(), &rows[start..end]).unwrap());
+        start = end;
+        size += 6;
+    }
+    batches
+}
+
 /// Every row a job emitted (per batch, then at the end): the main output's, then each side output's.
 type Rows = Vec<(String, Vec<Value>)>;
 
@@ -107,6 +128,36 @@ fn covered_jobs() -> Vec<(&'static str, DataStream)> {
     ]
 }
 
+/// The window jobs the Rust runtime covers (tumbling and sliding windows' aggregates and reduces), over
+/// [`disordered_input`].
+fn covered_window_jobs() -> Vec<(&'static str, DataStream)> {
+    let keyed = || DataStream::source("a", ktv()).assign_timestamps("ts", 3).key_by(["k"]);
+    let one_column = Schema::new(vec![Field::new("v", DataType::Int64)]);
+    vec![
+        ("tumbling aggregate, late rows", keyed().window(Window::tumbling(10)).aggregate(&f("SumAgg"), ktv())),
+        ("sliding reduce then map", keyed().window(Window::sliding(10, 4)).reduce(&f("add")).map(&f("double"), ktv())),
+        (
+            "sliding with gaps between windows, late data renamed",
+            keyed().window(Window::sliding(3, 7)).side_output_late_data("too-late").aggregate(&f("SumAgg"), ktv()),
+        ),
+        (
+            "one-column window reduce",
+            DataStream::source("a", ktv())
+                .map(&g("only_v"), one_column.clone())
+                .assign_timestamps("v", 2)
+                .key_by(["v"])
+                .window(Window::tumbling(6))
+                .reduce(&g("bare_sum"))
+                .map(&g("first_value"), one_column),
+        ),
+        ("a failing add", keyed().window(Window::tumbling(10)).aggregate(&g("FailsOnSeven"), ktv())),
+        (
+            "a failing get_result, as the watermark passes",
+            keyed().window(Window::tumbling(10)).aggregate(&g("FailingResult"), ktv()),
+        ),
+    ]
+}
+
 #[test]
 fn covered_stages_run_in_rust_unless_set_to_python_and_others_in_python() {
     let batches = input();
@@ -124,17 +175,38 @@ fn covered_stages_run_in_rust_unless_set_to_python_and_others_in_python() {
             .process(&g("EventTimeProbe"), kt_runtime());
         let rows = run(job.build(settings(mode, 1, "native")).unwrap(), &batches).unwrap();
         assert!(rows.iter().all(|(_, r)| r[2] == Value::Utf8("python".into())), "{mode}: {rows:?}");
+        // A window aggregate runs in Rust; a window's apply function, or allowed lateness, in Python.
+        let windowed = || DataStream::source("a", ktv()).assign_timestamps("ts", 0).key_by(["k"]);
+        for (runtime, expected) in [("native", "rust"), ("python", "python")] {
+            let job = windowed().window(Window::tumbling(10)).aggregate(&g("ProbeAgg"), kt_runtime());
+            let rows = run(job.build(settings(mode, 1, runtime)).unwrap(), &batches).unwrap();
+            assert_eq!(rows.len(), 30, "{mode}, {runtime}");
+            assert!(rows.iter().all(|(_, r)| r[2] == Value::Utf8(expected.into())), "{mode}, {runtime}: {rows:?}");
+        }
+        let jobs = [
+            windowed().window(Window::tumbling(10)).apply(&g("probe_window"), kt_runtime()),
+            windowed().window(Window::tumbling(10)).allowed_lateness(5).aggregate(&g("ProbeAgg"), kt_runtime()),
+        ];
+        for job in jobs {
+            let rows = run(job.build(settings(mode, 1, "native")).unwrap(), &batches).unwrap();
+            assert!(
+                !rows.is_empty() && rows.iter().all(|(_, r)| r[2] == Value::Utf8("python".into())),
+                "{mode}: {rows:?}"
+            );
+        }
     }
 }
 
 #[test]
 fn both_runtimes_emit_the_same_rows_side_outputs_and_errors() {
-    let batches = input();
+    let (batches, disordered) = (input(), disordered_input());
     for mode in MODES {
         for workers in [1, 3] {
-            for (name, job) in covered_jobs() {
-                let native = run(job.clone().build(settings(mode, workers, "native")).unwrap(), &batches);
-                let python = run(job.build(settings(mode, workers, "python")).unwrap(), &batches);
+            let jobs = covered_jobs().into_iter().map(|(name, job)| (name, job, &batches));
+            let windows = covered_window_jobs().into_iter().map(|(name, job)| (name, job, &disordered));
+            for (name, job, batches) in jobs.chain(windows) {
+                let native = run(job.clone().build(settings(mode, workers, "native")).unwrap(), batches);
+                let python = run(job.build(settings(mode, workers, "python")).unwrap(), batches);
                 assert_eq!(native, python, "{name}: {mode}, {workers} workers");
                 match &python {
                     Ok(rows) => assert!(!rows.is_empty(), "{name}: emitted nothing"),
@@ -145,43 +217,44 @@ fn both_runtimes_emit_the_same_rows_side_outputs_and_errors() {
     }
 }
 
+/// Checkpoints taken mid-stream (reduce values; open windows and their timers) restore in either
+/// runtime.
 #[test]
 fn checkpoints_taken_in_one_runtime_restore_in_the_other() {
-    let batches = input();
-    let (first, rest) = batches.split_at(4);
-    let job = || DataStream::source("a", ktv()).key_by(["k"]).reduce(&f("add")).map(&f("double"), ktv());
-    for mode in MODES {
-        let expected = run(job().build(settings(mode, 2, "python")).unwrap(), &batches).unwrap();
-        for (from, to) in [("native", "python"), ("python", "native"), ("native", "native")] {
-            let mut rows = Vec::new();
-            let mut before = job().build(settings(mode, 2, from)).unwrap();
-            for b in first {
-                collect(&mut rows, before.push("a", arrow(b.clone())).unwrap());
-            }
-            let checkpoint = before.checkpoint().unwrap();
-            drop(before);
-            let mut after = job().build(settings(mode, 2, to)).unwrap();
-            after.restore(checkpoint).unwrap();
-            rows.extend(run(after, rest).unwrap());
-            assert_eq!(rows, expected, "{mode}: checkpoint of the {from} runtime restored in the {to} runtime");
-        }
+    let (batches, disordered) = (input(), disordered_input());
+    fn windowed() -> host::datastream::KeyedStream {
+        DataStream::source("a", ktv()).assign_timestamps("ts", 3).key_by(["k"])
     }
-}
-
-#[test]
-fn a_window_stage_is_unaffected_by_the_setting() {
-    let batches = input();
-    for mode in MODES {
-        let job = || {
-            DataStream::source("a", ktv())
-                .assign_timestamps("ts", 3)
-                .key_by(["k"])
-                .window(Window::tumbling(10))
-                .aggregate(&f("SumAgg"), ktv())
-        };
-        let native = run(job().build(settings(mode, 2, "native")).unwrap(), &batches).unwrap();
-        let python = run(job().build(settings(mode, 2, "python")).unwrap(), &batches).unwrap();
-        assert_eq!(native, python, "{mode}");
+    let jobs: [(&str, fn() -> DataStream, &[RecordBatch]); 3] = [
+        (
+            "keyed reduce",
+            || DataStream::source("a", ktv()).key_by(["k"]).reduce(&f("add")).map(&f("double"), ktv()),
+            &batches,
+        ),
+        ("tumbling aggregate", || windowed().window(Window::tumbling(10)).aggregate(&f("SumAgg"), ktv()), &disordered),
+        ("sliding reduce", || windowed().window(Window::sliding(10, 4)).reduce(&f("add")), &disordered),
+    ];
+    for (name, job, input) in jobs {
+        let (first, rest) = input.split_at(4);
+        for mode in MODES {
+            let expected = run(job().build(settings(mode, 2, "python")).unwrap(), input).unwrap();
+            for (from, to) in [("native", "python"), ("python", "native"), ("native", "native")] {
+                let mut rows = Vec::new();
+                let mut before = job().build(settings(mode, 2, from)).unwrap();
+                for b in first {
+                    collect(&mut rows, before.push("a", arrow(b.clone())).unwrap());
+                }
+                let checkpoint = before.checkpoint().unwrap();
+                drop(before);
+                let mut after = job().build(settings(mode, 2, to)).unwrap();
+                after.restore(checkpoint).unwrap();
+                rows.extend(run(after, rest).unwrap());
+                assert_eq!(
+                    rows, expected,
+                    "{name}, {mode}: checkpoint of the {from} runtime restored in the {to} runtime"
+                );
+            }
+        }
     }
 }
 

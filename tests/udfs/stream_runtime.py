@@ -63,3 +63,51 @@ def bare_sum(a, b):
 def only_v(row):
     """To a one-column stream: returns the bare value."""
     return row.v
+
+
+class ProbeAgg:
+    """A window aggregate whose result is the runtime that called its add."""
+
+    def create_accumulator(self):
+        return ""
+
+    def add(self, row, acc):
+        return _runtime()
+
+    def get_result(self, acc):
+        return (None, None, acc)
+
+
+def probe_window(key, window, rows):
+    """A window function (apply): the runtime that called it."""
+    yield (key, window.start, _runtime())
+
+
+class FailsOnSeven:
+    """A window aggregate whose add raises on v == 7."""
+
+    def create_accumulator(self):
+        return 0
+
+    def add(self, row, acc):
+        if row.v == 7:
+            raise ValueError(f"add of {tuple(row)}")
+        return acc + row.v
+
+    def get_result(self, acc):
+        return (None, None, acc)
+
+
+class FailingResult:
+    """A window aggregate whose get_result raises for key-3's second window: as the watermark passes it."""
+
+    def create_accumulator(self):
+        return (None, 0, 0)
+
+    def add(self, row, acc):
+        return (row.k, row.ts if acc[0] is None else acc[1], acc[2] + row.v)
+
+    def get_result(self, acc):
+        if acc[0] == "key-3" and 10 <= acc[1] < 20:
+            raise RuntimeError(f"get_result of {acc}")
+        return acc

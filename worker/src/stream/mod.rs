@@ -6,6 +6,7 @@
 
 mod keys;
 mod native;
+mod window;
 
 use crate::convert::{push_result, to_py};
 use crate::error::from_py;
@@ -179,12 +180,11 @@ impl StreamDriver {
                 ColumnData::Int64(v) if v.0.len() == rows => &v.0,
                 _ => return Err(UdfError::plain(UdfErrorKind::BadResult, "stream column __row is not int64")),
             };
-            let watermark = match &watermarks.data {
-                ColumnData::Int64(w) => w.0.iter().copied().max(),
-                _ => None,
+            let watermarks = match &watermarks.data {
+                ColumnData::Int64(w) => &w.0[..],
+                _ => &[][..],
             };
-            let emitted =
-                native.process(py, index, |r| !timestamps.is_null(r), watermark, data, times.as_deref_mut())?;
+            let emitted = native.process(py, index, watermarks, timestamps, data, times.as_deref_mut())?;
             let building = Instant::now();
             let built = self.build(emitted.iter().map(|e| Ok((e.order, e.tag, &e.value))));
             if let Some(t) = times {
@@ -239,6 +239,10 @@ impl StreamDriver {
 
     /// The input has ended: what the pending timers and windows emit.
     pub fn finish(&self, py: Python<'_>) -> Result<Column, UdfError> {
+        if let Some(mut native) = self.native() {
+            // The Python runtime fires what is left.
+            native.hand_over(py, true).map_err(|e| from_py(py, &e, UdfErrorKind::Raised, None))?;
+        }
         let out = self.stage.bind(py).call_method0("finish").map_err(|e| self.failure(py, e))?;
         self.collect(py, &out)
     }
@@ -246,8 +250,8 @@ impl StreamDriver {
     /// The stage's state for a checkpoint (pickled by the runtime): keyed state, reduce values, key
     /// ranks, timers, window contents. Fails, naming the state, if a value cannot be pickled.
     pub fn snapshot(&self, py: Python<'_>) -> Result<Vec<u8>, UdfError> {
-        if let Some(native) = self.native() {
-            native.before_snapshot(py).map_err(|e| checkpoint_failure(py, e))?;
+        if let Some(mut native) = self.native() {
+            native.hand_over(py, false).map_err(|e| checkpoint_failure(py, e))?;
         }
         let state = self.stage.bind(py).call_method0("snapshot").map_err(|e| checkpoint_failure(py, e))?;
         let bytes = state.cast::<PyBytes>().map_err(|e| UdfError::plain(UdfErrorKind::BadResult, e.to_string()))?;
@@ -259,7 +263,7 @@ impl StreamDriver {
         let state = PyBytes::new(py, state);
         self.stage.bind(py).call_method1("restore", (state,)).map_err(|e| checkpoint_failure(py, e))?;
         if let Some(mut native) = self.native() {
-            native.after_restore();
+            native.after_restore(py).map_err(|e| checkpoint_failure(py, e))?;
         }
         Ok(())
     }

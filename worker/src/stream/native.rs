@@ -1,19 +1,21 @@
 //! udfpool's own operator runtime for the common DataStream stages, in Rust: a chain of map, flat_map
-//! and filter, unkeyed or right after `key_by`, or one headed by a keyed rolling `reduce` or a keyed
-//! process function without event time, followed by such a chain. Rust runs the batch loop, the keys,
-//! the reduce's values and the routing of what each operator emits to the next; Python is entered only
-//! to call the user's functions (a process function reaches its state through the Python runtime's
-//! state objects, as before).
+//! and filter, unkeyed or right after `key_by`, or one headed by a keyed rolling `reduce`, a keyed
+//! process function without event time, or a tumbling or sliding window's aggregate or reduce
+//! ([`super::window`]), followed by such a chain. Rust runs the batch loop, the keys, the reduce's
+//! values, the windows and their timers, and the routing of what each operator emits to the next;
+//! Python is entered only to call the user's functions (a process function reaches its state through
+//! the Python runtime's state objects, as before).
 //!
 //! Its semantics are the bundled Python runtime's (`stream.py`'s `_Stage.process`), which stays loaded
 //! beside it and keeps everything else: the functions' `open`/`close`, keyed state, processing-time
 //! timers (fired through it as a batch arrives), `finish`, checkpoints, and every other kind of stage
-//! (windows, joins, co-functions, event-time process functions, async maps). Where the two meet:
-//! - keys: a map from a key's bytes ([`super::keys`]) to its Python object and the reduce's value; a key
-//!   seen for the first time gets its rank in `_Stage.ranks` (timers read it there) and its reduce value
-//!   from `_Stage`'s `__reduce__` table (a restored checkpoint's);
-//! - checkpoints: the reduce values are written to that table before `_Stage` pickles its state
-//!   ([`NativeStage::before_snapshot`]); after a restore the map starts empty;
+//! (other windows, joins, co-functions, event-time process functions, async maps). Where the two meet:
+//! - keys: a map from a key's bytes ([`super::keys`]) to its slot, which holds its Python object, its
+//!   rank and the reduce's value; a key seen for the first time gets its rank in `_Stage.ranks` (timers
+//!   read it there) and its reduce value from `_Stage`'s `__reduce__` table (a restored checkpoint's);
+//! - checkpoints and the end of input: the reduce values, windows and window timers are written into
+//!   `_Stage`'s own state before it pickles it or fires what is left ([`NativeStage::hand_over`]);
+//!   after a restore the key map starts empty and the windows are taken back;
 //! - side outputs a process function sends with `ctx.output` land in `_Stage.out`, a list this runtime
 //!   hands it and drains after every call and every item the function yields, so they keep their place.
 //!
@@ -21,13 +23,14 @@
 //! as the Python runtime, so even functions with side effects see the same sequence.
 
 use super::keys;
+use super::window::{Assigned, Windows};
 use crate::convert::RowMaker;
 use crate::error::from_py;
 use crate::fast::extend_py;
 use ipc::batch::{Column, ColumnData};
 use ipc::protocol::{StreamStage, UdfError, UdfErrorKind};
 use ipc::trace::ApplyTimes;
-use pyo3::exceptions::PyTypeError;
+use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 use std::collections::HashMap;
@@ -48,16 +51,18 @@ enum Kind {
     Filter,
     Reduce,
     Process,
+    /// A tumbling or sliding window's aggregate or reduce ([`super::window`]).
+    Window,
 }
 
 /// One operator, as the Python runtime's `_Op` loaded it.
 #[derive(Debug)]
-struct Op {
+pub(super) struct Op {
     kind: Kind,
     /// The function itself (`_Op.raw_call`): a one-column input is unwrapped here.
-    call: Py<PyAny>,
+    pub(super) call: Py<PyAny>,
     /// Its input has one column: the function gets the value, not the row.
-    bare_in: bool,
+    pub(super) bare_in: bool,
     /// Its output has one column: a returned value that is not a row is the row's one field.
     bare_out: bool,
     /// What it emits is made a `Row` of its fields (the next operator reads them by name; a reduce
@@ -81,6 +86,7 @@ impl Op {
             "Filter" => Kind::Filter,
             "Reduce" => Kind::Reduce,
             "Process" => Kind::Process,
+            "Window" => Kind::Window,
             _ => return Ok(None),
         };
         if op.getattr("is_async")?.is_truthy()? {
@@ -114,6 +120,8 @@ impl Op {
 struct Entry {
     /// The key as the functions see it (`ctx.get_current_key()`): the value, or a tuple of values.
     key: Py<PyAny>,
+    /// Its rank: the stage input row it first appeared in (timers fire by it).
+    rank: i64,
     /// A reduce's value so far.
     reduced: Option<Py<PyAny>>,
 }
@@ -138,7 +146,14 @@ pub struct NativeStage {
     keyed_first: bool,
     /// The stage input has timestamps: rows with a null one are the host's watermark markers.
     event_time: bool,
-    keys: HashMap<Box<[u8]>, Entry, foldhash::fast::RandomState>,
+    /// Each key's slot in `entries`, by its bytes.
+    keys: HashMap<Box<[u8]>, usize, foldhash::fast::RandomState>,
+    entries: Vec<Entry>,
+    /// After a restore: key object -> slot of the keys the checkpoint held windows or timers of (their
+    /// bytes are known once a row of theirs arrives).
+    restored: Option<Py<PyDict>>,
+    /// A window head's windows and timers.
+    windows: Option<Windows>,
     /// The input rows' field names.
     input_names: Vec<String>,
     shared: Shared,
@@ -146,7 +161,7 @@ pub struct NativeStage {
 
 /// The Python runtime's objects this one shares.
 #[derive(Debug)]
-struct Shared {
+pub(super) struct Shared {
     stage: Py<PyAny>,
     store: Py<PyAny>,
     ranks: Py<PyDict>,
@@ -166,14 +181,22 @@ impl NativeStage {
         if spec.connected() {
             return Ok(None);
         }
-        let head = stage.getattr("head")?;
-        let head = if head.is_none() {
+        let py_head = stage.getattr("head")?;
+        let mut windows = None;
+        let head = if py_head.is_none() {
             None
         } else {
-            match Op::load(&head)? {
+            match Op::load(&py_head)? {
                 Some(op) if op.kind == Kind::Reduce => Some(op),
-                // Event-time timers interleave with rows by watermark: the Python runtime's.
+                // Event-time timers of process functions: the Python runtime's.
                 Some(op) if op.kind == Kind::Process && spec.event_time.is_none() => Some(op),
+                Some(op) if op.kind == Kind::Window && !spec.key.is_empty() => match Windows::load(stage, &py_head)? {
+                    Some(w) => {
+                        windows = Some(w);
+                        Some(op)
+                    }
+                    None => return Ok(None),
+                },
                 _ => return Ok(None),
             }
         };
@@ -221,29 +244,33 @@ impl NativeStage {
             key,
             event_time: spec.event_time.is_some(),
             keys: HashMap::default(),
+            entries: Vec::new(),
+            restored: None,
+            windows,
             input_names: spec.input.fields.iter().map(|f| f.name.clone()).collect(),
             shared,
         }))
     }
 
     /// Runs the stage over a batch: stage input rows `index[i]` with values `data` (a struct column),
-    /// `timestamped(i)` false for the host's watermark markers, `watermark` the largest watermark the
-    /// batch carries. Returns what the stage emits, in the Python runtime's order.
+    /// watermark `watermarks[i]` before each and timestamp `timestamps[i]` (event time; a null one marks
+    /// the host's closing marker, which only carries the watermark). Returns what the stage emits, in
+    /// the Python runtime's order.
     pub fn process<'py>(
         &mut self,
         py: Python<'py>,
         index: &[i64],
-        timestamped: impl Fn(usize) -> bool,
-        watermark: Option<i64>,
+        watermarks: &[i64],
+        timestamps: &Column,
         data: &Column,
         times: Option<&mut ApplyTimes>,
     ) -> Result<Vec<Emitted<'py>>, UdfError> {
         let stage = self.shared.stage.bind(py).clone();
         let raised = |e: PyErr| from_py(py, &e, UdfErrorKind::Raised, None);
-        let result = self.run(py, &stage, index, timestamped, data, times);
+        let result = self.run(py, &stage, index, watermarks, timestamps, data, times);
         let side = self.shared.side.bind(py);
         side.del_slice(0, side.len()).map_err(raised)?;
-        if let (Some(w), Ok(timers)) = (watermark, stage.getattr("timers")) {
+        if let (Some(&w), Ok(timers)) = (watermarks.iter().max(), stage.getattr("timers")) {
             // The Python runtime raises its timers' watermark row by row; kept for its checkpoints.
             if !timers.is_none() {
                 let current: i64 = timers.getattr("watermark").and_then(|w| w.extract()).map_err(raised)?;
@@ -253,12 +280,14 @@ impl NativeStage {
         result
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn run<'py>(
         &mut self,
         py: Python<'py>,
         stage: &Bound<'py, PyAny>,
         index: &[i64],
-        timestamped: impl Fn(usize) -> bool,
+        watermarks: &[i64],
+        timestamps: &Column,
         data: &Column,
         times: Option<&mut ApplyTimes>,
     ) -> Result<Vec<Emitted<'py>>, UdfError> {
@@ -268,6 +297,14 @@ impl NativeStage {
         let ColumnData::Struct { columns, .. } = &data.data else {
             return Err(UdfError::plain(UdfErrorKind::BadResult, "a stream stage's data column is not a struct"));
         };
+        let stamps = match &timestamps.data {
+            ColumnData::Int64(v) if v.0.len() == rows => &v.0[..],
+            _ if !self.event_time => &[][..],
+            _ => return Err(UdfError::plain(UdfErrorKind::BadResult, "stream column __ts is not int64")),
+        };
+        if self.windows.is_some() && watermarks.len() != rows {
+            return Err(UdfError::plain(UdfErrorKind::BadResult, "stream column __wm is not int64"));
+        }
         // Column at a time, through the scalar UDFs' conversions; then a Row per input row.
         let mut values: Vec<Vec<Bound<'py, PyAny>>> = Vec::with_capacity(columns.len());
         for c in columns {
@@ -281,8 +318,12 @@ impl NativeStage {
         let mut out: Vec<Emitted<'py>> = Vec::with_capacity(rows);
         // Keys of `out`'s rows, for a keyed stage's first operator.
         let mut row_keys: Vec<Bound<'py, PyAny>> = Vec::new();
+        // Every key's object by slot, for windows' timers (bound once a batch).
+        let mut slot_keys: Vec<Bound<'py, PyAny>> = Vec::new();
+        if self.windows.is_some() {
+            slot_keys.extend(self.entries.iter().map(|e| e.key.bind(py).clone()));
+        }
         let shared = &self.shared;
-        let store = shared.store.bind(py);
         let ctx = shared.ctx.bind(py);
         if !self.key.is_empty() && rows > 0 {
             let timers = stage.getattr("processing_timers").map_err(raised)?;
@@ -303,10 +344,15 @@ impl NativeStage {
         }
         let mut key_bytes = Vec::new();
         for r in 0..rows {
-            if self.event_time && !timestamped(r) {
+            let at = index[r];
+            if let (Some(windows), Some(head)) = (&mut self.windows, &self.head) {
+                // Timers the watermark before this row passed fire first.
+                windows.advance(watermarks[r]);
+                while windows.fire_next(py, head, shared, &slot_keys, &mut out).map_err(|e| head.failed(py, &e, at))? {}
+            }
+            if self.event_time && timestamps.is_null(r) {
                 continue;
             }
-            let at = index[r];
             let order = [at, 0, 0, 0];
             let row = maker.make(values.iter().map(|c| &c[r])).map_err(raised)?;
             if self.key.is_empty() {
@@ -314,18 +360,27 @@ impl NativeStage {
                 continue;
             }
             keys::encode(columns, &self.key, r, &mut key_bytes);
-            if !self.keys.contains_key(&key_bytes[..]) {
-                let entry = shared.first_seen(py, &self.key, &values, r, at).map_err(raised)?;
-                self.keys.insert(key_bytes.clone().into_boxed_slice(), entry);
-            }
-            let Some(entry) = self.keys.get_mut(&key_bytes[..]) else { unreachable!("inserted just above") };
+            let slot = match self.keys.get(&key_bytes[..]) {
+                Some(&slot) => slot,
+                None => {
+                    let slot = shared
+                        .first_seen(py, &self.key, &values, r, at, &mut self.entries, self.restored.as_ref())
+                        .map_err(raised)?;
+                    self.keys.insert(key_bytes.clone().into_boxed_slice(), slot);
+                    if self.windows.is_some() && slot == slot_keys.len() {
+                        slot_keys.push(self.entries[slot].key.bind(py).clone());
+                    }
+                    slot
+                }
+            };
+            let entry = &mut self.entries[slot];
             let key = entry.key.bind(py);
             let Some(head) = &self.head else {
                 row_keys.push(key.clone());
                 out.push(Emitted { order, tag: 0, value: row });
                 continue;
             };
-            store.setattr(shared.names.current_key.bind(py), key).map_err(raised)?;
+            shared.set_current_key(py, key).map_err(raised)?;
             match head.kind {
                 Kind::Reduce => {
                     let value = match &entry.reduced {
@@ -342,6 +397,15 @@ impl NativeStage {
                     };
                     entry.reduced = Some(value.clone().unbind());
                     out.push(Emitted { order, tag: 0, value });
+                }
+                Kind::Window => {
+                    let Some(windows) = &mut self.windows else { unreachable!("a window head has windows") };
+                    let assigned = windows
+                        .element(py, head, shared, slot, entry.rank, at, stamps[r], &row)
+                        .map_err(|e| head.failed(py, &e, at))?;
+                    if let Assigned::Late = assigned {
+                        out.push(Emitted { order, tag: windows.late_tag, value: row });
+                    }
                 }
                 _ => {
                     stage.setattr(shared.names.order.bind(py), (at, 0, 0, 0)).map_err(raised)?;
@@ -364,27 +428,59 @@ impl NativeStage {
         Ok(out)
     }
 
-    /// Before the Python runtime pickles the stage's state: the reduce values into its table.
-    pub fn before_snapshot(&self, py: Python<'_>) -> PyResult<()> {
-        let Some(table) = &self.shared.reduce_table else { return Ok(()) };
-        let table = table.bind(py);
-        for entry in self.keys.values() {
-            if let Some(value) = &entry.reduced {
-                table.set_item(entry.key.bind(py), value.bind(py))?;
+    /// Hands this runtime's state to the Python runtime, in its form: the reduce values into its
+    /// table, the windows and their timers into its own (replacing what it held). Before it pickles
+    /// the stage's state, and (`ending`) before it ends the input, after which this runtime keeps none.
+    pub fn hand_over(&mut self, py: Python<'_>, ending: bool) -> PyResult<()> {
+        if let Some(table) = &self.shared.reduce_table {
+            let table = table.bind(py);
+            for entry in &self.entries {
+                if let Some(value) = &entry.reduced {
+                    table.set_item(entry.key.bind(py), value.bind(py))?;
+                }
+            }
+        }
+        if let Some(windows) = &mut self.windows {
+            let keys: Vec<Py<PyAny>> = self.entries.iter().map(|e| e.key.clone_ref(py)).collect();
+            windows.hand_over(py, self.shared.stage.bind(py), &keys)?;
+            if ending {
+                windows.clear();
             }
         }
         Ok(())
     }
 
-    /// After the Python runtime loaded a checkpoint's state: keys are read from it again.
-    pub fn after_restore(&mut self) {
+    /// After the Python runtime loaded a checkpoint's state: keys are read from it again as their rows
+    /// arrive; windows and their timers are taken over now.
+    pub fn after_restore(&mut self, py: Python<'_>) -> PyResult<()> {
         self.keys.clear();
+        self.entries.clear();
+        self.restored = None;
+        let Some(windows) = &mut self.windows else { return Ok(()) };
+        let restored = PyDict::new(py);
+        let (entries, shared) = (&mut self.entries, &self.shared);
+        let ranks = shared.ranks.bind(py);
+        windows.take_over(py, shared.stage.bind(py), |key| {
+            if let Some(slot) = restored.get_item(key)? {
+                return slot.extract();
+            }
+            let Some(rank) = ranks.get_item(key)? else {
+                return Err(PyValueError::new_err(format!("checkpoint state without the rank of key {}", key.repr()?)));
+            };
+            entries.push(Entry { key: key.clone().unbind(), rank: rank.extract()?, reduced: None });
+            restored.set_item(key, entries.len() - 1)?;
+            Ok(entries.len() - 1)
+        })?;
+        self.restored = Some(restored.unbind());
+        Ok(())
     }
 }
 
 impl Shared {
-    /// The entry of a key this map has not seen (row `r`'s, stage input row `at`): its rank is set in
-    /// the Python runtime's ranks if it has none there, its reduce value is the Python runtime's.
+    /// The slot of a key this map has not seen (row `r`'s, stage input row `at`): a restored
+    /// checkpoint's, or a new entry in `entries`. Its rank is the Python runtime's, set there if it has
+    /// none; its reduce value too.
+    #[allow(clippy::too_many_arguments)]
     fn first_seen(
         &self,
         py: Python<'_>,
@@ -392,20 +488,37 @@ impl Shared {
         values: &[Vec<Bound<'_, PyAny>>],
         r: usize,
         at: i64,
-    ) -> PyResult<Entry> {
+        entries: &mut Vec<Entry>,
+        restored: Option<&Py<PyDict>>,
+    ) -> PyResult<usize> {
         let key = match key {
             [k] => values[*k][r].clone(),
             ks => PyTuple::new(py, ks.iter().map(|&k| &values[k][r]))?.into_any(),
         };
-        let ranks = self.ranks.bind(py);
-        if !ranks.contains(&key)? {
-            ranks.set_item(&key, at)?;
+        if let Some(restored) = restored {
+            if let Some(slot) = restored.bind(py).get_item(&key)? {
+                return slot.extract();
+            }
         }
+        let ranks = self.ranks.bind(py);
+        let rank = match ranks.get_item(&key)? {
+            Some(rank) => rank.extract()?,
+            None => {
+                ranks.set_item(&key, at)?;
+                at
+            }
+        };
         let reduced = match &self.reduce_table {
             Some(table) => table.bind(py).get_item(&key)?.map(Bound::unbind),
             None => None,
         };
-        Ok(Entry { key: key.unbind(), reduced })
+        entries.push(Entry { key: key.unbind(), rank, reduced });
+        Ok(entries.len() - 1)
+    }
+
+    /// Makes `key` the current key of the Python runtime's keyed state.
+    pub(super) fn set_current_key(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<()> {
+        self.store.bind(py).setattr(self.names.current_key.bind(py), key)
     }
 
     /// Runs operator `op` of the chain over `items` (the operator before its output); `keys`: each
@@ -516,7 +629,7 @@ impl Shared {
     /// A returned value as `op`'s output row (the Python runtime's `_Op.row`): a bare value of a
     /// one-column output wrapped, a named output's plain tuple made a `Row` of its fields; anything
     /// else it decides.
-    fn shape<'py>(&self, py: Python<'py>, op: &Op, value: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    pub(super) fn shape<'py>(&self, py: Python<'py>, op: &Op, value: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
         let row_like = value.is_instance_of::<PyTuple>()
             || value.is_instance_of::<PyDict>()
             || value.is_instance(self.row_class.bind(py))?;
@@ -540,7 +653,7 @@ impl Shared {
 }
 
 /// A one-column row's value (`row[0]`; a `Row` is a list).
-fn first<'py>(row: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+pub(super) fn first<'py>(row: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
     match row.cast::<PyList>() {
         Ok(list) => list.get_item(0),
         _ => row.get_item(0),
