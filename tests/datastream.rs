@@ -1329,5 +1329,45 @@ fn windows_ending_past_the_largest_timestamp_fire_at_the_end_of_input() {
             ],
             "{mode}"
         );
+        // The same through an aggregate, which udfpool's Rust runtime runs (window ends past int64).
+        let mut job = DataStream::source("a", ktv())
+            .assign_timestamps("ts", 0)
+            .key_by(["k"])
+            .window(Window::tumbling(10))
+            .aggregate(&udf("SumAgg"), ktv())
+            .build(JobSettings::default().mode(mode).workers(2).worker_exe(worker_exe()))
+            .unwrap();
+        let first = job
+            .push("a", arrow(ktv_batch(&[("a", 3, 1), ("a", near_end, 4), ("b", near_end, 2)])))
+            .map(emitted)
+            .unwrap();
+        let row = |k: &str, v| vec![Value::Utf8(k.into()), Value::Int64(0), Value::Int64(v)];
+        assert_eq!(first.main.to_rows(), vec![row("a", 1)], "{mode}");
+        let rest = job.finish().map(emitted).unwrap();
+        assert_eq!(rest.main.to_rows(), vec![row("a", 4), row("b", 2)], "{mode}");
+    }
+}
+
+/// `end_input` fires what is left and returns it; the job then refuses input, and `finish` only stops
+/// the workers.
+#[test]
+fn end_input_fires_what_is_left_and_then_the_job_takes_no_more() {
+    for mode in MODES {
+        let mut job = DataStream::source("a", ktv())
+            .assign_timestamps("ts", 0)
+            .key_by(["k"])
+            .window(Window::tumbling(10))
+            .aggregate(&udf("SumAgg"), ktv())
+            .build(JobSettings::default().mode(mode).workers(1).worker_exe(worker_exe()))
+            .unwrap();
+        let out = job.push("a", arrow(ktv_batch(&[("a", 1, 5), ("b", 2, 7), ("a", 4, 1)]))).map(emitted).unwrap();
+        assert_eq!(out.main.num_rows(), 0, "{mode}: no window has ended yet");
+        let ended = job.end_input().map(emitted).unwrap();
+        let row = |k: &str, v| vec![Value::Utf8(k.into()), Value::Int64(0), Value::Int64(v)];
+        assert_eq!(ended.main.to_rows(), vec![row("a", 6), row("b", 7)], "{mode}");
+        let e = job.push("a", arrow(ktv_batch(&[("a", 5, 1)]))).unwrap_err().to_string();
+        assert!(e.contains("input has ended"), "{mode}: {e}");
+        assert!(job.end_input().is_err(), "{mode}: the input ends once");
+        assert_eq!(job.finish().map(emitted).unwrap().main.num_rows(), 0, "{mode}");
     }
 }

@@ -495,6 +495,7 @@ impl DataStream {
         Ok(StreamJob {
             stages,
             failed: None,
+            ended: false,
             inputs: self.inputs,
             output_schema: self.schema,
             side_outputs: self.side_outputs,
@@ -854,6 +855,8 @@ pub struct StreamJob {
     stages: Vec<StageRun>,
     /// Set by the first failure: the stages' state is then partly applied, so the job takes no more.
     failed: Option<Arc<PoolError>>,
+    /// [`end_input`](StreamJob::end_input) ran.
+    ended: bool,
     inputs: Inputs,
     output_schema: Schema,
     side_outputs: Vec<(String, Schema)>,
@@ -930,6 +933,9 @@ impl StreamJob {
     }
 
     fn check_usable(&self) -> Result<(), PoolError> {
+        if self.ended {
+            return Err(PoolError::Usage("the stream job's input has ended: it takes no more input".into()));
+        }
         match &self.failed {
             Some(cause) => Err(PoolError::Broken {
                 context: "the stream job failed earlier and takes no more input".into(),
@@ -1034,16 +1040,11 @@ impl StreamJob {
 
     /// The input has ended: every pending timer and window fires; then the workers stop.
     pub fn finish(mut self) -> Result<StreamOutput, PoolError> {
-        self.check_usable()?;
-        let mut sides = self.empty_sides();
-        let mut mains = Vec::new();
-        for i in 0..self.stages.len() {
-            let outputs = self.stages[i].finish(i)?;
-            let main = self.collect_sides(outputs, &mut sides)?;
-            mains.push(self.run_from(i + 1, main, &mut sides)?);
-        }
-        let main = concat_batches(&self.output_schema, &mains)?;
-        let output = self.output(main, sides)?;
+        let output = if self.ended { None } else { Some(self.end_input()?) };
+        let output = match output {
+            Some(output) => output,
+            None => self.output(concat_batches(&self.output_schema, &[])?, self.empty_sides())?,
+        };
         let mut closing = Vec::new();
         for mut stage in self.stages {
             if let Err(e) = stage.workers.close() {
@@ -1054,6 +1055,23 @@ impl StreamJob {
             Some(e) => Err(e),
             None => Ok(output),
         }
+    }
+
+    /// The input has ended: every pending timer and window fires, and what they emit is returned; the
+    /// workers keep running until [`finish`](Self::finish) (which then returns nothing more) or the job
+    /// is dropped. The job takes no more input.
+    pub fn end_input(&mut self) -> Result<StreamOutput, PoolError> {
+        self.check_usable()?;
+        self.ended = true;
+        let mut sides = self.empty_sides();
+        let mut mains = Vec::new();
+        for i in 0..self.stages.len() {
+            let outputs = self.stages[i].finish(i)?;
+            let main = self.collect_sides(outputs, &mut sides)?;
+            mains.push(self.run_from(i + 1, main, &mut sides)?);
+        }
+        let main = concat_batches(&self.output_schema, &mains)?;
+        self.output(main, sides)
     }
 
     fn empty_sides(&self) -> Vec<Vec<RecordBatch>> {

@@ -1,7 +1,7 @@
 //! The DataStream workloads of `udfpool bench` (opt-in: `--workloads map,reduce,process,window`): a
 //! map, a keyed rolling reduce, a keyed process function with value state, and a tumbling-window
-//! aggregate, over rows of 100 keys. Each measurement is a fresh job (started outside the timing):
-//! every batch pushed, then `finish` (the last windows fire), in either mode.
+//! aggregate, over rows of 100 keys. Each measurement is a fresh job (started and stopped outside the
+//! timing): every batch pushed, then `end_input` (the last windows fire), in either mode.
 
 use super::Workload;
 use anyhow::Result;
@@ -72,13 +72,16 @@ pub fn job(
     Ok(stream.build(settings)?)
 }
 
-/// Seconds to push every batch of `input` through a started job and finish it.
+/// Seconds to push every batch of `input` through a started job and end its input (the last windows
+/// fire); the workers' shutdown after that is outside the timing, as their start is.
 pub fn time_job(mut job: StreamJob, input: Vec<RecordBatch>) -> Result<f64> {
     let input = input.into_iter().map(ipc::arrow::to_arrow).collect::<Result<Vec<_>, _>>()?;
     let start = Instant::now();
     for b in input {
         job.push("input", b)?;
     }
+    job.end_input()?;
+    let secs = start.elapsed().as_secs_f64();
     job.finish()?;
-    Ok(start.elapsed().as_secs_f64())
+    Ok(secs)
 }
