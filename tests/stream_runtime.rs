@@ -217,6 +217,9 @@ fn both_runtimes_emit_the_same_rows_side_outputs_and_errors() {
     }
 }
 
+/// Makes a job.
+type JobOf = fn() -> DataStream;
+
 /// Checkpoints taken mid-stream (reduce values; open windows and their timers) restore in either
 /// runtime.
 #[test]
@@ -225,7 +228,7 @@ fn checkpoints_taken_in_one_runtime_restore_in_the_other() {
     fn windowed() -> host::datastream::KeyedStream {
         DataStream::source("a", ktv()).assign_timestamps("ts", 3).key_by(["k"])
     }
-    let jobs: [(&str, fn() -> DataStream, &[RecordBatch]); 3] = [
+    let jobs: [(&str, JobOf, &[RecordBatch]); 3] = [
         (
             "keyed reduce",
             || DataStream::source("a", ktv()).key_by(["k"]).reduce(&f("add")).map(&f("double"), ktv()),
