@@ -1136,6 +1136,90 @@ fn with_checkpoints_a_killed_worker_recovers_past_the_replay_limit() {
     assert_eq!(killed, calm);
 }
 
+const IN_FLIGHT: &str = "udfpool.stream-batches-in-flight";
+
+/// With several pushed batches in flight, a two-stage job (a keyed process function with timers, then
+/// a keyed window) emits what it does one batch at a time, in every mode; in PROCESS mode a worker of
+/// each stage killed with batches in flight is replaced and gets them again, with and without
+/// checkpoints (one per push: each drains the batches in flight first).
+#[test]
+fn pipelined_batches_emit_what_one_at_a_time_does_also_when_workers_die() {
+    for mode in MODES {
+        let settings = |n: &str| JobSettings::default().mode(mode).workers(2).config(IN_FLIGHT, n);
+        let (calm, _, _) = two_keyed_stages(settings("1"), None).unwrap();
+        assert!(!calm.is_empty());
+        for n in ["2", "5"] {
+            let (pipelined, restarts, _) = two_keyed_stages(settings(n), None).unwrap();
+            assert_eq!((&pipelined, restarts), (&calm, 0), "{mode}, {n} in flight");
+        }
+    }
+    let settings = |n: &str| JobSettings::default().mode(Mode::Process).workers(2).config(IN_FLIGHT, n);
+    let (calm, _, _) = two_keyed_stages(settings("1"), None).unwrap();
+    let (killed, restarts, _) = two_keyed_stages(settings("3"), Some(4)).unwrap();
+    assert_eq!(restarts, 2, "one replacement per stage");
+    assert_eq!(killed, calm);
+    let every_push = settings("3").config("execution.checkpointing.interval", "1 ms");
+    let (killed, restarts, checkpoints) = two_keyed_stages(every_push, Some(5)).unwrap();
+    assert_eq!((restarts, checkpoints), (2, 9), "one replacement per stage, a checkpoint per push");
+    assert_eq!(killed, calm);
+}
+
+/// With N batches in flight, push returns the output of the batches that completed: none until N are
+/// in flight, then the oldest's; flush completes the rest, and a checkpoint waits for it. A failing
+/// function fails the job with the failing batch's error, whichever push finds it.
+#[test]
+fn pipelined_push_returns_earlier_batches_and_flush_completes_them() {
+    let rows = |from: i64| -> Vec<(&str, i64, i64)> { (from..from + 3).map(|i| ("a", i, i)).collect() };
+    for mode in MODES {
+        let settings = || JobSettings::default().mode(mode).workers(1).worker_exe(worker_exe()).config(IN_FLIGHT, "3");
+        let mut job = DataStream::source("a", ktv())
+            .map(&udf("double"), ktv())
+            .key_by(["k"])
+            .reduce(&udf("add"))
+            .build(settings())
+            .unwrap();
+        let pushed = |job: &mut StreamJob, from| job.push("a", arrow(ktv_batch(&rows(from)))).map(emitted).unwrap();
+        assert_eq!(pushed(&mut job, 0).main.num_rows(), 0, "{mode}");
+        assert_eq!((pushed(&mut job, 3).main.num_rows(), job.batches_in_flight()), (0, 2), "{mode}");
+        let third = pushed(&mut job, 6);
+        assert_eq!((third.main.num_rows(), job.batches_in_flight()), (3, 2), "{mode}: the first batch's rows");
+        let e = job.checkpoint().unwrap_err().to_string();
+        assert!(e.contains("2 pushed batches are still in flight") && e.contains("flush()"), "{mode}: {e}");
+        let rest = job.flush().map(emitted).unwrap();
+        assert_eq!((rest.main.num_rows(), job.batches_in_flight()), (6, 0), "{mode}");
+        // Running sums of 2 * ts over the nine rows, in order.
+        let mut all = third.main.to_rows();
+        all.extend(rest.main.to_rows());
+        let sums: Vec<Value> = all.iter().map(|r| r[2].clone()).collect();
+        let expected: Vec<Value> = (0..9)
+            .scan(0, |sum, i| {
+                Some(Value::Int64({
+                    *sum += 2 * i;
+                    *sum
+                }))
+            })
+            .collect();
+        assert_eq!(sums, expected, "{mode}");
+        job.checkpoint().unwrap();
+        job.finish().unwrap();
+
+        let mut job = DataStream::source("a", ktv()).map(&udf("fails_on_seven"), ktv()).build(settings()).unwrap();
+        let mut failure = None;
+        for from in [0, 3, 6, 9, 12] {
+            if let Err(e) = job.push("a", arrow(ktv_batch(&rows(from)))) {
+                failure = Some(e.to_string());
+                break;
+            }
+        }
+        let failure = match failure {
+            Some(e) => e,
+            None => job.flush().unwrap_err().to_string(),
+        };
+        assert!(failure.contains("batch 2") && failure.contains("operator 1"), "{mode}: {failure}");
+        assert!(job.push("a", arrow(ktv_batch(&rows(15)))).is_err(), "{mode}: a failed job takes no more");
+    }
+}
+
 // PyFlink's API, as its users write it (issue 18).
 
 fn compat(name: &str) -> String {

@@ -125,7 +125,7 @@ impl Aggregation {
         let mut replay = Replay {
             restore: None,
             finished: &history[lane],
-            resend: None,
+            resend: &[],
             columns: &self.columns,
             attempts,
             max_retries,

@@ -78,6 +78,8 @@ pub const TRACE_STAGES: &str = "udfpool.trace-stages";
 pub const STREAM_REPLAY_ROWS: &str = "udfpool.stream-replay-rows";
 /// DataStream stages: `native` (udfpool's Rust operator runtime where it covers the stage) or `python`.
 pub const STREAM_RUNTIME: &str = "udfpool.stream-runtime";
+/// DataStream jobs: pushed batches in flight at once (1: each push returns its own batch's output).
+pub const STREAM_BATCHES_IN_FLIGHT: &str = "udfpool.stream-batches-in-flight";
 /// DataStream jobs: how often to checkpoint (Flink's key; a duration such as `10 s`, `500 ms`, `1 min`).
 pub const CHECKPOINT_INTERVAL: &str = "execution.checkpointing.interval";
 /// DataStream jobs run by `udfpool run`: the directory checkpoints are written to (Flink's key).
@@ -88,7 +90,7 @@ pub const CHECKPOINT_DIR: &str = "execution.checkpointing.dir";
 pub const AGG_PHASE_STRATEGY: &str = "table.optimizer.agg-phase-strategy";
 
 /// Every key udfpool itself understands, with a one-line description.
-pub const KEYS: [(&str, &str); 15] = [
+pub const KEYS: [(&str, &str); 16] = [
     (EXECUTION_MODE, "process (default) or thread"),
     (PYTHON_EXECUTABLE, "python of a virtualenv whose packages UDFs import (default: $VIRTUAL_ENV's)"),
     (MAX_IN_FLIGHT, "batches queued per worker to hide latency (default 2)"),
@@ -113,9 +115,16 @@ pub const KEYS: [(&str, &str); 15] = [
     ),
     (
         STREAM_RUNTIME,
-        "DataStream stages: native (default) runs map, flat_map, filter, keyed reduce and keyed process \
-         without event time in udfpool's Rust operator runtime, calling Python only for the functions; \
-         python runs every stage in the bundled Python runtime (every other stage always does)",
+        "DataStream stages: native (default) runs map, flat_map, filter, keyed reduce, keyed process \
+         without event time, and tumbling and sliding windows' aggregates and reduces in udfpool's Rust \
+         operator runtime, calling Python only for the functions; python runs every stage in the bundled \
+         Python runtime (every other stage always does)",
+    ),
+    (
+        STREAM_BATCHES_IN_FLIGHT,
+        "DataStream jobs: pushed batches in flight at once, 1 to 64 (default 1: each push returns its own \
+         batch's output); above 1, a batch enters the first stage while earlier ones run in later stages, \
+         and push returns the output of the batches that completed, in order",
     ),
     (
         CHECKPOINT_INTERVAL,
@@ -185,6 +194,8 @@ pub struct PoolConfig {
     pub stream_replay_rows: u64,
     /// DataStream stages: run in the Python runtime even where the Rust one covers them.
     pub python_stream_runtime: bool,
+    /// DataStream jobs: pushed batches in flight at once.
+    pub stream_batches_in_flight: usize,
     /// DataStream jobs: how often to checkpoint, if at all.
     pub checkpoint_interval: Option<Duration>,
     /// DataStream jobs of `udfpool run`: where checkpoints are written, if anywhere.
@@ -212,6 +223,7 @@ impl Default for PoolConfig {
             trace_stages: false,
             stream_replay_rows: 1_000_000,
             python_stream_runtime: false,
+            stream_batches_in_flight: 1,
             checkpoint_interval: None,
             checkpoint_dir: None,
             two_phase: false,
@@ -318,6 +330,9 @@ impl PoolConfig {
                 }
             }
             STREAM_REPLAY_ROWS => self.stream_replay_rows = number(key, value, "a number of rows", |_: &u64| true)?,
+            STREAM_BATCHES_IN_FLIGHT => {
+                self.stream_batches_in_flight = number(key, value, "an integer from 1 to 64", |n| (1..=64).contains(n))?
+            }
             STREAM_RUNTIME => {
                 self.python_stream_runtime = match value.trim().to_ascii_lowercase().as_str() {
                     "native" => false,

@@ -62,6 +62,7 @@ use ipc::protocol::{
     EventTime, StreamOp, StreamOpKind, StreamStage, UdfError, WindowAssigner, WindowFunctionKind, WindowSpec,
     ELEMENT_PHASE, EVENT_TIMER_PHASE, PROCESSING_TIMER_PHASE, STREAM_ORDER_COLUMNS,
 };
+use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -492,6 +493,7 @@ impl DataStream {
         let described: Vec<_> =
             stages.iter().map(|s| serde_json::json!({ "stage": &s.stage, "workers": s.workers.workers() })).collect();
         let interval = stages[0].checkpoint_interval;
+        let batches_in_flight = stages[0].batches_in_flight;
         Ok(StreamJob {
             stages,
             failed: None,
@@ -505,6 +507,8 @@ impl DataStream {
             next_checkpoint_id: 1,
             taken: None,
             checkpointing: Duration::ZERO,
+            batches_in_flight,
+            pipeline: VecDeque::new(),
         })
     }
 }
@@ -870,6 +874,22 @@ pub struct StreamJob {
     taken: Option<Checkpoint>,
     /// Time spent taking checkpoints so far.
     checkpointing: Duration,
+    /// `udfpool.stream-batches-in-flight`.
+    batches_in_flight: usize,
+    /// Pushed batches on their way through the stages, oldest first.
+    pipeline: VecDeque<InFlight>,
+}
+
+/// A batch through every stage: its main output and each side output's parts.
+type Completed = (RecordBatch, Vec<Vec<RecordBatch>>);
+
+/// A pushed batch on its way through a job's stages.
+struct InFlight {
+    /// The stage it was sent to, and what it sent.
+    stage: usize,
+    sent: Sent,
+    /// Its side outputs so far.
+    sides: Vec<Vec<RecordBatch>>,
 }
 
 impl std::fmt::Debug for StreamJob {
@@ -948,6 +968,12 @@ impl StreamJob {
     /// Runs `batch` of the source `source` through the job; returns what it emitted. A batch that fails
     /// in a function fails the job: its stages' state is partly applied, so later input is refused.
     ///
+    /// With `udfpool.stream-batches-in-flight` N above 1, the batch enters the first stage while up to
+    /// N - 1 earlier ones are still on their way (each stage's workers run their part meanwhile), and
+    /// push returns the output of the batches that completed, oldest first, in the same order as with
+    /// 1; [`flush`](Self::flush) and [`end_input`](Self::end_input) complete the rest. An error may then
+    /// be an earlier batch's (it names the stage's batch and row).
+    ///
     /// With `execution.checkpointing.interval` set, the first push after each interval then takes a
     /// checkpoint (see [`checkpoint`](Self::checkpoint)), which [`take_checkpoint`](Self::take_checkpoint)
     /// hands over; one that fails fails the job (with this batch's output undelivered).
@@ -955,23 +981,88 @@ impl StreamJob {
         self.check_usable()?;
         let batch = ipc::arrow::from_arrow(&batch)?;
         let input = self.stage_input(source, batch)?;
-        let mut sides = self.empty_sides();
         let due = |job: &Self| job.checkpoint_interval.is_some_and(|i| job.last_checkpoint.elapsed() >= i);
-        let ran = self.run_from(0, input, &mut sides).and_then(|main| self.output(main, sides)).and_then(|output| {
+        let ran = self.enter(input).and_then(|mut done| {
             if due(self) {
+                // Between batches: every batch in flight completes first, its output delivered now.
+                done.extend(self.drain()?);
                 self.taken = Some(self.checkpoint()?);
             }
-            Ok(output)
+            self.delivered(done)
         });
-        match ran {
-            Ok(output) => Ok(output),
-            Err(e) => {
-                // The caller gets the error; later calls get it as the cause of `Broken`.
-                let cause = Arc::new(e);
-                self.failed = Some(cause.clone());
-                Err(PoolError::Broken { context: "the stream job failed".into(), source: cause })
+        self.or_fail(ran)
+    }
+
+    /// Completes every batch in flight (`udfpool.stream-batches-in-flight` above 1) and returns their
+    /// output; nothing is left in flight after.
+    pub fn flush(&mut self) -> Result<StreamOutput, PoolError> {
+        self.check_usable()?;
+        let ran = self.drain().and_then(|done| self.delivered(done));
+        self.or_fail(ran)
+    }
+
+    /// Batches pushed and not yet completed (their output not yet returned).
+    pub fn batches_in_flight(&self) -> usize {
+        self.pipeline.len()
+    }
+
+    /// `ran`, or (a failure) the job marked failed and the error.
+    fn or_fail<T>(&mut self, ran: Result<T, PoolError>) -> Result<T, PoolError> {
+        ran.map_err(|e| {
+            // The caller gets the error; later calls get it as the cause of `Broken`.
+            let cause = Arc::new(e);
+            self.failed = Some(cause.clone());
+            PoolError::Broken { context: "the stream job failed".into(), source: cause }
+        })
+    }
+
+    /// Sends `input` into the first stage; completes the oldest batches while as many as
+    /// `udfpool.stream-batches-in-flight` are in flight (1: this one): their (main, side) outputs.
+    fn enter(&mut self, input: RecordBatch) -> Result<Vec<Completed>, PoolError> {
+        let sent = self.stages[0].send(0, input)?;
+        self.pipeline.push_back(InFlight { stage: 0, sent, sides: self.empty_sides() });
+        let mut done = Vec::new();
+        while self.pipeline.len() >= self.batches_in_flight {
+            done.push(self.complete_oldest()?);
+        }
+        Ok(done)
+    }
+
+    /// Every batch in flight, completed.
+    fn drain(&mut self) -> Result<Vec<Completed>, PoolError> {
+        let mut done = Vec::with_capacity(self.pipeline.len());
+        while !self.pipeline.is_empty() {
+            done.push(self.complete_oldest()?);
+        }
+        Ok(done)
+    }
+
+    /// Takes the oldest batch in flight through the rest of the stages. Younger batches wait in earlier
+    /// stages (their workers run them meanwhile), so each stage gets its batches in order.
+    fn complete_oldest(&mut self) -> Result<Completed, PoolError> {
+        let InFlight { mut stage, mut sent, mut sides } = self.pipeline.pop_front().expect("a batch in flight");
+        loop {
+            let outputs = self.stages[stage].receive(stage, sent)?;
+            let main = self.collect_sides(outputs, &mut sides)?;
+            stage += 1;
+            if stage == self.stages.len() {
+                return Ok((main, sides));
+            }
+            sent = self.stages[stage].send(stage, main)?;
+        }
+    }
+
+    /// Completed batches' outputs as one.
+    fn delivered(&self, done: Vec<Completed>) -> Result<StreamOutput, PoolError> {
+        let mut sides = self.empty_sides();
+        let mut mains = Vec::with_capacity(done.len());
+        for (main, side) in done {
+            mains.push(main);
+            for (all, part) in sides.iter_mut().zip(side) {
+                all.extend(part);
             }
         }
+        self.output(concat_batches(&self.output_schema, &mains)?, sides)
     }
 
     /// Takes a checkpoint now: every stage's position and every worker's state (keyed state, reduce
@@ -981,6 +1072,12 @@ impl StreamJob {
     /// the job itself goes on.
     pub fn checkpoint(&mut self) -> Result<Checkpoint, PoolError> {
         self.check_usable()?;
+        if !self.pipeline.is_empty() {
+            return Err(PoolError::Usage(format!(
+                "{} pushed batches are still in flight: a checkpoint is taken between batches, after flush()",
+                self.pipeline.len()
+            )));
+        }
         let start = Instant::now();
         let id = self.next_checkpoint_id;
         let mut stages = Vec::with_capacity(self.stages.len());
@@ -1057,21 +1154,21 @@ impl StreamJob {
         }
     }
 
-    /// The input has ended: every pending timer and window fires, and what they emit is returned; the
-    /// workers keep running until [`finish`](Self::finish) (which then returns nothing more) or the job
-    /// is dropped. The job takes no more input.
+    /// The input has ended: the batches still in flight complete, then every pending timer and window
+    /// fires; what they emit is returned. The workers keep running until [`finish`](Self::finish)
+    /// (which then returns nothing more) or the job is dropped. The job takes no more input.
     pub fn end_input(&mut self) -> Result<StreamOutput, PoolError> {
         self.check_usable()?;
         self.ended = true;
-        let mut sides = self.empty_sides();
-        let mut mains = Vec::new();
-        for i in 0..self.stages.len() {
-            let outputs = self.stages[i].finish(i)?;
-            let main = self.collect_sides(outputs, &mut sides)?;
-            mains.push(self.run_from(i + 1, main, &mut sides)?);
-        }
-        let main = concat_batches(&self.output_schema, &mains)?;
-        self.output(main, sides)
+        self.drain().and_then(|mut done| {
+            for i in 0..self.stages.len() {
+                let mut sides = self.empty_sides();
+                let outputs = self.stages[i].finish(i)?;
+                let main = self.collect_sides(outputs, &mut sides)?;
+                done.push((self.run_from(i + 1, main, &mut sides)?, sides));
+            }
+            self.delivered(done)
+        })
     }
 
     fn empty_sides(&self) -> Vec<Vec<RecordBatch>> {
@@ -1247,6 +1344,31 @@ struct StageRun {
     checkpoint_interval: Option<Duration>,
     /// Traced time in the host's own stages ([`Stage::STREAM_HOST`]).
     host_stages: StageTotals,
+    /// Each worker's parts sent and not yet answered, oldest first.
+    in_flight: Vec<VecDeque<Arc<RecordBatch>>>,
+    /// `udfpool.stream-batches-in-flight` (the job's, read by the first stage).
+    batches_in_flight: usize,
+}
+
+/// A batch a stage sent to its workers, until [`StageRun::receive`] takes their answers.
+struct Sent {
+    /// Each part and the worker it went to.
+    submitted: Vec<(usize, Arc<RecordBatch>)>,
+    /// The stage's batch number (for errors).
+    batch: u64,
+    /// The stage input row of its first row.
+    base: u64,
+    rows: usize,
+    /// Event time: the watermark before each row and after the last.
+    watermarks: Vec<i64>,
+    /// Rows of a broadcast input that went to every worker.
+    broadcast_rows: Vec<u64>,
+}
+
+impl Sent {
+    fn empty() -> Self {
+        Sent { submitted: Vec::new(), batch: 0, base: 0, rows: 0, watermarks: Vec::new(), broadcast_rows: Vec::new() }
+    }
 }
 
 fn int_column(values: Vec<i64>, validity: Option<ipc::batch::Bitmap>) -> Column {
@@ -1311,6 +1433,7 @@ impl StageRun {
         let replay_limit = started.config.stream_replay_rows;
         let checkpoint_interval = started.config.checkpoint_interval;
         let workers = started.workers;
+        let lanes = workers.workers();
         // Only PROCESS workers are replaced: THREAD mode keeps nothing.
         let history = (replay_limit > 0 && workers.replaces_workers()).then(|| vec![Vec::new(); workers.workers()]);
         let broadcast = stage.ops.first().is_some_and(|o| o.kind == StreamOpKind::BroadcastProcess);
@@ -1331,6 +1454,8 @@ impl StageRun {
             snapshots: None,
             checkpoint_interval,
             host_stages: StageTotals::default(),
+            in_flight: vec![VecDeque::new(); lanes],
+            batches_in_flight: started.config.stream_batches_in_flight,
         })
     }
 
@@ -1343,7 +1468,7 @@ impl StageRun {
             let state = loop {
                 match self.workers.snapshot(lane) {
                     Ok(state) => break state,
-                    Err(e) => self.recover(index, lane, e, None, &mut attempts)?,
+                    Err(e) => self.recover(index, lane, e, false, &mut attempts)?,
                 }
             };
             workers.push(state.map_err(|error| PoolError::Checkpoint {
@@ -1378,7 +1503,7 @@ impl StageRun {
                 Err(e) => {
                     // Died while restoring: the replacement restores from `snapshots`.
                     self.snapshots = Some(taken.workers.clone());
-                    self.recover(index, lane, e, None, &mut attempts)?;
+                    self.recover(index, lane, e, false, &mut attempts)?;
                     Ok(())
                 }
             };
@@ -1483,10 +1608,18 @@ impl StageRun {
         crate::key_route::lane_of_key(column, keys, row, lanes)
     }
 
+    /// Runs `data` through the stage: [`send`](Self::send), then [`receive`](Self::receive).
     fn push(&mut self, index: usize, data: RecordBatch) -> Result<Outputs, PoolError> {
+        let sent = self.send(index, data)?;
+        self.receive(index, sent)
+    }
+
+    /// Routes `data` to the workers and submits each its part; what they answer is taken by
+    /// [`receive`](Self::receive), batch by batch in the order they were sent (several may be in flight).
+    fn send(&mut self, index: usize, data: RecordBatch) -> Result<Sent, PoolError> {
         let n = data.num_rows();
         if n == 0 {
-            return Ok(self.outputs.iter().map(|s| RecordBatch::empty(s.clone())).collect());
+            return Ok(Sent::empty());
         }
         // Traced: the time spent routing (everything before the parts are submitted, less the
         // submits) and merging.
@@ -1568,9 +1701,11 @@ impl StageRun {
             })?;
             let part = Arc::new(part);
             route_ns += routing.elapsed().as_nanos() as u64;
+            // In flight before it is submitted: a recovery resends it with the lane's others.
+            self.in_flight[lane].push_back(part.clone());
             let mut attempts = 0;
             if let Err(e) = self.submit(lane, &part) {
-                self.recover(index, lane, e, Some(&part), &mut attempts)?;
+                self.recover(index, lane, e, true, &mut attempts)?;
             }
             routing = Instant::now();
             submitted.push((lane, part));
@@ -1578,19 +1713,30 @@ impl StageRun {
         if traced {
             self.host_stages.add(Stage::Route, route_ns);
         }
+        let batch = self.batches;
+        self.batches += 1;
+        self.rows += n as u64;
+        Ok(Sent { submitted, batch, base, rows: n, watermarks, broadcast_rows })
+    }
+
+    /// The workers' answers to `sent` (the oldest batch in flight), merged into the stage's outputs.
+    fn receive(&mut self, index: usize, sent: Sent) -> Result<Outputs, PoolError> {
+        let Sent { submitted, batch, base, rows: n, watermarks, broadcast_rows } = sent;
+        if n == 0 {
+            return Ok(self.outputs.iter().map(|s| RecordBatch::empty(s.clone())).collect());
+        }
+        let traced = self.workers.tracing();
+        let event_time = self.stage.event_time;
         let mut results = Vec::with_capacity(submitted.len());
         let mut failure = None;
-        for (lane, part) in &submitted {
-            match self.result(index, *lane, part)? {
+        for (lane, _) in &submitted {
+            match self.result(index, *lane)? {
                 Ok(output) => results.push(output),
                 Err(error) => {
                     failure.get_or_insert(error);
                 }
             }
         }
-        let batch = self.batches;
-        self.batches += 1;
-        self.rows += n as u64;
         if let Some(error) = failure {
             return Err(self.failed(index, batch, n, error));
         }
@@ -1633,31 +1779,29 @@ impl StageRun {
         self.workers.submit(lane, id, part, &WORKER_COLUMNS)
     }
 
-    /// Worker `lane`'s answer to `part`, the last thing it was sent; if the worker dies, a replacement
-    /// gets the lane's history and then `part` again (see [`Replay`]).
-    fn result(
-        &mut self,
-        index: usize,
-        lane: usize,
-        part: &Arc<RecordBatch>,
-    ) -> Result<Result<Column, UdfError>, PoolError> {
+    /// Worker `lane`'s answer to the oldest part it has in flight; if the worker dies, a replacement
+    /// gets the lane's history and then every part in flight again (see [`Replay`]).
+    fn result(&mut self, index: usize, lane: usize) -> Result<Result<Column, UdfError>, PoolError> {
         let mut attempts = 0;
         loop {
             match self.workers.next_result(lane) {
-                Ok((_, outcome)) => return Ok(outcome.map(|o| o.result)),
-                Err(e) => self.recover(index, lane, e, Some(part), &mut attempts)?,
+                Ok((_, outcome)) => {
+                    self.in_flight[lane].pop_front();
+                    return Ok(outcome.map(|o| o.result));
+                }
+                Err(e) => self.recover(index, lane, e, true, &mut attempts)?,
             }
         }
     }
 
-    /// Replaces dead worker `lane`, replays the parts it finished and then sends `part` (if any) again;
-    /// `attempts` counts this part's failures against `udfpool.max-retries`.
+    /// Replaces dead worker `lane`, replays the parts it finished and then (`resend`) sends the parts it
+    /// had in flight again; `attempts` counts the oldest one's failures against `udfpool.max-retries`.
     fn recover(
         &mut self,
         index: usize,
         lane: usize,
         cause: PoolError,
-        part: Option<&Arc<RecordBatch>>,
+        resend: bool,
         attempts: &mut u32,
     ) -> Result<(), PoolError> {
         let Some(history) = &self.history else { return Err(self.lost(index, cause)) };
@@ -1671,7 +1815,7 @@ impl StageRun {
         let mut replay = Replay {
             restore: self.snapshots.as_ref().map(|s| &s[lane][..]),
             finished: &history[lane],
-            resend: part,
+            resend: if resend { self.in_flight[lane].make_contiguous() } else { &[] },
             columns: &WORKER_COLUMNS,
             attempts,
             max_retries: self.workers.max_retries(),
@@ -1709,7 +1853,7 @@ impl StageRun {
             let finished = loop {
                 match self.workers.finish(lane) {
                     Ok(finished) => break finished,
-                    Err(e) => self.recover(index, lane, e, None, &mut attempts)?,
+                    Err(e) => self.recover(index, lane, e, false, &mut attempts)?,
                 }
             };
             match finished {

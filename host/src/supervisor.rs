@@ -42,8 +42,8 @@ pub(crate) struct Replay<'a> {
     pub(crate) restore: Option<&'a [u8]>,
     /// What the dead worker had finished (since that checkpoint).
     pub(crate) finished: &'a [Arc<RecordBatch>],
-    /// What it was running, answered by the caller.
-    pub(crate) resend: Option<&'a Arc<RecordBatch>>,
+    /// What it was running (in the order it was sent), answered by the caller.
+    pub(crate) resend: &'a [Arc<RecordBatch>],
     /// The columns of each part the worker gets.
     pub(crate) columns: &'a [usize],
     pub(crate) attempts: &'a mut u32,
@@ -74,13 +74,11 @@ impl CatchUp for Replay<'_> {
                 return Err(PoolError::Usage(format!("replaying its input into a replacement worker failed: {error}")));
             }
         }
-        match self.resend {
-            Some(part) => {
-                let id = workers.next_id();
-                workers.submit(lane, id, part, self.columns)
-            }
-            None => Ok(()),
+        for part in self.resend {
+            let id = workers.next_id();
+            workers.submit(lane, id, part, self.columns)?;
         }
+        Ok(())
     }
 }
 
