@@ -1032,7 +1032,7 @@ fn a_killed_worker_is_replaced_and_its_state_replayed() {
 }
 
 /// Every example job in `examples/jobs/` runs with `udfpool run --job`, writes something, and writes
-/// the same files in both modes and with 1 or 3 workers.
+/// the same files in both modes, with 1, 2 or 3 workers, and with 1 or 4 batches in flight.
 #[test]
 fn every_example_job_runs_the_same_in_both_modes() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/jobs");
@@ -1044,8 +1044,10 @@ fn every_example_job_runs_the_same_in_both_modes() {
     assert!(jobs.len() >= 11, "an example job per operator: {jobs:?}");
     for job in jobs {
         let mut seen: Option<Vec<(String, String)>> = None;
-        for (mode, workers) in [("thread", "1"), ("process", "3"), ("thread", "3")] {
-            let run_dir = tmp.join(format!("{mode}-{workers}"));
+        // `udfpool run` keeps 4 batches in flight unless set: one run has one at a time.
+        let runs = [("thread", "1", "4"), ("process", "3", "4"), ("thread", "3", "4"), ("process", "2", "1")];
+        for (mode, workers, in_flight) in runs {
+            let run_dir = tmp.join(format!("{mode}-{workers}-{in_flight}"));
             let _ = std::fs::remove_dir_all(&run_dir);
             std::fs::create_dir_all(&run_dir).unwrap();
             let out = Command::new(env!("CARGO_BIN_EXE_udfpool"))
@@ -1053,6 +1055,7 @@ fn every_example_job_runs_the_same_in_both_modes() {
                 .arg(&job)
                 .args(["--mode", mode, "--workers", workers, "--output"])
                 .arg(run_dir.join("out.jsonl"))
+                .args(["--config", &format!("{IN_FLIGHT}={in_flight}")])
                 .env("UDFPOOL_WORKER", worker_exe())
                 .output()
                 .unwrap();
@@ -1067,7 +1070,14 @@ fn every_example_job_runs_the_same_in_both_modes() {
             files.sort();
             assert!(!files[0].1.is_empty() || files.iter().any(|f| !f.1.is_empty()), "{}: no output", job.display());
             match &seen {
-                Some(first) => assert_eq!(first, &files, "{}: {mode} with {workers} workers differs", job.display()),
+                Some(first) => {
+                    assert_eq!(
+                        first,
+                        &files,
+                        "{}: {mode}, {workers} workers, {in_flight} in flight differs",
+                        job.display()
+                    )
+                }
                 None => seen = Some(files),
             }
         }

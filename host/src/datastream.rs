@@ -885,9 +885,12 @@ type Completed = (RecordBatch, Vec<Vec<RecordBatch>>);
 
 /// A pushed batch on its way through a job's stages.
 struct InFlight {
-    /// The stage it was sent to, and what it sent.
+    /// The stage it is in (the number of stages: through all of them).
     stage: usize,
-    sent: Sent,
+    /// What that stage was sent, until its answer is taken.
+    sent: Option<Sent>,
+    /// The main output, once through every stage.
+    main: Option<RecordBatch>,
     /// Its side outputs so far.
     sides: Vec<Vec<RecordBatch>>,
 }
@@ -1016,14 +1019,17 @@ impl StreamJob {
         })
     }
 
-    /// Sends `input` into the first stage; completes the oldest batches while as many as
-    /// `udfpool.stream-batches-in-flight` are in flight (1: this one): their (main, side) outputs.
+    /// Moves every batch in flight one stage on, then sends `input` into the first stage; returns the
+    /// (main, side) outputs of the batches that completed, oldest first, after as many more rounds as
+    /// keep fewer than `udfpool.stream-batches-in-flight` in flight (1: this one completes too).
     fn enter(&mut self, input: RecordBatch) -> Result<Vec<Completed>, PoolError> {
+        self.round()?;
         let sent = self.stages[0].send(0, input)?;
-        self.pipeline.push_back(InFlight { stage: 0, sent, sides: self.empty_sides() });
-        let mut done = Vec::new();
+        self.pipeline.push_back(InFlight { stage: 0, sent: Some(sent), main: None, sides: self.empty_sides() });
+        let mut done = self.completed();
         while self.pipeline.len() >= self.batches_in_flight {
-            done.push(self.complete_oldest()?);
+            self.round()?;
+            done.extend(self.completed());
         }
         Ok(done)
     }
@@ -1032,24 +1038,44 @@ impl StreamJob {
     fn drain(&mut self) -> Result<Vec<Completed>, PoolError> {
         let mut done = Vec::with_capacity(self.pipeline.len());
         while !self.pipeline.is_empty() {
-            done.push(self.complete_oldest()?);
+            self.round()?;
+            done.extend(self.completed());
         }
         Ok(done)
     }
 
-    /// Takes the oldest batch in flight through the rest of the stages. Younger batches wait in earlier
-    /// stages (their workers run them meanwhile), so each stage gets its batches in order.
-    fn complete_oldest(&mut self) -> Result<Completed, PoolError> {
-        let InFlight { mut stage, mut sent, mut sides } = self.pipeline.pop_front().expect("a batch in flight");
-        loop {
-            let outputs = self.stages[stage].receive(stage, sent)?;
-            let main = self.collect_sides(outputs, &mut sides)?;
-            stage += 1;
-            if stage == self.stages.len() {
-                return Ok((main, sides));
+    /// One round: each batch in flight, oldest first, takes its answer from the stage it is in and goes
+    /// on to the next, unless that would overtake the batch before it (each stage gets its batches in
+    /// order). Each stage's workers thus run a different batch at once, and a round waits about as long
+    /// as its slowest stage.
+    fn round(&mut self) -> Result<(), PoolError> {
+        let last = self.stages.len();
+        for i in 0..self.pipeline.len() {
+            let stage = self.pipeline[i].stage;
+            if stage == last || (i > 0 && self.pipeline[i - 1].stage <= stage) {
+                continue;
             }
-            sent = self.stages[stage].send(stage, main)?;
+            let sent = self.pipeline[i].sent.take().expect("a batch in a stage was sent to it");
+            let outputs = self.stages[stage].receive(stage, sent)?;
+            let mut sides = std::mem::take(&mut self.pipeline[i].sides);
+            let main = self.collect_sides(outputs, &mut sides)?;
+            let next = stage + 1;
+            let (sent, main) =
+                if next == last { (None, Some(main)) } else { (Some(self.stages[next].send(next, main)?), None) };
+            let batch = &mut self.pipeline[i];
+            (batch.stage, batch.sent, batch.main, batch.sides) = (next, sent, main, sides);
         }
+        Ok(())
+    }
+
+    /// The batches at the front that went through every stage, taken out of the pipeline.
+    fn completed(&mut self) -> Vec<Completed> {
+        let mut done = Vec::new();
+        while self.pipeline.front().is_some_and(|b| b.main.is_some()) {
+            let batch = self.pipeline.pop_front().expect("a front batch");
+            done.push((batch.main.expect("completed"), batch.sides));
+        }
+        done
     }
 
     /// Completed batches' outputs as one.
