@@ -1663,7 +1663,11 @@ impl StageRun {
         // Broadcast rows (of the second input) go to every worker; what they emit counts once.
         let broadcast_row = |row: usize| self.broadcast && data.column(0).is_null(row);
         let mut broadcast_rows = Vec::new();
-        for row in 0..n {
+        if lanes == 1 && !self.broadcast {
+            // One worker gets every row: no key to hash.
+            per_lane[0] = (0..n as u32).collect();
+        }
+        for row in (0..n).filter(|_| lanes > 1 || self.broadcast) {
             if broadcast_row(row) {
                 per_lane.iter_mut().for_each(|rows| rows.push(row as u32));
                 broadcast_rows.push(base + row as u64);
