@@ -96,6 +96,8 @@ pub fn measure_stream(
                 for b in input {
                     job.push("input", b)?;
                 }
+                // With batches in flight (`udfpool.stream-batches-in-flight`), every one completes.
+                job.flush()?;
                 secs[usize::from(traced)].push(start.elapsed().as_secs_f64());
                 if traced {
                     totals.push(job.stage_totals().into_iter().next().unwrap_or_default());
