@@ -1019,16 +1019,17 @@ impl StreamJob {
         })
     }
 
-    /// Moves every batch in flight one stage on, then sends `input` into the first stage; returns the
-    /// (main, side) outputs of the batches that completed, oldest first, after as many more rounds as
-    /// keep fewer than `udfpool.stream-batches-in-flight` in flight (1: this one completes too).
+    /// Sends `input` into the first stage, then moves every batch that was in flight one stage on (the
+    /// workers start on the new batch while the host takes the others' answers); returns the (main,
+    /// side) outputs of the batches that completed, oldest first, after as many more rounds as keep
+    /// fewer than `udfpool.stream-batches-in-flight` in flight (1: this one completes too).
     fn enter(&mut self, input: RecordBatch) -> Result<Vec<Completed>, PoolError> {
-        self.round()?;
         let sent = self.stages[0].send(0, input)?;
         self.pipeline.push_back(InFlight { stage: 0, sent: Some(sent), main: None, sides: self.empty_sides() });
+        self.round(self.pipeline.len() - 1)?;
         let mut done = self.completed();
         while self.pipeline.len() >= self.batches_in_flight {
-            self.round()?;
+            self.round(self.pipeline.len())?;
             done.extend(self.completed());
         }
         Ok(done)
@@ -1038,19 +1039,19 @@ impl StreamJob {
     fn drain(&mut self) -> Result<Vec<Completed>, PoolError> {
         let mut done = Vec::with_capacity(self.pipeline.len());
         while !self.pipeline.is_empty() {
-            self.round()?;
+            self.round(self.pipeline.len())?;
             done.extend(self.completed());
         }
         Ok(done)
     }
 
-    /// One round: each batch in flight, oldest first, takes its answer from the stage it is in and goes
-    /// on to the next, unless that would overtake the batch before it (each stage gets its batches in
-    /// order). Each stage's workers thus run a different batch at once, and a round waits about as long
-    /// as its slowest stage.
-    fn round(&mut self) -> Result<(), PoolError> {
+    /// One round over the `oldest` batches in flight: each, oldest first, takes its answer from the
+    /// stage it is in and goes on to the next, unless that would overtake the batch before it (each
+    /// stage gets its batches in order). Each stage's workers thus run a different batch at once, and a
+    /// round waits about as long as its slowest stage.
+    fn round(&mut self, oldest: usize) -> Result<(), PoolError> {
         let last = self.stages.len();
-        for i in 0..self.pipeline.len() {
+        for i in 0..oldest {
             let stage = self.pipeline[i].stage;
             if stage == last || (i > 0 && self.pipeline[i - 1].stage <= stage) {
                 continue;
