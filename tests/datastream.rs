@@ -5,7 +5,7 @@
 mod common;
 
 use common::{arrow, emitted, udf_file, worker_exe, Emitted, MODES};
-use host::datastream::{DataStream, JobSettings, StreamJob, Window};
+use host::datastream::{DataStream, JobSettings, StreamJob, Window, WindowedStream};
 use host::Mode;
 use ipc::batch::{DataType, Field, RecordBatch, Schema, Value};
 use proptest::prelude::*;
@@ -1397,26 +1397,24 @@ fn the_watermark_a_function_sees_does_not_depend_on_workers() {
 fn windows_ending_past_the_largest_timestamp_fire_at_the_end_of_input() {
     let near_end = i64::MAX - 5;
     let start = near_end - near_end % 10;
-    for mode in MODES {
-        let mut job = DataStream::source("a", ktv())
-            .assign_timestamps("ts", 0)
-            .key_by(["k"])
-            .window(Window::tumbling(10))
-            .apply(&udf("window_rows"), ktv())
-            .build(JobSettings::default().mode(mode).workers(2).worker_exe(worker_exe()))
-            .unwrap();
+    // A keyed tumbling window with `function`, over three rows, two of them near the end of time: the
+    // first push's rows, and the end of input's.
+    let run = |mode: Mode, function: &dyn Fn(WindowedStream) -> DataStream| {
+        let windowed =
+            DataStream::source("a", ktv()).assign_timestamps("ts", 0).key_by(["k"]).window(Window::tumbling(10));
+        let mut job =
+            function(windowed).build(JobSettings::default().mode(mode).workers(2).worker_exe(worker_exe())).unwrap();
         let first = job
             .push("a", arrow(ktv_batch(&[("a", 3, 1), ("a", near_end, 4), ("b", near_end, 2)])))
             .map(emitted)
             .unwrap();
+        (first.main.to_rows(), job.finish().map(emitted).unwrap().main.to_rows())
+    };
+    for mode in MODES {
+        let (first, rest) = run(mode, &|w| w.apply(&udf("window_rows"), ktv()));
+        assert_eq!(first, vec![vec![Value::Utf8("a".into()), Value::Int64(0), Value::Int64(1001)]], "{mode}");
         assert_eq!(
-            first.main.to_rows(),
-            vec![vec![Value::Utf8("a".into()), Value::Int64(0), Value::Int64(1001)]],
-            "{mode}"
-        );
-        let rest = job.finish().map(emitted).unwrap();
-        assert_eq!(
-            rest.main.to_rows(),
+            rest,
             vec![
                 vec![Value::Utf8("a".into()), Value::Int64(start), Value::Int64(4001)],
                 vec![Value::Utf8("b".into()), Value::Int64(start), Value::Int64(2001)],
@@ -1424,21 +1422,10 @@ fn windows_ending_past_the_largest_timestamp_fire_at_the_end_of_input() {
             "{mode}"
         );
         // The same through an aggregate, which udfpool's Rust runtime runs (window ends past int64).
-        let mut job = DataStream::source("a", ktv())
-            .assign_timestamps("ts", 0)
-            .key_by(["k"])
-            .window(Window::tumbling(10))
-            .aggregate(&udf("SumAgg"), ktv())
-            .build(JobSettings::default().mode(mode).workers(2).worker_exe(worker_exe()))
-            .unwrap();
-        let first = job
-            .push("a", arrow(ktv_batch(&[("a", 3, 1), ("a", near_end, 4), ("b", near_end, 2)])))
-            .map(emitted)
-            .unwrap();
+        let (first, rest) = run(mode, &|w| w.aggregate(&udf("SumAgg"), ktv()));
         let row = |k: &str, v| vec![Value::Utf8(k.into()), Value::Int64(0), Value::Int64(v)];
-        assert_eq!(first.main.to_rows(), vec![row("a", 1)], "{mode}");
-        let rest = job.finish().map(emitted).unwrap();
-        assert_eq!(rest.main.to_rows(), vec![row("a", 4), row("b", 2)], "{mode}");
+        assert_eq!(first, vec![row("a", 1)], "{mode}");
+        assert_eq!(rest, vec![row("a", 4), row("b", 2)], "{mode}");
     }
 }
 

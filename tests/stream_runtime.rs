@@ -35,14 +35,8 @@ fn g(name: &str) -> String {
     format!("{}:{name}", udf_file("stream_runtime.py"))
 }
 
-/// 60 rows over five keys, negative values among them, in batches of 1, 7, 13, ... rows.
-fn input() -> Vec<RecordBatch> {
-    let rows: Vec<Vec<Value>> = (0..60i64)
-        .map(|i| {
-            let v = if i % 11 == 4 { -i } else { (i * 7) % 23 };
-            vec![Value::Utf8(format!("key-{}", i % 5)), Value::Int64(i), Value::Int64(v)]
-        })
-        .collect();
+/// `rows` in batches of 1, 7, 13, ... rows.
+fn batched(rows: &[Vec<Value>]) -> Vec<RecordBatch> {
     let mut batches = Vec::new();
     let (mut start, mut size) = (0, 1);
     while start < rows.len() {
@@ -52,6 +46,17 @@ fn input() -> Vec<RecordBatch> {
         size += 6;
     }
     batches
+}
+
+/// 60 rows over five keys, negative values among them, in batches of 1, 7, 13, ... rows.
+fn input() -> Vec<RecordBatch> {
+    let rows: Vec<Vec<Value>> = (0..60i64)
+        .map(|i| {
+            let v = if i % 11 == 4 { -i } else { (i * 7) % 23 };
+            vec![Value::Utf8(format!("key-{}", i % 5)), Value::Int64(i), Value::Int64(v)]
+        })
+        .collect();
+    batched(&rows)
 }
 
 /// 90 rows over five keys, timestamps out of order (some by more than the bound of 3, a few by far:
@@ -64,15 +69,7 @@ fn disordered_input() -> Vec<RecordBatch> {
             vec![Value::Utf8(format!("key-{}", i % 5)), Value::Int64(ts), Value::Int64(v)]
         })
         .collect();
-    let mut batches = Vec::new();
-    let (mut start, mut size) = (0, 1);
-    while start < rows.len() {
-        let end = (start + size).min(rows.len());
-        batches.push(RecordBatch::from_rows(ktv(), &rows[start..end]).unwrap());
-        start = end;
-        size += 6;
-    }
-    batches
+    batched(&rows)
 }
 
 /// Every row a job emitted (per batch, then at the end): the main output's, then each side output's.

@@ -254,6 +254,9 @@ impl StreamDriver {
             native.hand_over(py, false).map_err(|e| checkpoint_failure(py, e))?;
         }
         let state = self.stage.bind(py).call_method0("snapshot").map_err(|e| checkpoint_failure(py, e))?;
+        if let Some(native) = self.native() {
+            native.after_snapshot(py).map_err(|e| checkpoint_failure(py, e))?;
+        }
         let bytes = state.cast::<PyBytes>().map_err(|e| UdfError::plain(UdfErrorKind::BadResult, e.to_string()))?;
         Ok(bytes.as_bytes().to_vec())
     }

@@ -318,11 +318,6 @@ impl NativeStage {
         let mut out: Vec<Emitted<'py>> = Vec::with_capacity(rows);
         // Keys of `out`'s rows, for a keyed stage's first operator.
         let mut row_keys: Vec<Bound<'py, PyAny>> = Vec::new();
-        // Every key's object by slot, for windows' timers (bound once a batch).
-        let mut slot_keys: Vec<Bound<'py, PyAny>> = Vec::new();
-        if self.windows.is_some() {
-            slot_keys.extend(self.entries.iter().map(|e| e.key.bind(py).clone()));
-        }
         let shared = &self.shared;
         let ctx = shared.ctx.bind(py);
         if !self.key.is_empty() && rows > 0 {
@@ -348,7 +343,9 @@ impl NativeStage {
             if let (Some(windows), Some(head)) = (&mut self.windows, &self.head) {
                 // Timers the watermark before this row passed fire first.
                 windows.advance(watermarks[r]);
-                while windows.fire_next(py, head, shared, &slot_keys, &mut out).map_err(|e| head.failed(py, &e, at))? {}
+                let entries = &self.entries;
+                let key_of = |slot: usize| &entries[slot].key;
+                while windows.fire_next(py, head, shared, key_of, &mut out).map_err(|e| head.failed(py, &e, at))? {}
             }
             if self.event_time && timestamps.is_null(r) {
                 continue;
@@ -367,9 +364,6 @@ impl NativeStage {
                         .first_seen(py, &self.key, &values, r, at, &mut self.entries, self.restored.as_ref())
                         .map_err(raised)?;
                     self.keys.insert(key_bytes.clone().into_boxed_slice(), slot);
-                    if self.windows.is_some() && slot == slot_keys.len() {
-                        slot_keys.push(self.entries[slot].key.bind(py).clone());
-                    }
                     slot
                 }
             };
@@ -448,6 +442,14 @@ impl NativeStage {
             }
         }
         Ok(())
+    }
+
+    /// After the Python runtime pickled the stage's state: its copy of the windows is emptied.
+    pub fn after_snapshot(&self, py: Python<'_>) -> PyResult<()> {
+        match &self.windows {
+            Some(windows) => windows.release_copy(py, self.shared.stage.bind(py)),
+            None => Ok(()),
+        }
     }
 
     /// After the Python runtime loaded a checkpoint's state: keys are read from it again as their rows

@@ -128,14 +128,14 @@ impl Windows {
         self.watermark = self.watermark.max(watermark);
     }
 
-    /// Fires the next timer the watermark has passed, if any: its window's output into `out`. `at`:
-    /// the stage input row whose watermark fired it (for errors).
-    pub fn fire_next<'py>(
+    /// Fires the next timer the watermark has passed, if any: its window's output into `out`; `key_of`
+    /// gives a key slot's object. Whether one fired.
+    pub fn fire_next<'py, 'k>(
         &mut self,
         py: Python<'py>,
         head: &Op,
         shared: &Shared,
-        keys: &[Bound<'py, PyAny>],
+        key_of: impl Fn(usize) -> &'k Py<PyAny>,
         out: &mut Vec<Emitted<'py>>,
     ) -> PyResult<bool> {
         let due = matches!(self.heap.peek(), Some(Reverse(t)) if t.ts <= self.watermark.into());
@@ -143,7 +143,7 @@ impl Windows {
             return Ok(false);
         }
         let Some(Reverse(timer)) = self.heap.pop() else { return Ok(false) };
-        shared.set_current_key(py, &keys[timer.slot])?;
+        shared.set_current_key(py, key_of(timer.slot).bind(py))?;
         let open = &mut self.open[timer.slot];
         let Some(i) = open.iter().position(|w| w.start + self.size - 1 == timer.ts) else { return Ok(true) };
         let window = open.swap_remove(i);
@@ -297,7 +297,14 @@ impl Windows {
             }
         }
         self.watermark = self.watermark.max(service.getattr("watermark")?.extract()?);
+        self.release_copy(py, stage)
+    }
+
+    /// Empties the Python runtime's copy of the windows and timers (after it pickled them): they are
+    /// this runtime's, and the copy would keep old accumulators alive.
+    pub fn release_copy(&self, py: Python<'_>, stage: &Bound<'_, PyAny>) -> PyResult<()> {
         stage.setattr("windows", PyDict::new(py))?;
+        let service = stage.getattr("timers")?;
         service.setattr("_heap", PyList::empty(py))?;
         service.setattr("_pending", PySet::empty(py)?)
     }
