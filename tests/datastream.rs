@@ -186,7 +186,11 @@ fn build(job: &Json, mode: Mode, workers: usize) -> Result<StreamJob, host::Pool
         }
         stream = Some(s);
     }
-    stream.unwrap().build(JobSettings::default().mode(mode).workers(workers).worker_exe(worker_exe()))
+    // Batches in flight, if the job says (`udfpool.stream-batches-in-flight`).
+    let in_flight = job["in_flight"].as_u64().unwrap_or(1).to_string();
+    stream
+        .unwrap()
+        .build(JobSettings::default().mode(mode).workers(workers).worker_exe(worker_exe()).config(IN_FLIGHT, in_flight))
 }
 
 fn json_of(v: &Value) -> Json {
@@ -307,10 +311,22 @@ fn check_with_pushes(job: Json, pushes: impl Fn(&[(u8, i64, i64)], usize) -> Jso
             let mut job = job.clone();
             job["pushes"] = pushes(&rows, batch);
             let expected = reference(&job);
+            // One batch at a time with one worker; with three, 1 to 4 batches in flight.
+            let mut pipelined = job.clone();
+            pipelined["in_flight"] = json!(1 + split % 4);
             for mode in MODES {
-                for workers in [1, 3] {
-                    let got = run(&job, mode, workers);
-                    prop_assert_eq!(&got, &expected, "{} with {} workers, batch {}", mode, workers, batch);
+                for (workers, job) in [(1, &job), (3, &pipelined)] {
+                    let got = run(job, mode, workers);
+                    let in_flight = &job["in_flight"];
+                    prop_assert_eq!(
+                        &got,
+                        &expected,
+                        "{} with {} workers, batch {}, in flight {}",
+                        mode,
+                        workers,
+                        batch,
+                        in_flight
+                    );
                 }
             }
             // Checkpointed after some pushes, restored by a new job in the other mode: the same output.
