@@ -1466,5 +1466,19 @@ fn end_input_fires_what_is_left_and_then_the_job_takes_no_more() {
         assert!(e.contains("input has ended"), "{mode}: {e}");
         assert!(job.end_input().is_err(), "{mode}: the input ends once");
         assert_eq!(job.finish().map(emitted).unwrap().main.num_rows(), 0, "{mode}");
+        // A window that fails as the input ends: end_input says so, and finish again.
+        let failing = format!("{}:FailingResult", udf_file("stream_runtime.py"));
+        let mut job = DataStream::source("a", ktv())
+            .assign_timestamps("ts", 0)
+            .key_by(["k"])
+            .window(Window::tumbling(10))
+            .aggregate(&failing, ktv())
+            .build(JobSettings::default().mode(mode).workers(1).worker_exe(worker_exe()))
+            .unwrap();
+        job.push("a", arrow(ktv_batch(&[("key-3", 12, 1)]))).unwrap();
+        let e = job.end_input().unwrap_err().to_string();
+        assert!(e.contains("get_result of ('key-3', 12, 1)"), "{mode}: {e}");
+        let e = job.finish().unwrap_err().to_string();
+        assert!(e.contains("failed as its input ended") && e.contains("get_result of"), "{mode}: {e}");
     }
 }

@@ -956,7 +956,7 @@ impl StreamJob {
     }
 
     fn check_usable(&self) -> Result<(), PoolError> {
-        if self.ended {
+        if self.ended && self.failed.is_none() {
             return Err(PoolError::Usage("the stream job's input has ended: it takes no more input".into()));
         }
         match &self.failed {
@@ -1164,11 +1164,18 @@ impl StreamJob {
 
     /// The input has ended: every pending timer and window fires; then the workers stop.
     pub fn finish(mut self) -> Result<StreamOutput, PoolError> {
-        let output = if self.ended { None } else { Some(self.end_input()?) };
-        let output = match output {
-            Some(output) => output,
-            None => self.output(concat_batches(&self.output_schema, &[])?, self.empty_sides())?,
+        let output = match (&self.failed, self.ended) {
+            // `end_input` failed: the error again, not an empty output.
+            (Some(cause), true) => Err(PoolError::Broken {
+                context: "the stream job failed as its input ended".into(),
+                source: cause.clone(),
+            }),
+            (_, true) => {
+                concat_batches(&self.output_schema, &[]).and_then(|main| self.output(main, self.empty_sides()))
+            }
+            (_, false) => self.end_input(),
         };
+        let output = output?;
         let mut closing = Vec::new();
         for mut stage in self.stages {
             if let Err(e) = stage.workers.close() {
@@ -1187,7 +1194,7 @@ impl StreamJob {
     pub fn end_input(&mut self) -> Result<StreamOutput, PoolError> {
         self.check_usable()?;
         self.ended = true;
-        self.drain().and_then(|mut done| {
+        let ran = self.drain().and_then(|mut done| {
             for i in 0..self.stages.len() {
                 let mut sides = self.empty_sides();
                 let outputs = self.stages[i].finish(i)?;
@@ -1195,7 +1202,8 @@ impl StreamJob {
                 done.push((self.run_from(i + 1, main, &mut sides)?, sides));
             }
             self.delivered(done)
-        })
+        });
+        self.or_fail(ran)
     }
 
     fn empty_sides(&self) -> Vec<Vec<RecordBatch>> {

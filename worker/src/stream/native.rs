@@ -190,13 +190,15 @@ impl NativeStage {
                 Some(op) if op.kind == Kind::Reduce => Some(op),
                 // Event-time timers of process functions: the Python runtime's.
                 Some(op) if op.kind == Kind::Process && spec.event_time.is_none() => Some(op),
-                Some(op) if op.kind == Kind::Window && !spec.key.is_empty() => match Windows::load(stage, &py_head)? {
-                    Some(w) => {
-                        windows = Some(w);
-                        Some(op)
+                Some(op) if op.kind == Kind::Window && !spec.key.is_empty() && spec.event_time.is_some() => {
+                    match Windows::load(stage, &py_head)? {
+                        Some(w) => {
+                            windows = Some(w);
+                            Some(op)
+                        }
+                        None => return Ok(None),
                     }
-                    None => return Ok(None),
-                },
+                }
                 _ => return Ok(None),
             }
         };

@@ -20,7 +20,7 @@
 use super::native::{Emitted, Op, Shared};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PySet};
+use pyo3::types::{PyDict, PyList, PySet, PyTuple};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashSet};
 
@@ -98,6 +98,10 @@ impl Windows {
         }
         let args = stage.getattr("w_args")?;
         let arg = |name: &str| args.get_item(name).and_then(|v| v.extract::<i64>());
+        if arg("size")? <= 0 || arg("slide")? <= 0 {
+            // The host refuses these; the Python runtime reports them as it runs into them.
+            return Ok(None);
+        }
         let function = match window.get_item("function")?.extract::<String>()?.as_str() {
             "Aggregate" => {
                 let f = head.getattr("func")?;
@@ -238,7 +242,7 @@ impl Windows {
         for t in timers {
             let key = keys[t.slot].bind(py);
             let registered = seq.call_method0("__next__")?;
-            heap.append((t.ts, t.rank, registered, key, t.parent))?;
+            heap.append((t.ts, t.rank, registered, key, PyTuple::new(py, t.parent)?))?;
             pending.add((key, t.ts))?;
         }
         let service = stage.getattr("timers")?;
@@ -291,6 +295,9 @@ impl Windows {
         let mut seen = HashSet::new();
         for (ts, rank, _, key, parent) in entries {
             let slot = slot_of(&key)?;
+            if self.open.len() <= slot {
+                self.open.resize_with(slot + 1, Vec::new);
+            }
             if seen.insert((slot, ts)) {
                 self.seq += 1;
                 self.heap.push(Reverse(Timer { ts, rank, seq: self.seq, slot, parent }));
