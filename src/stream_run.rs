@@ -21,12 +21,13 @@ use host::datastream::{JobSettings, StreamOutput};
 use host::{Mode, PoolConfig};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-
-/// `udfpool.stream-batches-in-flight` of `udfpool run`, unless set: a three-stage job in PROCESS mode
-/// ran 1.26x faster than with 1 (docs/benchmarks.md, "DataStream pipelining").
-const RUN_BATCHES_IN_FLIGHT: usize = 4;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
+
+/// `udfpool.stream-batches-in-flight` of `udfpool run`, unless set: a three-stage job in PROCESS mode
+/// ran 1.25–1.28x faster than with 1 (docs/benchmarks.md, "DataStream: windows in Rust, and
+/// pipelining").
+const RUN_BATCHES_IN_FLIGHT: usize = 4;
 
 /// What `udfpool run --job` says about a DataStream job, flags and job file folded together.
 pub struct StreamRun {

@@ -1385,7 +1385,9 @@ struct StageRun {
     batches_in_flight: usize,
 }
 
-/// A batch a stage sent to its workers, until [`StageRun::receive`] takes their answers.
+/// A batch a stage sent to its workers, until [`StageRun::receive`] takes their answers (an empty
+/// batch: nothing sent).
+#[derive(Default)]
 struct Sent {
     /// Each part and the worker it went to.
     submitted: Vec<(usize, Arc<RecordBatch>)>,
@@ -1398,12 +1400,6 @@ struct Sent {
     watermarks: Vec<i64>,
     /// Rows of a broadcast input that went to every worker.
     broadcast_rows: Vec<u64>,
-}
-
-impl Sent {
-    fn empty() -> Self {
-        Sent { submitted: Vec::new(), batch: 0, base: 0, rows: 0, watermarks: Vec::new(), broadcast_rows: Vec::new() }
-    }
 }
 
 fn int_column(values: Vec<i64>, validity: Option<ipc::batch::Bitmap>) -> Column {
@@ -1654,7 +1650,7 @@ impl StageRun {
     fn send(&mut self, index: usize, data: RecordBatch) -> Result<Sent, PoolError> {
         let n = data.num_rows();
         if n == 0 {
-            return Ok(Sent::empty());
+            return Ok(Sent::default());
         }
         // Traced: the time spent routing (everything before the parts are submitted, less the
         // submits) and merging.
@@ -1675,13 +1671,14 @@ impl StageRun {
         if lanes == 1 && !self.broadcast {
             // One worker gets every row: no key to hash.
             per_lane[0] = (0..n as u32).collect();
-        }
-        for row in (0..n).filter(|_| lanes > 1 || self.broadcast) {
-            if broadcast_row(row) {
-                per_lane.iter_mut().for_each(|rows| rows.push(row as u32));
-                broadcast_rows.push(base + row as u64);
-            } else {
-                per_lane[self.lane_of(&data, row, lanes)].push(row as u32);
+        } else {
+            for row in 0..n {
+                if broadcast_row(row) {
+                    per_lane.iter_mut().for_each(|rows| rows.push(row as u32));
+                    broadcast_rows.push(base + row as u64);
+                } else {
+                    per_lane[self.lane_of(&data, row, lanes)].push(row as u32);
+                }
             }
         }
         let mut submitted = Vec::new();

@@ -437,8 +437,8 @@ impl NativeStage {
             }
         }
         if let Some(windows) = &mut self.windows {
-            let keys: Vec<Py<PyAny>> = self.entries.iter().map(|e| e.key.clone_ref(py)).collect();
-            windows.hand_over(py, self.shared.stage.bind(py), &keys)?;
+            let entries = &self.entries;
+            windows.hand_over(py, self.shared.stage.bind(py), |slot| &entries[slot].key)?;
             if ending {
                 windows.clear();
             }

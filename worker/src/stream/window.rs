@@ -218,8 +218,13 @@ impl Windows {
 
     /// Writes the windows and their timers into the Python runtime's `stage` (its `windows`, its
     /// timers' heap, pending set and watermark), replacing what it held: before a checkpoint, or
-    /// before that runtime ends the input. `keys`: each slot's key object.
-    pub fn hand_over(&self, py: Python<'_>, stage: &Bound<'_, PyAny>, keys: &[Py<PyAny>]) -> PyResult<()> {
+    /// before that runtime ends the input. `key_of` gives a key slot's object.
+    pub fn hand_over<'k>(
+        &self,
+        py: Python<'_>,
+        stage: &Bound<'_, PyAny>,
+        key_of: impl Fn(usize) -> &'k Py<PyAny>,
+    ) -> PyResult<()> {
         let udfpool = py.import("udfpool")?;
         let (time_window, partial) = (udfpool.getattr("TimeWindow")?, udfpool.getattr("_Partial")?);
         let windows = PyDict::new(py);
@@ -231,7 +236,7 @@ impl Windows {
                 p.setattr("rows", w.rows)?;
                 of_key.set_item(time_window.call1((w.start, w.start + self.size))?, p)?;
             }
-            windows.set_item(keys[slot].bind(py), of_key)?;
+            windows.set_item(key_of(slot).bind(py), of_key)?;
         }
         stage.setattr("windows", windows)?;
         let seq = stage.getattr("seq")?;
@@ -240,7 +245,7 @@ impl Windows {
         timers.sort();
         let (heap, pending) = (PyList::empty(py), PySet::empty(py)?);
         for t in timers {
-            let key = keys[t.slot].bind(py);
+            let key = key_of(t.slot).bind(py);
             let registered = seq.call_method0("__next__")?;
             heap.append((t.ts, t.rank, registered, key, PyTuple::new(py, t.parent)?))?;
             pending.add((key, t.ts))?;
