@@ -296,6 +296,25 @@ pub fn push_result(
     })
 }
 
+/// Appends `item`, field `field` of `row_value` (a row the caller checked to fit `struct_type`'s
+/// fields by position), to that field's column: the checks and errors of [`push_result`] on the
+/// whole row.
+pub(crate) fn push_struct_field(
+    out: &mut ColumnBuilder,
+    struct_type: &DataType,
+    field: &ipc::batch::Field,
+    item: &Bound<'_, PyAny>,
+    row_value: &Bound<'_, PyAny>,
+    row: usize,
+) -> Result<(), UdfError> {
+    push_value(out, &field.data_type, item).map_err(|m| {
+        let why = match m.inside(item, &field.data_type, &format!("field {:?}", field.name)) {
+            Mismatch::Top(why) | Mismatch::Inner(why) => why,
+        };
+        bad_result(row_value, struct_type, row, &format!(": {why}"))
+    })
+}
+
 /// Why a value does not fit: at the top (the whole value is described by the caller) or inside it.
 enum Mismatch {
     Top(String),
@@ -317,6 +336,10 @@ fn top(why: impl Into<String>) -> Mismatch {
 }
 
 fn push_value(out: &mut ColumnBuilder, expected: &DataType, value: &Bound<'_, PyAny>) -> Result<(), Mismatch> {
+    // The common flat values (fields of rows, items of lists) without the checks below.
+    if crate::fast::push_exact(out, expected, value) {
+        return Ok(());
+    }
     if value.is_none() {
         out.push_null();
         return Ok(());
@@ -450,7 +473,7 @@ pub fn is_row(value: &Bound<'_, PyAny>) -> bool {
 
 /// Whether `value`'s class names its fields exactly `fields`' names, in order (a `Row` class's
 /// `_fields`).
-fn names_match(value: &Bound<'_, PyAny>, fields: &[ipc::batch::Field]) -> bool {
+pub(crate) fn names_match(value: &Bound<'_, PyAny>, fields: &[ipc::batch::Field]) -> bool {
     let Ok(names) = value.get_type().getattr("_fields") else { return false };
     let Ok(names) = names.cast_into::<PyTuple>() else { return false };
     names.len() == fields.len()

@@ -169,6 +169,44 @@ pub fn push_results(
     Ok(())
 }
 
+/// Appends `value` to `out` (a column of type `expected`) if it is one of the common exact values
+/// (an `int` into `int64`, a `float` into `float64`, a `bool`, a `str` into `utf8`); false, with
+/// nothing appended, for anything else, which [`push_result`] decides.
+#[inline]
+pub fn push_exact(out: &mut ColumnBuilder, expected: &DataType, value: &Bound<'_, PyAny>) -> bool {
+    let p = value.as_ptr();
+    match expected {
+        DataType::Int64 => match exact_i64(value) {
+            Some(x) => out.push_i64(x),
+            None => return false,
+        },
+        DataType::Float64 => {
+            // SAFETY: `p` is a live object; PyFloat_CheckExact only reads its type.
+            if unsafe { ffi::PyFloat_CheckExact(p) } == 0 {
+                return false;
+            }
+            // SAFETY: checked to be exactly a float just above.
+            out.push_f64(unsafe { ffi::PyFloat_AS_DOUBLE(p) })
+        }
+        DataType::Bool => {
+            // SAFETY: the singletons live as long as the interpreter; only their addresses are read.
+            let (t, f) = unsafe { (ffi::Py_True(), ffi::Py_False()) };
+            if p != t && p != f {
+                return false;
+            }
+            out.push_bool(p == t);
+        }
+        // A refused push (the column's 4 GiB of text is full) changes nothing: the caller's generic
+        // path tries again and explains.
+        DataType::Utf8 => match value.cast_exact::<PyString>().ok().and_then(|s| s.to_str().ok()) {
+            Some(text) => return out.push_str(text).is_ok(),
+            None => return false,
+        },
+        _ => return false,
+    }
+    true
+}
+
 /// `value` as an `i64` if it is exactly an `int` (not a `bool`, not a subclass) that fits.
 #[inline]
 fn exact_i64(value: &Bound<'_, PyAny>) -> Option<i64> {

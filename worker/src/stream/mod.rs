@@ -6,11 +6,12 @@
 
 mod keys;
 mod native;
+mod output;
 mod window;
 
-use crate::convert::{push_result, to_py};
+use crate::convert::to_py;
 use crate::error::from_py;
-use ipc::batch::{Column, ColumnBuilder, ColumnData, DataType};
+use ipc::batch::{Column, ColumnData, DataType};
 use ipc::protocol::{OpenRequest, StreamStage, UdfError, UdfErrorKind};
 use ipc::trace::ApplyTimes;
 use native::NativeStage;
@@ -300,35 +301,7 @@ impl StreamDriver {
         &self,
         entries: impl ExactSizeIterator<Item = Result<([i64; 4], usize, &'a Bound<'py, PyAny>), UdfError>>,
     ) -> Result<Column, UdfError> {
-        let mut builder = ColumnBuilder::new(&self.result_type, entries.len());
-        let order_len = ipc::protocol::STREAM_ORDER_COLUMNS.len();
-        for entry in entries {
-            let (order, tag, value) = entry?;
-            let row = order[0];
-            for (i, x) in order.into_iter().enumerate() {
-                builder.child(i).push_i64(x);
-            }
-            for (t, output) in self.outputs.iter().enumerate() {
-                let child = builder.child(order_len + t);
-                if t == tag {
-                    let at = usize::try_from(row).unwrap_or(0);
-                    if value.is_none() {
-                        return Err(UdfError {
-                            row: Some(at as u64),
-                            ..UdfError::plain(UdfErrorKind::BadResult, "an operator emitted None as a row")
-                        });
-                    }
-                    push_result(child, output, value, at).map_err(|mut e| {
-                        e.row = Some(at as u64);
-                        e
-                    })?;
-                } else {
-                    child.push_null();
-                }
-            }
-            builder.close_entry().map_err(|e| UdfError::plain(UdfErrorKind::BadResult, e.to_string()))?;
-        }
-        Ok(builder.finish())
+        output::build(&self.result_type, &self.outputs, entries)
     }
 }
 
