@@ -120,6 +120,17 @@ fn covered_jobs() -> Vec<(&'static str, DataStream)> {
                 .reduce(&g("bare_sum"))
                 .map(&g("first_value"), one_column),
         ),
+        (
+            "functions that keep or change the rows they are given",
+            source()
+                .map(&g("KeepsRows"), ktv())
+                .filter(&g("KeepsRejected"))
+                .map(&g("grows"), ktv())
+                .key_by(["k"])
+                .process(&g("LastRowInState"), ktv()),
+        ),
+        ("a kept row passed on", source().filter(&g("KeepsRejected")).map(&g("grows"), ktv())),
+        ("a changed row", source().map(&g("grows"), ktv())),
         ("a failing map", source().map(&f("fails_on_seven"), ktv())),
         ("an undeclared side output", source().flat_map(&f("undeclared_tag"), ktv())),
     ]

@@ -2,7 +2,7 @@
 
 import sys
 
-from udfpool import KeyedProcessFunction, OutputTag, ValueStateDescriptor
+from udfpool import FilterFunction, KeyedProcessFunction, MapFunction, OutputTag, Row, ValueStateDescriptor
 
 _NEGATIVE = OutputTag("negative")
 
@@ -111,3 +111,51 @@ class FailingResult:
         if acc[0] == "key-3" and 10 <= acc[1] < 20:
             raise RuntimeError(f"get_result of {acc}")
         return acc
+
+
+class KeepsRows(MapFunction):
+    """Keeps every input row it is given and reads the earlier ones back: a runtime that refilled a row
+    someone still holds would change what this one kept."""
+
+    def open(self, runtime_context):
+        self.kept = []
+
+    def map(self, row):
+        self.kept.append(row)
+        earlier = [r.v for r in self.kept[-4:-1]]
+        return (row.k, row.ts, sum(earlier) * 100 + len(earlier))
+
+
+class KeepsRejected(FilterFunction):
+    """Keeps the rows it drops; passes a row on when the one dropped before is still what it was."""
+
+    def open(self, runtime_context):
+        self.dropped = []
+
+    def filter(self, row):
+        intact = all(len(r) == 3 and r.ts < row.ts for r in self.dropped)
+        if row.ts % 3:
+            self.dropped.append(row)
+            return False
+        return intact
+
+
+def grows(row):
+    """Changes the row it is given (longer, or of another class, or both) and drops it."""
+    if row[1] % 2:
+        row.append(len(row))
+    if row[1] % 3 == 0:
+        row.__class__ = Row
+    return (row[0], row[1], len(row) * 10 + (type(row) is Row))
+
+
+class LastRowInState(KeyedProcessFunction):
+    """Keeps each key's last input row in value state and reads the one before back."""
+
+    def open(self, runtime_context):
+        self.last = runtime_context.get_state(ValueStateDescriptor("last"))
+
+    def process_element(self, row, ctx):
+        before = self.last.value()
+        self.last.update(row)
+        yield (row.k, row.ts, -1 if before is None else before.ts * 1000 + before.v)

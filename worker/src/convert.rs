@@ -218,6 +218,11 @@ impl<'py> RowMaker<'py> {
         }
         Ok(row)
     }
+
+    /// Whether `value` is exactly of this maker's class.
+    pub fn is_class_of(&self, value: &Bound<'py, PyAny>) -> bool {
+        value.get_type().is(&self.class)
+    }
 }
 
 /// The `Row` class for these field names.
