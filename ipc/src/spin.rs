@@ -30,21 +30,26 @@ pub enum SpinPolicy {
 }
 
 impl SpinPolicy {
-    /// The spin udfpool used before it learned: 50 µs, then sleep. What a pool whose workers and host
-    /// outnumber the cores uses, where a spinning side would take the core its peer needs.
+    /// The spin udfpool used before it learned: 50 µs, then sleep (an endpoint's until it is told its
+    /// policy).
     pub const SHORT: SpinPolicy = SpinPolicy::Fixed(Duration::from_micros(50));
+    /// No spin: sleep at once. What a pool whose workers and host outnumber the cores uses, where a
+    /// spinning side takes the core a runnable peer needs: two PROCESS workers and their host on two
+    /// cores ran `x + 1` in 1024-row batches at 24.5–26.0 M rows/s without a spin against 13.2–15.1 M
+    /// with 50 µs, and 16-row batches 4.4x faster (docs/benchmarks.md, "Oversubscribed cores").
+    pub const NONE: SpinPolicy = SpinPolicy::Fixed(Duration::ZERO);
     /// The cap of the adaptive spin by default: a wake-up costs ~40-75 µs here, under 4% of 2 ms, so
     /// a longer spin would save little and burn a core's time when batches take long.
     pub const DEFAULT_MAX: Duration = Duration::from_millis(2);
 
     /// The adaptive policy with the default cap when every thread that waits on a ring (`busy`: the
     /// host's callers and the worker processes) has a core of its own (`cores`), else
-    /// [`SpinPolicy::SHORT`].
+    /// [`SpinPolicy::NONE`].
     pub fn for_cores(busy: usize, cores: usize) -> SpinPolicy {
         if busy <= cores {
             SpinPolicy::Adaptive { max: Self::DEFAULT_MAX }
         } else {
-            Self::SHORT
+            Self::NONE
         }
     }
 }
@@ -200,8 +205,9 @@ mod tests {
     }
 
     #[test]
-    fn oversubscribed_cores_get_the_short_spin() {
+    fn oversubscribed_cores_do_not_spin() {
         assert_eq!(SpinPolicy::for_cores(2, 2), SpinPolicy::Adaptive { max: SpinPolicy::DEFAULT_MAX });
-        assert_eq!(SpinPolicy::for_cores(3, 2), SpinPolicy::SHORT);
+        assert_eq!(SpinPolicy::for_cores(3, 2), SpinPolicy::NONE);
+        assert_eq!(SpinPolicy::NONE.to_string(), "fixed:0");
     }
 }
