@@ -580,6 +580,22 @@ class AggregatingStateDescriptor:
         self.agg_function = agg_function
 
 
+def _new_keyed_store():
+    """A stage's keyed store: udfpool's C-level one (`_CKeyedStore`, which the worker adds to this
+    module once loaded: the Rust runtime sets its key without `setattr`, and value states over it run
+    no Python code), else `_KeyedStore`. Both hold the same tables."""
+    store = globals().get("_CKeyedStore")
+    return store() if store is not None else _KeyedStore()
+
+
+def _value_state(store, name):
+    """Value state `name` over `store`: the C-level one over a C-level store, else `ValueState`."""
+    fast = globals().get("_CValueState")
+    if fast is not None and type(store) is globals().get("_CKeyedStore"):
+        return fast(store, name)
+    return ValueState(store, name)
+
+
 class _KeyedStore:
     """Every state of one stage: name -> key -> value, read and written for the current key."""
 
@@ -732,7 +748,7 @@ class AggregatingState:
 def _state_of(store, descriptor):
     """The state `descriptor` describes, over `store` (for its current key)."""
     if isinstance(descriptor, ValueStateDescriptor):
-        return ValueState(store, descriptor.name)
+        return _value_state(store, descriptor.name)
     if isinstance(descriptor, ListStateDescriptor):
         return ListState(store, descriptor.name)
     if isinstance(descriptor, MapStateDescriptor):
@@ -753,7 +769,7 @@ class RuntimeContext(FunctionContext):
         self._store = store
 
     def get_state(self, descriptor):
-        return ValueState(self._store, descriptor.name)
+        return _value_state(self._store, descriptor.name)
 
     def get_list_state(self, descriptor):
         return ListState(self._store, descriptor.name)
@@ -1171,9 +1187,9 @@ class _Stage:
 
     def __init__(self, spec_json, worker_index, num_workers, job_parameters):
         spec = _json.loads(spec_json)
-        self.store = _KeyedStore()
+        self.store = _new_keyed_store()
         # Custom triggers' state, per (key, window).
-        self.trigger_store = _KeyedStore()
+        self.trigger_store = _new_keyed_store()
         # Broadcast state: name -> dict, the same in every worker (each sees every broadcast row).
         self.broadcast_tables = {}
         self.ranks = {}

@@ -56,6 +56,11 @@ fn register_module(py: Python<'_>) -> Result<(), UdfError> {
         .map_err(|e| from_py(py, &e, UdfErrorKind::Environment, None))?;
     crate::field::new_type(py)
         .and_then(|field| module.setattr("_RowField", field))
+        .and_then(|()| crate::state::new_types(py))
+        .and_then(|(store, value)| {
+            module.setattr("_CKeyedStore", store)?;
+            module.setattr("_CValueState", value)
+        })
         .map_err(|e| from_py(py, &e, UdfErrorKind::Environment, None))?;
     let sys = py.import("sys").map_err(|e| from_py(py, &e, UdfErrorKind::Environment, None))?;
     sys.getattr("modules")

@@ -43,6 +43,7 @@ pub mod interpreter;
 pub mod operator;
 pub mod pipeline;
 pub mod process;
+pub mod state;
 pub mod stream;
 pub mod subinterpreter;
 pub mod udf;

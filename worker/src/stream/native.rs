@@ -27,6 +27,7 @@ use super::window::{Assigned, Windows};
 use crate::convert::RowMaker;
 use crate::error::from_py;
 use crate::fast::extend_py;
+use crate::state::KeyedStore;
 use ipc::batch::{Column, ColumnData};
 use ipc::protocol::{StreamStage, UdfError, UdfErrorKind};
 use ipc::trace::ApplyTimes;
@@ -204,6 +205,8 @@ impl<'py> InputRows<'py> {
 pub(super) struct Shared {
     stage: Py<PyAny>,
     store: Py<PyAny>,
+    /// `store`, when it is udfpool's C-level one (its key is set without `setattr`).
+    keyed_store: Option<KeyedStore>,
     ranks: Py<PyDict>,
     reduce_table: Option<Py<PyDict>>,
     ctx: Py<PyAny>,
@@ -268,6 +271,7 @@ impl NativeStage {
             ranks: stage.getattr("ranks")?.cast_into::<PyDict>()?.unbind(),
             reduce_table,
             ctx: stage.getattr("ctx")?.unbind(),
+            keyed_store: KeyedStore::of(&store),
             store: store.unbind(),
             stage: stage.clone().unbind(),
             side: PyList::empty(py).unbind(),
@@ -584,7 +588,13 @@ impl Shared {
 
     /// Makes `key` the current key of the Python runtime's keyed state.
     pub(super) fn set_current_key(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<()> {
-        self.store.bind(py).setattr(self.names.current_key.bind(py), key)
+        match &self.keyed_store {
+            Some(store) => {
+                store.set_current_key(py, key);
+                Ok(())
+            }
+            None => self.store.bind(py).setattr(self.names.current_key.bind(py), key),
+        }
     }
 
     /// Runs operator `op` of the chain over `items` (the operator before its output); `keys`: each
@@ -604,7 +614,6 @@ impl Shared {
                 rows.done(row);
             }
         };
-        let store = self.store.bind(py);
         let call = op.call.bind(py);
         let mut out = Vec::with_capacity(items.size_hint().0);
         for (i, item) in items.enumerate() {
@@ -614,7 +623,7 @@ impl Shared {
                 continue;
             }
             if let Some(keys) = keys {
-                store.setattr(self.names.current_key.bind(py), &keys[i]).map_err(raised)?;
+                self.set_current_key(py, &keys[i]).map_err(raised)?;
             }
             let at = item.order[0];
             let failed = |e: PyErr| op.failed(py, &e, at);
