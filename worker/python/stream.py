@@ -196,7 +196,7 @@ class _SideOutputs:
     def output(self, tag, value):
         if not isinstance(tag, OutputTag):
             raise TypeError(f"output() takes an OutputTag, got {tag!r}")
-        self._stage.emit(self._stage.order, (tag, value))
+        self._stage.emit(self._stage.current_order(), (tag, value))
 
 
 class TriggerResult(_enum.Enum):
@@ -244,7 +244,7 @@ class _TimerMethods:
         return self._stage.processing_timers
 
     def time_domain(self):
-        return TimeDomain.PROCESSING_TIME if self._stage.order[1] == _PROCESSING_PHASE else TimeDomain.EVENT_TIME
+        return TimeDomain.PROCESSING_TIME if self._stage.current_order()[1] == _PROCESSING_PHASE else TimeDomain.EVENT_TIME
 
 
 def _now_ms():
@@ -430,7 +430,7 @@ class _BroadcastContext(_SideOutputs, _TimerMethods):
         stage = self._stage
         if stage.timers is None:
             return -(1 << 63)
-        return stage.firing_watermark if stage.order[1] == 1 else stage.timers.watermark
+        return stage.firing_watermark if stage.current_order()[1] == 1 else stage.timers.watermark
 
     def get_current_key(self):
         if not self._main:
@@ -799,7 +799,7 @@ class _TimerService:
         if (key, ts) in self._pending:
             return
         self._pending.add((key, ts))
-        order = self._stage.order
+        order = self._stage.current_order()
         # A timer set while a timer fires, for a time the watermark has already passed, fires right after
         # it and keeps its place in the output order; any other timer has its own.
         firing_past = order[1] == 1 and ts <= order[2]
@@ -906,7 +906,7 @@ class _Context(_SideOutputs, _TimerMethods):
         stage = self._stage
         if stage.timers is None:
             return -(1 << 63)  # no event time: no watermark yet, as Flink's Long.MIN_VALUE
-        return stage.firing_watermark if stage.order[1] == 1 else stage.timers.watermark
+        return stage.firing_watermark if stage.current_order()[1] == 1 else stage.timers.watermark
 
     def timer_service(self):
         return self
@@ -943,7 +943,7 @@ class _WindowContext(_SideOutputs):
         stage = self._stage
         if stage.timers is None:
             return None
-        return stage.firing_watermark if stage.order[1] == 1 else stage.timers.watermark
+        return stage.firing_watermark if stage.current_order()[1] == 1 else stage.timers.watermark
 
 
 # PyFlink's nested context classes, for annotations (``ctx: KeyedProcessFunction.Context``,
@@ -1195,6 +1195,10 @@ class _Stage:
         self.ranks = {}
         self.seq = _itertools.count()
         self.order = (0, 0, 0, 0)
+        # True while udfpool's Rust runtime runs a process function over a batch: the order of what it
+        # emits is then the store's current row's (`current_order`), which Rust sets without a tuple
+        # and a `setattr` per row.
+        self.rust_rows = False
         self.out = []
         self.failed_row = None
         self.failed_op = None
@@ -1414,6 +1418,12 @@ class _Stage:
             loop = getattr(op, "loop", None)
             if loop is not None:
                 loop.close()
+
+    def current_order(self):
+        """The order (row, phase, timestamp, key rank) of what is emitted now."""
+        if self.rust_rows:
+            return (self.store.current_row, 0, 0, 0)
+        return self.order
 
     def failure(self):
         """Where the last failure happened: (operator label or None, stage input row or None)."""

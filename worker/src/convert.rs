@@ -225,6 +225,28 @@ impl<'py> RowMaker<'py> {
     }
 }
 
+/// A `Row` class checked once to be a `list` subclass, whose makers are then made per row without the
+/// check.
+#[derive(Debug)]
+pub struct RowClass(Py<PyType>);
+
+impl RowClass {
+    /// `class`, if it is a `list` subclass.
+    pub fn new(class: &Bound<'_, PyAny>) -> PyResult<Self> {
+        RowMaker::of_class(class.clone()).map(|maker| Self(maker.class.unbind()))
+    }
+
+    /// The class.
+    pub fn bind<'py>(&self, py: Python<'py>) -> &Bound<'py, PyType> {
+        self.0.bind(py)
+    }
+
+    /// A maker of rows of this class.
+    pub fn maker<'py>(&self, py: Python<'py>) -> RowMaker<'py> {
+        RowMaker { class: self.0.bind(py).clone() }
+    }
+}
+
 /// The `Row` class for these field names.
 fn row_type(py: Python<'_>, names: &[String]) -> PyResult<Py<PyAny>> {
     let h = helpers(py)?;

@@ -19,12 +19,14 @@ use pyo3::prelude::*;
 use std::ffi::{c_int, c_uint, c_void};
 use std::ptr;
 
-/// A `_CKeyedStore`: the object header, the current key (NULL: None) and the tables (a dict).
+/// A `_CKeyedStore`: the object header, the current key (NULL: None), the tables (a dict), and the
+/// stage input row the Rust runtime is running a function for.
 #[repr(C)]
 struct Store {
     ob_base: ffi::PyObject,
     current_key: *mut ffi::PyObject,
     tables: *mut ffi::PyObject,
+    current_row: i64,
 }
 
 /// A `_CValueState`: the object header, its store (a `_CKeyedStore`) and its table (a dict).
@@ -186,6 +188,11 @@ unsafe extern "C" fn store_get_tables(object: *mut ffi::PyObject, _: *mut c_void
     }
 }
 
+unsafe extern "C" fn store_get_current_row(object: *mut ffi::PyObject, _: *mut c_void) -> *mut ffi::PyObject {
+    // SAFETY: a live `Store`, attached.
+    unsafe { ffi::PyLong_FromLongLong((*object.cast::<Store>()).current_row) }
+}
+
 /// `store.table(name)`: state `name`'s table, a dict from key to value (made empty the first time).
 unsafe extern "C" fn store_table(object: *mut ffi::PyObject, name: *mut ffi::PyObject) -> *mut ffi::PyObject {
     // SAFETY: a live `Store` and a live `name`, attached. `PyDict_GetItemWithError` returns a
@@ -219,7 +226,7 @@ static STORE_METHODS: Defs<[ffi::PyMethodDef; 2]> = Defs([
     ffi::PyMethodDef::zeroed(),
 ]);
 
-static STORE_GETSET: Defs<[ffi::PyGetSetDef; 3]> = Defs([
+static STORE_GETSET: Defs<[ffi::PyGetSetDef; 4]> = Defs([
     ffi::PyGetSetDef {
         name: c"current_key".as_ptr(),
         get: Some(store_get_current_key),
@@ -232,6 +239,13 @@ static STORE_GETSET: Defs<[ffi::PyGetSetDef; 3]> = Defs([
         get: Some(store_get_tables),
         set: None,
         doc: c"every state's table, by name".as_ptr(),
+        closure: ptr::null_mut(),
+    },
+    ffi::PyGetSetDef {
+        name: c"current_row".as_ptr(),
+        get: Some(store_get_current_row),
+        set: None,
+        doc: c"the stage input row udfpool's Rust runtime runs a function for".as_ptr(),
         closure: ptr::null_mut(),
     },
     ffi::PyGetSetDef { name: ptr::null(), get: None, set: None, doc: ptr::null(), closure: ptr::null_mut() },
@@ -498,6 +512,13 @@ impl KeyedStore {
         // SAFETY: attached (`py`); `self.0` is a live `Store` (checked in `of`), `key` a live object.
         unsafe { replace_key(self.0.bind(py).as_ptr().cast(), key.as_ptr()) }
     }
+
+    /// Makes `row` the current row (`store.current_row`).
+    pub fn set_current_row(&self, py: Python<'_>, row: i64) {
+        // SAFETY: attached (`py`: no other thread of this interpreter runs); `self.0` is a live
+        // `Store` (checked in `of`).
+        unsafe { (*self.0.bind(py).as_ptr().cast::<Store>()).current_row = row }
+    }
 }
 
 #[cfg(test)]
@@ -562,6 +583,9 @@ assert ref() is None
             let keyed = KeyedStore::of(&store).unwrap();
             keyed.set_current_key(py, &"k".into_pyobject(py).unwrap());
             assert_eq!(store.getattr("current_key").unwrap().extract::<String>().unwrap(), "k");
+            assert_eq!(store.getattr("current_row").unwrap().extract::<i64>().unwrap(), 0);
+            keyed.set_current_row(py, i64::MIN);
+            assert_eq!(store.getattr("current_row").unwrap().extract::<i64>().unwrap(), i64::MIN);
             assert!(KeyedStore::of(&PyDict::new(py)).is_none());
         });
     }

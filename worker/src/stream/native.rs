@@ -24,7 +24,7 @@
 
 use super::keys;
 use super::window::{Assigned, Windows};
-use crate::convert::RowMaker;
+use crate::convert::{RowClass, RowMaker};
 use crate::error::from_py;
 use crate::fast::extend_py;
 use crate::state::KeyedStore;
@@ -73,7 +73,7 @@ pub(super) struct Op {
     /// Its output's columns.
     width: usize,
     /// Its output's `Row` class.
-    row_type: Py<PyAny>,
+    row_type: RowClass,
     /// "operator N (kind file:name)", for errors.
     label: String,
     /// The Python `_Op`: its `row()` decides what the fast paths here do not.
@@ -102,7 +102,7 @@ impl Op {
             bare_out: width == 1,
             named: op.getattr("named")?.is_truthy()?,
             width,
-            row_type: op.getattr("row_type")?.unbind(),
+            row_type: RowClass::new(&op.getattr("row_type")?)?,
             label: op.getattr("label")?.extract()?,
             py_op: op.clone().unbind(),
         }))
@@ -134,6 +134,7 @@ struct Entry {
 struct Names {
     current_key: Py<PyString>,
     order: Py<PyString>,
+    rust_rows: Py<PyString>,
     out: Py<PyString>,
 }
 
@@ -280,6 +281,7 @@ impl NativeStage {
             names: Names {
                 current_key: PyString::new(py, "current_key").unbind(),
                 order: PyString::new(py, "order").unbind(),
+                rust_rows: PyString::new(py, "rust_rows").unbind(),
                 out: PyString::new(py, "out").unbind(),
             },
         };
@@ -316,6 +318,8 @@ impl NativeStage {
         let result = self.run(py, &stage, index, watermarks, timestamps, data, times);
         let side = self.shared.side.bind(py);
         side.del_slice(0, side.len()).map_err(raised)?;
+        // Whatever happened in the batch: the Python runtime's `order` is the order again.
+        stage.setattr(self.shared.names.rust_rows.bind(py), false).map_err(raised)?;
         if let (Some(&w), Ok(timers)) = (watermarks.iter().max(), stage.getattr("timers")) {
             // The Python runtime raises its timers' watermark row by row; kept for its checkpoints.
             if !timers.is_none() {
@@ -387,6 +391,14 @@ impl NativeStage {
         // Set after the timers: the Python runtime gives `out` a list of its own while they fire, and
         // `ctx.timestamp()` their time. Rows here have none (no event time).
         stage.setattr(shared.names.out.bind(py), shared.side.bind(py)).map_err(raised)?;
+        // A process function's output order: the store's current row, set row by row below.
+        let rust_rows = match (&self.head, &shared.keyed_store) {
+            (Some(op), Some(_)) if op.kind == Kind::Process => {
+                stage.setattr(shared.names.rust_rows.bind(py), true).map_err(raised)?;
+                true
+            }
+            _ => false,
+        };
         if matches!(&self.head, Some(op) if op.kind == Kind::Process) {
             ctx.setattr("_ts", py.None()).map_err(raised)?;
         }
@@ -457,7 +469,10 @@ impl NativeStage {
                     }
                 }
                 _ => {
-                    stage.setattr(shared.names.order.bind(py), (at, 0, 0, 0)).map_err(raised)?;
+                    match &shared.keyed_store {
+                        Some(store) if rust_rows => store.set_current_row(py, at),
+                        _ => stage.setattr(shared.names.order.bind(py), (at, 0, 0, 0)).map_err(raised)?,
+                    }
                     let argument = if head.bare_in { first(&row) } else { Ok(row.clone()) };
                     argument
                         .and_then(|a| head.call.bind(py).call1((a, ctx)))
@@ -732,11 +747,11 @@ impl Shared {
         }
         if let Ok(tuple) = value.cast_exact::<PyTuple>() {
             if tuple.len() == op.width {
-                return RowMaker::of_class(row_type.clone())?.make(tuple.as_slice());
+                return op.row_type.maker(py).make(tuple.as_slice());
             }
         }
         if op.bare_out && !row_like {
-            return RowMaker::of_class(row_type.clone())?.make([&value]);
+            return op.row_type.maker(py).make([&value]);
         }
         op.py_op.bind(py).call_method1("row", (value,))
     }
