@@ -86,16 +86,29 @@ pub fn new_type(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
         ffi::PyType_Slot { slot: ffi::Py_tp_descr_get, pfunc: field_get as *mut c_void },
         ffi::PyType_Slot { slot: 0, pfunc: ptr::null_mut() },
     ];
+    heap_type(py, c"udfpool._RowField", std::mem::size_of::<Field>(), ffi::Py_TPFLAGS_DEFAULT, &mut slots)
+}
+
+/// A heap type named `name` of instances of `basicsize` bytes, with `flags` and `slots` (ending with a
+/// zero slot), made in the calling interpreter.
+pub(crate) fn heap_type<'py>(
+    py: Python<'py>,
+    name: &'static std::ffi::CStr,
+    basicsize: usize,
+    flags: std::ffi::c_ulong,
+    slots: &mut [ffi::PyType_Slot],
+) -> PyResult<Bound<'py, PyAny>> {
     let mut spec = ffi::PyType_Spec {
-        name: c"udfpool._RowField".as_ptr(),
-        basicsize: std::mem::size_of::<Field>() as c_int,
+        name: name.as_ptr(),
+        basicsize: basicsize as c_int,
         itemsize: 0,
-        flags: ffi::Py_TPFLAGS_DEFAULT as c_uint,
+        flags: flags as c_uint,
         slots: slots.as_mut_ptr(),
     };
     // SAFETY: attached (`py`); the spec and its slots are valid for the call (CPython copies what it
-    // keeps of them into the new type; the name is a static string), the functions have the slots'
-    // signatures. Returns a new reference or NULL with the exception set.
+    // keeps of them; the name is a static string, and the method and attribute tables slots point to
+    // are statics), and the functions have their slots' signatures. Returns a new reference or NULL
+    // with the exception set.
     unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyType_FromSpec(&mut spec)) }
 }
 

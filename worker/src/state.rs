@@ -14,9 +14,10 @@
 //! [`crate::field`]'s `_RowField`), tracked by the cyclic GC (a state value may refer back to the
 //! function that holds the state).
 
+use crate::field::heap_type;
 use pyo3::ffi;
 use pyo3::prelude::*;
-use std::ffi::{c_int, c_uint, c_void};
+use std::ffi::{c_int, c_void};
 use std::ptr;
 
 /// A `_CKeyedStore`: the object header, the current key (NULL: None), the tables (a dict), and the
@@ -67,6 +68,48 @@ unsafe fn type_error(message: &std::ffi::CStr) -> *mut ffi::PyObject {
     ptr::null_mut()
 }
 
+/// A GC traverse: `fields` (NULL or strong references) and, as a heap type's instance, its type.
+///
+/// # Safety
+/// `object` is live; called by CPython's GC with its `visit` and `arg`.
+unsafe fn visit_fields(
+    object: *mut ffi::PyObject,
+    fields: [*mut ffi::PyObject; 2],
+    visit: ffi::visitproc,
+    arg: *mut c_void,
+) -> c_int {
+    // SAFETY: per the contract; NULL fields are skipped.
+    unsafe {
+        for field in fields.into_iter().chain([ffi::Py_TYPE(object).cast()]) {
+            if !field.is_null() {
+                let r = visit(field, arg);
+                if r != 0 {
+                    return r;
+                }
+            }
+        }
+    }
+    0
+}
+
+/// A GC-tracked heap type instance's deallocation: untracked before `clear` releases its fields,
+/// freed with its type's `tp_free` (PyObject_GC_Del), and its reference to the type released last.
+///
+/// # Safety
+/// `object` is an instance of a type made by [`new_types`] that nothing references; attached.
+unsafe fn dealloc(object: *mut ffi::PyObject, clear: unsafe extern "C" fn(*mut ffi::PyObject) -> c_int) {
+    // SAFETY: per the contract.
+    unsafe {
+        let ty = ffi::Py_TYPE(object);
+        ffi::PyObject_GC_UnTrack(object.cast());
+        clear(object);
+        if let Some(free) = (*ty).tp_free {
+            free(object.cast());
+        }
+        ffi::Py_DECREF(ty.cast());
+    }
+}
+
 // ---- _CKeyedStore ----------------------------------------------------------------------------------
 
 /// `_CKeyedStore()`: no tables and no current key.
@@ -97,19 +140,10 @@ unsafe extern "C" fn store_new(
 }
 
 unsafe extern "C" fn store_traverse(object: *mut ffi::PyObject, visit: ffi::visitproc, arg: *mut c_void) -> c_int {
-    // SAFETY: CPython calls tp_traverse with a live `Store`; its fields hold NULL or strong
-    // references. A heap type's instances visit their type too.
+    // SAFETY: CPython calls tp_traverse with a live `Store`.
     unsafe {
         let store = object.cast::<Store>();
-        for field in [(*store).current_key, (*store).tables, ffi::Py_TYPE(object).cast()] {
-            if !field.is_null() {
-                let r = visit(field, arg);
-                if r != 0 {
-                    return r;
-                }
-            }
-        }
-        0
+        visit_fields(object, [(*store).current_key, (*store).tables], visit, arg)
     }
 }
 
@@ -124,18 +158,8 @@ unsafe extern "C" fn store_clear(object: *mut ffi::PyObject) -> c_int {
 }
 
 unsafe extern "C" fn store_dealloc(object: *mut ffi::PyObject) {
-    // SAFETY: CPython calls tp_dealloc once, attached, with a `Store` nothing references. Untracked
-    // before its fields are released; freed with its type's tp_free (PyObject_GC_Del); a heap type's
-    // instance releases its reference to the type last.
-    unsafe {
-        let ty = ffi::Py_TYPE(object);
-        ffi::PyObject_GC_UnTrack(object.cast());
-        store_clear(object);
-        if let Some(free) = (*ty).tp_free {
-            free(object.cast());
-        }
-        ffi::Py_DECREF(ty.cast());
-    }
+    // SAFETY: CPython calls tp_dealloc once, attached, with a `Store` nothing references.
+    unsafe { dealloc(object, store_clear) }
 }
 
 unsafe extern "C" fn store_get_current_key(object: *mut ffi::PyObject, _: *mut c_void) -> *mut ffi::PyObject {
@@ -306,23 +330,15 @@ unsafe extern "C" fn value_new(
 }
 
 unsafe extern "C" fn value_traverse(object: *mut ffi::PyObject, visit: ffi::visitproc, arg: *mut c_void) -> c_int {
-    // SAFETY: as `store_traverse`, for a `Value`.
+    // SAFETY: CPython calls tp_traverse with a live `Value`.
     unsafe {
         let value = object.cast::<Value>();
-        for field in [(*value).store, (*value).table, ffi::Py_TYPE(object).cast()] {
-            if !field.is_null() {
-                let r = visit(field, arg);
-                if r != 0 {
-                    return r;
-                }
-            }
-        }
-        0
+        visit_fields(object, [(*value).store, (*value).table], visit, arg)
     }
 }
 
 unsafe extern "C" fn value_clear(object: *mut ffi::PyObject) -> c_int {
-    // SAFETY: as `store_clear`, for a `Value`.
+    // SAFETY: CPython calls tp_clear with a live `Value`, attached.
     unsafe {
         let value = object.cast::<Value>();
         clear_slot(&raw mut (*value).store);
@@ -332,16 +348,8 @@ unsafe extern "C" fn value_clear(object: *mut ffi::PyObject) -> c_int {
 }
 
 unsafe extern "C" fn value_dealloc(object: *mut ffi::PyObject) {
-    // SAFETY: as `store_dealloc`, for a `Value`.
-    unsafe {
-        let ty = ffi::Py_TYPE(object);
-        ffi::PyObject_GC_UnTrack(object.cast());
-        value_clear(object);
-        if let Some(free) = (*ty).tp_free {
-            free(object.cast());
-        }
-        ffi::Py_DECREF(ty.cast());
-    }
+    // SAFETY: CPython calls tp_dealloc once, attached, with a `Value` nothing references.
+    unsafe { dealloc(object, value_clear) }
 }
 
 /// A value state's table and its store's current key (borrowed), or NULL with an exception set.
@@ -442,33 +450,15 @@ static VALUE_METHODS: Defs<[ffi::PyMethodDef; 4]> = Defs([
 
 // ---- types -----------------------------------------------------------------------------------------
 
-/// A heap type from `name`, the struct's size and `slots` (ending with a zero slot).
-fn new_type<'py>(
-    py: Python<'py>,
-    name: &'static std::ffi::CStr,
-    basicsize: usize,
-    slots: &mut [ffi::PyType_Slot],
-) -> PyResult<Bound<'py, PyAny>> {
-    let mut spec = ffi::PyType_Spec {
-        name: name.as_ptr(),
-        basicsize: basicsize as c_int,
-        itemsize: 0,
-        flags: (ffi::Py_TPFLAGS_DEFAULT | ffi::Py_TPFLAGS_HAVE_GC) as c_uint,
-        slots: slots.as_mut_ptr(),
-    };
-    // SAFETY: attached (`py`); the spec and its slots are valid for the call (CPython copies what it
-    // keeps of them, and the method and attribute tables they point to are static), and the functions
-    // have their slots' signatures. Returns a new reference or NULL with the exception set.
-    unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyType_FromSpec(&mut spec)) }
-}
-
 /// New `_CKeyedStore` and `_CValueState` types for the calling interpreter.
 pub fn new_types(py: Python<'_>) -> PyResult<(Bound<'_, PyAny>, Bound<'_, PyAny>)> {
     let slot = |slot: c_int, pfunc: *mut c_void| ffi::PyType_Slot { slot, pfunc };
-    let store = new_type(
+    let gc = ffi::Py_TPFLAGS_DEFAULT | ffi::Py_TPFLAGS_HAVE_GC;
+    let store = heap_type(
         py,
         c"udfpool._CKeyedStore",
         std::mem::size_of::<Store>(),
+        gc,
         &mut [
             slot(ffi::Py_tp_new, store_new as *mut c_void),
             slot(ffi::Py_tp_dealloc, store_dealloc as *mut c_void),
@@ -479,10 +469,11 @@ pub fn new_types(py: Python<'_>) -> PyResult<(Bound<'_, PyAny>, Bound<'_, PyAny>
             slot(0, ptr::null_mut()),
         ],
     )?;
-    let value = new_type(
+    let value = heap_type(
         py,
         c"udfpool.ValueState",
         std::mem::size_of::<Value>(),
+        gc,
         &mut [
             slot(ffi::Py_tp_new, value_new as *mut c_void),
             slot(ffi::Py_tp_dealloc, value_dealloc as *mut c_void),
