@@ -356,10 +356,18 @@ impl NativeStage {
             return Err(UdfError::plain(UdfErrorKind::BadResult, "stream column __wm is not int64"));
         }
         // Column at a time, through the scalar UDFs' conversions; then a Row per input row.
+        // A one-column key's values are its slots' key objects, filled in row by row below: a key's
+        // value is made once, when the key is first seen, not once a row.
+        let key_column = match self.key[..] {
+            [k] => Some(k),
+            _ => None,
+        };
         let mut values: Vec<Vec<Bound<'py, PyAny>>> = Vec::with_capacity(columns.len());
-        for c in columns {
+        for (i, c) in columns.iter().enumerate() {
             let mut v = Vec::with_capacity(rows);
-            extend_py(py, c, 0..rows, &mut v).map_err(|(_, e)| raised(e))?;
+            if key_column != Some(i) {
+                extend_py(py, c, 0..rows, &mut v).map_err(|(_, e)| raised(e))?;
+            }
             values.push(v);
         }
         let rows_in = InputRows {
@@ -413,6 +421,10 @@ impl NativeStage {
                 while windows.fire_next(py, head, shared, key_of, &mut out).map_err(|e| head.failed(py, &e, at))? {}
             }
             if self.event_time && timestamps.is_null(r) {
+                if let Some(k) = key_column {
+                    // The host's marker: never a row; its key value is never read.
+                    values[k].push(py.None().into_bound(py));
+                }
                 continue;
             }
             let order = [at, 0, 0, 0];
@@ -422,8 +434,16 @@ impl NativeStage {
             }
             keys::encode(columns, &self.key, r, &mut key_bytes);
             let slot = match self.keys.get(&key_bytes[..]) {
-                Some(&slot) => slot,
+                Some(&slot) => {
+                    if let Some(k) = key_column {
+                        values[k].push(self.entries[slot].key.bind(py).clone());
+                    }
+                    slot
+                }
                 None => {
+                    if let Some(k) = key_column {
+                        extend_py(py, &columns[k], r..r + 1, &mut values[k]).map_err(|(_, e)| raised(e))?;
+                    }
                     let slot = shared
                         .first_seen(py, &self.key, &values, r, at, &mut self.entries, self.restored.as_ref())
                         .map_err(raised)?;
