@@ -471,7 +471,7 @@ pub fn new_types(py: Python<'_>) -> PyResult<(Bound<'_, PyAny>, Bound<'_, PyAny>
     )?;
     let value = heap_type(
         py,
-        c"udfpool.ValueState",
+        c"udfpool._CValueState",
         std::mem::size_of::<Value>(),
         gc,
         &mut [

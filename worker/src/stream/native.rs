@@ -316,10 +316,12 @@ impl NativeStage {
         let stage = self.shared.stage.bind(py).clone();
         let raised = |e: PyErr| from_py(py, &e, UdfErrorKind::Raised, None);
         let result = self.run(py, &stage, index, watermarks, timestamps, data, times);
+        // Whatever happened in the batch: the Python runtime's `order` is the order again, and its
+        // side-output list is empty.
+        let reset = stage.setattr(self.shared.names.rust_rows.bind(py), false);
         let side = self.shared.side.bind(py);
-        side.del_slice(0, side.len()).map_err(raised)?;
-        // Whatever happened in the batch: the Python runtime's `order` is the order again.
-        stage.setattr(self.shared.names.rust_rows.bind(py), false).map_err(raised)?;
+        let emptied = side.del_slice(0, side.len());
+        reset.and(emptied).map_err(raised)?;
         if let (Some(&w), Ok(timers)) = (watermarks.iter().max(), stage.getattr("timers")) {
             // The Python runtime raises its timers' watermark row by row; kept for its checkpoints.
             if !timers.is_none() {
@@ -359,7 +361,7 @@ impl NativeStage {
         // A one-column key's values are its slots' key objects, filled in row by row below: a key's
         // value is made once, when the key is first seen, not once a row.
         let key_column = match self.key[..] {
-            [k] => Some(k),
+            [k] if converts_infallibly(&columns[k]) => Some(k),
             _ => None,
         };
         let mut values: Vec<Vec<Bound<'py, PyAny>>> = Vec::with_capacity(columns.len());
@@ -774,6 +776,23 @@ impl Shared {
             return op.row_type.maker(py).make([&value]);
         }
         op.py_op.bind(py).call_method1("row", (value,))
+    }
+}
+
+/// Whether every value of `column` becomes a Python value without an error: integers, bools, bytes,
+/// and text that is valid UTF-8. Such a key column's values can be made when each key is first seen,
+/// in the middle of a batch, without changing where a batch fails (dates and times out of Python's
+/// range, say, fail it before any function runs).
+fn converts_infallibly(column: &Column) -> bool {
+    match &column.data {
+        ColumnData::Bool(_)
+        | ColumnData::Int8(_)
+        | ColumnData::Int16(_)
+        | ColumnData::Int32(_)
+        | ColumnData::Int64(_)
+        | ColumnData::Binary(_) => true,
+        ColumnData::Utf8(text) => text.is_utf8(),
+        _ => false,
     }
 }
 
