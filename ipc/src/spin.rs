@@ -36,7 +36,7 @@ impl SpinPolicy {
     /// No spin: sleep at once. What a pool whose workers and host outnumber the cores uses, where a
     /// spinning side takes the core a runnable peer needs: two PROCESS workers and their host on two
     /// cores ran `x + 1` in 1024-row batches at 24.5–26.0 M rows/s without a spin against 13.2–15.1 M
-    /// with 50 µs, and 16-row batches 4.4x faster (docs/benchmarks.md, "DataStream: rows reused,
+    /// with 50 µs, and 16-row batches 4.4–4.6x faster (docs/benchmarks.md, "DataStream: rows reused,
     /// results by column, no spin on shared cores").
     pub const NONE: SpinPolicy = SpinPolicy::Fixed(Duration::ZERO);
     /// The cap of the adaptive spin by default: a wake-up costs ~40-75 µs here, under 4% of 2 ms, so

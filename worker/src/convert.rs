@@ -323,25 +323,6 @@ pub fn push_result(
     })
 }
 
-/// Appends `item`, field `field` of `row_value` (a row the caller checked to fit `struct_type`'s
-/// fields by position), to that field's column: the checks and errors of [`push_result`] on the
-/// whole row.
-pub(crate) fn push_struct_field(
-    out: &mut ColumnBuilder,
-    struct_type: &DataType,
-    field: &ipc::batch::Field,
-    item: &Bound<'_, PyAny>,
-    row_value: &Bound<'_, PyAny>,
-    row: usize,
-) -> Result<(), UdfError> {
-    push_value(out, &field.data_type, item).map_err(|m| {
-        let why = match m.inside(item, &field.data_type, &format!("field {:?}", field.name)) {
-            Mismatch::Top(why) | Mismatch::Inner(why) => why,
-        };
-        bad_result(row_value, struct_type, row, &format!(": {why}"))
-    })
-}
-
 /// Why a value does not fit: at the top (the whole value is described by the caller) or inside it.
 enum Mismatch {
     Top(String),

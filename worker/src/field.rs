@@ -32,8 +32,7 @@ unsafe extern "C" fn field_new(
     // SAFETY: CPython calls tp_new with a live type, an argument tuple and a dict or NULL; every call
     // below takes them as such, and each failure returns NULL with the exception set.
     unsafe {
-        if (!kwargs.is_null() && ffi::PyDict_Size(kwargs) != 0) || ffi::PyTuple_Size(args) != 1 {
-            ffi::PyErr_SetString(ffi::PyExc_TypeError, c"_RowField takes one argument, the field's index".as_ptr());
+        if !positional(args, kwargs, 1, c"_RowField takes one argument, the field's index") {
             return ptr::null_mut();
         }
         let index = ffi::PyLong_AsSsize_t(ffi::PyTuple_GetItem(args, 0));
@@ -51,6 +50,27 @@ unsafe extern "C" fn field_new(
         }
         object
     }
+}
+
+/// Whether a `tp_new` got exactly `n` positional arguments and no keywords; else false, with
+/// `TypeError(refusal)` raised.
+///
+/// # Safety
+/// Attached; `args` is a tuple and `kwargs` a dict or NULL, as CPython passes them to `tp_new`.
+pub(crate) unsafe fn positional(
+    args: *mut ffi::PyObject,
+    kwargs: *mut ffi::PyObject,
+    n: ffi::Py_ssize_t,
+    refusal: &std::ffi::CStr,
+) -> bool {
+    // SAFETY: per the contract; `refusal` is a NUL-terminated string.
+    unsafe {
+        if (!kwargs.is_null() && ffi::PyDict_Size(kwargs) != 0) || ffi::PyTuple_Size(args) != n {
+            ffi::PyErr_SetString(ffi::PyExc_TypeError, refusal.as_ptr());
+            return false;
+        }
+    }
+    true
 }
 
 /// `descriptor.__get__(row, type)`: `row[index]`, or the descriptor itself when read from the class.

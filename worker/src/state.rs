@@ -14,7 +14,7 @@
 //! [`crate::field`]'s `_RowField`), tracked by the cyclic GC (a state value may refer back to the
 //! function that holds the state).
 
-use crate::field::heap_type;
+use crate::field::{heap_type, positional};
 use pyo3::ffi;
 use pyo3::prelude::*;
 use std::ffi::{c_int, c_void};
@@ -122,8 +122,8 @@ unsafe extern "C" fn store_new(
     // The allocation is a zeroed `Store` (basicsize below), tracked by the GC once allocated, which
     // its traverse handles (NULL fields are skipped); `tables` is set before anything can run.
     unsafe {
-        if (!kwargs.is_null() && ffi::PyDict_Size(kwargs) != 0) || ffi::PyTuple_Size(args) != 0 {
-            return type_error(c"_CKeyedStore takes no arguments");
+        if !positional(args, kwargs, 0, c"_CKeyedStore takes no arguments") {
+            return ptr::null_mut();
         }
         let tables = ffi::PyDict_New();
         if tables.is_null() {
@@ -305,8 +305,8 @@ unsafe extern "C" fn value_new(
     // SAFETY: as `store_new`. `PyTuple_GetItem` returns borrowed references; the store is checked to
     // be a `Store` before it is read as one, and referenced before it is kept.
     unsafe {
-        if (!kwargs.is_null() && ffi::PyDict_Size(kwargs) != 0) || ffi::PyTuple_Size(args) != 2 {
-            return type_error(c"_CValueState takes a store and a state name");
+        if !positional(args, kwargs, 2, c"_CValueState takes a store and a state name") {
+            return ptr::null_mut();
         }
         let store = ffi::PyTuple_GetItem(args, 0);
         if !is_store_type(ffi::Py_TYPE(store)) {

@@ -269,12 +269,6 @@ impl VarData {
         Ok(())
     }
 
-    /// Whether the values are well-formed UTF-8, each of them (what a `utf8` column's validation
-    /// checks): one pass over the bytes, not one per value.
-    pub fn is_utf8(&self) -> bool {
-        self.check(true).is_ok()
-    }
-
     fn check(&self, utf8: bool) -> Result<(), String> {
         let offs = &self.offsets.0;
         if offs.first() != Some(&0) {

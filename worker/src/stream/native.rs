@@ -507,14 +507,13 @@ impl NativeStage {
         let mut chain = self.tail.iter();
         if self.head.is_none() {
             // The input rows, after anything already emitted.
-            let mut rows =
-                out.drain(..).map(Ok).collect::<Vec<_>>().into_iter().chain(pending.iter().map(|&(r, at)| {
-                    let row = rows_in.row(values.iter().map(|c| &c[r]));
-                    row.map(|value| Emitted { order: [at, 0, 0, 0], tag: 0, value })
-                }));
+            let rows = out.drain(..).map(Ok).collect::<Vec<_>>().into_iter().chain(pending.iter().map(|&(r, at)| {
+                let row = rows_in.row(values.iter().map(|c| &c[r]));
+                row.map(|value| Emitted { order: [at, 0, 0, 0], tag: 0, value })
+            }));
             out = match chain.next() {
                 Some(op) => shared.run_tail(py, op, rows, self.keyed_first.then_some(&row_keys[..]), Some(&rows_in))?,
-                None => rows.by_ref().collect::<PyResult<_>>().map_err(raised)?,
+                None => rows.collect::<PyResult<_>>().map_err(raised)?,
             };
         }
         for op in chain {
@@ -779,21 +778,22 @@ impl Shared {
     }
 }
 
-/// Whether every value of `column` becomes a Python value without an error: integers, bools, bytes,
-/// and text that is valid UTF-8. Such a key column's values can be made when each key is first seen,
-/// in the middle of a batch, without changing where a batch fails (dates and times out of Python's
-/// range, say, fail it before any function runs).
+/// Whether every value of `column` becomes a Python value without an error: integers, bools, bytes
+/// and text (a batch's text is checked to be UTF-8 when the batch is made, `RecordBatch::validate`).
+/// Such a key column's values can be made when each key is first seen, in the middle of a batch,
+/// without changing where a batch fails (dates and times out of Python's range, say, fail it before
+/// any function runs).
 fn converts_infallibly(column: &Column) -> bool {
-    match &column.data {
+    matches!(
+        column.data,
         ColumnData::Bool(_)
-        | ColumnData::Int8(_)
-        | ColumnData::Int16(_)
-        | ColumnData::Int32(_)
-        | ColumnData::Int64(_)
-        | ColumnData::Binary(_) => true,
-        ColumnData::Utf8(text) => text.is_utf8(),
-        _ => false,
-    }
+            | ColumnData::Int8(_)
+            | ColumnData::Int16(_)
+            | ColumnData::Int32(_)
+            | ColumnData::Int64(_)
+            | ColumnData::Binary(_)
+            | ColumnData::Utf8(_)
+    )
 }
 
 /// A one-column row's value (`row[0]`; a `Row` is a list).

@@ -10,7 +10,7 @@
 //! does not fit) goes row by row through [`push_result`], whose checks and errors stay the rule: a
 //! batch whose columns fail is built again that way, so its error is the one the rows would give.
 
-use crate::convert::{is_row, names_match, push_result, push_struct_field};
+use crate::convert::{is_row, names_match, push_result};
 use crate::fast::push_results;
 use ipc::batch::{Column, ColumnBuilder, ColumnData, DataType, LeBuffer};
 use ipc::protocol::{UdfError, UdfErrorKind, STREAM_ORDER_COLUMNS};
@@ -94,9 +94,6 @@ fn by_columns(result_type: &DataType, outputs: &[DataType], entries: &[Entry<'_,
 fn by_rows(result_type: &DataType, outputs: &[DataType], entries: &[Entry<'_, '_>]) -> Result<Column, UdfError> {
     let mut builder = ColumnBuilder::new(result_type, entries.len());
     let order_len = STREAM_ORDER_COLUMNS.len();
-    // Per output: the addresses of `Row` classes found to match its fields in this batch. (Addresses
-    // only: each is the class of a row in `entries`, alive until this returns.)
-    let mut known: Vec<Vec<usize>> = vec![Vec::new(); outputs.len()];
     for &(order, tag, value) in entries {
         let row = order[0];
         for (i, x) in order.into_iter().enumerate() {
@@ -115,47 +112,14 @@ fn by_rows(result_type: &DataType, outputs: &[DataType], entries: &[Entry<'_, '_
                     ..UdfError::plain(UdfErrorKind::BadResult, "an operator emitted None as a row")
                 });
             }
-            if !push_known_row(child, output, value, at, &known[t])? {
-                push_result(child, output, value, at).map_err(|mut e| {
-                    e.row = Some(at as u64);
-                    e
-                })?;
-                if let DataType::Struct(fields) = output {
-                    if is_row(value) && value.cast::<PyList>().is_ok() && names_match(value, fields) {
-                        known[t].push(value.get_type().as_ptr() as usize);
-                    }
-                }
-            }
+            push_result(child, output, value, at).map_err(|mut e| {
+                e.row = Some(at as u64);
+                e
+            })?;
         }
         builder.close_entry().map_err(|e| UdfError::plain(UdfErrorKind::BadResult, e.to_string()))?;
     }
     Ok(builder.finish())
-}
-
-/// Appends `value` to `out` (struct type `output`) if it is a `Row` of a class in `known` with as many
-/// fields as the struct; false, with nothing appended, otherwise.
-fn push_known_row(
-    out: &mut ColumnBuilder,
-    output: &DataType,
-    value: &Bound<'_, PyAny>,
-    row: usize,
-    known: &[usize],
-) -> Result<bool, UdfError> {
-    let DataType::Struct(fields) = output else { return Ok(false) };
-    let class = value.get_type().as_ptr() as usize;
-    if !known.contains(&class) {
-        return Ok(false);
-    }
-    let Ok(list) = value.cast::<PyList>() else { return Ok(false) };
-    if list.len() != fields.len() {
-        return Ok(false);
-    }
-    for (i, field) in fields.iter().enumerate() {
-        let item = list.get_item(i).map_err(|e| UdfError::plain(UdfErrorKind::BadResult, e.to_string()))?;
-        push_struct_field(out.child(i), output, field, &item, value, row)?;
-    }
-    out.close_entry().map_err(|e| UdfError::plain(UdfErrorKind::BadResult, e.to_string()))?;
-    Ok(true)
 }
 
 #[cfg(test)]
